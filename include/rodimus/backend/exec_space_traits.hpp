@@ -1,0 +1,48 @@
+// Execution-space traits: the ONLY place in rodimus with backend #ifdefs.
+#pragma once
+
+#include <type_traits>
+
+#include "rodimus/config.hpp"
+
+namespace rodimus {
+
+/// True when `Space` runs kernels on a GPU (CUDA, HIP, SYCL).
+template <class Space>
+inline constexpr bool is_gpu_space_v =
+#if defined(KOKKOS_ENABLE_CUDA)
+    std::is_same_v<Space, Kokkos::Cuda> ||
+#endif
+#if defined(KOKKOS_ENABLE_HIP)
+#if RODIMUS_KOKKOS_4
+    std::is_same_v<Space, Kokkos::HIP> ||
+#else
+    std::is_same_v<Space, Kokkos::Experimental::HIP> ||
+#endif
+#endif
+    false;
+
+/// True when kernels of `Space` can read host memory directly.
+template <class Space>
+inline constexpr bool is_host_space_v =
+    Kokkos::SpaceAccessibility<Space, Kokkos::HostSpace>::accessible;
+
+/// True for the OpenMP host backend.
+template <class Space>
+inline constexpr bool is_openmp_space_v =
+#if defined(KOKKOS_ENABLE_OPENMP)
+    std::is_same_v<Space, Kokkos::OpenMP> ||
+#endif
+    false;
+
+/// A Kokkos execution space rodimus can run on.
+template <class Space>
+concept ExecutionSpace = Kokkos::is_execution_space<Space>::value;
+
+/// The name of a backend, for logs and benchmark labels.
+template <class Space>
+const char* backend_name() {
+  return Space::name();
+}
+
+}  // namespace rodimus

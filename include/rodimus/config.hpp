@@ -1,0 +1,49 @@
+// Library-wide macros, version, and Kokkos version shims (Kokkos 3.4 .. 4.x).
+#pragma once
+
+#include <Kokkos_Core.hpp>
+
+#define RODIMUS_VERSION_MAJOR 0
+#define RODIMUS_VERSION_MINOR 1
+#define RODIMUS_VERSION_PATCH 0
+#define RODIMUS_VERSION_STRING "0.1.0"
+
+/// Marks functions callable from host and device code.
+#define RODIMUS_INLINE KOKKOS_INLINE_FUNCTION
+#define RODIMUS_FORCEINLINE KOKKOS_FORCEINLINE_FUNCTION
+
+// Kokkos 3.4 (Debian's package) lacks KOKKOS_CLASS_LAMBDA; it arrived in 3.5 / 4.x.
+#ifndef KOKKOS_CLASS_LAMBDA
+#define KOKKOS_CLASS_LAMBDA [ =, *this ] KOKKOS_FUNCTION
+#endif
+
+#if KOKKOS_VERSION >= 40000
+#define RODIMUS_KOKKOS_4 1
+#else
+#define RODIMUS_KOKKOS_4 0
+#endif
+
+namespace rodimus::detail::kmath {
+// Kokkos 4 moved the math functions from Kokkos::Experimental to Kokkos.
+#if RODIMUS_KOKKOS_4
+using Kokkos::exp;
+using Kokkos::expm1;
+using Kokkos::log;
+using Kokkos::log1p;
+using Kokkos::sqrt;
+using Kokkos::pow;
+using Kokkos::fabs;
+using Kokkos::cos;
+using Kokkos::sin;
+#else
+using Kokkos::Experimental::exp;
+using Kokkos::Experimental::expm1;
+using Kokkos::Experimental::log;
+using Kokkos::Experimental::log1p;
+using Kokkos::Experimental::sqrt;
+using Kokkos::Experimental::pow;
+using Kokkos::Experimental::fabs;
+using Kokkos::Experimental::cos;
+using Kokkos::Experimental::sin;
+#endif
+}  // namespace rodimus::detail::kmath

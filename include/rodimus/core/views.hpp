@@ -1,0 +1,58 @@
+// View aliases used across rodimus, and the shape checks public entry points run first.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "rodimus/config.hpp"
+#include "rodimus/core/error.hpp"
+
+namespace rodimus {
+
+/// The memory space an execution space computes in.
+template <class Space>
+using memory_space_t = typename Space::memory_space;
+
+/// Row-major device arrays. All rodimus buffers are LayoutRight (the last index is contiguous).
+template <class T, class Space>
+using View1 = Kokkos::View<T*, Kokkos::LayoutRight, memory_space_t<Space>>;
+template <class T, class Space>
+using View2 = Kokkos::View<T**, Kokkos::LayoutRight, memory_space_t<Space>>;
+template <class T, class Space>
+using View3 = Kokkos::View<T***, Kokkos::LayoutRight, memory_space_t<Space>>;
+template <class T, class Space>
+using View4 = Kokkos::View<T****, Kokkos::LayoutRight, memory_space_t<Space>>;
+
+namespace detail {
+
+/// Throws ArgumentError unless `v.extent(dim) == expected`; `what` names the argument.
+template <class V>
+void check_extent(const V& v, int dim, std::int64_t expected, std::string_view what) {
+  if (static_cast<std::int64_t>(v.extent(dim)) != expected) {
+    throw ArgumentError(std::string(what) + ": extent " + std::to_string(dim) + " is " +
+                        std::to_string(v.extent(dim)) + ", expected " + std::to_string(expected));
+  }
+}
+
+/// Throws ArgumentError unless `v.extent(dim) >= needed`.
+template <class V>
+void check_extent_at_least(const V& v, int dim, std::int64_t needed, std::string_view what) {
+  if (static_cast<std::int64_t>(v.extent(dim)) < needed) {
+    throw ArgumentError(std::string(what) + ": extent " + std::to_string(dim) + " is " +
+                        std::to_string(v.extent(dim)) + ", need at least " +
+                        std::to_string(needed));
+  }
+}
+
+/// Grows `v` to at least `n0 x n1` without preserving contents (no-op when big enough).
+template <class V>
+void ensure_capacity(V& v, std::size_t n0, std::size_t n1, const char* label) {
+  if (v.extent(0) < n0 || v.extent(1) < n1) {
+    v = V(Kokkos::view_alloc(std::string(label), Kokkos::WithoutInitializing),
+          n0 > v.extent(0) ? n0 : v.extent(0), n1 > v.extent(1) ? n1 : v.extent(1));
+  }
+}
+
+}  // namespace detail
+}  // namespace rodimus

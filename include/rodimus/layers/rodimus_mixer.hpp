@@ -1,0 +1,69 @@
+// The Rodimus mixer (RodimusFlow, SPEC 2): projections, ShortConv, DDTS gates, GLA scan,
+// gated RMSNorm, output projection.
+#pragma once
+
+#include <cmath>
+
+#include "rodimus/model/config.hpp"
+#include "rodimus/model/weights.hpp"
+#include "rodimus/ops/ddts_gate.hpp"
+#include "rodimus/ops/gated_rms_norm.hpp"
+#include "rodimus/ops/gla_scan.hpp"
+#include "rodimus/ops/linear.hpp"
+#include "rodimus/ops/short_conv.hpp"
+
+namespace rodimus {
+
+/// Activation scratch of the mixer; sized by reserve(), which only grows.
+template <class Space>
+struct MixerWorkspace {
+  View2<float, Space> x, g, xs, u, o, ze;  // [N, E]
+  View2<float, Space> zr;                  // [N, R]
+  View2<float, Space> q, k, a, sr, tr;     // [N, n]
+  GlaScanWorkspace<Space> scan;
+
+  void reserve(const ModelConfig& cfg, int n_tokens) {
+    const std::size_t e = cfg.d_inner(), n = cfg.mem_size(), r = cfg.low_rank();
+    for (auto* v : {&x, &g, &xs, &u, &o, &ze}) detail::ensure_capacity(*v, n_tokens, e, "rodimus::mixer.E");
+    detail::ensure_capacity(zr, n_tokens, r, "rodimus::mixer.R");
+    for (auto* v : {&q, &k, &a, &sr, &tr}) detail::ensure_capacity(*v, n_tokens, n, "rodimus::mixer.n");
+  }
+};
+
+/// out = RodimusFlow(h) for every token of `batch`, continuing and updating the conv and GLA
+/// states of the batch's slots.  Scan is the GLA scan algorithm tag.
+// h: [>=N, D] (already normalised), out: [>=N, D]; conv: [S, K-1, E]; gla: [S, n, E]
+template <ScanAlgorithm Scan, class Space, StorageType W>
+void rodimus_mixer(const Space& space, const ModelConfig& cfg, const MixerWeights<W, Space>& mw,
+                   const View2<const float, Space>& h, const View3<float, Space>& conv_state,
+                   const View3<float, Space>& gla_state, const SeqBatch<Space>& batch,
+                   MixerWorkspace<Space>& ws, const View2<float, Space>& out) {
+  using CV = View2<const float, Space>;
+  const int nt = batch.num_tokens;
+  ws.reserve(cfg, nt);
+  // 1. [x, g] = split(h W_fc^T)                                  [N, D] -> 2 x [N, E]
+  linear(space, h, mw.fc_x, ws.x, nt);
+  linear(space, h, mw.fc_g, ws.g, nt);
+  // 2. xs = silu(conv(x))                                        [N, E]
+  short_conv(space, CV(ws.x), mw.conv_w, mw.conv_b, conv_state, batch, ws.xs);
+  // 3. [q, k] = split(xs W_in^T)                                 [N, E] -> 2 x [N, n]
+  linear(space, CV(ws.xs), mw.in_q, ws.q, nt);
+  linear(space, CV(ws.xs), mw.in_k, ws.k, nt);
+  // 4. u = sigmoid((x W1^T) W2^T + b2) * x                       [N, E]
+  channel_gate(space, CV(ws.x), mw.ch_gate, ws.zr, ws.ze, ws.u, nt);
+  // 5-6. DDTS gates: a = -tau * s, k' = s^tau * k / ||k||        [N, n]
+  linear(space, CV(ws.xs), mw.mem_s, ws.sr, nt);
+  linear(space, CV(ws.xs), mw.mem_t, ws.tr, nt);
+  ddts_gate(space, CV(ws.sr), CV(ws.tr), CV(ws.k), ws.a, ws.k, nt,
+            static_cast<float>(cfg.mixer.normalize_epsilon));
+  // 7. o_t = q_t S_t / sqrt(n)                                   [N, E]
+  gla_scan<Scan>(space, CV(ws.q), CV(ws.k), CV(ws.a), CV(ws.u), gla_state, batch, ws.o,
+                 static_cast<float>(1.0 / std::sqrt(double(cfg.mem_size()))), ws.scan);
+  // 8-9. y = rmsnorm((o + xs * w_res) * silu(g)) * w             [N, E]
+  gated_rms_norm(space, CV(ws.o), CV(ws.xs), mw.w_res, CV(ws.g), mw.act_norm, ws.ze, nt,
+                 static_cast<float>(cfg.norm_epsilon));
+  // 10. out = y W_out^T                                          [N, E] -> [N, D]
+  linear(space, CV(ws.ze), mw.out, out, nt);
+}
+
+}  // namespace rodimus

@@ -1,0 +1,30 @@
+// The Rodimus+ block (SPEC 5): mixer, shared-key attention, and the FFN on the two-hop residual.
+#pragma once
+
+#include "rodimus/layers/rodimus_block.hpp"
+#include "rodimus/ops/swiglu.hpp"
+
+namespace rodimus {
+
+/// r = h + r; h = mixer(norm(r)); r = h + r; h = attn(norm(r)); h = ffn(norm(h + r)) without
+/// updating r: the attention output reaches the residual stream only through the FFN.
+// h: [>=N, D] in/out; r: [>=N, D] fp32 residual stream in/out
+template <ScanAlgorithm Scan, class Space, StorageType W>
+void rodimus_plus_block(const Space& space, const ModelConfig& cfg,
+                        const LayerWeights<W, Space>& lw, const View1<const float, Space>& inv_freq,
+                        int layer, const View2<float, Space>& h, const View2<float, Space>& r,
+                        const typename State<Space>::Layer& st, const SeqBatch<Space>& batch,
+                        BlockWorkspace<Space>& ws, const TraceFn<Space>& trace) {
+  using CV = View2<const float, Space>;
+  const int nt = batch.num_tokens;
+  const float eps = static_cast<float>(cfg.norm_epsilon);
+  rodimus_block<Scan>(space, cfg, lw, layer, h, r, st, batch, ws, trace);
+  add_rms_norm(space, CV(h), r, lw.attn_norm, ws.hn, nt, eps, ResidualMode::Add);
+  ska_attention(space, cfg, lw.attn, inv_freq, CV(ws.hn), st.k_cache, st.v_cache, batch, ws.attn, h);
+  if (trace) trace(layer, "attn_out", CV(h), nt);
+  add_rms_norm(space, CV(h), r, lw.ffn_norm, ws.hn, nt, eps, ResidualMode::AddNoStore);
+  swiglu_ffn(space, CV(ws.hn), lw.ffn, ws.ffn_a, ws.ffn_g, h, nt);
+  if (trace) trace(layer, "ffn_out", CV(h), nt);
+}
+
+}  // namespace rodimus

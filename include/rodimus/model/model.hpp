@@ -1,0 +1,266 @@
+// The Rodimus / Rodimus+ language model: shared read-only weights, forward over packed batches
+// of sequences with per-sequence decode state (SPEC 5).
+#pragma once
+
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/io/checkpoint.hpp"
+#include "rodimus/io/config_json.hpp"
+#include "rodimus/layers/rodimus_plus_block.hpp"
+#include "rodimus/model/state.hpp"
+#include "rodimus/model/token_batch.hpp"
+#include "rodimus/model/weights.hpp"
+#include "rodimus/ops/embedding.hpp"
+
+namespace rodimus {
+
+/// Which positions get logits.
+enum class LogitsMode {
+  All,   ///< every token of the call: [N, V]
+  Last,  ///< the last token of each sequence: [B, V] (row b = sequence b; zeros if it is empty)
+  None   ///< no logits (state update only)
+};
+
+/// Compile-time choices of a model: which scan runs prefill and which runs decode.
+struct DefaultModelPolicy {
+  using prefill_scan = ChunkedScan<64>;
+  using decode_scan = RecurrentScan;
+};
+
+/// A model policy: two scan algorithm tags.
+template <class P>
+concept ModelPolicy =
+    ScanAlgorithm<typename P::prefill_scan> && ScanAlgorithm<typename P::decode_scan>;
+
+/// Per-caller scratch of forward calls. Keep one per thread; it grows to the largest call and
+/// is then reused, so steady-state decode allocates nothing.
+template <class Space>
+class Workspace {
+ public:
+  View2<float, Space> h, r, logits, last_hn;
+  View1<int, Space> ids;
+  BlockWorkspace<Space> blocks;
+  detail::SeqBatchBuffers<Space> batch;
+};
+
+/// A Rodimus or Rodimus+ model on execution space `Space` with weights stored as `W`
+/// (float, bf16 or fp16; arithmetic is fp32).
+template <ExecutionSpace Space = Kokkos::DefaultExecutionSpace, StorageType W = float,
+          ModelPolicy Policy = DefaultModelPolicy>
+class Model {
+ public:
+  using execution_space = Space;
+  using weight_type = W;
+  using policy = Policy;
+  using state_type = State<Space>;
+  using workspace_type = Workspace<Space>;
+
+  /// Loads config.json and the safetensors weights (single file or sharded) from `dir`.
+  static Model load(const std::filesystem::path& dir) {
+    const ModelConfig cfg = io::load_config(dir);
+    return Model(cfg, io::Checkpoint::open(dir));
+  }
+
+  /// Binds the weights of `cfg` from an open checkpoint.
+  Model(const ModelConfig& cfg, const io::Checkpoint& ckpt)
+      : cfg_(cfg), weights_(bind_weights<W, Space>(cfg, ckpt)) {}
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelWeights<W, Space>& weights() const { return weights_; }
+
+  /// Number of parameters (tied embeddings counted once).
+  std::int64_t parameter_count() const {
+    const std::int64_t d = cfg_.d_model, e = cfg_.d_inner(), n = cfg_.mem_size(),
+                       k = cfg_.d_conv(), r = cfg_.low_rank(), v = cfg_.vocab_size;
+    std::int64_t per = d + 2 * e * d + e * k + e + 2 * n * e + r * e + e * r + e + 2 * n * e +
+                       2 * n + e + e + d * e;
+    if (cfg_.is_plus()) {
+      const std::int64_t hd = cfg_.head_dim();
+      per += 2 * d + d * hd * (cfg_.num_heads() + cfg_.num_heads_k() + cfg_.num_heads_v()) +
+             d * d + 3 * d * cfg_.ffn_dim();
+    }
+    std::int64_t total = per * cfg_.n_layer + v * d + d;
+    if (!cfg_.tie_word_embeddings) total += v * d;
+    if (cfg_.use_norm_embedding) total += d;
+    return total;
+  }
+
+  /// Rows of the K/V cache a state needs: W/2 with a window, else `max_context`.
+  int kv_rows(int max_context = 0) const {
+    if (!cfg_.is_plus()) return 0;
+    if (cfg_.window_back() >= 0) return cfg_.window_back();
+    return max_context > 0 ? max_context : cfg_.max_position_embeddings;
+  }
+
+  /// A fresh decode state for `slots` sequences (`max_context` only matters for Rodimus+
+  /// without a window, whose cache must hold the whole context).
+  State<Space> make_state(int slots = 1, int max_context = 0) const {
+    return State<Space>(cfg_, slots, kv_rows(max_context));
+  }
+
+  /// Runs every sequence of `tokens` from where its state slot stands, updates the slots, and
+  /// returns logits per `mode` (a view into `ws`, valid until its next use). The chunked scan
+  /// runs when any sequence has more than one token, the recurrent one otherwise.
+  View2<const float, Space> forward(State<Space>& state, Workspace<Space>& ws,
+                                    const TokenBatch& tokens, LogitsMode mode = LogitsMode::All,
+                                    const TraceFn<Space>& trace = {}) const {
+    validate(state, tokens);
+    std::unique_lock<std::mutex> lock(dispatch_mutex(), std::defer_lock);
+    if constexpr (!is_gpu_space_v<Space>) lock.lock();
+    const Space space{};
+    std::vector<int> pos0(tokens.num_seqs());
+    for (int s = 0; s < tokens.num_seqs(); ++s) pos0[s] = static_cast<int>(state.position(tokens.slots[s]));
+    const SeqBatch<Space> batch = ws.batch.build(tokens.lengths, pos0, tokens.slots);
+    const int nt = batch.num_tokens;
+    if (batch.max_len > 1) {
+      run<typename Policy::prefill_scan>(space, state, ws, tokens, batch, trace);
+    } else {
+      run<typename Policy::decode_scan>(space, state, ws, tokens, batch, trace);
+    }
+    for (int s = 0; s < tokens.num_seqs(); ++s) state.advance(tokens.slots[s], tokens.lengths[s]);
+    if (mode == LogitsMode::None) return {};
+    const float eps = static_cast<float>(cfg_.norm_epsilon);
+    using CV = View2<const float, Space>;
+    const int v = cfg_.vocab_size;
+    if (mode == LogitsMode::All) {
+      detail::ensure_capacity(ws.logits, nt, v, "rodimus::logits");
+      add_rms_norm(space, CV(ws.h), ws.r, weights_.norm_f, ws.blocks.hn, nt, eps,
+                   ResidualMode::AddNoStore);
+      linear(space, CV(ws.blocks.hn), weights_.lm_head, ws.logits, nt);
+      space.fence();
+      return Kokkos::subview(ws.logits, std::make_pair(0, nt), Kokkos::ALL);
+    }
+    // Last: gather the last row of each sequence, then norm + head on B rows only.
+    const int b = tokens.num_seqs();
+    detail::ensure_capacity(ws.last_hn, b, cfg_.d_model, "rodimus::last_hn");
+    detail::ensure_capacity(ws.logits, b, v, "rodimus::logits");
+    gather_last(space, batch, ws);
+    linear(space, CV(ws.last_hn), weights_.lm_head, ws.logits, b);
+    space.fence();
+    return Kokkos::subview(ws.logits, std::make_pair(0, b), Kokkos::ALL);
+  }
+
+  /// Prefill: consumes whole prompts (chunked scan); returns the last token's logits per
+  /// sequence by default.
+  View2<const float, Space> prefill(State<Space>& state, Workspace<Space>& ws,
+                                    const TokenBatch& tokens,
+                                    LogitsMode mode = LogitsMode::Last) const {
+    return forward(state, ws, tokens, mode);
+  }
+
+  /// Decode step: one token for each of slots 0..B-1 (O(1) work per token for Rodimus);
+  /// returns logits [B, V].
+  View2<const float, Space> decode(State<Space>& state, Workspace<Space>& ws,
+                                   std::span<const std::int32_t> next) const {
+    return forward(state, ws, TokenBatch::step(next), LogitsMode::Last);
+  }
+
+ private:
+  template <class Scan>
+  void run(const Space& space, State<Space>& state, Workspace<Space>& ws, const TokenBatch& tokens,
+           const SeqBatch<Space>& batch, const TraceFn<Space>& trace) const {
+    using CV = View2<const float, Space>;
+    const int nt = batch.num_tokens;
+    const float eps = static_cast<float>(cfg_.norm_epsilon);
+    detail::ensure_capacity(ws.h, nt, cfg_.d_model, "rodimus::h");
+    detail::ensure_capacity(ws.r, nt, cfg_.d_model, "rodimus::r");
+    ws.blocks.reserve(cfg_, nt);
+    if (static_cast<int>(ws.ids.extent(0)) < nt || ws.ids.extent(0) == 0)
+      ws.ids = View1<int, Space>("rodimus::ids", nt > 1 ? nt : 1);
+    auto h_ids = Kokkos::create_mirror_view(ws.ids);
+    for (int t = 0; t < nt; ++t) h_ids(t) = tokens.ids[t];
+    Kokkos::deep_copy(ws.ids, h_ids);
+    if (nt == 0) return;
+    // h = Embed[ids] * (sqrt(n) if use_scale_embedding); optional embed_norm      [N, D]
+    const float scale = cfg_.use_scale_embedding ? std::sqrt(float(cfg_.mem_size())) : 1.f;
+    embedding(space, View1<const int, Space>(ws.ids), weights_.embed, scale, ws.h, nt);
+    if (cfg_.use_norm_embedding) rms_norm(space, CV(ws.h), weights_.embed_norm, ws.h, nt, eps);
+    for (int l = 0; l < cfg_.n_layer; ++l) {
+      const auto& st = state.layer(l);
+      if (cfg_.is_plus()) {
+        rodimus_plus_block<Scan>(space, cfg_, weights_.layers[l], weights_.rope_inv_freq, l, ws.h,
+                                 ws.r, st, batch, ws.blocks, trace);
+      } else {
+        rodimus_block<Scan>(space, cfg_, weights_.layers[l], l, ws.h, ws.r, st, batch, ws.blocks,
+                            trace);
+      }
+    }
+  }
+
+  // last_hn[b] = RMSNorm_f(h + r) at the last token of sequence b (zeros for empty sequences)
+  void gather_last(const Space& space, const SeqBatch<Space>& batch, Workspace<Space>& ws) const {
+    const int d = cfg_.d_model;
+    const float eps = static_cast<float>(cfg_.norm_epsilon);
+    const auto h = ws.h;
+    const auto r = ws.r;
+    const auto out = ws.last_hn;
+    const auto w = weights_.norm_f;
+    const auto offsets = batch.offsets;
+    Kokkos::parallel_for(
+        "rodimus::final_norm_last", Kokkos::TeamPolicy<Space>(space, batch.num_seqs, Kokkos::AUTO),
+        KOKKOS_LAMBDA(const typename Kokkos::TeamPolicy<Space>::member_type& m) {
+          const int s = m.league_rank();
+          const int t = offsets(s + 1) - 1;
+          if (offsets(s + 1) == offsets(s)) {
+            Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](const int c) { out(s, c) = 0.f; });
+            return;
+          }
+          float ss = 0.f;
+          Kokkos::parallel_reduce(
+              Kokkos::TeamThreadRange(m, d),
+              [&](const int c, float& acc) {
+                const float z = h(t, c) + r(t, c);
+                acc += z * z;
+              },
+              ss);
+          const float inv = 1.f / detail::kmath::sqrt(ss / float(d) + eps);
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d),
+                               [&](const int c) { out(s, c) = (h(t, c) + r(t, c)) * inv * w(c); });
+        });
+  }
+
+  void validate(const State<Space>& state, const TokenBatch& tokens) const {
+    if (state.num_layers() != cfg_.n_layer || state.kv_rows() != kv_rows(state.kv_rows()))
+      throw ArgumentError("forward: the state was made for a different model");
+    if (tokens.slots.size() != tokens.lengths.size())
+      throw ArgumentError("forward: TokenBatch has " + std::to_string(tokens.lengths.size()) +
+                          " lengths but " + std::to_string(tokens.slots.size()) + " slots");
+    std::size_t total = 0;
+    std::vector<char> used(state.slots(), 0);
+    for (std::size_t s = 0; s < tokens.lengths.size(); ++s) {
+      if (tokens.lengths[s] < 0) throw ArgumentError("forward: negative sequence length");
+      total += static_cast<std::size_t>(tokens.lengths[s]);
+      const int sl = tokens.slots[s];
+      if (sl < 0 || sl >= state.slots())
+        throw ArgumentError("forward: slot " + std::to_string(sl) + " out of range [0, " +
+                            std::to_string(state.slots()) + ")");
+      if (used[sl]++) throw ArgumentError("forward: slot " + std::to_string(sl) + " used twice");
+      if (state.position(sl) + tokens.lengths[s] > std::int64_t(INT32_MAX))
+        throw ArgumentError("forward: sequence position overflows");
+    }
+    if (total != tokens.ids.size())
+      throw ArgumentError("forward: lengths add up to " + std::to_string(total) + " but " +
+                          std::to_string(tokens.ids.size()) + " ids were given");
+    for (std::size_t t = 0; t < tokens.ids.size(); ++t)
+      if (tokens.ids[t] < 0 || tokens.ids[t] >= cfg_.vocab_size)
+        throw ArgumentError("forward: token id " + std::to_string(tokens.ids[t]) + " at index " +
+                            std::to_string(t) + " is outside the vocabulary [0, " +
+                            std::to_string(cfg_.vocab_size) + ")");
+  }
+
+  // Kokkos host backends of 3.4 are not safe for concurrent dispatch from several threads.
+  static std::mutex& dispatch_mutex() {
+    static std::mutex m;
+    return m;
+  }
+
+  ModelConfig cfg_;
+  ModelWeights<W, Space> weights_;
+};
+
+}  // namespace rodimus

@@ -1,0 +1,28 @@
+// Token embedding lookup with the optional sqrt(n) scale (SPEC 5).
+#pragma once
+
+#include "rodimus/core/dtype.hpp"
+#include "rodimus/core/views.hpp"
+
+namespace rodimus {
+
+/// h[t] = table[ids[t]] * scale.  ids must already be validated against the vocabulary.
+// ids: [>=N], table: [V, D], h: [>=N, D]
+template <class Space, StorageType W>
+void embedding(const Space& space, const View1<const int, Space>& ids,
+               const View2<const W, Space>& table, float scale, const View2<float, Space>& h,
+               int n_tokens) {
+  const int d = static_cast<int>(table.extent(1));
+  detail::check_extent(h, 1, d, "embedding: h");
+  detail::check_extent_at_least(h, 0, n_tokens, "embedding: h");
+  detail::check_extent_at_least(ids, 0, n_tokens, "embedding: ids");
+  Kokkos::parallel_for(
+      "rodimus::embedding", Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * d),
+      KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int t = static_cast<int>(idx / d);
+        const int c = static_cast<int>(idx % d);
+        h(t, c) = to_f32(table(ids(t), c)) * scale;
+      });
+}
+
+}  // namespace rodimus

@@ -1,0 +1,72 @@
+// Generic Kokkos kernels of the DDTS gates, the key normalisation and the channel gate.
+#pragma once
+
+#include "rodimus/core/math.hpp"
+#include "rodimus/core/views.hpp"
+#include "rodimus/ops/impl/norm_kernels.hpp"
+
+namespace rodimus::detail {
+
+/// Per token: s = softplus(s_raw), tau = sigmoid(tau_raw), a = -tau * s, beta = s^tau,
+/// k' = beta * k / max(||k||_2, eps).
+// s_raw, tau_raw, k: [N, n] -> a, k_out: [N, n] (k_out may alias k)
+template <class Space>
+void ddts_gate_generic(const Space& space, const View2<const float, Space>& s_raw,
+                       const View2<const float, Space>& tau_raw,
+                       const View2<const float, Space>& k, const View2<float, Space>& a,
+                       const View2<float, Space>& k_out, int n_tokens, float norm_eps) {
+  const int n = static_cast<int>(k.extent(1));
+  Kokkos::parallel_for(
+      "rodimus::ddts_gate", row_team_policy(space, n_tokens),
+      KOKKOS_LAMBDA(const TeamMember<Space>& m) {
+        const int t = m.league_rank();
+        float ss = 0.f;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamThreadRange(m, n), [&](const int i, float& acc) { acc += k(t, i) * k(t, i); },
+            ss);
+        const float norm = kmath::sqrt(ss);
+        const float inv = 1.f / (norm > norm_eps ? norm : norm_eps);
+        m.team_barrier();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, n), [&](const int i) {
+          const float s = softplus(s_raw(t, i));
+          const float tau = sigmoid(tau_raw(t, i));
+          a(t, i) = -tau * s;
+          const float beta = kmath::exp(tau * kmath::log(s));  // s^tau, s > 0
+          k_out(t, i) = beta * k(t, i) * inv;
+        });
+      });
+}
+
+/// u = sigmoid(z) * x (the channel gate's last step; z = (x W1^T) W2^T + b).
+// z, x, u: [N, E]
+template <class Space>
+void sigmoid_gate_generic(const Space& space, const View2<const float, Space>& z,
+                          const View2<const float, Space>& x, const View2<float, Space>& u,
+                          int n_tokens) {
+  const int e = static_cast<int>(x.extent(1));
+  Kokkos::parallel_for(
+      "rodimus::channel_gate", Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * e),
+      KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int t = static_cast<int>(idx / e);
+        const int c = static_cast<int>(idx % e);
+        u(t, c) = sigmoid(z(t, c)) * x(t, c);
+      });
+}
+
+/// out = silu(g) * a (SwiGLU's element-wise product).
+// a, g, out: [N, F]
+template <class Space>
+void swiglu_generic(const Space& space, const View2<const float, Space>& a,
+                    const View2<const float, Space>& g, const View2<float, Space>& out,
+                    int n_tokens) {
+  const int f = static_cast<int>(a.extent(1));
+  Kokkos::parallel_for(
+      "rodimus::swiglu", Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * f),
+      KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int t = static_cast<int>(idx / f);
+        const int c = static_cast<int>(idx % f);
+        out(t, c) = silu(g(t, c)) * a(t, c);
+      });
+}
+
+}  // namespace rodimus::detail

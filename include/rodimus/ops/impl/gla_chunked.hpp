@@ -1,0 +1,141 @@
+// The GLA scan in chunkwise-parallel form with exact (log-space) decay products.
+#pragma once
+
+#include <vector>
+
+#include "rodimus/core/seq_batch.hpp"
+
+namespace rodimus::detail {
+
+/// Scratch of the chunk scanner; grows only.
+template <class Space>
+struct GlaChunkWorkspace {
+  View3<float, Space> intra;      // [NC, C, C]  scale * sum_i q_t k_s exp(b_t - b_s), t >= s
+  View2<float, Space> q_decay;    // [N, n]      scale * q_t exp(b_t)
+  View2<float, Space> k_decay;    // [N, n]      k_s exp(b_last - b_s)
+  View2<float, Space> chunk_decay;  // [NC, n]   exp(b_last)
+  View2<int, Space> chunks;       // [NC, 3]     (sequence, first token, length)
+  View1<int, Space> seq_chunk;    // [B + 1]     first chunk of each sequence
+};
+
+/// Plans the chunks of every sequence and fills ws.chunks / ws.seq_chunk. Returns the count.
+template <class Space>
+int plan_chunks(const SeqBatch<Space>& batch, int chunk, GlaChunkWorkspace<Space>& ws) {
+  std::vector<int> plan, first(batch.num_seqs + 1, 0);
+  for (int s = 0; s < batch.num_seqs; ++s) {
+    first[s] = static_cast<int>(plan.size() / 3);
+    for (int t = batch.h_offsets[s]; t < batch.h_offsets[s + 1]; t += chunk) {
+      const int len = batch.h_offsets[s + 1] - t < chunk ? batch.h_offsets[s + 1] - t : chunk;
+      plan.insert(plan.end(), {s, t, len});
+    }
+  }
+  const int nc = static_cast<int>(plan.size() / 3);
+  first[batch.num_seqs] = nc;
+  if (static_cast<int>(ws.chunks.extent(0)) < nc || ws.chunks.extent(0) == 0)
+    ws.chunks = View2<int, Space>("rodimus::gla.chunks", nc > 1 ? nc : 1, 3);
+  if (static_cast<int>(ws.seq_chunk.extent(0)) < batch.num_seqs + 1)
+    ws.seq_chunk = View1<int, Space>("rodimus::gla.seq_chunk", batch.num_seqs + 1);
+  auto hc = Kokkos::create_mirror_view(ws.chunks);
+  auto hf = Kokkos::create_mirror_view(ws.seq_chunk);
+  for (int c = 0; c < nc; ++c)
+    for (int j = 0; j < 3; ++j) hc(c, j) = plan[3 * c + j];
+  for (int s = 0; s <= batch.num_seqs; ++s) hf(s) = first[s];
+  Kokkos::deep_copy(ws.chunks, hc);
+  Kokkos::deep_copy(ws.seq_chunk, hf);
+  return nc;
+}
+
+/// Chunkwise scan, chunk size C (SPEC 2.1). With b_t = sum_{r<=t} a_r inside a chunk:
+///   o_t = scale * [(q_t exp(b_t)) S_prev + sum_{s<=t} (sum_i q_t k_s exp(b_t - b_s)) u_s]
+///   S_next = diag(exp(b_last)) S_prev + sum_s (k_s exp(b_last - b_s))^T u_s.
+/// Every decay factor is exp of a sum of a_r <= 0 accumulated directly over its own range
+/// (never a difference of two cumulative sums), so nothing overflows and nothing cancels:
+/// exact for any a in [-inf, 0].
+// q, k, a: [N, n]; u, o: [N, E]; state: [S, n, E]
+template <int C, class Space>
+void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
+                         const View2<const float, Space>& k, const View2<const float, Space>& a,
+                         const View2<const float, Space>& u, const View3<float, Space>& state,
+                         const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
+                         GlaChunkWorkspace<Space>& ws) {
+  const int n = static_cast<int>(q.extent(1));
+  const int e_dim = static_cast<int>(u.extent(1));
+  const int nc = plan_chunks(batch, C, ws);
+  ensure_capacity(ws.q_decay, batch.num_tokens, n, "rodimus::gla.q_decay");
+  ensure_capacity(ws.k_decay, batch.num_tokens, n, "rodimus::gla.k_decay");
+  ensure_capacity(ws.chunk_decay, nc, n, "rodimus::gla.chunk_decay");
+  if (static_cast<int>(ws.intra.extent(0)) < nc || ws.intra.extent(1) != std::size_t(C))
+    ws.intra = View3<float, Space>(Kokkos::view_alloc(std::string("rodimus::gla.intra"), Kokkos::WithoutInitializing), nc, C, C);
+  const auto chunks = ws.chunks;
+  const auto intra = ws.intra;
+  const auto q_decay = ws.q_decay;
+  const auto k_decay = ws.k_decay;
+  const auto chunk_decay = ws.chunk_decay;
+
+  // Phase 1, all chunks in parallel: intra-chunk scores and the decay factors.
+  Kokkos::parallel_for(
+      "rodimus::gla_chunk_prep", Kokkos::TeamPolicy<Space>(space, nc, Kokkos::AUTO),
+      KOKKOS_LAMBDA(const typename Kokkos::TeamPolicy<Space>::member_type& m) {
+        const int c = m.league_rank();
+        const int t0 = chunks(c, 1);
+        const int len = chunks(c, 2);
+        // column s of the intra matrix, and k_decay of token s
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, C), [&](const int s) {
+          if (s >= len) {
+            for (int t = 0; t < C; ++t) intra(c, t, s) = 0.f;
+            return;
+          }
+          float col[C];
+          for (int t = 0; t < C; ++t) col[t] = 0.f;
+          for (int i = 0; i < n; ++i) {
+            const float ks = k(t0 + s, i);
+            float logd = 0.f;  // sum_{r=s+1..t} a_r
+            col[s] += q(t0 + s, i) * ks;
+            for (int t = s + 1; t < len; ++t) {
+              logd += a(t0 + t, i);
+              col[t] += q(t0 + t, i) * ks * kmath::exp(logd);
+            }
+            k_decay(t0 + s, i) = ks * kmath::exp(logd);  // logd = sum_{r=s+1..len-1} a_r
+          }
+          for (int t = 0; t < C; ++t) intra(c, t, s) = t >= s ? scale * col[t] : 0.f;
+        });
+        // q_decay of every token and the chunk's total decay, per slot i
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, n), [&](const int i) {
+          float logd = 0.f;  // sum_{r=0..t} a_r
+          for (int t = 0; t < len; ++t) {
+            logd += a(t0 + t, i);
+            q_decay(t0 + t, i) = scale * q(t0 + t, i) * kmath::exp(logd);
+          }
+          chunk_decay(c, i) = kmath::exp(logd);
+        });
+      });
+
+  // Phase 2: one work item per (sequence, state column) walks that sequence's chunks in order.
+  const auto seq_chunk = ws.seq_chunk;
+  const auto slot = batch.slot;
+  Kokkos::parallel_for(
+      "rodimus::gla_chunk_scan",
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * e_dim),
+      KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int sq = static_cast<int>(idx / e_dim);
+        const int e = static_cast<int>(idx % e_dim);
+        const int sl = slot(sq);
+        for (int c = seq_chunk(sq); c < seq_chunk(sq + 1); ++c) {
+          const int t0 = chunks(c, 1);
+          const int len = chunks(c, 2);
+          for (int t = 0; t < len; ++t) {
+            float acc = 0.f;
+            for (int i = 0; i < n; ++i) acc += q_decay(t0 + t, i) * state(sl, i, e);
+            for (int s = 0; s <= t; ++s) acc += intra(c, t, s) * u(t0 + s, e);
+            o(t0 + t, e) = acc;
+          }
+          for (int i = 0; i < n; ++i) {
+            float si = chunk_decay(c, i) * state(sl, i, e);
+            for (int s = 0; s < len; ++s) si += k_decay(t0 + s, i) * u(t0 + s, e);
+            state(sl, i, e) = si;
+          }
+        }
+      });
+}
+
+}  // namespace rodimus::detail

@@ -1,0 +1,100 @@
+// Generic Kokkos kernels of the RMS norms (plain, fused residual add, gated).
+#pragma once
+
+#include "rodimus/core/math.hpp"
+#include "rodimus/core/views.hpp"
+
+namespace rodimus::detail {
+
+template <class Space>
+using TeamMember = typename Kokkos::TeamPolicy<Space>::member_type;
+
+template <class Space>
+Kokkos::TeamPolicy<Space> row_team_policy(const Space& space, int rows) {
+  return Kokkos::TeamPolicy<Space>(space, rows, Kokkos::AUTO);
+}
+
+/// Fused residual add + RMSNorm.  mode 0: r = h;  mode 1: r = h + r;  mode 2: r unchanged,
+/// normalise h + r without storing it.  out = z / rms(z) * w, z the (new) residual.
+// h: [N, D], r: [N, D] (in/out), w: [D], out: [N, D]
+template <class Space>
+void add_rms_norm_generic(const Space& space, const View2<const float, Space>& h,
+                          const View2<float, Space>& r, const View1<const float, Space>& w,
+                          const View2<float, Space>& out, int n_tokens, float eps, int mode) {
+  const int d = static_cast<int>(w.extent(0));
+  Kokkos::parallel_for(
+      "rodimus::add_rms_norm", row_team_policy(space, n_tokens),
+      KOKKOS_LAMBDA(const TeamMember<Space>& m) {
+        const int t = m.league_rank();
+        float ss = 0.f;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamThreadRange(m, d),
+            [&](const int c, float& acc) {
+              const float z = mode == 0 ? h(t, c) : h(t, c) + r(t, c);
+              acc += z * z;
+            },
+            ss);
+        const float inv = 1.f / kmath::sqrt(ss / float(d) + eps);
+        m.team_barrier();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](const int c) {
+          const float z = mode == 0 ? h(t, c) : h(t, c) + r(t, c);
+          if (mode != 2) r(t, c) = z;
+          out(t, c) = z * inv * w(c);
+        });
+      });
+}
+
+/// out = x / rms(x) * w.  x: [N, D], out: [N, D] (may alias x)
+template <class Space>
+void rms_norm_generic(const Space& space, const View2<const float, Space>& x,
+                      const View1<const float, Space>& w, const View2<float, Space>& out,
+                      int n_tokens, float eps) {
+  const int d = static_cast<int>(w.extent(0));
+  Kokkos::parallel_for(
+      "rodimus::rms_norm", row_team_policy(space, n_tokens),
+      KOKKOS_LAMBDA(const TeamMember<Space>& m) {
+        const int t = m.league_rank();
+        float ss = 0.f;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamThreadRange(m, d), [&](const int c, float& acc) { acc += x(t, c) * x(t, c); },
+            ss);
+        const float inv = 1.f / kmath::sqrt(ss / float(d) + eps);
+        m.team_barrier();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d),
+                             [&](const int c) { out(t, c) = x(t, c) * inv * w(c); });
+      });
+}
+
+/// Gated RMSNorm with the mixer's residual term (SPEC 2, steps 8-9):
+/// z = (o + xs * w_res) * silu(g);  y = z / rms(z) * w.
+// o, xs, g, y: [N, E]; w_res, w: [E]
+template <class Space>
+void gated_rms_norm_generic(const Space& space, const View2<const float, Space>& o,
+                            const View2<const float, Space>& xs,
+                            const View1<const float, Space>& w_res,
+                            const View2<const float, Space>& g, const View1<const float, Space>& w,
+                            const View2<float, Space>& y, int n_tokens, float eps) {
+  const int e = static_cast<int>(w.extent(0));
+  const bool has_res = w_res.extent(0) > 0;
+  Kokkos::parallel_for(
+      "rodimus::gated_rms_norm", row_team_policy(space, n_tokens),
+      KOKKOS_LAMBDA(const TeamMember<Space>& m) {
+        const int t = m.league_rank();
+        float ss = 0.f;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamThreadRange(m, e),
+            [&](const int c, float& acc) {
+              const float oc = has_res ? o(t, c) + xs(t, c) * w_res(c) : o(t, c);
+              const float z = oc * silu(g(t, c));
+              y(t, c) = z;
+              acc += z * z;
+            },
+            ss);
+        const float inv = 1.f / kmath::sqrt(ss / float(e) + eps);
+        m.team_barrier();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, e),
+                             [&](const int c) { y(t, c) = y(t, c) * inv * w(c); });
+      });
+}
+
+}  // namespace rodimus::detail

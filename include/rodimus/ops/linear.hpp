@@ -1,0 +1,41 @@
+// Linear layer y = x W^T + b (PyTorch weight convention W: [out, in]), weights in any dtype.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "rodimus/core/dtype.hpp"
+#include "rodimus/core/views.hpp"
+#include "rodimus/ops/impl/linear_kernel.hpp"
+
+namespace rodimus {
+
+/// A linear layer's parameters on the device: `w: [out, in]` in storage type `W`, optional
+/// fp32 bias `b: [out]` (empty view when absent).
+template <StorageType W, class Space>
+struct LinearWeights {
+  using weight_type = W;
+  View2<const W, Space> w;
+  View1<const float, Space> b;
+
+  int in_features() const { return static_cast<int>(w.extent(1)); }
+  int out_features() const { return static_cast<int>(w.extent(0)); }
+  bool has_bias() const { return b.extent(0) > 0; }
+  /// Bytes the weights occupy (what a decode step streams).
+  std::size_t bytes() const { return w.size() * sizeof(W) + b.size() * sizeof(float); }
+};
+
+/// y[0:N] = x[0:N] W^T + b.  x: [>=N, in], y: [>=N, out].
+template <class Space, StorageType W>
+void linear(const Space& space, const View2<const float, Space>& x,
+            const LinearWeights<W, Space>& lw, const View2<float, Space>& y, int n_tokens) {
+  detail::check_extent(x, 1, lw.in_features(), "linear: x");
+  detail::check_extent(y, 1, lw.out_features(), "linear: y");
+  detail::check_extent_at_least(x, 0, n_tokens, "linear: x");
+  detail::check_extent_at_least(y, 0, n_tokens, "linear: y");
+  if (lw.has_bias()) detail::check_extent(lw.b, 0, lw.out_features(), "linear: bias");
+  if (n_tokens <= 0) return;
+  detail::linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
+}
+
+}  // namespace rodimus

@@ -1,0 +1,58 @@
+// Rotary position embedding, non-interleaved "rotate half" form (SPEC 3, step 2).
+#pragma once
+
+#include <cmath>
+
+#include "rodimus/core/seq_batch.hpp"
+
+namespace rodimus {
+
+/// inv_freq_i = 1 / base^(2i / rd), i < rd/2, computed in fp32 as the reference release does.
+template <class Space>
+View1<float, Space> rope_inv_freq(int rotary_dim, double base) {
+  View1<float, Space> inv("rodimus::rope.inv_freq", rotary_dim / 2 > 0 ? rotary_dim / 2 : 1);
+  auto h = Kokkos::create_mirror_view(inv);
+  for (int i = 0; i < rotary_dim / 2; ++i)
+    h(i) = 1.0f / std::pow(static_cast<float>(base), static_cast<float>(2 * i) / float(rotary_dim));
+  Kokkos::deep_copy(inv, h);
+  return inv;
+}
+
+/// Rotates the first `rd` dims of every head of x in place, at absolute position
+/// pos = pos0[seq] + index in call: (x_i, x_{i+rd/2}) -> (x_i cos - x_{i+rd/2} sin,
+/// x_{i+rd/2} cos + x_i sin), angle = pos * inv_freq_i (fp32).
+// x: [>=N, heads * hd], inv_freq: [rd / 2]
+template <class Space>
+void rope(const Space& space, const View2<float, Space>& x, int heads, int head_dim,
+          const View1<const float, Space>& inv_freq, int rotary_dim,
+          const SeqBatch<Space>& batch) {
+  if (rotary_dim == 0 || batch.num_tokens == 0) return;
+  if (rotary_dim % 2 != 0 || rotary_dim > head_dim)
+    throw ArgumentError("rope: rotary_dim must be even and <= head_dim");
+  detail::check_extent(x, 1, std::int64_t(heads) * head_dim, "rope: x");
+  detail::check_extent_at_least(x, 0, batch.num_tokens, "rope: x");
+  const int half = rotary_dim / 2;
+  const auto offsets = batch.offsets;
+  const auto pos0 = batch.pos0;
+  const auto token_seq = batch.token_seq;
+  Kokkos::parallel_for(
+      "rodimus::rope",
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * heads * half),
+      KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int i = static_cast<int>(idx % half);
+        const int h = static_cast<int>((idx / half) % heads);
+        const int t = static_cast<int>(idx / (std::int64_t(half) * heads));
+        const int s = token_seq(t);
+        const float pos = static_cast<float>(pos0(s) + (t - offsets(s)));
+        const float ang = pos * inv_freq(i);
+        const float c = detail::kmath::cos(ang);
+        const float sn = detail::kmath::sin(ang);
+        const int base = h * head_dim;
+        const float x1 = x(t, base + i);
+        const float x2 = x(t, base + i + half);
+        x(t, base + i) = x1 * c - x2 * sn;
+        x(t, base + i + half) = x2 * c + x1 * sn;
+      });
+}
+
+}  // namespace rodimus

@@ -1,0 +1,152 @@
+// Sliding-window shared-key softmax attention with a rolling KV cache (SPEC 3, steps 3-4).
+#pragma once
+
+#include "rodimus/core/seq_batch.hpp"
+
+namespace rodimus {
+
+/// Attention geometry: H query heads, Hk key heads, Hv value heads of `head_dim`; a query
+/// at position p sees keys p - window_back .. p (window_back < 0: all earlier keys).
+struct AttentionShape {
+  int heads = 0;
+  int heads_k = 0;
+  int heads_v = 0;
+  int head_dim = 0;
+  int window_back = -1;
+  float scale = 1.f;
+};
+
+namespace detail {
+
+// q: [N, H*hd]; k: [N, Hk*hd]; v: [N, Hv*hd]; k_cache: [S, Wc, Hk*hd]; v_cache: [S, Wc, Hv*hd]
+// out: [N, H*hd].  Key at absolute position j lives in the call (j >= pos0) or at cache row j % Wc.
+template <class Space>
+void swa_generic(const Space& space, const View2<const float, Space>& q,
+                 const View2<const float, Space>& k, const View2<const float, Space>& v,
+                 const View3<const float, Space>& k_cache, const View3<const float, Space>& v_cache,
+                 const SeqBatch<Space>& batch, const View2<float, Space>& out,
+                 const AttentionShape& shape) {
+  const int heads = shape.heads, hk = shape.heads_k, hv = shape.heads_v, hd = shape.head_dim;
+  const int wb = shape.window_back;
+  const float scale = shape.scale;
+  const int wc = static_cast<int>(k_cache.extent(1));
+  const auto offsets = batch.offsets;
+  const auto pos0 = batch.pos0;
+  const auto slot = batch.slot;
+  const auto token_seq = batch.token_seq;
+  Kokkos::parallel_for(
+      "rodimus::sliding_window_attention",
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * heads),
+      KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int t = static_cast<int>(idx / heads);
+        const int h = static_cast<int>(idx % heads);
+        const int s = token_seq(t);
+        const int p0 = pos0(s);
+        const int p = p0 + (t - offsets(s));
+        const int lo = (wb < 0 || p - wb < 0) ? 0 : p - wb;
+        const int kb = (h % hk) * hd;
+        const int vb = (h % hv) * hd;
+        const int qb = h * hd;
+        auto score = [&](int j) {
+          float d = 0.f;
+          if (j >= p0) {
+            const int r = offsets(s) + (j - p0);
+            for (int c = 0; c < hd; ++c) d += q(t, qb + c) * k(r, kb + c);
+          } else {
+            const int r = j % wc;
+            for (int c = 0; c < hd; ++c) d += q(t, qb + c) * k_cache(slot(s), r, kb + c);
+          }
+          return d * scale;
+        };
+        float mx = -3.0e38f;
+        for (int j = lo; j <= p; ++j) {
+          const float sc = score(j);
+          mx = sc > mx ? sc : mx;
+        }
+        for (int c = 0; c < hd; ++c) out(t, qb + c) = 0.f;
+        float sum = 0.f;
+        for (int j = lo; j <= p; ++j) {
+          const float w = kmath::exp(score(j) - mx);
+          sum += w;
+          if (j >= p0) {
+            const int r = offsets(s) + (j - p0);
+            for (int c = 0; c < hd; ++c) out(t, qb + c) += w * v(r, vb + c);
+          } else {
+            const int r = j % wc;
+            for (int c = 0; c < hd; ++c) out(t, qb + c) += w * v_cache(slot(s), r, vb + c);
+          }
+        }
+        const float inv = 1.f / sum;
+        for (int c = 0; c < hd; ++c) out(t, qb + c) *= inv;
+      });
+}
+
+// Writes the keys/values of the last min(len, Wc) tokens of each sequence into its cache.
+template <class Space>
+void kv_cache_update_generic(const Space& space, const View2<const float, Space>& k,
+                             const View2<const float, Space>& v,
+                             const View3<float, Space>& k_cache,
+                             const View3<float, Space>& v_cache, const SeqBatch<Space>& batch) {
+  const int wc = static_cast<int>(k_cache.extent(1));
+  const int kd = static_cast<int>(k.extent(1));
+  const int vd = static_cast<int>(v.extent(1));
+  const auto offsets = batch.offsets;
+  const auto pos0 = batch.pos0;
+  const auto slot = batch.slot;
+  const auto token_seq = batch.token_seq;
+  Kokkos::parallel_for(
+      "rodimus::kv_cache_update", Kokkos::RangePolicy<Space>(space, 0, batch.num_tokens),
+      KOKKOS_LAMBDA(const int t) {
+        const int s = token_seq(t);
+        const int len = offsets(s + 1) - offsets(s);
+        const int i = t - offsets(s);
+        if (i < len - wc) return;  // overwritten later in this same call
+        const int r = (pos0(s) + i) % wc;
+        for (int c = 0; c < kd; ++c) k_cache(slot(s), r, c) = k(t, c);
+        for (int c = 0; c < vd; ++c) v_cache(slot(s), r, c) = v(t, c);
+      });
+}
+
+}  // namespace detail
+
+/// Causal softmax attention of each query over the keys in its window, from this call and from
+/// the rolling cache; query head h reads key head h % Hk and value head h % Hv. Afterwards the
+/// last Wc keys/values of each sequence are written into the cache (Wc = cache rows, which
+/// must be >= window_back; for unbounded attention, >= the whole context).
+// q: [>=N, H*hd], k: [>=N, Hk*hd], v: [>=N, Hv*hd] (RoPE applied); caches: [S, Wc, Hk*hd] and
+// [S, Wc, Hv*hd]; out: [>=N, H*hd]
+template <class Space>
+void sliding_window_attention(const Space& space, const View2<const float, Space>& q,
+                              const View2<const float, Space>& k,
+                              const View2<const float, Space>& v,
+                              const View3<float, Space>& k_cache,
+                              const View3<float, Space>& v_cache, const SeqBatch<Space>& batch,
+                              const View2<float, Space>& out, const AttentionShape& shape) {
+  const int hd = shape.head_dim;
+  if (shape.heads <= 0 || shape.heads_k <= 0 || shape.heads_v <= 0 || hd <= 0)
+    throw ArgumentError("sliding_window_attention: head counts and head_dim must be positive");
+  detail::check_extent(q, 1, std::int64_t(shape.heads) * hd, "sliding_window_attention: q");
+  detail::check_extent(k, 1, std::int64_t(shape.heads_k) * hd, "sliding_window_attention: k");
+  detail::check_extent(v, 1, std::int64_t(shape.heads_v) * hd, "sliding_window_attention: v");
+  detail::check_extent(out, 1, std::int64_t(shape.heads) * hd, "sliding_window_attention: out");
+  detail::check_extent(k_cache, 2, std::int64_t(shape.heads_k) * hd, "sliding_window_attention: k_cache");
+  detail::check_extent(v_cache, 2, std::int64_t(shape.heads_v) * hd, "sliding_window_attention: v_cache");
+  detail::check_extent(v_cache, 1, k_cache.extent(1), "sliding_window_attention: v_cache");
+  const int wc = static_cast<int>(k_cache.extent(1));
+  if (shape.window_back >= 0 && wc < shape.window_back)
+    throw ArgumentError("sliding_window_attention: cache holds fewer rows than the window");
+  for (int s = 0; s < batch.num_seqs; ++s) {
+    const int len = batch.h_offsets[s + 1] - batch.h_offsets[s];
+    if (shape.window_back < 0 && batch.h_pos0[s] + len > wc)
+      throw ArgumentError("sliding_window_attention: sequence of " +
+                          std::to_string(batch.h_pos0[s] + len) +
+                          " tokens exceeds the KV cache capacity of " + std::to_string(wc));
+  }
+  for (auto* x : {&q, &k, &v})
+    detail::check_extent_at_least(*x, 0, batch.num_tokens, "sliding_window_attention: input");
+  if (batch.num_tokens == 0) return;
+  detail::swa_generic<Space>(space, q, k, v, k_cache, v_cache, batch, out, shape);
+  if (wc > 0) detail::kv_cache_update_generic<Space>(space, k, v, k_cache, v_cache, batch);
+}
+
+}  // namespace rodimus

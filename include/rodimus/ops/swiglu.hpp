@@ -1,0 +1,41 @@
+// SwiGLU feed-forward network of the Rodimus+ block (SPEC 4).
+#pragma once
+
+#include "rodimus/ops/impl/gate_kernels.hpp"
+#include "rodimus/ops/linear.hpp"
+
+namespace rodimus {
+
+/// Weights of the SwiGLU FFN: [a, g] = split(h W_fc^T), out = (silu(g) * a) W_out^T.
+template <StorageType W, class Space>
+struct SwigluWeights {
+  LinearWeights<W, Space> fc_a;  ///< first F rows of W_fc: [F, D]
+  LinearWeights<W, Space> fc_g;  ///< last F rows of W_fc: [F, D]
+  LinearWeights<W, Space> out;   ///< W_out: [D, F]
+};
+
+/// out = silu(g) * a, element-wise.   a, g, out: [>=N, F]; out may alias a.
+template <class Space>
+void swiglu(const Space& space, const View2<const float, Space>& a,
+            const View2<const float, Space>& g, const View2<float, Space>& out, int n_tokens) {
+  detail::check_extent(g, 1, a.extent(1), "swiglu: g");
+  detail::check_extent(out, 1, a.extent(1), "swiglu: out");
+  detail::check_extent_at_least(a, 0, n_tokens, "swiglu: a");
+  detail::check_extent_at_least(g, 0, n_tokens, "swiglu: g");
+  detail::check_extent_at_least(out, 0, n_tokens, "swiglu: out");
+  if (n_tokens > 0) detail::swiglu_generic(space, a, g, out, n_tokens);
+}
+
+/// The whole FFN: y = (silu(h W_g^T) * (h W_a^T)) W_out^T.
+// h: [>=N, D]; a, g: [>=N, F] scratch; y: [>=N, D]
+template <class Space, StorageType W>
+void swiglu_ffn(const Space& space, const View2<const float, Space>& h,
+                const SwigluWeights<W, Space>& fw, const View2<float, Space>& a,
+                const View2<float, Space>& g, const View2<float, Space>& y, int n_tokens) {
+  linear(space, h, fw.fc_a, a, n_tokens);
+  linear(space, h, fw.fc_g, g, n_tokens);
+  swiglu(space, View2<const float, Space>(a), View2<const float, Space>(g), a, n_tokens);
+  linear(space, View2<const float, Space>(a), fw.out, y, n_tokens);
+}
+
+}  // namespace rodimus

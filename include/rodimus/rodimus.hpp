@@ -1,0 +1,12 @@
+// Umbrella header: includes the whole public API of rodimus.
+#pragma once
+
+#include "rodimus/config.hpp"
+#include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/core/dtype.hpp"
+#include "rodimus/core/error.hpp"
+#include "rodimus/core/views.hpp"
+#include "rodimus/io/checkpoint.hpp"
+#include "rodimus/io/config_json.hpp"
+#include "rodimus/io/safetensors.hpp"
+#include "rodimus/model/model.hpp"
