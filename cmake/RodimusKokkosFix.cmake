@@ -1,8 +1,8 @@
 # Repairs the Kokkos::kokkos target of Kokkos installs whose include dirs lack Kokkos_Core.hpp.
 #
 # Debian's Trilinos 13 package (Kokkos 3.4) exports Kokkos::kokkos with INTERFACE_INCLUDE_DIRECTORIES
-# set to <prefix>/include, while the headers live in <prefix>/include/trilinos, the directory that
-# its KokkosConfig.cmake reports in Kokkos_INCLUDE_DIRS. For any Kokkos whose target already
+# set to /usr/lib/include (a path that does not exist), while the headers live in
+# /usr/include/trilinos, the directory that its KokkosConfig.cmake reports in Kokkos_INCLUDE_DIRS. For any Kokkos whose target already
 # carries Kokkos_Core.hpp (all upstream installs, 3.x and 4.x) this is a no-op.
 #
 # Call after find_package(Kokkos). Used by the top-level CMakeLists.txt and by rodimusConfig.cmake.
@@ -53,9 +53,18 @@ function(rodimus_fix_kokkos_target)
                     "Kokkos_INCLUDE_DIRS (${Kokkos_INCLUDE_DIRS}) has none either.")
     return()
   endif()
-  # The target is imported, so these dirs are treated as system includes, like the original ones.
-  set_property(TARGET Kokkos::kokkos APPEND PROPERTY INTERFACE_INCLUDE_DIRECTORIES ${fixed_dirs})
+  # Drop the dirs that do not exist (CMake rejects those on imported targets of a package that
+  # links Kokkos::kokkos), keep the others. The target is imported, so the dirs stay system dirs.
+  get_target_property(old_dirs Kokkos::kokkos INTERFACE_INCLUDE_DIRECTORIES)
+  set(kept_dirs)
+  foreach(dir IN LISTS old_dirs)
+    if(dir AND (dir MATCHES "\\$<" OR EXISTS "${dir}"))
+      list(APPEND kept_dirs "${dir}")
+    endif()
+  endforeach()
+  list(APPEND kept_dirs ${fixed_dirs})
+  set_property(TARGET Kokkos::kokkos PROPERTY INTERFACE_INCLUDE_DIRECTORIES ${kept_dirs})
   if(NOT rodimus_FIND_QUIETLY)
-    message(STATUS "rodimus: added ${fixed_dirs} to the include dirs of Kokkos::kokkos")
+    message(STATUS "rodimus: include dirs of Kokkos::kokkos repaired: ${kept_dirs}")
   endif()
 endfunction()

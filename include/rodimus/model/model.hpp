@@ -242,6 +242,12 @@ class Model {
       if (used[sl]++) throw ArgumentError("forward: slot " + std::to_string(sl) + " used twice");
       if (state.position(sl) + tokens.lengths[s] > std::int64_t(INT32_MAX))
         throw ArgumentError("forward: sequence position overflows");
+      if (cfg_.is_plus() && cfg_.window_back() < 0 &&
+          state.position(sl) + tokens.lengths[s] > state.kv_rows())
+        throw ArgumentError("forward: slot " + std::to_string(sl) + " would reach " +
+                            std::to_string(state.position(sl) + tokens.lengths[s]) +
+                            " tokens, beyond its KV cache of " + std::to_string(state.kv_rows()) +
+                            " (unwindowed attention: pass a larger max_context to make_state)");
     }
     if (total != tokens.ids.size())
       throw ArgumentError("forward: lengths add up to " + std::to_string(total) + " but " +
