@@ -18,6 +18,9 @@ packages=(
   catch2 libbenchmark-dev libopenblas-dev
   clang clang-tidy clang-format libclang-rt-14-dev
 )
+cache=${RODIMUS_CACHE:-$HOME/.cache/rodimus}
+mkdir -p "$cache"
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -28,22 +31,23 @@ if ((${#missing[@]})); then
   sudo=()
   if [[ $(id -u) != 0 ]]; then
     command -v sudo >/dev/null || { log "need root or sudo to install: ${missing[*]}"; exit 1; }
-    sudo=(sudo -n)
+    sudo=(sudo -n env DEBIAN_FRONTEND=noninteractive)
   fi
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -q >&2
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+  apt_log=$cache/apt-install.log
+  { "${sudo[@]}" apt-get update -q && \
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1 ||
+    { tail -n 40 "$apt_log" >&2; log "apt-get failed (log: $apt_log)"; exit 1; }
+  log "installed ${#missing[@]} packages (log: $apt_log)"
 fi
 
 # --- 2. OpenMP Kokkos from Debian's trilinos source package --------------------------------------
-cache=${RODIMUS_CACHE:-$HOME/.cache/rodimus}
 prefix=$cache/kokkos-openmp
 jobs=${RODIMUS_JOBS:-$(nproc)}
 # The stamp records how the install was made; a different recipe triggers a rebuild.
 recipe="trilinos-13.2.0 packages/kokkos OPENMP+SERIAL cxx20 Release shared g++"
 
-mkdir -p "$cache"
 exec 9>"$cache/.kokkos-openmp.lock"
 flock 9  # one build at a time when demo.sh and test.sh start together
 

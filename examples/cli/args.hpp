@@ -73,7 +73,8 @@ options:
   --stop-at-eos     stop after generating an eos id of the config (generate only)
   --dtype f32|bf16  weight storage type in memory (default f32); arithmetic is fp32
   --version         print the version
-  --kokkos-*        passed to Kokkos (e.g. --kokkos-num-threads=4); so is OMP_NUM_THREADS
+  --kokkos-*        passed to Kokkos, e.g. --kokkos-threads=4 (Kokkos 3) or
+                    --kokkos-num-threads=4 (Kokkos 4); OMP_NUM_THREADS works too
 
 exit status: 0 success, 1 runtime error (unreadable model, write failure), 2 usage error
 )";

@@ -81,6 +81,9 @@ def main():
     for name, cfg in variants.items():
         with open(os.path.join(cf, name + ".json"), "w") as f:
             json.dump(cfg, f, indent=2)
+    # regression: nlohmann throws out_of_range (not parse_error) for a number that overflows a double
+    with open(os.path.join(cf, "number_overflow.json"), "w") as f:
+        f.write('{"d_model": 1e400, "vocab_size": 7777777777777777777777777}')
 
 
 if __name__ == "__main__":

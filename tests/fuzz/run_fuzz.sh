@@ -19,5 +19,5 @@ for target in safetensors config; do
   mkdir -p "$work" "$out/artifacts_$target"
   echo "== fuzz_$target: ${secs}s"
   "$out/fuzz_$target" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=131072 -print_final_stats=1 \
-    -artifact_prefix="$out/artifacts_$target/" "$work" "$here/corpus/$target"
+    -dict="$here/$target.dict" -artifact_prefix="$out/artifacts_$target/" "$work" "$here/corpus/$target"
 done

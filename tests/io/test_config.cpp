@@ -311,6 +311,8 @@ TEST_CASE("config: invalid JSON and unreadable files", "[io][config]") {
   CHECK_THAT(cfg_error("{\"d_model\": "), Catch::StartsWith("cfg.json: invalid JSON") &&
                                                 Catch::Contains("parse error"));
   CHECK_THAT(cfg_error(""), Catch::Contains("invalid JSON"));
+  CHECK_THAT(cfg_error(R"({"d_model": 1e400})"), Catch::Contains("invalid JSON") && Catch::Contains("overflow"));
+  CHECK_THAT(cfg_error(std::string(400, '7')), Catch::Contains("invalid JSON"));
   CHECK_THAT(cfg_error("[1, 2]"), Catch::Contains("not a JSON object"));
   CHECK_THAT(cfg_error("\"rodimus\""), Catch::Contains("not a JSON object"));
 

@@ -210,6 +210,8 @@ TEST_CASE("safetensors reader rejects every kind of corruption", "[io][safetenso
     CHECK_THAT(parse_error(make_image("{\"t\": ")), Catch::Contains("not valid JSON"));
     CHECK_THAT(parse_error(make_image("\xff\xfe")), Catch::Contains("not valid JSON"));
     CHECK_THAT(parse_error(make_image("")), Catch::Contains("not valid JSON"));
+    CHECK_THAT(parse_error(make_image(R"({"t":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}})")),
+               Catch::Contains("not valid JSON"));
     CHECK_THAT(parse_error(make_image("[1,2]")), Catch::Contains("not a JSON object"));
     CHECK_THAT(parse_error(make_image("null")), Catch::Contains("not a JSON object"));
   }

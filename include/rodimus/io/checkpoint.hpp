@@ -187,7 +187,7 @@ class Checkpoint {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw fail(std::string("invalid JSON: ") + e.what());
     }
     if (!j.is_object()) throw fail("not a JSON object");

@@ -257,7 +257,7 @@ inline ModelConfig parse_config(std::string_view json_text, std::string_view sou
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw ConfigError(std::string(source) + ": invalid JSON: " + e.what());
   }
   if (!j.is_object()) throw ConfigError(std::string(source) + ": top level is not a JSON object");

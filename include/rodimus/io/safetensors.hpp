@@ -295,7 +295,7 @@ class SafetensorsFile {
     nlohmann::json header;
     try {
       header = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw error(std::string("header is not valid JSON: ") + e.what());
     }
     if (!header.is_object()) throw error("header is not a JSON object");

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "rodimus/core/seq_batch.hpp"
+#include "rodimus/ops/impl/gla_recurrent.hpp"
 
 namespace rodimus::detail {
 
@@ -110,29 +111,51 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
         });
       });
 
-  // Phase 2: one work item per (sequence, state column) walks that sequence's chunks in order.
+  // Phase 2: one work item per (sequence, tile of state columns) walks that sequence's chunks
+  // in order; state columns never interact.
+  constexpr int TE = scan_column_tile<Space>;
+  const int tiles = (e_dim + TE - 1) / TE;
   const auto seq_chunk = ws.seq_chunk;
   const auto slot = batch.slot;
   Kokkos::parallel_for(
       "rodimus::gla_chunk_scan",
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * e_dim),
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * tiles),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int sq = static_cast<int>(idx / e_dim);
-        const int e = static_cast<int>(idx % e_dim);
+        const int sq = static_cast<int>(idx / tiles);
+        const int e0 = static_cast<int>(idx % tiles) * TE;
+        const int ne = e_dim - e0 < TE ? e_dim - e0 : TE;
         const int sl = slot(sq);
         for (int c = seq_chunk(sq); c < seq_chunk(sq + 1); ++c) {
           const int t0 = chunks(c, 1);
           const int len = chunks(c, 2);
+          // o_t = q_decay_t S_prev + sum_{s<=t} intra[t,s] u_s        [len, TE]
           for (int t = 0; t < len; ++t) {
-            float acc = 0.f;
-            for (int i = 0; i < n; ++i) acc += q_decay(t0 + t, i) * state(sl, i, e);
-            for (int s = 0; s <= t; ++s) acc += intra(c, t, s) * u(t0 + s, e);
-            o(t0 + t, e) = acc;
+            float acc[TE];
+            for (int j = 0; j < TE; ++j) acc[j] = 0.f;
+            for (int i = 0; i < n; ++i) {
+              const float qd = q_decay(t0 + t, i);
+              const float* srow = &state(sl, i, e0);
+              for (int j = 0; j < ne; ++j) acc[j] += qd * srow[j];
+            }
+            for (int s = 0; s <= t; ++s) {
+              const float w = intra(c, t, s);
+              const float* urow = &u(t0 + s, e0);
+              for (int j = 0; j < ne; ++j) acc[j] += w * urow[j];
+            }
+            for (int j = 0; j < ne; ++j) o(t0 + t, e0 + j) = acc[j];
           }
+          // S_next = diag(chunk_decay) S_prev + k_decay^T u              [n, TE]
           for (int i = 0; i < n; ++i) {
-            float si = chunk_decay(c, i) * state(sl, i, e);
-            for (int s = 0; s < len; ++s) si += k_decay(t0 + s, i) * u(t0 + s, e);
-            state(sl, i, e) = si;
+            float acc[TE];
+            float* srow = &state(sl, i, e0);
+            const float g = chunk_decay(c, i);
+            for (int j = 0; j < TE; ++j) acc[j] = j < ne ? g * srow[j] : 0.f;
+            for (int s = 0; s < len; ++s) {
+              const float kd = k_decay(t0 + s, i);
+              const float* urow = &u(t0 + s, e0);
+              for (int j = 0; j < ne; ++j) acc[j] += kd * urow[j];
+            }
+            for (int j = 0; j < ne; ++j) srow[j] = acc[j];
           }
         }
       });

@@ -1,12 +1,18 @@
 // The GLA scan as the token-by-token recurrence (decode, and the device-side referee).
 #pragma once
 
+#include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
 namespace rodimus::detail {
 
+/// Columns of the state one work item owns: 1 on GPUs (coalesced across threads), a
+/// vector-friendly tile on CPUs (the inner loop runs over contiguous columns).
+template <class Space>
+inline constexpr int scan_column_tile = is_gpu_space_v<Space> ? 1 : 32;
+
 /// S_t = diag(exp(a_t)) S_{t-1} + k_t^T u_t;  o_t = scale * q_t S_t  (SPEC 2, step 7).
-/// One work item owns one state column e of one sequence and walks its tokens in order.
+/// One work item owns a tile of state columns of one sequence and walks its tokens in order.
 // q, k, decay(=exp(a)): [N, n]; u, o: [N, E]; state: [S, n, E]
 template <class Space>
 void gla_recurrent_generic(const Space& space, const View2<const float, Space>& q,
@@ -15,26 +21,37 @@ void gla_recurrent_generic(const Space& space, const View2<const float, Space>& 
                            const View2<const float, Space>& u, const View3<float, Space>& state,
                            const SeqBatch<Space>& batch, const View2<float, Space>& o,
                            float scale) {
+  constexpr int TE = scan_column_tile<Space>;
   const int n = static_cast<int>(q.extent(1));
   const int e_dim = static_cast<int>(u.extent(1));
+  const int tiles = (e_dim + TE - 1) / TE;
   const auto offsets = batch.offsets;
   const auto slot = batch.slot;
   Kokkos::parallel_for(
       "rodimus::gla_recurrent",
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * e_dim),
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * tiles),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int s = static_cast<int>(idx / e_dim);
-        const int e = static_cast<int>(idx % e_dim);
+        const int s = static_cast<int>(idx / tiles);
+        const int e0 = static_cast<int>(idx % tiles) * TE;
+        const int ne = e_dim - e0 < TE ? e_dim - e0 : TE;
         const int sl = slot(s);
         for (int t = offsets(s); t < offsets(s + 1); ++t) {
-          const float ut = u(t, e);
-          float acc = 0.f;
-          for (int i = 0; i < n; ++i) {
-            const float si = decay(t, i) * state(sl, i, e) + k(t, i) * ut;
-            state(sl, i, e) = si;
-            acc += q(t, i) * si;
+          float acc[TE];
+          float ut[TE];
+          for (int j = 0; j < TE; ++j) {
+            acc[j] = 0.f;
+            ut[j] = j < ne ? u(t, e0 + j) : 0.f;
           }
-          o(t, e) = scale * acc;
+          for (int i = 0; i < n; ++i) {
+            const float d = decay(t, i), kk = k(t, i), qq = q(t, i);
+            float* srow = &state(sl, i, e0);
+            for (int j = 0; j < ne; ++j) {
+              const float si = d * srow[j] + kk * ut[j];
+              srow[j] = si;
+              acc[j] += qq * si;
+            }
+          }
+          for (int j = 0; j < ne; ++j) o(t, e0 + j) = scale * acc[j];
         }
       });
 }

@@ -1,0 +1,251 @@
+// The commands of the rodimus tool: info, logits and greedy generate, on Kokkos' default space.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include <rodimus/rodimus.hpp>
+
+#include "args.hpp"
+
+namespace rodimus::cli {
+
+using Space = Kokkos::DefaultExecutionSpace;
+using HostLogits = Kokkos::View<float**, Kokkos::LayoutRight, Kokkos::HostSpace>;
+
+/// Loads the config of model directory `dir`; throws rodimus::Error when `dir` is no directory.
+inline ModelConfig load_model_config(const std::string& dir) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(dir, ec);
+  if (!std::filesystem::exists(st)) throw Error("model directory '" + dir + "' does not exist");
+  if (!std::filesystem::is_directory(st)) throw Error("'" + dir + "' is not a model directory");
+  return io::load_config(dir);
+}
+
+/// Throws UsageError when a token id lies outside [0, vocab).
+inline void check_vocabulary(const std::vector<std::int32_t>& ids, const ModelConfig& cfg,
+                             const std::string& model) {
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] >= cfg.vocab_size)
+      throw UsageError("--ids: token id " + std::to_string(ids[i]) + " at index " +
+                       std::to_string(i) + " is outside the vocabulary [0, " +
+                       std::to_string(cfg.vocab_size) + ") of " + model);
+}
+
+inline std::string_view block_type_name(const ModelConfig& cfg) {
+  return cfg.is_plus() ? "rodimus_plus" : "rodimus";
+}
+
+/// Index of the largest entry of `row` (the first one on ties).
+inline int argmax(const float* row, int n) {
+  int best = 0;
+  for (int i = 1; i < n; ++i)
+    if (row[i] > row[best]) best = i;
+  return best;
+}
+
+/// The weights of `model`'s directory with storage type W, behind a checked config.
+template <class W>
+Model<Space, W> load_model(const std::string& dir, const ModelConfig& cfg) {
+  return Model<Space, W>(cfg, io::Checkpoint::open(dir));
+}
+
+/// `rodimus info`: configuration, sizes, dtypes and backend, one `key: value` per line.
+template <class W>
+int run_info(const Options& o) {
+  const ModelConfig cfg = load_model_config(o.model);
+  const io::Checkpoint ckpt = io::Checkpoint::open(o.model);
+  const Model<Space, W> model(cfg, ckpt);
+  const State<Space> state = model.make_state(1);
+
+  // dtypes of the stored tensors, e.g. "F32" or "BF16,F32" for a mixed checkpoint
+  std::set<std::string> disk;
+  for (const auto& name : ckpt.names())
+    disk.insert(std::string(io::st_dtype_name(ckpt.find(name)->dtype)));
+  std::string disk_dtypes;
+  for (const auto& d : disk) disk_dtypes += (disk_dtypes.empty() ? "" : ",") + d;
+
+  const auto yes_no = [](bool b) { return b ? "true" : "false"; };
+  std::string eos;
+  for (int id : cfg.eos_token_ids) eos += (eos.empty() ? "" : ",") + std::to_string(id);
+
+  fmt::print("model: {}\n", o.model);
+  fmt::print("block_type: {}\n", block_type_name(cfg));
+  fmt::print("d_model: {}\n", cfg.d_model);
+  fmt::print("n_layer: {}\n", cfg.n_layer);
+  fmt::print("vocab_size: {}\n", cfg.vocab_size);
+  fmt::print("d_inner: {}\n", cfg.d_inner());
+  fmt::print("mem_size: {}\n", cfg.mem_size());
+  fmt::print("d_conv: {}\n", cfg.d_conv());
+  fmt::print("low_rank: {}\n", cfg.low_rank());
+  if (cfg.is_plus()) {
+    fmt::print("num_heads: {}\n", cfg.num_heads());
+    fmt::print("num_heads_k: {}\n", cfg.num_heads_k());
+    fmt::print("num_heads_v: {}\n", cfg.num_heads_v());
+    fmt::print("head_dim: {}\n", cfg.head_dim());
+    if (cfg.attn.window_size > 0) {
+      fmt::print("window_size: {}\n", cfg.attn.window_size);
+    } else {
+      fmt::print("window_size: none\n");
+    }
+    fmt::print("rotary_dim: {}\n", cfg.rotary_dim());
+    fmt::print("ffn_dim: {}\n", cfg.ffn_dim());
+  }
+  fmt::print("tie_word_embeddings: {}\n", yes_no(cfg.tie_word_embeddings));
+  fmt::print("max_position_embeddings: {}\n", cfg.max_position_embeddings);
+  fmt::print("bos_token_id: {}\n", cfg.bos_token_id >= 0 ? std::to_string(cfg.bos_token_id) : "none");
+  fmt::print("eos_token_ids: {}\n", eos.empty() ? "none" : eos);
+  fmt::print("parameters: {}\n", model.parameter_count());
+  fmt::print("state_bytes_per_sequence: {}\n", state.bytes_per_sequence());
+  if (cfg.is_plus()) fmt::print("kv_cache_rows: {}\n", state.kv_rows());
+  fmt::print("checkpoint_tensors: {}\n", ckpt.names().size());
+  fmt::print("weight_dtype_on_disk: {}\n", disk_dtypes.empty() ? "none" : disk_dtypes);
+  fmt::print("weight_dtype_in_memory: {}\n", dtype_name(o.dtype));
+  fmt::print("backend: {}\n", backend_name<Space>());
+  fmt::print("concurrency: {}\n", Space().concurrency());
+  return exit_ok;
+}
+
+/// `rodimus logits`: one forward pass over the ids; a summary on stdout, the logits [T, V]
+/// optionally to a safetensors file.
+template <class W>
+int run_logits(const Options& o) {
+  const ModelConfig cfg = load_model_config(o.model);
+  check_vocabulary(o.ids, cfg, o.model);
+  const Model<Space, W> model = load_model<W>(o.model, cfg);
+  const int t = static_cast<int>(o.ids.size());
+  const int v = cfg.vocab_size;
+  State<Space> state = model.make_state(1, t);
+  Workspace<Space> ws;
+
+  // logits: [T, V]
+  const auto logits = model.forward(state, ws, TokenBatch::single(o.ids), LogitsMode::All);
+  HostLogits host("rodimus_cli::logits", t, v);
+  Kokkos::deep_copy(host, logits);
+  const float* data = host.data();
+  const std::size_t count = std::size_t(t) * std::size_t(v);
+
+  double sum = 0.0, max_abs = 0.0;
+  for (std::size_t i = 0; i < count; ++i) {
+    sum += data[i];
+    max_abs = std::max(max_abs, std::fabs(double(data[i])));
+  }
+  // top-5 of the last position, larger logit first, smaller id first on ties
+  const float* last = data + std::size_t(t - 1) * std::size_t(v);
+  std::vector<int> order(static_cast<std::size_t>(v));
+  for (int i = 0; i < v; ++i) order[std::size_t(i)] = i;
+  const int k = std::min(5, v);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+    return last[a] > last[b] || (last[a] == last[b] && a < b);
+  });
+  std::string top;
+  for (int i = 0; i < k; ++i)
+    top += fmt::format("{}{}:{:.6f}", i ? " " : "", order[std::size_t(i)], last[order[std::size_t(i)]]);
+
+  fmt::print("model: {}\n", o.model);
+  fmt::print("block_type: {}\n", block_type_name(cfg));
+  fmt::print("weight_dtype_in_memory: {}\n", dtype_name(o.dtype));
+  fmt::print("T: {}\n", t);
+  fmt::print("V: {}\n", v);
+  fmt::print("top5_last: {}\n", top);
+  fmt::print("max_abs_logit: {:.6f}\n", max_abs);
+  fmt::print("logit_sum: {:.6f}\n", sum);
+
+  if (o.out) {
+    const std::vector<std::int64_t> ids(o.ids.begin(), o.ids.end());
+    const io::TensorWrite tensors[] = {
+        {"input_ids", io::StDType::I64, {t}, ids.data()},
+        {"logits", io::StDType::F32, {t, v}, data},
+    };
+    io::write_safetensors(*o.out, tensors,
+                          {{"model", o.model}, {"weight_dtype", std::string(dtype_name(o.dtype))}});
+    fmt::print("out: {}\n", *o.out);
+  }
+  return exit_ok;
+}
+
+/// `rodimus generate`: prefill, then greedy argmax + decode one token at a time. The ids go to
+/// stdout, comma-separated on one line; a timing line goes to stderr.
+template <class W>
+int run_generate(const Options& o) {
+  using clock = std::chrono::steady_clock;
+  const ModelConfig cfg = load_model_config(o.model);
+  check_vocabulary(o.ids, cfg, o.model);
+  const std::int64_t t = static_cast<std::int64_t>(o.ids.size());
+  if (t + o.max_new_tokens > std::numeric_limits<std::int32_t>::max())
+    throw UsageError("-n " + std::to_string(o.max_new_tokens) + " is too large for a prompt of " +
+                     std::to_string(t) + " tokens");
+  const Model<Space, W> model = load_model<W>(o.model, cfg);
+  const int v = cfg.vocab_size;
+  State<Space> state = model.make_state(1, static_cast<int>(t + o.max_new_tokens));
+  Workspace<Space> ws;
+  HostLogits host("rodimus_cli::logits", 1, v);
+  const auto is_eos = [&](int id) {
+    return std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), id) !=
+           cfg.eos_token_ids.end();
+  };
+
+  std::vector<std::int32_t> out;
+  out.reserve(static_cast<std::size_t>(o.max_new_tokens));
+  double prefill_s = 0.0, decode_s = 0.0;
+  int decoded = 0;
+  if (o.max_new_tokens > 0) {
+    const auto t0 = clock::now();
+    Kokkos::deep_copy(host, model.prefill(state, ws, TokenBatch::single(o.ids), LogitsMode::Last));
+    out.push_back(argmax(host.data(), v));
+    const auto t1 = clock::now();
+    prefill_s = std::chrono::duration<double>(t1 - t0).count();
+    while (static_cast<int>(out.size()) < o.max_new_tokens && !(o.stop_at_eos && is_eos(out.back()))) {
+      const std::int32_t next[1] = {out.back()};
+      Kokkos::deep_copy(host, model.decode(state, ws, next));
+      out.push_back(argmax(host.data(), v));
+      ++decoded;
+    }
+    decode_s = std::chrono::duration<double>(clock::now() - t1).count();
+  }
+
+  std::string line;
+  for (std::size_t i = 0; i < out.size(); ++i) line += (i ? "," : "") + std::to_string(out[i]);
+  fmt::print("{}\n", line);
+  std::fflush(stdout);
+
+  const auto rate = [](double n, double s) {
+    return s > 0.0 ? fmt::format("{:.1f}", n / s) : std::string("n/a");
+  };
+  fmt::print(stderr,
+             "rodimus: prefill {} tokens in {:.3f} ms ({} tokens/s), decode {} tokens in {:.3f} ms "
+             "({} tokens/s), {} weights on {}\n",
+             o.max_new_tokens > 0 ? t : 0, prefill_s * 1e3, rate(double(t), prefill_s), decoded,
+             decode_s * 1e3, decoded > 0 ? rate(decoded, decode_s) : std::string("n/a"),
+             dtype_name(o.dtype), backend_name<Space>());
+  return exit_ok;
+}
+
+/// Runs the command of `o` with weights stored as W.
+template <class W>
+int run_command(const Options& o) {
+  switch (o.command) {
+    case Command::Info: return run_info<W>(o);
+    case Command::Logits: return run_logits<W>(o);
+    case Command::Generate: return run_generate<W>(o);
+    default: return exit_ok;
+  }
+}
+
+/// Runs the command of `o`; Kokkos must be initialised.
+inline int run(const Options& o) {
+  return o.dtype == WeightDType::BF16 ? run_command<bf16>(o) : run_command<float>(o);
+}
+
+}  // namespace rodimus::cli

@@ -1,0 +1,89 @@
+// linear (y = x W^T + b) on every host backend against the fp64 reference, fp32/bf16/fp16 weights.
+#include "op_test_util.hpp"
+
+#include "rodimus/ops/linear.hpp"
+#include "rodimus/reference/linear.hpp"
+
+using namespace rodimus;
+using test::Rng;
+
+namespace {
+
+// fp32 accumulation of `in` products of values in [-1, 1]: the rounding error grows like
+// sqrt(in) * 2^-24 times the output scale (~sqrt(in / 9)); in <= 300 stays well under 1e-5.
+constexpr double kTol = 1e-5;
+
+template <class W>
+void check_linear(Rng& rng, int n_tok, int in, int out, bool bias, double& worst) {
+  RODIMUS_SEED_INFO(rng);
+  INFO("weights " << dtype_traits<W>::name << " N=" << n_tok << " in=" << in << " out=" << out << " bias=" << bias);
+  const int rows = n_tok + 2;  // two spare rows the op must leave alone
+  const auto x = rng.vec(std::size_t(n_tok) * in);
+  const auto w = rng.vec(std::size_t(out) * in);
+  const auto b = rng.vec(out);
+  const auto wq = test::dequantised<W>(w);
+  const auto ref = reference::linear(x, wq, n_tok, in, out, bias ? &b : nullptr);
+  test::for_each_backend([&]<class Space>(const std::string& backend) {
+    INFO("backend " << backend);
+    LinearWeights<W, Space> lw;
+    lw.w = test::upload2<W, Space>(w, out, in);
+    if (bias) lw.b = test::upload1<Space>(b);
+    const auto dx = test::upload2<float, Space>(x, rows, in, 3.0);
+    auto dy = test::upload2<float, Space>({}, rows, out, 7.0);
+    linear(Space{}, View2<const float, Space>(dx), lw, dy, n_tok);
+    const auto got = test::download2(dy);
+    const double e = test::rel_err(test::slice(got, 0, std::size_t(n_tok) * out), ref);
+    worst = std::max(worst, e);
+    CHECK(e <= kTol);
+    // rows past n_tokens untouched
+    int touched = 0;
+    for (std::size_t i = std::size_t(n_tok) * out; i < got.size(); ++i) touched += got[i] != 7.0;
+    CHECK(touched == 0);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops][linear]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  struct Shape { int n, in, out; };
+  std::vector<Shape> shapes = {{1, 1, 1}, {1, 64, 97}, {7, 3, 5}, {8, 67, 64}, {9, 130, 33}, {17, 31, 1}, {33, 257, 19}};
+  for (int i = 0; i < 3; ++i) shapes.push_back({rng.integer(1, 40), rng.integer(1, 300), rng.integer(1, 150)});
+  double worst_f32 = 0, worst_bf16 = 0, worst_f16 = 0;
+  for (const auto& s : shapes) {
+    for (bool bias : {false, true}) {
+      check_linear<float>(rng, s.n, s.in, s.out, bias, worst_f32);
+      check_linear<bf16>(rng, s.n, s.in, s.out, bias, worst_bf16);
+      check_linear<fp16>(rng, s.n, s.in, s.out, bias, worst_f16);
+    }
+  }
+  WARN("linear max rel err: f32 " << worst_f32 << ", bf16 " << worst_bf16 << ", f16 " << worst_f16);
+}
+
+TEST_CASE("linear with zero tokens writes nothing", "[ops][linear]") {
+  test::for_each_backend([&]<class Space>(const std::string& backend) {
+    INFO("backend " << backend);
+    LinearWeights<float, Space> lw;
+    lw.w = test::upload2<float, Space>({1, 2, 3, 4, 5, 6}, 2, 3);
+    auto x = test::upload2<float, Space>({}, 1, 3, 1.0);
+    auto y = test::upload2<float, Space>({}, 1, 2, 7.0);
+    linear(Space{}, View2<const float, Space>(x), lw, y, 0);
+    for (double v : test::download2(y)) CHECK(v == 7.0);
+  });
+}
+
+TEST_CASE("linear rejects wrong extents", "[ops][linear][errors]") {
+  using Space = Kokkos::DefaultHostExecutionSpace;
+  LinearWeights<float, Space> lw;
+  lw.w = test::upload2<float, Space>(std::vector<double>(12, 1.0), 4, 3);
+  auto x = test::upload2<float, Space>({}, 2, 5, 1.0);  // in = 5, weight wants 3
+  auto y = test::upload2<float, Space>({}, 2, 4);
+  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x), lw, y, 2), ArgumentError);
+  auto x3 = test::upload2<float, Space>({}, 2, 3, 1.0);
+  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y, 3), ArgumentError);  // N > rows
+  auto y5 = test::upload2<float, Space>({}, 2, 5);
+  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y5, 2), ArgumentError);
+  lw.b = test::upload1<Space>({1, 2});  // bias of 2 for 4 outputs
+  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y, 2), ArgumentError);
+}
