@@ -1,13 +1,12 @@
 // The rodimus command-line tool: model info, logits of a prompt, greedy generation.
+#include <fmt/core.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <rodimus/rodimus.hpp>
 #include <string>
 #include <vector>
-
-#include <fmt/core.h>
-
-#include <rodimus/rodimus.hpp>
 
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
@@ -22,6 +21,12 @@ int usage_error(const char* what) {
 int failure(const char* what) {
   fmt::print(stderr, "rodimus: error: {}\n", what);
   return rodimus::cli::exit_failure;
+}
+
+/// `status`, or a failure when standard output could not be written.
+int flushed(int status) {
+  if (std::fflush(stdout) != 0) return failure("cannot write to standard output");
+  return status;
 }
 
 }  // namespace
@@ -49,11 +54,11 @@ int main(int argc, char* argv[]) {
   }
   if (options.command == cli::Command::Help) {
     fmt::print("{}", cli::usage_text());
-    return cli::exit_ok;
+    return flushed(cli::exit_ok);
   }
   if (options.command == cli::Command::Version) {
     fmt::print("rodimus {}\n", RODIMUS_VERSION_STRING);
-    return cli::exit_ok;
+    return flushed(cli::exit_ok);
   }
 
   // OpenMP Kokkos warns about OMP_PROC_BIND unless it is set.
@@ -74,6 +79,5 @@ int main(int argc, char* argv[]) {
   } catch (...) {
     return failure("unknown exception");
   }
-  if (std::fflush(stdout) != 0) return failure("cannot write to standard output");
-  return status;
+  return flushed(status);
 }

@@ -49,6 +49,12 @@ finish() {
 # Shows where a log went wrong: the first error lines with some context, then its tail.
 show_log() {
   local log=$1
+  if (($(wc -l <"$log") <= 60)); then
+    echo "---- $log ----"
+    cat "$log"
+    echo "----"
+    return
+  fi
   echo "---- $log (first errors) ----"
   grep -n -m 8 -A 6 -E '(error|Error|ERROR)[: ]' "$log" | head -n 80
   echo "---- $log (tail) ----"

@@ -34,11 +34,11 @@ inline std::string_view dtype_name(WeightDType d) { return d == WeightDType::F32
 /// Everything the command line asked for.
 struct Options {
   Command command = Command::Help;
-  std::string model;                  ///< --model DIR
-  std::vector<std::int32_t> ids;      ///< --ids 5,17,3
-  std::optional<std::string> out;     ///< --out FILE (logits)
-  int max_new_tokens = 20;            ///< -n N (generate)
-  bool stop_at_eos = false;           ///< --stop-at-eos (generate)
+  std::string model;                     ///< --model DIR
+  std::vector<std::int32_t> ids;         ///< --ids 5,17,3
+  std::optional<std::string> out;        ///< --out FILE (logits)
+  int max_new_tokens = 20;               ///< -n N (generate)
+  bool stop_at_eos = false;              ///< --stop-at-eos (generate)
   WeightDType dtype = WeightDType::F32;  ///< --dtype f32|bf16
 };
 
@@ -54,9 +54,9 @@ commands:
                                          decode state size, weight dtype, backend
   logits    --model DIR --ids LIST [--out FILE]
                                          run one forward pass; print the top-5 ids of
-                                         the last position, max |logit| and the sum of
-                                         all logits; --out writes `logits` F32 [T, V]
-                                         and `input_ids` I64 [T] as safetensors
+                                         the last position, and max |logit| and the sum
+                                         over all T x V logits; --out writes `logits`
+                                         F32 [T, V] and `input_ids` I64 [T] (safetensors)
   generate  --model DIR --ids LIST [-n N] [--stop-at-eos]
                                          greedy decoding: prints the N generated ids
                                          (default 20) comma-separated on stdout and a
@@ -88,8 +88,8 @@ inline std::vector<std::int32_t> parse_ids(std::string_view text) {
   std::size_t start = 0;
   for (std::size_t index = 0;; ++index) {
     const std::size_t comma = text.find(',', start);
-    std::string_view item =
-        text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view item = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     while (!item.empty() && is_space(item.front())) item.remove_prefix(1);
     while (!item.empty() && is_space(item.back())) item.remove_suffix(1);
     if (item.empty()) {
@@ -105,7 +105,8 @@ inline std::vector<std::int32_t> parse_ids(std::string_view text) {
          v > std::numeric_limits<std::int32_t>::max()))
       throw UsageError("--ids: token id '" + std::string(item) + "' is too large");
     if (ec != std::errc() || ptr != item.data() + item.size() || item.front() == '+')
-      throw UsageError("--ids: '" + std::string(item) + "' is not a token id (a non-negative integer)");
+      throw UsageError("--ids: '" + std::string(item) +
+                       "' is not a token id (a non-negative integer)");
     if (v < 0) throw UsageError("--ids: token id " + std::to_string(v) + " is negative");
     ids.push_back(static_cast<std::int32_t>(v));
     if (comma == std::string_view::npos) break;
@@ -125,8 +126,8 @@ inline int parse_count(std::string_view flag, std::string_view text) {
        v > std::numeric_limits<std::int32_t>::max()))
     throw UsageError(std::string(flag) + " is too large: " + std::string(text));
   if (text.empty() || ec != std::errc() || ptr != text.data() + text.size())
-    throw UsageError(std::string(flag) + " needs a non-negative integer, got '" + std::string(text) +
-                     "'");
+    throw UsageError(std::string(flag) + " needs a non-negative integer, got '" +
+                     std::string(text) + "'");
   return static_cast<int>(v);
 }
 
@@ -167,7 +168,8 @@ inline Options parse_args(const std::vector<std::string>& args) {
     seen = true;
   };
   const auto only_if = [&](std::string_view name, bool valid) {
-    if (!valid) throw UsageError("option '" + std::string(name) + "' is not valid for '" + cmd + "'");
+    if (!valid)
+      throw UsageError("option '" + std::string(name) + "' is not valid for '" + cmd + "'");
   };
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& arg = args[i];

@@ -1,21 +1,19 @@
 // The commands of the rodimus tool: info, logits and greedy generate, on Kokkos' default space.
 #pragma once
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <map>
+#include <limits>
+#include <rodimus/rodimus.hpp>
 #include <set>
 #include <string>
-#include <utility>
 #include <vector>
-
-#include <fmt/core.h>
-
-#include <rodimus/rodimus.hpp>
 
 #include "args.hpp"
 
@@ -55,7 +53,7 @@ inline int argmax(const float* row, int n) {
   return best;
 }
 
-/// The weights of `model`'s directory with storage type W, behind a checked config.
+/// The model in `dir` (config `cfg` already read), its weights stored as W.
 template <class W>
 Model<Space, W> load_model(const std::string& dir, const ModelConfig& cfg) {
   return Model<Space, W>(cfg, io::Checkpoint::open(dir));
@@ -104,7 +102,8 @@ int run_info(const Options& o) {
   }
   fmt::print("tie_word_embeddings: {}\n", yes_no(cfg.tie_word_embeddings));
   fmt::print("max_position_embeddings: {}\n", cfg.max_position_embeddings);
-  fmt::print("bos_token_id: {}\n", cfg.bos_token_id >= 0 ? std::to_string(cfg.bos_token_id) : "none");
+  fmt::print("bos_token_id: {}\n",
+             cfg.bos_token_id >= 0 ? std::to_string(cfg.bos_token_id) : "none");
   fmt::print("eos_token_ids: {}\n", eos.empty() ? "none" : eos);
   fmt::print("parameters: {}\n", model.parameter_count());
   fmt::print("state_bytes_per_sequence: {}\n", state.bytes_per_sequence());
@@ -151,17 +150,10 @@ int run_logits(const Options& o) {
   });
   std::string top;
   for (int i = 0; i < k; ++i)
-    top += fmt::format("{}{}:{:.6f}", i ? " " : "", order[std::size_t(i)], last[order[std::size_t(i)]]);
+    top += fmt::format("{}{}:{:.6f}", i ? " " : "", order[std::size_t(i)],
+                       last[order[std::size_t(i)]]);
 
-  fmt::print("model: {}\n", o.model);
-  fmt::print("block_type: {}\n", block_type_name(cfg));
-  fmt::print("weight_dtype_in_memory: {}\n", dtype_name(o.dtype));
-  fmt::print("T: {}\n", t);
-  fmt::print("V: {}\n", v);
-  fmt::print("top5_last: {}\n", top);
-  fmt::print("max_abs_logit: {:.6f}\n", max_abs);
-  fmt::print("logit_sum: {:.6f}\n", sum);
-
+  // the file first: a failed write leaves no summary behind
   if (o.out) {
     const std::vector<std::int64_t> ids(o.ids.begin(), o.ids.end());
     const io::TensorWrite tensors[] = {
@@ -170,8 +162,16 @@ int run_logits(const Options& o) {
     };
     io::write_safetensors(*o.out, tensors,
                           {{"model", o.model}, {"weight_dtype", std::string(dtype_name(o.dtype))}});
-    fmt::print("out: {}\n", *o.out);
   }
+  fmt::print("model: {}\n", o.model);
+  fmt::print("block_type: {}\n", block_type_name(cfg));
+  fmt::print("weight_dtype_in_memory: {}\n", dtype_name(o.dtype));
+  fmt::print("T: {}\n", t);
+  fmt::print("V: {}\n", v);
+  fmt::print("top5_last: {}\n", top);
+  fmt::print("max_abs_logit: {:.6f}\n", max_abs);
+  fmt::print("logit_sum: {:.6f}\n", sum);
+  if (o.out) fmt::print("out: {}\n", *o.out);
   return exit_ok;
 }
 
@@ -206,7 +206,8 @@ int run_generate(const Options& o) {
     out.push_back(argmax(host.data(), v));
     const auto t1 = clock::now();
     prefill_s = std::chrono::duration<double>(t1 - t0).count();
-    while (static_cast<int>(out.size()) < o.max_new_tokens && !(o.stop_at_eos && is_eos(out.back()))) {
+    while (static_cast<int>(out.size()) < o.max_new_tokens &&
+           !(o.stop_at_eos && is_eos(out.back()))) {
       const std::int32_t next[1] = {out.back()};
       Kokkos::deep_copy(host, model.decode(state, ws, next));
       out.push_back(argmax(host.data(), v));
@@ -236,10 +237,14 @@ int run_generate(const Options& o) {
 template <class W>
 int run_command(const Options& o) {
   switch (o.command) {
-    case Command::Info: return run_info<W>(o);
-    case Command::Logits: return run_logits<W>(o);
-    case Command::Generate: return run_generate<W>(o);
-    default: return exit_ok;
+    case Command::Info:
+      return run_info<W>(o);
+    case Command::Logits:
+      return run_logits<W>(o);
+    case Command::Generate:
+      return run_generate<W>(o);
+    default:
+      return exit_ok;
   }
 }
 

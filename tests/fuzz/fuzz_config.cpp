@@ -1,4 +1,4 @@
-// libFuzzer target: parse_config on arbitrary text must succeed or throw rodimus::Error, and round-trip.
+// libFuzzer target: parse_config either throws rodimus::Error or yields a config that round-trips.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -17,11 +17,14 @@ void check_same(const rodimus::ModelConfig& a, const rodimus::ModelConfig& b) {
   require(a.d_model == b.d_model && a.n_layer == b.n_layer && a.vocab_size == b.vocab_size);
   require(a.d_inner() == b.d_inner() && a.mem_size() == b.mem_size() && a.d_conv() == b.d_conv());
   require(a.low_rank() == b.low_rank());
-  require(a.norm_epsilon == b.norm_epsilon && a.mixer.normalize_epsilon == b.mixer.normalize_epsilon);
+  require(a.norm_epsilon == b.norm_epsilon &&
+          a.mixer.normalize_epsilon == b.mixer.normalize_epsilon);
   require(a.bos_token_id == b.bos_token_id && a.eos_token_id == b.eos_token_id);
   require(a.eos_token_ids == b.eos_token_ids && a.pad_token_id == b.pad_token_id);
-  require(a.tie_word_embeddings == b.tie_word_embeddings && a.residual_in_fp32 == b.residual_in_fp32);
-  require(a.use_scale_embedding == b.use_scale_embedding && a.use_norm_embedding == b.use_norm_embedding);
+  require(a.tie_word_embeddings == b.tie_word_embeddings &&
+          a.residual_in_fp32 == b.residual_in_fp32);
+  require(a.use_scale_embedding == b.use_scale_embedding &&
+          a.use_norm_embedding == b.use_norm_embedding);
   require(a.max_position_embeddings == b.max_position_embeddings);
   if (a.is_plus()) {
     require(a.num_heads() == b.num_heads() && a.num_heads_k() == b.num_heads_k());

@@ -1,4 +1,4 @@
-// libFuzzer target: SafetensorsFile::parse on arbitrary bytes must either succeed or throw rodimus::Error.
+// libFuzzer target: SafetensorsFile::parse on any bytes either succeeds or throws rodimus::Error.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -36,7 +36,8 @@ float element_f32(const rodimus::io::TensorRef& t, rodimus::DType d, std::size_t
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace rodimus::io;
   try {
-    const auto f = SafetensorsFile::parse(std::span(reinterpret_cast<const std::byte*>(data), size), "fuzz");
+    const auto f =
+        SafetensorsFile::parse(std::span(reinterpret_cast<const std::byte*>(data), size), "fuzz");
     unsigned sum = 0;
     for (const auto& t : f.tensors()) {
       if (f.find(t.name) != &t) std::abort();
@@ -45,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       for (std::byte b : t.bytes) sum += std::to_integer<unsigned>(b);
       if (const auto d = as_float_dtype(t.dtype)) {
         const auto n = static_cast<std::size_t>(t.numel());
-        for (std::size_t i = 0; i < n && i < 4; ++i) sum += static_cast<unsigned>(element_f32(t, *d, i) != 0.f);
+        for (std::size_t i = 0; i < n && i < 4; ++i)
+          sum += static_cast<unsigned>(element_f32(t, *d, i) != 0.f);
         if (n) sum += static_cast<unsigned>(element_f32(t, *d, n - 1) != 0.f);
       }
     }

@@ -1,6 +1,5 @@
-// Tests of Checkpoint: single files, sharded directories, typed reads, and errors naming the tensor.
+// Tests of Checkpoint: single files, shards, typed reads, and errors that name the tensor.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -43,7 +42,9 @@ struct CkTempDir {
   }
 };
 
-void write_text(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+void write_text(const fs::path& p, const std::string& s) {
+  std::ofstream(p, std::ios::binary) << s;
+}
 
 template <class F>
 std::string ck_error(F&& f) {
@@ -58,8 +59,8 @@ std::string ck_error(F&& f) {
 
 /// Every tensor SPEC section 6 names for `c`, with its shape.
 std::vector<std::pair<std::string, std::vector<std::int64_t>>> spec_tensors(const ModelConfig& c) {
-  const std::int64_t D = c.d_model, E = c.d_inner(), n = c.mem_size(), K = c.d_conv(), R = c.low_rank(),
-                     V = c.vocab_size;
+  const std::int64_t D = c.d_model, E = c.d_inner(), n = c.mem_size(), K = c.d_conv(),
+                     R = c.low_rank(), V = c.vocab_size;
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> out = {
       {"model.embeddings.weight", {V, D}}, {"model.norm_f.weight", {D}}};
   if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {V, D}});
@@ -149,8 +150,9 @@ TEST_CASE("Checkpoint: single file, typed reads and require errors", "[io][check
 
     const std::string where = "checkpoint " + p.string() + ": ";
     CHECK(ck_error([&] { ck.require("nope", {1}); }) == where + "tensor 'nope' is missing");
-    CHECK(ck_error([&] { ck.require("w32", {3, 2}); }) ==
-          where + "tensor 'w32' has shape [2, 3], expected [3, 2]");
+    CHECK(ck_error([&] {
+            ck.require("w32", {3, 2});
+          }) == where + "tensor 'w32' has shape [2, 3], expected [3, 2]");
     CHECK(ck_error([&] { ck.require("w32", {6}); }) ==
           where + "tensor 'w32' has shape [2, 3], expected [6]");
     CHECK(ck_error([&] { ck.require("ids", {2}); }) ==
@@ -163,7 +165,8 @@ TEST_CASE("Checkpoint: reads from unaligned data", "[io][checkpoint]") {
   // a 1-byte tensor first puts the float data at an odd offset
   const auto w = ck_random(5);
   const std::uint8_t pad = 7;
-  const std::vector<TensorWrite> ws = {{"a", StDType::U8, {1}, &pad}, {"w", StDType::F32, {5}, w.data()}};
+  const std::vector<TensorWrite> ws = {{"a", StDType::U8, {1}, &pad},
+                                       {"w", StDType::F32, {5}, w.data()}};
   CkTempDir dir;
   write_safetensors(dir.path / "m.safetensors", ws);
   const auto ck = Checkpoint::open(dir.path / "m.safetensors");
@@ -235,7 +238,8 @@ TEST_CASE("Checkpoint: sharded directory with model.safetensors.index.json", "[i
   }
   SECTION("a corrupt shard is reported with its path") {
     write_text(index, good_index);
-    write_text(dir.path / "model-00002-of-00002.safetensors", std::string("\x10\0\0\0\0\0\0\0{}", 10));
+    write_text(dir.path / "model-00002-of-00002.safetensors",
+               std::string("\x10\0\0\0\0\0\0\0{}", 10));
     const auto msg = ck_error([&] { Checkpoint::open(dir.path); });
     CHECK_THAT(msg, Catch::Contains("model-00002-of-00002.safetensors"));
     CHECK_THAT(msg, Catch::Contains("header length 16 exceeds"));
@@ -244,12 +248,14 @@ TEST_CASE("Checkpoint: sharded directory with model.safetensors.index.json", "[i
 
 TEST_CASE("Checkpoint::open errors", "[io][checkpoint]") {
   CkTempDir dir;
-  CHECK_THAT(ck_error([&] { Checkpoint::open(dir.path / "nothing"); }), Catch::Contains("does not exist"));
+  CHECK_THAT(ck_error([&] { Checkpoint::open(dir.path / "nothing"); }),
+             Catch::Contains("does not exist"));
   CHECK_THAT(ck_error([&] { Checkpoint::open(dir.path); }),
              Catch::Contains("neither model.safetensors.index.json nor model.safetensors"));
 }
 
-TEST_CASE("golden checkpoints hold every SPEC tensor with the config's shapes", "[io][checkpoint][golden]") {
+TEST_CASE("golden checkpoints hold every SPEC tensor with the config's shapes",
+          "[io][checkpoint][golden]") {
   const fs::path root = fs::path(RODIMUS_TEST_DATA_DIR) / "golden";
   for (const char* name : {"tiny_rodimus", "tiny_rodimus_plus", "strong_decay_rodimus"}) {
     INFO(name);
@@ -263,7 +269,8 @@ TEST_CASE("golden checkpoints hold every SPEC tensor with the config's shapes", 
     }
     CHECK(ck.names().size() == expected.size());
     // a mis-shaped request names the tensor and both shapes
-    CHECK_THAT(ck_error([&] { ck.require("model.norm_f.weight", {cfg.d_model + 1}); }),
-               Catch::Contains("'model.norm_f.weight' has shape [" + std::to_string(cfg.d_model) + "]"));
+    CHECK_THAT(
+        ck_error([&] { ck.require("model.norm_f.weight", {cfg.d_model + 1}); }),
+        Catch::Contains("'model.norm_f.weight' has shape [" + std::to_string(cfg.d_model) + "]"));
   }
 }

@@ -1,6 +1,5 @@
 // Tests of config.json parsing: golden configs, defaults, round trips, and errors naming the key.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -141,7 +140,8 @@ TEST_CASE("config defaults", "[io][config]") {
   CHECK(c.max_position_embeddings == 2048);
   CHECK(c.mixer.normalize_epsilon == 1e-12);
 
-  const ModelConfig p = parse_config(R"({"block_type":"rodimus_plus","d_model":1024,"attn_cfg":{"num_heads":null}})");
+  const ModelConfig p =
+      parse_config(R"({"block_type":"rodimus_plus","d_model":1024,"attn_cfg":{"num_heads":null}})");
   CHECK(p.num_heads() == 8);
   CHECK(p.head_dim() == 128);
   CHECK(p.num_heads_k() == 8);
@@ -150,7 +150,8 @@ TEST_CASE("config defaults", "[io][config]") {
   const ModelConfig q = parse_config(R"({"block_type":"rodimus_plus","d_model":512})");
   CHECK(q.num_heads() == 4);
   // integral floats are accepted for integer keys; unknown keys are ignored
-  const ModelConfig f = parse_config(R"({"d_model": 64.0, "whatever": [1, {"x": null}], "attn_cfg": null})");
+  const ModelConfig f =
+      parse_config(R"({"d_model": 64.0, "whatever": [1, {"x": null}], "attn_cfg": null})");
   CHECK(f.d_model == 64);
   // null bos / eos mean none
   const ModelConfig n = parse_config(R"({"bos_token_id": null, "eos_token_id": null})");
@@ -227,62 +228,95 @@ TEST_CASE("config errors name the key", "[io][config]") {
       {[](json& j) { j["vocab_size"] = 20'000'000; }, "vocab_size", "must be in"},
       {[](json& j) { j["norm_epsilon"] = 0; }, "norm_epsilon", "must be in (0"},
       {[](json& j) { j["norm_epsilon"] = "1e-5"; }, "norm_epsilon", "must be a number, got string"},
-      {[](json& j) { j["residual_in_fp32"] = 1; }, "residual_in_fp32", "must be a boolean, got number"},
-      {[](json& j) { j["tie_word_embeddings"] = "true"; }, "tie_word_embeddings", "must be a boolean"},
-      {[](json& j) { j["use_scale_embedding"] = nullptr; }, "use_scale_embedding", "must be a boolean"},
+      {[](json& j) { j["residual_in_fp32"] = 1; }, "residual_in_fp32",
+       "must be a boolean, got number"},
+      {[](json& j) { j["tie_word_embeddings"] = "true"; }, "tie_word_embeddings",
+       "must be a boolean"},
+      {[](json& j) { j["use_scale_embedding"] = nullptr; }, "use_scale_embedding",
+       "must be a boolean"},
       {[](json& j) { j["use_norm_embedding"] = 0; }, "use_norm_embedding", "must be a boolean"},
       {[](json& j) { j["max_position_embeddings"] = 0; }, "max_position_embeddings", "must be in"},
-      {[](json& j) { j["bos_token_id"] = 1000; }, "bos_token_id", "outside the vocabulary [0, 1000)"},
+      {[](json& j) { j["bos_token_id"] = 1000; }, "bos_token_id",
+       "outside the vocabulary [0, 1000)"},
       {[](json& j) { j["bos_token_id"] = -5; }, "bos_token_id", "outside the vocabulary"},
       {[](json& j) { j["eos_token_id"] = 5000; }, "eos_token_id", "outside the vocabulary"},
-      {[](json& j) { j["eos_token_id"] = json::array({2, 1000}); }, "eos_token_id", "outside the vocabulary"},
-      {[](json& j) { j["eos_token_id"] = json::array({2, "x"}); }, "eos_token_id[1]", "must be an integer"},
+      {[](json& j) {
+         j["eos_token_id"] = json::array({2, 1000});
+       },
+       "eos_token_id", "outside the vocabulary"},
+      {[](json& j) {
+         j["eos_token_id"] = json::array({2, "x"});
+       },
+       "eos_token_id[1]", "must be an integer"},
       {[](json& j) { j["eos_token_id"] = json::array(); }, "eos_token_id", "empty list"},
-      {[](json& j) { j["eos_token_id"] = "</s>"; }, "eos_token_id", "must be an integer, got string"},
+      {[](json& j) { j["eos_token_id"] = "</s>"; }, "eos_token_id",
+       "must be an integer, got string"},
       {[](json& j) { j["pad_token_id"] = 1000; }, "pad_token_id", "outside the vocabulary"},
       {[](json& j) { j["pad_token_id"] = 1.5; }, "pad_token_id", "must be an integer"},
-      {[](json& j) { j["mixer_cfg"] = json::array(); }, "mixer_cfg", "must be an object, got array"},
-      {[](json& j) { j["mixer_cfg"]["mem_size"] = "16"; }, "mixer_cfg.mem_size", "must be an integer, got string"},
-      {[](json& j) { j["mixer_cfg"]["mem_size"] = 0; }, "mixer_cfg.mem_size", "must be in [1, 4096]"},
+      {[](json& j) { j["mixer_cfg"] = json::array(); }, "mixer_cfg",
+       "must be an object, got array"},
+      {[](json& j) { j["mixer_cfg"]["mem_size"] = "16"; }, "mixer_cfg.mem_size",
+       "must be an integer, got string"},
+      {[](json& j) { j["mixer_cfg"]["mem_size"] = 0; }, "mixer_cfg.mem_size",
+       "must be in [1, 4096]"},
       {[](json& j) { j["mixer_cfg"]["d_conv"] = 0; }, "mixer_cfg.d_conv", "must be in [1, 64]"},
       {[](json& j) { j["mixer_cfg"]["d_conv"] = 65; }, "mixer_cfg.d_conv", "must be in [1, 64]"},
-      {[](json& j) { j["mixer_cfg"]["expand_ratio"] = 0; }, "mixer_cfg.expand_ratio", "must be in (0"},
-      {[](json& j) { j["mixer_cfg"]["expand_ratio"] = -2; }, "mixer_cfg.expand_ratio", "must be in (0"},
-      {[](json& j) { j["mixer_cfg"]["expand_ratio"] = 1e10; }, "mixer_cfg.expand_ratio", "must be in (0"},
-      {[](json& j) { j["mixer_cfg"]["expand_ratio"] = "2"; }, "mixer_cfg.expand_ratio", "must be a number"},
-      {[](json& j) { j["mixer_cfg"]["input_gate_low_rank"] = "big"; }, "mixer_cfg.input_gate_low_rank",
-       "integer or \"auto\""},
-      {[](json& j) { j["mixer_cfg"]["input_gate_low_rank"] = 0; }, "mixer_cfg.input_gate_low_rank", "must be in"},
-      {[](json& j) { j["mixer_cfg"]["input_gate_low_rank"] = 2.5; }, "mixer_cfg.input_gate_low_rank",
-       "must be an integer"},
-      {[](json& j) { j["mixer_cfg"]["input_gate_low_rank"] = nullptr; }, "mixer_cfg.input_gate_low_rank",
-       "integer or \"auto\", got null"},
-      {[](json& j) { j["mixer_cfg"]["normalize_epsilon"] = 0; }, "mixer_cfg.normalize_epsilon", "must be in (0"},
+      {[](json& j) { j["mixer_cfg"]["expand_ratio"] = 0; }, "mixer_cfg.expand_ratio",
+       "must be in (0"},
+      {[](json& j) { j["mixer_cfg"]["expand_ratio"] = -2; }, "mixer_cfg.expand_ratio",
+       "must be in (0"},
+      {[](json& j) { j["mixer_cfg"]["expand_ratio"] = 1e10; }, "mixer_cfg.expand_ratio",
+       "must be in (0"},
+      {[](json& j) { j["mixer_cfg"]["expand_ratio"] = "2"; }, "mixer_cfg.expand_ratio",
+       "must be a number"},
+      {[](json& j) { j["mixer_cfg"]["input_gate_low_rank"] = "big"; },
+       "mixer_cfg.input_gate_low_rank", "integer or \"auto\""},
+      {[](json& j) { j["mixer_cfg"]["input_gate_low_rank"] = 0; }, "mixer_cfg.input_gate_low_rank",
+       "must be in"},
+      {[](json& j) { j["mixer_cfg"]["input_gate_low_rank"] = 2.5; },
+       "mixer_cfg.input_gate_low_rank", "must be an integer"},
+      {[](json& j) { j["mixer_cfg"]["input_gate_low_rank"] = nullptr; },
+       "mixer_cfg.input_gate_low_rank", "integer or \"auto\", got null"},
+      {[](json& j) { j["mixer_cfg"]["normalize_epsilon"] = 0; }, "mixer_cfg.normalize_epsilon",
+       "must be in (0"},
       {[](json& j) { j["attn_cfg"] = "x"; }, "attn_cfg", "must be an object, got string"},
-      {[](json& j) { j["attn_cfg"]["num_heads"] = 3; }, "attn_cfg.num_heads", "does not divide d_model = 256"},
+      {[](json& j) { j["attn_cfg"]["num_heads"] = 3; }, "attn_cfg.num_heads",
+       "does not divide d_model = 256"},
       {[](json& j) { j["attn_cfg"]["num_heads"] = 0; }, "attn_cfg.num_heads", "must be in"},
-      {[](json& j) { j["attn_cfg"]["num_heads"] = "4"; }, "attn_cfg.num_heads", "must be an integer"},
+      {[](json& j) { j["attn_cfg"]["num_heads"] = "4"; }, "attn_cfg.num_heads",
+       "must be an integer"},
       {[](json& j) {
          j["d_model"] = 64;
          j["attn_cfg"].erase("num_heads");
        },
        "attn_cfg.num_heads", "d_model / 128 = 0"},
-      {[](json& j) { j["attn_cfg"]["num_heads_k"] = 3; }, "attn_cfg.num_heads_k", "does not divide num_heads = 4"},
-      {[](json& j) { j["attn_cfg"]["num_heads_v"] = 8; }, "attn_cfg.num_heads_v", "does not divide num_heads = 4"},
+      {[](json& j) { j["attn_cfg"]["num_heads_k"] = 3; }, "attn_cfg.num_heads_k",
+       "does not divide num_heads = 4"},
+      {[](json& j) { j["attn_cfg"]["num_heads_v"] = 8; }, "attn_cfg.num_heads_v",
+       "does not divide num_heads = 4"},
       {[](json& j) { j["attn_cfg"]["num_heads_v"] = -1; }, "attn_cfg.num_heads_v", "must be in"},
-      {[](json& j) { j["attn_cfg"]["window_size"] = "64"; }, "attn_cfg.window_size", "must be an integer"},
-      {[](json& j) { j["attn_cfg"]["rotary_emb_dim"] = 31; }, "attn_cfg.rotary_emb_dim", "must be even"},
-      {[](json& j) { j["attn_cfg"]["rotary_emb_dim"] = 66; }, "attn_cfg.rotary_emb_dim", "at most the head dim 64"},
-      {[](json& j) { j["attn_cfg"]["rotary_emb_dim"] = -2; }, "attn_cfg.rotary_emb_dim", "must be -1"},
-      {[](json& j) { j["attn_cfg"]["rotary_emb_base"] = 0; }, "attn_cfg.rotary_emb_base", "must be in (0"},
-      {[](json& j) { j["attn_cfg"]["rotary_emb_interleaved"] = true; }, "attn_cfg.rotary_emb_interleaved",
+      {[](json& j) { j["attn_cfg"]["window_size"] = "64"; }, "attn_cfg.window_size",
+       "must be an integer"},
+      {[](json& j) { j["attn_cfg"]["rotary_emb_dim"] = 31; }, "attn_cfg.rotary_emb_dim",
+       "must be even"},
+      {[](json& j) { j["attn_cfg"]["rotary_emb_dim"] = 66; }, "attn_cfg.rotary_emb_dim",
+       "at most the head dim 64"},
+      {[](json& j) { j["attn_cfg"]["rotary_emb_dim"] = -2; }, "attn_cfg.rotary_emb_dim",
+       "must be -1"},
+      {[](json& j) { j["attn_cfg"]["rotary_emb_base"] = 0; }, "attn_cfg.rotary_emb_base",
+       "must be in (0"},
+      {[](json& j) { j["attn_cfg"]["rotary_emb_interleaved"] = true; },
+       "attn_cfg.rotary_emb_interleaved", "unsupported"},
+      {[](json& j) { j["attn_cfg"]["rotary_emb_interleaved"] = "no"; },
+       "attn_cfg.rotary_emb_interleaved", "must be a boolean"},
+      {[](json& j) { j["attn_cfg"]["softmax_scale"] = "norm"; }, "attn_cfg.softmax_scale",
        "unsupported"},
-      {[](json& j) { j["attn_cfg"]["rotary_emb_interleaved"] = "no"; }, "attn_cfg.rotary_emb_interleaved",
-       "must be a boolean"},
-      {[](json& j) { j["attn_cfg"]["softmax_scale"] = "norm"; }, "attn_cfg.softmax_scale", "unsupported"},
-      {[](json& j) { j["attn_cfg"]["softmax_scale"] = "x"; }, "attn_cfg.softmax_scale", "null or a number"},
-      {[](json& j) { j["attn_cfg"]["softmax_scale"] = -1.0; }, "attn_cfg.softmax_scale", "must be in (0"},
-      {[](json& j) { j["attn_cfg"]["ffn_expand_ratio"] = 0; }, "attn_cfg.ffn_expand_ratio", "must be in (0"},
+      {[](json& j) { j["attn_cfg"]["softmax_scale"] = "x"; }, "attn_cfg.softmax_scale",
+       "null or a number"},
+      {[](json& j) { j["attn_cfg"]["softmax_scale"] = -1.0; }, "attn_cfg.softmax_scale",
+       "must be in (0"},
+      {[](json& j) { j["attn_cfg"]["ffn_expand_ratio"] = 0; }, "attn_cfg.ffn_expand_ratio",
+       "must be in (0"},
       {[](json& j) { j["attn_cfg"]["ffn_expand_ratio"] = false; }, "attn_cfg.ffn_expand_ratio",
        "must be a number, got boolean"},
   };
@@ -308,16 +342,18 @@ TEST_CASE("config: the attention keys matter only for rodimus_plus", "[io][confi
 }
 
 TEST_CASE("config: invalid JSON and unreadable files", "[io][config]") {
-  CHECK_THAT(cfg_error("{\"d_model\": "), Catch::StartsWith("cfg.json: invalid JSON") &&
-                                                Catch::Contains("parse error"));
+  CHECK_THAT(cfg_error("{\"d_model\": "),
+             Catch::StartsWith("cfg.json: invalid JSON") && Catch::Contains("parse error"));
   CHECK_THAT(cfg_error(""), Catch::Contains("invalid JSON"));
-  CHECK_THAT(cfg_error(R"({"d_model": 1e400})"), Catch::Contains("invalid JSON") && Catch::Contains("overflow"));
+  CHECK_THAT(cfg_error(R"({"d_model": 1e400})"),
+             Catch::Contains("invalid JSON") && Catch::Contains("overflow"));
   CHECK_THAT(cfg_error(std::string(400, '7')), Catch::Contains("invalid JSON"));
   CHECK_THAT(cfg_error("[1, 2]"), Catch::Contains("not a JSON object"));
   CHECK_THAT(cfg_error("\"rodimus\""), Catch::Contains("not a JSON object"));
 
-  const fs::path dir = fs::temp_directory_path() /
-                       ("rodimus_cfg_" + std::to_string(std::random_device{}()) + std::to_string(std::random_device{}()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("rodimus_cfg_" + std::to_string(std::random_device{}()) +
+                                   std::to_string(std::random_device{}()));
   fs::create_directories(dir);
   CHECK_THROWS_AS(load_config(dir), ConfigError);
   CHECK_THROWS_WITH(load_config(dir / "missing.json"), Catch::Contains("missing.json"));

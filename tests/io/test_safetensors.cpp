@@ -1,6 +1,5 @@
 // Tests of the safetensors reader and writer: round trips, and a clear error for every corruption.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -91,7 +90,8 @@ TEST_CASE("safetensors dtype names, sizes and float mapping", "[io][safetensors]
   CHECK_FALSE(as_float_dtype(StDType::I64).has_value());
 }
 
-TEST_CASE("safetensors round trip F32 / F16 / BF16 / I64 in memory and on disk", "[io][safetensors]") {
+TEST_CASE("safetensors round trip F32 / F16 / BF16 / I64 in memory and on disk",
+          "[io][safetensors]") {
   const auto f32 = random_floats(6);
   const auto f16 = narrow<fp16>(random_floats(12));
   const auto b16 = narrow<bf16>(random_floats(5));
@@ -101,12 +101,9 @@ TEST_CASE("safetensors round trip F32 / F16 / BF16 / I64 in memory and on disk",
   const float scalar = random_floats(1)[0];
 
   const std::vector<TensorWrite> ws = {
-      {"w.f32", StDType::F32, {2, 3}, f32.data()},
-      {"w.f16", StDType::F16, {3, 1, 4}, f16.data()},
-      {"a.bf16", StDType::BF16, {5}, b16.data()},
-      {"ids", StDType::I64, {7}, i64.data()},
-      {"scalar", StDType::F32, {}, &scalar},
-      {"empty", StDType::F32, {0, 4}, nullptr},
+      {"w.f32", StDType::F32, {2, 3}, f32.data()}, {"w.f16", StDType::F16, {3, 1, 4}, f16.data()},
+      {"a.bf16", StDType::BF16, {5}, b16.data()},  {"ids", StDType::I64, {7}, i64.data()},
+      {"scalar", StDType::F32, {}, &scalar},       {"empty", StDType::F32, {0, 4}, nullptr},
   };
   const std::map<std::string, std::string> meta = {{"format", "pt"}, {"note", "unit test"}};
   const auto img = serialize_safetensors(ws, meta);
@@ -160,12 +157,12 @@ TEST_CASE("safetensors round trip F32 / F16 / BF16 / I64 in memory and on disk",
   }
 }
 
-TEST_CASE("safetensors reader accepts holes between tensors and unpadded headers", "[io][safetensors]") {
-  const auto img = make_image(
-      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"U8","shape":[3],"data_offsets":[16,19]},)"
-      R"("z":{"dtype":"BOOL","shape":[0],"data_offsets":[19,19]}})",
-      24);
+TEST_CASE("safetensors reader accepts holes between tensors and unpadded headers",
+          "[io][safetensors]") {
+  const auto img = make_image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                              R"("b":{"dtype":"U8","shape":[3],"data_offsets":[16,19]},)"
+                              R"("z":{"dtype":"BOOL","shape":[0],"data_offsets":[19,19]}})",
+                              24);
   const auto f = SafetensorsFile::parse(img);
   CHECK(f.tensors().size() == 3);
   CHECK(f.find("b")->bytes.size() == 3);
@@ -178,9 +175,7 @@ TEST_CASE("safetensors reader rejects every kind of corruption", "[io][safetenso
                                        {"t.b", StDType::F32, {3}, vals.data()}};
   const auto good = serialize_safetensors(ws);
   REQUIRE_NOTHROW(SafetensorsFile::parse(good));
-  auto hdr = [](const std::string& entry) {
-    return make_image(R"({"t":)" + entry + "}", 24);
-  };
+  auto hdr = [](const std::string& entry) { return make_image(R"({"t":)" + entry + "}", 24); };
 
   SECTION("shorter than 8 bytes") {
     for (std::size_t n : {0, 1, 7}) {
@@ -210,8 +205,9 @@ TEST_CASE("safetensors reader rejects every kind of corruption", "[io][safetenso
     CHECK_THAT(parse_error(make_image("{\"t\": ")), Catch::Contains("not valid JSON"));
     CHECK_THAT(parse_error(make_image("\xff\xfe")), Catch::Contains("not valid JSON"));
     CHECK_THAT(parse_error(make_image("")), Catch::Contains("not valid JSON"));
-    CHECK_THAT(parse_error(make_image(R"({"t":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}})")),
-               Catch::Contains("not valid JSON"));
+    CHECK_THAT(
+        parse_error(make_image(R"({"t":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}})")),
+        Catch::Contains("not valid JSON"));
     CHECK_THAT(parse_error(make_image("[1,2]")), Catch::Contains("not a JSON object"));
     CHECK_THAT(parse_error(make_image("null")), Catch::Contains("not a JSON object"));
   }
@@ -221,7 +217,8 @@ TEST_CASE("safetensors reader rejects every kind of corruption", "[io][safetenso
     CHECK_THAT(msg, Catch::Contains("not an object"));
   }
   SECTION("missing or ill-typed dtype") {
-    CHECK_THAT(parse_error(hdr(R"({"shape":[1],"data_offsets":[0,4]})")), Catch::Contains("missing 'dtype'"));
+    CHECK_THAT(parse_error(hdr(R"({"shape":[1],"data_offsets":[0,4]})")),
+               Catch::Contains("missing 'dtype'"));
     CHECK_THAT(parse_error(hdr(R"({"dtype":5,"shape":[1],"data_offsets":[0,4]})")),
                Catch::Contains("'dtype' is not a string"));
     const auto msg = parse_error(hdr(R"({"dtype":"Q4","shape":[1],"data_offsets":[0,4]})"));
@@ -229,7 +226,8 @@ TEST_CASE("safetensors reader rejects every kind of corruption", "[io][safetenso
     CHECK_THAT(msg, Catch::Contains("tensor 't'"));
   }
   SECTION("missing or bad shape") {
-    CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","data_offsets":[0,4]})")), Catch::Contains("missing 'shape'"));
+    CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","data_offsets":[0,4]})")),
+               Catch::Contains("missing 'shape'"));
     CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":4,"data_offsets":[0,4]})")),
                Catch::Contains("'shape' is not an array"));
     CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})")),
@@ -238,19 +236,24 @@ TEST_CASE("safetensors reader rejects every kind of corruption", "[io][safetenso
                Catch::Contains("not a non-negative integer"));
     CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":["1"],"data_offsets":[0,4]})")),
                Catch::Contains("not a non-negative integer"));
-    CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,4]})")),
-               Catch::Contains("too large"));
+    CHECK_THAT(
+        parse_error(hdr(R"({"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,4]})")),
+        Catch::Contains("too large"));
   }
   SECTION("element count or byte size overflows") {
-    CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4]})")),
-               Catch::Contains("overflows"));
-    CHECK_THAT(parse_error(hdr(R"({"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,4]})")),
-               Catch::Contains("overflows"));
+    CHECK_THAT(
+        parse_error(hdr(R"({"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4]})")),
+        Catch::Contains("overflows"));
+    CHECK_THAT(
+        parse_error(hdr(R"({"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,4]})")),
+        Catch::Contains("overflows"));
     // a zero dimension makes the product 0 even with a huge one beside it
-    CHECK_NOTHROW(SafetensorsFile::parse(hdr(R"({"dtype":"F32","shape":[0,9223372036854775807],"data_offsets":[0,0]})")));
+    CHECK_NOTHROW(SafetensorsFile::parse(
+        hdr(R"({"dtype":"F32","shape":[0,9223372036854775807],"data_offsets":[0,0]})")));
   }
   SECTION("bad data_offsets") {
-    CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":[1]})")), Catch::Contains("missing 'data_offsets'"));
+    CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":[1]})")),
+               Catch::Contains("missing 'data_offsets'"));
     CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":[1],"data_offsets":[0]})")),
                Catch::Contains("not an array of two integers"));
     CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":[1],"data_offsets":{"a":1}})")),
@@ -263,8 +266,9 @@ TEST_CASE("safetensors reader rejects every kind of corruption", "[io][safetenso
                Catch::Contains("begin after they end"));
     CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":[1],"data_offsets":[24,28]})")),
                Catch::Contains("beyond the 24-byte data section"));
-    CHECK_THAT(parse_error(hdr(R"({"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]})")),
-               Catch::Contains("beyond"));
+    CHECK_THAT(
+        parse_error(hdr(R"({"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]})")),
+        Catch::Contains("beyond"));
     const auto msg = parse_error(hdr(R"({"dtype":"F32","shape":[2,2],"data_offsets":[0,12]})"));
     CHECK_THAT(msg, Catch::Contains("span 12 bytes, but shape [2, 2] of F32 needs 16"));
     CHECK_THAT(msg, Catch::Contains("tensor 't'"));
@@ -301,7 +305,8 @@ TEST_CASE("safetensors reader rejects every kind of corruption", "[io][safetenso
                Catch::Contains("overlaps"));
   }
   SECTION("__metadata__ must map strings to strings") {
-    CHECK_THAT(parse_error(make_image(R"({"__metadata__":[1]})")), Catch::Contains("__metadata__ is not an object"));
+    CHECK_THAT(parse_error(make_image(R"({"__metadata__":[1]})")),
+               Catch::Contains("__metadata__ is not an object"));
     CHECK_THAT(parse_error(make_image(R"({"__metadata__":{"format":3}})")),
                Catch::Contains("__metadata__ value of key 'format' is not a string"));
   }
@@ -319,7 +324,8 @@ TEST_CASE("SafetensorsFile::open names the path on failure", "[io][safetensors]"
     return std::string();
   };
   const auto missing = dir.path / "missing.safetensors";
-  CHECK_THAT(open_error(missing), Catch::Contains(missing.string()) && Catch::Contains("cannot open"));
+  CHECK_THAT(open_error(missing),
+             Catch::Contains(missing.string()) && Catch::Contains("cannot open"));
   CHECK_THAT(open_error(dir.path), Catch::Contains("is a directory"));
   const auto empty = dir.path / "empty.safetensors";
   std::ofstream(empty).close();
@@ -340,11 +346,13 @@ TEST_CASE("serialize_safetensors rejects bad input", "[io][safetensors]") {
     FAIL("no CheckpointError was thrown");
     return std::string();
   };
-  CHECK_THAT(ser_error({{"a", StDType::F32, {1}, x}, {"a", StDType::F32, {1}, x}}), Catch::Contains("duplicate"));
+  CHECK_THAT(ser_error({{"a", StDType::F32, {1}, x}, {"a", StDType::F32, {1}, x}}),
+             Catch::Contains("duplicate"));
   CHECK_THAT(ser_error({{"__metadata__", StDType::F32, {1}, x}}), Catch::Contains("reserved"));
   CHECK_THAT(ser_error({{"a", StDType::F32, {-1}, x}}), Catch::Contains("negative"));
   CHECK_THAT(ser_error({{"a", StDType::F32, {2}, nullptr}}), Catch::Contains("no data"));
-  CHECK_THAT(ser_error({{"a", StDType::F32, {1LL << 40, 1LL << 40}, x}}), Catch::Contains("too large"));
+  CHECK_THAT(ser_error({{"a", StDType::F32, {1LL << 40, 1LL << 40}, x}}),
+             Catch::Contains("too large"));
   CHECK_THROWS_AS(write_safetensors("/nonexistent-dir/x.safetensors",
                                     std::vector<TensorWrite>{{"a", StDType::F32, {1}, x}}),
                   CheckpointError);

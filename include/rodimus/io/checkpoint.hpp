@@ -1,4 +1,4 @@
-// A checkpoint: one safetensors file or a sharded set (model.safetensors.index.json), by tensor name.
+// A checkpoint: one safetensors file or a sharded set with an index, looked up by tensor name.
 #pragma once
 
 #include <algorithm>
@@ -8,13 +8,12 @@
 #include <fstream>
 #include <initializer_list>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
@@ -143,7 +142,8 @@ class Checkpoint {
     read<float>(name, shape, out.data());
     return out;
   }
-  std::vector<float> read_f32(std::string_view name, std::initializer_list<std::int64_t> shape) const {
+  std::vector<float> read_f32(std::string_view name,
+                              std::initializer_list<std::int64_t> shape) const {
     return read_f32(name, std::span<const std::int64_t>(shape.begin(), shape.size()));
   }
 

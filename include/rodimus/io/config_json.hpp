@@ -3,15 +3,15 @@
 
 #include <climits>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "rodimus/core/error.hpp"
 #include "rodimus/model/config.hpp"
@@ -31,6 +31,25 @@ struct ConfigLimits {
   static constexpr int max_position_embeddings = 1 << 24;
   static constexpr double expand_ratio = 64.0;
 };
+
+/// `s` as a double-quoted, printable, length-limited string for error messages.
+inline std::string printable(std::string_view s) {
+  constexpr std::size_t max_len = 64;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size() && i < max_len; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  if (s.size() > max_len) out += "...";
+  return out + "\"";
+}
 
 /// Reads typed values out of a config.json object; every error names the source and key path.
 class ConfigReader {
@@ -64,7 +83,8 @@ class ConfigReader {
   int to_int(const nlohmann::json& v, const std::string& path) const {
     if (v.is_number_unsigned()) {
       const auto u = v.get<std::uint64_t>();
-      if (u > static_cast<std::uint64_t>(INT_MAX)) fail(path, "is out of range: " + std::to_string(u));
+      if (u > static_cast<std::uint64_t>(INT_MAX))
+        fail(path, "is out of range: " + std::to_string(u));
       return static_cast<int>(u);
     }
     if (v.is_number_integer()) {
@@ -74,7 +94,8 @@ class ConfigReader {
     }
     if (v.is_number_float()) {
       const double d = v.get<double>();
-      if (!std::isfinite(d) || d != std::floor(d)) fail(path, "must be an integer, got " + describe(v));
+      if (!std::isfinite(d) || d != std::floor(d))
+        fail(path, "must be an integer, got " + describe(v));
       if (d < static_cast<double>(INT_MIN) || d > static_cast<double>(INT_MAX))
         fail(path, "is out of range: " + describe(v));
       return static_cast<int>(d);
@@ -89,14 +110,15 @@ class ConfigReader {
     return d;
   }
 
-  int get_int(const nlohmann::json& obj, std::string_view prefix, std::string_view key, int def) const {
+  int get_int(const nlohmann::json& obj, std::string_view prefix, std::string_view key,
+              int def) const {
     const auto* v = get(obj, key);
     return v ? to_int(*v, join(prefix, key)) : def;
   }
 
   /// An integer key that may also be null (-> nullopt); absent -> def.
-  std::optional<int> get_opt_int(const nlohmann::json& obj, std::string_view prefix, std::string_view key,
-                                 std::optional<int> def) const {
+  std::optional<int> get_opt_int(const nlohmann::json& obj, std::string_view prefix,
+                                 std::string_view key, std::optional<int> def) const {
     const auto* v = get(obj, key);
     if (!v) return def;
     if (v->is_null()) return std::nullopt;
@@ -109,7 +131,8 @@ class ConfigReader {
     return v ? to_number(*v, join(prefix, key)) : def;
   }
 
-  bool get_bool(const nlohmann::json& obj, std::string_view prefix, std::string_view key, bool def) const {
+  bool get_bool(const nlohmann::json& obj, std::string_view prefix, std::string_view key,
+                bool def) const {
     const auto* v = get(obj, key);
     if (!v) return def;
     if (!v->is_boolean()) fail(join(prefix, key), "must be a boolean, got " + describe(*v));
@@ -160,8 +183,8 @@ inline void parse_mixer_cfg(const ConfigReader& r, const nlohmann::json* m, Mode
     if (const auto* lr = ConfigReader::get(j, "input_gate_low_rank")) {
       if (lr->is_string()) {
         if (lr->get_ref<const std::string&>() != "auto")
-          r.fail("mixer_cfg.input_gate_low_rank", "must be an integer or \"auto\", got string \"" +
-                                                      lr->get<std::string>().substr(0, 64) + "\"");
+          r.fail("mixer_cfg.input_gate_low_rank", "must be an integer or \"auto\", got string " +
+                                                      printable(lr->get_ref<const std::string&>()));
         c.mixer.input_gate_low_rank = -1;
       } else {
         if (!lr->is_number())
@@ -203,7 +226,8 @@ inline void parse_attn_cfg(const ConfigReader& r, const nlohmann::json* a, Model
       if (s->is_string() && s->get_ref<const std::string&>() == "norm")
         r.fail("attn_cfg.softmax_scale", "is \"norm\": that attention variant is unsupported");
       if (!s->is_number())
-        r.fail("attn_cfg.softmax_scale", "must be null or a number, got " + ConfigReader::describe(*s));
+        r.fail("attn_cfg.softmax_scale",
+               "must be null or a number, got " + ConfigReader::describe(*s));
       c.attn.softmax_scale = r.to_number(*s, "attn_cfg.softmax_scale");
       r.check_positive(*c.attn.softmax_scale, "attn_cfg.softmax_scale", 1e6);
     } else {
@@ -216,11 +240,11 @@ inline void parse_attn_cfg(const ConfigReader& r, const nlohmann::json* a, Model
   const int d = c.d_model;
   const int h = c.num_heads();
   if (h <= 0)
-    r.fail("attn_cfg.num_heads", "is absent, and d_model / 128 = " + std::to_string(d / 128) +
-                                     " heads is not a valid default");
+    r.fail("attn_cfg.num_heads", "is absent or null, and d_model / 128 = " +
+                                     std::to_string(d / 128) + " heads is not a valid default");
   if (d % h != 0)
-    r.fail("attn_cfg.num_heads", "= " + std::to_string(h) + " does not divide d_model = " +
-                                     std::to_string(d));
+    r.fail("attn_cfg.num_heads",
+           "= " + std::to_string(h) + " does not divide d_model = " + std::to_string(d));
   if (h % c.num_heads_k() != 0)
     r.fail("attn_cfg.num_heads_k", "= " + std::to_string(c.num_heads_k()) +
                                        " does not divide num_heads = " + std::to_string(h));
@@ -251,7 +275,8 @@ inline void check_token_id(const ConfigReader& r, int id, const char* key, int v
 /// ignored and absent keys take their defaults. A null (or -1) bos_token_id / eos_token_id becomes
 /// -1, meaning none; an eos_token_id list fills eos_token_ids and its first entry is eos_token_id.
 /// Throws ConfigError naming `source` and the offending key.
-inline ModelConfig parse_config(std::string_view json_text, std::string_view source = "config.json") {
+inline ModelConfig parse_config(std::string_view json_text,
+                                std::string_view source = "config.json") {
   using L = detail::ConfigLimits;
   const detail::ConfigReader r(source);
   nlohmann::json j;
@@ -265,14 +290,15 @@ inline ModelConfig parse_config(std::string_view json_text, std::string_view sou
   ModelConfig c;
   try {
     if (auto mt = r.get_string(j, "", "model_type"); mt && *mt != "rodimus")
-      r.fail("model_type", "must be \"rodimus\", got \"" + mt->substr(0, 64) + "\"");
+      r.fail("model_type", "must be \"rodimus\", got " + detail::printable(*mt));
     if (auto bt = r.get_string(j, "", "block_type")) {
       if (*bt == "rodimus") {
         c.block_type = BlockType::Rodimus;
       } else if (*bt == "rodimus_plus") {
         c.block_type = BlockType::RodimusPlus;
       } else {
-        r.fail("block_type", "must be \"rodimus\" or \"rodimus_plus\", got \"" + bt->substr(0, 64) + "\"");
+        r.fail("block_type",
+               "must be \"rodimus\" or \"rodimus_plus\", got " + detail::printable(*bt));
       }
     }
     c.d_model = r.get_int(j, "", "d_model", c.d_model);
@@ -283,7 +309,8 @@ inline ModelConfig parse_config(std::string_view json_text, std::string_view sou
     c.tie_word_embeddings = r.get_bool(j, "", "tie_word_embeddings", c.tie_word_embeddings);
     c.use_scale_embedding = r.get_bool(j, "", "use_scale_embedding", c.use_scale_embedding);
     c.use_norm_embedding = r.get_bool(j, "", "use_norm_embedding", c.use_norm_embedding);
-    c.max_position_embeddings = r.get_int(j, "", "max_position_embeddings", c.max_position_embeddings);
+    c.max_position_embeddings =
+        r.get_int(j, "", "max_position_embeddings", c.max_position_embeddings);
     c.bos_token_id = r.get_opt_int(j, "", "bos_token_id", c.bos_token_id).value_or(-1);
     c.pad_token_id = r.get_opt_int(j, "", "pad_token_id", std::nullopt);
     c.eos_token_ids.clear();
@@ -301,9 +328,11 @@ inline ModelConfig parse_config(std::string_view json_text, std::string_view sou
     r.check_range(c.n_layer, "n_layer", 1, L::n_layer);
     r.check_range(c.vocab_size, "vocab_size", 1, L::vocab_size);
     r.check_positive(c.norm_epsilon, "norm_epsilon", 1.0);
-    r.check_range(c.max_position_embeddings, "max_position_embeddings", 1, L::max_position_embeddings);
+    r.check_range(c.max_position_embeddings, "max_position_embeddings", 1,
+                  L::max_position_embeddings);
     // -1 (or null) means "none" for bos / eos
-    if (c.bos_token_id != -1) detail::check_token_id(r, c.bos_token_id, "bos_token_id", c.vocab_size);
+    if (c.bos_token_id != -1)
+      detail::check_token_id(r, c.bos_token_id, "bos_token_id", c.vocab_size);
     if (c.eos_token_id != -1 || !c.eos_token_ids.empty())
       detail::check_token_id(r, c.eos_token_id, "eos_token_id", c.vocab_size);
     for (int id : c.eos_token_ids) detail::check_token_id(r, id, "eos_token_id", c.vocab_size);
@@ -322,7 +351,8 @@ inline ModelConfig parse_config(std::string_view json_text, std::string_view sou
 inline ModelConfig load_config(const std::filesystem::path& file_or_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  const fs::path file = fs::is_directory(file_or_dir, ec) ? file_or_dir / "config.json" : file_or_dir;
+  const fs::path file =
+      fs::is_directory(file_or_dir, ec) ? file_or_dir / "config.json" : file_or_dir;
   std::ifstream in(file, std::ios::binary);
   if (!in || fs::is_directory(file, ec))
     throw ConfigError(file.string() + ": cannot open the config file");

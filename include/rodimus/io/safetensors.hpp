@@ -1,4 +1,4 @@
-// The safetensors format: a validating, memory-mapping reader and a writer (bf16, fp16, fp32, ints).
+// The safetensors format: a validating memory-mapped reader and a writer (floats and ints).
 #pragma once
 
 #include <fcntl.h>
@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -16,15 +15,13 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
@@ -33,7 +30,23 @@ namespace rodimus::io {
 
 /// Every element type the safetensors format names (sub-byte F4/F6 types are not supported).
 enum class StDType : std::uint8_t {
-  BOOL, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0, I16, U16, F16, BF16, I32, U32, F32, C64, F64, I64, U64
+  BOOL,
+  U8,
+  I8,
+  F8_E5M2,
+  F8_E4M3,
+  F8_E8M0,
+  I16,
+  U16,
+  F16,
+  BF16,
+  I32,
+  U32,
+  F32,
+  C64,
+  F64,
+  I64,
+  U64
 };
 
 namespace detail {
@@ -115,9 +128,7 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   ~MappedFile() { reset(); }
 
-  std::span<const std::byte> bytes() const {
-    return {static_cast<const std::byte*>(data_), size_};
-  }
+  std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(data_), size_}; }
 
  private:
   void reset() noexcept {
@@ -155,10 +166,14 @@ constexpr std::optional<StDType> parse_st_dtype(std::string_view name) {
 /// The rodimus storage dtype of a float safetensors dtype (F32, F16, BF16), else nullopt.
 constexpr std::optional<DType> as_float_dtype(StDType d) {
   switch (d) {
-    case StDType::F32: return DType::F32;
-    case StDType::F16: return DType::F16;
-    case StDType::BF16: return DType::BF16;
-    default: return std::nullopt;
+    case StDType::F32:
+      return DType::F32;
+    case StDType::F16:
+      return DType::F16;
+    case StDType::BF16:
+      return DType::BF16;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -286,8 +301,8 @@ class SafetensorsFile {
       throw error("header length " + std::to_string(n) + " is absurd (limit " +
                   std::to_string(max_header_size) + ")");
     if (n > avail)
-      throw error("header length " + std::to_string(n) + " exceeds the " +
-                  std::to_string(avail) + " bytes after the length field (truncated file?)");
+      throw error("header length " + std::to_string(n) + " exceeds the " + std::to_string(avail) +
+                  " bytes after the length field (truncated file?)");
     const std::string_view text(reinterpret_cast<const char*>(buf.data() + 8),
                                 static_cast<std::size_t>(n));
     const std::span<const std::byte> data = buf.subspan(8 + static_cast<std::size_t>(n));
@@ -415,7 +430,9 @@ struct TensorWrite {
 /// duplicate or reserved name, a negative dimension, or null data of non-zero size.
 inline std::vector<std::byte> serialize_safetensors(
     std::span<const TensorWrite> tensors, const std::map<std::string, std::string>& metadata = {}) {
-  auto fail = [](const std::string& what) { return CheckpointError("serialize_safetensors: " + what); };
+  auto fail = [](const std::string& what) {
+    return CheckpointError("serialize_safetensors: " + what);
+  };
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) {
     nlohmann::json m = nlohmann::json::object();
@@ -455,7 +472,7 @@ inline std::vector<std::byte> serialize_safetensors(
 
   std::vector<std::byte> out(8 + text.size() + offset);
   std::uint64_t n = text.size();
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<std::byte>((n >> (8 * i)) & 0xffu);
+  for (std::size_t i = 0; i < 8; ++i) out[i] = static_cast<std::byte>((n >> (8 * i)) & 0xffu);
   std::memcpy(out.data() + 8, text.data(), text.size());
   std::byte* p = out.data() + 8 + text.size();
   for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -466,7 +483,8 @@ inline std::vector<std::byte> serialize_safetensors(
 }
 
 /// Writes a safetensors file (see serialize_safetensors); throws CheckpointError on I/O failure.
-inline void write_safetensors(const std::filesystem::path& path, std::span<const TensorWrite> tensors,
+inline void write_safetensors(const std::filesystem::path& path,
+                              std::span<const TensorWrite> tensors,
                               const std::map<std::string, std::string>& metadata = {}) {
   const std::vector<std::byte> bytes = serialize_safetensors(tensors, metadata);
   auto fail = [&](const std::string& what) {

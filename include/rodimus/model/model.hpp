@@ -19,6 +19,42 @@
 
 namespace rodimus {
 
+namespace detail {
+
+/// out[b] = RMSNorm_f(h + r) at the last token of sequence b (zeros for an empty sequence).
+// h, r: [>=N, D]; w: [D]; out: [>=B, D]
+template <class Space>
+void final_norm_last(const Space& space, const SeqBatch<Space>& batch,
+                     const View2<const float, Space>& h, const View2<const float, Space>& r,
+                     const View1<const float, Space>& w, const View2<float, Space>& out,
+                     float eps) {
+  const int d = static_cast<int>(w.extent(0));
+  const auto offsets = batch.offsets;
+  Kokkos::parallel_for(
+      "rodimus::final_norm_last", Kokkos::TeamPolicy<Space>(space, batch.num_seqs, Kokkos::AUTO),
+      KOKKOS_LAMBDA(const typename Kokkos::TeamPolicy<Space>::member_type& m) {
+        const int s = m.league_rank();
+        const int t = offsets(s + 1) - 1;
+        if (offsets(s + 1) == offsets(s)) {
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](const int c) { out(s, c) = 0.f; });
+          return;
+        }
+        float ss = 0.f;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamThreadRange(m, d),
+            [&](const int c, float& acc) {
+              const float z = h(t, c) + r(t, c);
+              acc += z * z;
+            },
+            ss);
+        const float inv = 1.f / kmath::sqrt(ss / float(d) + eps);
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d),
+                             [&](const int c) { out(s, c) = (h(t, c) + r(t, c)) * inv * w(c); });
+      });
+}
+
+}  // namespace detail
+
 /// Which positions get logits.
 enum class LogitsMode {
   All,   ///< every token of the call: [N, V]
@@ -139,7 +175,8 @@ class Model {
     const int b = tokens.num_seqs();
     detail::ensure_capacity(ws.last_hn, b, cfg_.d_model, "rodimus::last_hn");
     detail::ensure_capacity(ws.logits, b, v, "rodimus::logits");
-    gather_last(space, batch, ws);
+    detail::final_norm_last(space, batch, View2<const float, Space>(ws.h),
+                            View2<const float, Space>(ws.r), weights_.norm_f, ws.last_hn, eps);
     linear(space, CV(ws.last_hn), weights_.lm_head, ws.logits, b);
     space.fence();
     return Kokkos::subview(ws.logits, std::make_pair(0, b), Kokkos::ALL);
@@ -190,38 +227,6 @@ class Model {
                             trace);
       }
     }
-  }
-
-  // last_hn[b] = RMSNorm_f(h + r) at the last token of sequence b (zeros for empty sequences)
-  void gather_last(const Space& space, const SeqBatch<Space>& batch, Workspace<Space>& ws) const {
-    const int d = cfg_.d_model;
-    const float eps = static_cast<float>(cfg_.norm_epsilon);
-    const auto h = ws.h;
-    const auto r = ws.r;
-    const auto out = ws.last_hn;
-    const auto w = weights_.norm_f;
-    const auto offsets = batch.offsets;
-    Kokkos::parallel_for(
-        "rodimus::final_norm_last", Kokkos::TeamPolicy<Space>(space, batch.num_seqs, Kokkos::AUTO),
-        KOKKOS_LAMBDA(const typename Kokkos::TeamPolicy<Space>::member_type& m) {
-          const int s = m.league_rank();
-          const int t = offsets(s + 1) - 1;
-          if (offsets(s + 1) == offsets(s)) {
-            Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](const int c) { out(s, c) = 0.f; });
-            return;
-          }
-          float ss = 0.f;
-          Kokkos::parallel_reduce(
-              Kokkos::TeamThreadRange(m, d),
-              [&](const int c, float& acc) {
-                const float z = h(t, c) + r(t, c);
-                acc += z * z;
-              },
-              ss);
-          const float inv = 1.f / detail::kmath::sqrt(ss / float(d) + eps);
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d),
-                               [&](const int c) { out(s, c) = (h(t, c) + r(t, c)) * inv * w(c); });
-        });
   }
 
   void validate(const State<Space>& state, const TokenBatch& tokens) const {

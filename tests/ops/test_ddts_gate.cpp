@@ -1,0 +1,107 @@
+// ddts_gate (SPEC 2 steps 5-6) and channel_gate (step 4) on every host backend against fp64.
+#include "op_test_util.hpp"
+
+#include "rodimus/ops/ddts_gate.hpp"
+#include "rodimus/reference/ddts_gate.hpp"
+
+using namespace rodimus;
+using test::Rng;
+
+namespace {
+// softplus / sigmoid / exp(tau log s) / the L2 norm: each a few fp32 roundings (the pow form
+// amplifies log's rounding by tau < 1, so no loss there).
+constexpr double kTol = 1e-5;
+}  // namespace
+
+TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  double worst_a = 0, worst_k = 0;
+  for (auto [n_tok, n] : std::vector<std::pair<int, int>>{{1, 1}, {1, 64}, {9, 16}, {31, 33}, {rng.integer(1, 50), rng.integer(2, 130)}}) {
+    for (bool in_place : {false, true}) {
+      INFO("N=" << n_tok << " n=" << n << " in place " << in_place);
+      const float eps = 1e-12f;
+      const auto s_raw = rng.vec(std::size_t(n_tok) * n, -12, 12);
+      const auto tau_raw = rng.vec(std::size_t(n_tok) * n, -8, 8);
+      auto k = rng.vec(std::size_t(n_tok) * n, -3, 3);
+      // one key whose norm is under eps: the floor max(||k||, eps) must apply
+      if (n_tok > 1)
+        for (int i = 0; i < n; ++i) k[i] = static_cast<float>(k[i] * 1e-14);
+      std::vector<double> z;  // [T, 2n] = [s_raw | tau_raw]
+      z = test::hcat(s_raw, tau_raw, n_tok);
+      const auto gates = reference::ddts_gates(z, n_tok, n);
+      const auto ref_k = reference::l2_normalize_scale(k, gates.beta, double(eps), n_tok, n);
+      test::for_each_backend([&]<class Space>(const std::string& backend) {
+        INFO("backend " << backend);
+        using CV = View2<const float, Space>;
+        auto ds = test::upload2<float, Space>(s_raw, n_tok, n);
+        auto dt = test::upload2<float, Space>(tau_raw, n_tok, n);
+        auto dk = test::upload2<float, Space>(k, n_tok, n);
+        auto a = test::upload2<float, Space>({}, n_tok, n);
+        auto k_out = in_place ? dk : test::upload2<float, Space>({}, n_tok, n);
+        ddts_gate(Space{}, CV(ds), CV(dt), CV(dk), a, k_out, n_tok, eps);
+        const auto got_a = test::download2(a);
+        const auto got_k = test::download2(k_out);
+        const double ea = test::rel_err(got_a, gates.a);
+        // rows differ in scale (the tiny key): compare row by row
+        double ek = 0;
+        for (int t = 0; t < n_tok; ++t)
+          ek = std::max(ek, test::rel_err(test::rows_of(got_k, t, 1, n), test::rows_of(ref_k, t, 1, n)));
+        worst_a = std::max(worst_a, ea);
+        worst_k = std::max(worst_k, ek);
+        CHECK(ea <= kTol);
+        CHECK(ek <= kTol);
+        CHECK(std::all_of(got_a.begin(), got_a.end(), [](double v) { return v <= 0.0; }));
+      });
+    }
+  }
+  WARN("ddts_gate max rel err: a " << worst_a << ", k' " << worst_k);
+}
+
+TEST_CASE("channel_gate matches the fp64 reference", "[ops][ddts_gate][channel_gate]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  double worst = 0;
+  for (auto [n_tok, e, r] : std::vector<std::tuple<int, int, int>>{{1, 8, 1}, {7, 33, 16}, {20, 128, 16}, {rng.integer(1, 30), rng.integer(1, 200), rng.integer(1, 40)}}) {
+    INFO("N=" << n_tok << " E=" << e << " R=" << r);
+    const auto x = rng.vec(std::size_t(n_tok) * e, -2, 2);
+    const auto w1 = rng.vec(std::size_t(r) * e);
+    const auto w2 = rng.vec(std::size_t(e) * r);
+    const auto b2 = rng.vec(e);
+    const auto ref = reference::channel_gate(x, w1, w2, b2, n_tok, e, r);
+    test::for_each_backend([&]<class Space>(const std::string& backend) {
+      INFO("backend " << backend);
+      ChannelGateWeights<float, Space> cw;
+      cw.down.w = test::upload2<float, Space>(w1, r, e);
+      cw.up.w = test::upload2<float, Space>(w2, e, r);
+      cw.up.b = test::upload1<Space>(b2);
+      auto dx = test::upload2<float, Space>(x, n_tok, e);
+      auto zr = test::upload2<float, Space>({}, n_tok, r);
+      auto ze = test::upload2<float, Space>({}, n_tok, e);
+      auto u = test::upload2<float, Space>({}, n_tok, e);
+      channel_gate(Space{}, View2<const float, Space>(dx), cw, zr, ze, u, n_tok);
+      const double err = test::rel_err(test::download2(u), ref);
+      worst = std::max(worst, err);
+      CHECK(err <= kTol);
+    });
+  }
+  WARN("channel_gate max rel err " << worst);
+}
+
+TEST_CASE("ddts_gate and channel_gate reject wrong extents", "[ops][ddts_gate][errors]") {
+  using Space = Kokkos::DefaultHostExecutionSpace;
+  using CV = View2<const float, Space>;
+  auto s = test::upload2<float, Space>({}, 2, 8, 1.0);
+  auto t5 = test::upload2<float, Space>({}, 2, 5, 1.0);  // n = 5 != 8
+  auto a = test::upload2<float, Space>({}, 2, 8);
+  CHECK_THROWS_AS(ddts_gate(Space{}, CV(s), CV(t5), CV(s), a, a, 2, 1e-12f), ArgumentError);
+  CHECK_THROWS_AS(ddts_gate(Space{}, CV(s), CV(s), CV(s), a, a, 3, 1e-12f), ArgumentError);  // N > rows
+
+  ChannelGateWeights<float, Space> cw;
+  cw.down.w = test::upload2<float, Space>(std::vector<double>(4 * 8, 0.1), 4, 8);
+  cw.up.w = test::upload2<float, Space>(std::vector<double>(8 * 4, 0.1), 8, 4);
+  auto zr = test::upload2<float, Space>({}, 2, 4);
+  auto ze = test::upload2<float, Space>({}, 2, 8);
+  auto u7 = test::upload2<float, Space>({}, 2, 7);
+  CHECK_THROWS_AS(channel_gate(Space{}, CV(s), cw, zr, ze, u7, 2), ArgumentError);
+}

@@ -1,0 +1,127 @@
+// short_conv (causal depthwise conv + SiLU, SPEC 2 step 2) over packed batches with carried
+// state, on every host backend against the fp64 reference run per sequence.
+#include "op_test_util.hpp"
+
+#include "rodimus/ops/short_conv.hpp"
+#include "rodimus/reference/short_conv.hpp"
+
+using namespace rodimus;
+using test::Rng;
+
+namespace {
+// K products + bias in fp32, then SiLU: a handful of roundings per element.
+constexpr double kTol = 1e-5;
+}  // namespace
+
+TEST_CASE("short_conv matches the fp64 reference per sequence, with carried state", "[ops][short_conv]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  double worst = 0;
+  for (int k : {1, 2, 4, 7}) {
+    for (int e : {1, 13, 64}) {
+      // sequences shorter than K-1 take part of their new state from the old one
+      const std::vector<int> lengths = {0, 1, 2, 17, 5, rng.integer(0, 40)};
+      const int nseq = static_cast<int>(lengths.size());
+      const int slots = nseq + 2;  // two slots nobody touches
+      const auto slot = test::shuffled_slots(rng, nseq, slots);
+      std::vector<int> pos0(nseq);
+      for (auto& p : pos0) p = rng.integer(1, 1000);
+      INFO("K=" << k << " E=" << e);
+      const auto w = rng.vec(std::size_t(e) * k);
+      const auto b = rng.vec(e, -0.5, 0.5);
+      const auto state0 = rng.vec(std::size_t(slots) * (k - 1) * e, -2, 2);
+      int n = 0;
+      for (int l : lengths) n += l;
+      const auto x = rng.vec(std::size_t(n) * e, -2, 2);
+
+      // fp64 reference, sequence by sequence, each from its slot's state
+      std::vector<double> ref_y(std::size_t(n) * e), ref_state = state0;
+      const std::size_t ss = std::size_t(k - 1) * e;  // state elements per slot
+      for (int s = 0, off = 0; s < nseq; off += lengths[s], ++s) {
+        const auto st = test::slice(state0, slot[s] * ss, ss);
+        const auto r = reference::short_conv(test::rows_of(x, off, lengths[s], e), w, b, lengths[s], e, k, &st);
+        std::copy(r.y.begin(), r.y.end(), ref_y.begin() + std::ptrdiff_t(off) * e);
+        std::copy(r.state.begin(), r.state.end(), ref_state.begin() + std::ptrdiff_t(slot[s] * ss));
+      }
+
+      test::for_each_backend([&]<class Space>(const std::string& backend) {
+        INFO("backend " << backend);
+        using CV = View2<const float, Space>;
+        test::Batch<Space> batch(lengths, pos0, slot);
+        const auto dx = test::upload2<float, Space>(x, n + 1, e, 9.0);
+        const auto dw = test::upload2<float, Space>(w, e, k);
+        const auto db = test::upload1<Space>(b);
+        auto state = test::upload3<Space>(state0, slots, k - 1, e);
+        auto xs = test::upload2<float, Space>({}, n + 1, e, 7.0);
+        for (bool update : {false, true}) {
+          INFO("update_state " << update);
+          short_conv(Space{}, CV(dx), CV(dw), View1<const float, Space>(db), state, batch.seq, xs, update);
+          const auto got = test::download2(xs);
+          const double err = test::rel_err(test::rows_of(got, 0, n, e), ref_y);
+          worst = std::max(worst, err);
+          CHECK(err <= kTol);
+          CHECK(test::rows_of(got, n, 1, e) == std::vector<double>(e, 7.0));
+          // the new state holds the last K-1 inputs exactly; untouched slots keep theirs
+          CHECK(test::download3(state) == (update ? ref_state : state0));
+        }
+      });
+    }
+  }
+  WARN("short_conv max rel err " << worst);
+}
+
+TEST_CASE("short_conv over a split sequence equals one call", "[ops][short_conv]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  const int k = 4, e = 24, len = 50;
+  const auto x = rng.vec(std::size_t(len) * e);
+  const auto w = rng.vec(std::size_t(e) * k);
+  const auto b = rng.vec(e);
+  test::for_each_backend([&]<class Space>(const std::string& backend) {
+    INFO("backend " << backend);
+    using CV = View2<const float, Space>;
+    const auto dw = test::upload2<float, Space>(w, e, k);
+    const auto db = test::upload1<Space>(b);
+    auto one_state = test::upload3<Space>(std::vector<double>(std::size_t(k - 1) * e, 0.0), 1, k - 1, e);
+    auto one_out = test::upload2<float, Space>({}, len, e);
+    test::Batch<Space> whole({len}, {0}, {0});
+    short_conv(Space{}, CV(test::upload2<float, Space>(x, len, e)), CV(dw), View1<const float, Space>(db), one_state,
+               whole.seq, one_out);
+    // prefix, then single tokens, then the rest
+    auto st = test::upload3<Space>(std::vector<double>(std::size_t(k - 1) * e, 0.0), 1, k - 1, e);
+    std::vector<double> split;
+    const int cut = rng.integer(1, len - 5);
+    std::vector<int> pieces = {cut, 1, 1, 2, len - cut - 4};
+    for (int p = 0, off = 0; p < int(pieces.size()); off += pieces[p], ++p) {
+      test::Batch<Space> bt({pieces[p]}, {off}, {0});
+      auto out = test::upload2<float, Space>({}, pieces[p], e);
+      short_conv(Space{}, CV(test::upload2<float, Space>(test::rows_of(x, off, pieces[p], e), pieces[p], e)), CV(dw),
+                 View1<const float, Space>(db), st, bt.seq, out);
+      const auto o = test::download2(out);
+      split.insert(split.end(), o.begin(), o.end());
+    }
+    INFO("cut " << cut);
+    CHECK(split == test::download2(one_out));  // same arithmetic per element: bit-identical
+    CHECK(test::download3(st) == test::download3(one_state));
+  });
+}
+
+TEST_CASE("short_conv rejects wrong extents", "[ops][short_conv][errors]") {
+  using Space = Kokkos::DefaultHostExecutionSpace;
+  using CV = View2<const float, Space>;
+  test::Batch<Space> batch({2}, {0}, {0});
+  auto x = test::upload2<float, Space>({}, 2, 8, 1.0);
+  auto w = test::upload2<float, Space>({}, 8, 4, 1.0);
+  auto b = test::upload1<Space>(std::vector<double>(8, 0.0));
+  auto bad_state = test::upload3<Space>(std::vector<double>(1 * 2 * 8, 0.0), 1, 2, 8);  // K-1 = 3 rows needed
+  auto xs = test::upload2<float, Space>({}, 2, 8);
+  CHECK_THROWS_AS(short_conv(Space{}, CV(x), CV(w), View1<const float, Space>(b), bad_state, batch.seq, xs),
+                  ArgumentError);
+  auto state = test::upload3<Space>(std::vector<double>(1 * 3 * 8, 0.0), 1, 3, 8);
+  auto x7 = test::upload2<float, Space>({}, 2, 7, 1.0);
+  CHECK_THROWS_AS(short_conv(Space{}, CV(x7), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
+                  ArgumentError);
+  auto x_short = test::upload2<float, Space>({}, 1, 8, 1.0);  // batch has 2 tokens
+  CHECK_THROWS_AS(short_conv(Space{}, CV(x_short), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
+                  ArgumentError);
+}

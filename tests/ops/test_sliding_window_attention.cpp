@@ -1,0 +1,272 @@
+// sliding_window_attention (SPEC 3 steps 3-4): windowed and unbounded causal softmax attention
+// with shared key/value heads and a rolling K/V cache, over packed batches continuing earlier
+// context, on every host backend against the fp64 reference over the whole sequence.
+#include "op_test_util.hpp"
+
+#include "rodimus/ops/sliding_window_attention.hpp"
+#include "rodimus/reference/sliding_window_attention.hpp"
+
+using namespace rodimus;
+using test::Rng;
+
+namespace {
+
+// hd-term dot products, exp of scores of size O(1), a weighted mean of values in [-1, 1]:
+// a few fp32 roundings per term, relative to the output's scale.
+constexpr double kTol = 1e-5;
+
+/// One sequence's whole history: positions 0 .. pos0 + len - 1; the call sees the last len.
+struct Seq {
+  int pos0 = 0, len = 0, slot = 0;
+  std::vector<double> q, k, v;  // [pos0 + len, H*hd], [.., Hk*hd], [.., Hv*hd]
+};
+
+struct AttnCase {
+  AttentionShape shape;
+  int cache_rows = 0, slots = 0;
+  std::vector<Seq> seqs;
+  std::vector<double> k_cache0, v_cache0;  // [S, Wc, Hk*hd], [S, Wc, Hv*hd]
+  int kd() const { return shape.heads_k * shape.head_dim; }
+  int vd() const { return shape.heads_v * shape.head_dim; }
+  int qd() const { return shape.heads * shape.head_dim; }
+};
+
+AttentionShape make_shape(int heads, int hk, int hv, int hd, int window_back) {
+  AttentionShape s;
+  s.heads = heads;
+  s.heads_k = hk;
+  s.heads_v = hv;
+  s.head_dim = hd;
+  s.window_back = window_back;
+  s.scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
+  return s;
+}
+
+/// Random sequences; each slot's cache holds garbage except the rows of the keys/values its
+/// sequence's earlier positions left there (row = position % Wc), as the op's contract says.
+AttnCase make_case(Rng& rng, const AttentionShape& shape, int cache_rows, const std::vector<int>& lengths,
+                   const std::vector<int>& pos0) {
+  AttnCase c;
+  c.shape = shape;
+  c.cache_rows = cache_rows;
+  c.slots = static_cast<int>(lengths.size()) + 1;
+  const auto slots = test::shuffled_slots(rng, static_cast<int>(lengths.size()), c.slots);
+  c.k_cache0 = rng.vec(std::size_t(c.slots) * cache_rows * c.kd(), -50, 50);  // garbage
+  c.v_cache0 = rng.vec(std::size_t(c.slots) * cache_rows * c.vd(), -50, 50);
+  for (std::size_t i = 0; i < lengths.size(); ++i) {
+    Seq s;
+    s.pos0 = pos0[i];
+    s.len = lengths[i];
+    s.slot = slots[i];
+    const int total = s.pos0 + s.len;
+    s.q = rng.vec(std::size_t(total) * c.qd());
+    s.k = rng.vec(std::size_t(total) * c.kd());
+    s.v = rng.vec(std::size_t(total) * c.vd());
+    for (int j = std::max(0, s.pos0 - cache_rows); j < s.pos0; ++j) {
+      const int r = j % cache_rows;
+      std::copy_n(s.k.begin() + std::ptrdiff_t(j) * c.kd(), c.kd(),
+                  c.k_cache0.begin() + (std::ptrdiff_t(s.slot) * cache_rows + r) * c.kd());
+      std::copy_n(s.v.begin() + std::ptrdiff_t(j) * c.vd(), c.vd(),
+                  c.v_cache0.begin() + (std::ptrdiff_t(s.slot) * cache_rows + r) * c.vd());
+    }
+    c.seqs.push_back(std::move(s));
+  }
+  return c;
+}
+
+/// fp64 outputs of the call's tokens, packed like the call: [N, H*hd].
+std::vector<double> reference_out(const AttnCase& c) {
+  std::vector<double> out;
+  const auto& sh = c.shape;
+  for (const auto& s : c.seqs) {
+    const int total = s.pos0 + s.len;
+    const auto o = reference::sliding_window_attention(s.q, s.k, s.v, total, sh.heads, sh.heads_k, sh.heads_v,
+                                                       sh.head_dim, sh.window_back, double(sh.scale));
+    const auto r = test::rows_of(o, s.pos0, s.len, c.qd());
+    out.insert(out.end(), r.begin(), r.end());
+  }
+  return out;
+}
+
+struct AttnResult {
+  std::vector<double> out, k_cache, v_cache;
+};
+
+/// The op on the call's tokens of every sequence, starting from the case's caches (or `caches`).
+template <class Space>
+AttnResult run_attn(const AttnCase& c, const std::vector<double>* k_cache = nullptr,
+                    const std::vector<double>* v_cache = nullptr) {
+  using CV = View2<const float, Space>;
+  std::vector<int> lengths, pos0, slots;
+  std::vector<double> q, k, v;
+  for (const auto& s : c.seqs) {
+    lengths.push_back(s.len);
+    pos0.push_back(s.pos0);
+    slots.push_back(s.slot);
+    auto ins = [&](std::vector<double>& d, const std::vector<double>& src, int cols) {
+      const auto r = test::rows_of(src, s.pos0, s.len, cols);
+      d.insert(d.end(), r.begin(), r.end());
+    };
+    ins(q, s.q, c.qd());
+    ins(k, s.k, c.kd());
+    ins(v, s.v, c.vd());
+  }
+  test::Batch<Space> batch(lengths, pos0, slots);
+  const int nt = batch.tokens();
+  auto dq = test::upload2<float, Space>(q, nt + 1, c.qd(), 1.0);
+  auto dk = test::upload2<float, Space>(k, nt + 1, c.kd(), 1.0);
+  auto dv = test::upload2<float, Space>(v, nt + 1, c.vd(), 1.0);
+  auto kc = test::upload3<Space>(k_cache ? *k_cache : c.k_cache0, c.slots, c.cache_rows, c.kd());
+  auto vc = test::upload3<Space>(v_cache ? *v_cache : c.v_cache0, c.slots, c.cache_rows, c.vd());
+  auto out = test::upload2<float, Space>({}, nt + 1, c.qd(), 7.0);
+  sliding_window_attention(Space{}, CV(dq), CV(dk), CV(dv), kc, vc, batch.seq, out, c.shape);
+  AttnResult r;
+  const auto all = test::download2(out);
+  r.out = test::rows_of(all, 0, nt, c.qd());
+  CHECK(test::rows_of(all, nt, 1, c.qd()) == std::vector<double>(c.qd(), 7.0));
+  r.k_cache = test::download3(kc);
+  r.v_cache = test::download3(vc);
+  return r;
+}
+
+/// After a call, the cache of each sequence's slot holds the keys/values of its last Wc
+/// positions at row position % Wc, and every other row and slot is as before.
+void check_caches(const AttnCase& c, const AttnResult& r) {
+  auto expect_k = c.k_cache0, expect_v = c.v_cache0;
+  for (const auto& s : c.seqs) {
+    const int total = s.pos0 + s.len;
+    for (int j = std::max(0, total - c.cache_rows); j < total; ++j) {
+      const int row = j % c.cache_rows;
+      std::copy_n(s.k.begin() + std::ptrdiff_t(j) * c.kd(), c.kd(),
+                  expect_k.begin() + (std::ptrdiff_t(s.slot) * c.cache_rows + row) * c.kd());
+      std::copy_n(s.v.begin() + std::ptrdiff_t(j) * c.vd(), c.vd(),
+                  expect_v.begin() + (std::ptrdiff_t(s.slot) * c.cache_rows + row) * c.vd());
+    }
+  }
+  CHECK(r.k_cache == expect_k);
+  CHECK(r.v_cache == expect_v);
+}
+
+std::string describe(const AttentionShape& s, int wc) {
+  return "H=" + std::to_string(s.heads) + " Hk=" + std::to_string(s.heads_k) + " Hv=" + std::to_string(s.heads_v) +
+         " hd=" + std::to_string(s.head_dim) + " window_back=" + std::to_string(s.window_back) +
+         " cache rows=" + std::to_string(wc);
+}
+
+}  // namespace
+
+TEST_CASE("sliding_window_attention matches the fp64 reference over a packed batch with context",
+          "[ops][sliding_window_attention]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  double worst = 0;
+  // lengths include an empty and a one-token sequence; pos0 = tokens already in each cache
+  const std::vector<int> lengths = {0, 1, 17, 40, 5, 3};
+  const std::vector<int> pos0 = {3, 0, 25, 7, 100, rng.integer(1, 60)};
+  int longest = 0;
+  for (std::size_t i = 0; i < lengths.size(); ++i) longest = std::max(longest, lengths[i] + pos0[i]);
+  struct Geo { int heads, hk, hv, hd, wb, wc; };
+  const std::vector<Geo> geos = {
+      {4, 1, 4, 16, 5, 5},         // window_back < T, shared key, Hv = H, cache = window
+      {4, 1, 2, 8, 6, 11},         // Hv = 2, cache larger than the window
+      {2, 2, 2, 12, 12, 12},       // no sharing
+      {4, 1, 4, 16, -1, longest},  // unbounded, cache = capacity
+      {4, 1, 2, 6, -1, longest + 9},
+      {3, 1, 3, 5, 0, 1},          // window of the token itself
+  };
+  for (const auto& g : geos) {
+    const auto shape = make_shape(g.heads, g.hk, g.hv, g.hd, g.wb);
+    INFO(describe(shape, g.wc));
+    const auto c = make_case(rng, shape, g.wc, lengths, pos0);
+    const auto ref = reference_out(c);
+    test::for_each_backend([&]<class Space>(const std::string& backend) {
+      INFO("backend " << backend);
+      const auto r = run_attn<Space>(c);
+      const double e = test::rel_err(r.out, ref);
+      worst = std::max(worst, e);
+      CHECK(e <= kTol);
+      check_caches(c, r);
+    });
+  }
+  WARN("sliding_window_attention max rel err " << worst);
+}
+
+TEST_CASE("sliding_window_attention: prefix then rest, and token by token, equal one call",
+          "[ops][sliding_window_attention]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  struct Geo { int heads, hk, hv, hd, wb, wc; };
+  // windowed caches are wrapped around several times by sequences longer than 2x the cache
+  for (const auto& g : std::vector<Geo>{{4, 1, 4, 8, 6, 6}, {4, 1, 2, 8, 5, 7}, {4, 1, 2, 8, -1, 64}}) {
+    const auto shape = make_shape(g.heads, g.hk, g.hv, g.hd, g.wb);
+    const int total = g.wb < 0 ? g.wc : 2 * g.wc + rng.integer(3, 3 * g.wc);
+    INFO(describe(shape, g.wc) << " sequence of " << total);
+    const auto whole = make_case(rng, shape, g.wc, {total}, {0});
+    const auto ref = reference_out(whole);
+    test::for_each_backend([&]<class Space>(const std::string& backend) {
+      INFO("backend " << backend);
+      const auto one = run_attn<Space>(whole);
+      CHECK(test::rel_err(one.out, ref) <= kTol);
+      // the same sequence in pieces, each continuing the caches the previous one left
+      auto run_pieces = [&](const std::vector<int>& pieces) {
+        std::vector<double> out, kc = whole.k_cache0, vc = whole.v_cache0;
+        int p0 = 0;
+        for (int len : pieces) {
+          AttnCase part = whole;
+          part.seqs[0].pos0 = p0;
+          part.seqs[0].len = len;
+          part.seqs[0].q.resize(std::size_t(p0 + len) * whole.qd());
+          part.seqs[0].k.resize(std::size_t(p0 + len) * whole.kd());
+          part.seqs[0].v.resize(std::size_t(p0 + len) * whole.vd());
+          const auto r = run_attn<Space>(part, &kc, &vc);
+          out.insert(out.end(), r.out.begin(), r.out.end());
+          kc = r.k_cache;
+          vc = r.v_cache;
+          p0 += len;
+        }
+        AttnResult r{out, kc, vc};
+        return r;
+      };
+      const int cut = rng.integer(1, total - 1);
+      INFO("cut " << cut);
+      const auto split = run_pieces({cut, total - cut});
+      const auto steps = run_pieces(std::vector<int>(total, 1));
+      for (const auto* r : {&split, &steps}) {
+        CHECK(test::rel_err(r->out, ref) <= kTol);
+        CHECK(test::rel_err(r->out, one.out) <= kTol);
+        CHECK(r->k_cache == one.k_cache);
+        CHECK(r->v_cache == one.v_cache);
+      }
+      // every score is the same dot product whether its key comes from the call or the cache
+      CHECK(split.out == one.out);
+      CHECK(steps.out == one.out);
+    });
+  }
+}
+
+TEST_CASE("sliding_window_attention rejects wrong extents and too small caches",
+          "[ops][sliding_window_attention][errors]") {
+  using Space = Kokkos::DefaultHostExecutionSpace;
+  using CV = View2<const float, Space>;
+  test::Batch<Space> batch({3}, {2}, {0});
+  const auto shape = make_shape(4, 1, 2, 8, 4);
+  auto q = test::upload2<float, Space>({}, 3, 32, 0.1);
+  auto k = test::upload2<float, Space>({}, 3, 8, 0.1);
+  auto v = test::upload2<float, Space>({}, 3, 16, 0.1);
+  auto out = test::upload2<float, Space>({}, 3, 32);
+  auto kc = test::upload3<Space>(std::vector<double>(4 * 8, 0.0), 1, 4, 8);
+  auto vc = test::upload3<Space>(std::vector<double>(4 * 16, 0.0), 1, 4, 16);
+  // v has Hv = 4 heads of columns where the shape says 2
+  auto v4 = test::upload2<float, Space>({}, 3, 32, 0.1);
+  CHECK_THROWS_AS(sliding_window_attention(Space{}, CV(q), CV(k), CV(v4), kc, vc, batch.seq, out, shape),
+                  ArgumentError);
+  // a cache of 3 rows for a window of 4
+  auto kc3 = test::upload3<Space>(std::vector<double>(3 * 8, 0.0), 1, 3, 8);
+  auto vc3 = test::upload3<Space>(std::vector<double>(3 * 16, 0.0), 1, 3, 16);
+  CHECK_THROWS_AS(sliding_window_attention(Space{}, CV(q), CV(k), CV(v), kc3, vc3, batch.seq, out, shape),
+                  ArgumentError);
+  // unbounded attention past the cache capacity: pos0 2 + 3 tokens > 4 rows
+  const auto unbounded = make_shape(4, 1, 2, 8, -1);
+  CHECK_THROWS_AS(sliding_window_attention(Space{}, CV(q), CV(k), CV(v), kc, vc, batch.seq, out, unbounded),
+                  ArgumentError);
+}

@@ -1,0 +1,85 @@
+// swiglu and swiglu_ffn (SPEC 4) on every host backend against the fp64 reference.
+#include "op_test_util.hpp"
+
+#include "rodimus/ops/swiglu.hpp"
+#include "rodimus/reference/linear.hpp"
+#include "rodimus/reference/swiglu.hpp"
+
+using namespace rodimus;
+using test::Rng;
+
+namespace {
+// silu(g) * a: a few roundings per element; the FFN adds two fp32 dot products (see test_linear).
+constexpr double kTol = 1e-5;
+}  // namespace
+
+TEST_CASE("swiglu matches the fp64 reference", "[ops][swiglu]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  double worst = 0;
+  for (auto [n, f] : std::vector<std::pair<int, int>>{{1, 1}, {3, 7}, {16, 176}, {rng.integer(1, 40), rng.integer(1, 300)}}) {
+    for (bool in_place : {false, true}) {
+      INFO("N=" << n << " F=" << f << " in place " << in_place);
+      const auto a = rng.vec(std::size_t(n) * f, -3, 3);
+      const auto g = rng.vec(std::size_t(n) * f, -20, 20);  // silu's both tails
+      const auto ref = reference::swiglu(test::hcat(a, g, n), n, f);
+      test::for_each_backend([&]<class Space>(const std::string& backend) {
+        INFO("backend " << backend);
+        using CV = View2<const float, Space>;
+        auto da = test::upload2<float, Space>(a, n + 1, f, 2.0);
+        auto dg = test::upload2<float, Space>(g, n + 1, f, 2.0);
+        auto out = in_place ? da : test::upload2<float, Space>({}, n + 1, f, 2.0);
+        swiglu(Space{}, CV(da), CV(dg), out, n);
+        const auto got = test::download2(out);
+        const double e = test::rel_err(test::rows_of(got, 0, n, f), ref);
+        worst = std::max(worst, e);
+        CHECK(e <= kTol);
+        CHECK(test::rows_of(got, n, 1, f) == std::vector<double>(f, 2.0));
+      });
+    }
+  }
+  WARN("swiglu max rel err " << worst);
+}
+
+TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops][swiglu]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  double worst = 0;
+  auto check = [&]<class W>(int n, int d, int f) {
+    INFO("weights " << dtype_traits<W>::name << " N=" << n << " D=" << d << " F=" << f);
+    const auto h = rng.vec(std::size_t(n) * d);
+    const auto w_fc = test::dequantised<W>(rng.vec(std::size_t(2 * f) * d));  // [2F, D]: a rows, then g rows
+    const auto w_out = test::dequantised<W>(rng.vec(std::size_t(d) * f));
+    const auto z = reference::linear(h, w_fc, n, d, 2 * f);
+    const auto ref = reference::linear(reference::swiglu(z, n, f), w_out, n, f, d);
+    test::for_each_backend([&]<class Space>(const std::string& backend) {
+      INFO("backend " << backend);
+      SwigluWeights<W, Space> fw;
+      fw.fc_a.w = test::upload2<W, Space>(test::rows_of(w_fc, 0, f, d), f, d);
+      fw.fc_g.w = test::upload2<W, Space>(test::rows_of(w_fc, f, f, d), f, d);
+      fw.out.w = test::upload2<W, Space>(w_out, d, f);
+      auto dh = test::upload2<float, Space>(h, n, d);
+      auto a = test::upload2<float, Space>({}, n, f);
+      auto g = test::upload2<float, Space>({}, n, f);
+      auto y = test::upload2<float, Space>({}, n, d);
+      swiglu_ffn(Space{}, View2<const float, Space>(dh), fw, a, g, y, n);
+      const double e = test::rel_err(test::download2(y), ref);
+      worst = std::max(worst, e);
+      CHECK(e <= kTol);
+    });
+  };
+  check.operator()<float>(1, 8, 16);
+  check.operator()<float>(9, 64, 88);
+  check.operator()<bf16>(5, 33, 47);
+  check.operator()<float>(rng.integer(1, 20), rng.integer(1, 100), rng.integer(1, 140));
+  WARN("swiglu_ffn max rel err " << worst);
+}
+
+TEST_CASE("swiglu rejects wrong extents", "[ops][swiglu][errors]") {
+  using Space = Kokkos::DefaultHostExecutionSpace;
+  using CV = View2<const float, Space>;
+  auto a = test::upload2<float, Space>({}, 2, 8, 1.0);
+  auto g = test::upload2<float, Space>({}, 2, 9, 1.0);
+  CHECK_THROWS_AS(swiglu(Space{}, CV(a), CV(g), a, 2), ArgumentError);
+  CHECK_THROWS_AS(swiglu(Space{}, CV(a), CV(a), a, 3), ArgumentError);
+}
