@@ -11,9 +11,12 @@ using Space = Kokkos::DefaultExecutionSpace;
 
 namespace {
 
+// A host copy that owns its data (a mirror *view* of a host view would alias the workspace).
 template <class V>
 auto to_host(const V& v) {
-  return Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+  auto h = Kokkos::create_mirror(Kokkos::HostSpace(), v);
+  Kokkos::deep_copy(h, v);
+  return h;
 }
 
 }  // namespace
