@@ -140,9 +140,10 @@ asan_options() {
   fi
 }
 
+# -O0 compiles twice as fast as -O1 under the sanitizers, and the tests run in seconds either way.
 stage_asan() {
   configure "$asan_dir" \
-    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O0" \
     -DCMAKE_CXX_COMPILER=g++ \
     -DKokkos_DIR="$(debian_kokkos_dir)" \
     -DRODIMUS_BUILD_TESTS=ON -DRODIMUS_BUILD_EXAMPLES=ON -DRODIMUS_BUILD_BENCH=OFF \

@@ -2,9 +2,8 @@
 // and the list of host backends every op runs on (ggml test-backend-ops style).
 #pragma once
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -28,10 +27,13 @@ struct Rng {
   Rng() : seed(initial_seed()), gen(seed) {}
 
   static std::uint32_t initial_seed() {
-    if (const char* s = std::getenv("RODIMUS_TEST_SEED")) return static_cast<std::uint32_t>(std::stoul(s));
+    if (const char* s = std::getenv("RODIMUS_TEST_SEED"))
+      return static_cast<std::uint32_t>(std::stoul(s));
     return std::random_device{}();
   }
-  double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(gen); }
+  double uniform(double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(gen);
+  }
   int integer(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen); }
   /// A value exactly representable in fp32, so the op and the fp64 reference see the same input.
   double f32(double lo, double hi) { return static_cast<float>(uniform(lo, hi)); }
@@ -44,14 +46,16 @@ struct Rng {
 };
 
 /// Records the seed with every assertion of the enclosing scope.
-#define RODIMUS_SEED_INFO(rng) INFO("seed " << (rng).seed << " (replay: RODIMUS_TEST_SEED=" << (rng).seed << ")")
+#define RODIMUS_SEED_INFO(rng) \
+  INFO("seed " << (rng).seed << " (replay: RODIMUS_TEST_SEED=" << (rng).seed << ")")
 
 // ---- host -> device ---------------------------------------------------------------------------
 
 /// A [rows, cols] device view holding `v` (row-major) converted to T; extra rows (rows >
 /// v.size() / cols) are filled with `pad` so ops that must not read or write them are caught.
 template <class T, class Space>
-View2<T, Space> upload2(const std::vector<double>& v, std::size_t rows, std::size_t cols, double pad = 0.0) {
+View2<T, Space> upload2(const std::vector<double>& v, std::size_t rows, std::size_t cols,
+                        double pad = 0.0) {
   View2<T, Space> d("rodimus::test.v2", rows, cols);
   auto h = Kokkos::create_mirror_view(d);
   for (std::size_t r = 0; r < rows; ++r)
@@ -82,12 +86,14 @@ View1<int, Space> upload_ids(const std::vector<int>& v) {
 }
 
 template <class Space>
-View3<float, Space> upload3(const std::vector<double>& v, std::size_t n0, std::size_t n1, std::size_t n2) {
+View3<float, Space> upload3(const std::vector<double>& v, std::size_t n0, std::size_t n1,
+                            std::size_t n2) {
   View3<float, Space> d("rodimus::test.v3", n0, n1, n2);
   auto h = Kokkos::create_mirror_view(d);
   for (std::size_t a = 0; a < n0; ++a)
     for (std::size_t b = 0; b < n1; ++b)
-      for (std::size_t c = 0; c < n2; ++c) h(a, b, c) = static_cast<float>(v[(a * n1 + b) * n2 + c]);
+      for (std::size_t c = 0; c < n2; ++c)
+        h(a, b, c) = static_cast<float>(v[(a * n1 + b) * n2 + c]);
   Kokkos::deep_copy(d, h);
   return d;
 }
@@ -105,7 +111,9 @@ std::vector<double> download2(const V& d, std::size_t rows) {
   return out;
 }
 template <class V>
-std::vector<double> download2(const V& d) { return download2(d, d.extent(0)); }
+std::vector<double> download2(const V& d) {
+  return download2(d, d.extent(0));
+}
 
 template <class V>
 std::vector<double> download1(const V& d) {
@@ -121,7 +129,8 @@ std::vector<double> download3(const V& d) {
   std::vector<double> out(d.size());
   for (std::size_t a = 0; a < d.extent(0); ++a)
     for (std::size_t b = 0; b < d.extent(1); ++b)
-      for (std::size_t c = 0; c < d.extent(2); ++c) out[(a * d.extent(1) + b) * d.extent(2) + c] = h(a, b, c);
+      for (std::size_t c = 0; c < d.extent(2); ++c)
+        out[(a * d.extent(1) + b) * d.extent(2) + c] = h(a, b, c);
   return out;
 }
 
@@ -139,7 +148,8 @@ inline bool all_finite(const std::vector<double>& v) {
 
 /// max |got - ref| / max(max |ref|, floor): the error relative to the output's scale. Any
 /// non-finite value in `got` counts as an infinite error.
-inline double rel_err(const std::vector<double>& got, const std::vector<double>& ref, double floor = 1e-30) {
+inline double rel_err(const std::vector<double>& got, const std::vector<double>& ref,
+                      double floor = 1e-30) {
   REQUIRE(got.size() == ref.size());
   double e = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
@@ -150,19 +160,21 @@ inline double rel_err(const std::vector<double>& got, const std::vector<double>&
 }
 
 /// Elements [begin, begin + count) of v.
-inline std::vector<double> slice(const std::vector<double>& v, std::size_t begin, std::size_t count) {
+inline std::vector<double> slice(const std::vector<double>& v, std::size_t begin,
+                                 std::size_t count) {
   return std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(begin),
                              v.begin() + static_cast<std::ptrdiff_t>(begin + count));
 }
 
 /// Rows [r0, r0 + rows) of a row-major [*, cols] array.
-inline std::vector<double> rows_of(const std::vector<double>& v, std::size_t r0, std::size_t rows, std::size_t cols) {
+inline std::vector<double> rows_of(const std::vector<double>& v, std::size_t r0, std::size_t rows,
+                                   std::size_t cols) {
   return slice(v, r0 * cols, rows * cols);
 }
 
 /// Columns [c0, c0 + count) of a row-major [rows, cols] array.
-inline std::vector<double> cols_of(const std::vector<double>& v, std::size_t rows, std::size_t cols, std::size_t c0,
-                                   std::size_t count) {
+inline std::vector<double> cols_of(const std::vector<double>& v, std::size_t rows, std::size_t cols,
+                                   std::size_t c0, std::size_t count) {
   std::vector<double> out(rows * count);
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t c = 0; c < count; ++c) out[r * count + c] = v[r * cols + c0 + c];
@@ -170,7 +182,8 @@ inline std::vector<double> cols_of(const std::vector<double>& v, std::size_t row
 }
 
 /// [A | B] row by row: A [rows, ca], B [rows, cb] -> [rows, ca + cb].
-inline std::vector<double> hcat(const std::vector<double>& a, const std::vector<double>& b, std::size_t rows) {
+inline std::vector<double> hcat(const std::vector<double>& a, const std::vector<double>& b,
+                                std::size_t rows) {
   const std::size_t ca = rows ? a.size() / rows : 0, cb = rows ? b.size() / rows : 0;
   std::vector<double> out;
   out.reserve(a.size() + b.size());
@@ -224,7 +237,8 @@ void for_each_backend(F&& f) {
   using Host = Kokkos::DefaultHostExecutionSpace;
   f.template operator()<Host>(std::string(Host::name()));
 #if defined(KOKKOS_ENABLE_SERIAL)
-  if constexpr (!std::is_same_v<Host, Kokkos::Serial>) f.template operator()<Kokkos::Serial>(std::string("Serial"));
+  if constexpr (!std::is_same_v<Host, Kokkos::Serial>)
+    f.template operator()<Kokkos::Serial>(std::string("Serial"));
 #endif
 }
 

@@ -1,6 +1,5 @@
 // ddts_gate (SPEC 2 steps 5-6) and channel_gate (step 4) on every host backend against fp64.
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/ddts_gate.hpp"
 #include "rodimus/reference/ddts_gate.hpp"
 
@@ -17,7 +16,8 @@ TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst_a = 0, worst_k = 0;
-  for (auto [n_tok, n] : std::vector<std::pair<int, int>>{{1, 1}, {1, 64}, {9, 16}, {31, 33}, {rng.integer(1, 50), rng.integer(2, 130)}}) {
+  for (auto [n_tok, n] : std::vector<std::pair<int, int>>{
+           {1, 1}, {1, 64}, {9, 16}, {31, 33}, {rng.integer(1, 50), rng.integer(2, 130)}}) {
     for (bool in_place : {false, true}) {
       INFO("N=" << n_tok << " n=" << n << " in place " << in_place);
       const float eps = 1e-12f;
@@ -46,7 +46,8 @@ TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
         // rows differ in scale (the tiny key): compare row by row
         double ek = 0;
         for (int t = 0; t < n_tok; ++t)
-          ek = std::max(ek, test::rel_err(test::rows_of(got_k, t, 1, n), test::rows_of(ref_k, t, 1, n)));
+          ek = std::max(
+              ek, test::rel_err(test::rows_of(got_k, t, 1, n), test::rows_of(ref_k, t, 1, n)));
         worst_a = std::max(worst_a, ea);
         worst_k = std::max(worst_k, ek);
         CHECK(ea <= kTol);
@@ -62,7 +63,11 @@ TEST_CASE("channel_gate matches the fp64 reference", "[ops][ddts_gate][channel_g
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
-  for (auto [n_tok, e, r] : std::vector<std::tuple<int, int, int>>{{1, 8, 1}, {7, 33, 16}, {20, 128, 16}, {rng.integer(1, 30), rng.integer(1, 200), rng.integer(1, 40)}}) {
+  for (auto [n_tok, e, r] : std::vector<std::tuple<int, int, int>>{
+           {1, 8, 1},
+           {7, 33, 16},
+           {20, 128, 16},
+           {rng.integer(1, 30), rng.integer(1, 200), rng.integer(1, 40)}}) {
     INFO("N=" << n_tok << " E=" << e << " R=" << r);
     const auto x = rng.vec(std::size_t(n_tok) * e, -2, 2);
     const auto w1 = rng.vec(std::size_t(r) * e);
@@ -95,7 +100,8 @@ TEST_CASE("ddts_gate and channel_gate reject wrong extents", "[ops][ddts_gate][e
   auto t5 = test::upload2<float, Space>({}, 2, 5, 1.0);  // n = 5 != 8
   auto a = test::upload2<float, Space>({}, 2, 8);
   CHECK_THROWS_AS(ddts_gate(Space{}, CV(s), CV(t5), CV(s), a, a, 2, 1e-12f), ArgumentError);
-  CHECK_THROWS_AS(ddts_gate(Space{}, CV(s), CV(s), CV(s), a, a, 3, 1e-12f), ArgumentError);  // N > rows
+  CHECK_THROWS_AS(ddts_gate(Space{}, CV(s), CV(s), CV(s), a, a, 3, 1e-12f),
+                  ArgumentError);  // N > rows
 
   ChannelGateWeights<float, Space> cw;
   cw.down.w = test::upload2<float, Space>(std::vector<double>(4 * 8, 0.1), 4, 8);

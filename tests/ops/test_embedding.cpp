@@ -1,6 +1,5 @@
 // embedding (SPEC 5: h = Embed[ids] * scale) on every host backend, fp32/bf16/fp16 tables.
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/embedding.hpp"
 
 using namespace rodimus;
@@ -10,7 +9,8 @@ TEST_CASE("embedding gathers and scales table rows exactly", "[ops][embedding]")
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   auto check = [&]<class W>(int vocab, int d, int n, float scale) {
-    INFO("table " << dtype_traits<W>::name << " V=" << vocab << " D=" << d << " N=" << n << " scale=" << scale);
+    INFO("table " << dtype_traits<W>::name << " V=" << vocab << " D=" << d << " N=" << n
+                  << " scale=" << scale);
     const auto table = test::dequantised<W>(rng.vec(std::size_t(vocab) * d, -2, 2));
     std::vector<int> ids(n);
     for (auto& id : ids) id = rng.integer(0, vocab - 1);
@@ -19,7 +19,8 @@ TEST_CASE("embedding gathers and scales table rows exactly", "[ops][embedding]")
     std::vector<double> expect(std::size_t(n) * d);
     for (int t = 0; t < n; ++t)
       for (int c = 0; c < d; ++c)
-        expect[std::size_t(t) * d + c] = static_cast<float>(static_cast<float>(table[std::size_t(ids[t]) * d + c]) * scale);
+        expect[std::size_t(t) * d + c] =
+            static_cast<float>(static_cast<float>(table[std::size_t(ids[t]) * d + c]) * scale);
     test::for_each_backend([&]<class Space>(const std::string& backend) {
       INFO("backend " << backend);
       const auto dt = test::upload2<W, Space>(table, vocab, d);
@@ -43,9 +44,11 @@ TEST_CASE("embedding rejects wrong extents", "[ops][embedding][errors]") {
   const auto table = test::upload2<float, Space>(std::vector<double>(10 * 4, 1.0), 10, 4);
   const auto ids = test::upload_ids<Space>({1, 2});
   auto h5 = test::upload2<float, Space>({}, 2, 5);  // D = 4
-  CHECK_THROWS_AS(embedding(Space{}, View1<const int, Space>(ids), View2<const float, Space>(table), 1.f, h5, 2),
+  CHECK_THROWS_AS(embedding(Space{}, View1<const int, Space>(ids), View2<const float, Space>(table),
+                            1.f, h5, 2),
                   ArgumentError);
   auto h = test::upload2<float, Space>({}, 3, 4);
-  CHECK_THROWS_AS(embedding(Space{}, View1<const int, Space>(ids), View2<const float, Space>(table), 1.f, h, 3),
-                  ArgumentError);  // 3 tokens, 2 ids
+  CHECK_THROWS_AS(
+      embedding(Space{}, View1<const int, Space>(ids), View2<const float, Space>(table), 1.f, h, 3),
+      ArgumentError);  // 3 tokens, 2 ids
 }

@@ -1,6 +1,5 @@
 // gated_rms_norm (SPEC 2 steps 8-9, gate before the norm) on every host backend against fp64.
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/gated_rms_norm.hpp"
 #include "rodimus/reference/rms_norm.hpp"
 
@@ -17,7 +16,8 @@ TEST_CASE("gated_rms_norm matches the fp64 reference, with and without the resid
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
-  for (auto [n, e] : std::vector<std::pair<int, int>>{{1, 1}, {1, 128}, {6, 5}, {17, 129}, {rng.integer(1, 40), rng.integer(1, 300)}}) {
+  for (auto [n, e] : std::vector<std::pair<int, int>>{
+           {1, 1}, {1, 128}, {6, 5}, {17, 129}, {rng.integer(1, 40), rng.integer(1, 300)}}) {
     for (bool with_res : {true, false}) {
       INFO("N=" << n << " E=" << e << " residual=" << with_res);
       const float eps = 1e-5f;
@@ -29,7 +29,8 @@ TEST_CASE("gated_rms_norm matches the fp64 reference, with and without the resid
       std::vector<double> o_res = o;  // SPEC 2.8: o + xs * w_res
       if (with_res)
         for (int t = 0; t < n; ++t)
-          for (int c = 0; c < e; ++c) o_res[std::size_t(t) * e + c] += xs[std::size_t(t) * e + c] * w_res[c];
+          for (int c = 0; c < e; ++c)
+            o_res[std::size_t(t) * e + c] += xs[std::size_t(t) * e + c] * w_res[c];
       const auto ref = reference::gated_rms_norm(o_res, g, w, double(eps), n, e);
       test::for_each_backend([&]<class Space>(const std::string& backend) {
         INFO("backend " << backend);

@@ -2,7 +2,6 @@
 // every host backend against the fp64 recurrence, per sequence of a packed batch with carried
 // state, for decays from none (a = 0) to very strong (a = -60 per step).
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/gla_scan.hpp"
 #include "rodimus/reference/gla_scan.hpp"
 
@@ -39,15 +38,29 @@ std::vector<double> log_decays(Rng& rng, int T, int n, const std::vector<Decay>&
       double v = 0;
       if (r == Decay::Mixed) {
         const int pick = rng.integer(0, 4);
-        if (pick == 3) { a[std::size_t(t) * n + i] = -60.0; continue; }
-        if (pick == 4) { a[std::size_t(t) * n + i] = 0.0; continue; }
+        if (pick == 3) {
+          a[std::size_t(t) * n + i] = -60.0;
+          continue;
+        }
+        if (pick == 4) {
+          a[std::size_t(t) * n + i] = 0.0;
+          continue;
+        }
         r = static_cast<Decay>(pick);
       }
       switch (r) {
-        case Decay::Strong: v = rng.f32(-60, -10); break;
-        case Decay::Weak: v = rng.f32(-0.1, 0); break;
-        case Decay::Mid: v = rng.f32(-3, 0); break;
-        default: v = 0; break;
+        case Decay::Strong:
+          v = rng.f32(-60, -10);
+          break;
+        case Decay::Weak:
+          v = rng.f32(-0.1, 0);
+          break;
+        case Decay::Mid:
+          v = rng.f32(-3, 0);
+          break;
+        default:
+          v = 0;
+          break;
       }
       a[std::size_t(t) * n + i] = v;
     }
@@ -57,7 +70,8 @@ std::vector<double> log_decays(Rng& rng, int T, int n, const std::vector<Decay>&
 /// Every slot's regime drawn from all four (each present when n >= 4).
 std::vector<Decay> mixed_regimes(Rng& rng, int n) {
   std::vector<Decay> r(n);
-  for (int i = 0; i < n; ++i) r[i] = i < 4 ? static_cast<Decay>(i) : static_cast<Decay>(rng.integer(0, 3));
+  for (int i = 0; i < n; ++i)
+    r[i] = i < 4 ? static_cast<Decay>(i) : static_cast<Decay>(rng.integer(0, 3));
   std::shuffle(r.begin(), r.end(), rng.gen);
   return r;
 }
@@ -80,8 +94,8 @@ struct ScanCase {
   }
 };
 
-ScanCase make_case(Rng& rng, int n, int e, std::vector<int> lengths, const std::vector<Decay>& regime,
-                   double state_scale = 1.0) {
+ScanCase make_case(Rng& rng, int n, int e, std::vector<int> lengths,
+                   const std::vector<Decay>& regime, double state_scale = 1.0) {
   ScanCase c;
   c.n = n;
   c.e = e;
@@ -103,9 +117,9 @@ ScanCase make_case(Rng& rng, int n, int e, std::vector<int> lengths, const std::
   for (int s = 0; s < nseq; ++s) {
     const int off = c.offset(s), len = c.lengths[s];
     std::vector<double> S = test::slice(c.state0, c.slot[s] * ss, ss);
-    const auto o = reference::gla_scan_recurrent(test::rows_of(c.q, off, len, n), test::rows_of(c.k, off, len, n),
-                                                 test::rows_of(c.u, off, len, e), test::rows_of(c.a, off, len, n),
-                                                 len, n, e, S);
+    const auto o = reference::gla_scan_recurrent(
+        test::rows_of(c.q, off, len, n), test::rows_of(c.k, off, len, n),
+        test::rows_of(c.u, off, len, e), test::rows_of(c.a, off, len, n), len, n, e, S);
     std::copy(o.begin(), o.end(), c.ref_o.begin() + std::ptrdiff_t(off) * e);
     std::copy(S.begin(), S.end(), c.ref_state.begin() + std::ptrdiff_t(c.slot[s] * ss));
   }
@@ -154,7 +168,8 @@ Errors compare(const ScanCase& c, const std::vector<double>& o, const std::vecto
   }
   const std::size_t ss = std::size_t(c.n) * c.e;
   for (int sl = 0; sl < c.slots; ++sl)
-    err.state = std::max(err.state, test::rel_err(test::slice(state, sl * ss, ss), test::slice(ref_state, sl * ss, ss)));
+    err.state = std::max(err.state, test::rel_err(test::slice(state, sl * ss, ss),
+                                                  test::slice(ref_state, sl * ss, ss)));
   return err;
 }
 
@@ -200,11 +215,13 @@ TEST_CASE("gla_scan: recurrence and chunk scanner match the fp64 recurrence, mix
     check_all(c, "mixed decays");
   }
   SECTION("n=33 E=37 (odd sizes)") {
-    const auto c = make_case(rng, 33, 37, {130, 1, 64, 65, rng.integer(0, 200)}, mixed_regimes(rng, 33));
+    const auto c =
+        make_case(rng, 33, 37, {130, 1, 64, 65, rng.integer(0, 200)}, mixed_regimes(rng, 33));
     check_all(c, "mixed decays, odd sizes");
   }
   SECTION("n=64 E=8, every slot strong, large carried state") {
-    const auto c = make_case(rng, 64, 8, {300, 17, 128}, std::vector<Decay>(64, Decay::Strong), 1e3);
+    const auto c =
+        make_case(rng, 64, 8, {300, 17, 128}, std::vector<Decay>(64, Decay::Strong), 1e3);
     check_all(c, "strong decays");
   }
   SECTION("n=4 E=5, every slot weak") {
@@ -230,8 +247,14 @@ TEST_CASE("gla_scan: the state carried across two calls equals one call", "[ops]
   for (int l : c.lengths) cut.push_back(rng.integer(0, l));
   INFO("cuts " << cut[0] << " " << cut[1] << " " << cut[2] << " " << cut[3]);
   ScanCase first = c, second = c;
-  first.q.clear(); first.k.clear(); first.a.clear(); first.u.clear();
-  second.q.clear(); second.k.clear(); second.a.clear(); second.u.clear();
+  first.q.clear();
+  first.k.clear();
+  first.a.clear();
+  first.u.clear();
+  second.q.clear();
+  second.k.clear();
+  second.a.clear();
+  second.u.clear();
   for (int s = 0; s < int(c.lengths.size()); ++s) {
     const int off = c.offset(s), len = c.lengths[s];
     auto take = [&](ScanCase& dst, int from, int count) {
@@ -239,7 +262,10 @@ TEST_CASE("gla_scan: the state carried across two calls equals one call", "[ops]
         const auto r = test::rows_of(src, off + from, count, cols);
         d.insert(d.end(), r.begin(), r.end());
       };
-      ins(dst.q, c.q, n); ins(dst.k, c.k, n); ins(dst.a, c.a, n); ins(dst.u, c.u, e);
+      ins(dst.q, c.q, n);
+      ins(dst.k, c.k, n);
+      ins(dst.a, c.a, n);
+      ins(dst.u, c.u, e);
     };
     take(first, 0, cut[s]);
     first.lengths[s] = cut[s];
@@ -258,9 +284,10 @@ TEST_CASE("gla_scan: the state carried across two calls equals one call", "[ops]
       // reassemble the outputs of the two calls in the order of the one call
       std::vector<double> o(one.o.size());
       for (int s = 0; s < int(c.lengths.size()); ++s) {
-        std::copy_n(r1.o.begin() + std::ptrdiff_t(first.offset(s)) * e, std::size_t(first.lengths[s]) * e,
-                    o.begin() + std::ptrdiff_t(c.offset(s)) * e);
-        std::copy_n(r2.o.begin() + std::ptrdiff_t(second.offset(s)) * e, std::size_t(second.lengths[s]) * e,
+        std::copy_n(r1.o.begin() + std::ptrdiff_t(first.offset(s)) * e,
+                    std::size_t(first.lengths[s]) * e, o.begin() + std::ptrdiff_t(c.offset(s)) * e);
+        std::copy_n(r2.o.begin() + std::ptrdiff_t(second.offset(s)) * e,
+                    std::size_t(second.lengths[s]) * e,
                     o.begin() + std::ptrdiff_t(c.offset(s) + cut[s]) * e);
       }
       const Errors err = compare(c, o, r2.state, one.o, one.state);
@@ -286,16 +313,19 @@ TEST_CASE("gla_scan rejects wrong extents", "[ops][gla_scan][errors]") {
   auto q = test::upload2<float, Space>({}, 3, 8, 0.5);
   auto u = test::upload2<float, Space>({}, 3, 6, 0.5);
   auto o = test::upload2<float, Space>({}, 3, 6);
-  auto bad_state = test::upload3<Space>(std::vector<double>(1 * 8 * 5, 0.0), 1, 8, 5);  // E = 5 != 6
+  auto bad_state =
+      test::upload3<Space>(std::vector<double>(1 * 8 * 5, 0.0), 1, 8, 5);  // E = 5 != 6
   GlaScanWorkspace<Space> ws;
-  CHECK_THROWS_AS(gla_scan<ChunkedScan<64>>(Space{}, CV(q), CV(q), CV(q), CV(u), bad_state, batch.seq, o, 0.25f, ws),
+  CHECK_THROWS_AS(gla_scan<ChunkedScan<64>>(Space{}, CV(q), CV(q), CV(q), CV(u), bad_state,
+                                            batch.seq, o, 0.25f, ws),
                   ArgumentError);
   auto state = test::upload3<Space>(std::vector<double>(1 * 8 * 6, 0.0), 1, 8, 6);
   auto a7 = test::upload2<float, Space>({}, 3, 7, -0.5);
-  CHECK_THROWS_AS(gla_scan<RecurrentScan>(Space{}, CV(q), CV(q), CV(a7), CV(u), state, batch.seq, o, 0.25f, ws),
-                  ArgumentError);
-  auto q_short = test::upload2<float, Space>({}, 2, 8, 0.5);  // 2 rows for 3 tokens
   CHECK_THROWS_AS(
-      gla_scan<RecurrentScan>(Space{}, CV(q_short), CV(q), CV(q), CV(u), state, batch.seq, o, 0.25f, ws),
+      gla_scan<RecurrentScan>(Space{}, CV(q), CV(q), CV(a7), CV(u), state, batch.seq, o, 0.25f, ws),
       ArgumentError);
+  auto q_short = test::upload2<float, Space>({}, 2, 8, 0.5);  // 2 rows for 3 tokens
+  CHECK_THROWS_AS(gla_scan<RecurrentScan>(Space{}, CV(q_short), CV(q), CV(q), CV(u), state,
+                                          batch.seq, o, 0.25f, ws),
+                  ArgumentError);
 }

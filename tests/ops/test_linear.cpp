@@ -1,6 +1,5 @@
 // linear (y = x W^T + b) on every host backend against the fp64 reference, fp32/bf16/fp16 weights.
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/linear.hpp"
 #include "rodimus/reference/linear.hpp"
 
@@ -16,7 +15,8 @@ constexpr double kTol = 1e-5;
 template <class W>
 void check_linear(Rng& rng, int n_tok, int in, int out, bool bias, double& worst) {
   RODIMUS_SEED_INFO(rng);
-  INFO("weights " << dtype_traits<W>::name << " N=" << n_tok << " in=" << in << " out=" << out << " bias=" << bias);
+  INFO("weights " << dtype_traits<W>::name << " N=" << n_tok << " in=" << in << " out=" << out
+                  << " bias=" << bias);
   const int rows = n_tok + 2;  // two spare rows the op must leave alone
   const auto x = rng.vec(std::size_t(n_tok) * in);
   const auto w = rng.vec(std::size_t(out) * in);
@@ -24,9 +24,13 @@ void check_linear(Rng& rng, int n_tok, int in, int out, bool bias, double& worst
   const auto wq = test::dequantised<W>(w);
   // the storage type rounds to its precision (fp32 24 bits, fp16 11, bf16 8; fp16 subnormals
   // below 2^-14 keep an absolute 2^-24), so the reference really runs on the stored weights
-  const double ulp = std::is_same_v<W, float> ? 0.0 : std::is_same_v<W, fp16> ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+  const double ulp = std::is_same_v<W, float>  ? 0.0
+                     : std::is_same_v<W, fp16> ? std::ldexp(1.0, -11)
+                                               : std::ldexp(1.0, -8);
   int off = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) off += std::fabs(wq[i] - w[i]) > std::max(ulp * std::fabs(w[i]), std::is_same_v<W, fp16> ? std::ldexp(1.0, -25) : 0.0);
+  for (std::size_t i = 0; i < w.size(); ++i)
+    off += std::fabs(wq[i] - w[i]) >
+           std::max(ulp * std::fabs(w[i]), std::is_same_v<W, fp16> ? std::ldexp(1.0, -25) : 0.0);
   CHECK(off == 0);
   const auto ref = reference::linear(x, wq, n_tok, in, out, bias ? &b : nullptr);
   test::for_each_backend([&]<class Space>(const std::string& backend) {
@@ -53,9 +57,13 @@ void check_linear(Rng& rng, int n_tok, int in, int out, bool bias, double& worst
 TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops][linear]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  struct Shape { int n, in, out; };
-  std::vector<Shape> shapes = {{1, 1, 1}, {1, 64, 97}, {7, 3, 5}, {8, 67, 64}, {9, 130, 33}, {17, 31, 1}, {33, 257, 19}};
-  for (int i = 0; i < 3; ++i) shapes.push_back({rng.integer(1, 40), rng.integer(1, 300), rng.integer(1, 150)});
+  struct Shape {
+    int n, in, out;
+  };
+  std::vector<Shape> shapes = {{1, 1, 1},    {1, 64, 97}, {7, 3, 5},    {8, 67, 64},
+                               {9, 130, 33}, {17, 31, 1}, {33, 257, 19}};
+  for (int i = 0; i < 3; ++i)
+    shapes.push_back({rng.integer(1, 40), rng.integer(1, 300), rng.integer(1, 150)});
   double worst_f32 = 0, worst_bf16 = 0, worst_f16 = 0;
   for (const auto& s : shapes) {
     for (bool bias : {false, true}) {
@@ -87,7 +95,8 @@ TEST_CASE("linear rejects wrong extents", "[ops][linear][errors]") {
   auto y = test::upload2<float, Space>({}, 2, 4);
   CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x), lw, y, 2), ArgumentError);
   auto x3 = test::upload2<float, Space>({}, 2, 3, 1.0);
-  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y, 3), ArgumentError);  // N > rows
+  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y, 3),
+                  ArgumentError);  // N > rows
   auto y5 = test::upload2<float, Space>({}, 2, 5);
   CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y5, 2), ArgumentError);
   lw.b = test::upload1<Space>({1, 2});  // bias of 2 for 4 outputs

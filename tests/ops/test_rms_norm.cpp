@@ -1,6 +1,5 @@
 // rms_norm and add_rms_norm (all three residual modes) on every host backend against fp64.
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/rms_norm.hpp"
 #include "rodimus/reference/rms_norm.hpp"
 
@@ -17,7 +16,8 @@ std::vector<double> scaled_rows(Rng& rng, int rows, int d) {
   std::vector<double> x = rng.vec(std::size_t(rows) * d);
   for (int r = 0; r < rows; ++r) {
     const double s = std::pow(10.0, rng.uniform(-2, 2));
-    for (int c = 0; c < d; ++c) x[std::size_t(r) * d + c] = static_cast<float>(x[std::size_t(r) * d + c] * s);
+    for (int c = 0; c < d; ++c)
+      x[std::size_t(r) * d + c] = static_cast<float>(x[std::size_t(r) * d + c] * s);
   }
   return x;
 }
@@ -28,7 +28,8 @@ TEST_CASE("rms_norm matches the fp64 reference", "[ops][rms_norm]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
-  for (auto [n, d] : std::vector<std::pair<int, int>>{{1, 1}, {1, 64}, {5, 3}, {13, 127}, {rng.integer(1, 40), rng.integer(1, 400)}}) {
+  for (auto [n, d] : std::vector<std::pair<int, int>>{
+           {1, 1}, {1, 64}, {5, 3}, {13, 127}, {rng.integer(1, 40), rng.integer(1, 400)}}) {
     INFO("N=" << n << " D=" << d);
     const float eps = 1e-5f;
     const auto x = scaled_rows(rng, n, d);
@@ -57,7 +58,8 @@ TEST_CASE("add_rms_norm matches the fp64 reference in every residual mode", "[op
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
-  for (auto [n, d] : std::vector<std::pair<int, int>>{{1, 7}, {9, 64}, {rng.integer(1, 30), rng.integer(2, 300)}}) {
+  for (auto [n, d] : std::vector<std::pair<int, int>>{
+           {1, 7}, {9, 64}, {rng.integer(1, 30), rng.integer(2, 300)}}) {
     INFO("N=" << n << " D=" << d);
     const float eps = 1e-6f;
     const auto h = scaled_rows(rng, n, d);
@@ -76,14 +78,16 @@ TEST_CASE("add_rms_norm matches the fp64 reference in every residual mode", "[op
         auto dr = test::upload2<float, Space>(r, n, d);
         auto dw = test::upload1<Space>(w);
         auto out = test::upload2<float, Space>({}, n, d);
-        add_rms_norm(Space{}, View2<const float, Space>(dh), dr, View1<const float, Space>(dw), out, n, eps, mode);
+        add_rms_norm(Space{}, View2<const float, Space>(dh), dr, View1<const float, Space>(dw), out,
+                     n, eps, mode);
         const double e = test::rel_err(test::download2(out), ref);
         worst = std::max(worst, e);
         CHECK(e <= kTol);
         // r = fl(h + r) exactly (one fp32 rounding) or untouched
         const auto got_r = test::download2(dr);
         double er = 0;
-        for (std::size_t i = 0; i < got_r.size(); ++i) er = std::max(er, std::fabs(got_r[i] - double(float(r_after[i]))));
+        for (std::size_t i = 0; i < got_r.size(); ++i)
+          er = std::max(er, std::fabs(got_r[i] - double(float(r_after[i]))));
         CHECK(er == 0.0);
       });
     }
@@ -97,12 +101,14 @@ TEST_CASE("rms_norm and add_rms_norm reject wrong extents", "[ops][rms_norm][err
   auto r = test::upload2<float, Space>({}, 2, 8, 1.0);
   auto w = test::upload1<Space>(std::vector<double>(7, 1.0));  // D = 7 but rows have 8
   auto out = test::upload2<float, Space>({}, 2, 8);
-  CHECK_THROWS_AS(rms_norm(Space{}, View2<const float, Space>(x), View1<const float, Space>(w), out, 2, 1e-5f),
-                  ArgumentError);
-  CHECK_THROWS_AS(add_rms_norm(Space{}, View2<const float, Space>(x), r, View1<const float, Space>(w), out, 2, 1e-5f,
-                               ResidualMode::Add),
+  CHECK_THROWS_AS(
+      rms_norm(Space{}, View2<const float, Space>(x), View1<const float, Space>(w), out, 2, 1e-5f),
+      ArgumentError);
+  CHECK_THROWS_AS(add_rms_norm(Space{}, View2<const float, Space>(x), r,
+                               View1<const float, Space>(w), out, 2, 1e-5f, ResidualMode::Add),
                   ArgumentError);
   auto w8 = test::upload1<Space>(std::vector<double>(8, 1.0));
-  CHECK_THROWS_AS(rms_norm(Space{}, View2<const float, Space>(x), View1<const float, Space>(w8), out, 3, 1e-5f),
-                  ArgumentError);
+  CHECK_THROWS_AS(
+      rms_norm(Space{}, View2<const float, Space>(x), View1<const float, Space>(w8), out, 3, 1e-5f),
+      ArgumentError);
 }

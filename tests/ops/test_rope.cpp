@@ -1,7 +1,6 @@
 // rope (SPEC 3 step 2, non-interleaved "rotate half") over packed batches at nonzero absolute
 // positions, on every host backend against the fp64 reference run per sequence.
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/rope.hpp"
 #include "rodimus/reference/rope.hpp"
 
@@ -21,8 +20,15 @@ TEST_CASE("rope matches the fp64 reference per sequence at absolute positions", 
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0, worst_ratio = 0;
-  struct Geo { int heads, hd, rd; double base; };
-  const std::vector<Geo> geos = {{1, 2, 2, 10000.0}, {4, 16, 16, 10000.0}, {3, 10, 6, 500.0}, {2, 64, 32, 1e6}, {1, 8, 0, 10000.0}};
+  struct Geo {
+    int heads, hd, rd;
+    double base;
+  };
+  const std::vector<Geo> geos = {{1, 2, 2, 10000.0},
+                                 {4, 16, 16, 10000.0},
+                                 {3, 10, 6, 500.0},
+                                 {2, 64, 32, 1e6},
+                                 {1, 8, 0, 10000.0}};
   for (const auto& g : geos) {
     INFO("heads=" << g.heads << " hd=" << g.hd << " rd=" << g.rd << " base=" << g.base);
     const std::vector<int> lengths = {0, 1, 9, 40, rng.integer(0, 30)};
@@ -40,8 +46,8 @@ TEST_CASE("rope matches the fp64 reference per sequence at absolute positions", 
     const auto x = rng.vec(std::size_t(nt) * width, -2, 2);
     std::vector<double> ref;
     for (int s = 0, off = 0; s < nseq; off += lengths[s], ++s) {
-      const auto r = reference::rope(test::rows_of(x, off, lengths[s], width), lengths[s], g.heads, g.hd, g.rd, g.base,
-                                     pos0[s]);
+      const auto r = reference::rope(test::rows_of(x, off, lengths[s], width), lengths[s], g.heads,
+                                     g.hd, g.rd, g.base, pos0[s]);
       ref.insert(ref.end(), r.begin(), r.end());
     }
     test::for_each_backend([&]<class Space>(const std::string& backend) {
@@ -97,7 +103,9 @@ TEST_CASE("rope rejects wrong extents", "[ops][rope][errors]") {
   test::Batch<Space> batch({2}, {0}, {0});
   const auto inv = rope_inv_freq<Space>(8, 10000.0);
   auto x = test::upload2<float, Space>({}, 2, 15, 1.0);  // 2 heads of 8 need 16 columns
-  CHECK_THROWS_AS(rope(Space{}, x, 2, 8, View1<const float, Space>(inv), 8, batch.seq), ArgumentError);
+  CHECK_THROWS_AS(rope(Space{}, x, 2, 8, View1<const float, Space>(inv), 8, batch.seq),
+                  ArgumentError);
   auto x16 = test::upload2<float, Space>({}, 2, 16, 1.0);
-  CHECK_THROWS_AS(rope(Space{}, x16, 2, 8, View1<const float, Space>(inv), 7, batch.seq), ArgumentError);  // odd rd
+  CHECK_THROWS_AS(rope(Space{}, x16, 2, 8, View1<const float, Space>(inv), 7, batch.seq),
+                  ArgumentError);  // odd rd
 }

@@ -1,7 +1,6 @@
 // short_conv (causal depthwise conv + SiLU, SPEC 2 step 2) over packed batches with carried
 // state, on every host backend against the fp64 reference run per sequence.
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/short_conv.hpp"
 #include "rodimus/reference/short_conv.hpp"
 
@@ -13,7 +12,8 @@ namespace {
 constexpr double kTol = 1e-5;
 }  // namespace
 
-TEST_CASE("short_conv matches the fp64 reference per sequence, with carried state", "[ops][short_conv]") {
+TEST_CASE("short_conv matches the fp64 reference per sequence, with carried state",
+          "[ops][short_conv]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
@@ -39,7 +39,8 @@ TEST_CASE("short_conv matches the fp64 reference per sequence, with carried stat
       const std::size_t ss = std::size_t(k - 1) * e;  // state elements per slot
       for (int s = 0, off = 0; s < nseq; off += lengths[s], ++s) {
         const auto st = test::slice(state0, slot[s] * ss, ss);
-        const auto r = reference::short_conv(test::rows_of(x, off, lengths[s], e), w, b, lengths[s], e, k, &st);
+        const auto r = reference::short_conv(test::rows_of(x, off, lengths[s], e), w, b, lengths[s],
+                                             e, k, &st);
         std::copy(r.y.begin(), r.y.end(), ref_y.begin() + std::ptrdiff_t(off) * e);
         std::copy(r.state.begin(), r.state.end(), ref_state.begin() + std::ptrdiff_t(slot[s] * ss));
       }
@@ -55,7 +56,8 @@ TEST_CASE("short_conv matches the fp64 reference per sequence, with carried stat
         auto xs = test::upload2<float, Space>({}, n + 1, e, 7.0);
         for (bool update : {false, true}) {
           INFO("update_state " << update);
-          short_conv(Space{}, CV(dx), CV(dw), View1<const float, Space>(db), state, batch.seq, xs, update);
+          short_conv(Space{}, CV(dx), CV(dw), View1<const float, Space>(db), state, batch.seq, xs,
+                     update);
           const auto got = test::download2(xs);
           const double err = test::rel_err(test::rows_of(got, 0, n, e), ref_y);
           worst = std::max(worst, err);
@@ -82,11 +84,12 @@ TEST_CASE("short_conv over a split sequence equals one call", "[ops][short_conv]
     using CV = View2<const float, Space>;
     const auto dw = test::upload2<float, Space>(w, e, k);
     const auto db = test::upload1<Space>(b);
-    auto one_state = test::upload3<Space>(std::vector<double>(std::size_t(k - 1) * e, 0.0), 1, k - 1, e);
+    auto one_state =
+        test::upload3<Space>(std::vector<double>(std::size_t(k - 1) * e, 0.0), 1, k - 1, e);
     auto one_out = test::upload2<float, Space>({}, len, e);
     test::Batch<Space> whole({len}, {0}, {0});
-    short_conv(Space{}, CV(test::upload2<float, Space>(x, len, e)), CV(dw), View1<const float, Space>(db), one_state,
-               whole.seq, one_out);
+    short_conv(Space{}, CV(test::upload2<float, Space>(x, len, e)), CV(dw),
+               View1<const float, Space>(db), one_state, whole.seq, one_out);
     // prefix, then single tokens, then the rest
     auto st = test::upload3<Space>(std::vector<double>(std::size_t(k - 1) * e, 0.0), 1, k - 1, e);
     std::vector<double> split;
@@ -95,8 +98,9 @@ TEST_CASE("short_conv over a split sequence equals one call", "[ops][short_conv]
     for (int p = 0, off = 0; p < int(pieces.size()); off += pieces[p], ++p) {
       test::Batch<Space> bt({pieces[p]}, {off}, {0});
       auto out = test::upload2<float, Space>({}, pieces[p], e);
-      short_conv(Space{}, CV(test::upload2<float, Space>(test::rows_of(x, off, pieces[p], e), pieces[p], e)), CV(dw),
-                 View1<const float, Space>(db), st, bt.seq, out);
+      short_conv(Space{},
+                 CV(test::upload2<float, Space>(test::rows_of(x, off, pieces[p], e), pieces[p], e)),
+                 CV(dw), View1<const float, Space>(db), st, bt.seq, out);
       const auto o = test::download2(out);
       split.insert(split.end(), o.begin(), o.end());
     }
@@ -113,15 +117,19 @@ TEST_CASE("short_conv rejects wrong extents", "[ops][short_conv][errors]") {
   auto x = test::upload2<float, Space>({}, 2, 8, 1.0);
   auto w = test::upload2<float, Space>({}, 8, 4, 1.0);
   auto b = test::upload1<Space>(std::vector<double>(8, 0.0));
-  auto bad_state = test::upload3<Space>(std::vector<double>(1 * 2 * 8, 0.0), 1, 2, 8);  // K-1 = 3 rows needed
+  auto bad_state =
+      test::upload3<Space>(std::vector<double>(1 * 2 * 8, 0.0), 1, 2, 8);  // K-1 = 3 rows needed
   auto xs = test::upload2<float, Space>({}, 2, 8);
-  CHECK_THROWS_AS(short_conv(Space{}, CV(x), CV(w), View1<const float, Space>(b), bad_state, batch.seq, xs),
-                  ArgumentError);
+  CHECK_THROWS_AS(
+      short_conv(Space{}, CV(x), CV(w), View1<const float, Space>(b), bad_state, batch.seq, xs),
+      ArgumentError);
   auto state = test::upload3<Space>(std::vector<double>(1 * 3 * 8, 0.0), 1, 3, 8);
   auto x7 = test::upload2<float, Space>({}, 2, 7, 1.0);
-  CHECK_THROWS_AS(short_conv(Space{}, CV(x7), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
-                  ArgumentError);
+  CHECK_THROWS_AS(
+      short_conv(Space{}, CV(x7), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
+      ArgumentError);
   auto x_short = test::upload2<float, Space>({}, 1, 8, 1.0);  // batch has 2 tokens
-  CHECK_THROWS_AS(short_conv(Space{}, CV(x_short), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
-                  ArgumentError);
+  CHECK_THROWS_AS(
+      short_conv(Space{}, CV(x_short), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
+      ArgumentError);
 }

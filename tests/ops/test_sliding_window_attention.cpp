@@ -2,7 +2,6 @@
 // with shared key/value heads and a rolling K/V cache, over packed batches continuing earlier
 // context, on every host backend against the fp64 reference over the whole sequence.
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/sliding_window_attention.hpp"
 #include "rodimus/reference/sliding_window_attention.hpp"
 
@@ -44,8 +43,8 @@ AttentionShape make_shape(int heads, int hk, int hv, int hd, int window_back) {
 
 /// Random sequences; each slot's cache holds garbage except the rows of the keys/values its
 /// sequence's earlier positions left there (row = position % Wc), as the op's contract says.
-AttnCase make_case(Rng& rng, const AttentionShape& shape, int cache_rows, const std::vector<int>& lengths,
-                   const std::vector<int>& pos0) {
+AttnCase make_case(Rng& rng, const AttentionShape& shape, int cache_rows,
+                   const std::vector<int>& lengths, const std::vector<int>& pos0) {
   AttnCase c;
   c.shape = shape;
   c.cache_rows = cache_rows;
@@ -80,8 +79,9 @@ std::vector<double> reference_out(const AttnCase& c) {
   const auto& sh = c.shape;
   for (const auto& s : c.seqs) {
     const int total = s.pos0 + s.len;
-    const auto o = reference::sliding_window_attention(s.q, s.k, s.v, total, sh.heads, sh.heads_k, sh.heads_v,
-                                                       sh.head_dim, sh.window_back, double(sh.scale));
+    const auto o =
+        reference::sliding_window_attention(s.q, s.k, s.v, total, sh.heads, sh.heads_k, sh.heads_v,
+                                            sh.head_dim, sh.window_back, double(sh.scale));
     const auto r = test::rows_of(o, s.pos0, s.len, c.qd());
     out.insert(out.end(), r.begin(), r.end());
   }
@@ -148,9 +148,9 @@ void check_caches(const AttnCase& c, const AttnResult& r) {
 }
 
 std::string describe(const AttentionShape& s, int wc) {
-  return "H=" + std::to_string(s.heads) + " Hk=" + std::to_string(s.heads_k) + " Hv=" + std::to_string(s.heads_v) +
-         " hd=" + std::to_string(s.head_dim) + " window_back=" + std::to_string(s.window_back) +
-         " cache rows=" + std::to_string(wc);
+  return "H=" + std::to_string(s.heads) + " Hk=" + std::to_string(s.heads_k) +
+         " Hv=" + std::to_string(s.heads_v) + " hd=" + std::to_string(s.head_dim) +
+         " window_back=" + std::to_string(s.window_back) + " cache rows=" + std::to_string(wc);
 }
 
 }  // namespace
@@ -164,15 +164,17 @@ TEST_CASE("sliding_window_attention matches the fp64 reference over a packed bat
   const std::vector<int> lengths = {0, 1, 17, 40, 5, 3};
   const std::vector<int> pos0 = {3, 0, 25, 7, 100, rng.integer(1, 60)};
   int longest = 0;
-  for (std::size_t i = 0; i < lengths.size(); ++i) longest = std::max(longest, lengths[i] + pos0[i]);
-  struct Geo { int heads, hk, hv, hd, wb, wc; };
+  for (std::size_t i = 0; i < lengths.size(); ++i)
+    longest = std::max(longest, lengths[i] + pos0[i]);
+  struct Geo {
+    int heads, hk, hv, hd, wb, wc;
+  };
   const std::vector<Geo> geos = {
       {4, 1, 4, 16, 5, 5},         // window_back < T, shared key, Hv = H, cache = window
       {4, 1, 2, 8, 6, 11},         // Hv = 2, cache larger than the window
       {2, 2, 2, 12, 12, 12},       // no sharing
       {4, 1, 4, 16, -1, longest},  // unbounded, cache = capacity
-      {4, 1, 2, 6, -1, longest + 9},
-      {3, 1, 3, 5, 0, 1},          // window of the token itself
+      {4, 1, 2, 6, -1, longest + 9}, {3, 1, 3, 5, 0, 1},  // window of the token itself
   };
   for (const auto& g : geos) {
     const auto shape = make_shape(g.heads, g.hk, g.hv, g.hd, g.wb);
@@ -195,9 +197,12 @@ TEST_CASE("sliding_window_attention: prefix then rest, and token by token, equal
           "[ops][sliding_window_attention]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  struct Geo { int heads, hk, hv, hd, wb, wc; };
+  struct Geo {
+    int heads, hk, hv, hd, wb, wc;
+  };
   // windowed caches are wrapped around several times by sequences longer than 2x the cache
-  for (const auto& g : std::vector<Geo>{{4, 1, 4, 8, 6, 6}, {4, 1, 2, 8, 5, 7}, {4, 1, 2, 8, -1, 64}}) {
+  for (const auto& g :
+       std::vector<Geo>{{4, 1, 4, 8, 6, 6}, {4, 1, 2, 8, 5, 7}, {4, 1, 2, 8, -1, 64}}) {
     const auto shape = make_shape(g.heads, g.hk, g.hv, g.hd, g.wb);
     const int total = g.wb < 0 ? g.wc : 2 * g.wc + rng.integer(3, 3 * g.wc);
     INFO(describe(shape, g.wc) << " sequence of " << total);
@@ -258,15 +263,18 @@ TEST_CASE("sliding_window_attention rejects wrong extents and too small caches",
   auto vc = test::upload3<Space>(std::vector<double>(4 * 16, 0.0), 1, 4, 16);
   // v has Hv = 4 heads of columns where the shape says 2
   auto v4 = test::upload2<float, Space>({}, 3, 32, 0.1);
-  CHECK_THROWS_AS(sliding_window_attention(Space{}, CV(q), CV(k), CV(v4), kc, vc, batch.seq, out, shape),
-                  ArgumentError);
+  CHECK_THROWS_AS(
+      sliding_window_attention(Space{}, CV(q), CV(k), CV(v4), kc, vc, batch.seq, out, shape),
+      ArgumentError);
   // a cache of 3 rows for a window of 4
   auto kc3 = test::upload3<Space>(std::vector<double>(3 * 8, 0.0), 1, 3, 8);
   auto vc3 = test::upload3<Space>(std::vector<double>(3 * 16, 0.0), 1, 3, 16);
-  CHECK_THROWS_AS(sliding_window_attention(Space{}, CV(q), CV(k), CV(v), kc3, vc3, batch.seq, out, shape),
-                  ArgumentError);
+  CHECK_THROWS_AS(
+      sliding_window_attention(Space{}, CV(q), CV(k), CV(v), kc3, vc3, batch.seq, out, shape),
+      ArgumentError);
   // unbounded attention past the cache capacity: pos0 2 + 3 tokens > 4 rows
   const auto unbounded = make_shape(4, 1, 2, 8, -1);
-  CHECK_THROWS_AS(sliding_window_attention(Space{}, CV(q), CV(k), CV(v), kc, vc, batch.seq, out, unbounded),
-                  ArgumentError);
+  CHECK_THROWS_AS(
+      sliding_window_attention(Space{}, CV(q), CV(k), CV(v), kc, vc, batch.seq, out, unbounded),
+      ArgumentError);
 }

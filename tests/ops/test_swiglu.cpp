@@ -1,6 +1,5 @@
 // swiglu and swiglu_ffn (SPEC 4) on every host backend against the fp64 reference.
 #include "op_test_util.hpp"
-
 #include "rodimus/ops/swiglu.hpp"
 #include "rodimus/reference/linear.hpp"
 #include "rodimus/reference/swiglu.hpp"
@@ -17,7 +16,8 @@ TEST_CASE("swiglu matches the fp64 reference", "[ops][swiglu]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
-  for (auto [n, f] : std::vector<std::pair<int, int>>{{1, 1}, {3, 7}, {16, 176}, {rng.integer(1, 40), rng.integer(1, 300)}}) {
+  for (auto [n, f] : std::vector<std::pair<int, int>>{
+           {1, 1}, {3, 7}, {16, 176}, {rng.integer(1, 40), rng.integer(1, 300)}}) {
     for (bool in_place : {false, true}) {
       INFO("N=" << n << " F=" << f << " in place " << in_place);
       const auto a = rng.vec(std::size_t(n) * f, -3, 3);
@@ -48,7 +48,8 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
   auto check = [&]<class W>(int n, int d, int f) {
     INFO("weights " << dtype_traits<W>::name << " N=" << n << " D=" << d << " F=" << f);
     const auto h = rng.vec(std::size_t(n) * d);
-    const auto w_fc = test::dequantised<W>(rng.vec(std::size_t(2 * f) * d));  // [2F, D]: a rows, then g rows
+    const auto w_fc =
+        test::dequantised<W>(rng.vec(std::size_t(2 * f) * d));  // [2F, D]: a rows, then g rows
     const auto w_out = test::dequantised<W>(rng.vec(std::size_t(d) * f));
     const auto z = reference::linear(h, w_fc, n, d, 2 * f);
     const auto ref = reference::linear(reference::swiglu(z, n, f), w_out, n, f, d);

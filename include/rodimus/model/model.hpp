@@ -230,7 +230,7 @@ class Model {
   }
 
   void validate(const State<Space>& state, const TokenBatch& tokens) const {
-    if (state.num_layers() != cfg_.n_layer || state.kv_rows() != kv_rows(state.kv_rows()))
+    if (!state.matches(cfg_, kv_rows(state.kv_rows())))
       throw ArgumentError("forward: the state was made for a different model");
     if (tokens.slots.size() != tokens.lengths.size())
       throw ArgumentError("forward: TokenBatch has " + std::to_string(tokens.lengths.size()) +

@@ -49,6 +49,16 @@ class State {
   }
 
   int slots() const { return slots_; }
+
+  /// True when this state has exactly the shape a model of `cfg` with `kv_rows` cache rows needs.
+  bool matches(const ModelConfig& cfg, int kv_rows) const {
+    const int kr = cfg.is_plus() ? kv_rows : 0;
+    const std::array<std::int32_t, 7> want = {
+        cfg.n_layer, cfg.d_inner(), cfg.mem_size(), cfg.d_conv() - 1, kr,
+        cfg.is_plus() ? cfg.num_heads_k() * cfg.head_dim() : 0,
+        cfg.is_plus() ? cfg.num_heads_v() * cfg.head_dim() : 0};
+    return want == dims_;
+  }
   int num_layers() const { return static_cast<int>(layers_.size()); }
   const Layer& layer(int l) const { return layers_.at(l); }
   /// Rows of the K/V cache (0 for Rodimus).
