@@ -59,7 +59,8 @@ double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 std::vector<float> rows(const std::vector<float>& v, int r0, int n, int cols) {
