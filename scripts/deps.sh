@@ -79,7 +79,8 @@ apt-get "${apt_opts[@]}" update >"$work/apt.log" 2>&1 || { cat "$work/apt.log" >
   { cat "$work/apt.log" >&2; exit 1; }
 
 # Only packages/kokkos is needed; Debian's patches touch Kokkos' tests alone, which we skip.
-orig=$(ls "$work"/trilinos_*.orig.tar.* | head -n1)
+origs=("$work"/trilinos_*.orig.tar.*)
+orig=${origs[0]}
 tar -xf "$orig" -C "$work" --wildcards '*/packages/kokkos/*'
 src=$(ls -d "$work"/*/packages/kokkos)
 

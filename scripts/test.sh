@@ -222,7 +222,7 @@ stage_fuzz() {
       say "  $name: ${runs:-?} runs, no crash"
     fi
   done
-  return $status
+  return "$status"
 }
 
 stage_tidy() {
@@ -241,7 +241,7 @@ stage_tidy() {
   errors=$(grep -c -E ': error: ' "$log")
   say "  $warnings warnings, $errors errors (log: $log)"
   grep -E ': (warning|error): ' "$log" | sort -u | head -n 40 | sed 's/^/  /'
-  return $status
+  return "$status"
 }
 
 # --- driver -------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 // Execution-space traits: the ONLY place in rodimus with backend #ifdefs.
 #pragma once
 
+#include <string>
 #include <type_traits>
 
 #include "rodimus/config.hpp"
+#include "rodimus/core/error.hpp"
 
 namespace rodimus {
 
@@ -38,6 +40,23 @@ inline constexpr bool is_openmp_space_v =
 /// A Kokkos execution space rodimus can run on.
 template <class Space>
 concept ExecutionSpace = Kokkos::is_execution_space<Space>::value;
+
+/// Throws BackendError when the calling thread cannot launch kernels on `Space`. Kokkos 3.x
+/// OpenMP keeps its instance in a thread-local pointer, so only the thread that called
+/// Kokkos::initialize may launch OpenMP kernels; Kokkos 4.x and the other backends have no such
+/// limit. `what` names the caller in the message.
+template <class Space>
+void require_launch_thread([[maybe_unused]] const char* what) {
+#if defined(KOKKOS_ENABLE_OPENMP) && !RODIMUS_KOKKOS_4
+  if constexpr (std::is_same_v<Space, Kokkos::OpenMP>) {
+    if (!Kokkos::OpenMP::impl_is_initialized())
+      throw BackendError(std::string(what) +
+                         ": Kokkos 3.x OpenMP can only launch kernels from the thread that called "
+                         "Kokkos::initialize; use Kokkos 4.x, or Kokkos::Serial models on other "
+                         "threads");
+  }
+#endif
+}
 
 /// The name of a backend, for logs and benchmark labels.
 template <class Space>

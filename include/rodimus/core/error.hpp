@@ -31,6 +31,12 @@ class ArgumentError : public Error {
   using Error::Error;
 };
 
+/// A call the backend cannot run from here (e.g. a second host thread on Kokkos 3.x OpenMP).
+class BackendError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A serialised decode state that does not match the model or is corrupt.
 class StateError : public Error {
  public:

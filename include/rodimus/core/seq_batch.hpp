@@ -58,10 +58,12 @@ class SeqBatchBuffers {
       h_sl(i) = slots[i];
       for (int t = h_off(i); t < h_off(i + 1); ++t) h_ts(t) = i;
     }
-    Kokkos::deep_copy(offsets_, h_off);
-    Kokkos::deep_copy(pos0_, h_p0);
-    Kokkos::deep_copy(slot_, h_sl);
-    Kokkos::deep_copy(token_seq_, h_ts);
+    const Space space{};
+    Kokkos::deep_copy(space, offsets_, h_off);
+    Kokkos::deep_copy(space, pos0_, h_p0);
+    Kokkos::deep_copy(space, slot_, h_sl);
+    Kokkos::deep_copy(space, token_seq_, h_ts);
+    space.fence();
     out.num_seqs = b;
     out.num_tokens = n;
     out.max_len = max_len;

@@ -146,6 +146,7 @@ class Model {
                                     const TokenBatch& tokens, LogitsMode mode = LogitsMode::All,
                                     const TraceFn<Space>& trace = {}) const {
     validate(state, tokens);
+    require_launch_thread<Space>("Model::forward");
     std::unique_lock<std::mutex> lock(dispatch_mutex(), std::defer_lock);
     if constexpr (!is_gpu_space_v<Space>) lock.lock();
     const Space space{};
@@ -208,10 +209,11 @@ class Model {
     detail::ensure_capacity(ws.r, nt, cfg_.d_model, "rodimus::r");
     ws.blocks.reserve(cfg_, nt);
     if (static_cast<int>(ws.ids.extent(0)) < nt || ws.ids.extent(0) == 0)
-      ws.ids = View1<int, Space>("rodimus::ids", nt > 1 ? nt : 1);
+      ws.ids = View1<int, Space>(Kokkos::view_alloc(std::string("rodimus::ids"), Kokkos::WithoutInitializing), nt > 1 ? nt : 1);
     auto h_ids = Kokkos::create_mirror_view(ws.ids);
     for (int t = 0; t < nt; ++t) h_ids(t) = tokens.ids[t];
-    Kokkos::deep_copy(ws.ids, h_ids);
+    Kokkos::deep_copy(space, ws.ids, h_ids);
+    space.fence();
     if (nt == 0) return;
     // h = Embed[ids] * (sqrt(n) if use_scale_embedding); optional embed_norm      [N, D]
     const float scale = cfg_.use_scale_embedding ? std::sqrt(float(cfg_.mem_size())) : 1.f;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/error.hpp"
 #include "rodimus/core/views.hpp"
 #include "rodimus/model/config.hpp"
@@ -34,6 +35,7 @@ class State {
   /// windowed model; the maximum context for unbounded attention; ignored for Rodimus).
   State(const ModelConfig& cfg, int slots, int kv_rows) : slots_(slots), pos_(slots, 0) {
     if (slots <= 0) throw ArgumentError("State: slots must be positive");
+    require_launch_thread<Space>("State");
     const int e = cfg.d_inner(), n = cfg.mem_size(), km1 = cfg.d_conv() - 1;
     kv_rows_ = cfg.is_plus() ? kv_rows : 0;
     kdim_ = cfg.is_plus() ? cfg.num_heads_k() * cfg.head_dim() : 0;
@@ -41,10 +43,10 @@ class State {
     dims_ = {cfg.n_layer, e, n, km1, kv_rows_, kdim_, vdim_};
     layers_.resize(cfg.n_layer);
     for (auto& l : layers_) {
-      l.conv = View3<float, Space>("rodimus::state.conv", slots, km1, e);
-      l.gla = View3<float, Space>("rodimus::state.gla", slots, n, e);
-      l.k_cache = View3<float, Space>("rodimus::state.k_cache", slots, kv_rows_, kdim_);
-      l.v_cache = View3<float, Space>("rodimus::state.v_cache", slots, kv_rows_, vdim_);
+      l.conv = alloc("rodimus::state.conv", slots, km1, e);
+      l.gla = alloc("rodimus::state.gla", slots, n, e);
+      l.k_cache = alloc("rodimus::state.k_cache", slots, kv_rows_, kdim_);
+      l.v_cache = alloc("rodimus::state.v_cache", slots, kv_rows_, vdim_);
     }
   }
 
@@ -86,9 +88,10 @@ class State {
     check_slot(b);
     for (auto& l : layers_) {
       for (auto* v : {&l.conv, &l.gla, &l.k_cache, &l.v_cache})
-        if (v->size() > 0) Kokkos::deep_copy(slot_view(*v, b), 0.f);
+        if (v->size() > 0) Kokkos::deep_copy(Space(), slot_view(*v, b), 0.f);
     }
     pos_[b] = 0;
+    Space().fence();
   }
 
   /// Copies slot `src_slot` of `src` (a state of the same model) into slot `dst_slot`.
@@ -105,6 +108,7 @@ class State {
       copy(d.v_cache, dst_slot, s.v_cache, src_slot);
     }
     pos_[dst_slot] = src.pos_[src_slot];
+    Space().fence();
   }
 
   /// A deep copy (State's copy constructor shares buffers, like a Kokkos::View).
@@ -120,15 +124,13 @@ class State {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const auto& s = layers_[i];
       auto& d = out.layers_[i];
-      d.conv = View3<float, Space>("rodimus::state.conv", s.conv.extent(0), s.conv.extent(1), s.conv.extent(2));
-      d.gla = View3<float, Space>("rodimus::state.gla", s.gla.extent(0), s.gla.extent(1), s.gla.extent(2));
-      d.k_cache = View3<float, Space>("rodimus::state.k_cache", s.k_cache.extent(0), s.k_cache.extent(1), s.k_cache.extent(2));
-      d.v_cache = View3<float, Space>("rodimus::state.v_cache", s.v_cache.extent(0), s.v_cache.extent(1), s.v_cache.extent(2));
-      Kokkos::deep_copy(d.conv, s.conv);
-      Kokkos::deep_copy(d.gla, s.gla);
-      Kokkos::deep_copy(d.k_cache, s.k_cache);
-      Kokkos::deep_copy(d.v_cache, s.v_cache);
+      for (auto [dv, sv] : {std::pair{&d.conv, &s.conv}, std::pair{&d.gla, &s.gla},
+                            std::pair{&d.k_cache, &s.k_cache}, std::pair{&d.v_cache, &s.v_cache}}) {
+        *dv = alloc(sv->label(), sv->extent(0), sv->extent(1), sv->extent(2));
+        Kokkos::deep_copy(Space(), *dv, *sv);
+      }
     }
+    Space().fence();
     return out;
   }
 
@@ -182,9 +184,10 @@ class State {
         auto dst = slot_view(*v, b);
         auto h = Kokkos::create_mirror_view(Kokkos::HostSpace(), dst);
         take(h.data(), h.size() * sizeof(float));
-        Kokkos::deep_copy(dst, h);
+        Kokkos::deep_copy(Space(), dst, h);
       }
     pos_[b] = pos;
+    Space().fence();
   }
 
  private:
@@ -196,11 +199,16 @@ class State {
                           std::to_string(slots_) + ")");
     return b;
   }
+  // Zero-initialised through `Space` itself, so any thread that may run `Space` can allocate.
+  static View3<float, Space> alloc(const std::string& label, std::size_t a, std::size_t b,
+                                   std::size_t c) {
+    return View3<float, Space>(Kokkos::view_alloc(label, Space()), a, b, c);
+  }
   static auto slot_view(const View3<float, Space>& v, int b) {
     return Kokkos::subview(v, b, Kokkos::ALL, Kokkos::ALL);
   }
   static void copy(const View3<float, Space>& d, int db, const View3<float, Space>& s, int sb) {
-    if (d.size() > 0) Kokkos::deep_copy(slot_view(d, db), slot_view(s, sb));
+    if (d.size() > 0) Kokkos::deep_copy(Space(), slot_view(d, db), slot_view(s, sb));
   }
   static void append(std::vector<std::byte>& out, const void* p, std::size_t n) {
     const auto* b = static_cast<const std::byte*>(p);

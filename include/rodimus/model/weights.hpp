@@ -77,7 +77,8 @@ class WeightBinder {
     auto h = Kokkos::create_mirror_view(v);
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c = 0; c < cols; ++c) h(r, c) = host[(row0 + r) * cols + c];
-    Kokkos::deep_copy(v, h);
+    Kokkos::deep_copy(Space(), v, h);
+    Space().fence();
     return v;
   }
 
@@ -89,7 +90,8 @@ class WeightBinder {
     View1<float, Space> v(Kokkos::view_alloc(name, Kokkos::WithoutInitializing), count);
     auto h = Kokkos::create_mirror_view(v);
     for (std::int64_t i = 0; i < count; ++i) h(i) = host[begin + i];
-    Kokkos::deep_copy(v, h);
+    Kokkos::deep_copy(Space(), v, h);
+    Space().fence();
     return v;
   }
 

@@ -10,11 +10,13 @@ namespace rodimus {
 /// inv_freq_i = 1 / base^(2i / rd), i < rd/2, computed in fp32 as the reference release does.
 template <class Space>
 View1<float, Space> rope_inv_freq(int rotary_dim, double base) {
-  View1<float, Space> inv("rodimus::rope.inv_freq", rotary_dim / 2 > 0 ? rotary_dim / 2 : 1);
+  View1<float, Space> inv(Kokkos::view_alloc(std::string("rodimus::rope.inv_freq"), Space()),
+                          rotary_dim / 2 > 0 ? rotary_dim / 2 : 1);
   auto h = Kokkos::create_mirror_view(inv);
   for (int i = 0; i < rotary_dim / 2; ++i)
     h(i) = 1.0f / std::pow(static_cast<float>(base), static_cast<float>(2 * i) / float(rotary_dim));
-  Kokkos::deep_copy(inv, h);
+  Kokkos::deep_copy(Space(), inv, h);
+  Space().fence();
   return inv;
 }
 

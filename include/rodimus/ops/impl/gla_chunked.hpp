@@ -33,16 +33,17 @@ int plan_chunks(const SeqBatch<Space>& batch, int chunk, GlaChunkWorkspace<Space
   const int nc = static_cast<int>(plan.size() / 3);
   first[batch.num_seqs] = nc;
   if (static_cast<int>(ws.chunks.extent(0)) < nc || ws.chunks.extent(0) == 0)
-    ws.chunks = View2<int, Space>("rodimus::gla.chunks", nc > 1 ? nc : 1, 3);
+    ws.chunks = View2<int, Space>(Kokkos::view_alloc(std::string("rodimus::gla.chunks"), Kokkos::WithoutInitializing), nc > 1 ? nc : 1, 3);
   if (static_cast<int>(ws.seq_chunk.extent(0)) < batch.num_seqs + 1)
-    ws.seq_chunk = View1<int, Space>("rodimus::gla.seq_chunk", batch.num_seqs + 1);
+    ws.seq_chunk = View1<int, Space>(Kokkos::view_alloc(std::string("rodimus::gla.seq_chunk"), Kokkos::WithoutInitializing), batch.num_seqs + 1);
   auto hc = Kokkos::create_mirror_view(ws.chunks);
   auto hf = Kokkos::create_mirror_view(ws.seq_chunk);
   for (int c = 0; c < nc; ++c)
     for (int j = 0; j < 3; ++j) hc(c, j) = plan[3 * c + j];
   for (int s = 0; s <= batch.num_seqs; ++s) hf(s) = first[s];
-  Kokkos::deep_copy(ws.chunks, hc);
-  Kokkos::deep_copy(ws.seq_chunk, hf);
+  Kokkos::deep_copy(Space(), ws.chunks, hc);
+  Kokkos::deep_copy(Space(), ws.seq_chunk, hf);
+  Space().fence();
   return nc;
 }
 
