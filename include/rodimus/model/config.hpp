@@ -81,10 +81,9 @@ struct ModelConfig {
   /// F = round_up(D * ffn_expand_ratio, 8)
   int ffn_dim() const { return round_up8(d_model * attn.ffn_expand_ratio); }
   /// Softmax scale: softmax_scale when given, else 1/sqrt(hd).
-  double attn_scale() const { return attn.softmax_scale ? *attn.softmax_scale : 1.0 / sqrt_(head_dim()); }
-
- private:
-  static double sqrt_(double x) { return std::sqrt(x); }
+  double attn_scale() const {
+    return attn.softmax_scale ? *attn.softmax_scale : 1.0 / std::sqrt(double(head_dim()));
+  }
 };
 
 }  // namespace rodimus

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "rodimus/io/checkpoint.hpp"
@@ -65,21 +67,34 @@ class WeightBinder {
  public:
   explicit WeightBinder(const io::Checkpoint& ckpt) : ckpt_(ckpt) {}
 
-  /// The whole tensor `name` of `shape`, converted to T, as rows [row0, row0 + rows) of a
-  /// 2-D [rows, cols] view (cols = product of the trailing dims).
+  /// The tensor `name` of `shape`, converted to T and viewed as [rows, cols] (cols = product
+  /// of the trailing dims), cut into consecutive row blocks of `row_counts` (default: one block
+  /// of all rows). The tensor is read once however many blocks it is cut into.
   template <class T>
-  View2<const T, Space> matrix(const std::string& name, const std::vector<std::int64_t>& shape,
-                               std::int64_t row0 = 0, std::int64_t rows = -1) {
+  std::vector<View2<const T, Space>> matrices(const std::string& name,
+                                              const std::vector<std::int64_t>& shape,
+                                              std::vector<std::int64_t> row_counts = {}) {
     auto host = read<T>(name, shape);
     const std::int64_t cols = shape.size() > 1 ? numel(shape) / shape[0] : 1;
-    if (rows < 0) rows = shape[0] - row0;
-    View2<T, Space> v(Kokkos::view_alloc(name, Kokkos::WithoutInitializing), rows, cols);
-    auto h = Kokkos::create_mirror_view(v);
-    for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t c = 0; c < cols; ++c) h(r, c) = host[(row0 + r) * cols + c];
-    Kokkos::deep_copy(Space(), v, h);
+    if (row_counts.empty()) row_counts.push_back(shape[0]);
+    std::vector<View2<const T, Space>> out;
+    std::int64_t row0 = 0;
+    for (const std::int64_t rows : row_counts) {
+      View2<T, Space> v(Kokkos::view_alloc(name, Kokkos::WithoutInitializing), rows, cols);
+      auto h = Kokkos::create_mirror_view(v);
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c) h(r, c) = host[(row0 + r) * cols + c];
+      Kokkos::deep_copy(Space(), v, h);
+      out.push_back(v);
+      row0 += rows;
+    }
     Space().fence();
-    return v;
+    return out;
+  }
+
+  template <class T>
+  View2<const T, Space> matrix(const std::string& name, const std::vector<std::int64_t>& shape) {
+    return matrices<T>(name, shape).front();
   }
 
   /// The elements [begin, begin + count) of tensor `name` as an fp32 vector view.
@@ -95,11 +110,20 @@ class WeightBinder {
     return v;
   }
 
-  LinearWeights<W, Space> linear(const std::string& name, std::int64_t out, std::int64_t in,
-                                 std::int64_t row0 = 0, std::int64_t rows = -1) {
+  LinearWeights<W, Space> linear(const std::string& name, std::int64_t out, std::int64_t in) {
     LinearWeights<W, Space> lw;
-    lw.w = matrix<W>(name, {out, in}, row0, rows);
+    lw.w = matrix<W>(name, {out, in});
     return lw;
+  }
+
+  /// Two linear layers from the two row halves of one fused [2 * half, in] weight.
+  std::pair<LinearWeights<W, Space>, LinearWeights<W, Space>> linear_halves(
+      const std::string& name, std::int64_t half, std::int64_t in) {
+    auto m = matrices<W>(name, {2 * half, in}, {half, half});
+    LinearWeights<W, Space> a, b;
+    a.w = m[0];
+    b.w = m[1];
+    return {a, b};
   }
 
  private:
@@ -141,18 +165,15 @@ ModelWeights<W, Space> bind_weights(const ModelConfig& cfg, const io::Checkpoint
     LayerWeights<W, Space> lw;
     lw.mixer_norm = b.vector(p + "mixer_norm.weight", {d});
     auto& m = lw.mixer;
-    m.fc_x = b.linear(p + "mixer.fc.weight", 2 * e, d, 0, e);
-    m.fc_g = b.linear(p + "mixer.fc.weight", 2 * e, d, e, e);
+    std::tie(m.fc_x, m.fc_g) = b.linear_halves(p + "mixer.fc.weight", e, d);
     m.conv_w = b.template matrix<float>(im + "short_conv.conv1d.weight", {e, 1, k});
     m.conv_b = b.vector(im + "short_conv.conv1d.bias", {e});
-    m.in_q = b.linear(im + "in_proj.weight", 2 * n, e, 0, n);
-    m.in_k = b.linear(im + "in_proj.weight", 2 * n, e, n, n);
+    std::tie(m.in_q, m.in_k) = b.linear_halves(im + "in_proj.weight", n, e);
     m.ch_gate.down = b.linear(im + "ch_gate_proj.0.weight", r, e);
     m.ch_gate.up = b.linear(im + "ch_gate_proj.1.weight", e, r);
     m.ch_gate.up.b = b.vector(im + "ch_gate_proj.1.bias", {e});
-    m.mem_s = b.linear(im + "mem_gate_proj.weight", 2 * n, e, 0, n);
+    std::tie(m.mem_s, m.mem_t) = b.linear_halves(im + "mem_gate_proj.weight", n, e);
     m.mem_s.b = b.vector(im + "mem_gate_proj.bias", {2 * n}, 0, n);
-    m.mem_t = b.linear(im + "mem_gate_proj.weight", 2 * n, e, n, n);
     m.mem_t.b = b.vector(im + "mem_gate_proj.bias", {2 * n}, n, n);
     m.w_res = b.vector(im + "residual_weight", {e});
     m.act_norm = b.vector(p + "mixer.act_norm.weight", {e});
@@ -166,8 +187,7 @@ ModelWeights<W, Space> bind_weights(const ModelConfig& cfg, const io::Checkpoint
       lw.attn.v = b.linear(p + "attn.v_proj.weight", hv * hd, d);
       lw.attn.o = b.linear(p + "attn.out_proj.weight", d, d);
       lw.ffn_norm = b.vector(p + "ffn_norm.weight", {d});
-      lw.ffn.fc_a = b.linear(p + "ffn.fc.weight", 2 * f, d, 0, f);
-      lw.ffn.fc_g = b.linear(p + "ffn.fc.weight", 2 * f, d, f, f);
+      std::tie(lw.ffn.fc_a, lw.ffn.fc_g) = b.linear_halves(p + "ffn.fc.weight", f, d);
       lw.ffn.out = b.linear(p + "ffn.out_proj.weight", d, f);
     }
     mw.layers.push_back(std::move(lw));
