@@ -17,6 +17,7 @@ packages=(
   libtrilinos-kokkos-dev libeigen3-dev libfmt-dev nlohmann-json3-dev
   catch2 libbenchmark-dev libopenblas-dev
   clang clang-tidy clang-format libclang-rt-14-dev
+  pkg-config libpcre2-dev libutf8proc-dev
 )
 cache=${RODIMUS_CACHE:-$HOME/.cache/rodimus}
 mkdir -p "$cache"

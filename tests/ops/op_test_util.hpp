@@ -1,5 +1,5 @@
 // Shared helpers of the op tests: seeded random inputs, host <-> device views, error measures,
-// and the list of host backends every op runs on (ggml test-backend-ops style).
+// and the list of backends every op runs on (ggml test-backend-ops style).
 #pragma once
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/seq_batch.hpp"
 #include "rodimus/core/views.hpp"
@@ -50,6 +51,9 @@ struct Rng {
   INFO("seed " << (rng).seed << " (replay: RODIMUS_TEST_SEED=" << (rng).seed << ")")
 
 // ---- host -> device ---------------------------------------------------------------------------
+// Every upload fills a host mirror and deep_copies it into a view of Space's memory space. For
+// host spaces the mirror *is* the view (create_mirror_view aliases it) and the copy is a no-op;
+// for GPU spaces the view lives in device memory and is never indexed on the host.
 
 /// A [rows, cols] device view holding `v` (row-major) converted to T; extra rows (rows >
 /// v.size() / cols) are filled with `pad` so ops that must not read or write them are caught.
@@ -99,6 +103,9 @@ View3<float, Space> upload3(const std::vector<double>& v, std::size_t n0, std::s
 }
 
 // ---- device -> host ---------------------------------------------------------------------------
+// create_mirror_view_and_copy aliases a view already in host memory, so each download copies
+// the values into a std::vector at once: the result is owned and later calls on the view do
+// not change it.
 
 /// The first `rows` rows of a 2-D view (any element type convertible through to_f32), as doubles.
 template <class V>
@@ -230,16 +237,56 @@ inline std::vector<int> shuffled_slots(Rng& rng, int n, int slots) {
 
 // ---- backends ---------------------------------------------------------------------------------
 
-/// Calls `f.template operator()<Space>(name)` for every host backend: DefaultHostExecutionSpace
-/// and, when it is a different type, Kokkos::Serial.
-template <class F>
-void for_each_backend(F&& f) {
-  using Host = Kokkos::DefaultHostExecutionSpace;
-  f.template operator()<Host>(std::string(Host::name()));
+/// A list of execution space types.
+template <class... Spaces>
+struct SpaceList {};
+
+/// SpaceList<T..., S>, or SpaceList<T...> when S is already in it.
+template <class List, class S>
+struct space_list_add;
+template <class... T, class S>
+struct space_list_add<SpaceList<T...>, S> {
+  using type =
+      std::conditional_t<(std::is_same_v<T, S> || ...), SpaceList<T...>, SpaceList<T..., S>>;
+};
+
+/// Spaces... in order, each once.
+template <class List, class... Spaces>
+struct space_list_unique {
+  using type = List;
+};
+template <class List, class S, class... Rest>
+struct space_list_unique<List, S, Rest...>
+    : space_list_unique<typename space_list_add<List, S>::type, Rest...> {};
+
+/// Every backend the op tests run on, each once: DefaultHostExecutionSpace (OpenMP or Serial),
+/// Serial when enabled, and DefaultExecutionSpace when it is neither (Cuda, HIP, ...).
+using TestSpaces = typename space_list_unique<SpaceList<>, Kokkos::DefaultHostExecutionSpace,
 #if defined(KOKKOS_ENABLE_SERIAL)
-  if constexpr (!std::is_same_v<Host, Kokkos::Serial>)
-    f.template operator()<Kokkos::Serial>(std::string("Serial"));
+                                              Kokkos::Serial,
 #endif
+                                              Kokkos::DefaultExecutionSpace>::type;
+
+template <class F, class... Spaces>
+void for_each_space_in(SpaceList<Spaces...>, F& f) {
+  (f.template operator()<Spaces>(), ...);
 }
+
+/// Calls `f.template operator()<Space>()` for every Space of TestSpaces, in order. The body
+/// builds its views with the upload helpers and reads them back with the download helpers, so
+/// it works unchanged when Space's memory is on a GPU; `Space::name()` names the backend.
+template <class F>
+void for_each_space(F&& f) {
+  for_each_space_in(TestSpaces{}, f);
+}
+
+/// How far apart (rel_err) an op's outputs may be when the same tokens go through it in one
+/// call or split over several. Host spaces: 0, bit-identical, since every output element comes
+/// from one work item in a fixed order whatever the split. GPU spaces: a tight 1e-6 of the
+/// output's scale (a few fp32 ulps) instead, since a GPU kernel may reduce across threads in
+/// an order that depends on the launch shape (token count, team size), so bit-identity is not
+/// promised there. Pure copies (caches, conv state) stay bit-identical on every space.
+template <class Space>
+inline constexpr double split_tol = is_gpu_space_v<Space> ? 1e-6 : 0.0;
 
 }  // namespace rodimus::test

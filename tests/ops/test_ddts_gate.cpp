@@ -1,4 +1,4 @@
-// ddts_gate (SPEC 2 steps 5-6) and channel_gate (step 4) on every host backend against fp64.
+// ddts_gate (SPEC 2 steps 5-6) and channel_gate (step 4) on every backend against fp64.
 #include "op_test_util.hpp"
 #include "rodimus/ops/ddts_gate.hpp"
 #include "rodimus/reference/ddts_gate.hpp"
@@ -31,8 +31,8 @@ TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
       z = test::hcat(s_raw, tau_raw, n_tok);
       const auto gates = reference::ddts_gates(z, n_tok, n);
       const auto ref_k = reference::l2_normalize_scale(k, gates.beta, double(eps), n_tok, n);
-      test::for_each_backend([&]<class Space>(const std::string& backend) {
-        INFO("backend " << backend);
+      test::for_each_space([&]<class Space>() {
+        INFO("backend " << Space::name());
         using CV = View2<const float, Space>;
         auto ds = test::upload2<float, Space>(s_raw, n_tok, n);
         auto dt = test::upload2<float, Space>(tau_raw, n_tok, n);
@@ -74,8 +74,8 @@ TEST_CASE("channel_gate matches the fp64 reference", "[ops][ddts_gate][channel_g
     const auto w2 = rng.vec(std::size_t(e) * r);
     const auto b2 = rng.vec(e);
     const auto ref = reference::channel_gate(x, w1, w2, b2, n_tok, e, r);
-    test::for_each_backend([&]<class Space>(const std::string& backend) {
-      INFO("backend " << backend);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
       ChannelGateWeights<float, Space> cw;
       cw.down.w = test::upload2<float, Space>(w1, r, e);
       cw.up.w = test::upload2<float, Space>(w2, e, r);
@@ -94,20 +94,22 @@ TEST_CASE("channel_gate matches the fp64 reference", "[ops][ddts_gate][channel_g
 }
 
 TEST_CASE("ddts_gate and channel_gate reject wrong extents", "[ops][ddts_gate][errors]") {
-  using Space = Kokkos::DefaultHostExecutionSpace;
-  using CV = View2<const float, Space>;
-  auto s = test::upload2<float, Space>({}, 2, 8, 1.0);
-  auto t5 = test::upload2<float, Space>({}, 2, 5, 1.0);  // n = 5 != 8
-  auto a = test::upload2<float, Space>({}, 2, 8);
-  CHECK_THROWS_AS(ddts_gate(Space{}, CV(s), CV(t5), CV(s), a, a, 2, 1e-12f), ArgumentError);
-  CHECK_THROWS_AS(ddts_gate(Space{}, CV(s), CV(s), CV(s), a, a, 3, 1e-12f),
-                  ArgumentError);  // N > rows
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    auto s = test::upload2<float, Space>({}, 2, 8, 1.0);
+    auto t5 = test::upload2<float, Space>({}, 2, 5, 1.0);  // n = 5 != 8
+    auto a = test::upload2<float, Space>({}, 2, 8);
+    CHECK_THROWS_AS(ddts_gate(Space{}, CV(s), CV(t5), CV(s), a, a, 2, 1e-12f), ArgumentError);
+    CHECK_THROWS_AS(ddts_gate(Space{}, CV(s), CV(s), CV(s), a, a, 3, 1e-12f),
+                    ArgumentError);  // N > rows
 
-  ChannelGateWeights<float, Space> cw;
-  cw.down.w = test::upload2<float, Space>(std::vector<double>(4 * 8, 0.1), 4, 8);
-  cw.up.w = test::upload2<float, Space>(std::vector<double>(8 * 4, 0.1), 8, 4);
-  auto zr = test::upload2<float, Space>({}, 2, 4);
-  auto ze = test::upload2<float, Space>({}, 2, 8);
-  auto u7 = test::upload2<float, Space>({}, 2, 7);
-  CHECK_THROWS_AS(channel_gate(Space{}, CV(s), cw, zr, ze, u7, 2), ArgumentError);
+    ChannelGateWeights<float, Space> cw;
+    cw.down.w = test::upload2<float, Space>(std::vector<double>(4 * 8, 0.1), 4, 8);
+    cw.up.w = test::upload2<float, Space>(std::vector<double>(8 * 4, 0.1), 8, 4);
+    auto zr = test::upload2<float, Space>({}, 2, 4);
+    auto ze = test::upload2<float, Space>({}, 2, 8);
+    auto u7 = test::upload2<float, Space>({}, 2, 7);
+    CHECK_THROWS_AS(channel_gate(Space{}, CV(s), cw, zr, ze, u7, 2), ArgumentError);
+  });
 }

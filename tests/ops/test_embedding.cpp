@@ -1,4 +1,4 @@
-// embedding (SPEC 5: h = Embed[ids] * scale) on every host backend, fp32/bf16/fp16 tables.
+// embedding (SPEC 5: h = Embed[ids] * scale) on every backend, fp32/bf16/fp16 tables.
 #include "op_test_util.hpp"
 #include "rodimus/ops/embedding.hpp"
 
@@ -21,8 +21,8 @@ TEST_CASE("embedding gathers and scales table rows exactly", "[ops][embedding]")
       for (int c = 0; c < d; ++c)
         expect[std::size_t(t) * d + c] =
             static_cast<float>(static_cast<float>(table[std::size_t(ids[t]) * d + c]) * scale);
-    test::for_each_backend([&]<class Space>(const std::string& backend) {
-      INFO("backend " << backend);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
       const auto dt = test::upload2<W, Space>(table, vocab, d);
       const auto di = test::upload_ids<Space>(ids);
       auto h = test::upload2<float, Space>({}, n + 1, d, 7.0);
@@ -40,15 +40,17 @@ TEST_CASE("embedding gathers and scales table rows exactly", "[ops][embedding]")
 }
 
 TEST_CASE("embedding rejects wrong extents", "[ops][embedding][errors]") {
-  using Space = Kokkos::DefaultHostExecutionSpace;
-  const auto table = test::upload2<float, Space>(std::vector<double>(10 * 4, 1.0), 10, 4);
-  const auto ids = test::upload_ids<Space>({1, 2});
-  auto h5 = test::upload2<float, Space>({}, 2, 5);  // D = 4
-  CHECK_THROWS_AS(embedding(Space{}, View1<const int, Space>(ids), View2<const float, Space>(table),
-                            1.f, h5, 2),
-                  ArgumentError);
-  auto h = test::upload2<float, Space>({}, 3, 4);
-  CHECK_THROWS_AS(
-      embedding(Space{}, View1<const int, Space>(ids), View2<const float, Space>(table), 1.f, h, 3),
-      ArgumentError);  // 3 tokens, 2 ids
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    const auto table = test::upload2<float, Space>(std::vector<double>(10 * 4, 1.0), 10, 4);
+    const auto ids = test::upload_ids<Space>({1, 2});
+    auto h5 = test::upload2<float, Space>({}, 2, 5);  // D = 4
+    CHECK_THROWS_AS(embedding(Space{}, View1<const int, Space>(ids),
+                              View2<const float, Space>(table), 1.f, h5, 2),
+                    ArgumentError);
+    auto h = test::upload2<float, Space>({}, 3, 4);
+    CHECK_THROWS_AS(embedding(Space{}, View1<const int, Space>(ids),
+                              View2<const float, Space>(table), 1.f, h, 3),
+                    ArgumentError);  // 3 tokens, 2 ids
+  });
 }

@@ -1,4 +1,4 @@
-// gated_rms_norm (SPEC 2 steps 8-9, gate before the norm) on every host backend against fp64.
+// gated_rms_norm (SPEC 2 steps 8-9, gate before the norm) on every backend against fp64.
 #include "op_test_util.hpp"
 #include "rodimus/ops/gated_rms_norm.hpp"
 #include "rodimus/reference/rms_norm.hpp"
@@ -32,8 +32,8 @@ TEST_CASE("gated_rms_norm matches the fp64 reference, with and without the resid
           for (int c = 0; c < e; ++c)
             o_res[std::size_t(t) * e + c] += xs[std::size_t(t) * e + c] * w_res[c];
       const auto ref = reference::gated_rms_norm(o_res, g, w, double(eps), n, e);
-      test::for_each_backend([&]<class Space>(const std::string& backend) {
-        INFO("backend " << backend);
+      test::for_each_space([&]<class Space>() {
+        INFO("backend " << Space::name());
         using CV = View2<const float, Space>;
         auto d_o = test::upload2<float, Space>(o, n + 1, e, 1.0);
         auto d_xs = test::upload2<float, Space>(xs, n + 1, e, 1.0);
@@ -55,18 +55,20 @@ TEST_CASE("gated_rms_norm matches the fp64 reference, with and without the resid
 }
 
 TEST_CASE("gated_rms_norm rejects wrong extents", "[ops][gated_rms_norm][errors]") {
-  using Space = Kokkos::DefaultHostExecutionSpace;
-  using CV = View2<const float, Space>;
-  auto o = test::upload2<float, Space>({}, 2, 8, 1.0);
-  auto g = test::upload2<float, Space>({}, 2, 8, 1.0);
-  auto w = test::upload1<Space>(std::vector<double>(8, 1.0));
-  auto w_res = test::upload1<Space>(std::vector<double>(6, 1.0));  // 6 != E = 8
-  auto y = test::upload2<float, Space>({}, 2, 8);
-  CHECK_THROWS_AS(gated_rms_norm(Space{}, CV(o), CV(o), View1<const float, Space>(w_res), CV(g),
-                                 View1<const float, Space>(w), y, 2, 1e-5f),
-                  ArgumentError);
-  auto g7 = test::upload2<float, Space>({}, 2, 7, 1.0);
-  CHECK_THROWS_AS(gated_rms_norm(Space{}, CV(o), CV(o), View1<const float, Space>(), CV(g7),
-                                 View1<const float, Space>(w), y, 2, 1e-5f),
-                  ArgumentError);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    auto o = test::upload2<float, Space>({}, 2, 8, 1.0);
+    auto g = test::upload2<float, Space>({}, 2, 8, 1.0);
+    auto w = test::upload1<Space>(std::vector<double>(8, 1.0));
+    auto w_res = test::upload1<Space>(std::vector<double>(6, 1.0));  // 6 != E = 8
+    auto y = test::upload2<float, Space>({}, 2, 8);
+    CHECK_THROWS_AS(gated_rms_norm(Space{}, CV(o), CV(o), View1<const float, Space>(w_res), CV(g),
+                                   View1<const float, Space>(w), y, 2, 1e-5f),
+                    ArgumentError);
+    auto g7 = test::upload2<float, Space>({}, 2, 7, 1.0);
+    CHECK_THROWS_AS(gated_rms_norm(Space{}, CV(o), CV(o), View1<const float, Space>(), CV(g7),
+                                   View1<const float, Space>(w), y, 2, 1e-5f),
+                    ArgumentError);
+  });
 }

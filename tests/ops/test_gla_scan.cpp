@@ -1,5 +1,5 @@
 // gla_scan (SPEC 2 step 7, SPEC 2.1): the recurrence and the chunk scanner for C = 16..128 on
-// every host backend against the fp64 recurrence, per sequence of a packed batch with carried
+// every backend against the fp64 recurrence, per sequence of a packed batch with carried
 // state, for decays from none (a = 0) to very strong (a = -60 per step).
 #include "op_test_util.hpp"
 #include "rodimus/ops/gla_scan.hpp"
@@ -176,11 +176,11 @@ Errors compare(const ScanCase& c, const std::vector<double>& o, const std::vecto
 /// Runs every algorithm on every backend; checks against fp64 and against the fp32 recurrence.
 void check_all(const ScanCase& c, const char* what) {
   Errors worst;
-  test::for_each_backend([&]<class Space>(const std::string& backend) {
+  test::for_each_space([&]<class Space>() {
     GlaScanWorkspace<Space> ws;  // reused across algorithms and calls: it only grows
     ScanResult rec;
     for_each_algo([&]<class Algo>(const char* algo) {
-      INFO(what << ": backend " << backend << ", " << algo << ", n=" << c.n << " E=" << c.e);
+      INFO(what << ": backend " << Space::name() << ", " << algo << ", n=" << c.n << " E=" << c.e);
       const ScanResult r = run_scan<Algo, Space>(c, ws);
       CHECK(test::all_finite(r.o));
       CHECK(test::all_finite(r.state));
@@ -273,9 +273,9 @@ TEST_CASE("gla_scan: the state carried across two calls equals one call", "[ops]
     second.lengths[s] = len - cut[s];
     second.pos0[s] = c.pos0[s] + cut[s];
   }
-  test::for_each_backend([&]<class Space>(const std::string& backend) {
+  test::for_each_space([&]<class Space>() {
     for_each_algo([&]<class Algo>(const char* algo) {
-      INFO("backend " << backend << ", " << algo);
+      INFO("backend " << Space::name() << ", " << algo);
       GlaScanWorkspace<Space> ws;
       const ScanResult one = run_scan<Algo, Space>(c, ws);
       const ScanResult r1 = run_scan<Algo, Space>(first, ws);
@@ -298,34 +298,38 @@ TEST_CASE("gla_scan: the state carried across two calls equals one call", "[ops]
       CHECK(ref.o <= kTol);
       CHECK(ref.state <= kTol);
       if constexpr (std::is_same_v<Algo, RecurrentScan>) {
-        // the recurrence does the same arithmetic either way
-        CHECK(o == one.o);
-        CHECK(r2.state == one.state);
+        // the recurrence does the same arithmetic either way: bit-identical on host spaces,
+        // within test::split_tol (1e-6) on GPU spaces, where a kernel may reduce in parallel
+        // (err: per sequence and per slot, relative to its own scale)
+        CHECK(err.o <= test::split_tol<Space>);
+        CHECK(err.state <= test::split_tol<Space>);
       }
     });
   });
 }
 
 TEST_CASE("gla_scan rejects wrong extents", "[ops][gla_scan][errors]") {
-  using Space = Kokkos::DefaultHostExecutionSpace;
-  using CV = View2<const float, Space>;
-  test::Batch<Space> batch({3}, {0}, {0});
-  auto q = test::upload2<float, Space>({}, 3, 8, 0.5);
-  auto u = test::upload2<float, Space>({}, 3, 6, 0.5);
-  auto o = test::upload2<float, Space>({}, 3, 6);
-  auto bad_state =
-      test::upload3<Space>(std::vector<double>(1 * 8 * 5, 0.0), 1, 8, 5);  // E = 5 != 6
-  GlaScanWorkspace<Space> ws;
-  CHECK_THROWS_AS(gla_scan<ChunkedScan<64>>(Space{}, CV(q), CV(q), CV(q), CV(u), bad_state,
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    test::Batch<Space> batch({3}, {0}, {0});
+    auto q = test::upload2<float, Space>({}, 3, 8, 0.5);
+    auto u = test::upload2<float, Space>({}, 3, 6, 0.5);
+    auto o = test::upload2<float, Space>({}, 3, 6);
+    auto bad_state =
+        test::upload3<Space>(std::vector<double>(1 * 8 * 5, 0.0), 1, 8, 5);  // E = 5 != 6
+    GlaScanWorkspace<Space> ws;
+    CHECK_THROWS_AS(gla_scan<ChunkedScan<64>>(Space{}, CV(q), CV(q), CV(q), CV(u), bad_state,
+                                              batch.seq, o, 0.25f, ws),
+                    ArgumentError);
+    auto state = test::upload3<Space>(std::vector<double>(1 * 8 * 6, 0.0), 1, 8, 6);
+    auto a7 = test::upload2<float, Space>({}, 3, 7, -0.5);
+    CHECK_THROWS_AS(gla_scan<RecurrentScan>(Space{}, CV(q), CV(q), CV(a7), CV(u), state, batch.seq,
+                                            o, 0.25f, ws),
+                    ArgumentError);
+    auto q_short = test::upload2<float, Space>({}, 2, 8, 0.5);  // 2 rows for 3 tokens
+    CHECK_THROWS_AS(gla_scan<RecurrentScan>(Space{}, CV(q_short), CV(q), CV(q), CV(u), state,
                                             batch.seq, o, 0.25f, ws),
-                  ArgumentError);
-  auto state = test::upload3<Space>(std::vector<double>(1 * 8 * 6, 0.0), 1, 8, 6);
-  auto a7 = test::upload2<float, Space>({}, 3, 7, -0.5);
-  CHECK_THROWS_AS(
-      gla_scan<RecurrentScan>(Space{}, CV(q), CV(q), CV(a7), CV(u), state, batch.seq, o, 0.25f, ws),
-      ArgumentError);
-  auto q_short = test::upload2<float, Space>({}, 2, 8, 0.5);  // 2 rows for 3 tokens
-  CHECK_THROWS_AS(gla_scan<RecurrentScan>(Space{}, CV(q_short), CV(q), CV(q), CV(u), state,
-                                          batch.seq, o, 0.25f, ws),
-                  ArgumentError);
+                    ArgumentError);
+  });
 }

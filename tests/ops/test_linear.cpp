@@ -1,4 +1,4 @@
-// linear (y = x W^T + b) on every host backend against the fp64 reference, fp32/bf16/fp16 weights.
+// linear (y = x W^T + b) on every backend against the fp64 reference, fp32/bf16/fp16 weights.
 #include "op_test_util.hpp"
 #include "rodimus/ops/linear.hpp"
 #include "rodimus/reference/linear.hpp"
@@ -33,8 +33,8 @@ void check_linear(Rng& rng, int n_tok, int in, int out, bool bias, double& worst
            std::max(ulp * std::fabs(w[i]), std::is_same_v<W, fp16> ? std::ldexp(1.0, -25) : 0.0);
   CHECK(off == 0);
   const auto ref = reference::linear(x, wq, n_tok, in, out, bias ? &b : nullptr);
-  test::for_each_backend([&]<class Space>(const std::string& backend) {
-    INFO("backend " << backend);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
     LinearWeights<W, Space> lw;
     lw.w = test::upload2<W, Space>(w, out, in);
     if (bias) lw.b = test::upload1<Space>(b);
@@ -76,8 +76,8 @@ TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops]
 }
 
 TEST_CASE("linear with zero tokens writes nothing", "[ops][linear]") {
-  test::for_each_backend([&]<class Space>(const std::string& backend) {
-    INFO("backend " << backend);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
     LinearWeights<float, Space> lw;
     lw.w = test::upload2<float, Space>({1, 2, 3, 4, 5, 6}, 2, 3);
     auto x = test::upload2<float, Space>({}, 1, 3, 1.0);
@@ -88,17 +88,19 @@ TEST_CASE("linear with zero tokens writes nothing", "[ops][linear]") {
 }
 
 TEST_CASE("linear rejects wrong extents", "[ops][linear][errors]") {
-  using Space = Kokkos::DefaultHostExecutionSpace;
-  LinearWeights<float, Space> lw;
-  lw.w = test::upload2<float, Space>(std::vector<double>(12, 1.0), 4, 3);
-  auto x = test::upload2<float, Space>({}, 2, 5, 1.0);  // in = 5, weight wants 3
-  auto y = test::upload2<float, Space>({}, 2, 4);
-  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x), lw, y, 2), ArgumentError);
-  auto x3 = test::upload2<float, Space>({}, 2, 3, 1.0);
-  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y, 3),
-                  ArgumentError);  // N > rows
-  auto y5 = test::upload2<float, Space>({}, 2, 5);
-  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y5, 2), ArgumentError);
-  lw.b = test::upload1<Space>({1, 2});  // bias of 2 for 4 outputs
-  CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y, 2), ArgumentError);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    LinearWeights<float, Space> lw;
+    lw.w = test::upload2<float, Space>(std::vector<double>(12, 1.0), 4, 3);
+    auto x = test::upload2<float, Space>({}, 2, 5, 1.0);  // in = 5, weight wants 3
+    auto y = test::upload2<float, Space>({}, 2, 4);
+    CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x), lw, y, 2), ArgumentError);
+    auto x3 = test::upload2<float, Space>({}, 2, 3, 1.0);
+    CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y, 3),
+                    ArgumentError);  // N > rows
+    auto y5 = test::upload2<float, Space>({}, 2, 5);
+    CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y5, 2), ArgumentError);
+    lw.b = test::upload1<Space>({1, 2});  // bias of 2 for 4 outputs
+    CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y, 2), ArgumentError);
+  });
 }

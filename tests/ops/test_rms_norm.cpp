@@ -1,4 +1,4 @@
-// rms_norm and add_rms_norm (all three residual modes) on every host backend against fp64.
+// rms_norm and add_rms_norm (all three residual modes) on every backend against fp64.
 #include "op_test_util.hpp"
 #include "rodimus/ops/rms_norm.hpp"
 #include "rodimus/reference/rms_norm.hpp"
@@ -35,8 +35,8 @@ TEST_CASE("rms_norm matches the fp64 reference", "[ops][rms_norm]") {
     const auto x = scaled_rows(rng, n, d);
     const auto w = rng.vec(d, 0.5, 1.5);
     const auto ref = reference::rms_norm(x, w, double(eps), n, d);
-    test::for_each_backend([&]<class Space>(const std::string& backend) {
-      INFO("backend " << backend);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
       auto dx = test::upload2<float, Space>(x, n + 1, d, 5.0);
       auto dw = test::upload1<Space>(w);
       auto out = test::upload2<float, Space>({}, n + 1, d, 7.0);
@@ -72,8 +72,8 @@ TEST_CASE("add_rms_norm matches the fp64 reference in every residual mode", "[op
       const auto& z = mode == ResidualMode::Start ? h : sum;  // what gets normalised
       const auto ref = reference::rms_norm(z, w, double(eps), n, d);
       const auto& r_after = mode == ResidualMode::AddNoStore ? r : z;
-      test::for_each_backend([&]<class Space>(const std::string& backend) {
-        INFO("backend " << backend);
+      test::for_each_space([&]<class Space>() {
+        INFO("backend " << Space::name());
         auto dh = test::upload2<float, Space>(h, n, d);
         auto dr = test::upload2<float, Space>(r, n, d);
         auto dw = test::upload1<Space>(w);
@@ -96,19 +96,21 @@ TEST_CASE("add_rms_norm matches the fp64 reference in every residual mode", "[op
 }
 
 TEST_CASE("rms_norm and add_rms_norm reject wrong extents", "[ops][rms_norm][errors]") {
-  using Space = Kokkos::DefaultHostExecutionSpace;
-  auto x = test::upload2<float, Space>({}, 2, 8, 1.0);
-  auto r = test::upload2<float, Space>({}, 2, 8, 1.0);
-  auto w = test::upload1<Space>(std::vector<double>(7, 1.0));  // D = 7 but rows have 8
-  auto out = test::upload2<float, Space>({}, 2, 8);
-  CHECK_THROWS_AS(
-      rms_norm(Space{}, View2<const float, Space>(x), View1<const float, Space>(w), out, 2, 1e-5f),
-      ArgumentError);
-  CHECK_THROWS_AS(add_rms_norm(Space{}, View2<const float, Space>(x), r,
-                               View1<const float, Space>(w), out, 2, 1e-5f, ResidualMode::Add),
-                  ArgumentError);
-  auto w8 = test::upload1<Space>(std::vector<double>(8, 1.0));
-  CHECK_THROWS_AS(
-      rms_norm(Space{}, View2<const float, Space>(x), View1<const float, Space>(w8), out, 3, 1e-5f),
-      ArgumentError);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    auto x = test::upload2<float, Space>({}, 2, 8, 1.0);
+    auto r = test::upload2<float, Space>({}, 2, 8, 1.0);
+    auto w = test::upload1<Space>(std::vector<double>(7, 1.0));  // D = 7 but rows have 8
+    auto out = test::upload2<float, Space>({}, 2, 8);
+    CHECK_THROWS_AS(rms_norm(Space{}, View2<const float, Space>(x), View1<const float, Space>(w),
+                             out, 2, 1e-5f),
+                    ArgumentError);
+    CHECK_THROWS_AS(add_rms_norm(Space{}, View2<const float, Space>(x), r,
+                                 View1<const float, Space>(w), out, 2, 1e-5f, ResidualMode::Add),
+                    ArgumentError);
+    auto w8 = test::upload1<Space>(std::vector<double>(8, 1.0));
+    CHECK_THROWS_AS(rms_norm(Space{}, View2<const float, Space>(x), View1<const float, Space>(w8),
+                             out, 3, 1e-5f),
+                    ArgumentError);
+  });
 }

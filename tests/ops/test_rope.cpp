@@ -1,5 +1,5 @@
 // rope (SPEC 3 step 2, non-interleaved "rotate half") over packed batches at nonzero absolute
-// positions, on every host backend against the fp64 reference run per sequence.
+// positions, on every backend against the fp64 reference run per sequence.
 #include "op_test_util.hpp"
 #include "rodimus/ops/rope.hpp"
 #include "rodimus/reference/rope.hpp"
@@ -50,8 +50,8 @@ TEST_CASE("rope matches the fp64 reference per sequence at absolute positions", 
                                      g.hd, g.rd, g.base, pos0[s]);
       ref.insert(ref.end(), r.begin(), r.end());
     }
-    test::for_each_backend([&]<class Space>(const std::string& backend) {
-      INFO("backend " << backend);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
       test::Batch<Space> batch(lengths, pos0, slot);
       const auto inv = rope_inv_freq<Space>(g.rd, g.base);
       auto dx = test::upload2<float, Space>(x, nt + 1, width, 3.0);
@@ -82,8 +82,8 @@ TEST_CASE("rope of one sequence in pieces equals one call", "[ops][rope]") {
   RODIMUS_SEED_INFO(rng);
   const int heads = 2, hd = 8, len = 30, p0 = rng.integer(0, 100);
   const auto x = rng.vec(std::size_t(len) * heads * hd);
-  test::for_each_backend([&]<class Space>(const std::string& backend) {
-    INFO("backend " << backend);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
     const auto inv = rope_inv_freq<Space>(hd, 10000.0);
     auto whole = test::upload2<float, Space>(x, len, heads * hd);
     test::Batch<Space> b1({len}, {p0}, {0});
@@ -94,18 +94,21 @@ TEST_CASE("rope of one sequence in pieces equals one call", "[ops][rope]") {
     test::Batch<Space> b2(lengths, pos0, slots);
     auto pieces = test::upload2<float, Space>(x, len, heads * hd);
     rope(Space{}, pieces, heads, hd, View1<const float, Space>(inv), hd, b2.seq);
+    // element-wise, no reduction: the same angle and rotation per element on every space
     CHECK(test::download2(pieces) == test::download2(whole));
   });
 }
 
 TEST_CASE("rope rejects wrong extents", "[ops][rope][errors]") {
-  using Space = Kokkos::DefaultHostExecutionSpace;
-  test::Batch<Space> batch({2}, {0}, {0});
-  const auto inv = rope_inv_freq<Space>(8, 10000.0);
-  auto x = test::upload2<float, Space>({}, 2, 15, 1.0);  // 2 heads of 8 need 16 columns
-  CHECK_THROWS_AS(rope(Space{}, x, 2, 8, View1<const float, Space>(inv), 8, batch.seq),
-                  ArgumentError);
-  auto x16 = test::upload2<float, Space>({}, 2, 16, 1.0);
-  CHECK_THROWS_AS(rope(Space{}, x16, 2, 8, View1<const float, Space>(inv), 7, batch.seq),
-                  ArgumentError);  // odd rd
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    test::Batch<Space> batch({2}, {0}, {0});
+    const auto inv = rope_inv_freq<Space>(8, 10000.0);
+    auto x = test::upload2<float, Space>({}, 2, 15, 1.0);  // 2 heads of 8 need 16 columns
+    CHECK_THROWS_AS(rope(Space{}, x, 2, 8, View1<const float, Space>(inv), 8, batch.seq),
+                    ArgumentError);
+    auto x16 = test::upload2<float, Space>({}, 2, 16, 1.0);
+    CHECK_THROWS_AS(rope(Space{}, x16, 2, 8, View1<const float, Space>(inv), 7, batch.seq),
+                    ArgumentError);  // odd rd
+  });
 }

@@ -1,5 +1,5 @@
 // short_conv (causal depthwise conv + SiLU, SPEC 2 step 2) over packed batches with carried
-// state, on every host backend against the fp64 reference run per sequence.
+// state, on every backend against the fp64 reference run per sequence.
 #include "op_test_util.hpp"
 #include "rodimus/ops/short_conv.hpp"
 #include "rodimus/reference/short_conv.hpp"
@@ -45,8 +45,8 @@ TEST_CASE("short_conv matches the fp64 reference per sequence, with carried stat
         std::copy(r.state.begin(), r.state.end(), ref_state.begin() + std::ptrdiff_t(slot[s] * ss));
       }
 
-      test::for_each_backend([&]<class Space>(const std::string& backend) {
-        INFO("backend " << backend);
+      test::for_each_space([&]<class Space>() {
+        INFO("backend " << Space::name());
         using CV = View2<const float, Space>;
         test::Batch<Space> batch(lengths, pos0, slot);
         const auto dx = test::upload2<float, Space>(x, n + 1, e, 9.0);
@@ -79,8 +79,8 @@ TEST_CASE("short_conv over a split sequence equals one call", "[ops][short_conv]
   const auto x = rng.vec(std::size_t(len) * e);
   const auto w = rng.vec(std::size_t(e) * k);
   const auto b = rng.vec(e);
-  test::for_each_backend([&]<class Space>(const std::string& backend) {
-    INFO("backend " << backend);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
     using CV = View2<const float, Space>;
     const auto dw = test::upload2<float, Space>(w, e, k);
     const auto db = test::upload1<Space>(b);
@@ -105,31 +105,36 @@ TEST_CASE("short_conv over a split sequence equals one call", "[ops][short_conv]
       split.insert(split.end(), o.begin(), o.end());
     }
     INFO("cut " << cut);
-    CHECK(split == test::download2(one_out));  // same arithmetic per element: bit-identical
+    // the same K-term sum per element either way: bit-identical on host spaces, within
+    // test::split_tol (1e-6) on GPU spaces, where a kernel may reduce in parallel
+    CHECK(test::rel_err(split, test::download2(one_out)) <= test::split_tol<Space>);
+    // the state is a copy of the last K-1 inputs: bit-identical everywhere
     CHECK(test::download3(st) == test::download3(one_state));
   });
 }
 
 TEST_CASE("short_conv rejects wrong extents", "[ops][short_conv][errors]") {
-  using Space = Kokkos::DefaultHostExecutionSpace;
-  using CV = View2<const float, Space>;
-  test::Batch<Space> batch({2}, {0}, {0});
-  auto x = test::upload2<float, Space>({}, 2, 8, 1.0);
-  auto w = test::upload2<float, Space>({}, 8, 4, 1.0);
-  auto b = test::upload1<Space>(std::vector<double>(8, 0.0));
-  auto bad_state =
-      test::upload3<Space>(std::vector<double>(1 * 2 * 8, 0.0), 1, 2, 8);  // K-1 = 3 rows needed
-  auto xs = test::upload2<float, Space>({}, 2, 8);
-  CHECK_THROWS_AS(
-      short_conv(Space{}, CV(x), CV(w), View1<const float, Space>(b), bad_state, batch.seq, xs),
-      ArgumentError);
-  auto state = test::upload3<Space>(std::vector<double>(1 * 3 * 8, 0.0), 1, 3, 8);
-  auto x7 = test::upload2<float, Space>({}, 2, 7, 1.0);
-  CHECK_THROWS_AS(
-      short_conv(Space{}, CV(x7), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
-      ArgumentError);
-  auto x_short = test::upload2<float, Space>({}, 1, 8, 1.0);  // batch has 2 tokens
-  CHECK_THROWS_AS(
-      short_conv(Space{}, CV(x_short), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
-      ArgumentError);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    test::Batch<Space> batch({2}, {0}, {0});
+    auto x = test::upload2<float, Space>({}, 2, 8, 1.0);
+    auto w = test::upload2<float, Space>({}, 8, 4, 1.0);
+    auto b = test::upload1<Space>(std::vector<double>(8, 0.0));
+    auto bad_state =
+        test::upload3<Space>(std::vector<double>(1 * 2 * 8, 0.0), 1, 2, 8);  // K-1 = 3 rows needed
+    auto xs = test::upload2<float, Space>({}, 2, 8);
+    CHECK_THROWS_AS(
+        short_conv(Space{}, CV(x), CV(w), View1<const float, Space>(b), bad_state, batch.seq, xs),
+        ArgumentError);
+    auto state = test::upload3<Space>(std::vector<double>(1 * 3 * 8, 0.0), 1, 3, 8);
+    auto x7 = test::upload2<float, Space>({}, 2, 7, 1.0);
+    CHECK_THROWS_AS(
+        short_conv(Space{}, CV(x7), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
+        ArgumentError);
+    auto x_short = test::upload2<float, Space>({}, 1, 8, 1.0);  // batch has 2 tokens
+    CHECK_THROWS_AS(
+        short_conv(Space{}, CV(x_short), CV(w), View1<const float, Space>(b), state, batch.seq, xs),
+        ArgumentError);
+  });
 }

@@ -1,4 +1,4 @@
-// swiglu and swiglu_ffn (SPEC 4) on every host backend against the fp64 reference.
+// swiglu and swiglu_ffn (SPEC 4) on every backend against the fp64 reference.
 #include "op_test_util.hpp"
 #include "rodimus/ops/swiglu.hpp"
 #include "rodimus/reference/linear.hpp"
@@ -23,8 +23,8 @@ TEST_CASE("swiglu matches the fp64 reference", "[ops][swiglu]") {
       const auto a = rng.vec(std::size_t(n) * f, -3, 3);
       const auto g = rng.vec(std::size_t(n) * f, -20, 20);  // silu's both tails
       const auto ref = reference::swiglu(test::hcat(a, g, n), n, f);
-      test::for_each_backend([&]<class Space>(const std::string& backend) {
-        INFO("backend " << backend);
+      test::for_each_space([&]<class Space>() {
+        INFO("backend " << Space::name());
         using CV = View2<const float, Space>;
         auto da = test::upload2<float, Space>(a, n + 1, f, 2.0);
         auto dg = test::upload2<float, Space>(g, n + 1, f, 2.0);
@@ -53,8 +53,8 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
     const auto w_out = test::dequantised<W>(rng.vec(std::size_t(d) * f));
     const auto z = reference::linear(h, w_fc, n, d, 2 * f);
     const auto ref = reference::linear(reference::swiglu(z, n, f), w_out, n, f, d);
-    test::for_each_backend([&]<class Space>(const std::string& backend) {
-      INFO("backend " << backend);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
       SwigluWeights<W, Space> fw;
       fw.fc_a.w = test::upload2<W, Space>(test::rows_of(w_fc, 0, f, d), f, d);
       fw.fc_g.w = test::upload2<W, Space>(test::rows_of(w_fc, f, f, d), f, d);
@@ -77,10 +77,12 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
 }
 
 TEST_CASE("swiglu rejects wrong extents", "[ops][swiglu][errors]") {
-  using Space = Kokkos::DefaultHostExecutionSpace;
-  using CV = View2<const float, Space>;
-  auto a = test::upload2<float, Space>({}, 2, 8, 1.0);
-  auto g = test::upload2<float, Space>({}, 2, 9, 1.0);
-  CHECK_THROWS_AS(swiglu(Space{}, CV(a), CV(g), a, 2), ArgumentError);
-  CHECK_THROWS_AS(swiglu(Space{}, CV(a), CV(a), a, 3), ArgumentError);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    auto a = test::upload2<float, Space>({}, 2, 8, 1.0);
+    auto g = test::upload2<float, Space>({}, 2, 9, 1.0);
+    CHECK_THROWS_AS(swiglu(Space{}, CV(a), CV(g), a, 2), ArgumentError);
+    CHECK_THROWS_AS(swiglu(Space{}, CV(a), CV(a), a, 3), ArgumentError);
+  });
 }

@@ -4,11 +4,18 @@
 #include <string>
 #include <utility>
 
+#include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/backend/host/blas_linear.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/views.hpp"
 #include "rodimus/ops/impl/linear_kernel.hpp"
 
 namespace rodimus {
+
+namespace detail {
+/// Tokens from which bf16/fp16 weights are widened to fp32 for sgemm on the host.
+inline constexpr int kBlasWidenMinTokens = 16;
+}  // namespace detail
 
 /// A linear layer's parameters on the device: `w: [out, in]` in storage type `W`, optional
 /// fp32 bias `b: [out]` (empty view when absent).
@@ -35,6 +42,18 @@ void linear(const Space& space, const View2<const float, Space>& x,
   detail::check_extent_at_least(y, 0, n_tokens, "linear: y");
   if (lw.has_bias()) detail::check_extent(lw.b, 0, lw.out_features(), "linear: bias");
   if (n_tokens <= 0) return;
+  // Host spaces with a CBLAS: fp32 weights always; reduced-precision weights when the token
+  // block is large enough to amortise widening them (decode keeps the streaming kernel).
+  if constexpr (backend::host::has_cblas && is_host_space_v<Space>) {
+    if (std::is_same_v<W, float> || n_tokens >= detail::kBlasWidenMinTokens) {
+      space.fence();
+      backend::host::blas_linear<W>(x.data(), static_cast<int>(x.stride(0)), lw.w.data(),
+                                    lw.has_bias() ? lw.b.data() : nullptr, y.data(),
+                                    static_cast<int>(y.stride(0)), n_tokens, lw.in_features(),
+                                    lw.out_features());
+      return;
+    }
+  }
   detail::linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
 }
 
