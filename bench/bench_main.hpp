@@ -4,8 +4,16 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
+#include <functional>
+#include <vector>
 
 #include "rodimus/config.hpp"
+
+/// Callbacks run before Kokkos::finalize (benchmarks that cache Kokkos objects register here).
+inline std::vector<std::function<void()>>& bench_cleanups() {
+  static std::vector<std::function<void()>> c;
+  return c;
+}
 
 #define RODIMUS_BENCHMARK_MAIN()                                   \
   int main(int argc, char** argv) {                                \
@@ -15,5 +23,6 @@
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1; \
     benchmark::RunSpecifiedBenchmarks();                           \
     benchmark::Shutdown();                                         \
+    for (auto& f : bench_cleanups()) f();                          \
     return 0;                                                      \
   }

@@ -35,6 +35,7 @@ const Model<Space, W>& bench_model(bool plus) {
                      (std::string("rodimus_bench_") + (plus ? "plus" : "rodimus"));
     if (!std::filesystem::exists(dir / "model.safetensors"))
       io::write_random_checkpoint(bench_config(plus), dir, 42);
+    if (!m[0] && !m[1]) bench_cleanups().push_back([] { m[0].reset(); m[1].reset(); });
     m[plus] = std::make_unique<Model<Space, W>>(Model<Space, W>::load(dir));
   }
   return *m[plus];
