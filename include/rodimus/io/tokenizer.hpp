@@ -269,7 +269,7 @@ class Tokenizer {
   };
 
   const std::string* token_ptr(std::int32_t id) const {
-    if (const auto* t = impl_->added.find_id(id)) return &t->content;
+    if (const auto* t = impl_->added.find_id(id)) return &t->text;
     return impl_->model.id_to_token(id);
   }
 

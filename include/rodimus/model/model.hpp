@@ -16,6 +16,7 @@
 #include "rodimus/model/token_batch.hpp"
 #include "rodimus/model/weights.hpp"
 #include "rodimus/ops/embedding.hpp"
+#include "rodimus/ops/rms_norm.hpp"
 
 namespace rodimus {
 
@@ -39,17 +40,9 @@ void final_norm_last(const Space& space, const SeqBatch<Space>& batch,
           Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](const int c) { out(s, c) = 0.f; });
           return;
         }
-        float ss = 0.f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(m, d),
-            [&](const int c, float& acc) {
-              const float z = h(t, c) + r(t, c);
-              acc += z * z;
-            },
-            ss);
-        const float inv = 1.f / kmath::sqrt(ss / float(d) + eps);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d),
-                             [&](const int c) { out(s, c) = (h(t, c) + r(t, c)) * inv * w(c); });
+        team_rms_row(
+            m, d, eps, [&](int c) { return h(t, c) + r(t, c); },
+            [&](int c, float z, float inv) { out(s, c) = z * inv * w(c); });
       });
 }
 

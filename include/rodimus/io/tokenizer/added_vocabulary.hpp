@@ -23,6 +23,13 @@ struct AddedToken {
   bool operator==(const AddedToken&) const = default;
 };
 
+/// An added token as stored by id: its flags, and the text that id_to_token and decode give
+/// (the normalized content for a normalized token, as in `tokenizers`).
+struct AddedEntry {
+  AddedToken token;
+  std::string text;
+};
+
 /// A byte trie over token contents answering leftmost-longest matches (aho-corasick's
 /// MatchKind::LeftmostLongest as tokenizers configures it).
 class TokenTrie {
@@ -103,7 +110,7 @@ class AddedVocabulary {
     for (const AddedToken& t : tokens) {
       if (t.content.empty()) continue;
       if (const auto it = by_content_.find(t.content); it != by_content_.end()) {
-        if (const auto* same = find_id(it->second); same && *same == t) continue;  // already added
+        if (const auto e = by_id_.find(it->second); e != by_id_.end() && e->second.token == t) continue;
       }
       int new_id;
       if (const auto known = token_to_id(t.content, model)) {
@@ -114,7 +121,7 @@ class AddedVocabulary {
       }
       by_content_[t.content] = new_id;
       max_id_ = std::max(max_id_, new_id);
-      by_id_[new_id] = t;
+      by_id_[new_id] = AddedEntry{t, t.normalized ? normalizer.apply(t.content) : t.content};
       if (!special_set_.contains(t.content)) classic_.push_back(t);
     }
     // Matching sets: special tokens first, then the others; normalized ones match normalized text.
@@ -131,7 +138,7 @@ class AddedVocabulary {
     if (const auto it = by_content_.find(content); it != by_content_.end()) return it->second;
     return model.token_to_id(content);
   }
-  const AddedToken* find_id(int id) const {
+  const AddedEntry* find_id(int id) const {
     const auto it = by_id_.find(id);
     return it == by_id_.end() ? nullptr : &it->second;
   }
@@ -170,7 +177,7 @@ class AddedVocabulary {
       std::size_t start = (*m)[0], stop = (*m)[1];
       const int id = static_cast<int>((*m)[2]);
       from = stop;
-      const AddedToken& t = by_id_.at(id);
+      const AddedToken& t = by_id_.at(id).token;
       if (t.single_word) {
         const bool start_space = start == 0 || !ends_with_word(s.substr(0, start));
         const bool stop_space = stop == s.size() || !starts_with_word(s.substr(stop));
@@ -227,7 +234,7 @@ class AddedVocabulary {
   }
 
   TokenMap by_content_;
-  std::unordered_map<int, AddedToken> by_id_;
+  std::unordered_map<int, AddedEntry> by_id_;
   std::vector<AddedToken> special_, classic_;
   std::unordered_set<std::string> special_set_;
   TokenTrie raw_trie_, normalized_trie_;

@@ -14,6 +14,24 @@ Kokkos::TeamPolicy<Space> row_team_policy(const Space& space, int rows) {
   return Kokkos::TeamPolicy<Space>(space, rows, Kokkos::AUTO);
 }
 
+/// One team normalises one row: z_c = load(c) for c < d, then store(c, z_c, 1 / rms(z)).
+/// `load` may be called twice per column, so it must not depend on what `store` writes.
+template <class Member, class Load, class Store>
+KOKKOS_INLINE_FUNCTION void team_rms_row(const Member& m, int d, float eps, const Load& load,
+                                         const Store& store) {
+  float ss = 0.f;
+  Kokkos::parallel_reduce(
+      Kokkos::TeamThreadRange(m, d),
+      [&](const int c, float& acc) {
+        const float z = load(c);
+        acc += z * z;
+      },
+      ss);
+  const float inv = 1.f / kmath::sqrt(ss / float(d) + eps);
+  m.team_barrier();
+  Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](const int c) { store(c, load(c), inv); });
+}
+
 /// Fused residual add + RMSNorm.  mode 0: r = h;  mode 1: r = h + r;  mode 2: r unchanged,
 /// normalise h + r without storing it.  out = z / rms(z) * w, z the (new) residual.
 // h: [N, D], r: [N, D] (in/out), w: [D], out: [N, D]
@@ -26,21 +44,13 @@ void add_rms_norm_generic(const Space& space, const View2<const float, Space>& h
       "rodimus::add_rms_norm", row_team_policy(space, n_tokens),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
-        float ss = 0.f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(m, d),
-            [&](const int c, float& acc) {
-              const float z = mode == 0 ? h(t, c) : h(t, c) + r(t, c);
-              acc += z * z;
-            },
-            ss);
-        const float inv = 1.f / kmath::sqrt(ss / float(d) + eps);
-        m.team_barrier();
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](const int c) {
-          const float z = mode == 0 ? h(t, c) : h(t, c) + r(t, c);
-          if (mode != 2) r(t, c) = z;
-          out(t, c) = z * inv * w(c);
-        });
+        team_rms_row(
+            m, d, eps, [&](int c) { return mode == 0 ? h(t, c) : h(t, c) + r(t, c); },
+            [&](int c, float z, float inv) {
+              // the second load(c) ran before this write, and no other column reads r(t, c)
+              out(t, c) = z * inv * w(c);
+              if (mode != 2) r(t, c) = z;
+            });
       });
 }
 
@@ -54,14 +64,9 @@ void rms_norm_generic(const Space& space, const View2<const float, Space>& x,
       "rodimus::rms_norm", row_team_policy(space, n_tokens),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
-        float ss = 0.f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(m, d), [&](const int c, float& acc) { acc += x(t, c) * x(t, c); },
-            ss);
-        const float inv = 1.f / kmath::sqrt(ss / float(d) + eps);
-        m.team_barrier();
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d),
-                             [&](const int c) { out(t, c) = x(t, c) * inv * w(c); });
+        team_rms_row(
+            m, d, eps, [&](int c) { return x(t, c); },
+            [&](int c, float z, float inv) { out(t, c) = z * inv * w(c); });
       });
 }
 
