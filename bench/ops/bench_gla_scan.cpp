@@ -34,7 +34,8 @@ struct ScanInputs {
     fill(k, d);
     fill(a, dec);
     fill(u, d);
-    batch = buffers.build({t}, {0}, {0});
+    const std::vector<int> len = {t}, pos0 = {0}, slot = {0};
+    batch = buffers.build(len, pos0, slot);
   }
 };
 

@@ -3,6 +3,8 @@
 
 #include <Kokkos_Core.hpp>
 
+#include <string>
+
 #define RODIMUS_VERSION_MAJOR 0
 #define RODIMUS_VERSION_MINOR 1
 #define RODIMUS_VERSION_PATCH 0
@@ -16,6 +18,14 @@
 #ifndef KOKKOS_CLASS_LAMBDA
 #define KOKKOS_CLASS_LAMBDA [ =, *this ] KOKKOS_FUNCTION
 #endif
+
+/// A kernel's name for Kokkos' profiling tools, built once: a std::string made from a literal at
+/// every launch would allocate on the heap in each decode step.
+#define RODIMUS_KERNEL_LABEL(text)                    \
+  ([]() -> const std::string& {                       \
+    static const std::string rodimus_label_(text);    \
+    return rodimus_label_;                            \
+  }())
 
 #if KOKKOS_VERSION >= 40000
 #define RODIMUS_KOKKOS_4 1

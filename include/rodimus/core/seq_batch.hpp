@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,49 +22,48 @@ struct SeqBatch {
   View1<const int, Space> pos0;       // [B]  tokens already in the state of each sequence
   View1<const int, Space> slot;       // [B]  state slot of each sequence
   View1<const int, Space> token_seq;  // [N]  sequence index of each token
-  std::vector<int> h_offsets, h_pos0, h_slot;
+  std::span<const int> h_offsets, h_pos0, h_slot;  // host copies, owned by the buffers
 };
 
 namespace detail {
 
-/// Owns the index arrays of a SeqBatch; grows only, so repeated decode steps never allocate.
+/// Owns the index arrays of a SeqBatch (device views, their host mirrors, host vectors). Grows
+/// only, so repeated calls of the same or smaller size (decode steps) allocate nothing.
 template <class Space>
 class SeqBatchBuffers {
  public:
   /// Fills the arrays for sequences of `lengths` continuing `pos0` in `slots`.
-  SeqBatch<Space> build(const std::vector<int>& lengths, const std::vector<int>& pos0,
-                        const std::vector<int>& slots) {
+  SeqBatch<Space> build(std::span<const int> lengths, std::span<const int> pos0,
+                        std::span<const int> slots) {
     const int b = static_cast<int>(lengths.size());
     int n = 0, max_len = 0;
     for (int l : lengths) {
       n += l;
       max_len = l > max_len ? l : max_len;
     }
-    grow(offsets_, b + 1, "rodimus::batch.offsets");
-    grow(pos0_, b, "rodimus::batch.pos0");
-    grow(slot_, b, "rodimus::batch.slot");
-    grow(token_seq_, n, "rodimus::batch.token_seq");
-    auto h_off = Kokkos::create_mirror_view(offsets_);
-    auto h_p0 = Kokkos::create_mirror_view(pos0_);
-    auto h_sl = Kokkos::create_mirror_view(slot_);
-    auto h_ts = Kokkos::create_mirror_view(token_seq_);
-    SeqBatch<Space> out;
-    out.h_offsets.resize(b + 1);
-    h_off(0) = 0;
-    out.h_offsets[0] = 0;
+    grow(offsets_, h_offsets_view_, b + 1, "rodimus::batch.offsets");
+    grow(pos0_, h_pos0_view_, b, "rodimus::batch.pos0");
+    grow(slot_, h_slot_view_, b, "rodimus::batch.slot");
+    grow(token_seq_, h_token_seq_view_, n, "rodimus::batch.token_seq");
+    h_offsets_.resize(b + 1);
+    h_pos0_.assign(pos0.begin(), pos0.end());
+    h_slot_.assign(slots.begin(), slots.end());
+    h_offsets_[0] = 0;
+    h_offsets_view_(0) = 0;
     for (int i = 0; i < b; ++i) {
-      h_off(i + 1) = h_off(i) + lengths[i];
-      out.h_offsets[i + 1] = h_off(i + 1);
-      h_p0(i) = pos0[i];
-      h_sl(i) = slots[i];
-      for (int t = h_off(i); t < h_off(i + 1); ++t) h_ts(t) = i;
+      h_offsets_[i + 1] = h_offsets_[i] + lengths[i];
+      h_offsets_view_(i + 1) = h_offsets_[i + 1];
+      h_pos0_view_(i) = pos0[i];
+      h_slot_view_(i) = slots[i];
+      for (int t = h_offsets_[i]; t < h_offsets_[i + 1]; ++t) h_token_seq_view_(t) = i;
     }
     const Space space{};
-    Kokkos::deep_copy(space, offsets_, h_off);
-    Kokkos::deep_copy(space, pos0_, h_p0);
-    Kokkos::deep_copy(space, slot_, h_sl);
-    Kokkos::deep_copy(space, token_seq_, h_ts);
+    Kokkos::deep_copy(space, offsets_, h_offsets_view_);
+    Kokkos::deep_copy(space, pos0_, h_pos0_view_);
+    Kokkos::deep_copy(space, slot_, h_slot_view_);
+    Kokkos::deep_copy(space, token_seq_, h_token_seq_view_);
     space.fence();
+    SeqBatch<Space> out;
     out.num_seqs = b;
     out.num_tokens = n;
     out.max_len = max_len;
@@ -71,18 +71,25 @@ class SeqBatchBuffers {
     out.pos0 = pos0_;
     out.slot = slot_;
     out.token_seq = token_seq_;
-    out.h_pos0 = pos0;
-    out.h_slot = slots;
+    out.h_offsets = h_offsets_;
+    out.h_pos0 = h_pos0_;
+    out.h_slot = h_slot_;
     return out;
   }
 
  private:
-  static void grow(View1<int, Space>& v, int n, const char* label) {
-    if (static_cast<int>(v.extent(0)) < n || v.extent(0) == 0)
-      v = View1<int, Space>(Kokkos::view_alloc(std::string(label), Kokkos::WithoutInitializing),
-                            n > 1 ? n : 1);
+  using DeviceView = View1<int, Space>;
+  using HostView = typename DeviceView::HostMirror;
+  static void grow(DeviceView& v, HostView& h, int n, const char* label) {
+    if (static_cast<int>(v.extent(0)) < n || v.extent(0) == 0) {
+      v = DeviceView(Kokkos::view_alloc(std::string(label), Kokkos::WithoutInitializing),
+                     n > 1 ? n : 1);
+      h = Kokkos::create_mirror_view(v);
+    }
   }
-  View1<int, Space> offsets_, pos0_, slot_, token_seq_;
+  DeviceView offsets_, pos0_, slot_, token_seq_;
+  HostView h_offsets_view_, h_pos0_view_, h_slot_view_, h_token_seq_view_;
+  std::vector<int> h_offsets_, h_pos0_, h_slot_;
 };
 
 }  // namespace detail

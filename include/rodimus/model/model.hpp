@@ -32,7 +32,7 @@ void final_norm_last(const Space& space, const SeqBatch<Space>& batch,
   const int d = static_cast<int>(w.extent(0));
   const auto offsets = batch.offsets;
   Kokkos::parallel_for(
-      "rodimus::final_norm_last", Kokkos::TeamPolicy<Space>(space, batch.num_seqs, Kokkos::AUTO),
+      RODIMUS_KERNEL_LABEL("rodimus::final_norm_last"), Kokkos::TeamPolicy<Space>(space, batch.num_seqs, Kokkos::AUTO),
       KOKKOS_LAMBDA(const typename Kokkos::TeamPolicy<Space>::member_type& m) {
         const int s = m.league_rank();
         const int t = offsets(s + 1) - 1;
@@ -73,8 +73,12 @@ class Workspace {
  public:
   View2<float, Space> h, r, logits, last_hn;
   View1<int, Space> ids;
+  typename View1<int, Space>::HostMirror ids_host;
   BlockWorkspace<Space> blocks;
   detail::SeqBatchBuffers<Space> batch;
+  std::vector<int> pos0;        // host: start position of each sequence of the call
+  std::vector<char> slot_used;  // host: slots named by the call
+  TokenBatch step;              // decode()'s batch, refilled in place
 };
 
 /// A Rodimus or Rodimus+ model on execution space `Space` with weights stored as `W`
@@ -138,14 +142,15 @@ class Model {
   View2<const float, Space> forward(State<Space>& state, Workspace<Space>& ws,
                                     const TokenBatch& tokens, LogitsMode mode = LogitsMode::All,
                                     const TraceFn<Space>& trace = {}) const {
-    validate(state, tokens);
+    validate(state, ws, tokens);
     require_launch_thread<Space>("Model::forward");
     std::unique_lock<std::mutex> lock(dispatch_mutex(), std::defer_lock);
     if constexpr (!is_gpu_space_v<Space>) lock.lock();
     const Space space{};
-    std::vector<int> pos0(tokens.num_seqs());
-    for (int s = 0; s < tokens.num_seqs(); ++s) pos0[s] = static_cast<int>(state.position(tokens.slots[s]));
-    const SeqBatch<Space> batch = ws.batch.build(tokens.lengths, pos0, tokens.slots);
+    ws.pos0.resize(tokens.num_seqs());
+    for (int s = 0; s < tokens.num_seqs(); ++s)
+      ws.pos0[s] = static_cast<int>(state.position(tokens.slots[s]));
+    const SeqBatch<Space> batch = ws.batch.build(tokens.lengths, ws.pos0, tokens.slots);
     const int nt = batch.num_tokens;
     if (batch.max_len > 1) {
       run<typename Policy::prefill_scan>(space, state, ws, tokens, batch, trace);
@@ -188,7 +193,12 @@ class Model {
   /// returns logits [B, V].
   View2<const float, Space> decode(State<Space>& state, Workspace<Space>& ws,
                                    std::span<const std::int32_t> next) const {
-    return forward(state, ws, TokenBatch::step(next), LogitsMode::Last);
+    const int b = static_cast<int>(next.size());
+    ws.step.ids.assign(next.begin(), next.end());
+    ws.step.lengths.assign(b, 1);
+    ws.step.slots.resize(b);
+    for (int i = 0; i < b; ++i) ws.step.slots[i] = i;
+    return forward(state, ws, ws.step, LogitsMode::Last);
   }
 
  private:
@@ -201,11 +211,14 @@ class Model {
     detail::ensure_capacity(ws.h, nt, cfg_.d_model, "rodimus::h");
     detail::ensure_capacity(ws.r, nt, cfg_.d_model, "rodimus::r");
     ws.blocks.reserve(cfg_, nt);
-    if (static_cast<int>(ws.ids.extent(0)) < nt || ws.ids.extent(0) == 0)
-      ws.ids = View1<int, Space>(Kokkos::view_alloc(std::string("rodimus::ids"), Kokkos::WithoutInitializing), nt > 1 ? nt : 1);
-    auto h_ids = Kokkos::create_mirror_view(ws.ids);
-    for (int t = 0; t < nt; ++t) h_ids(t) = tokens.ids[t];
-    Kokkos::deep_copy(space, ws.ids, h_ids);
+    if (static_cast<int>(ws.ids.extent(0)) < nt || ws.ids.extent(0) == 0) {
+      ws.ids = View1<int, Space>(
+          Kokkos::view_alloc(std::string("rodimus::ids"), Kokkos::WithoutInitializing),
+          nt > 1 ? nt : 1);
+      ws.ids_host = Kokkos::create_mirror_view(ws.ids);
+    }
+    for (int t = 0; t < nt; ++t) ws.ids_host(t) = tokens.ids[t];
+    Kokkos::deep_copy(space, ws.ids, ws.ids_host);
     space.fence();
     if (nt == 0) return;
     // h = Embed[ids] * (sqrt(n) if use_scale_embedding); optional embed_norm      [N, D]
@@ -224,14 +237,15 @@ class Model {
     }
   }
 
-  void validate(const State<Space>& state, const TokenBatch& tokens) const {
+  void validate(const State<Space>& state, Workspace<Space>& ws, const TokenBatch& tokens) const {
     if (!state.matches(cfg_, kv_rows(state.kv_rows())))
       throw ArgumentError("forward: the state was made for a different model");
     if (tokens.slots.size() != tokens.lengths.size())
       throw ArgumentError("forward: TokenBatch has " + std::to_string(tokens.lengths.size()) +
                           " lengths but " + std::to_string(tokens.slots.size()) + " slots");
     std::size_t total = 0;
-    std::vector<char> used(state.slots(), 0);
+    auto& used = ws.slot_used;
+    used.assign(state.slots(), 0);
     for (std::size_t s = 0; s < tokens.lengths.size(); ++s) {
       if (tokens.lengths[s] < 0) throw ArgumentError("forward: negative sequence length");
       total += static_cast<std::size_t>(tokens.lengths[s]);

@@ -38,7 +38,7 @@ void rope(const Space& space, const View2<float, Space>& x, int heads, int head_
   const auto pos0 = batch.pos0;
   const auto token_seq = batch.token_seq;
   Kokkos::parallel_for(
-      "rodimus::rope",
+      RODIMUS_KERNEL_LABEL("rodimus::rope"),
       Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * heads * half),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int i = static_cast<int>(idx % half);

@@ -35,7 +35,7 @@ void swa_generic(const Space& space, const View2<const float, Space>& q,
   const auto slot = batch.slot;
   const auto token_seq = batch.token_seq;
   Kokkos::parallel_for(
-      "rodimus::sliding_window_attention",
+      RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention"),
       Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * heads),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / heads);
@@ -95,7 +95,7 @@ void kv_cache_update_generic(const Space& space, const View2<const float, Space>
   const auto slot = batch.slot;
   const auto token_seq = batch.token_seq;
   Kokkos::parallel_for(
-      "rodimus::kv_cache_update", Kokkos::RangePolicy<Space>(space, 0, batch.num_tokens),
+      RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update"), Kokkos::RangePolicy<Space>(space, 0, batch.num_tokens),
       KOKKOS_LAMBDA(const int t) {
         const int s = token_seq(t);
         const int len = offsets(s + 1) - offsets(s);

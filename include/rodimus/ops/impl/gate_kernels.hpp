@@ -17,7 +17,7 @@ void ddts_gate_generic(const Space& space, const View2<const float, Space>& s_ra
                        const View2<float, Space>& k_out, int n_tokens, float norm_eps) {
   const int n = static_cast<int>(k.extent(1));
   Kokkos::parallel_for(
-      "rodimus::ddts_gate", row_team_policy(space, n_tokens),
+      RODIMUS_KERNEL_LABEL("rodimus::ddts_gate"), row_team_policy(space, n_tokens),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
         float ss = 0.f;
@@ -45,7 +45,7 @@ void sigmoid_gate_generic(const Space& space, const View2<const float, Space>& z
                           int n_tokens) {
   const int e = static_cast<int>(x.extent(1));
   Kokkos::parallel_for(
-      "rodimus::channel_gate", Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * e),
+      RODIMUS_KERNEL_LABEL("rodimus::channel_gate"), Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * e),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / e);
         const int c = static_cast<int>(idx % e);
@@ -61,7 +61,7 @@ void swiglu_generic(const Space& space, const View2<const float, Space>& a,
                     int n_tokens) {
   const int f = static_cast<int>(a.extent(1));
   Kokkos::parallel_for(
-      "rodimus::swiglu", Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * f),
+      RODIMUS_KERNEL_LABEL("rodimus::swiglu"), Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * f),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / f);
         const int c = static_cast<int>(idx % f);

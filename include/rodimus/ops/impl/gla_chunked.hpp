@@ -76,7 +76,7 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
 
   // Phase 1, all chunks in parallel: intra-chunk scores and the decay factors.
   Kokkos::parallel_for(
-      "rodimus::gla_chunk_prep", Kokkos::TeamPolicy<Space>(space, nc, Kokkos::AUTO),
+      RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_prep"), Kokkos::TeamPolicy<Space>(space, nc, Kokkos::AUTO),
       KOKKOS_LAMBDA(const typename Kokkos::TeamPolicy<Space>::member_type& m) {
         const int c = m.league_rank();
         const int t0 = chunks(c, 1);
@@ -119,7 +119,7 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
   const auto seq_chunk = ws.seq_chunk;
   const auto slot = batch.slot;
   Kokkos::parallel_for(
-      "rodimus::gla_chunk_scan",
+      RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_scan"),
       Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * tiles),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int sq = static_cast<int>(idx / tiles);

@@ -28,7 +28,7 @@ void gla_recurrent_generic(const Space& space, const View2<const float, Space>& 
   const auto offsets = batch.offsets;
   const auto slot = batch.slot;
   Kokkos::parallel_for(
-      "rodimus::gla_recurrent",
+      RODIMUS_KERNEL_LABEL("rodimus::gla_recurrent"),
       Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * tiles),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int s = static_cast<int>(idx / tiles);
@@ -62,7 +62,7 @@ void exp_generic(const Space& space, const View2<const float, Space>& a,
                  const View2<float, Space>& out, int n_tokens) {
   const int n = static_cast<int>(a.extent(1));
   Kokkos::parallel_for(
-      "rodimus::exp", Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * n),
+      RODIMUS_KERNEL_LABEL("rodimus::exp"), Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * n),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / n);
         const int i = static_cast<int>(idx % n);

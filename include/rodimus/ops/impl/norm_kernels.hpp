@@ -41,7 +41,7 @@ void add_rms_norm_generic(const Space& space, const View2<const float, Space>& h
                           const View2<float, Space>& out, int n_tokens, float eps, int mode) {
   const int d = static_cast<int>(w.extent(0));
   Kokkos::parallel_for(
-      "rodimus::add_rms_norm", row_team_policy(space, n_tokens),
+      RODIMUS_KERNEL_LABEL("rodimus::add_rms_norm"), row_team_policy(space, n_tokens),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
         team_rms_row(
@@ -61,7 +61,7 @@ void rms_norm_generic(const Space& space, const View2<const float, Space>& x,
                       int n_tokens, float eps) {
   const int d = static_cast<int>(w.extent(0));
   Kokkos::parallel_for(
-      "rodimus::rms_norm", row_team_policy(space, n_tokens),
+      RODIMUS_KERNEL_LABEL("rodimus::rms_norm"), row_team_policy(space, n_tokens),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
         team_rms_row(
@@ -82,7 +82,7 @@ void gated_rms_norm_generic(const Space& space, const View2<const float, Space>&
   const int e = static_cast<int>(w.extent(0));
   const bool has_res = w_res.extent(0) > 0;
   Kokkos::parallel_for(
-      "rodimus::gated_rms_norm", row_team_policy(space, n_tokens),
+      RODIMUS_KERNEL_LABEL("rodimus::gated_rms_norm"), row_team_policy(space, n_tokens),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
         float ss = 0.f;

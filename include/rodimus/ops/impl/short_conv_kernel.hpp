@@ -21,7 +21,7 @@ void short_conv_generic(const Space& space, const View2<const float, Space>& x,
   const auto slot = batch.slot;
   const auto token_seq = batch.token_seq;
   Kokkos::parallel_for(
-      "rodimus::short_conv",
+      RODIMUS_KERNEL_LABEL("rodimus::short_conv"),
       Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * e_dim),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / e_dim);
@@ -48,7 +48,7 @@ void short_conv_update_state_generic(const Space& space, const View2<const float
   const auto offsets = batch.offsets;
   const auto slot = batch.slot;
   Kokkos::parallel_for(
-      "rodimus::short_conv_state",
+      RODIMUS_KERNEL_LABEL("rodimus::short_conv_state"),
       Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * e_dim),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int s = static_cast<int>(idx / e_dim);
