@@ -9,4 +9,5 @@
 #include "rodimus/io/checkpoint.hpp"
 #include "rodimus/io/config_json.hpp"
 #include "rodimus/io/safetensors.hpp"
+#include "rodimus/io/tokenizer.hpp"
 #include "rodimus/model/model.hpp"

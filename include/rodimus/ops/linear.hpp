@@ -6,6 +6,7 @@
 
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/blas_linear.hpp"
+#include "rodimus/backend/host/gemv.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/views.hpp"
 #include "rodimus/ops/impl/linear_kernel.hpp"
@@ -51,6 +52,28 @@ void linear(const Space& space, const View2<const float, Space>& x,
                                     lw.has_bias() ? lw.b.data() : nullptr, y.data(),
                                     static_cast<int>(y.stride(0)), n_tokens, lw.in_features(),
                                     lw.out_features());
+      return;
+    }
+  }
+  // Host spaces, a few tokens (decode): stream each weight row once, vectorised, rows split
+  // across threads.
+  if constexpr (is_host_space_v<Space>) {
+    if (n_tokens <= backend::host::kGemvTokens) {
+      constexpr int kRowsPerItem = 16;
+      const int out = lw.out_features(), in = lw.in_features();
+      const float* xp = x.data();
+      const int ldx = static_cast<int>(x.stride(0)), ldy = static_cast<int>(y.stride(0));
+      const W* wp = lw.w.data();
+      const float* bp = lw.has_bias() ? lw.b.data() : nullptr;
+      float* yp = y.data();
+      Kokkos::parallel_for(
+          RODIMUS_KERNEL_LABEL("rodimus::gemv"),
+          Kokkos::RangePolicy<Space>(space, 0, (out + kRowsPerItem - 1) / kRowsPerItem),
+          [=](const int item) {
+            const int o0 = item * kRowsPerItem;
+            const int o1 = o0 + kRowsPerItem < out ? o0 + kRowsPerItem : out;
+            backend::host::gemv_rows<W>(xp, ldx, wp, bp, yp, ldy, n_tokens, in, o0, o1);
+          });
       return;
     }
   }

@@ -157,6 +157,32 @@ const corpus = [
   '🧑🏻‍💻 👩🏿‍🔬 🏳️‍🌈 #️⃣ 1️⃣',
   'x = {"key": [1, 2, 3], "nested": {"a": null}}',
   'SELECT * FROM users WHERE id = 42 AND name LIKE \'%smith%\';',
+  [
+    'class LRUCache:',
+    '    """A least-recently-used cache.\r\n\n    Keeps at most `capacity` items; O(1) get/put."""',
+    '',
+    '    def __init__(self, capacity: int = 128) -> None:',
+    '        self.capacity = capacity',
+    '        self._data: dict[str, object] = {}',
+    '',
+    '    def get(self, key):',
+    '        if key not in self._data:',
+    '            return None  # miss',
+    '        value = self._data.pop(key)',
+    '        self._data[key] = value',
+    '        return value',
+    '',
+    '    def put(self, key, value):',
+    '        self._data.pop(key, None)',
+    '        if len(self._data) >= self.capacity:',
+    '            del self._data[next(iter(self._data))]',
+    '        self._data[key] = value',
+    '',
+    'if __name__ == "__main__":',
+    '    c = LRUCache(2); c.put("a", 1); c.put("b", 2); print(c.get("a"), c.get("zz"))',
+    '\t\t# tabs, trailing spaces   ',
+    '    x = [i ** 2 for i in range(10_000) if i % 3 == 0]  # 12345678901234567890',
+  ].join('\n').repeat(3),
 ];
 
 // Seeded random lines from fragments that stress the regexes, added tokens and normalizers.
@@ -173,8 +199,8 @@ const fragments = [' ', '  ', '\t', '\n', '\r\n', '\u00a0', '\u3000', '\u0085', 
   '😀', '👍🏽', '‍', 'ß', 'ſ', 'K', 'ﬁ', '①', 'Ⅻ', '٣', 'ab', 'WORD', '<s>', '</s>', '<mask>', '<r>', '<|im_end|>',
   '<|endoftext|>', '<|eot_id|>', '<think>', 'cafe\u0301', 'été', '\u200b', '\ufeff', '$', '€', '\\', '"', '`', '~'];
 const rand = mulberry32(20250601);
-for (let i = 0; i < 160; i++) {
-  const n = 1 + Math.floor(rand() * 14);
+for (let i = 0; i < 400; i++) {
+  const n = 1 + Math.floor(rand() * 30);
   let s = '';
   for (let k = 0; k < n; k++) s += fragments[Math.floor(rand() * fragments.length)];
   corpus.push(s);

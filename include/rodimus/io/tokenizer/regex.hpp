@@ -51,7 +51,9 @@ class Regex {
   Regex(std::string_view pattern, bool literal, const std::string& what) {
     int code = 0;
     PCRE2_SIZE offset = 0;
-    const uint32_t options = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
+    // \C could split a character and break the UTF-8 guarantee the matcher relies on.
+    const uint32_t options =
+        literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C;
     pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                                    options, &code, &offset, nullptr);
     if (re == nullptr) {
