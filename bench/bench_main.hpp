@@ -15,14 +15,14 @@ inline std::vector<std::function<void()>>& bench_cleanups() {
   return c;
 }
 
-#define RODIMUS_BENCHMARK_MAIN()                                   \
-  int main(int argc, char** argv) {                                \
-    setenv("OMP_PROC_BIND", "false", 0);                           \
-    Kokkos::ScopeGuard guard(argc, argv);                          \
-    benchmark::Initialize(&argc, argv);                            \
+#define RODIMUS_BENCHMARK_MAIN()                                      \
+  int main(int argc, char** argv) {                                   \
+    setenv("OMP_PROC_BIND", "false", 0);                              \
+    Kokkos::ScopeGuard guard(argc, argv);                             \
+    benchmark::Initialize(&argc, argv);                               \
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1; \
-    benchmark::RunSpecifiedBenchmarks();                           \
-    benchmark::Shutdown();                                         \
-    for (auto& f : bench_cleanups()) f();                          \
-    return 0;                                                      \
+    benchmark::RunSpecifiedBenchmarks();                              \
+    benchmark::Shutdown();                                            \
+    for (auto& f : bench_cleanups()) f();                             \
+    return 0;                                                         \
   }

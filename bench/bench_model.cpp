@@ -35,7 +35,11 @@ const Model<Space, W>& bench_model(bool plus) {
                      (std::string("rodimus_bench_") + (plus ? "plus" : "rodimus"));
     if (!std::filesystem::exists(dir / "model.safetensors"))
       io::write_random_checkpoint(bench_config(plus), dir, 42);
-    if (!m[0] && !m[1]) bench_cleanups().push_back([] { m[0].reset(); m[1].reset(); });
+    if (!m[0] && !m[1])
+      bench_cleanups().push_back([] {
+        m[0].reset();
+        m[1].reset();
+      });
     m[plus] = std::make_unique<Model<Space, W>>(Model<Space, W>::load(dir));
   }
   return *m[plus];
@@ -54,7 +58,8 @@ void BM_prefill(benchmark::State& st) {
     state.reset();
     model.prefill(state, ws, TokenBatch::single(ids));
   }
-  st.counters["tokens_per_s"] = benchmark::Counter(double(t) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["tokens_per_s"] =
+      benchmark::Counter(double(t) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 template <class W>
@@ -66,13 +71,26 @@ void BM_decode(benchmark::State& st) {
   std::vector<std::int32_t> next(b, 7);
   model.decode(state, ws, next);  // warm the workspace
   for (auto _ : st) model.decode(state, ws, next);
-  st.counters["tokens_per_s"] = benchmark::Counter(double(b) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["tokens_per_s"] =
+      benchmark::Counter(double(b) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
-BENCHMARK_TEMPLATE(BM_prefill, float)->ArgsProduct({{512}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_prefill, bf16)->ArgsProduct({{512}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_decode, float)->ArgsProduct({{1, 4}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_decode, bf16)->ArgsProduct({{1, 4}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_prefill, float)
+    ->ArgsProduct({{512}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_prefill, bf16)
+    ->ArgsProduct({{512}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_decode, float)
+    ->ArgsProduct({{1, 4}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_decode, bf16)
+    ->ArgsProduct({{1, 4}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -2,10 +2,9 @@
 // lengths in one call, greedy-decode both together, snapshot and restore a sequence's state.
 //
 //   api_example [MODEL_DIR]      (default: the tiny Rodimus+ golden model in tests/data)
-#include <rodimus/rodimus.hpp>
-
 #include <cstdio>
 #include <cstdlib>
+#include <rodimus/rodimus.hpp>
 #include <vector>
 
 namespace {

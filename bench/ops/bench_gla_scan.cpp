@@ -50,13 +50,26 @@ void BM_gla_scan(benchmark::State& st) {
                    0.125f, ws);
     Space().fence();
   }
-  st.counters["tokens_per_s"] = benchmark::Counter(double(t) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["tokens_per_s"] =
+      benchmark::Counter(double(t) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
-BENCHMARK_TEMPLATE(BM_gla_scan, ChunkedScan<64>)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_gla_scan, ChunkedScan<32>)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_gla_scan, RecurrentScan)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_gla_scan, RecurrentScan)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_gla_scan, ChunkedScan<64>)
+    ->Arg(2048)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_gla_scan, ChunkedScan<32>)
+    ->Arg(2048)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_gla_scan, RecurrentScan)
+    ->Arg(2048)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_gla_scan, RecurrentScan)
+    ->Arg(1)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 

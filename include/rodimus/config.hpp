@@ -2,7 +2,6 @@
 #pragma once
 
 #include <Kokkos_Core.hpp>
-
 #include <string>
 
 #define RODIMUS_VERSION_MAJOR 0
@@ -21,10 +20,10 @@
 
 /// A kernel's name for Kokkos' profiling tools, built once: a std::string made from a literal at
 /// every launch would allocate on the heap in each decode step.
-#define RODIMUS_KERNEL_LABEL(text)                    \
-  ([]() -> const std::string& {                       \
-    static const std::string rodimus_label_(text);    \
-    return rodimus_label_;                            \
+#define RODIMUS_KERNEL_LABEL(text)                 \
+  ([]() -> const std::string& {                    \
+    static const std::string rodimus_label_(text); \
+    return rodimus_label_;                         \
   }())
 
 #if KOKKOS_VERSION >= 40000
@@ -36,24 +35,24 @@
 namespace rodimus::detail::kmath {
 // Kokkos 4 moved the math functions from Kokkos::Experimental to Kokkos.
 #if RODIMUS_KOKKOS_4
+using Kokkos::cos;
 using Kokkos::exp;
 using Kokkos::expm1;
+using Kokkos::fabs;
 using Kokkos::log;
 using Kokkos::log1p;
-using Kokkos::sqrt;
 using Kokkos::pow;
-using Kokkos::fabs;
-using Kokkos::cos;
 using Kokkos::sin;
+using Kokkos::sqrt;
 #else
+using Kokkos::Experimental::cos;
 using Kokkos::Experimental::exp;
 using Kokkos::Experimental::expm1;
+using Kokkos::Experimental::fabs;
 using Kokkos::Experimental::log;
 using Kokkos::Experimental::log1p;
-using Kokkos::Experimental::sqrt;
 using Kokkos::Experimental::pow;
-using Kokkos::Experimental::fabs;
-using Kokkos::Experimental::cos;
 using Kokkos::Experimental::sin;
+using Kokkos::Experimental::sqrt;
 #endif
 }  // namespace rodimus::detail::kmath

@@ -1,8 +1,8 @@
 // Umbrella header: includes the whole public API of rodimus.
 #pragma once
 
-#include "rodimus/config.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/config.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
 #include "rodimus/core/views.hpp"

@@ -1,7 +1,6 @@
 // The host CBLAS fast path of `linear` against the generic Kokkos kernel, for fp32 and
 // reduced-precision weights, single tokens (sgemv) and token blocks (sgemm, panel widening).
 #include <catch2/catch.hpp>
-
 #include <random>
 
 #include "rodimus/ops/linear.hpp"
@@ -34,7 +33,8 @@ void compare_paths(int n, int in, int out, bool bias, std::mt19937& rng) {
       err = std::max(err, double(std::fabs(y_fast(t, o) - y_ref(t, o))));
       scale = std::max(scale, double(std::fabs(y_ref(t, o))));
     }
-  INFO("n " << n << " in " << in << " out " << out << " bias " << bias << " err/scale " << err / scale);
+  INFO("n " << n << " in " << in << " out " << out << " bias " << bias << " err/scale "
+            << err / scale);
   CHECK(err <= 1e-5 * scale);
 }
 

@@ -3,10 +3,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "rodimus/io/safetensors.hpp"
 #include "rodimus/model/model.hpp"
@@ -65,7 +64,8 @@ template <class V>
 double max_err_row(const V& got, int row, const Golden& g, const std::string& name, int b, int t) {
   const int cols = static_cast<int>(g.expected.find(name)->shape[2]);
   double e = 0;
-  for (int c = 0; c < cols; ++c) e = std::max(e, std::fabs(double(got(row, c)) - g.at(name, b, t, c)));
+  for (int c = 0; c < cols; ++c)
+    e = std::max(e, std::fabs(double(got(row, c)) - g.at(name, b, t, c)));
   return e;
 }
 

@@ -1,8 +1,7 @@
 // A decode step allocates nothing, on the host heap or through Kokkos, once the workspace has
 // seen a step of that batch size. (Its own binary: it replaces the global operator new.)
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <new>
 
@@ -16,13 +15,24 @@ void count_kokkos_alloc(Kokkos_Profiling_SpaceHandle, const char*, const void*, 
 }
 }  // namespace
 
+// Every unaligned form is replaced, so that no allocation pairs a sanitizer's new with our free.
 void* operator new(std::size_t n) {
   ++g_news;
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  ++g_news;
+  return std::malloc(n ? n : 1);
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 using namespace rodimus;
 using Host = Kokkos::DefaultHostExecutionSpace;

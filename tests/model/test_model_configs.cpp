@@ -2,7 +2,6 @@
 // grouped key heads, partial RoPE, bf16/fp16 checkpoints), on random-weight checkpoints, against
 // the fp64 reference model.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <random>
 
@@ -44,8 +43,8 @@ ModelConfig small_config(bool plus) {
 void check_against_reference(const ModelConfig& cfg, io::StDType dtype, double tol) {
   const std::uint64_t seed = std::random_device{}();
   CAPTURE(seed);
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("rodimus_cfg_test_" + std::to_string(seed));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("rodimus_cfg_test_" + std::to_string(seed));
   io::write_random_checkpoint(cfg, dir, seed, dtype);
   const auto ck = io::Checkpoint::open(dir);
   const auto model = Model<Host, float>(io::load_config(dir), ck);

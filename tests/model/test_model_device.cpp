@@ -45,7 +45,8 @@ TEST_CASE("default execution space: golden prefill and decode in fp32, bf16 clos
         std::vector<std::int32_t> next(g.batch);
         for (int b = 0; b < g.batch; ++b) next[b] = g.ids[b][t];
         auto l = to_host(model.decode(st2, ws, next));
-        for (int b = 0; b < g.batch; ++b) derr = std::max(derr, test::max_err_row(l, b, g, "logits", b, t));
+        for (int b = 0; b < g.batch; ++b)
+          derr = std::max(derr, test::max_err_row(l, b, g, "logits", b, t));
       }
       WARN(Space::name() << " " << name << " decode err / scale " << derr / scale);
       CHECK(derr <= 1e-4 * scale);

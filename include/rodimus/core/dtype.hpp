@@ -122,7 +122,9 @@ struct dtype_traits<fp16> {
 
 /// A type rodimus can store weights in.
 template <class T>
-concept StorageType = requires { dtype_traits<T>::dtype; };
+concept StorageType = requires {
+  dtype_traits<T>::dtype;
+};
 
 /// Bytes per element of a runtime dtype.
 constexpr std::size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
@@ -130,9 +132,12 @@ constexpr std::size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }
 /// The safetensors spelling of a dtype ("F32", "F16", "BF16").
 constexpr std::string_view dtype_name(DType d) {
   switch (d) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
   }
   return "?";
 }

@@ -28,7 +28,9 @@ inline void write_random_checkpoint(const ModelConfig& cfg, const std::filesyste
   {
     std::ofstream f(dir / "config.json");
     f << config_to_json(cfg).dump(2);
-    if (!f) throw CheckpointError("write_random_checkpoint: cannot write " + (dir / "config.json").string());
+    if (!f)
+      throw CheckpointError("write_random_checkpoint: cannot write " +
+                            (dir / "config.json").string());
   }
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> uni(-1.f, 1.f);

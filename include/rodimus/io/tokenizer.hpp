@@ -34,15 +34,19 @@ class PostProcessor {
   using Item = std::variant<std::monostate, std::vector<std::int32_t>>;  // monostate: the sequence
 
   PostProcessor() = default;
-  PostProcessor(const nlohmann::json& p, const TokenizerJson& js, const std::string& path) { parse(p, js, path); }
+  PostProcessor(const nlohmann::json& p, const TokenizerJson& js, const std::string& path) {
+    parse(p, js, path);
+  }
 
   std::vector<std::int32_t> apply(std::vector<std::int32_t> ids) const {
     for (const auto& t : templates_) {
       std::vector<std::int32_t> out;
       out.reserve(ids.size() + 4);
       for (const Item& item : t) {
-        if (std::holds_alternative<std::monostate>(item)) out.insert(out.end(), ids.begin(), ids.end());
-        else out.insert(out.end(), std::get<1>(item).begin(), std::get<1>(item).end());
+        if (std::holds_alternative<std::monostate>(item))
+          out.insert(out.end(), ids.begin(), ids.end());
+        else
+          out.insert(out.end(), std::get<1>(item).begin(), std::get<1>(item).end());
       }
       ids = std::move(out);
     }
@@ -59,7 +63,8 @@ class PostProcessor {
       const auto* list = TokenizerJson::get(p, "processors");
       if (!list) js.fail(lp, "is missing");
       js.array(*list, lp);
-      for (std::size_t i = 0; i < list->size(); ++i) parse((*list)[i], js, TokenizerJson::index(lp, i));
+      for (std::size_t i = 0; i < list->size(); ++i)
+        parse((*list)[i], js, TokenizerJson::index(lp, i));
     } else if (type == "ByteLevel") {
       // offsets only: ids pass through
     } else if (type == "BertProcessing" || type == "RobertaProcessing") {
@@ -84,11 +89,14 @@ class PostProcessor {
         const std::string ip = TokenizerJson::index(tp, i);
         const auto& item = js.object((*single)[i], ip);
         if (const auto* seq = TokenizerJson::get(item, "Sequence")) {
-          const std::string& which = js.req_string(js.object(*seq, ip + ".Sequence"), ip + ".Sequence", "id");
-          if (which != "A") js.fail(ip + ".Sequence.id", "must be \"A\" in a single-sequence template");
+          const std::string& which =
+              js.req_string(js.object(*seq, ip + ".Sequence"), ip + ".Sequence", "id");
+          if (which != "A")
+            js.fail(ip + ".Sequence.id", "must be \"A\" in a single-sequence template");
           t.emplace_back(std::monostate{});
         } else if (const auto* tok = TokenizerJson::get(item, "SpecialToken")) {
-          const std::string& name = js.req_string(js.object(*tok, ip + ".SpecialToken"), ip + ".SpecialToken", "id");
+          const std::string& name =
+              js.req_string(js.object(*tok, ip + ".SpecialToken"), ip + ".SpecialToken", "id");
           const auto* entry = specials ? TokenizerJson::get(*specials, name) : nullptr;
           if (!entry) js.fail(sp, "has no entry for " + printable(name) + " used by " + ip);
           const std::string ep = sp + "." + printable(name);
@@ -96,7 +104,8 @@ class PostProcessor {
           if (!ids) js.fail(ep + ".ids", "is missing");
           js.array(*ids, ep + ".ids");
           std::vector<std::int32_t> v;
-          for (std::size_t k = 0; k < ids->size(); ++k) v.push_back(js.id((*ids)[k], TokenizerJson::index(ep + ".ids", k)));
+          for (std::size_t k = 0; k < ids->size(); ++k)
+            v.push_back(js.id((*ids)[k], TokenizerJson::index(ep + ".ids", k)));
           t.emplace_back(std::move(v));
         } else {
           js.fail(ip, "must hold \"Sequence\" or \"SpecialToken\"");
@@ -175,7 +184,8 @@ class Tokenizer {
   std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens = false) const {
     std::string out;
     bool first = true;
-    for (std::size_t i = 0; i < ids.size(); ++i) append_token(ids[i], i, skip_special_tokens, first, out);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      append_token(ids[i], i, skip_special_tokens, first, out);
     return impl_->byte_level_decoder ? detail::utf8_lossy(out) : out;
   }
 
@@ -227,7 +237,8 @@ class Tokenizer {
         byte_level_decoder = true;
       }
       std::vector<detail::AddedToken> tokens;
-      if (const auto* list = detail::TokenizerJson::get(root, "added_tokens"); list && !list->is_null()) {
+      if (const auto* list = detail::TokenizerJson::get(root, "added_tokens");
+          list && !list->is_null()) {
         js.array(*list, "added_tokens");
         for (std::size_t i = 0; i < list->size(); ++i) {
           const std::string p = detail::TokenizerJson::index("added_tokens", i);
@@ -253,7 +264,8 @@ class Tokenizer {
       const auto* v = detail::TokenizerJson::get(root, key);
       return v ? *v : null;
     }
-    static const nlohmann::json& model_json(const nlohmann::json& root, const detail::TokenizerJson& js) {
+    static const nlohmann::json& model_json(const nlohmann::json& root,
+                                            const detail::TokenizerJson& js) {
       const auto* m = detail::TokenizerJson::get(root, "model");
       if (!m) js.fail("model", "is missing");
       js.object(*m, "model");
@@ -275,10 +287,13 @@ class Tokenizer {
 
   /// Appends the decoder's text (byte-level: raw bytes) of ids[i]; `first` tracks the joining
   /// space of a tokenizer without decoder.
-  void append_token(std::int32_t id, std::size_t i, bool skip_special, bool& first, std::string& out) const {
+  void append_token(std::int32_t id, std::size_t i, bool skip_special, bool& first,
+                    std::string& out) const {
     const std::string* s = token_ptr(id);
-    if (!s) throw ArgumentError("decode: token id " + std::to_string(id) + " at position " + std::to_string(i) +
-                                " is not in the vocabulary (" + std::to_string(vocab_size()) + " tokens)");
+    if (!s)
+      throw ArgumentError("decode: token id " + std::to_string(id) + " at position " +
+                          std::to_string(i) + " is not in the vocabulary (" +
+                          std::to_string(vocab_size()) + " tokens)");
     if (skip_special && impl_->added.is_special(*s)) return;
     if (impl_->byte_level_decoder) {
       detail::ByteLevelTable::get().decode_token(*s, out);

@@ -17,7 +17,7 @@ using TraceFn = std::function<void(int, std::string_view, const View2<const floa
 /// Activation buffers of the blocks.
 template <class Space>
 struct BlockWorkspace {
-  View2<float, Space> hn;          // [N, D] normalised block input
+  View2<float, Space> hn;            // [N, D] normalised block input
   View2<float, Space> ffn_a, ffn_g;  // [N, F]
   MixerWorkspace<Space> mixer;
   AttentionWorkspace<Space> attn;

@@ -24,9 +24,11 @@ struct MixerWorkspace {
 
   void reserve(const ModelConfig& cfg, int n_tokens) {
     const std::size_t e = cfg.d_inner(), n = cfg.mem_size(), r = cfg.low_rank();
-    for (auto* v : {&x, &g, &xs, &u, &o, &ze}) detail::ensure_capacity(*v, n_tokens, e, "rodimus::mixer.E");
+    for (auto* v : {&x, &g, &xs, &u, &o, &ze})
+      detail::ensure_capacity(*v, n_tokens, e, "rodimus::mixer.E");
     detail::ensure_capacity(zr, n_tokens, r, "rodimus::mixer.R");
-    for (auto* v : {&q, &k, &a, &sr, &tr}) detail::ensure_capacity(*v, n_tokens, n, "rodimus::mixer.n");
+    for (auto* v : {&q, &k, &a, &sr, &tr})
+      detail::ensure_capacity(*v, n_tokens, n, "rodimus::mixer.n");
   }
 };
 

@@ -20,7 +20,8 @@ void rodimus_plus_block(const Space& space, const ModelConfig& cfg,
   const float eps = static_cast<float>(cfg.norm_epsilon);
   rodimus_block<Scan>(space, cfg, lw, layer, h, r, st, batch, ws, trace);
   add_rms_norm(space, CV(h), r, lw.attn_norm, ws.hn, nt, eps, ResidualMode::Add);
-  ska_attention(space, cfg, lw.attn, inv_freq, CV(ws.hn), st.k_cache, st.v_cache, batch, ws.attn, h);
+  ska_attention(space, cfg, lw.attn, inv_freq, CV(ws.hn), st.k_cache, st.v_cache, batch, ws.attn,
+                h);
   if (trace) trace(layer, "attn_out", CV(h), nt);
   add_rms_norm(space, CV(h), r, lw.ffn_norm, ws.hn, nt, eps, ResidualMode::AddNoStore);
   swiglu_ffn(space, CV(ws.hn), lw.ffn, ws.ffn_a, ws.ffn_g, h, nt);

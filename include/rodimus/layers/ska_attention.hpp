@@ -41,8 +41,7 @@ inline AttentionShape attention_shape(const ModelConfig& cfg) {
 /// out = SW-SKA(h), continuing and updating the K/V caches of the batch's slots.
 // h: [>=N, D] (normalised); out: [>=N, D]; caches: [S, Wc, Hk*hd], [S, Wc, Hv*hd]
 template <class Space, StorageType W>
-void ska_attention(const Space& space, const ModelConfig& cfg,
-                   const AttentionWeights<W, Space>& aw,
+void ska_attention(const Space& space, const ModelConfig& cfg, const AttentionWeights<W, Space>& aw,
                    const View1<const float, Space>& inv_freq, const View2<const float, Space>& h,
                    const View3<float, Space>& k_cache, const View3<float, Space>& v_cache,
                    const SeqBatch<Space>& batch, AttentionWorkspace<Space>& ws,

@@ -1,9 +1,9 @@
 // The typed model configuration (SPEC section 1), with derived sizes.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
-#include <cmath>
 #include <string>
 #include <vector>
 
@@ -14,20 +14,20 @@ enum class BlockType : std::uint8_t { Rodimus, RodimusPlus };
 
 /// Settings of the Rodimus mixer (`mixer_cfg`).
 struct MixerConfig {
-  int d_conv = 4;                      ///< K, ShortConv width
-  double expand_ratio = 2.0;           ///< E = round_up(D * expand_ratio, 8)
-  int mem_size = 64;                   ///< n, GLA state rows
-  int input_gate_low_rank = -1;        ///< R; -1 means "auto" = max(D / 64, 16)
-  double normalize_epsilon = 1e-12;    ///< floor of ||k||_2
+  int d_conv = 4;                    ///< K, ShortConv width
+  double expand_ratio = 2.0;         ///< E = round_up(D * expand_ratio, 8)
+  int mem_size = 64;                 ///< n, GLA state rows
+  int input_gate_low_rank = -1;      ///< R; -1 means "auto" = max(D / 64, 16)
+  double normalize_epsilon = 1e-12;  ///< floor of ||k||_2
 };
 
 /// Settings of the sliding-window shared-key attention and FFN (`attn_cfg`, Rodimus+ only).
 struct AttnConfig {
-  int num_heads = 0;                   ///< H; 0 in the file means D / 128
-  int num_heads_k = 0;                 ///< Hk (0 = H)
-  int num_heads_v = 0;                 ///< Hv (0 = H)
-  int window_size = 0;                 ///< W; <= 0 means no window (full causal attention)
-  int rotary_emb_dim = -1;             ///< -1 = head dim, 0 = no RoPE
+  int num_heads = 0;        ///< H; 0 in the file means D / 128
+  int num_heads_k = 0;      ///< Hk (0 = H)
+  int num_heads_v = 0;      ///< Hv (0 = H)
+  int window_size = 0;      ///< W; <= 0 means no window (full causal attention)
+  int rotary_emb_dim = -1;  ///< -1 = head dim, 0 = no RoPE
   double rotary_emb_base = 10000.0;
   bool rotary_emb_interleaved = false;  ///< only false is supported
   std::optional<double> softmax_scale;  ///< null = 1/sqrt(hd)

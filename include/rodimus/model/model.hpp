@@ -32,12 +32,14 @@ void final_norm_last(const Space& space, const SeqBatch<Space>& batch,
   const int d = static_cast<int>(w.extent(0));
   const auto offsets = batch.offsets;
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::final_norm_last"), Kokkos::TeamPolicy<Space>(space, batch.num_seqs, Kokkos::AUTO),
+      RODIMUS_KERNEL_LABEL("rodimus::final_norm_last"),
+      Kokkos::TeamPolicy<Space>(space, batch.num_seqs, Kokkos::AUTO),
       KOKKOS_LAMBDA(const typename Kokkos::TeamPolicy<Space>::member_type& m) {
         const int s = m.league_rank();
         const int t = offsets(s + 1) - 1;
         if (offsets(s + 1) == offsets(s)) {
-          Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](const int c) { out(s, c) = 0.f; });
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d),
+                               [&](const int c) { out(s, c) = 0.f; });
           return;
         }
         team_rms_row(
@@ -108,14 +110,14 @@ class Model {
 
   /// Number of parameters (tied embeddings counted once).
   std::int64_t parameter_count() const {
-    const std::int64_t d = cfg_.d_model, e = cfg_.d_inner(), n = cfg_.mem_size(),
-                       k = cfg_.d_conv(), r = cfg_.low_rank(), v = cfg_.vocab_size;
+    const std::int64_t d = cfg_.d_model, e = cfg_.d_inner(), n = cfg_.mem_size(), k = cfg_.d_conv(),
+                       r = cfg_.low_rank(), v = cfg_.vocab_size;
     std::int64_t per = d + 2 * e * d + e * k + e + 2 * n * e + r * e + e * r + e + 2 * n * e +
                        2 * n + e + e + d * e;
     if (cfg_.is_plus()) {
       const std::int64_t hd = cfg_.head_dim();
-      per += 2 * d + d * hd * (cfg_.num_heads() + cfg_.num_heads_k() + cfg_.num_heads_v()) +
-             d * d + 3 * d * cfg_.ffn_dim();
+      per += 2 * d + d * hd * (cfg_.num_heads() + cfg_.num_heads_k() + cfg_.num_heads_v()) + d * d +
+             3 * d * cfg_.ffn_dim();
     }
     std::int64_t total = per * cfg_.n_layer + v * d + d;
     if (!cfg_.tie_word_embeddings) total += v * d;

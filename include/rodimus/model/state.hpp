@@ -56,7 +56,11 @@ class State {
   bool matches(const ModelConfig& cfg, int kv_rows) const {
     const int kr = cfg.is_plus() ? kv_rows : 0;
     const std::array<std::int32_t, 7> want = {
-        cfg.n_layer, cfg.d_inner(), cfg.mem_size(), cfg.d_conv() - 1, kr,
+        cfg.n_layer,
+        cfg.d_inner(),
+        cfg.mem_size(),
+        cfg.d_conv() - 1,
+        kr,
         cfg.is_plus() ? cfg.num_heads_k() * cfg.head_dim() : 0,
         cfg.is_plus() ? cfg.num_heads_v() * cfg.head_dim() : 0};
     return want == dims_;
@@ -167,7 +171,8 @@ class State {
       throw StateError("State::restore: not a rodimus state (bad magic)");
     std::uint32_t version = 0;
     take(&version, sizeof version);
-    if (version != 1) throw StateError("State::restore: unsupported version " + std::to_string(version));
+    if (version != 1)
+      throw StateError("State::restore: unsupported version " + std::to_string(version));
     std::array<std::int32_t, 7> dims{};
     for (auto& d : dims) take(&d, sizeof d);
     if (dims != dims_)

@@ -50,11 +50,11 @@ struct LayerWeights {
 /// Every parameter of a model.
 template <StorageType W, class Space>
 struct ModelWeights {
-  View2<const W, Space> embed;          ///< [V, D]
+  View2<const W, Space> embed;           ///< [V, D]
   View1<const float, Space> embed_norm;  ///< [D] or empty
   std::vector<LayerWeights<W, Space>> layers;
-  View1<const float, Space> norm_f;      ///< [D]
-  LinearWeights<W, Space> lm_head;       ///< [V, D]; shares `embed` when tied
+  View1<const float, Space> norm_f;         ///< [D]
+  LinearWeights<W, Space> lm_head;          ///< [V, D]; shares `embed` when tied
   View1<const float, Space> rope_inv_freq;  ///< [rd / 2]
 };
 
@@ -117,8 +117,9 @@ class WeightBinder {
   }
 
   /// Two linear layers from the two row halves of one fused [2 * half, in] weight.
-  std::pair<LinearWeights<W, Space>, LinearWeights<W, Space>> linear_halves(
-      const std::string& name, std::int64_t half, std::int64_t in) {
+  std::pair<LinearWeights<W, Space>, LinearWeights<W, Space>> linear_halves(const std::string& name,
+                                                                            std::int64_t half,
+                                                                            std::int64_t in) {
     auto m = matrices<W>(name, {2 * half, in}, {half, half});
     LinearWeights<W, Space> a, b;
     a.w = m[0];
@@ -192,7 +193,8 @@ ModelWeights<W, Space> bind_weights(const ModelConfig& cfg, const io::Checkpoint
     }
     mw.layers.push_back(std::move(lw));
   }
-  if (cfg.is_plus()) mw.rope_inv_freq = rope_inv_freq<Space>(cfg.rotary_dim(), cfg.attn.rotary_emb_base);
+  if (cfg.is_plus())
+    mw.rope_inv_freq = rope_inv_freq<Space>(cfg.rotary_dim(), cfg.attn.rotary_emb_base);
   return mw;
 }
 

@@ -17,7 +17,8 @@ void embedding(const Space& space, const View1<const int, Space>& ids,
   detail::check_extent_at_least(h, 0, n_tokens, "embedding: h");
   detail::check_extent_at_least(ids, 0, n_tokens, "embedding: ids");
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::embedding"), Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * d),
+      RODIMUS_KERNEL_LABEL("rodimus::embedding"),
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * d),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / d);
         const int c = static_cast<int>(idx % d);

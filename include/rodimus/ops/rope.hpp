@@ -26,8 +26,7 @@ View1<float, Space> rope_inv_freq(int rotary_dim, double base) {
 // x: [>=N, heads * hd], inv_freq: [rd / 2]
 template <class Space>
 void rope(const Space& space, const View2<float, Space>& x, int heads, int head_dim,
-          const View1<const float, Space>& inv_freq, int rotary_dim,
-          const SeqBatch<Space>& batch) {
+          const View1<const float, Space>& inv_freq, int rotary_dim, const SeqBatch<Space>& batch) {
   if (rotary_dim == 0 || batch.num_tokens == 0) return;
   if (rotary_dim % 2 != 0 || rotary_dim > head_dim)
     throw ArgumentError("rope: rotary_dim must be even and <= head_dim");

@@ -84,8 +84,7 @@ void swa_generic(const Space& space, const View2<const float, Space>& q,
 // Writes the keys/values of the last min(len, Wc) tokens of each sequence into its cache.
 template <class Space>
 void kv_cache_update_generic(const Space& space, const View2<const float, Space>& k,
-                             const View2<const float, Space>& v,
-                             const View3<float, Space>& k_cache,
+                             const View2<const float, Space>& v, const View3<float, Space>& k_cache,
                              const View3<float, Space>& v_cache, const SeqBatch<Space>& batch) {
   const int wc = static_cast<int>(k_cache.extent(1));
   const int kd = static_cast<int>(k.extent(1));
@@ -95,8 +94,8 @@ void kv_cache_update_generic(const Space& space, const View2<const float, Space>
   const auto slot = batch.slot;
   const auto token_seq = batch.token_seq;
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update"), Kokkos::RangePolicy<Space>(space, 0, batch.num_tokens),
-      KOKKOS_LAMBDA(const int t) {
+      RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update"),
+      Kokkos::RangePolicy<Space>(space, 0, batch.num_tokens), KOKKOS_LAMBDA(const int t) {
         const int s = token_seq(t);
         const int len = offsets(s + 1) - offsets(s);
         const int i = t - offsets(s);
@@ -129,8 +128,10 @@ void sliding_window_attention(const Space& space, const View2<const float, Space
   detail::check_extent(k, 1, std::int64_t(shape.heads_k) * hd, "sliding_window_attention: k");
   detail::check_extent(v, 1, std::int64_t(shape.heads_v) * hd, "sliding_window_attention: v");
   detail::check_extent(out, 1, std::int64_t(shape.heads) * hd, "sliding_window_attention: out");
-  detail::check_extent(k_cache, 2, std::int64_t(shape.heads_k) * hd, "sliding_window_attention: k_cache");
-  detail::check_extent(v_cache, 2, std::int64_t(shape.heads_v) * hd, "sliding_window_attention: v_cache");
+  detail::check_extent(k_cache, 2, std::int64_t(shape.heads_k) * hd,
+                       "sliding_window_attention: k_cache");
+  detail::check_extent(v_cache, 2, std::int64_t(shape.heads_v) * hd,
+                       "sliding_window_attention: v_cache");
   detail::check_extent(v_cache, 1, k_cache.extent(1), "sliding_window_attention: v_cache");
   const int wc = static_cast<int>(k_cache.extent(1));
   if (shape.window_back >= 0 && wc < shape.window_back)

@@ -3,8 +3,8 @@
 #pragma once
 
 #include <algorithm>
-#include <type_traits>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "rodimus/core/dtype.hpp"
@@ -38,8 +38,8 @@ void blas_linear([[maybe_unused]] const float* x, [[maybe_unused]] int ldx,
     if (n == 1) {
       cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, w, in, x, 1, 0.f, y, 1);
     } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, ldx, w, in, 0.f,
-                  y, ldy);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, ldx, w, in, 0.f, y,
+                  ldy);
     }
   } else {
     thread_local std::vector<float> panel;

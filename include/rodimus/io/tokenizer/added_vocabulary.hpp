@@ -49,7 +49,8 @@ class TokenTrie {
       }
       node = child;
     }
-    if (nodes_[static_cast<std::size_t>(node)].id < 0) nodes_[static_cast<std::size_t>(node)].id = id;  // first pattern wins
+    if (nodes_[static_cast<std::size_t>(node)].id < 0)
+      nodes_[static_cast<std::size_t>(node)].id = id;  // first pattern wins
     first_[static_cast<unsigned char>(pattern[0])] = true;
     empty_ = false;
   }
@@ -73,7 +74,8 @@ class TokenTrie {
           best_id = nodes_[static_cast<std::size_t>(node)].id;
         }
       }
-      if (best_id >= 0) return std::array<std::size_t, 3>{i, best_end, static_cast<std::size_t>(best_id)};
+      if (best_id >= 0)
+        return std::array<std::size_t, 3>{i, best_end, static_cast<std::size_t>(best_id)};
     }
     return std::nullopt;
   }
@@ -100,7 +102,8 @@ class AddedVocabulary {
 
   /// Adds `tokens` in file order (tokenizers' AddedVocabulary::add_tokens): a content already in
   /// the vocabulary keeps its id, a new one gets the next id after the model vocabulary.
-  void add(const std::vector<AddedToken>& tokens, const BpeModel& model, const Normalizer& normalizer) {
+  void add(const std::vector<AddedToken>& tokens, const BpeModel& model,
+           const Normalizer& normalizer) {
     for (const AddedToken& t : tokens) {
       if (t.special && !t.content.empty() && !special_set_.contains(t.content)) {
         special_.push_back(t);
@@ -110,14 +113,17 @@ class AddedVocabulary {
     for (const AddedToken& t : tokens) {
       if (t.content.empty()) continue;
       if (const auto it = by_content_.find(t.content); it != by_content_.end()) {
-        if (const auto e = by_id_.find(it->second); e != by_id_.end() && e->second.token == t) continue;
+        if (const auto e = by_id_.find(it->second); e != by_id_.end() && e->second.token == t)
+          continue;
       }
       int new_id;
       if (const auto known = token_to_id(t.content, model)) {
         new_id = *known;
       } else {
         const int model_size = static_cast<int>(model.size());
-        new_id = max_id_ < 0 ? model_size : (max_id_ >= model_size || model_size == 0) ? max_id_ + 1 : model_size;
+        new_id = max_id_ < 0                                  ? model_size
+                 : (max_id_ >= model_size || model_size == 0) ? max_id_ + 1
+                                                              : model_size;
       }
       by_content_[t.content] = new_id;
       max_id_ = std::max(max_id_, new_id);
@@ -128,8 +134,10 @@ class AddedVocabulary {
     for (const auto* list : {&special_, &classic_}) {
       for (const AddedToken& t : *list) {
         const int id = *token_to_id(t.content, model);
-        if (t.normalized) normalized_trie_.add(normalizer.apply(t.content), id);
-        else raw_trie_.add(t.content, id);
+        if (t.normalized)
+          normalized_trie_.add(normalizer.apply(t.content), id);
+        else
+          raw_trie_.add(t.content, id);
       }
     }
   }
@@ -142,11 +150,14 @@ class AddedVocabulary {
     const auto it = by_id_.find(id);
     return it == by_id_.end() ? nullptr : &it->second;
   }
-  bool is_special(std::string_view content) const { return special_set_.contains(std::string(content)); }
+  bool is_special(std::string_view content) const {
+    return special_set_.contains(std::string(content));
+  }
   const TokenMap& contents() const { return by_content_; }
 
   /// Splits `text` (well-formed UTF-8) into added tokens and normalized text pieces.
-  std::vector<Piece> extract_and_normalize(std::string_view text, const Normalizer& normalizer) const {
+  std::vector<Piece> extract_and_normalize(std::string_view text,
+                                           const Normalizer& normalizer) const {
     std::vector<Piece> raw;
     split(text, raw_trie_, raw);
     std::vector<Piece> out;
@@ -194,12 +205,14 @@ class AddedVocabulary {
 
   /// Rust regex's Unicode `\w`: alphabetic, marks, decimal digits, connector punctuation, joiners.
   static const Regex& word_char() {
-    static const Regex re(R"([\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}])", false, "word character class");
+    static const Regex re(R"([\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}])", false,
+                          "word character class");
     return re;
   }
   static bool matches_char(std::string_view c) {
     bool found = false;
-    word_char().find_iter(c, [&](std::size_t a, std::size_t b) { found = found || (a == 0 && b == c.size()); });
+    word_char().find_iter(
+        c, [&](std::size_t a, std::size_t b) { found = found || (a == 0 && b == c.size()); });
     return found;
   }
   static bool ends_with_word(std::string_view s) {

@@ -29,7 +29,8 @@ class BpeModel {
   BpeModel(const nlohmann::json& m, const TokenizerJson& js, const std::string& path) {
     if (const auto* d = TokenizerJson::get(m, "dropout"); d && !d->is_null()) {
       if (!d->is_number() || d->get<double>() != 0.0)
-        js.fail(TokenizerJson::join(path, "dropout"), "is not supported (BPE dropout is random; only null or 0)");
+        js.fail(TokenizerJson::join(path, "dropout"),
+                "is not supported (BPE dropout is random; only null or 0)");
     }
     unk_token_ = js.opt_string(m, path, "unk_token");
     prefix_ = js.opt_string(m, path, "continuing_subword_prefix");
@@ -62,7 +63,8 @@ class BpeModel {
         if (e.is_string()) {  // "a b": split at the first space
           const auto& s = e.get_ref<const std::string&>();
           const auto sp = s.find(' ');
-          if (sp == std::string::npos) js.fail(epath, "must be two tokens separated by a space, got " + printable(s));
+          if (sp == std::string::npos)
+            js.fail(epath, "must be two tokens separated by a space, got " + printable(s));
           a = std::string_view(s).substr(0, sp);
           b = std::string_view(s).substr(sp + 1);
         } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
@@ -72,13 +74,17 @@ class BpeModel {
           js.fail(epath, "must be a string \"a b\" or a pair [\"a\", \"b\"]");
         }
         const auto ia = vocab_.find(a), ib = vocab_.find(b);
-        if (ia == vocab_.end()) js.fail(epath, "names a token that is not in the vocab: " + printable(a));
-        if (ib == vocab_.end()) js.fail(epath, "names a token that is not in the vocab: " + printable(b));
-        if (b.size() < prefix_len) js.fail(epath, "has a right token shorter than continuing_subword_prefix");
+        if (ia == vocab_.end())
+          js.fail(epath, "names a token that is not in the vocab: " + printable(a));
+        if (ib == vocab_.end())
+          js.fail(epath, "names a token that is not in the vocab: " + printable(b));
+        if (b.size() < prefix_len)
+          js.fail(epath, "has a right token shorter than continuing_subword_prefix");
         std::string merged(a);
         merged.append(b.substr(prefix_len));
         const auto im = vocab_.find(merged);
-        if (im == vocab_.end()) js.fail(epath, "makes a token that is not in the vocab: " + printable(merged));
+        if (im == vocab_.end())
+          js.fail(epath, "makes a token that is not in the vocab: " + printable(merged));
         merges_[key(ia->second, ib->second)] = Merge{static_cast<std::uint32_t>(rank), im->second};
         ++rank;
       }
@@ -131,11 +137,14 @@ class BpeModel {
     int pos;
     int new_id;
     // std::push_heap keeps the largest on top: the lowest rank, then the leftmost position wins.
-    bool operator<(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    bool operator<(const Candidate& o) const {
+      return rank != o.rank ? rank > o.rank : pos > o.pos;
+    }
   };
 
   static std::uint64_t key(int a, int b) {
-    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) |
+           static_cast<std::uint32_t>(b);
   }
 
   static std::vector<Symbol>& scratch() {
@@ -192,7 +201,8 @@ class BpeModel {
       if (unk_token_) {
         const auto it = vocab_.find(*unk_token_);
         if (it == vocab_.end())
-          throw ConfigError("tokenizer.json: unk_token " + printable(*unk_token_) + " is not in the vocab");
+          throw ConfigError("tokenizer.json: unk_token " + printable(*unk_token_) +
+                            " is not in the vocab");
         if (unk_id >= 0 && fuse_unk_) {
           unk_len += len;
         } else {

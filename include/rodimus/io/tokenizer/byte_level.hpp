@@ -14,13 +14,14 @@ namespace rodimus::io::detail {
 /// 256 + n (n = 0, 1, ...) for the others in increasing order.
 struct ByteLevelTable {
   std::array<std::string, 256> byte_to_utf8;  // UTF-8 of the character standing for a byte
-  std::array<int, 324> char_to_byte{};         // code point -> byte, -1 when none
+  std::array<int, 324> char_to_byte{};        // code point -> byte, -1 when none
 
   ByteLevelTable() {
     char_to_byte.fill(-1);
     int n = 0;
     for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      const bool printable =
+          (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       const char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
       utf8_append(byte_to_utf8[static_cast<std::size_t>(b)], cp);
       char_to_byte[cp] = b;

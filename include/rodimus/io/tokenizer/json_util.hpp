@@ -23,7 +23,8 @@ class TokenizerJson {
   }
 
   /// An unsupported component: names its kind and its type.
-  [[noreturn]] void unsupported(const std::string& path, std::string_view kind, std::string_view type) const {
+  [[noreturn]] void unsupported(const std::string& path, std::string_view kind,
+                                std::string_view type) const {
     fail(path, "is an unsupported " + std::string(kind) + " type " + printable(type) +
                    " (rodimus supports: " + supported_for(kind) + ")");
   }
@@ -55,30 +56,35 @@ class TokenizerJson {
   }
 
   /// A required string member.
-  const std::string& req_string(const nlohmann::json& obj, const std::string& path, std::string_view key) const {
+  const std::string& req_string(const nlohmann::json& obj, const std::string& path,
+                                std::string_view key) const {
     const auto* v = get(obj, key);
     if (!v) fail(join(path, key), "is missing");
     return string(*v, join(path, key));
   }
 
   /// An optional string member (absent or null -> nullopt).
-  std::optional<std::string> opt_string(const nlohmann::json& obj, const std::string& path, std::string_view key) const {
+  std::optional<std::string> opt_string(const nlohmann::json& obj, const std::string& path,
+                                        std::string_view key) const {
     const auto* v = get(obj, key);
     if (!v || v->is_null()) return std::nullopt;
     return string(*v, join(path, key));
   }
 
-  bool opt_bool(const nlohmann::json& obj, const std::string& path, std::string_view key, bool def) const {
+  bool opt_bool(const nlohmann::json& obj, const std::string& path, std::string_view key,
+                bool def) const {
     const auto* v = get(obj, key);
     if (!v || v->is_null()) return def;
-    if (!v->is_boolean()) fail(join(path, key), std::string("must be a boolean, got ") + v->type_name());
+    if (!v->is_boolean())
+      fail(join(path, key), std::string("must be a boolean, got ") + v->type_name());
     return v->get<bool>();
   }
 
   /// A token id: an integer in [0, limit).
   int id(const nlohmann::json& v, const std::string& path) const {
     constexpr std::int64_t limit = ConfigLimits::vocab_size;
-    if (!v.is_number_integer() && !v.is_number_unsigned()) fail(path, std::string("must be a token id, got ") + v.type_name());
+    if (!v.is_number_integer() && !v.is_number_unsigned())
+      fail(path, std::string("must be a token id, got ") + v.type_name());
     if (v.is_number_unsigned() ? v.get<std::uint64_t>() >= static_cast<std::uint64_t>(limit)
                                : (v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= limit))
       fail(path, "is not a token id in [0, " + std::to_string(limit) + "): " + v.dump());
@@ -91,7 +97,8 @@ class TokenizerJson {
     if (kind == "normalizer") return "NFC, NFD, NFKC, NFKD, Sequence";
     if (kind == "pre-tokenizer") return "ByteLevel, Split, Sequence";
     if (kind == "decoder") return "ByteLevel";
-    if (kind == "post-processor") return "ByteLevel, TemplateProcessing, BertProcessing, RobertaProcessing, Sequence";
+    if (kind == "post-processor")
+      return "ByteLevel, TemplateProcessing, BertProcessing, RobertaProcessing, Sequence";
     return "none";
   }
 

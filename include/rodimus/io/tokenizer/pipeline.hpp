@@ -23,7 +23,9 @@ namespace rodimus::io::detail {
 class Normalizer {
  public:
   Normalizer() = default;
-  Normalizer(const nlohmann::json& n, const TokenizerJson& js, const std::string& path) { parse(n, js, path); }
+  Normalizer(const nlohmann::json& n, const TokenizerJson& js, const std::string& path) {
+    parse(n, js, path);
+  }
 
   bool empty() const { return forms_.empty(); }
 
@@ -54,7 +56,8 @@ class Normalizer {
       const auto* list = TokenizerJson::get(n, "normalizers");
       if (!list) js.fail(p, "is missing");
       js.array(*list, p);
-      for (std::size_t i = 0; i < list->size(); ++i) parse((*list)[i], js, TokenizerJson::index(p, i));
+      for (std::size_t i = 0; i < list->size(); ++i)
+        parse((*list)[i], js, TokenizerJson::index(p, i));
       return;
     }
     const int stable = UTF8PROC_STABLE;
@@ -111,22 +114,28 @@ inline void split_pieces(std::string_view s, const Regex& re, SplitBehavior beha
       break;
     case SplitBehavior::Contiguous:
       for (const Part& p : parts) {
-        if (p.flag == previous && !merged.empty()) merged.back().end = p.end;
-        else merged.push_back({p.start, p.end, false});
+        if (p.flag == previous && !merged.empty())
+          merged.back().end = p.end;
+        else
+          merged.push_back({p.start, p.end, false});
         previous = p.flag;
       }
       break;
     case SplitBehavior::MergedWithPrevious:
       for (const Part& p : parts) {
-        if (p.flag && !previous && !merged.empty()) merged.back().end = p.end;
-        else merged.push_back({p.start, p.end, false});
+        if (p.flag && !previous && !merged.empty())
+          merged.back().end = p.end;
+        else
+          merged.push_back({p.start, p.end, false});
         previous = p.flag;
       }
       break;
     case SplitBehavior::MergedWithNext:
       for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
-        if (it->flag && !previous && !merged.empty()) merged.back().start = it->start;
-        else merged.push_back({it->start, it->end, false});
+        if (it->flag && !previous && !merged.empty())
+          merged.back().start = it->start;
+        else
+          merged.push_back({it->start, it->end, false});
         previous = it->flag;
       }
       std::reverse(merged.begin(), merged.end());
@@ -140,7 +149,9 @@ inline void split_pieces(std::string_view s, const Regex& re, SplitBehavior beha
 class PreTokenizer {
  public:
   PreTokenizer() = default;
-  PreTokenizer(const nlohmann::json& p, const TokenizerJson& js, const std::string& path) { parse(p, js, path); }
+  PreTokenizer(const nlohmann::json& p, const TokenizerJson& js, const std::string& path) {
+    parse(p, js, path);
+  }
 
   /// Splits each piece in turn by each step; ByteLevel maps bytes to its printable characters.
   void apply(std::vector<std::string>& pieces) const {
@@ -151,17 +162,21 @@ class PreTokenizer {
       if (step.byte_level) {
         std::string mapped;
         for (std::string& piece : pieces) {
-          if (step.add_prefix_space && (piece.empty() || piece[0] != ' ')) piece.insert(piece.begin(), ' ');
+          if (step.add_prefix_space && (piece.empty() || piece[0] != ' '))
+            piece.insert(piece.begin(), ' ');
           const std::size_t first = next.size();
-          if (step.regex) split_pieces(piece, *step.regex, SplitBehavior::Isolated, false, next);
-          else if (!piece.empty()) next.push_back(std::move(piece));
+          if (step.regex)
+            split_pieces(piece, *step.regex, SplitBehavior::Isolated, false, next);
+          else if (!piece.empty())
+            next.push_back(std::move(piece));
           for (std::size_t i = first; i < next.size(); ++i) {
             ByteLevelTable::get().encode(next[i], mapped);
             next[i].swap(mapped);
           }
         }
       } else {
-        for (const std::string& piece : pieces) split_pieces(piece, *step.regex, step.behavior, step.invert, next);
+        for (const std::string& piece : pieces)
+          split_pieces(piece, *step.regex, step.behavior, step.invert, next);
       }
       pieces.swap(next);
     }
@@ -185,14 +200,16 @@ class PreTokenizer {
       const auto* list = TokenizerJson::get(p, "pretokenizers");
       if (!list) js.fail(lp, "is missing");
       js.array(*list, lp);
-      for (std::size_t i = 0; i < list->size(); ++i) parse((*list)[i], js, TokenizerJson::index(lp, i));
+      for (std::size_t i = 0; i < list->size(); ++i)
+        parse((*list)[i], js, TokenizerJson::index(lp, i));
     } else if (type == "ByteLevel") {
       Step s;
       s.byte_level = true;
       s.add_prefix_space = js.opt_bool(p, path, "add_prefix_space", true);
       js.opt_bool(p, path, "trim_offsets", true);  // offsets only: no effect on ids
       if (js.opt_bool(p, path, "use_regex", true))
-        s.regex = std::make_shared<const Regex>(gpt2_pattern, false, js.source() + ": ByteLevel regex");
+        s.regex =
+            std::make_shared<const Regex>(gpt2_pattern, false, js.source() + ": ByteLevel regex");
       steps_.push_back(std::move(s));
     } else if (type == "Split") {
       Step s;
@@ -201,19 +218,28 @@ class PreTokenizer {
       if (!pat) js.fail(pp, "is missing");
       js.object(*pat, pp);
       if (const auto* r = TokenizerJson::get(*pat, "Regex")) {
-        s.regex = std::make_shared<const Regex>(js.string(*r, pp + ".Regex"), false, js.source() + ": key '" + pp + ".Regex'");
+        s.regex = std::make_shared<const Regex>(js.string(*r, pp + ".Regex"), false,
+                                                js.source() + ": key '" + pp + ".Regex'");
       } else if (const auto* l = TokenizerJson::get(*pat, "String")) {
-        s.regex = std::make_shared<const Regex>(js.string(*l, pp + ".String"), true, js.source() + ": key '" + pp + ".String'");
+        s.regex = std::make_shared<const Regex>(js.string(*l, pp + ".String"), true,
+                                                js.source() + ": key '" + pp + ".String'");
       } else {
         js.fail(pp, "must hold \"Regex\" or \"String\"");
       }
       const std::string& b = js.req_string(p, path, "behavior");
-      if (b == "Removed") s.behavior = SplitBehavior::Removed;
-      else if (b == "Isolated") s.behavior = SplitBehavior::Isolated;
-      else if (b == "MergedWithPrevious") s.behavior = SplitBehavior::MergedWithPrevious;
-      else if (b == "MergedWithNext") s.behavior = SplitBehavior::MergedWithNext;
-      else if (b == "Contiguous") s.behavior = SplitBehavior::Contiguous;
-      else js.fail(TokenizerJson::join(path, "behavior"), "is an unknown split behavior " + printable(b));
+      if (b == "Removed")
+        s.behavior = SplitBehavior::Removed;
+      else if (b == "Isolated")
+        s.behavior = SplitBehavior::Isolated;
+      else if (b == "MergedWithPrevious")
+        s.behavior = SplitBehavior::MergedWithPrevious;
+      else if (b == "MergedWithNext")
+        s.behavior = SplitBehavior::MergedWithNext;
+      else if (b == "Contiguous")
+        s.behavior = SplitBehavior::Contiguous;
+      else
+        js.fail(TokenizerJson::join(path, "behavior"),
+                "is an unknown split behavior " + printable(b));
       s.invert = js.opt_bool(p, path, "invert", false);
       steps_.push_back(std::move(s));
     } else {

@@ -94,7 +94,9 @@ inline std::size_t utf8_incomplete_tail(std::string_view s) {
 /// The code point of the well-formed sequence at s[i] (no checks), and its length in `len`.
 inline char32_t utf8_decode(std::string_view s, std::size_t i, int& len) {
   const auto b = static_cast<unsigned char>(s[i]);
-  const auto c = [&](std::size_t k) { return static_cast<char32_t>(static_cast<unsigned char>(s[i + k]) & 0x3F); };
+  const auto c = [&](std::size_t k) {
+    return static_cast<char32_t>(static_cast<unsigned char>(s[i + k]) & 0x3F);
+  };
   if (b < 0x80) {
     len = 1;
     return b;
@@ -139,8 +141,8 @@ inline void utf8_append(std::string& out, char32_t cp) {
 /// Unicode White_Space (PropList.txt): what Rust's char::is_whitespace and regex `\s` accept.
 inline bool is_white_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 }  // namespace rodimus::io::detail

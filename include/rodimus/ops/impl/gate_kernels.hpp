@@ -12,9 +12,9 @@ namespace rodimus::detail {
 // s_raw, tau_raw, k: [N, n] -> a, k_out: [N, n] (k_out may alias k)
 template <class Space>
 void ddts_gate_generic(const Space& space, const View2<const float, Space>& s_raw,
-                       const View2<const float, Space>& tau_raw,
-                       const View2<const float, Space>& k, const View2<float, Space>& a,
-                       const View2<float, Space>& k_out, int n_tokens, float norm_eps) {
+                       const View2<const float, Space>& tau_raw, const View2<const float, Space>& k,
+                       const View2<float, Space>& a, const View2<float, Space>& k_out, int n_tokens,
+                       float norm_eps) {
   const int n = static_cast<int>(k.extent(1));
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::ddts_gate"), row_team_policy(space, n_tokens),
@@ -22,8 +22,8 @@ void ddts_gate_generic(const Space& space, const View2<const float, Space>& s_ra
         const int t = m.league_rank();
         float ss = 0.f;
         Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(m, n), [&](const int i, float& acc) { acc += k(t, i) * k(t, i); },
-            ss);
+            Kokkos::TeamThreadRange(m, n),
+            [&](const int i, float& acc) { acc += k(t, i) * k(t, i); }, ss);
         const float norm = kmath::sqrt(ss);
         const float inv = 1.f / (norm > norm_eps ? norm : norm_eps);
         m.team_barrier();
@@ -45,7 +45,8 @@ void sigmoid_gate_generic(const Space& space, const View2<const float, Space>& z
                           int n_tokens) {
   const int e = static_cast<int>(x.extent(1));
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::channel_gate"), Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * e),
+      RODIMUS_KERNEL_LABEL("rodimus::channel_gate"),
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * e),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / e);
         const int c = static_cast<int>(idx % e);
@@ -61,7 +62,8 @@ void swiglu_generic(const Space& space, const View2<const float, Space>& a,
                     int n_tokens) {
   const int f = static_cast<int>(a.extent(1));
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::swiglu"), Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * f),
+      RODIMUS_KERNEL_LABEL("rodimus::swiglu"),
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * f),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / f);
         const int c = static_cast<int>(idx % f);

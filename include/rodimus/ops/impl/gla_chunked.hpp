@@ -11,12 +11,12 @@ namespace rodimus::detail {
 /// Scratch of the chunk scanner; grows only.
 template <class Space>
 struct GlaChunkWorkspace {
-  View3<float, Space> intra;      // [NC, C, C]  scale * sum_i q_t k_s exp(b_t - b_s), t >= s
-  View2<float, Space> q_decay;    // [N, n]      scale * q_t exp(b_t)
-  View2<float, Space> k_decay;    // [N, n]      k_s exp(b_last - b_s)
+  View3<float, Space> intra;        // [NC, C, C]  scale * sum_i q_t k_s exp(b_t - b_s), t >= s
+  View2<float, Space> q_decay;      // [N, n]      scale * q_t exp(b_t)
+  View2<float, Space> k_decay;      // [N, n]      k_s exp(b_last - b_s)
   View2<float, Space> chunk_decay;  // [NC, n]   exp(b_last)
-  View2<int, Space> chunks;       // [NC, 3]     (sequence, first token, length)
-  View1<int, Space> seq_chunk;    // [B + 1]     first chunk of each sequence
+  View2<int, Space> chunks;         // [NC, 3]     (sequence, first token, length)
+  View1<int, Space> seq_chunk;      // [B + 1]     first chunk of each sequence
 };
 
 /// Plans the chunks of every sequence and fills ws.chunks / ws.seq_chunk. Returns the count.
@@ -33,9 +33,13 @@ int plan_chunks(const SeqBatch<Space>& batch, int chunk, GlaChunkWorkspace<Space
   const int nc = static_cast<int>(plan.size() / 3);
   first[batch.num_seqs] = nc;
   if (static_cast<int>(ws.chunks.extent(0)) < nc || ws.chunks.extent(0) == 0)
-    ws.chunks = View2<int, Space>(Kokkos::view_alloc(std::string("rodimus::gla.chunks"), Kokkos::WithoutInitializing), nc > 1 ? nc : 1, 3);
+    ws.chunks = View2<int, Space>(
+        Kokkos::view_alloc(std::string("rodimus::gla.chunks"), Kokkos::WithoutInitializing),
+        nc > 1 ? nc : 1, 3);
   if (static_cast<int>(ws.seq_chunk.extent(0)) < batch.num_seqs + 1)
-    ws.seq_chunk = View1<int, Space>(Kokkos::view_alloc(std::string("rodimus::gla.seq_chunk"), Kokkos::WithoutInitializing), batch.num_seqs + 1);
+    ws.seq_chunk = View1<int, Space>(
+        Kokkos::view_alloc(std::string("rodimus::gla.seq_chunk"), Kokkos::WithoutInitializing),
+        batch.num_seqs + 1);
   auto hc = Kokkos::create_mirror_view(ws.chunks);
   auto hf = Kokkos::create_mirror_view(ws.seq_chunk);
   for (int c = 0; c < nc; ++c)
@@ -67,7 +71,9 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
   ensure_capacity(ws.k_decay, batch.num_tokens, n, "rodimus::gla.k_decay");
   ensure_capacity(ws.chunk_decay, nc, n, "rodimus::gla.chunk_decay");
   if (static_cast<int>(ws.intra.extent(0)) < nc || ws.intra.extent(1) != std::size_t(C))
-    ws.intra = View3<float, Space>(Kokkos::view_alloc(std::string("rodimus::gla.intra"), Kokkos::WithoutInitializing), nc, C, C);
+    ws.intra = View3<float, Space>(
+        Kokkos::view_alloc(std::string("rodimus::gla.intra"), Kokkos::WithoutInitializing), nc, C,
+        C);
   const auto chunks = ws.chunks;
   const auto intra = ws.intra;
   const auto q_decay = ws.q_decay;
@@ -76,7 +82,8 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
 
   // Phase 1, all chunks in parallel: intra-chunk scores and the decay factors.
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_prep"), Kokkos::TeamPolicy<Space>(space, nc, Kokkos::AUTO),
+      RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_prep"),
+      Kokkos::TeamPolicy<Space>(space, nc, Kokkos::AUTO),
       KOKKOS_LAMBDA(const typename Kokkos::TeamPolicy<Space>::member_type& m) {
         const int c = m.league_rank();
         const int t0 = chunks(c, 1);

@@ -62,7 +62,8 @@ void exp_generic(const Space& space, const View2<const float, Space>& a,
                  const View2<float, Space>& out, int n_tokens) {
   const int n = static_cast<int>(a.extent(1));
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::exp"), Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * n),
+      RODIMUS_KERNEL_LABEL("rodimus::exp"),
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * n),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / n);
         const int i = static_cast<int>(idx % n);

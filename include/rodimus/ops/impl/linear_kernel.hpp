@@ -19,7 +19,8 @@ void linear_generic(const Space& space, const View2<const float, Space>& x,
   const int blocks = (n_tokens + kLinearTokenBlock - 1) / kLinearTokenBlock;
   const bool has_bias = bias.extent(0) > 0;
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::linear"), Kokkos::RangePolicy<Space>(space, 0, std::int64_t(blocks) * out),
+      RODIMUS_KERNEL_LABEL("rodimus::linear"),
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(blocks) * out),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int o = static_cast<int>(idx % out);
         const int t0 = static_cast<int>(idx / out) * kLinearTokenBlock;
