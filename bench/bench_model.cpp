@@ -1,97 +1,323 @@
-// Whole-model prefill and decode on a random-weight checkpoint (no download needed).
-// Shape: D = 512, 4 layers, n = 64, Rodimus and Rodimus+ (the published shapes are issue 4's).
+// Whole-model prefill and decode on random-weight checkpoints (no download needed), at the
+// published shapes and a small one, with the roofline measured in the same binary:
+//   decode   floor = (weight bytes + state bytes read per step) / STREAM-triad bandwidth
+//   prefill  floor = 2 x (matrix-product parameters) x tokens / best sgemm rate here
+// Every benchmark reports `tokens_per_s` and `roofline_fraction` (floor / measured time).
+//
+// Shapes (RODIMUS_BENCH_SHAPES, comma-separated; default "small"):
+//   small        Rodimus and Rodimus+ at D=1024, 12 layers, n=64, E=2048, 8 heads of 128, one
+//                shared key head, window 1024 (512 back), vocab 32000, tied embeddings
+//   rodimus-1.4b pure Rodimus, D=2048, 48 layers, n=64, E=4096, vocab 126464
+//   plus-1.6b    Rodimus+, D=2048, 24 layers, 16 heads of 128 (1 key head, 16 value heads),
+//                window 4096 (2048 back), FFN 2736, low rank 32, vocab 126464, tied embeddings
+// Checkpoints are written once (bf16) under $RODIMUS_BENCH_DIR (default: the temp folder).
+// Names: prefill/<model>/<dtype>/T:<tokens>, decode/<model>/<dtype>/ctx:<C>/B:<B>,
+// decode_prefilled/... (context built by a real prefill, to check the synthetic one),
+// state_memory/<model>/ctx:<C>. Threads: the process's (OMP_NUM_THREADS / --kokkos-threads).
+//
+// "Decode after a context of C tokens" puts every slot of a state at position C with random
+// recurrent state and a full K/V cache (what C real tokens leave behind), so a 32k context
+// needs no 32k-token prefill; decode_prefilled shows the two agree.
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <random>
+#include <sstream>
+#include <string>
 
 #include "bench_main.hpp"
 #include "rodimus/io/random_checkpoint.hpp"
 #include "rodimus/model/model.hpp"
+#include "roofline.hpp"
 
 namespace {
 
-using Space = Kokkos::DefaultExecutionSpace;
 using namespace rodimus;
+using Space = Kokkos::DefaultExecutionSpace;
 
-ModelConfig bench_config(bool plus) {
+struct Shape {
+  std::string name;
+  ModelConfig cfg;
+};
+
+ModelConfig small_config(bool plus) {
   ModelConfig c;
   c.block_type = plus ? BlockType::RodimusPlus : BlockType::Rodimus;
-  c.d_model = 512;
-  c.n_layer = 4;
-  c.vocab_size = 4096;
+  c.d_model = 1024;
+  c.n_layer = 12;
+  c.vocab_size = 32000;
   c.mixer.mem_size = 64;
-  c.attn.num_heads = 4;
+  c.attn.num_heads = 8;
   c.attn.num_heads_k = 1;
-  c.attn.num_heads_v = 4;
-  c.attn.window_size = 512;
+  c.attn.num_heads_v = 8;
+  c.attn.window_size = 1024;
   c.tie_word_embeddings = true;
   return c;
 }
 
-template <class W>
-const Model<Space, W>& bench_model(bool plus) {
-  static std::unique_ptr<Model<Space, W>> m[2];
-  if (!m[plus]) {
-    const auto dir = std::filesystem::temp_directory_path() /
-                     (std::string("rodimus_bench_") + (plus ? "plus" : "rodimus"));
-    if (!std::filesystem::exists(dir / "model.safetensors"))
-      io::write_random_checkpoint(bench_config(plus), dir, 42);
-    if (!m[0] && !m[1])
-      bench_cleanups().push_back([] {
-        m[0].reset();
-        m[1].reset();
-      });
-    m[plus] = std::make_unique<Model<Space, W>>(Model<Space, W>::load(dir));
+ModelConfig published_config(bool plus) {
+  ModelConfig c;
+  c.block_type = plus ? BlockType::RodimusPlus : BlockType::Rodimus;
+  c.d_model = 2048;
+  c.n_layer = plus ? 24 : 48;
+  c.vocab_size = 126464;
+  c.mixer.mem_size = 64;
+  c.attn.num_heads = 16;
+  c.attn.num_heads_k = 1;
+  c.attn.num_heads_v = 16;
+  c.attn.window_size = 4096;
+  c.max_position_embeddings = 1 << 20;
+  c.tie_word_embeddings = true;
+  return c;
+}
+
+std::vector<Shape> shapes_from_env() {
+  const char* env = std::getenv("RODIMUS_BENCH_SHAPES");
+  std::stringstream list(env ? env : "small");
+  std::vector<Shape> out;
+  for (std::string s; std::getline(list, s, ',');) {
+    if (s == "small") {
+      out.push_back({"small-rodimus", small_config(false)});
+      out.push_back({"small-plus", small_config(true)});
+    } else if (s == "rodimus-1.4b") {
+      out.push_back({s, published_config(false)});
+    } else if (s == "plus-1.6b") {
+      out.push_back({s, published_config(true)});
+    } else if (!s.empty()) {
+      throw ArgumentError("RODIMUS_BENCH_SHAPES: unknown shape '" + s +
+                          "' (small, rodimus-1.4b, plus-1.6b)");
+    }
   }
-  return *m[plus];
+  return out;
 }
 
+std::filesystem::path checkpoint_dir(const Shape& s) {
+  const char* env = std::getenv("RODIMUS_BENCH_DIR");
+  const std::filesystem::path base = env ? env : std::filesystem::temp_directory_path();
+  const auto dir = base / ("rodimus_bench_" + s.name);
+  if (!std::filesystem::exists(dir / "config.json"))
+    io::write_random_checkpoint(s.cfg, dir, 42, io::StDType::BF16);
+  return dir;
+}
+
+// One loaded model per (shape, weight type), kept for the whole run.
 template <class W>
-void BM_prefill(benchmark::State& st) {
-  const auto& model = bench_model<W>(st.range(1) != 0);
-  const int t = static_cast<int>(st.range(0));
-  std::vector<std::int32_t> ids(t);
-  std::mt19937 rng(3);
-  for (auto& x : ids) x = static_cast<std::int32_t>(rng() % 4096);
-  Workspace<Space> ws;
-  auto state = model.make_state(1);
-  for (auto _ : st) {
-    state.reset();
-    model.prefill(state, ws, TokenBatch::single(ids));
+const Model<Space, W>& cached_model(const Shape& s) {
+  static std::map<std::string, std::unique_ptr<Model<Space, W>>> models;
+  auto& m = models[s.name];
+  if (!m) {
+    if (models.size() == 1) bench_cleanups().push_back([] { models.clear(); });
+    m = std::make_unique<Model<Space, W>>(Model<Space, W>::load(checkpoint_dir(s)));
   }
-  st.counters["tokens_per_s"] =
-      benchmark::Counter(double(t) * st.iterations(), benchmark::Counter::kIsRate);
+  return *m;
 }
 
 template <class W>
-void BM_decode(benchmark::State& st) {
-  const auto& model = bench_model<W>(st.range(1) != 0);
-  const int b = static_cast<int>(st.range(0));
-  Workspace<Space> ws;
-  auto state = model.make_state(b);
-  std::vector<std::int32_t> next(b, 7);
-  model.decode(state, ws, next);  // warm the workspace
-  for (auto _ : st) model.decode(state, ws, next);
-  st.counters["tokens_per_s"] =
-      benchmark::Counter(double(b) * st.iterations(), benchmark::Counter::kIsRate);
+std::string dtype_name() {
+  return std::is_same_v<W, float> ? "fp32" : "bf16";
 }
 
-BENCHMARK_TEMPLATE(BM_prefill, float)
-    ->ArgsProduct({{512}, {0, 1}})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK_TEMPLATE(BM_prefill, bf16)
-    ->ArgsProduct({{512}, {0, 1}})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK_TEMPLATE(BM_decode, float)
-    ->ArgsProduct({{1, 4}, {0, 1}})
-    ->Unit(benchmark::kMicrosecond)
-    ->UseRealTime();
-BENCHMARK_TEMPLATE(BM_decode, bf16)
-    ->ArgsProduct({{1, 4}, {0, 1}})
-    ->Unit(benchmark::kMicrosecond)
-    ->UseRealTime();
+std::vector<std::int32_t> random_ids(int n, int vocab, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::int32_t> ids(n);
+  for (auto& x : ids) x = static_cast<std::int32_t>(rng() % unsigned(vocab));
+  return ids;
+}
+
+// Bytes of weights one decode step reads: every linear weight and norm once (the tied
+// embedding once, as the lm head), not the embedding table's other rows.
+template <class W>
+double decode_weight_bytes(const Model<Space, W>& m) {
+  return double(m.parameter_count()) * sizeof(W);
+}
+
+// State bytes one decode step reads for a slot at position `ctx`: the whole recurrent state
+// and the K/V rows inside the window.
+template <class W>
+double decode_state_bytes(const Model<Space, W>& m, std::int64_t ctx) {
+  const auto& c = m.config();
+  const double per_layer_rec =
+      double(c.d_conv() - 1) * c.d_inner() * 4 + double(c.mem_size()) * c.d_inner() * 4;
+  double kv = 0;
+  if (c.is_plus()) {
+    const std::int64_t rows = std::min<std::int64_t>(ctx, m.kv_rows());
+    kv = double(rows) * (c.num_heads_k() + c.num_heads_v()) * c.head_dim() * 4;
+  }
+  return c.n_layer * (per_layer_rec + kv);
+}
+
+// Puts every slot at position `ctx` with random recurrent state and K/V cache contents.
+void fast_forward(State<Space>& st, std::int64_t ctx, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, 0.5f);
+  auto fill = [&](const View3<float, Space>& v) {
+    auto h = Kokkos::create_mirror_view(v);
+    float* p = h.data();
+    for (std::size_t i = 0; i < h.size(); ++i) p[i] = d(rng);
+    Kokkos::deep_copy(v, h);
+  };
+  for (int l = 0; l < st.num_layers(); ++l) {
+    const auto& L = st.layer(l);
+    fill(L.conv);
+    fill(L.gla);
+    fill(L.k_cache);
+    fill(L.v_cache);
+  }
+  for (int b = 0; b < st.slots(); ++b) st.advance(b, ctx - st.position(b));
+}
+
+template <class W>
+void BM_prefill(benchmark::State& bs, const Shape& s, int t) {
+  const auto& m = cached_model<W>(s);
+  const auto ids = random_ids(t, m.config().vocab_size, 3);
+  TokenBatch tb;
+  tb.ids = ids;
+  tb.lengths = {t};
+  tb.slots = {0};
+  Workspace<Space> ws;
+  auto st = m.make_state(1);
+  for (auto _ : bs) {
+    st.reset(0);
+    m.prefill(st, ws, tb);
+  }
+  const auto& c = m.config();
+  const double mm_params = double(m.parameter_count()) - double(c.vocab_size) * c.d_model;
+  const double flops = 2.0 * mm_params * t + 2.0 * double(c.vocab_size) * c.d_model;
+  const double floor_s = bench::sgemm_peak() > 0 ? flops / bench::sgemm_peak() : 0;
+  bs.counters["tokens_per_s"] =
+      benchmark::Counter(double(t) * bs.iterations(), benchmark::Counter::kIsRate);
+  bs.counters["roofline_fraction"] =
+      benchmark::Counter(floor_s * bs.iterations(), benchmark::Counter::kIsRate);
+  bs.counters["gflops"] =
+      benchmark::Counter(flops * bs.iterations() / 1e9, benchmark::Counter::kIsRate);
+  bs.counters["sgemm_peak_gflops"] = bench::sgemm_peak() / 1e9;
+}
+
+template <class W>
+void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bool prefilled) {
+  const auto& m = cached_model<W>(s);
+  Workspace<Space> ws;
+  auto st = m.make_state(b, static_cast<int>(ctx + 4096));
+  if (prefilled) {
+    // A real context: the same random prompt of ctx tokens in every slot, in blocks of 2048.
+    const auto ids = random_ids(static_cast<int>(ctx), m.config().vocab_size, 5);
+    for (std::int64_t t0 = 0; t0 < ctx; t0 += 2048) {
+      const int len = static_cast<int>(std::min<std::int64_t>(2048, ctx - t0));
+      TokenBatch tb;
+      for (int i = 0; i < b; ++i) {
+        tb.ids.insert(tb.ids.end(), ids.begin() + t0, ids.begin() + t0 + len);
+        tb.lengths.push_back(len);
+        tb.slots.push_back(i);
+      }
+      m.forward(st, ws, tb, LogitsMode::None);
+    }
+  } else {
+    fast_forward(st, ctx, 7);
+  }
+  std::vector<std::int32_t> next = random_ids(b, m.config().vocab_size, 11);
+  std::mt19937 rng(13);
+  m.decode(st, ws, next);  // the first step sizes the workspace; time the steady state
+  for (auto _ : bs) {
+    m.decode(st, ws, next);
+    for (auto& x : next) x = static_cast<std::int32_t>(rng() % unsigned(m.config().vocab_size));
+  }
+  const double bytes = decode_weight_bytes(m) + b * decode_state_bytes(m, ctx);
+  const double floor_s = bytes / bench::triad_bandwidth();
+  bs.counters["tokens_per_s"] =
+      benchmark::Counter(double(b) * bs.iterations(), benchmark::Counter::kIsRate);
+  bs.counters["roofline_fraction"] =
+      benchmark::Counter(floor_s * bs.iterations(), benchmark::Counter::kIsRate);
+  bs.counters["ms_per_step"] = benchmark::Counter(
+      1e-3, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  bs.counters["bytes_per_step"] = bytes;
+  bs.counters["triad_gbs"] = bench::triad_bandwidth() / 1e9;
+  bs.counters["state_bytes"] = double(st.bytes_per_sequence());
+}
+
+// Resident decode-state memory per sequence against context length (no timing of interest).
+void BM_state_memory(benchmark::State& bs, const Shape& s, std::int64_t ctx) {
+  const auto& m = cached_model<bf16>(s);
+  std::size_t bytes = 0;
+  for (auto _ : bs) {
+    auto st = m.make_state(1, static_cast<int>(ctx));
+    bytes = st.bytes_per_sequence();
+    benchmark::DoNotOptimize(bytes);
+  }
+  bs.counters["state_bytes"] = double(bytes);
+  bs.counters["context"] = double(ctx);
+  bs.counters["tokens_per_s"] = 0;
+  bs.counters["roofline_fraction"] = 0;
+}
+
+void BM_machine_limits(benchmark::State& bs) {
+  for (auto _ : bs) benchmark::DoNotOptimize(bench::triad_bandwidth());
+  bs.counters["triad_gbs"] = bench::triad_bandwidth() / 1e9;
+  bs.counters["sgemm_gflops"] = bench::sgemm_peak() / 1e9;
+  bs.counters["threads"] = Space().concurrency();
+  bs.counters["tokens_per_s"] = 0;
+  bs.counters["roofline_fraction"] = 0;
+}
+
+template <class W>
+void register_shape(const Shape& s) {
+  const bool published = s.cfg.d_model >= 2048;
+  const std::string base = s.name + "/" + dtype_name<W>();
+  for (int t : {512, 2048, 8192}) {
+    auto* b =
+        benchmark::RegisterBenchmark(("prefill/" + base + "/T:" + std::to_string(t)).c_str(),
+                                     [s, t](benchmark::State& st) { BM_prefill<W>(st, s, t); });
+    b->Unit(benchmark::kMillisecond)->UseRealTime();
+    if (published || t == 8192) b->Iterations(1);
+  }
+  for (std::int64_t ctx : {1024, 8192, 32768})
+    for (int nb : {1, 4, 16}) {
+      auto* b = benchmark::RegisterBenchmark(
+          ("decode/" + base + "/ctx:" + std::to_string(ctx) + "/B:" + std::to_string(nb)).c_str(),
+          [s, ctx, nb](benchmark::State& st) { BM_decode<W>(st, s, ctx, nb, false); });
+      b->Unit(benchmark::kMillisecond)->UseRealTime();
+      if (published) b->MinTime(2.0);
+    }
+  if (!published)
+    for (std::int64_t ctx : {1024, 8192}) {
+      auto* b = benchmark::RegisterBenchmark(
+          ("decode_prefilled/" + base + "/ctx:" + std::to_string(ctx) + "/B:1").c_str(),
+          [s, ctx](benchmark::State& st) { BM_decode<W>(st, s, ctx, 1, true); });
+      b->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+}
+
+void register_all() {
+  benchmark::RegisterBenchmark("machine_limits", BM_machine_limits)->Iterations(1);
+  for (const auto& s : shapes_from_env()) {
+    register_shape<bf16>(s);
+    register_shape<float>(s);
+    for (std::int64_t ctx : {1024, 4096, 16384, 65536})
+      benchmark::RegisterBenchmark(
+          ("state_memory/" + s.name + "/ctx:" + std::to_string(ctx)).c_str(),
+          [s, ctx](benchmark::State& st) { BM_state_memory(st, s, ctx); })
+          ->Iterations(1);
+  }
+}
 
 }  // namespace
 
-RODIMUS_BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  setenv("OMP_PROC_BIND", "false", 0);
+  Kokkos::ScopeGuard guard(argc, argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  try {
+    register_all();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_model: %s\n", e.what());
+    return 2;
+  }
+  benchmark::AddCustomContext("host_isa",
+                              std::string(backend::host::host_isa_name(backend::host::host_isa())));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  for (auto& f : bench_cleanups()) f();
+  return 0;
+}

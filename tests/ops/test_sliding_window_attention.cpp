@@ -193,6 +193,40 @@ TEST_CASE("sliding_window_attention matches the fp64 reference over a packed bat
   WARN("sliding_window_attention max rel err " << worst);
 }
 
+TEST_CASE("sliding_window_attention: long sequences across query blocks and key tiles",
+          "[ops][sliding_window_attention]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  // Longer than the host kernel's query blocks (32) and key tiles (64), windows that start and
+  // end inside tiles, contexts from the cache, and a head larger than its stack scratch (260).
+  const std::vector<int> lengths = {130, 1, 77, rng.integer(33, 99)};
+  const std::vector<int> pos0 = {90, 200, 0, rng.integer(0, 150)};
+  int longest = 0;
+  for (std::size_t i = 0; i < lengths.size(); ++i)
+    longest = std::max(longest, lengths[i] + pos0[i]);
+  struct Geo {
+    int heads, hk, hv, hd, wb, wc;
+  };
+  const std::vector<Geo> geos = {
+      {4, 1, 4, 64, 100, 100},      // Rodimus+-like: shared key, window across tiles
+      {2, 1, 2, 128, -1, longest},  // unbounded, the published head size
+      {8, 2, 4, 32, 63, 64},        // grouped keys and values, window of 63 back
+      {1, 1, 1, 260, 20, 20},       // beyond the blocked kernel: the generic one
+  };
+  for (const auto& g : geos) {
+    const auto shape = make_shape(g.heads, g.hk, g.hv, g.hd, g.wb);
+    INFO(describe(shape, g.wc));
+    const auto c = make_case(rng, shape, g.wc, lengths, pos0);
+    const auto ref = reference_out(c);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      const auto r = run_attn<Space>(c);
+      CHECK(test::rel_err(r.out, ref) <= kTol);
+      check_caches(c, r);
+    });
+  }
+}
+
 TEST_CASE("sliding_window_attention: prefix then rest, and token by token, equal one call",
           "[ops][sliding_window_attention]") {
   Rng rng;

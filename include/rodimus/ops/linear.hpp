@@ -13,11 +13,6 @@
 
 namespace rodimus {
 
-namespace detail {
-/// Tokens from which bf16/fp16 weights are widened to fp32 for sgemm on the host.
-inline constexpr int kBlasWidenMinTokens = 16;
-}  // namespace detail
-
 /// A linear layer's parameters on the device: `w: [out, in]` in storage type `W`, optional
 /// fp32 bias `b: [out]` (empty view when absent).
 template <StorageType W, class Space>
@@ -43,22 +38,14 @@ void linear(const Space& space, const View2<const float, Space>& x,
   detail::check_extent_at_least(y, 0, n_tokens, "linear: y");
   if (lw.has_bias()) detail::check_extent(lw.b, 0, lw.out_features(), "linear: bias");
   if (n_tokens <= 0) return;
-  // Host spaces with a CBLAS: fp32 weights always; reduced-precision weights when the token
-  // block is large enough to amortise widening them (decode keeps the streaming kernel).
-  if constexpr (backend::host::has_cblas && is_host_space_v<Space>) {
-    if (std::is_same_v<W, float> || n_tokens >= detail::kBlasWidenMinTokens) {
-      space.fence();
-      backend::host::blas_linear<W>(x.data(), static_cast<int>(x.stride(0)), lw.w.data(),
-                                    lw.has_bias() ? lw.b.data() : nullptr, y.data(),
-                                    static_cast<int>(y.stride(0)), n_tokens, lw.in_features(),
-                                    lw.out_features());
-      return;
-    }
-  }
-  // Host spaces, a few tokens (decode): stream each weight row once, vectorised, rows split
-  // across threads.
   if constexpr (is_host_space_v<Space>) {
-    if (n_tokens <= backend::host::kGemvTokens) {
+    // A few tokens (decode, batch decode): stream each weight row once, all tokens at a time,
+    // rows split across threads. fp32 weights on a CPU without AVX2 go to the BLAS instead.
+    namespace hb = backend::host;
+    const bool gemv =
+        n_tokens <= hb::kGemvMaxTokens &&
+        (!std::is_same_v<W, float> || !hb::has_cblas || hb::host_isa() != hb::HostIsa::Generic);
+    if (gemv) {
       constexpr int kRowsPerItem = 16;
       const int out = lw.out_features(), in = lw.in_features();
       const float* xp = x.data();
@@ -72,8 +59,17 @@ void linear(const Space& space, const View2<const float, Space>& x,
           [=](const int item) {
             const int o0 = item * kRowsPerItem;
             const int o1 = o0 + kRowsPerItem < out ? o0 + kRowsPerItem : out;
-            backend::host::gemv_rows<W>(xp, ldx, wp, bp, yp, ldy, n_tokens, in, o0, o1);
+            hb::gemv_rows<W>(xp, ldx, wp, bp, yp, ldy, n_tokens, in, o0, o1);
           });
+      return;
+    }
+    // Token blocks: the BLAS (reduced-precision weights widened to fp32 in row panels).
+    if constexpr (hb::has_cblas) {
+      space.fence();
+      hb::blas_linear<W>(x.data(), static_cast<int>(x.stride(0)), lw.w.data(),
+                         lw.has_bias() ? lw.b.data() : nullptr, y.data(),
+                         static_cast<int>(y.stride(0)), n_tokens, lw.in_features(),
+                         lw.out_features());
       return;
     }
   }

@@ -1,6 +1,8 @@
 // Sliding-window shared-key softmax attention with a rolling KV cache (SPEC 3, steps 3-4).
 #pragma once
 
+#include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/backend/host/attention.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
 namespace rodimus {
@@ -146,7 +148,44 @@ void sliding_window_attention(const Space& space, const View2<const float, Space
   for (auto* x : {&q, &k, &v})
     detail::check_extent_at_least(*x, 0, batch.num_tokens, "sliding_window_attention: input");
   if (batch.num_tokens == 0) return;
-  detail::swa_generic<Space>(space, q, k, v, k_cache, v_cache, batch, out, shape);
+  bool done = false;
+  if constexpr (is_host_space_v<Space>) {
+    // Host: query blocks x key tiles with an online softmax (backend/host/attention.hpp).
+    if (hd <= backend::host::kAttnMaxHeadDim) {
+      backend::host::AttentionArgs a{};
+      a.q = q.data();
+      a.k = k.data();
+      a.v = v.data();
+      a.k_cache = k_cache.data();
+      a.v_cache = v_cache.data();
+      a.out = out.data();
+      a.ldq = q.stride(0);
+      a.ldk = k.stride(0);
+      a.ldv = v.stride(0);
+      a.ldo = out.stride(0);
+      a.ldkc = static_cast<std::int64_t>(k_cache.extent(2));
+      a.ldvc = static_cast<std::int64_t>(v_cache.extent(2));
+      a.heads = shape.heads;
+      a.heads_k = shape.heads_k;
+      a.heads_v = shape.heads_v;
+      a.hd = hd;
+      a.window_back = shape.window_back;
+      a.wc = wc;
+      a.scale = shape.scale;
+      a.offsets = batch.offsets.data();
+      a.pos0 = batch.pos0.data();
+      a.slot = batch.slot.data();
+      a.num_seqs = batch.num_seqs;
+      space.fence();
+      Kokkos::parallel_for(
+          RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention.host"),
+          Kokkos::RangePolicy<Space, Kokkos::Schedule<Kokkos::Dynamic>>(
+              space, 0, backend::host::attention_items(a)),
+          [=](const std::int64_t item) { backend::host::attention_item(a, item); });
+      done = true;
+    }
+  }
+  if (!done) detail::swa_generic<Space>(space, q, k, v, k_cache, v_cache, batch, out, shape);
   if (wc > 0) detail::kv_cache_update_generic<Space>(space, k, v, k_cache, v_cache, batch);
 }
 
