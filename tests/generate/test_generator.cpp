@@ -26,7 +26,7 @@ std::vector<std::int32_t> random_prompt(std::mt19937_64& rng, int n, int vocab) 
   return ids;
 }
 
-// Greedy decoding by hand: prefill, argmax over the ids the tokenizer has (0..712), decode.
+// Greedy decoding by hand: prefill, argmax over the ids the tokenizer has (0..709), decode.
 std::vector<std::int32_t> greedy_by_hand(const TextModel& m, std::span<const std::int32_t> prompt,
                                          int n, int tokenizer_vocab) {
   auto state = m.make_state(1, 256);
@@ -113,7 +113,7 @@ TEST_CASE("Generator: streamed pieces are whole UTF-8 characters, also when toke
   Generator<Host> gen(m, tok, cfg);
   const auto r = gen.generate(state, random_prompt(rng, 8, 700), got.callback());
   REQUIRE(got.joined() == tok.decode(r.tokens));
-  // ids 713..719 of the model have no token and are never drawn
+  // ids 710..719 of the model have no token and are never drawn
   for (const auto id : r.tokens) REQUIRE(id < std::int32_t(tok.vocab_size()));
   int split = 0;  // tokens whose piece is empty while a later piece completes a character
   for (std::size_t i = 0; i + 1 < got.pieces.size(); ++i) {

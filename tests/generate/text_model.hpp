@@ -1,5 +1,5 @@
 // Test helper: a small random-weight model whose vocabulary covers the test tokenizer
-// (tests/data/generate/tokenizer.json: 713 tokens, <|endoftext|> = 712), written to a temporary
+// (tests/data/generate/tokenizer.json: 710 tokens, <|endoftext|> = 709), written to a temporary
 // folder once per configuration.
 #pragma once
 
@@ -18,7 +18,7 @@ using Host = Kokkos::DefaultHostExecutionSpace;
 using TextModel = Model<Host, float>;
 
 inline constexpr int text_vocab = 720;
-inline constexpr int text_eos = 712;
+inline constexpr int text_eos = 709;
 
 /// plus: Rodimus+ (window 0 = unbounded attention) or Rodimus.
 inline ModelConfig text_config(bool plus, int window = 0) {
