@@ -1,4 +1,5 @@
-// The rodimus command-line tool: model info, logits of a prompt, greedy generation.
+// The rodimus command-line tool: model info, logits, generation from ids or text, chat,
+// tokenize and detokenize.
 #include <fmt/core.h>
 
 #include <cstdio>

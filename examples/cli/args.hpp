@@ -2,6 +2,7 @@
 #pragma once
 
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -24,7 +25,7 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Command { Help, Version, Info, Logits, Generate };
+enum class Command { Help, Version, Info, Logits, Generate, Chat, Tokenize, Detokenize };
 
 /// Weight storage type in memory.
 enum class WeightDType { F32, BF16 };
@@ -35,10 +36,24 @@ inline std::string_view dtype_name(WeightDType d) { return d == WeightDType::F32
 struct Options {
   Command command = Command::Help;
   std::string model;                     ///< --model DIR
+  std::optional<std::string> tokenizer;  ///< --tokenizer FILE (tokenize, detokenize)
   std::vector<std::int32_t> ids;         ///< --ids 5,17,3
+  bool has_ids = false;                  ///< --ids was given
+  std::optional<std::string> prompt;     ///< --prompt TEXT (generate)
+  std::optional<std::string> text;       ///< --text TEXT (tokenize)
+  std::string system;                    ///< --system TEXT (chat)
   std::optional<std::string> out;        ///< --out FILE (logits)
-  int max_new_tokens = 20;               ///< -n N (generate)
-  bool stop_at_eos = false;              ///< --stop-at-eos (generate)
+  int max_new_tokens = 20;               ///< -n N (generate: 20, chat: 256 per answer)
+  bool stop_at_eos = false;              ///< --stop-at-eos (generate --ids)
+  bool ignore_eos = false;               ///< --ignore-eos (generate --prompt, chat)
+  double temperature = 0.0;              ///< --temperature T (0 = greedy)
+  int top_k = 0;                         ///< --top-k K (0 = off)
+  double top_p = 1.0;                    ///< --top-p P (1 = off)
+  double min_p = 0.0;                    ///< --min-p P (0 = off)
+  double repetition_penalty = 1.0;       ///< --repetition-penalty R (1 = off)
+  std::uint64_t seed = 0;                ///< --seed S
+  std::vector<std::string> stops;        ///< --stop STR, repeatable
+  int max_context = 0;                   ///< --max-context N (0 = the model's own limit)
   WeightDType dtype = WeightDType::F32;  ///< --dtype f32|bf16
 };
 
@@ -47,7 +62,8 @@ inline std::string usage_text() {
   return R"(usage: rodimus <command> [options] [--kokkos-*...]
 
 Runs Rodimus / Rodimus+ language models (a directory with config.json and
-model.safetensors or a sharded model.safetensors.index.json).
+model.safetensors or a sharded model.safetensors.index.json; text commands
+also need its tokenizer.json).
 
 commands:
   info      --model DIR                  print the configuration, parameter count,
@@ -62,19 +78,52 @@ commands:
                                          (default 20) comma-separated on stdout and a
                                          timing line on stderr; --stop-at-eos stops
                                          after a config eos id
+  generate  --model DIR --prompt TEXT [-n N] [sampling options]
+                                         streams the generated text to stdout (then a
+                                         newline) and a summary line to stderr: token
+                                         counts, prefill and decode tokens/s, state size;
+                                         stops at an eos id of the config
+  chat      --model DIR [--system TEXT] [-n N] [sampling options]
+                                         a conversation in the Rodimus chat format: each
+                                         line of stdin is a user turn, each answer (at
+                                         most N tokens, default 256) goes to stdout with
+                                         a newline; the state carries the conversation
+  tokenize  (--model DIR | --tokenizer FILE) --text TEXT
+                                         prints the token ids of TEXT comma-separated
+  detokenize (--model DIR | --tokenizer FILE) --ids LIST
+                                         prints the text of the ids
   help      print this text (also -h, --help)
 
 options:
   --model DIR       model directory
+  --tokenizer FILE  a tokenizer.json (tokenize, detokenize)
   --ids LIST        comma-separated token ids, e.g. 5,17,3
+  --prompt TEXT     prompt text, encoded as is (special tokens written in it count)
+  --text TEXT       text to tokenize
+  --system TEXT     system message of a chat
   --out FILE        safetensors file for the logits (logits only)
   -n, --max-new-tokens N
-                    tokens to generate, N >= 0 (generate only)
-  --stop-at-eos     stop after generating an eos id of the config (generate only)
+                    tokens to generate, N >= 0 (generate, chat)
+  --stop-at-eos     stop after generating an eos id of the config (generate --ids)
   --dtype f32|bf16  weight storage type in memory (default f32); arithmetic is fp32
   --version         print the version
   --kokkos-*        passed to Kokkos, e.g. --kokkos-threads=4 (Kokkos 3) or
                     --kokkos-num-threads=4 (Kokkos 4); OMP_NUM_THREADS works too
+
+sampling options (generate --prompt, chat; the default is greedy):
+  --temperature T   T >= 0, 0 = greedy (default 0)
+  --top-k K         keep the K most likely tokens, 0 = all (default 0)
+  --top-p P         keep the most likely tokens up to probability P, 0 < P <= 1 (default 1)
+  --min-p P         drop tokens below P times the top probability, 0 <= P <= 1 (default 0)
+  --repetition-penalty R
+                    R > 0; seen tokens' logits divided (positive) or multiplied
+                    (negative) by R (default 1: off)
+  --seed S          seed of the sampler, 0 <= S < 2^64 (default 0)
+  --stop STR        stop when the text reaches STR (not printed); repeatable
+  --ignore-eos      do not stop at the config's eos ids
+  --max-context N   positions the sequence may reach (default: max_position_embeddings
+                    for Rodimus+ without a window, else unlimited); a longer prompt is
+                    an error, generation stops when it is reached
 
 exit status: 0 success, 1 runtime error (unreadable model, write failure), 2 usage error
 )";
@@ -131,6 +180,25 @@ inline int parse_count(std::string_view flag, std::string_view text) {
   return static_cast<int>(v);
 }
 
+/// Parses a finite decimal number (e.g. 0.7, 1e-3) for `flag`.
+inline double parse_number(std::string_view flag, std::string_view text) {
+  double v = 0.0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(v))
+    throw UsageError(std::string(flag) + " needs a number, got '" + std::string(text) + "'");
+  return v;
+}
+
+/// Parses a seed: a decimal integer in [0, 2^64).
+inline std::uint64_t parse_seed(std::string_view flag, std::string_view text) {
+  std::uint64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size())
+    throw UsageError(std::string(flag) + " needs an integer in [0, 2^64), got '" +
+                     std::string(text) + "'");
+  return v;
+}
+
 /// True for an argument Kokkos consumes (`--kokkos-...`); the tool forwards these.
 inline bool is_kokkos_arg(std::string_view a) { return a.starts_with("--kokkos-"); }
 
@@ -155,14 +223,26 @@ inline Options parse_args(const std::vector<std::string>& args) {
     o.command = Command::Logits;
   } else if (cmd == "generate") {
     o.command = Command::Generate;
+  } else if (cmd == "chat") {
+    o.command = Command::Chat;
+  } else if (cmd == "tokenize") {
+    o.command = Command::Tokenize;
+  } else if (cmd == "detokenize") {
+    o.command = Command::Detokenize;
   } else if (cmd.starts_with("-")) {
     throw UsageError("expected a command before option '" + cmd + "'");
   } else {
     throw UsageError("unknown command '" + cmd + "'");
   }
+  const Command c = o.command;
+  const bool text_only = c == Command::Tokenize || c == Command::Detokenize;
+  const bool generates = c == Command::Generate || c == Command::Chat;
 
-  bool seen_model = false, seen_ids = false, seen_out = false, seen_n = false, seen_dtype = false,
-       seen_eos = false;
+  bool seen_model = false, seen_out = false, seen_n = false, seen_dtype = false, seen_eos = false,
+       seen_prompt = false, seen_text = false, seen_tokenizer = false, seen_system = false,
+       seen_temperature = false, seen_top_k = false, seen_top_p = false, seen_min_p = false,
+       seen_penalty = false, seen_seed = false, seen_ignore_eos = false, seen_context = false;
+  std::string sampling_flag;  // the first sampling option, for "needs --prompt"
   const auto once = [&](bool& seen, std::string_view name) {
     if (seen) throw UsageError("option '" + std::string(name) + "' given twice");
     seen = true;
@@ -193,29 +273,99 @@ inline Options parse_args(const std::vector<std::string>& args) {
         throw UsageError("option '" + name + "' needs a value");
       return args[++i];
     };
+    const auto flag = [&]() {
+      if (inline_value) throw UsageError("option '" + name + "' takes no value");
+    };
+    // a sampling option: generate (--prompt only, checked below) and chat
+    const auto sampling = [&](bool& seen) {
+      only_if(name, generates);
+      once(seen, name);
+      if (sampling_flag.empty()) sampling_flag = name;
+    };
     if (name == "--model") {
       once(seen_model, name);
       o.model = value();
       if (o.model.empty()) throw UsageError("option '--model' needs a value");
+    } else if (name == "--tokenizer") {
+      only_if(name, text_only);
+      once(seen_tokenizer, name);
+      o.tokenizer = value();
+      if (o.tokenizer->empty()) throw UsageError("option '--tokenizer' needs a value");
     } else if (name == "--ids") {
-      only_if(name, o.command != Command::Info);
-      once(seen_ids, name);
+      only_if(name, c == Command::Logits || c == Command::Generate || c == Command::Detokenize);
+      once(o.has_ids, name);
       o.ids = parse_ids(value());
+    } else if (name == "--prompt") {
+      only_if(name, c == Command::Generate);
+      once(seen_prompt, name);
+      o.prompt = value();
+    } else if (name == "--text") {
+      only_if(name, c == Command::Tokenize);
+      once(seen_text, name);
+      o.text = value();
+    } else if (name == "--system") {
+      only_if(name, c == Command::Chat);
+      once(seen_system, name);
+      o.system = value();
     } else if (name == "--out") {
-      only_if(name, o.command == Command::Logits);
+      only_if(name, c == Command::Logits);
       once(seen_out, name);
       o.out = value();
       if (o.out->empty()) throw UsageError("option '--out' needs a value");
     } else if (name == "-n" || name == "--max-new-tokens") {
-      only_if(name, o.command == Command::Generate);
+      only_if(name, generates);
       once(seen_n, "-n");
       o.max_new_tokens = parse_count(name, value());
     } else if (name == "--stop-at-eos") {
-      only_if(name, o.command == Command::Generate);
-      if (inline_value) throw UsageError("option '--stop-at-eos' takes no value");
+      only_if(name, c == Command::Generate);
+      flag();
       once(seen_eos, name);
       o.stop_at_eos = true;
+    } else if (name == "--ignore-eos") {
+      sampling(seen_ignore_eos);
+      flag();
+      o.ignore_eos = true;
+    } else if (name == "--temperature") {
+      sampling(seen_temperature);
+      const std::string v = value();
+      o.temperature = parse_number(name, v);
+      if (o.temperature < 0.0)
+        throw UsageError("--temperature must be >= 0 (0 = greedy), got " + v);
+    } else if (name == "--top-k") {
+      sampling(seen_top_k);
+      o.top_k = parse_count(name, value());
+    } else if (name == "--top-p") {
+      sampling(seen_top_p);
+      const std::string v = value();
+      o.top_p = parse_number(name, v);
+      if (!(o.top_p > 0.0 && o.top_p <= 1.0))
+        throw UsageError("--top-p must be in (0, 1], got " + v);
+    } else if (name == "--min-p") {
+      sampling(seen_min_p);
+      const std::string v = value();
+      o.min_p = parse_number(name, v);
+      if (!(o.min_p >= 0.0 && o.min_p <= 1.0))
+        throw UsageError("--min-p must be in [0, 1], got " + v);
+    } else if (name == "--repetition-penalty") {
+      sampling(seen_penalty);
+      const std::string v = value();
+      o.repetition_penalty = parse_number(name, v);
+      if (!(o.repetition_penalty > 0.0))
+        throw UsageError("--repetition-penalty must be > 0 (1 = off), got " + v);
+    } else if (name == "--seed") {
+      sampling(seen_seed);
+      o.seed = parse_seed(name, value());
+    } else if (name == "--stop") {
+      only_if(name, generates);
+      if (sampling_flag.empty()) sampling_flag = name;
+      o.stops.push_back(value());
+      if (o.stops.back().empty()) throw UsageError("--stop needs a non-empty string");
+    } else if (name == "--max-context") {
+      sampling(seen_context);
+      o.max_context = parse_count(name, value());
+      if (o.max_context == 0) throw UsageError("--max-context must be at least 1");
     } else if (name == "--dtype") {
+      only_if(name, !text_only);
       once(seen_dtype, name);
       const std::string d = value();
       if (d == "f32") {
@@ -231,8 +381,40 @@ inline Options parse_args(const std::vector<std::string>& args) {
       throw UsageError("unexpected argument '" + arg + "'");
     }
   }
-  if (!seen_model) throw UsageError("missing --model DIR");
-  if (o.command != Command::Info && !seen_ids) throw UsageError("missing --ids LIST");
+  if (text_only) {
+    if (seen_model == seen_tokenizer)
+      throw UsageError("'" + cmd + "' needs either --model DIR or --tokenizer FILE");
+  } else if (!seen_model) {
+    throw UsageError("missing --model DIR");
+  }
+  switch (c) {
+    case Command::Logits:
+      if (!o.has_ids) throw UsageError("missing --ids LIST");
+      break;
+    case Command::Generate:
+      if (o.has_ids && seen_prompt)
+        throw UsageError("'generate' takes either --ids LIST or --prompt TEXT, not both");
+      if (!o.has_ids && !seen_prompt) throw UsageError("missing --ids LIST or --prompt TEXT");
+      if (o.has_ids && !sampling_flag.empty())
+        throw UsageError("option '" + sampling_flag +
+                         "' needs --prompt (generate --ids is greedy; see --stop-at-eos)");
+      if (seen_prompt && seen_eos)
+        throw UsageError(
+            "option '--stop-at-eos' is for --ids (--prompt stops at eos unless "
+            "--ignore-eos)");
+      break;
+    case Command::Chat:
+      if (!seen_n) o.max_new_tokens = 256;
+      break;
+    case Command::Tokenize:
+      if (!seen_text) throw UsageError("missing --text TEXT");
+      break;
+    case Command::Detokenize:
+      if (!o.has_ids) throw UsageError("missing --ids LIST");
+      break;
+    default:
+      break;
+  }
   return o;
 }
 

@@ -1,4 +1,5 @@
-// The commands of the rodimus tool: info, logits and greedy generate, on Kokkos' default space.
+// The commands of the rodimus tool: info, logits, generate (ids or text), chat, tokenize and
+// detokenize, on Kokkos' default space.
 #pragma once
 
 #include <fmt/core.h>
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <limits>
 #include <rodimus/rodimus.hpp>
 #include <set>
@@ -233,6 +235,158 @@ int run_generate(const Options& o) {
   return exit_ok;
 }
 
+/// The tokenizer of the command: --tokenizer FILE, or DIR/tokenizer.json of --model DIR.
+inline io::Tokenizer load_tokenizer(const Options& o) {
+  std::error_code ec;
+  if (o.tokenizer) {
+    if (!std::filesystem::exists(*o.tokenizer, ec))
+      throw Error("tokenizer file '" + *o.tokenizer + "' does not exist");
+    return io::Tokenizer::from_file(*o.tokenizer);
+  }
+  const auto st = std::filesystem::status(o.model, ec);
+  if (!std::filesystem::exists(st)) throw Error("model directory '" + o.model + "' does not exist");
+  if (!std::filesystem::is_directory(st)) throw Error("'" + o.model + "' is not a model directory");
+  const auto file = std::filesystem::path(o.model) / "tokenizer.json";
+  if (!std::filesystem::exists(file, ec))
+    throw Error("no tokenizer.json in model directory '" + o.model +
+                "' (text commands need the model's Hugging Face tokenizer.json)");
+  return io::Tokenizer::from_file(file);
+}
+
+/// `rodimus tokenize`: the ids of --text, comma-separated on one line.
+inline int run_tokenize(const Options& o) {
+  const io::Tokenizer tok = load_tokenizer(o);
+  const auto ids = tok.encode(*o.text);
+  std::string line;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) line += ',';
+    line += std::to_string(ids[i]);
+  }
+  fmt::print("{}\n", line);
+  return exit_ok;
+}
+
+/// `rodimus detokenize`: the text of --ids, then a newline.
+inline int run_detokenize(const Options& o) {
+  const io::Tokenizer tok = load_tokenizer(o);
+  for (std::size_t i = 0; i < o.ids.size(); ++i)
+    if (!tok.id_to_token(o.ids[i]))
+      throw UsageError("--ids: token id " + std::to_string(o.ids[i]) + " at index " +
+                       std::to_string(i) + " is not in the tokenizer's vocabulary (" +
+                       std::to_string(tok.vocab_size()) + " tokens)");
+  const std::string text = tok.decode(o.ids);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  fmt::print("\n");
+  return exit_ok;
+}
+
+/// The context limit of the text commands: --max-context, else max_position_embeddings for
+/// Rodimus+ without a window (its KV cache holds the whole sequence), else none (0).
+inline int context_limit(const Options& o, const ModelConfig& cfg) {
+  if (o.max_context > 0) return o.max_context;
+  return cfg.is_plus() && cfg.window_back() < 0 ? cfg.max_position_embeddings : 0;
+}
+
+/// The generation settings of the command line.
+inline GenerationConfig generation_config(const Options& o) {
+  GenerationConfig g;
+  g.max_new_tokens = o.max_new_tokens;
+  g.sampler.temperature = o.temperature;
+  g.sampler.top_k = o.top_k;
+  g.sampler.top_p = o.top_p;
+  g.sampler.min_p = o.min_p;
+  g.sampler.repetition_penalty = o.repetition_penalty;
+  g.sampler.seed = o.seed;
+  g.stops = o.stops;
+  g.stop_at_eos = !o.ignore_eos;
+  g.max_context = o.max_context;
+  return g;
+}
+
+/// Throws UsageError when the tokenizer gives ids the model does not have.
+inline void check_text_ids(const std::vector<std::int32_t>& ids, const ModelConfig& cfg,
+                           const std::string& what) {
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] >= cfg.vocab_size)
+      throw UsageError(what + ": token " + std::to_string(i) + " has id " + std::to_string(ids[i]) +
+                       ", outside the model's vocabulary of " + std::to_string(cfg.vocab_size) +
+                       " (tokenizer.json does not fit the model)");
+}
+
+/// Writes a piece of generated text to stdout at once.
+inline bool print_piece(std::string_view piece) {
+  if (!piece.empty()) std::fwrite(piece.data(), 1, piece.size(), stdout);
+  std::fflush(stdout);
+  return true;
+}
+
+inline std::string rate_text(double per_second) {
+  return per_second > 0.0 ? fmt::format("{:.1f}", per_second) : std::string("n/a");
+}
+
+/// The stderr summary of one generation.
+inline std::string summary(const GenerationResult& r, std::size_t state_bytes) {
+  return fmt::format(
+      "prompt {} tokens, generated {} tokens (finish: {}), prefill {} tokens/s, decode {} "
+      "tokens/s, state {} bytes ({:.2f} MiB)",
+      r.prompt_tokens, r.generated_tokens(), finish_reason_name(r.finish_reason),
+      rate_text(r.prefill_tokens_per_second()), rate_text(r.decode_tokens_per_second()),
+      state_bytes, double(state_bytes) / (1024.0 * 1024.0));
+}
+
+/// `rodimus generate --prompt`: streams the text to stdout, then a newline; a summary on
+/// stderr.
+template <class W>
+int run_generate_text(const Options& o) {
+  const ModelConfig cfg = load_model_config(o.model);
+  const io::Tokenizer tok = load_tokenizer(o);
+  const auto ids = tok.encode(*o.prompt);
+  if (ids.empty()) throw UsageError("--prompt is empty: it gives no tokens");
+  check_text_ids(ids, cfg, "--prompt");
+  const int limit = context_limit(o, cfg);
+  if (limit > 0 && static_cast<std::int64_t>(ids.size()) > limit)
+    throw UsageError("--prompt has " + std::to_string(ids.size()) +
+                     " tokens, more than the context limit of " + std::to_string(limit) +
+                     (o.max_context > 0 ? " (--max-context)"
+                                        : " (max_position_embeddings of a Rodimus+ model "
+                                          "without a window; see --max-context)"));
+  const Model<Space, W> model = load_model<W>(o.model, cfg);
+  State<Space> state = model.make_state(1, limit);
+  Generator<Space, W> gen(model, tok, generation_config(o));
+  const GenerationResult r = gen.generate(
+      state, ids, [](std::int32_t, std::string_view piece) { return print_piece(piece); });
+  fmt::print("\n");
+  std::fflush(stdout);
+  fmt::print(stderr, "rodimus: {}, {} weights on {}\n", summary(r, state.bytes_per_sequence()),
+             dtype_name(o.dtype), backend_name<Space>());
+  return exit_ok;
+}
+
+/// `rodimus chat`: one user turn per stdin line (empty lines are skipped), each answer streamed
+/// to stdout and ended with a newline, one summary line per turn on stderr.
+template <class W>
+int run_chat(const Options& o) {
+  const ModelConfig cfg = load_model_config(o.model);
+  const io::Tokenizer tok = load_tokenizer(o);
+  const int limit = context_limit(o, cfg);
+  const Model<Space, W> model = load_model<W>(o.model, cfg);
+  Chat<Space, W> chat(model, tok, generation_config(o), o.system, limit);
+  std::string line;
+  int turn = 0;
+  while (std::getline(std::cin, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    ++turn;
+    const GenerationResult r =
+        chat.reply(line, [](std::int32_t, std::string_view piece) { return print_piece(piece); });
+    fmt::print("\n");
+    std::fflush(stdout);
+    fmt::print(stderr, "rodimus: turn {}: {}, context {} tokens\n", turn,
+               summary(r, chat.state().bytes_per_sequence()), chat.transcript().size());
+  }
+  return exit_ok;
+}
+
 /// Runs the command of `o` with weights stored as W.
 template <class W>
 int run_command(const Options& o) {
@@ -242,7 +396,13 @@ int run_command(const Options& o) {
     case Command::Logits:
       return run_logits<W>(o);
     case Command::Generate:
-      return run_generate<W>(o);
+      return o.prompt ? run_generate_text<W>(o) : run_generate<W>(o);
+    case Command::Chat:
+      return run_chat<W>(o);
+    case Command::Tokenize:
+      return run_tokenize(o);
+    case Command::Detokenize:
+      return run_detokenize(o);
     default:
       return exit_ok;
   }

@@ -7,6 +7,7 @@
   cli_check.py help     BIN [ARGS...]
   cli_check.py error    BIN CODE PATTERN [ARGS...]
   cli_check.py corrupt  BIN MODEL_DIR WORK_DIR
+  cli_check.py text     BIN TEXT_MODEL_DIR TOKENIZER_JSON WORK_DIR
 
 Only the standard library: safetensors files are read with struct.
 """
@@ -26,7 +27,7 @@ def fail(msg):
     sys.exit(1)
 
 
-def run(bin_path, args, env_extra=None):
+def run(bin_path, args, env_extra=None, stdin=None):
     env = dict(os.environ)
     env.setdefault("OMP_PROC_BIND", "false")
     # One thread per process: ctest -j runs several at once on small machines, and the tool's
@@ -37,7 +38,8 @@ def run(bin_path, args, env_extra=None):
     cmd = [bin_path, *args]
     print("$ " + " ".join(cmd))
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+        p = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="strict",
+                           timeout=TIMEOUT_S, env=env, input=stdin)
     except subprocess.TimeoutExpired:
         fail(f"timed out after {TIMEOUT_S} s")
     if p.returncode < 0:
@@ -247,6 +249,159 @@ def check_corrupt(bin_path, model_dir, work_dir):
     print("ok")
 
 
+def ok_run(bin_path, args, stdin=None):
+    p = run(bin_path, args, stdin=stdin)
+    if p.returncode != 0:
+        fail(f"exit {p.returncode}: {p.stderr}")
+    return p
+
+
+def tokenize(bin_path, source, text):
+    out = ok_run(bin_path, ["tokenize", *source, "--text", text]).stdout
+    if not out.endswith("\n") or out.count("\n") != 1:
+        fail(f"tokenize output is not one line: {out!r}")
+    return [int(x) for x in out.strip().split(",")] if out.strip() else []
+
+
+def detokenize(bin_path, source, ids):
+    out = ok_run(bin_path, ["detokenize", *source, "--ids", ",".join(map(str, ids))]).stdout
+    if not out.endswith("\n"):
+        fail(f"detokenize output lacks its final newline: {out!r}")
+    return out[:-1]
+
+
+def summary_fields(stderr):
+    """prompt / generated token counts and the finish reason of a generate summary line"""
+    import re
+    m = re.search(r"prompt (\d+) tokens, generated (\d+) tokens \(finish: (\w+)\), prefill (\S+) "
+                  r"tokens/s, decode (\S+) tokens/s, state (\d+) bytes \(([\d.]+) MiB\)", stderr)
+    if not m:
+        fail(f"no summary line on stderr: {stderr!r}")
+    if int(m.group(6)) <= 0 or abs(int(m.group(6)) / 2**20 - float(m.group(7))) > 0.006:
+        fail(f"state bytes and MiB disagree: {m.group(0)!r}")
+    return int(m.group(1)), int(m.group(2)), m.group(3)
+
+
+def check_text(bin_path, model_dir, tokenizer, work_dir):
+    model = ["--model", model_dir]
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = json.load(f)
+    # tokenize / detokenize round trip, through the model dir and the tokenizer file alike;
+    # special tokens in the text, multi-byte characters, spaces
+    text = "<role>HUMAN</role>Café crème, 3 €  été\tWORD!<|endoftext|>"
+    ids = tokenize(bin_path, model, text)
+    if tokenize(bin_path, ["--tokenizer", tokenizer], text) != ids:
+        fail("--model and --tokenizer give different ids")
+    if len(ids) < 10 or any(i < 0 or i >= cfg["vocab_size"] for i in ids):
+        fail(f"implausible ids {ids}")
+    if detokenize(bin_path, model, ids) != text:
+        fail(f"detokenize(tokenize(text)) != text")
+    if detokenize(bin_path, ["--tokenizer", tokenizer], ids) != text:
+        fail("round trip through --tokenizer differs")
+
+    # generate --prompt (greedy) writes the text of the ids generate --ids produces
+    prompt = "Once upon a time, a café"
+    prompt_ids = tokenize(bin_path, model, prompt)
+    n = 24
+    p = ok_run(bin_path, ["generate", *model, "--prompt", prompt, "-n", str(n), "--ignore-eos"])
+    if not p.stdout.endswith("\n"):
+        fail("generate --prompt output does not end with a newline")
+    gen_text = p.stdout[:-1]
+    got_prompt, got_n, finish = summary_fields(p.stderr)
+    if (got_prompt, got_n, finish) != (len(prompt_ids), n, "length"):
+        fail(f"summary says prompt {got_prompt}, generated {got_n}, {finish}")
+    ids_out = ok_run(bin_path, ["generate", *model, "--ids", ",".join(map(str, prompt_ids)),
+                                "-n", str(n)]).stdout.strip()
+    greedy = [int(x) for x in ids_out.split(",")]
+    if detokenize(bin_path, model, greedy) != gen_text:
+        fail(f"--prompt text {gen_text!r} != text of the --ids tokens {greedy}")
+
+    # EOS from the config ends the text (the same weights, eos = the 6th greedy token)
+    eos_dir = os.path.join(work_dir, "eos_model")
+    shutil.rmtree(eos_dir, ignore_errors=True)
+    os.makedirs(eos_dir)
+    eos = greedy[5]
+    cfg_eos = dict(cfg, eos_token_id=eos)
+    with open(os.path.join(eos_dir, "config.json"), "w") as f:
+        json.dump(cfg_eos, f)
+    for name in ("model.safetensors", "tokenizer.json"):
+        os.symlink(os.path.abspath(os.path.join(model_dir, name)), os.path.join(eos_dir, name))
+    first = greedy.index(eos)
+    p = ok_run(bin_path, ["generate", "--model", eos_dir, "--prompt", prompt, "-n", str(n)])
+    if p.stdout[:-1] != (detokenize(bin_path, model, greedy[:first]) if first else ""):
+        fail(f"with eos {eos}: {p.stdout!r}, expected the text of {greedy[:first]}")
+    if summary_fields(p.stderr)[1:] != (first + 1, "eos"):
+        fail(f"eos summary wrong: {p.stderr!r}")
+
+    # a stop string spanning two tokens: the text stops before it
+    pieces = [""] + [detokenize(bin_path, model, greedy[:k]) for k in range(1, len(greedy) + 1)]
+    stop = None
+    for k in range(2, len(greedy) - 1):
+        a, b = pieces[k], pieces[k + 1]
+        if len(pieces[k - 1]) < len(a) < len(b) and a.startswith(pieces[k - 1]) and b.startswith(a):
+            stop = gen_text[len(a) - 1:len(a) + 1]
+            break
+    if stop is None or len(stop) != 2:
+        fail(f"no two tokens to put a stop string across in {gen_text!r}")
+    p = ok_run(bin_path, ["generate", *model, "--prompt", prompt, "-n", str(n), "--ignore-eos",
+                          "--stop", "zzzz-not-there", "--stop", stop])
+    if p.stdout[:-1] != gen_text[:gen_text.find(stop)]:
+        fail(f"--stop {stop!r}: {p.stdout!r}, expected {gen_text[:gen_text.find(stop)]!r}")
+    if summary_fields(p.stderr)[2] != "stop_string":
+        fail(f"stop summary wrong: {p.stderr!r}")
+
+    # sampling: a seed reproduces the text, another seed changes it
+    sample = ["generate", *model, "--prompt", prompt, "-n", "40", "--ignore-eos", "--temperature",
+              "1.5", "--top-k", "200", "--top-p", "0.95", "--min-p", "0.01",
+              "--repetition-penalty", "1.1"]
+    a = ok_run(bin_path, sample + ["--seed", "7"]).stdout
+    b = ok_run(bin_path, sample + ["--seed=7"]).stdout
+    c = ok_run(bin_path, sample + ["--seed", "8"]).stdout
+    if a != b or a == c:
+        fail(f"seeded sampling: seed 7 gave {a!r} and {b!r}, seed 8 gave {c!r}")
+
+    # chat: the first answer is generate on the formatted first turn; later turns read only
+    # their own tokens (the state carries the rest)
+    system = "Be brief."
+    turns = ["Hello there", "", "What is a café?", "Tell me more"]
+    m = 10
+    p = ok_run(bin_path, ["chat", *model, "--system", system, "-n", str(m), "--ignore-eos"],
+               stdin="\n".join(turns) + "\n")
+    lines = [l for l in p.stderr.splitlines() if l.startswith("rodimus: turn ")]
+    if len(lines) != 3:
+        fail(f"expected 3 turn lines on stderr, got {p.stderr!r}")
+    first_prompt = f"<role>SYSTEM</role>{system}<role>HUMAN</role>{turns[0]}<role>ASSISTANT</role>"
+    g = ok_run(bin_path, ["generate", *model, "--prompt", first_prompt, "-n", str(m),
+                          "--ignore-eos"]).stdout
+    if not p.stdout.startswith(g):
+        fail(f"first chat answer differs from generate: {p.stdout!r} vs {g!r}")
+    import re
+    context = 0
+    for k, (line, turn) in enumerate(zip(lines, [t for t in turns if t])):
+        prompt_k, gen_k, _ = summary_fields(line)
+        ctx = int(re.search(r"context (\d+) tokens", line).group(1))
+        turn_text = (f"<role>SYSTEM</role>{system}" if k == 0 else "") + \
+            f"<role>HUMAN</role>{turn}<role>ASSISTANT</role>"
+        # the turn's own tokens plus, after the first, the unfed last token of the last answer
+        want = len(tokenize(bin_path, model, turn_text)) + (1 if k else 0)
+        if prompt_k != want:
+            fail(f"turn {k + 1} read {prompt_k} tokens, expected {want}: history re-read?")
+        if ctx != context + prompt_k + gen_k - 1:
+            fail(f"turn {k + 1}: context {ctx} != {context} + {prompt_k} + {gen_k} - 1")
+        context = ctx
+    if p.stdout.count("\n") < 3:
+        fail(f"chat answers lack their newlines: {p.stdout!r}")
+
+    # Rodimus+ without a window: a prompt beyond max_position_embeddings is refused
+    if cfg["block_type"] == "rodimus_plus" and not cfg.get("attn_cfg", {}).get("window_size"):
+        limit = cfg["max_position_embeddings"]
+        p = run(bin_path, ["generate", *model, "--prompt", " x" * (limit + 5)])
+        first_line = p.stderr.splitlines()[0] if p.stderr else ""
+        if p.returncode != 2 or f"more than the context limit of {limit}" not in first_line:
+            fail(f"long prompt: exit {p.returncode}, {first_line!r}")
+    print("ok")
+
+
 def main(argv):
     if len(argv) < 3:
         fail(__doc__)
@@ -267,6 +422,8 @@ def main(argv):
         check_error(bin_path, int(rest[0]), rest[1], rest[2:])
     elif mode == "corrupt":
         check_corrupt(bin_path, *rest)
+    elif mode == "text":
+        check_text(bin_path, *rest)
     else:
         fail(f"unknown mode {mode}")
 
