@@ -35,7 +35,7 @@ TEST_CASE("transformer_block matches the fp64 reference block over a packed batc
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
-  for (const auto [heads, kv_heads] : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
+  for (const auto& [heads, kv_heads] : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
     const auto cfg = small_config(heads, kv_heads);
     INFO("H=" << heads << " Hkv=" << kv_heads);
     const auto tensors = random_transformer_tensors(cfg, rng.gen());
@@ -49,7 +49,6 @@ TEST_CASE("transformer_block matches the fp64 reference block over a packed batc
     for (int s = 0; s < 3; ++s) x[s] = rng.vec(std::size_t(first[s] + second[s]) * D, -2, 2);
     test::for_each_space([&]<class Space>() {
       INFO("backend " << Space::name());
-      using CV = View2<const float, Space>;
       const auto tw = bind_transformer_weights<float, Space>(cfg, tensors);
       const int layer = 1;
       const std::vector<int> slots = {2, 0, 1};

@@ -47,7 +47,7 @@ TEST_CASE("TransformerModel matches the fp64 reference; prefill in chunks and de
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
-  for (const auto [heads, kv_heads] : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
+  for (const auto& [heads, kv_heads] : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
     const bool tied = heads == kv_heads;
     const auto cfg = small_config(heads, kv_heads, tied);
     INFO("H=" << heads << " Hkv=" << kv_heads << " tied=" << tied);
@@ -155,8 +155,8 @@ TEST_CASE("TransformerModel: Last logits are the last rows of All; decode equals
     auto s3 = model.make_state(1, 64);
     std::vector<double> steps;
     for (int t = 0; t < 40; ++t) {
-      const std::int32_t id = ids[t];
-      const auto o = test::download2(model.decode(s3, ws, std::span(&id, 1)));
+      const std::vector<std::int32_t> id = {ids[t]};
+      const auto o = test::download2(model.decode(s3, ws, id));
       steps.insert(steps.end(), o.begin(), o.end());
     }
     // linear kernels differ between one token (GEMV) and a block (GEMM): a few fp32 ulps
