@@ -16,3 +16,4 @@
 #include "rodimus/io/safetensors.hpp"
 #include "rodimus/io/tokenizer.hpp"
 #include "rodimus/model/model.hpp"
+#include "rodimus/model/transformer.hpp"

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "golden_fixture.hpp"
+#include "rodimus/model/transformer.hpp"
 
 namespace {
 std::atomic<long> g_news{0};
@@ -60,5 +61,40 @@ TEST_CASE("decode steps allocate no memory after the first", "[model][decode][al
     CHECK(kokkos == 0);
     CHECK(state.position(0) == 51);
   }
+  Kokkos::Tools::Experimental::set_allocate_data_callback(nullptr);
+}
+
+TEST_CASE("Transformer decode steps allocate nothing while the KV cache has room",
+          "[model][decode][alloc][transformer]") {
+  Kokkos::Tools::Experimental::set_allocate_data_callback(count_kokkos_alloc);
+  TransformerConfig cfg;
+  cfg.d_model = 32;
+  cfg.n_layer = 2;
+  cfg.heads = 4;
+  cfg.kv_heads = 2;
+  cfg.head_dim = 8;
+  cfg.ffn_dim = 40;
+  cfg.vocab = 50;
+  const auto model = TransformerModel<Host, float>::random(cfg, 5);
+  auto state = model.make_state(4, 64);
+  TransformerWorkspace<Host> ws;
+  const std::vector<std::int32_t> next = {3, 1, 4, 1};
+  model.decode(state, ws, next);
+  const long news0 = g_news.load(), kokkos0 = g_kokkos_allocs.load();
+  for (int step = 0; step < 50; ++step) model.decode(state, ws, next);
+  long news = g_news.load() - news0, kokkos = g_kokkos_allocs.load() - kokkos0;
+  INFO("operator new calls " << news << ", Kokkos allocations " << kokkos);
+  CHECK(news == 0);
+  CHECK(kokkos == 0);
+  CHECK(state.capacity() == 64);
+  // past the capacity the caches grow (by doubling), then decode is allocation-free again
+  for (int step = 0; step < 20; ++step) model.decode(state, ws, next);
+  CHECK(state.capacity() == 128);
+  CHECK(g_kokkos_allocs.load() - kokkos0 > 0);
+  const long kokkos1 = g_kokkos_allocs.load(), news1 = g_news.load();
+  for (int step = 0; step < 10; ++step) model.decode(state, ws, next);
+  CHECK(g_news.load() == news1);
+  CHECK(g_kokkos_allocs.load() == kokkos1);
+  CHECK(state.position(0) == 81);
   Kokkos::Tools::Experimental::set_allocate_data_callback(nullptr);
 }

@@ -1,6 +1,7 @@
 // Execution-space traits: the ONLY place in rodimus with backend #ifdefs.
 #pragma once
 
+#include <mutex>
 #include <string>
 #include <type_traits>
 
@@ -57,6 +58,15 @@ void require_launch_thread([[maybe_unused]] const char* what) {
   }
 #endif
 }
+
+namespace detail {
+/// Kokkos 3.4 host backends are not safe for concurrent dispatch from several threads: every
+/// model takes this one process-wide lock around its kernels on non-GPU spaces.
+inline std::mutex& host_dispatch_mutex() {
+  static std::mutex m;
+  return m;
+}
+}  // namespace detail
 
 /// The name of a backend, for logs and benchmark labels.
 template <class Space>

@@ -276,10 +276,7 @@ class Model {
   }
 
   // Kokkos host backends of 3.4 are not safe for concurrent dispatch from several threads.
-  static std::mutex& dispatch_mutex() {
-    static std::mutex m;
-    return m;
-  }
+  static std::mutex& dispatch_mutex() { return detail::host_dispatch_mutex(); }
 
   ModelConfig cfg_;
   ModelWeights<W, Space> weights_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "rodimus/reference/activations.hpp"
+#include "rodimus/reference/causal_attention.hpp"
 #include "rodimus/reference/ddts_gate.hpp"
 #include "rodimus/reference/gla_scan.hpp"
 #include "rodimus/reference/layers.hpp"
@@ -12,4 +13,5 @@
 #include "rodimus/reference/short_conv.hpp"
 #include "rodimus/reference/sliding_window_attention.hpp"
 #include "rodimus/reference/swiglu.hpp"
+#include "rodimus/reference/transformer.hpp"
 #include "rodimus/reference/weights.hpp"

@@ -1,0 +1,156 @@
+// Decode after a long context: the baseline Transformer (growing KV cache) beside Rodimus
+// (constant state) and Rodimus+ (windowed KV cache), all at one shape with random weights:
+// D = 1024, 12 layers, SwiGLU FFN of F = round_up(4/3 D, 8) = 1368 (Rodimus+ and the
+// Transformer), 8 heads of 128; the Transformer is multi-head (8 KV heads), Rodimus+ shares one
+// key head and attends over a window of 512. Weights bf16, vocabulary 4096, tied embeddings.
+//
+// Each benchmark prefills a context of range(0) tokens (in chunks of 512, outside the timed
+// loop; its rate is reported as prefill_tokens_per_s), then times single-token decode steps.
+// Counters: tokens_per_s (decode), state_bytes (what the sequence's decode state occupies at
+// that context), params. A 16k context takes minutes to prefill on a small host; select sizes
+// with --benchmark_filter, e.g. --benchmark_filter='/1024'.
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <random>
+
+#include "bench_main.hpp"
+#include "rodimus/io/random_checkpoint.hpp"
+#include "rodimus/model/model.hpp"
+#include "rodimus/model/transformer.hpp"
+
+namespace {
+
+using Space = Kokkos::DefaultExecutionSpace;
+using W = rodimus::bf16;
+using namespace rodimus;
+
+constexpr int kD = 1024, kLayers = 12, kVocab = 4096, kPrefillChunk = 512;
+
+ModelConfig rodimus_config(bool plus) {
+  ModelConfig c;
+  c.block_type = plus ? BlockType::RodimusPlus : BlockType::Rodimus;
+  c.d_model = kD;
+  c.n_layer = kLayers;
+  c.vocab_size = kVocab;
+  c.mixer.mem_size = 64;
+  c.attn.num_heads = 8;
+  c.attn.num_heads_k = 1;
+  c.attn.num_heads_v = 8;
+  c.attn.window_size = 512;
+  c.tie_word_embeddings = true;
+  return c;
+}
+
+TransformerConfig transformer_config() {
+  TransformerConfig c;
+  c.d_model = kD;
+  c.n_layer = kLayers;
+  c.heads = 8;
+  c.kv_heads = 8;
+  c.head_dim = 128;
+  c.ffn_dim = rodimus_config(true).ffn_dim();  // 1368
+  c.vocab = kVocab;
+  c.tie_embeddings = true;
+  return c;
+}
+
+const Model<Space, W>& rodimus_model(bool plus) {
+  static std::unique_ptr<Model<Space, W>> m[2];
+  if (!m[plus]) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     (std::string("rodimus_bench_baseline_") + (plus ? "plus" : "rodimus"));
+    if (!std::filesystem::exists(dir / "model.safetensors"))
+      io::write_random_checkpoint(rodimus_config(plus), dir, 42, io::StDType::BF16);
+    if (!m[0] && !m[1])
+      bench_cleanups().push_back([] {
+        m[0].reset();
+        m[1].reset();
+      });
+    m[plus] = std::make_unique<Model<Space, W>>(Model<Space, W>::load(dir));
+  }
+  return *m[plus];
+}
+
+const TransformerModel<Space, W>& transformer_model() {
+  static std::unique_ptr<TransformerModel<Space, W>> m;
+  if (!m) {
+    m = std::make_unique<TransformerModel<Space, W>>(
+        TransformerModel<Space, W>::random(transformer_config(), 42));
+    bench_cleanups().push_back([] { m.reset(); });
+  }
+  return *m;
+}
+
+std::vector<std::int32_t> random_ids(int n) {
+  std::vector<std::int32_t> ids(n);
+  std::mt19937 rng(3);
+  for (auto& x : ids) x = static_cast<std::int32_t>(rng() % kVocab);
+  return ids;
+}
+
+/// Prefills `ids` in chunks; returns the prefill rate in tokens per second.
+template <class M, class S, class Ws>
+double prefill_in_chunks(const M& model, S& state, Ws& ws, const std::vector<std::int32_t>& ids) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < ids.size(); i += kPrefillChunk) {
+    const std::size_t n = std::min<std::size_t>(kPrefillChunk, ids.size() - i);
+    model.prefill(state, ws, TokenBatch::single(std::span(ids).subspan(i, n)));
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return double(ids.size()) / s;
+}
+
+/// Times decode steps of one sequence after a context of st.range(0) tokens.
+template <class M, class S, class Ws, class Bytes>
+void decode_after_context(benchmark::State& st, const M& model, S& state, Ws& ws,
+                          const Bytes& state_bytes) {
+  const int context = static_cast<int>(st.range(0));
+  const double prefill_rate = prefill_in_chunks(model, state, ws, random_ids(context));
+  const double bytes = double(state_bytes(state));  // at the context, before the timed steps
+  std::vector<std::int32_t> next = {7};
+  model.decode(state, ws, next);  // warm the workspace for one-token steps
+  for (auto _ : st) model.decode(state, ws, next);
+  st.counters["tokens_per_s"] =
+      benchmark::Counter(double(st.iterations()), benchmark::Counter::kIsRate);
+  st.counters["prefill_tokens_per_s"] = prefill_rate;
+  st.counters["state_bytes"] = bytes;
+  st.counters["params"] = double(model.parameter_count());
+  st.counters["context"] = context;
+}
+
+void BM_transformer_decode(benchmark::State& st) {
+  const auto& model = transformer_model();
+  TransformerWorkspace<Space> ws;
+  // capacity for the context and every timed step: decode never reallocates the cache
+  auto state = model.make_state(1, static_cast<int>(st.range(0)) + 1024);
+  decode_after_context(st, model, state, ws, [](const auto& s) { return s.bytes_used(0); });
+}
+
+void BM_rodimus_decode(benchmark::State& st, bool plus) {
+  const auto& model = rodimus_model(plus);
+  Workspace<Space> ws;
+  auto state = model.make_state(1);
+  decode_after_context(st, model, state, ws, [](const auto& s) { return s.bytes_per_sequence(); });
+}
+
+void BM_rodimus_plus_decode(benchmark::State& st) { BM_rodimus_decode(st, true); }
+void BM_rodimus_pure_decode(benchmark::State& st) { BM_rodimus_decode(st, false); }
+
+// A few decode steps per size: the context prefill before them dominates the wall time.
+#define RODIMUS_BASELINE_BENCH(fn)    \
+  BENCHMARK(fn)                       \
+      ->Arg(1024)                     \
+      ->Arg(4096)                     \
+      ->Arg(16384)                    \
+      ->Iterations(16)                \
+      ->Unit(benchmark::kMillisecond) \
+      ->UseRealTime()
+
+RODIMUS_BASELINE_BENCH(BM_transformer_decode);
+RODIMUS_BASELINE_BENCH(BM_rodimus_plus_decode);
+RODIMUS_BASELINE_BENCH(BM_rodimus_pure_decode);
+
+}  // namespace
+
+RODIMUS_BENCHMARK_MAIN();
