@@ -52,7 +52,9 @@ TEST_CASE("transformer_block matches the fp64 reference block over a packed batc
       const auto tw = bind_transformer_weights<float, Space>(cfg, tensors);
       const int layer = 1;
       const std::vector<int> slots = {2, 0, 1};
-      KvCache<Space> cache(3, cfg.kv_heads * cfg.head_dim, 64);
+      int longest = 0;  // the cache holds every sequence's whole history
+      for (int s = 0; s < 3; ++s) longest = std::max(longest, first[s] + second[s]);
+      KvCache<Space> cache(3, cfg.kv_heads * cfg.head_dim, longest);
       TransformerBlockWorkspace<Space> ws;
       std::vector<double> got_all, ref_all;
       for (int call = 0; call < 2; ++call) {
