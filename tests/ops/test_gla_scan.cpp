@@ -16,10 +16,24 @@ namespace {
 // for the worst sequence while any real defect (a lost term, a wrong decay) is >> 1e-3.
 constexpr double kTol = 1e-5;
 
+/// Test-only tags: the generic Kokkos kernels called directly (on host spaces the gla_scan tags
+/// run backend/host/gla_scan.hpp; these keep the portable GPU kernels tested on the host too).
+struct GenericRecurrent {};
+template <int C>
+struct GenericChunked {
+  static constexpr int chunk_size = C;
+};
+template <class T>
+struct is_generic_chunked : std::false_type {};
+template <int C>
+struct is_generic_chunked<GenericChunked<C>> : std::true_type {};
+
 /// Calls f.template operator()<Algo>(name) for the recurrence and every chunk size.
 template <class F>
 void for_each_algo(F&& f) {
   f.template operator()<RecurrentScan>("recurrent");
+  f.template operator()<GenericRecurrent>("generic Kokkos recurrence");
+  f.template operator()<GenericChunked<32>>("generic Kokkos chunk scanner C=32");
   f.template operator()<ChunkedScan<16>>("chunked C=16");
   f.template operator()<ChunkedScan<32>>("chunked C=32");
   f.template operator()<ChunkedScan<64>>("chunked C=64");
@@ -132,6 +146,23 @@ struct ScanResult {
 };
 
 template <class Algo, class Space>
+void call_scan(const View2<const float, Space>& q, const View2<const float, Space>& k,
+               const View2<const float, Space>& a, const View2<const float, Space>& u,
+               const View3<float, Space>& state, const SeqBatch<Space>& batch,
+               const View2<float, Space>& o, float scale, GlaScanWorkspace<Space>& ws) {
+  if constexpr (std::is_same_v<Algo, GenericRecurrent>) {
+    detail::ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "test.decay");
+    detail::exp_generic<Space>(Space{}, a, ws.decay, batch.num_tokens);
+    detail::gla_recurrent_generic<Space>(Space{}, q, k, ws.decay, u, state, batch, o, scale);
+  } else if constexpr (is_generic_chunked<Algo>::value) {
+    detail::gla_chunked_generic<Algo::chunk_size, Space>(Space{}, q, k, a, u, state, batch, o,
+                                                         scale, ws.chunk);
+  } else {
+    gla_scan<Algo>(Space{}, q, k, a, u, state, batch, o, scale, ws);
+  }
+}
+
+template <class Algo, class Space>
 ScanResult run_scan(const ScanCase& c, GlaScanWorkspace<Space>& ws) {
   using CV = View2<const float, Space>;
   const int nt = c.tokens();
@@ -142,8 +173,8 @@ ScanResult run_scan(const ScanCase& c, GlaScanWorkspace<Space>& ws) {
   auto u = test::upload2<float, Space>(c.u, nt + 1, c.e, 1.0);
   auto state = test::upload3<Space>(c.state0, c.slots, c.n, c.e);
   auto o = test::upload2<float, Space>({}, nt + 1, c.e, 7.0);
-  gla_scan<Algo>(Space{}, CV(q), CV(k), CV(a), CV(u), state, batch.seq, o,
-                 static_cast<float>(1.0 / std::sqrt(double(c.n))), ws);
+  call_scan<Algo, Space>(CV(q), CV(k), CV(a), CV(u), state, batch.seq, o,
+                         static_cast<float>(1.0 / std::sqrt(double(c.n))), ws);
   ScanResult r;
   const auto all_o = test::download2(o);
   r.o = test::rows_of(all_o, 0, nt, c.e);

@@ -2,14 +2,19 @@
 // from a tag to its implementation (one specialisation per tag, CUTLASS-style).
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
 
+#include "rodimus/backend/host/gla_scan.hpp"
 #include "rodimus/ops/impl/gla_chunked.hpp"
 #include "rodimus/ops/impl/gla_recurrent.hpp"
 
 namespace rodimus {
 
 /// Token-by-token recurrence: O(T n E) with no extra memory; the decode path.
+/// On host spaces both tags run backend/host/gla_scan.hpp (the exact recurrence, register-blocked
+/// for prefill, streamed for decode; a ChunkedScan's C is not used there); on GPUs, the generic
+/// Kokkos kernels.
 struct RecurrentScan {};
 
 /// Chunkwise-parallel scan with chunks of `C` tokens (16..128): the prefill/training path.
@@ -41,6 +46,66 @@ struct GlaScanWorkspace {
 
 namespace detail {
 
+/// Runs the scan with the host kernel (backend/host/gla_scan.hpp) when `Space` is a host space
+/// and the state height fits it; returns false (nothing done) otherwise.
+template <class Space>
+bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
+                   const View2<const float, Space>& k, const View2<const float, Space>& a,
+                   const View2<const float, Space>& u, const View3<float, Space>& state,
+                   const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
+                   GlaScanWorkspace<Space>& ws) {
+  if constexpr (is_host_space_v<Space>) {
+    namespace hb = backend::host;
+    const int n = static_cast<int>(q.extent(1));
+    const auto e = static_cast<std::int64_t>(u.extent(1));
+    // the kernel takes unit-stride rows and a contiguous [S, n, E] state
+    auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
+    if (!hb::gla_scan_host_supports(n) || st(state, 0) != std::int64_t(n) * e ||
+        st(state, 1) != e || st(state, 2) != 1 || st(q, 1) != 1 || st(k, 1) != 1 ||
+        st(a, 1) != 1 || st(u, 1) != 1 || st(o, 1) != 1)
+      return false;
+    ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
+    hb::GlaScanArgs args{};
+    args.q = q.data();
+    args.k = k.data();
+    args.decay = ws.decay.data();
+    args.u = u.data();
+    args.o = o.data();
+    args.state = state.data();
+    args.ldq = q.stride(0);
+    args.ldk = k.stride(0);
+    args.ldd = ws.decay.stride(0);
+    args.ldu = u.stride(0);
+    args.ldo = o.stride(0);
+    args.n = n;
+    args.e = static_cast<int>(u.extent(1));
+    args.scale = scale;
+    args.offsets = batch.offsets.data();
+    args.slot = batch.slot.data();
+    args.num_seqs = batch.num_seqs;
+    args.token_block = hb::kScanTokenBlock;
+    args.tiles_per_item = hb::gla_scan_tiles_per_item(batch.max_len);
+    constexpr int kExpBlock = 64;  // tokens per work item of the exp pass
+    const float* ap = a.data();
+    const std::int64_t lda = a.stride(0);
+    float* dp = ws.decay.data();
+    const std::int64_t ldd = args.ldd;
+    const std::int64_t nt = batch.num_tokens;
+    space.fence();
+    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_decay.host"),
+                         Kokkos::RangePolicy<Space>(space, 0, (nt + kExpBlock - 1) / kExpBlock),
+                         [=](const std::int64_t blk) {
+                           hb::gla_decay_rows(ap, lda, dp, ldd, n, blk * kExpBlock,
+                                              std::min(nt, (blk + 1) * kExpBlock));
+                         });
+    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_scan.host"),
+                         Kokkos::RangePolicy<Space>(space, 0, hb::gla_scan_items(args)),
+                         [=](const std::int64_t item) { hb::gla_scan_item(args, item); });
+    return true;
+  }
+  return false;
+}
+
 /// Primary template: an algorithm without an implementation fails to compile, loudly.
 template <class Algo, class Space>
 struct GlaScanImpl {
@@ -54,6 +119,7 @@ struct GlaScanImpl<RecurrentScan, Space> {
                   const View2<const float, Space>& u, const View3<float, Space>& state,
                   const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
                   GlaScanWorkspace<Space>& ws) {
+    if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
     ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
     exp_generic<Space>(space, a, ws.decay, batch.num_tokens);
     gla_recurrent_generic<Space>(space, q, k, ws.decay, u, state, batch, o, scale);
@@ -67,6 +133,7 @@ struct GlaScanImpl<ChunkedScan<C>, Space> {
                   const View2<const float, Space>& u, const View3<float, Space>& state,
                   const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
                   GlaScanWorkspace<Space>& ws) {
+    if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
     gla_chunked_generic<C, Space>(space, q, k, a, u, state, batch, o, scale, ws.chunk);
   }
 };

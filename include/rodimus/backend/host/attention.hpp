@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "rodimus/backend/host/cpu_features.hpp"
+#include "rodimus/backend/host/fast_math.hpp"
 
 namespace rodimus::backend::host {
 
@@ -39,25 +40,6 @@ struct AttentionArgs {
 };
 
 namespace detail {
-
-// exp(x) for x <= 0 (a score minus its running maximum), |relative error| < 2e-7; exact 0 for
-// x < -87 where expf underflows anyway. Branch-free so loops of it vectorise.
-[[gnu::always_inline]] inline float exp_nonpositive(float x) {
-  const float xc = x < -87.f ? -87.f : x;
-  const float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
-  const float r = (xc - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
-  float p = 1.f / 720.f;
-  p = p * r + 1.f / 120.f;
-  p = p * r + 1.f / 24.f;
-  p = p * r + 1.f / 6.f;
-  p = p * r + 0.5f;
-  p = p * r + 1.f;
-  p = p * r + 1.f;
-  const std::int32_t e = (static_cast<std::int32_t>(n) + 127) << 23;
-  float two_n;
-  std::memcpy(&two_n, &e, sizeof two_n);
-  return x < -87.f ? 0.f : p * two_n;
-}
 
 // Scratch of one work item, on the stack (about 100 KiB at the largest head size): no heap
 // traffic, so decode steps through this kernel allocate nothing.

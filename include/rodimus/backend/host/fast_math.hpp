@@ -1,0 +1,39 @@
+// Vectorisable scalar math for host kernels: branch-free forms that compilers turn into SIMD
+// code inside the loops of backend/host/ (libm calls would block vectorisation).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace rodimus::backend::host::detail {
+
+// exp(x) for x <= 0 (a score minus its running maximum), |relative error| < 2e-7; exact 0 for
+// x < -87 where expf underflows anyway. Branch-free so loops of it vectorise.
+[[gnu::always_inline]] inline float exp_nonpositive(float x) {
+  const float xc = x < -87.f ? -87.f : x;
+  const float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
+  const float r = (xc - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
+  float p = 1.f / 720.f;
+  p = p * r + 1.f / 120.f;
+  p = p * r + 1.f / 24.f;
+  p = p * r + 1.f / 6.f;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  const std::int32_t e = (static_cast<std::int32_t>(n) + 127) << 23;
+  float two_n;
+  std::memcpy(&two_n, &e, sizeof two_n);
+  return x < -87.f ? 0.f : p * two_n;
+}
+
+/// a * b + c, fused where the caller's target has FMA (`Fma` = true) and vectorised either way.
+/// ISO C++ builds do not contract a * b + c on their own (-ffp-contract=off).
+template <bool Fma>
+[[gnu::always_inline]] inline float madd(float a, float b, float c) {
+  if constexpr (Fma)
+    return __builtin_fmaf(a, b, c);
+  else
+    return a * b + c;
+}
+
+}  // namespace rodimus::backend::host::detail

@@ -1,0 +1,345 @@
+// Host kernel of the GLA scan (SPEC 2 step 7):  S_t = diag(d_t) S_{t-1} + k_t^T u_t,
+// o_t = scale * q_t S_t,  d_t = exp(a_t). The exact recurrence, organised for a CPU:
+//
+// - Columns of the state never interact, so one work item owns a tile of kScanCols columns of
+//   one sequence (one AVX-512 register wide) and walks all of that sequence's tokens. Its state
+//   tile [n, kScanCols] is copied once into a contiguous stack buffer (16 KiB-strided rows of the
+//   real state would all fall into one L1 set) and stays in L1 for the whole call.
+// - Rows interact only through the output sum, so the tile is processed in register blocks of
+//   kScanRows rows; each block walks a block of tokens, adding its part of o_t into a small
+//   output buffer. Per (token, row, column): one multiply and two fused multiply-adds, the least
+//   the recurrence needs (the chunkwise form of SPEC 2.1 needs as many FLOPs at best: on a CPU
+//   its advantage is only matrix-product shape, which an L1-resident tile already gives).
+// - exp(a) is computed once per (token, row) before the items run (a vectorised polynomial).
+//
+// Roofline at the Rodimus shape (n = 64, E = 4096): 4 n E = 1.05 MFLOP per token; prefill moves
+// q, k, a, u in and o out (4 (3n + 2E) B = 33 KiB per token), so it is compute-bound
+// (~32 FLOP/B); one decode step also reads and writes the 1 MiB state and is memory-bound.
+// No overflow is possible: every factor applied to the state is a decay in [0, 1].
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "rodimus/backend/host/cpu_features.hpp"
+#include "rodimus/backend/host/fast_math.hpp"
+
+namespace rodimus::backend::host {
+
+/// State columns per work item (16 floats: one AVX-512 register, two AVX2 registers).
+inline constexpr int kScanCols = 16;
+/// State rows per register block.
+inline constexpr int kScanRows = 16;
+/// Column tiles per work item in prefill (256 columns).
+inline constexpr int kScanGroupTiles = 16;
+/// Longest sequence of a call that takes the decode kernel, and its columns per work item.
+inline constexpr int kScanDecodeTokens = 4;
+inline constexpr int kScanDecodeCols = 512;
+/// Tokens per pass of the row blocks in prefill (measured best of 8..128 on AVX-512).
+inline constexpr int kScanTokenBlock = 16;
+/// Largest state height (mem_size) of the host kernel; larger ones take the generic kernel.
+inline constexpr int kScanMaxRows = 256;
+/// Largest token block (tokens walked per pass of the row blocks).
+inline constexpr int kScanMaxTokenBlock = 128;
+
+/// Plain pointers and sizes of one scan call (all host memory, fp32, rows contiguous).
+struct GlaScanArgs {
+  const float* q;      // [N, ldq]
+  const float* k;      // [N, ldk]
+  const float* decay;  // [N, ldd]  exp(a)
+  const float* u;      // [N, ldu]
+  float* o;            // [N, ldo]
+  float* state;        // [S, n, E] contiguous
+  std::int64_t ldq, ldk, ldd, ldu, ldo;
+  int n, e;
+  float scale;
+  const int* offsets;  // [B + 1]
+  const int* slot;     // [B]
+  int num_seqs;
+  int token_block;  // tokens per pass, 1..kScanMaxTokenBlock
+  int tiles_per_item;  // column tiles per work item, 0 = decode (gla_scan_tiles_per_item)
+};
+
+namespace detail {
+
+// One register block of R state rows (rows [row0, row0 + R) of the tile `s`, row stride lds)
+// walks tokens [0, nt) of the block: s = d * s + k u,  acc += q s; `first` starts the output
+// rows, later blocks add to them. Four partial sums per column break the dependency chain.
+template <int R, bool Full, bool Fma>
+[[gnu::always_inline]] inline void scan_row_block(float* __restrict s, std::int64_t lds,
+                                                  const GlaScanArgs& a, std::int64_t t0, int nt,
+                                                  int e0, int ne, int row0, bool first,
+                                                  float (*__restrict ob)[kScanCols]) {
+  constexpr int W = kScanCols;
+  constexpr int P = R >= 4 ? 4 : 1;
+  for (int t = 0; t < nt; ++t) {
+    const std::int64_t tt = t0 + t;
+    const float* __restrict ut = a.u + tt * a.ldu + e0;
+    const float* __restrict qt = a.q + tt * a.ldq + row0;
+    const float* __restrict kt = a.k + tt * a.ldk + row0;
+    const float* __restrict dt = a.decay + tt * a.ldd + row0;
+    float uu[W], acc[P][W];
+    for (int j = 0; j < W; ++j) {
+      if constexpr (Full)
+        uu[j] = ut[j];
+      else
+        uu[j] = j < ne ? ut[j] : 0.f;
+      for (int p = 0; p < P; ++p) acc[p][j] = 0.f;
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const float d = dt[r], kk = kt[r], qq = qt[r];
+      float* __restrict sr = s + r * lds;
+      for (int j = 0; j < W; ++j) {
+        if (!Full && j >= ne) continue;
+        const float v = madd<Fma>(sr[j], d, kk * uu[j]);
+        sr[j] = v;
+        acc[r % P][j] = madd<Fma>(qq, v, acc[r % P][j]);
+      }
+    }
+    for (int j = 0; j < W; ++j) {
+      float sum = acc[0][j];
+      for (int p = 1; p < P; ++p) sum += acc[p][j];
+      ob[t][j] = first ? sum : ob[t][j] + sum;
+    }
+  }
+}
+
+// The rows of a state tile (row stride lds) in register blocks of kScanRows, then one by one.
+template <bool Full, bool Fma>
+[[gnu::always_inline]] inline void scan_rows_portable(float* s, std::int64_t lds,
+                                                      const GlaScanArgs& a, std::int64_t t0,
+                                                      int nt, int e0, int ne,
+                                                      float (*ob)[kScanCols]) {
+  int row0 = 0;
+  for (; row0 + kScanRows <= a.n; row0 += kScanRows)
+    scan_row_block<kScanRows, Full, Fma>(s + row0 * lds, lds, a, t0, nt, e0, ne, row0, row0 == 0,
+                                         ob);
+  for (; row0 < a.n; ++row0)
+    scan_row_block<1, Full, Fma>(s + row0 * lds, lds, a, t0, nt, e0, ne, row0, row0 == 0, ob);
+}
+
+#if RODIMUS_HAVE_X86_DISPATCH
+// AVX-512: a register block of R rows of a full 16-column tile stays in zmm registers while it
+// walks the token block; per (token, row): one multiply, two FMAs, three broadcasts.
+template <int R>
+RODIMUS_TARGET_AVX512 inline void scan_row_block_avx512(float* s, std::int64_t lds,
+                                                        const GlaScanArgs& a, std::int64_t t0,
+                                                        int nt, int e0, int row0, bool first,
+                                                        float (*ob)[kScanCols]) {
+  __m512 sr[R];  // fully unrolled loops over r keep these in registers
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) sr[r] = _mm512_loadu_ps(s + r * lds);
+  for (int t = 0; t < nt; ++t) {
+    const std::int64_t tt = t0 + t;
+    const __m512 uu = _mm512_loadu_ps(a.u + tt * a.ldu + e0);
+    const float* qt = a.q + tt * a.ldq + row0;
+    const float* kt = a.k + tt * a.ldk + row0;
+    const float* dt = a.decay + tt * a.ldd + row0;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 ku = _mm512_mul_ps(_mm512_set1_ps(kt[r]), uu);
+      sr[r] = _mm512_fmadd_ps(sr[r], _mm512_set1_ps(dt[r]), ku);
+      acc[r % 4] = _mm512_fmadd_ps(_mm512_set1_ps(qt[r]), sr[r], acc[r % 4]);
+    }
+    __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    if (!first) sum = _mm512_add_ps(sum, _mm512_load_ps(ob[t]));
+    _mm512_store_ps(ob[t], sum);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) _mm512_storeu_ps(s + r * lds, sr[r]);
+}
+
+RODIMUS_TARGET_AVX512 inline void scan_rows_avx512(float* s, std::int64_t lds,
+                                                   const GlaScanArgs& a, std::int64_t t0, int nt,
+                                                   int e0, float (*ob)[kScanCols]) {
+  int row0 = 0;
+  for (; row0 + kScanRows <= a.n; row0 += kScanRows)
+    scan_row_block_avx512<kScanRows>(s + row0 * lds, lds, a, t0, nt, e0, row0, row0 == 0, ob);
+  for (; row0 + 4 <= a.n; row0 += 4)
+    scan_row_block_avx512<4>(s + row0 * lds, lds, a, t0, nt, e0, row0, row0 == 0, ob);
+  for (; row0 < a.n; ++row0)
+    scan_row_block_avx512<1>(s + row0 * lds, lds, a, t0, nt, e0, row0, row0 == 0, ob);
+}
+#endif
+
+// One work item: column tiles [g0, g1) of sequence `s`, all of its tokens, token block by token
+// block; each tile's state rows are updated in place (its register blocks are loaded once per
+// token block, from L2 where the item's 64 KiB state slice stays). `Isa` picks the row kernel:
+// 2 = AVX-512 intrinsics (full tiles), otherwise the portable loop (`Fma`: fused).
+template <int Isa, bool Fma>
+[[gnu::always_inline]] inline void scan_item_tiles(const GlaScanArgs& a, int s, int g0, int g1) {
+  constexpr int W = kScanCols;
+  const std::int64_t t_begin = a.offsets[s], t_end = a.offsets[s + 1];
+  if (t_begin >= t_end) return;
+  alignas(64) float ob[kScanMaxTokenBlock][W];
+  float* st = a.state + std::int64_t(a.slot[s]) * a.n * a.e;
+  for (std::int64_t t0 = t_begin; t0 < t_end; t0 += a.token_block) {
+    const int nt = static_cast<int>(std::min<std::int64_t>(a.token_block, t_end - t0));
+    for (int g = g0; g < g1; ++g) {
+      const int e0 = g * W, ne = std::min(W, a.e - e0);
+      if (ne == W) {
+#if RODIMUS_HAVE_X86_DISPATCH
+        if constexpr (Isa == 2)
+          scan_rows_avx512(st + e0, a.e, a, t0, nt, e0, ob);
+        else
+#endif
+          scan_rows_portable<true, Fma>(st + e0, a.e, a, t0, nt, e0, ne, ob);
+        for (int t = 0; t < nt; ++t) {
+          float* __restrict ot = a.o + (t0 + t) * a.ldo + e0;
+          for (int j = 0; j < W; ++j) ot[j] = a.scale * ob[t][j];
+        }
+      } else {
+        scan_rows_portable<false, Fma>(st + e0, a.e, a, t0, nt, e0, ne, ob);
+        for (int t = 0; t < nt; ++t) {
+          float* __restrict ot = a.o + (t0 + t) * a.ldo + e0;
+          for (int j = 0; j < ne; ++j) ot[j] = a.scale * ob[t][j];
+        }
+      }
+    }
+  }
+}
+
+// Decode (a few tokens per sequence): an item is kScanDecodeCols columns of one sequence; for
+// each token the state rows are streamed in order (contiguous, prefetcher-friendly), each row
+// updated in place and added into the output columns, which stay in L1.
+template <bool Fma>
+[[gnu::always_inline]] inline void scan_item_decode(const GlaScanArgs& a, int s, int c0, int c1) {
+  alignas(64) float acc[kScanDecodeCols];
+  float* st = a.state + std::int64_t(a.slot[s]) * a.n * a.e;
+  const int w = c1 - c0;
+  for (std::int64_t t = a.offsets[s]; t < a.offsets[s + 1]; ++t) {
+    const float* __restrict ut = a.u + t * a.ldu + c0;
+    const float* qt = a.q + t * a.ldq;
+    const float* kt = a.k + t * a.ldk;
+    const float* dt = a.decay + t * a.ldd;
+    for (int j = 0; j < w; ++j) acc[j] = 0.f;
+    for (int i = 0; i < a.n; ++i) {
+      const float d = dt[i], kk = kt[i], qq = qt[i];
+      float* __restrict sr = st + std::int64_t(i) * a.e + c0;
+      for (int j = 0; j < w; ++j) {
+        const float v = madd<Fma>(sr[j], d, kk * ut[j]);
+        sr[j] = v;
+        acc[j] = madd<Fma>(qq, v, acc[j]);
+      }
+    }
+    float* __restrict ot = a.o + t * a.ldo + c0;
+    for (int j = 0; j < w; ++j) ot[j] = a.scale * acc[j];
+  }
+}
+
+template <int Isa, bool Fma>
+[[gnu::always_inline]] inline void scan_item_portable(const GlaScanArgs& a, std::int64_t item) {
+  if (a.tiles_per_item == 0) {  // decode
+    const int chunks = (a.e + kScanDecodeCols - 1) / kScanDecodeCols;
+    const int s = static_cast<int>(item / chunks);
+    const int c0 = static_cast<int>(item % chunks) * kScanDecodeCols;
+    scan_item_decode<Fma>(a, s, c0, std::min(a.e, c0 + kScanDecodeCols));
+    return;
+  }
+  const int tiles = (a.e + kScanCols - 1) / kScanCols;
+  const int groups = (tiles + a.tiles_per_item - 1) / a.tiles_per_item;
+  const int s = static_cast<int>(item / groups);
+  const int g0 = static_cast<int>(item % groups) * a.tiles_per_item;
+  scan_item_tiles<Isa, Fma>(a, s, g0, std::min(tiles, g0 + a.tiles_per_item));
+}
+
+// decay[t, i] = exp(a[t, i]) for tokens [t0, t1).
+[[gnu::always_inline]] inline void exp_rows_portable(const float* a, std::int64_t lda,
+                                                     float* out, std::int64_t ldo, int n,
+                                                     std::int64_t t0, std::int64_t t1) {
+  for (std::int64_t t = t0; t < t1; ++t) {
+    const float* __restrict ar = a + t * lda;
+    float* __restrict orow = out + t * ldo;
+    for (int i = 0; i < n; ++i) orow[i] = exp_nonpositive(ar[i] < 0.f ? ar[i] : 0.f);
+  }
+}
+
+inline void scan_item_generic(const GlaScanArgs& a, std::int64_t item) {
+  scan_item_portable<0, false>(a, item);
+}
+inline void exp_rows_generic(const float* a, std::int64_t lda, float* out, std::int64_t ldo,
+                             int n, std::int64_t t0, std::int64_t t1) {
+  exp_rows_portable(a, lda, out, ldo, n, t0, t1);
+}
+
+#if RODIMUS_HAVE_X86_DISPATCH
+RODIMUS_TARGET_AVX2 inline void scan_item_avx2(const GlaScanArgs& a, std::int64_t item) {
+  scan_item_portable<1, true>(a, item);
+}
+RODIMUS_TARGET_AVX512 inline void scan_item_avx512(const GlaScanArgs& a, std::int64_t item) {
+  scan_item_portable<2, true>(a, item);
+}
+RODIMUS_TARGET_AVX2 inline void exp_rows_avx2(const float* a, std::int64_t lda, float* out,
+                                              std::int64_t ldo, int n, std::int64_t t0,
+                                              std::int64_t t1) {
+  exp_rows_portable(a, lda, out, ldo, n, t0, t1);
+}
+RODIMUS_TARGET_AVX512 inline void exp_rows_avx512(const float* a, std::int64_t lda, float* out,
+                                                  std::int64_t ldo, int n, std::int64_t t0,
+                                                  std::int64_t t1) {
+  exp_rows_portable(a, lda, out, ldo, n, t0, t1);
+}
+#endif
+
+}  // namespace detail
+
+/// True when the host kernel handles a state of `n` rows (else use the generic kernel).
+inline constexpr bool gla_scan_host_supports(int n) { return n >= 1 && n <= kScanMaxRows; }
+
+/// Column tiles per work item for a call whose longest sequence has `max_len` tokens: 0 selects
+/// the decode kernel (state rows streamed once per token); prefill items are kScanGroupTiles
+/// tiles, so that an item walks each token's u and o row in order (hardware prefetchers follow
+/// that, not 16 KiB strides).
+/// Without AVX-512 the streaming kernel is faster for every call (the portable row blocks do not
+/// stay in the 16 registers of AVX2).
+inline int gla_scan_tiles_per_item(int max_len) {
+  return max_len <= kScanDecodeTokens || host_isa() != HostIsa::Avx512 ? 0 : kScanGroupTiles;
+}
+
+/// Work items of a call: column chunks (decode) or groups of column tiles of every sequence.
+inline std::int64_t gla_scan_items(const GlaScanArgs& a) {
+  if (a.tiles_per_item == 0)
+    return std::int64_t(a.num_seqs) * ((a.e + kScanDecodeCols - 1) / kScanDecodeCols);
+  const int tiles = (a.e + kScanCols - 1) / kScanCols;
+  return std::int64_t(a.num_seqs) * ((tiles + a.tiles_per_item - 1) / a.tiles_per_item);
+}
+
+/// decay[t, i] = exp(min(a[t, i], 0)) for tokens [t0, t1), n values per token.
+inline void gla_decay_rows(const float* a, std::int64_t lda, float* decay, std::int64_t ldd, int n,
+                           std::int64_t t0, std::int64_t t1) {
+#if RODIMUS_HAVE_X86_DISPATCH
+  switch (host_isa()) {
+    case HostIsa::Avx512:
+      detail::exp_rows_avx512(a, lda, decay, ldd, n, t0, t1);
+      return;
+    case HostIsa::Avx2:
+      detail::exp_rows_avx2(a, lda, decay, ldd, n, t0, t1);
+      return;
+    default:
+      break;
+  }
+#endif
+  detail::exp_rows_generic(a, lda, decay, ldd, n, t0, t1);
+}
+
+/// Runs work item `item` (< gla_scan_items(a)) with the widest kernel host_isa() allows.
+inline void gla_scan_item(const GlaScanArgs& a, std::int64_t item) {
+#if RODIMUS_HAVE_X86_DISPATCH
+  switch (host_isa()) {
+    case HostIsa::Avx512:
+      detail::scan_item_avx512(a, item);
+      return;
+    case HostIsa::Avx2:
+      detail::scan_item_avx2(a, item);
+      return;
+    default:
+      break;
+  }
+#endif
+  detail::scan_item_generic(a, item);
+}
+
+}  // namespace rodimus::backend::host
