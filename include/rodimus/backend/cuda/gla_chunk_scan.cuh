@@ -1,0 +1,567 @@
+// Tensor-core chunkwise GLA scan in raw CUDA (no Kokkos): one launch walks every chunk of every
+// sequence, the state slice of each CTA stays in registers from the first chunk to the last.
+//
+// Semantics: SPEC 2.7 / 2.1 and reference::gla_scan_recurrent, per sequence b:
+//   S_t = diag(exp(a_t)) S_{t-1} + k_t^T u_t,   o_t = (1/sqrt(n)) q_t S_t
+//   q, k: [T, n] (Tin), a: [T, n] fp32 log decay in [-inf, 0], u: [T, E] (Tin),
+//   o: [T, E] (Tout), state: [n, E] fp32 (S_{-1} on entry, S_{T-1} on return).
+// Sequences are packed: rows offsets[b] .. offsets[b+1]-1 of every [N, ...] array (offsets
+// null: B sequences of T tokens each, rows b*T .. b*T+T-1); state is [B, n, E].
+//
+// Algorithm. The columns of S are independent, so one CTA owns (sequence, TE columns of E),
+// TE = 16 * warps, and walks its sequence's chunks of C tokens in order. Per chunk, in log2
+// units (alpha = a * log2 e), each chunk is cut into sub-chunks of L = 8 tokens:
+//   c_t   = sum of alpha over the sub-chunk J of t, from its start up to t      (<= 0)
+//   tot_J = c at the end of sub-chunk J;  G_J = sum_{J'<J} tot_J' (chunk prefix); b_t = G_J + c_t
+// and with t in sub-chunk I, s in sub-chunk J:
+//   inter  o_t += scale * (q_t exp2(b_t)) S_prev                      qt = q exp2(c_t) exp2(G_I)
+//   carry  S_next = diag(exp2(b_C)) S_prev + sum_s (k_s exp2(b_C - b_s))^T u_s
+//                                                   kt = k exp2(tot_J - c_s) exp2(sum_{J'>J} tot)
+//   intra  o_t += scale * sum_{s<=t} A[t,s] u_s, A[t,s] = sum_i q_t[i] k_s[i] exp2(b_t[i] - b_s[i])
+//     J < I:  exp2(b_t - b_s) = exp2(c_t) * exp2(sum_{J<J'<I} tot_J') * exp2(tot_J - c_s)
+//             three factors <= 1: tensor cores on (q exp2(c) * m_IJ) and (k exp2(tot - c))
+//     J = I:  pairwise in log space, exp2(c_t - c_s) <= 1 (CUDA cores, 8x8 per sub-chunk)
+// Every exponent is a sum of alpha <= 0 over its own range, so no exp2 of a positive number
+// is ever taken and nothing overflows for any a in [-inf, 0] (SPEC 2.1, strong decay); the
+// arguments are sums over at most C tokens, never differences of long cumulative sums.
+//
+// Precision. q, k, u arrive in bf16 (exact on the tensor cores); every other tensor-core
+// operand (decayed q and k, the scores A, the state S) is an fp32 value split into
+// hi = bf16(x) and lo = bf16(x - hi), and each product takes hi*hi + hi*lo + lo*hi (fp32
+// accumulate): about 2^-16 relative per operand instead of bf16's 2^-8, so the result is
+// close to an fp32 scan (a plain bf16 operand would cost ~1.6e-3 relative error per rounding,
+// the whole tolerance of the test). With fp32 inputs u is split too.
+//
+// Roofline, per token (n = 64, E = 4096, C = 64, bf16 in, fp32 out):
+//   bytes  q,k: 2*2n, a: 4n, u: 2E, o: 4E (2E for bf16 out)  = 24.8 KB (16.6 KB bf16 out); the
+//          state adds 2 * 4nE per sequence. H200 4.8 TB/s (4.3 measured copy): ~180 M tok/s.
+//   flops  2*(2C + 2n)*E = 2.1 MFLOP (the chunk form: q S, A u, k^T u, q k^T) per token, i.e.
+//          ~85 flop/byte: under the bf16 ridge (~200), so memory-bound in principle; the split
+//          operands multiply the tensor work by ~2.5 (mma.sync, no wgmma) and every CTA of a
+//          sequence recomputes the chunk's scores (E/TE times): the diagonal blocks cost
+//          C * 8 * n exp2 per chunk per CTA on the MUFU, the second limit after memory.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "rodimus/core/error.hpp"
+
+namespace rodimus::backend::cuda {
+
+namespace detail {
+
+inline constexpr int kSubChunk = 8;  // L: tokens per sub-chunk (diagonal blocks are L x L)
+
+/// bf16 m16n8k16 tensor-core product, fp32 accumulate: d += a * b (PTX fragment layouts).
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const std::uint32_t (&a)[4],
+                                         const std::uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/// 2^x with the MUFU (relative error ~2^-22; 0 for large negative x).
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ std::uint32_t bits(__nv_bfloat162 v) {
+  return *reinterpret_cast<std::uint32_t*>(&v);
+}
+
+/// Two floats to packed bf16 pairs hi = bf16(x), lo = bf16(x - hi); element 0 in the low half.
+__device__ __forceinline__ void split2(float x0, float x1, std::uint32_t& hi, std::uint32_t& lo) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(x0, x1);
+  hi = bits(h);
+  lo = bits(__floats2bfloat162_rn(x0 - __low2float(h), x1 - __high2float(h)));
+}
+
+template <class T>
+__device__ __forceinline__ float load_f32(const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return *p;
+  } else {
+    return __bfloat162float(*p);
+  }
+}
+
+/// Compile-time shape of the kernel; all shared-memory offsets in bytes.
+template <int N, int C, int TE, bool SplitU>
+struct ScanShape {
+  static_assert(N == 32 || N == 64 || N == 128, "gla_chunk_scan: n must be 32, 64 or 128");
+  static_assert(C == 16 || C == 32 || C == 64, "gla_chunk_scan: chunk must be 16, 32 or 64");
+  static_assert(TE == 64 || TE == 128, "gla_chunk_scan: column tile must be 64 or 128");
+  static constexpr int kWarps = TE / 16;  // warp w owns columns 16w .. 16w+15 of the tile
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kNS = C / kSubChunk;  // sub-chunks per chunk
+  static constexpr int kF = N + 4;           // fp32 row stride [t][i] (16-byte rows, no conflicts)
+  static constexpr int kBN = N + 8;          // bf16 row stride over i
+  static constexpr int kBC = C + 8;          // bf16 row stride over tokens
+  static constexpr int kPairs = kNS * (kNS - 1) / 2;
+
+  static constexpr int q_raw = 0;                          // float [C][kF] q
+  static constexpr int k_raw = q_raw + 4 * C * kF;         // float [C][kF] k
+  static constexpr int csum = k_raw + 4 * C * kF;          // float [C][kF] c_t (log2)
+  static constexpr int q_off = csum + 4 * C * kF;          // float [C][kF] q exp2(c_t)
+  static constexpr int k_off = q_off + 4 * C * kF;         // float [C][kF] k exp2(tot - c_s)
+  static constexpr int qt_hi = k_off + 4 * C * kF;         // bf16 [C][kBN] scale q exp2(b_t)
+  static constexpr int qt_lo = qt_hi + 2 * C * kBN;        //
+  static constexpr int kt_hi = qt_lo + 2 * C * kBN;        // bf16 [N][kBC] k exp2(b_C - b_s)^T
+  static constexpr int kt_lo = kt_hi + 2 * N * kBC;        //
+  static constexpr int a_hi = kt_lo + 2 * N * kBC;         // bf16 [C][kBC] scale * A[t][s]
+  static constexpr int a_lo = a_hi + 2 * C * kBC;          //
+  static constexpr int u_hi = a_lo + 2 * C * kBC;          // bf16 [TE][kBC] u^T
+  static constexpr int u_lo = u_hi + 2 * TE * kBC;         // (fp32 inputs only)
+  static constexpr int tot = u_lo + (SplitU ? 2 * TE * kBC : 0);  // float [kNS][N] tot_J
+  static constexpr int fq = tot + 4 * kNS * N;             // float [kNS][N] scale exp2(G_J)
+  static constexpr int fk = fq + 4 * kNS * N;              // float [kNS][N] exp2(sum_{J'>J} tot)
+  static constexpr int decay = fk + 4 * kNS * N;           // float [N] exp2(b_C)
+  static constexpr int pm = decay + 4 * N;                 // float [kPairs][N] exp2(sum_{J<J'<I})
+  static constexpr int bytes = pm + 4 * (kPairs > 0 ? kPairs : 1) * N;
+
+  __host__ __device__ static constexpr int pair(int I, int J) { return I * (I - 1) / 2 + J; }
+};
+
+/// The scan kernel: grid (E / TE, B), block ScanShape::kThreads, dynamic shared ScanShape::bytes.
+// q, k: [Ntok, N]; a: [Ntok, N]; u, o: [Ntok, E]; state: [B, N, E]; offsets: [B + 1] or null
+template <int N, int C, int TE, class Tin, class Tout>
+__global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>::kThreads, 1)
+    gla_chunk_scan_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
+                          const float* __restrict__ a, const Tin* __restrict__ u,
+                          float* __restrict__ state, Tout* __restrict__ o,
+                          const int* __restrict__ offsets, int T, int E, float scale) {
+  constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
+  using Sh = ScanShape<N, C, TE, kSplitU>;
+  constexpr int NS = Sh::kNS;
+  constexpr int F = Sh::kF;
+  constexpr int BN2 = Sh::kBN / 2;  // 32-bit words per bf16 row over i
+  constexpr int BC2 = Sh::kBC / 2;  // 32-bit words per bf16 row over tokens
+  constexpr int NT = Sh::kThreads;
+  constexpr float kLog2e = 1.4426950408889634f;
+
+  extern __shared__ __align__(16) unsigned char smem[];
+  float* qs = reinterpret_cast<float*>(smem + Sh::q_raw);
+  float* ks = reinterpret_cast<float*>(smem + Sh::k_raw);
+  float* cs = reinterpret_cast<float*>(smem + Sh::csum);
+  float* qo = reinterpret_cast<float*>(smem + Sh::q_off);
+  float* ko = reinterpret_cast<float*>(smem + Sh::k_off);
+  std::uint32_t* qt_hi = reinterpret_cast<std::uint32_t*>(smem + Sh::qt_hi);
+  std::uint32_t* qt_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::qt_lo);
+  std::uint32_t* kt_hi = reinterpret_cast<std::uint32_t*>(smem + Sh::kt_hi);
+  std::uint32_t* kt_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::kt_lo);
+  std::uint32_t* a_hi = reinterpret_cast<std::uint32_t*>(smem + Sh::a_hi);
+  std::uint32_t* a_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::a_lo);
+  std::uint32_t* u_hi = reinterpret_cast<std::uint32_t*>(smem + Sh::u_hi);
+  [[maybe_unused]] std::uint32_t* u_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::u_lo);
+  __nv_bfloat16* kt_hi16 = reinterpret_cast<__nv_bfloat16*>(smem + Sh::kt_hi);
+  __nv_bfloat16* kt_lo16 = reinterpret_cast<__nv_bfloat16*>(smem + Sh::kt_lo);
+  float* tot = reinterpret_cast<float*>(smem + Sh::tot);
+  float* fq = reinterpret_cast<float*>(smem + Sh::fq);
+  float* fk = reinterpret_cast<float*>(smem + Sh::fk);
+  float* decay = reinterpret_cast<float*>(smem + Sh::decay);
+  float* pm = reinterpret_cast<float*>(smem + Sh::pm);
+
+  const int tid = static_cast<int>(threadIdx.x);
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const int g = lane / 4;  // fragment row group
+  const int qd = lane % 4;  // fragment column pair
+  const int b = static_cast<int>(blockIdx.y);
+  const int e0 = static_cast<int>(blockIdx.x) * TE;
+  const std::int64_t row0 = offsets ? offsets[b] : std::int64_t(b) * T;
+  const int len_seq = offsets ? offsets[b + 1] - offsets[b] : T;
+
+  // S^T of this warp's 16 columns as m16n8 accumulators: rows e, columns i.
+  // sreg[ni][c]: e = 16 warp + g + 8 (c / 2), i = 8 ni + 2 qd + (c % 2).
+  float sreg[N / 8][4];
+  float* st = state + std::int64_t(b) * N * E + e0 + 16 * warp;
+#pragma unroll
+  for (int ni = 0; ni < N / 8; ++ni)
+#pragma unroll
+    for (int c = 0; c < 4; ++c)
+      sreg[ni][c] = st[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)];
+
+  for (int c0 = 0; c0 < len_seq; c0 += C) {
+    const int len = len_seq - c0 < C ? len_seq - c0 : C;
+    const std::int64_t r0 = row0 + c0;
+
+    // 1. Load the chunk: q, k, alpha = a log2(e) as [t][i]; u^T as bf16 pairs along t.
+    //    Rows past the end are zero (alpha = 0 keeps the decay of the chunk's last token).
+    for (int idx = tid; idx < C * N; idx += NT) {
+      const int t = idx / N;
+      const int i = idx % N;
+      const bool in = t < len;
+      const std::int64_t gi = (r0 + t) * N + i;
+      qs[t * F + i] = in ? load_f32(q + gi) : 0.f;
+      ks[t * F + i] = in ? load_f32(k + gi) : 0.f;
+      cs[t * F + i] = in ? a[gi] * kLog2e : 0.f;
+    }
+    for (int idx = tid; idx < (C / 2) * TE; idx += NT) {
+      const int tp = idx / TE;  // token pair
+      const int e = idx % TE;
+      const int t = 2 * tp;
+      const float u0 = t < len ? load_f32(u + (r0 + t) * E + e0 + e) : 0.f;
+      const float u1 = t + 1 < len ? load_f32(u + (r0 + t + 1) * E + e0 + e) : 0.f;
+      std::uint32_t hi, lo;
+      split2(u0, u1, hi, lo);
+      u_hi[e * BC2 + tp] = hi;
+      if constexpr (kSplitU) u_lo[e * BC2 + tp] = lo;
+    }
+    __syncthreads();
+
+    // 2. Cumulative log decay inside each sub-chunk, per slot: c_t and tot_J.
+    for (int idx = tid; idx < NS * N; idx += NT) {
+      const int J = idx / N;
+      const int i = idx % N;
+      float run = 0.f;
+#pragma unroll
+      for (int r = 0; r < kSubChunk; ++r) {
+        float* p = cs + (J * kSubChunk + r) * F + i;
+        run += *p;
+        *p = run;
+      }
+      tot[J * N + i] = run;
+    }
+    __syncthreads();
+
+    // 3. Per (sub-chunk, slot) factors: fq = scale exp2(G_J), fk = exp2(sum_{J'>J} tot),
+    //    pm(I, J) = exp2(sum_{J<J'<I} tot), decay = exp2(sum_J tot). Every exponent is a sum
+    //    of non-positive terms over its own range.
+    for (int idx = tid; idx < NS * N; idx += NT) {
+      const int J = idx / N;
+      const int i = idx % N;
+      float pre = 0.f, suf = 0.f;
+      for (int j = 0; j < J; ++j) pre += tot[j * N + i];
+      for (int j = J + 1; j < NS; ++j) suf += tot[j * N + i];
+      fq[J * N + i] = scale * exp2_approx(pre);
+      fk[J * N + i] = exp2_approx(suf);
+      float mid = 0.f;
+      for (int I = J + 1; I < NS; ++I) {
+        pm[Sh::pair(I, J) * N + i] = exp2_approx(mid);
+        mid += tot[I * N + i];
+      }
+      if (J == 0) decay[i] = exp2_approx(pre + tot[i] + suf);
+    }
+    __syncthreads();
+    // Decayed operands, per (t, i, i + 1) with t in sub-chunk J:
+    //   qo = q exp2(c_t), ko = k exp2(tot_J - c_t)        (fp32, for the off-diagonal scores)
+    //   qt = qo fq_J (bf16 hi/lo, [t][i]), kt = ko fk_J   (bf16 hi/lo, transposed [i][t])
+    for (int idx = tid; idx < C * (N / 2); idx += NT) {
+      const int t = idx / (N / 2);
+      const int i = 2 * (idx % (N / 2));
+      const int J = t / kSubChunk;
+      float qv[2];
+#pragma unroll
+      for (int d = 0; d < 2; ++d) {
+        const float c = cs[t * F + i + d];
+        qv[d] = qs[t * F + i + d] * exp2_approx(c);
+        const float kv = ks[t * F + i + d] * exp2_approx(tot[J * N + i + d] - c);
+        qo[t * F + i + d] = qv[d];
+        ko[t * F + i + d] = kv;
+        const float kt = kv * fk[J * N + i + d];
+        const __nv_bfloat16 kh = __float2bfloat16_rn(kt);
+        kt_hi16[(i + d) * Sh::kBC + t] = kh;
+        kt_lo16[(i + d) * Sh::kBC + t] = __float2bfloat16_rn(kt - __bfloat162float(kh));
+      }
+      std::uint32_t hi, lo;
+      split2(qv[0] * fq[J * N + i], qv[1] * fq[J * N + i + 1], hi, lo);
+      qt_hi[t * BN2 + i / 2] = hi;
+      qt_lo[t * BN2 + i / 2] = lo;
+    }
+    __syncthreads();
+
+    // 4a. Off-diagonal score tiles (m-tile mt of 16 rows, sub-chunk J <= 2 mt of 8 columns) on
+    //     tensor cores; rows of sub-chunks I <= J are left to 4b.
+    for (int tile = warp; tile < (C / 16) * (C / 16); tile += Sh::kWarps) {
+      int mt = 0;
+      while ((mt + 1) * (mt + 1) <= tile) ++mt;  // tiles of m-tile mt: mt^2 .. mt^2 + 2 mt
+      if (16 * mt >= len) continue;              // rows past the end are never read
+      const int J = tile - mt * mt;
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+      const int t_lo = 16 * mt + g, t_hi = t_lo + 8;
+      const int I_lo = t_lo / kSubChunk, I_hi = t_hi / kSubChunk;
+      const float* pm_lo = I_lo > J ? pm + Sh::pair(I_lo, J) * N : nullptr;
+      const float* pm_hi = I_hi > J ? pm + Sh::pair(I_hi, J) * N : nullptr;
+      const int s = kSubChunk * J + g;  // B column
+#pragma unroll
+      for (int kk = 0; kk < N / 16; ++kk) {
+        const int i0 = 16 * kk + 2 * qd;
+        std::uint32_t ah[4], al[4], bh[2], bl[2];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int t = (r % 2) ? t_hi : t_lo;
+          const float* pmr = (r % 2) ? pm_hi : pm_lo;
+          const int i = i0 + 8 * (r / 2);
+          const float x0 = pmr ? qo[t * F + i] * pmr[i] : 0.f;
+          const float x1 = pmr ? qo[t * F + i + 1] * pmr[i + 1] : 0.f;
+          split2(x0, x1, ah[r], al[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int i = i0 + 8 * r;
+          split2(ko[s * F + i], ko[s * F + i + 1], bh[r], bl[r]);
+        }
+        mma_bf16(acc, ah, bh);
+        mma_bf16(acc, ah, bl);
+        mma_bf16(acc, al, bh);
+      }
+      // acc: (t_lo, s0), (t_lo, s0 + 1), (t_hi, s0), (t_hi, s0 + 1), s0 = 8 J + 2 qd
+      const int sw = (kSubChunk * J + 2 * qd) / 2;
+      if (pm_lo) split2(scale * acc[0], scale * acc[1], a_hi[t_lo * BC2 + sw], a_lo[t_lo * BC2 + sw]);
+      if (pm_hi) split2(scale * acc[2], scale * acc[3], a_hi[t_hi * BC2 + sw], a_lo[t_hi * BC2 + sw]);
+    }
+
+    // 4b. Diagonal blocks, pairwise in log space: lane (r, part) sums slots i = 16 j + 4 part
+    //     .. +3 of row t = 8 J + r against the 8 tokens of sub-chunk J, then 4 lanes reduce.
+    for (int J = warp; J < NS; J += Sh::kWarps) {
+      if (kSubChunk * J >= len) break;
+      const int r = lane / 4;
+      const int part = lane % 4;
+      const int t = kSubChunk * J + r;
+      float acc[kSubChunk];
+#pragma unroll
+      for (int s = 0; s < kSubChunk; ++s) acc[s] = 0.f;
+#pragma unroll
+      for (int j = 0; j < N / 16; ++j) {
+        const int i = 16 * j + 4 * part;
+        const float4 qv = *reinterpret_cast<const float4*>(qs + t * F + i);
+        const float4 ct = *reinterpret_cast<const float4*>(cs + t * F + i);
+#pragma unroll
+        for (int s = 0; s < kSubChunk; ++s) {
+          const int ts = kSubChunk * J + s;
+          const float4 kv = *reinterpret_cast<const float4*>(ks + ts * F + i);
+          const float4 cv = *reinterpret_cast<const float4*>(cs + ts * F + i);
+          // s > r gives a positive exponent: clamp (that entry is masked below)
+          acc[s] += qv.x * kv.x * exp2_approx(fminf(ct.x - cv.x, 0.f));
+          acc[s] += qv.y * kv.y * exp2_approx(fminf(ct.y - cv.y, 0.f));
+          acc[s] += qv.z * kv.z * exp2_approx(fminf(ct.z - cv.z, 0.f));
+          acc[s] += qv.w * kv.w * exp2_approx(fminf(ct.w - cv.w, 0.f));
+        }
+      }
+      float v0 = 0.f, v1 = 0.f;
+#pragma unroll
+      for (int s = 0; s < kSubChunk; ++s) {
+        acc[s] += __shfl_xor_sync(0xffffffffu, acc[s], 1);
+        acc[s] += __shfl_xor_sync(0xffffffffu, acc[s], 2);
+        if (s == 2 * part) v0 = acc[s];
+        if (s == 2 * part + 1) v1 = acc[s];
+      }
+      v0 = 2 * part <= r ? scale * v0 : 0.f;
+      v1 = 2 * part + 1 <= r ? scale * v1 : 0.f;
+      const int sw = (kSubChunk * J + 2 * part) / 2;
+      split2(v0, v1, a_hi[t * BC2 + sw], a_lo[t * BC2 + sw]);
+      if (J % 2 == 0) {  // the block above the diagonal inside this 16-token m-tile is zero
+        a_hi[t * BC2 + sw + kSubChunk / 2] = 0u;
+        a_lo[t * BC2 + sw + kSubChunk / 2] = 0u;
+      }
+    }
+    __syncthreads();
+
+    // 5. Per warp, its 16 columns: o = qt S_prev + A u, then S_next = decay S_prev + kt^T u.
+    //    B fragments of S (rows i, columns e) come straight from the S^T accumulators.
+    const int ew = 16 * warp;  // first column of this warp inside the tile
+    std::uint32_t sb_hi[N / 16][2][2], sb_lo[N / 16][2][2];  // [k-step][e half][reg]
+#pragma unroll
+    for (int kk = 0; kk < N / 16; ++kk)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+          split2(sreg[2 * kk + r][2 * h], sreg[2 * kk + r][2 * h + 1], sb_hi[kk][h][r],
+                 sb_lo[kk][h][r]);
+
+    for (int mt = 0; mt < C / 16; ++mt) {
+      if (16 * mt >= len) break;
+      float acc[2][4] = {};
+      const int t_lo = 16 * mt + g, t_hi = t_lo + 8;
+#pragma unroll
+      for (int kk = 0; kk < N / 16; ++kk) {  // inter: K = state rows i
+        const int w0 = 8 * kk + qd;
+        const std::uint32_t ah[4] = {qt_hi[t_lo * BN2 + w0], qt_hi[t_hi * BN2 + w0],
+                                     qt_hi[t_lo * BN2 + w0 + 4], qt_hi[t_hi * BN2 + w0 + 4]};
+        const std::uint32_t al[4] = {qt_lo[t_lo * BN2 + w0], qt_lo[t_hi * BN2 + w0],
+                                     qt_lo[t_lo * BN2 + w0 + 4], qt_lo[t_hi * BN2 + w0 + 4]};
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          mma_bf16(acc[h], ah, sb_hi[kk][h]);
+          mma_bf16(acc[h], ah, sb_lo[kk][h]);
+          mma_bf16(acc[h], al, sb_hi[kk][h]);
+        }
+      }
+      for (int kk = 0; kk <= mt; ++kk) {  // intra: K = tokens s <= t (A is lower triangular)
+        const int w0 = 8 * kk + qd;
+        const std::uint32_t ah[4] = {a_hi[t_lo * BC2 + w0], a_hi[t_hi * BC2 + w0],
+                                     a_hi[t_lo * BC2 + w0 + 4], a_hi[t_hi * BC2 + w0 + 4]};
+        const std::uint32_t al[4] = {a_lo[t_lo * BC2 + w0], a_lo[t_hi * BC2 + w0],
+                                     a_lo[t_lo * BC2 + w0 + 4], a_lo[t_hi * BC2 + w0 + 4]};
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int e = ew + 8 * h + g;
+          const std::uint32_t bu[2] = {u_hi[e * BC2 + w0], u_hi[e * BC2 + w0 + 4]};
+          mma_bf16(acc[h], ah, bu);
+          mma_bf16(acc[h], al, bu);
+          if constexpr (kSplitU) {
+            const std::uint32_t bl[2] = {u_lo[e * BC2 + w0], u_lo[e * BC2 + w0 + 4]};
+            mma_bf16(acc[h], ah, bl);
+          }
+        }
+      }
+      // acc[h]: (t_lo, e), (t_lo, e + 1), (t_hi, e), (t_hi, e + 1), e = ew + 8 h + 2 qd
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int e = e0 + ew + 8 * h + 2 * qd;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int t = half ? t_hi : t_lo;
+          if (t >= len) continue;
+          Tout* p = o + (r0 + t) * E + e;
+          if constexpr (std::is_same_v<Tout, float>) {
+            *reinterpret_cast<float2*>(p) = make_float2(acc[h][2 * half], acc[h][2 * half + 1]);
+          } else {
+            *reinterpret_cast<__nv_bfloat162*>(p) =
+                __floats2bfloat162_rn(acc[h][2 * half], acc[h][2 * half + 1]);
+          }
+        }
+      }
+    }
+
+    // S^T_next = S^T_prev diag(decay) + u^T kt: M = columns e (this warp's 16), N = slots i,
+    // K = tokens s.
+#pragma unroll
+    for (int ni = 0; ni < N / 8; ++ni)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) sreg[ni][c] *= decay[8 * ni + 2 * qd + (c % 2)];
+    for (int kk = 0; kk < C / 16; ++kk) {
+      if (16 * kk >= len) break;
+      const int w0 = 8 * kk + qd;
+      const std::uint32_t au[4] = {u_hi[(ew + g) * BC2 + w0], u_hi[(ew + g + 8) * BC2 + w0],
+                                   u_hi[(ew + g) * BC2 + w0 + 4],
+                                   u_hi[(ew + g + 8) * BC2 + w0 + 4]};
+      std::uint32_t aul[4] = {0u, 0u, 0u, 0u};
+      if constexpr (kSplitU) {
+        aul[0] = u_lo[(ew + g) * BC2 + w0];
+        aul[1] = u_lo[(ew + g + 8) * BC2 + w0];
+        aul[2] = u_lo[(ew + g) * BC2 + w0 + 4];
+        aul[3] = u_lo[(ew + g + 8) * BC2 + w0 + 4];
+      }
+#pragma unroll
+      for (int ni = 0; ni < N / 8; ++ni) {
+        const int i = 8 * ni + g;
+        const std::uint32_t bh[2] = {kt_hi[i * BC2 + w0], kt_hi[i * BC2 + w0 + 4]};
+        const std::uint32_t bl[2] = {kt_lo[i * BC2 + w0], kt_lo[i * BC2 + w0 + 4]};
+        mma_bf16(sreg[ni], au, bh);
+        mma_bf16(sreg[ni], au, bl);
+        if constexpr (kSplitU) mma_bf16(sreg[ni], aul, bh);
+      }
+    }
+    __syncthreads();  // shared buffers are refilled by the next chunk
+  }
+
+#pragma unroll
+  for (int ni = 0; ni < N / 8; ++ni)
+#pragma unroll
+    for (int c = 0; c < 4; ++c)
+      st[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)] = sreg[ni][c];
+}
+
+inline void check_cuda(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw BackendError(std::string("rodimus::backend::cuda::gla_chunk_scan: ") + what + ": " +
+                       cudaGetErrorString(err));
+}
+
+template <int N, int C, int TE, class Tin, class Tout>
+void launch_gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u,
+                           float* state, Tout* o, const int* offsets, int B, int T, int E,
+                           cudaStream_t stream) {
+  using Sh = ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
+  auto kernel = gla_chunk_scan_kernel<N, C, TE, Tin, Tout>;
+  int device = 0, optin = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+             "cudaDeviceGetAttribute");
+  if (Sh::bytes > optin)
+    throw ArgumentError("rodimus::backend::cuda::gla_chunk_scan: n = " + std::to_string(N) +
+                        " with chunk " + std::to_string(C) + " needs " +
+                        std::to_string(Sh::bytes) + " bytes of shared memory per block; this "
+                        "device allows " + std::to_string(optin) + " (use a smaller chunk)");
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::bytes),
+             "cudaFuncSetAttribute");
+  const dim3 grid(static_cast<unsigned>(E / TE), static_cast<unsigned>(B));
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(N)));
+  kernel<<<grid, Sh::kThreads, Sh::bytes, stream>>>(q, k, a, u, state, o, offsets, T, E, scale);
+  check_cuda(cudaGetLastError(), "kernel launch");
+}
+
+template <int N, int C, class Tin, class Tout>
+void launch_any_tile(int tile, const Tin* q, const Tin* k, const float* a, const Tin* u,
+                     float* state, Tout* o, const int* offsets, int B, int T, int E,
+                     cudaStream_t stream) {
+  if (tile == 128)
+    launch_gla_chunk_scan<N, C, 128>(q, k, a, u, state, o, offsets, B, T, E, stream);
+  else
+    launch_gla_chunk_scan<N, C, 64>(q, k, a, u, state, o, offsets, B, T, E, stream);
+}
+
+}  // namespace detail
+
+/// Column tile of one CTA: 0 picks 128 when that still gives one CTA per multiprocessor,
+/// else 64.
+struct GlaChunkScanOptions {
+  int column_tile = 0;  // 0 (auto), 64 or 128
+};
+
+/// Chunkwise GLA scan of B packed sequences on `stream` (SPEC 2.7 / 2.1), all pointers device
+/// memory, row-major:
+///   q, k: [Ntok, n], a: [Ntok, n] (log decay <= 0), u: [Ntok, E], o: [Ntok, E],
+///   state: [B, n, E] fp32 (S_{-1} on entry, the last state on return).
+/// offsets: [B + 1] device array of row offsets (variable lengths; T is then unused), or null
+/// for B sequences of T tokens each (Ntok = B T). n is 32, 64 or 128, E a multiple of 64;
+/// Tin is __nv_bfloat16 or float, Tout float or __nv_bfloat16; C (chunk) 16, 32 or 64
+/// (n = 128 needs C <= 32 to fit in shared memory).
+/// Throws ArgumentError on a bad shape, BackendError on a CUDA error. Asynchronous.
+template <class Tin, class Tout, int C = 64>
+void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state,
+                    Tout* o, int B, int T, int n, int E, cudaStream_t stream,
+                    const int* offsets = nullptr, GlaChunkScanOptions opts = {}) {
+  static_assert(std::is_same_v<Tin, __nv_bfloat16> || std::is_same_v<Tin, float>,
+                "gla_chunk_scan: inputs are __nv_bfloat16 or float");
+  static_assert(std::is_same_v<Tout, __nv_bfloat16> || std::is_same_v<Tout, float>,
+                "gla_chunk_scan: the output is __nv_bfloat16 or float");
+  const std::string who = "rodimus::backend::cuda::gla_chunk_scan: ";
+  if (n != 32 && n != 64 && n != 128)
+    throw ArgumentError(who + "n = " + std::to_string(n) + " is not supported (32, 64 or 128)");
+  if (E <= 0 || E % 64 != 0)
+    throw ArgumentError(who + "E = " + std::to_string(E) + " must be a positive multiple of 64");
+  if (B < 0 || (!offsets && T < 0))
+    throw ArgumentError(who + "negative batch or length");
+  if (opts.column_tile != 0 && opts.column_tile != 64 && opts.column_tile != 128)
+    throw ArgumentError(who + "column_tile must be 0, 64 or 128");
+  if (opts.column_tile == 128 && E % 128 != 0)
+    throw ArgumentError(who + "column_tile 128 needs E % 128 == 0");
+  if (B == 0 || (!offsets && T == 0)) return;
+  int tile = opts.column_tile;
+  if (tile == 0) {
+    int device = 0, sms = 0;
+    detail::check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+    detail::check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+                       "cudaDeviceGetAttribute");
+    tile = (E % 128 == 0 && std::int64_t(B) * (E / 128) >= sms) ? 128 : 64;
+  }
+  const int* offs = offsets;
+  if (n == 32) detail::launch_any_tile<32, C>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
+  if (n == 64) detail::launch_any_tile<64, C>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
+  if (n == 128) detail::launch_any_tile<128, C>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
+}
+
+}  // namespace rodimus::backend::cuda
