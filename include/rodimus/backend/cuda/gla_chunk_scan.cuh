@@ -47,6 +47,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <type_traits>
 
@@ -58,6 +59,9 @@ namespace detail {
 
 inline constexpr int kSubChunk = 8;  // L: tokens per sub-chunk (diagonal blocks are L x L)
 
+// RODIMUS_CUDA_HOST_EMULATION: tests/cuda/emulate_gla_chunk_scan.cpp compiles the kernel as
+// host code (one std::thread per CUDA thread) and supplies these two instructions itself.
+#ifndef RODIMUS_CUDA_HOST_EMULATION
 /// bf16 m16n8k16 tensor-core product, fp32 accumulate: d += a * b (PTX fragment layouts).
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const std::uint32_t (&a)[4],
                                          const std::uint32_t (&b)[2]) {
@@ -75,8 +79,12 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
+#endif  // RODIMUS_CUDA_HOST_EMULATION
+
 __device__ __forceinline__ std::uint32_t bits(__nv_bfloat162 v) {
-  return *reinterpret_cast<std::uint32_t*>(&v);
+  std::uint32_t r;
+  memcpy(&r, &v, sizeof r);
+  return r;
 }
 
 /// Two floats to packed bf16 pairs hi = bf16(x), lo = bf16(x - hi); element 0 in the low half.
@@ -474,6 +482,7 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
       st[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)] = sreg[ni][c];
 }
 
+#ifndef RODIMUS_CUDA_HOST_EMULATION
 inline void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess)
     throw BackendError(std::string("rodimus::backend::cuda::gla_chunk_scan: ") + what + ": " +
@@ -512,6 +521,7 @@ void launch_any_tile(int tile, const Tin* q, const Tin* k, const float* a, const
   else
     launch_gla_chunk_scan<N, C, 64>(q, k, a, u, state, o, offsets, B, T, E, stream);
 }
+#endif  // RODIMUS_CUDA_HOST_EMULATION
 
 }  // namespace detail
 
@@ -521,6 +531,7 @@ struct GlaChunkScanOptions {
   int column_tile = 0;  // 0 (auto), 64 or 128
 };
 
+#ifndef RODIMUS_CUDA_HOST_EMULATION
 /// Chunkwise GLA scan of B packed sequences on `stream` (SPEC 2.7 / 2.1), all pointers device
 /// memory, row-major:
 ///   q, k: [Ntok, n], a: [Ntok, n] (log decay <= 0), u: [Ntok, E], o: [Ntok, E],
@@ -563,5 +574,7 @@ void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, fl
   if (n == 64) detail::launch_any_tile<64, C>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
   if (n == 128) detail::launch_any_tile<128, C>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
 }
+
+#endif  // RODIMUS_CUDA_HOST_EMULATION
 
 }  // namespace rodimus::backend::cuda
