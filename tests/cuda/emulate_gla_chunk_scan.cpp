@@ -6,7 +6,8 @@
 // What is emulated: threadIdx/blockIdx (thread-local), __syncthreads (a std::barrier per
 // block), __shfl_xor_sync and mma.sync.m16n8k16 bf16 (a std::barrier per warp and an exchange
 // buffer; the product is formed from the PTX fragment layouts of all 32 lanes, fp32
-// accumulate), ex2.approx.ftz (exp2f with denormals flushed). Blocks run one after another.
+// accumulate), ex2.approx.ftz (exp2f with denormals flushed), __uint_as_float. Blocks run one
+// after another; shared memory starts as NaN bytes.
 //
 // Seed: fresh each run, printed; RODIMUS_TEST_SEED=<n> replays one. Exit status 0 = all pass.
 #include <cuda_bf16.h>
@@ -79,6 +80,12 @@ inline float __shfl_xor_sync(unsigned /*mask*/, float v, int lane_mask) {
   const float r = w.values[lane ^ lane_mask];
   w.sync.arrive_and_wait();
   return r;
+}
+
+inline float __uint_as_float(unsigned x) {
+  float f;
+  std::memcpy(&f, &x, sizeof f);
+  return f;
 }
 
 namespace rodimus::backend::cuda::detail {

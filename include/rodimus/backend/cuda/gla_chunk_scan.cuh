@@ -94,12 +94,27 @@ __device__ __forceinline__ void split2(float x0, float x1, std::uint32_t& hi, st
   lo = bits(__floats2bfloat162_rn(x0 - __low2float(h), x1 - __high2float(h)));
 }
 
+/// Eight consecutive elements at p (16-byte aligned) as floats, with 16-byte loads; zeros
+/// (and no load) when !in.
 template <class T>
-__device__ __forceinline__ float load_f32(const T* p) {
+__device__ __forceinline__ void load8(const T* p, bool in, float (&v)[8]) {
   if constexpr (std::is_same_v<T, float>) {
-    return *p;
+    float4 x = make_float4(0.f, 0.f, 0.f, 0.f), y = x;
+    if (in) {
+      x = reinterpret_cast<const float4*>(p)[0];
+      y = reinterpret_cast<const float4*>(p)[1];
+    }
+    v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+    v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
   } else {
-    return __bfloat162float(*p);
+    uint4 x = make_uint4(0u, 0u, 0u, 0u);
+    if (in) x = *reinterpret_cast<const uint4*>(p);
+    const std::uint32_t w[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      v[2 * j] = __uint_as_float(w[j] << 16);
+      v[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
+    }
   }
 }
 
@@ -179,6 +194,11 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
   float* decay = reinterpret_cast<float*>(smem + Sh::decay);
   float* pm = reinterpret_cast<float*>(smem + Sh::pm);
 
+  // Word (e, w) of u^T (w = token pair): rows of BC2 words, w XOR-swizzled by e / 8 so that
+  // the transposing stores of step 1 spread over the banks; the fragment loads, whose 8 rows
+  // share e / 8, stay conflict-free.
+  const auto uidx = [](int e, int w) { return e * BC2 + (w ^ (4 * ((e / 8) & (C / 8 - 1)))); };
+
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid / 32;
   const int lane = tid % 32;
@@ -203,27 +223,80 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
     const int len = len_seq - c0 < C ? len_seq - c0 : C;
     const std::int64_t r0 = row0 + c0;
 
-    // 1. Load the chunk: q, k, alpha = a log2(e) as [t][i]; u^T as bf16 pairs along t.
-    //    Rows past the end are zero (alpha = 0 keeps the decay of the chunk's last token).
-    for (int idx = tid; idx < C * N; idx += NT) {
-      const int t = idx / N;
-      const int i = idx % N;
-      const bool in = t < len;
-      const std::int64_t gi = (r0 + t) * N + i;
-      qs[t * F + i] = in ? load_f32(q + gi) : 0.f;
-      ks[t * F + i] = in ? load_f32(k + gi) : 0.f;
-      cs[t * F + i] = in ? a[gi] * kLog2e : 0.f;
-    }
-    for (int idx = tid; idx < (C / 2) * TE; idx += NT) {
-      const int tp = idx / TE;  // token pair
-      const int e = idx % TE;
-      const int t = 2 * tp;
-      const float u0 = t < len ? load_f32(u + (r0 + t) * E + e0 + e) : 0.f;
-      const float u1 = t + 1 < len ? load_f32(u + (r0 + t + 1) * E + e0 + e) : 0.f;
-      std::uint32_t hi, lo;
-      split2(u0, u1, hi, lo);
-      u_hi[e * BC2 + tp] = hi;
-      if constexpr (kSplitU) u_lo[e * BC2 + tp] = lo;
+    // 1. Load the chunk with 16-byte vectors, every load of the thread issued before the first
+    //    shared-memory store: q, k, alpha = a log2(e) as [t][i]; u^T as bf16 pairs along t
+    //    (word (e, t / 2) stored at uidx). Rows past the end are zero (alpha = 0 keeps the
+    //    decay of the chunk's last token).
+    {
+      constexpr int kQV = C * N / 8;           // 8-element vectors of q (and of k)
+      constexpr int kAV = C * N / 4;           // 4-element vectors of a
+      constexpr int kUV = (C / 2) * (TE / 8);  // (token pair, 8 columns) tasks of u
+      constexpr int kQI = (kQV + NT - 1) / NT, kAI = (kAV + NT - 1) / NT;
+      constexpr int kUI = (kUV + NT - 1) / NT;
+      float qv[kQI][8], kv[kQI][8], av[kAI][4], uv[kUI][2][8];
+#pragma unroll
+      for (int it = 0; it < kQI; ++it) {
+        const int idx = tid + it * NT;
+        const int t = idx / (N / 8), i = 8 * (idx % (N / 8));
+        const bool in = idx < kQV && t < len;
+        load8(q + (r0 + t) * N + i, in, qv[it]);
+        load8(k + (r0 + t) * N + i, in, kv[it]);
+      }
+#pragma unroll
+      for (int it = 0; it < kAI; ++it) {
+        const int idx = tid + it * NT;
+        const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
+        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (idx < kAV && t < len) x = *reinterpret_cast<const float4*>(a + (r0 + t) * N + i);
+        av[it][0] = x.x;
+        av[it][1] = x.y;
+        av[it][2] = x.z;
+        av[it][3] = x.w;
+      }
+#pragma unroll
+      for (int it = 0; it < kUI; ++it) {
+        const int idx = tid + it * NT;
+        const int tp = idx / (TE / 8), ec = 8 * (idx % (TE / 8));
+        const bool in = idx < kUV;
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+          load8(u + (r0 + 2 * tp + r) * E + e0 + ec, in && 2 * tp + r < len, uv[it][r]);
+      }
+#pragma unroll
+      for (int it = 0; it < kQI; ++it) {
+        const int idx = tid + it * NT;
+        const int t = idx / (N / 8), i = 8 * (idx % (N / 8));
+        if (idx < kQV) {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            qs[t * F + i + j] = qv[it][j];
+            ks[t * F + i + j] = kv[it][j];
+          }
+        }
+      }
+#pragma unroll
+      for (int it = 0; it < kAI; ++it) {
+        const int idx = tid + it * NT;
+        const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
+        if (idx < kAV)
+          *reinterpret_cast<float4*>(cs + t * F + i) =
+              make_float4(av[it][0] * kLog2e, av[it][1] * kLog2e, av[it][2] * kLog2e,
+                          av[it][3] * kLog2e);
+      }
+#pragma unroll
+      for (int it = 0; it < kUI; ++it) {
+        const int idx = tid + it * NT;
+        const int tp = idx / (TE / 8), ec = 8 * (idx % (TE / 8));
+        if (idx < kUV) {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            std::uint32_t hi, lo;
+            split2(uv[it][0][j], uv[it][1][j], hi, lo);
+            u_hi[uidx(ec + j, tp)] = hi;
+            if constexpr (kSplitU) u_lo[uidx(ec + j, tp)] = lo;
+          }
+        }
+      }
     }
     __syncthreads();
 
@@ -415,11 +488,11 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const int e = ew + 8 * h + g;
-          const std::uint32_t bu[2] = {u_hi[e * BC2 + w0], u_hi[e * BC2 + w0 + 4]};
+          const std::uint32_t bu[2] = {u_hi[uidx(e, w0)], u_hi[uidx(e, w0 + 4)]};
           mma_bf16(acc[h], ah, bu);
           mma_bf16(acc[h], al, bu);
           if constexpr (kSplitU) {
-            const std::uint32_t bl[2] = {u_lo[e * BC2 + w0], u_lo[e * BC2 + w0 + 4]};
+            const std::uint32_t bl[2] = {u_lo[uidx(e, w0)], u_lo[uidx(e, w0 + 4)]};
             mma_bf16(acc[h], ah, bl);
           }
         }
@@ -452,15 +525,14 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
     for (int kk = 0; kk < C / 16; ++kk) {
       if (16 * kk >= len) break;
       const int w0 = 8 * kk + qd;
-      const std::uint32_t au[4] = {u_hi[(ew + g) * BC2 + w0], u_hi[(ew + g + 8) * BC2 + w0],
-                                   u_hi[(ew + g) * BC2 + w0 + 4],
-                                   u_hi[(ew + g + 8) * BC2 + w0 + 4]};
+      const std::uint32_t au[4] = {u_hi[uidx(ew + g, w0)], u_hi[uidx(ew + g + 8, w0)],
+                                   u_hi[uidx(ew + g, w0 + 4)], u_hi[uidx(ew + g + 8, w0 + 4)]};
       std::uint32_t aul[4] = {0u, 0u, 0u, 0u};
       if constexpr (kSplitU) {
-        aul[0] = u_lo[(ew + g) * BC2 + w0];
-        aul[1] = u_lo[(ew + g + 8) * BC2 + w0];
-        aul[2] = u_lo[(ew + g) * BC2 + w0 + 4];
-        aul[3] = u_lo[(ew + g + 8) * BC2 + w0 + 4];
+        aul[0] = u_lo[uidx(ew + g, w0)];
+        aul[1] = u_lo[uidx(ew + g + 8, w0)];
+        aul[2] = u_lo[uidx(ew + g, w0 + 4)];
+        aul[3] = u_lo[uidx(ew + g + 8, w0 + 4)];
       }
 #pragma unroll
       for (int ni = 0; ni < N / 8; ++ni) {
@@ -536,6 +608,7 @@ struct GlaChunkScanOptions {
 /// memory, row-major:
 ///   q, k: [Ntok, n], a: [Ntok, n] (log decay <= 0), u: [Ntok, E], o: [Ntok, E],
 ///   state: [B, n, E] fp32 (S_{-1} on entry, the last state on return).
+/// q, k, a, u 16-byte aligned (cudaMalloc'd arrays are).
 /// offsets: [B + 1] device array of row offsets (variable lengths; T is then unused), or null
 /// for B sequences of T tokens each (Ntok = B T). n is 32, 64 or 128, E a multiple of 64;
 /// Tin is __nv_bfloat16 or float, Tout float or __nv_bfloat16; C (chunk) 16, 32 or 64
@@ -560,6 +633,9 @@ void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, fl
     throw ArgumentError(who + "column_tile must be 0, 64 or 128");
   if (opts.column_tile == 128 && E % 128 != 0)
     throw ArgumentError(who + "column_tile 128 needs E % 128 == 0");
+  const auto misaligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 != 0; };
+  if (misaligned(q) || misaligned(k) || misaligned(a) || misaligned(u))
+    throw ArgumentError(who + "q, k, a and u must be 16-byte aligned");
   if (B == 0 || (!offsets && T == 0)) return;
   int tile = opts.column_tile;
   if (tile == 0) {
