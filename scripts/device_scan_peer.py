@@ -12,6 +12,7 @@ the package folder fla/) and point FLA_ROOT at it. Only fla.ops.gla is imported:
 """
 import importlib
 import os
+import re
 import sys
 import types
 
@@ -21,9 +22,12 @@ def import_chunk_gla(root):
     if not os.path.isdir(os.path.join(root, "fla", "ops", "gla")):
         raise SystemExit(f"device_scan_peer: no fla source under {root} (FLA_ROOT)")
     sys.path.insert(0, root)
+    init = open(os.path.join(root, "fla", "__init__.py")).read()
+    found = re.search(r"__version__\s*=\s*[\"']([^\"']+)", init)
     for name, path in (("fla", ["fla"]), ("fla.ops", ["fla", "ops"])):
         mod = types.ModuleType(name)
         mod.__path__ = [os.path.join(root, *path)]
+        mod.__version__ = found.group(1) if found else "0"  # fla.utils reads fla.__version__
         sys.modules[name] = mod
     return importlib.import_module("fla.ops.gla.chunk").chunk_gla
 

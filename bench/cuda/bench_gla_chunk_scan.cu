@@ -7,7 +7,8 @@
 // launch is the same). Inputs are random (never zeros), decays uniform in [-8, 0].
 // Bytes per launch: q, k (bf16) + a (fp32) + u (bf16) in, o out, state in and out.
 // FLOPs per token: 2 (2C + 2n) E (the chunk form: q S, A u, k^T u, q k^T).
-// Output: a table, then one `CSV,...` line per row for scripts/device_bench.sh.
+// Rows: bf16 output with column tiles 64 and 128, fp32 output with the launcher's tile (0).
+// Output: a table, with one `CSV,...` line after each row for scripts/device_bench.sh.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -91,8 +92,9 @@ double copy_bandwidth() {
   return best;
 }
 
+// tile: the CTA's column tile (0 = the launcher's choice, 64, 128).
 template <class Tout>
-void bench_shape(int B, int T, int n, int E, int reps, double bw, std::mt19937& rng) {
+void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std::mt19937& rng) {
   using bf = __nv_bfloat16;
   const std::size_t N = std::size_t(B) * T;
   bf *q = nullptr, *k = nullptr, *u = nullptr;
@@ -113,7 +115,10 @@ void bench_shape(int B, int T, int n, int E, int reps, double bw, std::mt19937& 
   cudaEvent_t e0, e1;
   CHECK_CUDA(cudaEventCreate(&e0));
   CHECK_CUDA(cudaEventCreate(&e1));
-  auto launch = [&] { rc::gla_chunk_scan<bf, Tout, kChunk>(q, k, a, u, state, o, B, T, n, E, nullptr); };
+  auto launch = [&] {
+    rc::gla_chunk_scan<bf, Tout, kChunk>(q, k, a, u, state, o, B, T, n, E, nullptr, nullptr,
+                                         rc::GlaChunkScanOptions{tile});
+  };
   for (int w = 0; w < 3; ++w) launch();
   CHECK_CUDA(cudaDeviceSynchronize());
   std::vector<float> times;
@@ -135,10 +140,10 @@ void bench_shape(int B, int T, int n, int E, int reps, double bw, std::mt19937& 
   const double s = ms * 1e-3;
   const double floor_ms = bytes / bw * 1e3;
   const char* out = std::is_same_v<Tout, float> ? "f32" : "bf16";
-  std::printf("%3d %6d %3d %5d %5s %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n", B, T, n, E, out,
-              ms, double(N) / s / 1e6, bytes / s / 1e9, 100.0 * bytes / s / bw, flops / s / 1e12,
+  std::printf("%3d %6d %3d %5d %5s %4d %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n", B, T, n, E,
+              out, tile, ms, double(N) / s / 1e6, bytes / s / 1e9, 100.0 * bytes / s / bw, flops / s / 1e12,
               100.0 * flops / s / kPeakBf16, floor_ms);
-  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f\n", B, T, n, E, out, ms, floor_ms);
+  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f,%d\n", B, T, n, E, out, ms, floor_ms, tile);
   CHECK_CUDA(cudaEventDestroy(e0));
   CHECK_CUDA(cudaEventDestroy(e1));
   CHECK_CUDA(cudaFree(q));
@@ -162,14 +167,15 @@ int main() {
               "median of %d\n",
               prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20, bw / 1e9,
               kPeakBf16 / 1e12, kChunk, reps);
-  std::printf("%3s %6s %3s %5s %5s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E", "out",
-              "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
+  std::printf("%3s %6s %3s %5s %5s %4s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E", "out",
+              "tile", "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
   std::mt19937 rng(1);
   const int n = 64, E = 4096;
   for (int B : {1, 8})
     for (int T : {2048, 8192, 32768}) {
-      bench_shape<__nv_bfloat16>(B, T, n, E, reps, bw, rng);
-      bench_shape<float>(B, T, n, E, reps, bw, rng);
+      bench_shape<__nv_bfloat16>(B, T, n, E, 64, reps, bw, rng);
+      bench_shape<__nv_bfloat16>(B, T, n, E, 128, reps, bw, rng);
+      bench_shape<float>(B, T, n, E, 0, reps, bw, rng);
     }
   return 0;
 }
