@@ -124,6 +124,7 @@ struct ScanShape {
   static_assert(N == 32 || N == 64 || N == 128, "gla_chunk_scan: n must be 32, 64 or 128");
   static_assert(C == 16 || C == 32 || C == 64, "gla_chunk_scan: chunk must be 16, 32 or 64");
   static_assert(TE == 64 || TE == 128, "gla_chunk_scan: column tile must be 64 or 128");
+  static_assert(kSubChunk == 8, "gla_chunk_scan: the diagonal blocks' lane layout assumes 8 tokens");
   static constexpr int kWarps = TE / 16;  // warp w owns columns 16w .. 16w+15 of the tile
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kNS = C / kSubChunk;  // sub-chunks per chunk
@@ -429,14 +430,24 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
           acc[s] += qv.w * kv.w * exp2_approx(fminf(ct.w - cv.w, 0.f));
         }
       }
-      float v0 = 0.f, v1 = 0.f;
+      // Reduce-scatter over the 4 lanes of row r: lane `part` ends with the sums of columns
+      // 2 part and 2 part + 1 (halves exchanged by lane bit 1, then quarters by bit 0).
+      const bool b1 = (part & 2) != 0, b0 = (part & 1) != 0;
+      float h[kSubChunk / 2];
 #pragma unroll
-      for (int s = 0; s < kSubChunk; ++s) {
-        acc[s] += __shfl_xor_sync(0xffffffffu, acc[s], 1);
-        acc[s] += __shfl_xor_sync(0xffffffffu, acc[s], 2);
-        if (s == 2 * part) v0 = acc[s];
-        if (s == 2 * part + 1) v1 = acc[s];
+      for (int j = 0; j < kSubChunk / 2; ++j) {
+        const float send = b1 ? acc[j] : acc[j + kSubChunk / 2];
+        const float keep = b1 ? acc[j + kSubChunk / 2] : acc[j];
+        h[j] = keep + __shfl_xor_sync(0xffffffffu, send, 2);
       }
+      float v[2];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const float send = b0 ? h[j] : h[j + 2];
+        const float keep = b0 ? h[j + 2] : h[j];
+        v[j] = keep + __shfl_xor_sync(0xffffffffu, send, 1);
+      }
+      float v0 = v[0], v1 = v[1];
       v0 = 2 * part <= r ? scale * v0 : 0.f;
       v1 = 2 * part + 1 <= r ? scale * v1 : 0.f;
       const int sw = (kSubChunk * J + 2 * part) / 2;
