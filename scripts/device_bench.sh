@@ -69,14 +69,14 @@ for path in sys.argv[1:3]:
 print()
 print("combined: GLA chunk scan, n=64, E=4096, bf16 in; ms = median per call; "
       f"test {'passed' if sys.argv[3] == '0' else 'FAILED'}")
-print(f"{'B':>3} {'T':>6} {'rodimus bf16-out':>17} {'tile':>4} {'rodimus f32-out':>16} "
+print(f"{'B':>3} {'T':>6} {'rodimus bf16-out':>17} {'C/tile':>7} {'rodimus f32-out':>16} "
       f"{'fla chunk_gla':>14} {'fla/rodimus':>12} {'mem floor':>10}")
 fmt = lambda x: f"{x:.3f}" if x is not None else "n/a"
 for (b, t) in sorted(rows):
     r = rows[(b, t)]
     ours, ours32, fla = r.get(("rodimus", "bf16")), r.get(("rodimus", "f32")), r.get(("fla", "bf16"))
     ratio = f"{fla / ours:.2f}x" if ours and fla else "n/a"
-    print(f"{b:3d} {t:6d} {fmt(ours):>17} {r.get('tile', '-'):>4} {fmt(ours32):>16} {fmt(fla):>14} "
+    print(f"{b:3d} {t:6d} {fmt(ours):>17} {r.get('tile', '-'):>7} {fmt(ours32):>16} {fmt(fla):>14} "
           f"{ratio:>12} {fmt(r.get('floor')):>10}")
 PY
 say "total $((SECONDS - start)) s"

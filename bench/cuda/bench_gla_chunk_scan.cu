@@ -6,8 +6,9 @@
 // timed one by one with CUDA events; the state is not reset between launches (the work per
 // launch is the same). Inputs are random (never zeros), decays uniform in [-8, 0].
 // Bytes per launch: q, k (bf16) + a (fp32) + u (bf16) in, o out, state in and out.
-// FLOPs per token: 2 (2C + 2n) E (the chunk form: q S, A u, k^T u, q k^T).
-// Rows: bf16 output with column tiles 64 and 128, fp32 output with the launcher's tile (0).
+// FLOPs per token: 2 (2C + 2n) E (the chunk form: q S, A u, k^T u, q k^T), C the chunk.
+// Rows: bf16 output with chunks 64 and 32 and column tiles 64 and 128 (C = 32 at tile 64 fits
+// two CTAs per SM), fp32 output with chunk 64 and the launcher's tile (0).
 // Output: a table, with one `CSV,...` line after each row for scripts/device_bench.sh.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -36,7 +37,6 @@ namespace rc = rodimus::backend::cuda;
     }                                                                                    \
   } while (0)
 
-constexpr int kChunk = 64;
 constexpr double kPeakBf16 = 989e12;  // H100/H200 SXM dense bf16, datasheet
 
 // Fills a device buffer of bf16 or fp32 with values uniform in [lo, hi] (a hash of the index).
@@ -92,8 +92,8 @@ double copy_bandwidth() {
   return best;
 }
 
-// tile: the CTA's column tile (0 = the launcher's choice, 64, 128).
-template <class Tout>
+// C: the chunk; tile: the CTA's column tile (0 = the launcher's choice, 64, 128).
+template <class Tout, int C>
 void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std::mt19937& rng) {
   using bf = __nv_bfloat16;
   const std::size_t N = std::size_t(B) * T;
@@ -116,7 +116,7 @@ void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std:
   CHECK_CUDA(cudaEventCreate(&e0));
   CHECK_CUDA(cudaEventCreate(&e1));
   auto launch = [&] {
-    rc::gla_chunk_scan<bf, Tout, kChunk>(q, k, a, u, state, o, B, T, n, E, nullptr, nullptr,
+    rc::gla_chunk_scan<bf, Tout, C>(q, k, a, u, state, o, B, T, n, E, nullptr, nullptr,
                                          rc::GlaChunkScanOptions{tile});
   };
   for (int w = 0; w < 3; ++w) launch();
@@ -136,14 +136,14 @@ void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std:
   const double ms = times[times.size() / 2];
   const double bytes = double(N) * n * (2 + 2 + 4) + double(N) * E * (2 + sizeof(Tout)) +
                        2.0 * B * n * E * 4;
-  const double flops = double(N) * 2.0 * (2.0 * kChunk + 2.0 * n) * E;
+  const double flops = double(N) * 2.0 * (2.0 * C + 2.0 * n) * E;
   const double s = ms * 1e-3;
   const double floor_ms = bytes / bw * 1e3;
   const char* out = std::is_same_v<Tout, float> ? "f32" : "bf16";
-  std::printf("%3d %6d %3d %5d %5s %4d %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n", B, T, n, E,
-              out, tile, ms, double(N) / s / 1e6, bytes / s / 1e9, 100.0 * bytes / s / bw, flops / s / 1e12,
+  std::printf("%3d %6d %3d %5d %5s %3d %4d %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n", B, T, n,
+              E, out, C, tile, ms, double(N) / s / 1e6, bytes / s / 1e9, 100.0 * bytes / s / bw, flops / s / 1e12,
               100.0 * flops / s / kPeakBf16, floor_ms);
-  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f,%d\n", B, T, n, E, out, ms, floor_ms, tile);
+  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f,C%d/%d\n", B, T, n, E, out, ms, floor_ms, C, tile);
   CHECK_CUDA(cudaEventDestroy(e0));
   CHECK_CUDA(cudaEventDestroy(e1));
   CHECK_CUDA(cudaFree(q));
@@ -163,19 +163,20 @@ int main() {
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   const double bw = copy_bandwidth();
   std::printf("bench_gla_chunk_scan: %s, %d SMs, L2 %d MB; copy bandwidth %.0f GB/s (read + "
-              "write, measured); tensor peak %.0f TFLOP/s (datasheet, dense bf16); chunk %d; "
-              "median of %d\n",
+              "write, measured); tensor peak %.0f TFLOP/s (datasheet, dense bf16); median of %d\n",
               prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20, bw / 1e9,
-              kPeakBf16 / 1e12, kChunk, reps);
-  std::printf("%3s %6s %3s %5s %5s %4s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E", "out",
-              "tile", "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
+              kPeakBf16 / 1e12, reps);
+  std::printf("%3s %6s %3s %5s %5s %3s %4s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E", "out",
+              "C", "tile", "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
   std::mt19937 rng(1);
   const int n = 64, E = 4096;
   for (int B : {1, 8})
     for (int T : {2048, 8192, 32768}) {
-      bench_shape<__nv_bfloat16>(B, T, n, E, 64, reps, bw, rng);
-      bench_shape<__nv_bfloat16>(B, T, n, E, 128, reps, bw, rng);
-      bench_shape<float>(B, T, n, E, 0, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 64>(B, T, n, E, 64, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 64>(B, T, n, E, 128, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 32>(B, T, n, E, 64, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 32>(B, T, n, E, 128, reps, bw, rng);
+      bench_shape<float, 64>(B, T, n, E, 0, reps, bw, rng);
     }
   return 0;
 }

@@ -6,8 +6,8 @@
 // What is emulated: threadIdx/blockIdx (thread-local), __syncthreads (a std::barrier per
 // block), __shfl_xor_sync and mma.sync.m16n8k16 bf16 (a std::barrier per warp and an exchange
 // buffer; the product is formed from the PTX fragment layouts of all 32 lanes, fp32
-// accumulate), ex2.approx.ftz (exp2f with denormals flushed), __uint_as_float. Blocks run one
-// after another; shared memory starts as NaN bytes.
+// accumulate), ex2.approx.ftz (exp2f with denormals flushed), __uint_as_float, cp.async (a
+// synchronous copy). Blocks run one after another; shared memory starts as NaN bytes.
 //
 // Seed: fresh each run, printed; RODIMUS_TEST_SEED=<n> replays one. Exit status 0 = all pass.
 #include <cuda_bf16.h>
@@ -125,6 +125,17 @@ inline void mma_bf16(float (&d)[4], const std::uint32_t (&a)[4], const std::uint
     d[c] += s;
   }
 }
+
+// cp.async: a synchronous copy (zero fill when !in); commit and wait have nothing to do.
+inline void cp_async16(void* dst, const void* src, bool in) {
+  if (in) {
+    std::memcpy(dst, src, 16);
+  } else {
+    std::memset(dst, 0, 16);
+  }
+}
+inline void cp_async_commit() {}
+inline void cp_async_wait_all() {}
 
 inline float exp2_approx(float x) {
   const float y = std::exp2(x);
@@ -265,7 +276,8 @@ int main() {
   tally(run_case<64, 64, 128, bf, float>("T=90 B=2 mixed TE=128", {90, 90}, false, 128, -8, 0, rng));
   tally(run_case<64, 64, 64, bf, float>("varlen 5/0/75 strong", {5, 0, 75}, true, 64, -60, 0, rng));
   tally(run_case<64, 64, 64, bf, bf>("bf16 out mild", {80}, false, 64, -0.5, 0, rng));
-  tally(run_case<64, 64, 64, float, float>("f32 in mild", {80}, false, 64, -0.5, 0, rng));
+  tally(run_case<64, 32, 64, float, float>("f32 in mild", {80}, false, 64, -0.5, 0, rng));
+  tally(run_case<64, 32, 128, bf, float>("C=32 TE=128 strong B=2", {50, 50}, false, 128, -60, 0, rng));
   tally(run_case<32, 64, 64, bf, float>("n=32 mild", {80}, false, 64, -0.5, 0, rng));
   tally(run_case<64, 16, 64, bf, float>("C=16 strong", {40}, false, 64, -60, 0, rng));
   tally(run_case<64, 32, 64, bf, float>("C=32 mild", {70}, false, 64, -0.5, 0, rng));

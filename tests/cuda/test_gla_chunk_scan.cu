@@ -232,8 +232,8 @@ int main() {
   tally(run_case<bf, float>({"varlen 77/1/200 mild", {77, 1, 200}, true, 64, 64, mild_lo, 0.0, 0}, rng));
   tally(run_case<bf, bf>({"bf16 out T=150 B=2 mild", {150, 150}, false, 64, 4096, mild_lo, 0.0, 0}, rng));
   tally(run_case<bf, bf>({"bf16 out T=150 strong", {150}, false, 64, 256, strong_lo, 0.0, 0}, rng));
-  tally(run_case<float, float>({"f32 in T=150 mild", {150}, false, 64, 128, mild_lo, 0.0, 0}, rng));
-  tally(run_case<float, float>({"f32 in T=150 strong", {150}, false, 64, 128, strong_lo, 0.0, 0}, rng));
+  tally(run_case<float, float, 32>({"f32 in T=150 mild", {150}, false, 64, 128, mild_lo, 0.0, 0}, rng));
+  tally(run_case<float, float, 32>({"f32 in T=150 strong", {150}, false, 64, 128, strong_lo, 0.0, 0}, rng));
   tally(run_case<bf, float>({"n=32 T=140 mild", {140}, false, 32, 128, mild_lo, 0.0, 0}, rng));
   tally(run_case<bf, float>({"n=32 T=140 strong", {140}, false, 32, 128, strong_lo, 0.0, 0}, rng));
   tally(run_case<bf, float, 32>({"C=32 n=128 T=100 mild", {100}, false, 128, 128, mild_lo, 0.0, 0}, rng));

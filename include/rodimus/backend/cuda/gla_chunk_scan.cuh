@@ -9,7 +9,9 @@
 // null: B sequences of T tokens each, rows b*T .. b*T+T-1); state is [B, n, E].
 //
 // Algorithm. The columns of S are independent, so one CTA owns (sequence, TE columns of E),
-// TE = 16 * warps, and walks its sequence's chunks of C tokens in order. Per chunk, in log2
+// TE = 16 * warps, and walks its sequence's chunks of C tokens in order; cp.async copies the
+// next chunk's q, k, a and u tile into a staging area while the current one is computed. Per
+// chunk, in log2
 // units (alpha = a * log2 e), each chunk is cut into sub-chunks of L = 8 tokens:
 //   c_t   = sum of alpha over the sub-chunk J of t, from its start up to t      (<= 0)
 //   tot_J = c at the end of sub-chunk J;  G_J = sum_{J'<J} tot_J' (chunk prefix); b_t = G_J + c_t
@@ -79,6 +81,19 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
+/// 16-byte asynchronous copy global -> shared (sm_80+); zero-fills the 16 bytes when !in.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool in) {
+  const auto d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+               "r"(in ? 16 : 0));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+/// Waits for this thread's copies; a barrier then makes every thread's copies visible.
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
 #endif  // RODIMUS_CUDA_HOST_EMULATION
 
 __device__ __forceinline__ std::uint32_t bits(__nv_bfloat162 v) {
@@ -151,7 +166,13 @@ struct ScanShape {
   static constexpr int fk = fq + 4 * kNS * N;              // float [kNS][N] exp2(sum_{J'>J} tot)
   static constexpr int decay = fk + 4 * kNS * N;           // float [N] exp2(b_C)
   static constexpr int pm = decay + 4 * N;                 // float [kPairs][N] exp2(sum_{J<J'<I})
-  static constexpr int bytes = pm + 4 * (kPairs > 0 ? kPairs : 1) * N;
+  // Staging of the next chunk, raw as in global memory, filled by cp.async.
+  static constexpr int kIn = SplitU ? 4 : 2;                // bytes of an input element
+  static constexpr int st_q = pm + 4 * (kPairs > 0 ? kPairs : 1) * N;  // Tin [C][N]
+  static constexpr int st_k = st_q + kIn * C * N;                        // Tin [C][N]
+  static constexpr int st_a = st_k + kIn * C * N;                        // float [C][N]
+  static constexpr int st_u = st_a + 4 * C * N;                          // Tin [C][TE]
+  static constexpr int bytes = st_u + kIn * C * TE;
 
   __host__ __device__ static constexpr int pair(int I, int J) { return I * (I - 1) / 2 + J; }
 };
@@ -220,86 +241,78 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
     for (int c = 0; c < 4; ++c)
       sreg[ni][c] = st[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)];
 
+  // Issues the cp.async copies of the chunk at c, rows past the sequence zero-filled (their
+  // source address clamped to the first row of the sequence).
+  Tin* sq = reinterpret_cast<Tin*>(smem + Sh::st_q);
+  Tin* sk = reinterpret_cast<Tin*>(smem + Sh::st_k);
+  float* sa = reinterpret_cast<float*>(smem + Sh::st_a);
+  Tin* su = reinterpret_cast<Tin*>(smem + Sh::st_u);
+  const auto stage = [&](int c) {
+    constexpr int kV = 16 / static_cast<int>(sizeof(Tin));  // elements per 16 bytes
+    const int lenc = len_seq - c < C ? len_seq - c : C;
+    for (int idx = tid; idx < C * N / kV; idx += NT) {
+      const int t = idx / (N / kV), i = kV * (idx % (N / kV));
+      const bool in = t < lenc;
+      const std::int64_t gi = (row0 + (in ? c + t : 0)) * N + i;
+      cp_async16(sq + t * N + i, q + gi, in);
+      cp_async16(sk + t * N + i, k + gi, in);
+    }
+    for (int idx = tid; idx < C * N / 4; idx += NT) {
+      const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
+      const bool in = t < lenc;
+      cp_async16(sa + t * N + i, a + (row0 + (in ? c + t : 0)) * N + i, in);
+    }
+    for (int idx = tid; idx < C * TE / kV; idx += NT) {
+      const int t = idx / (TE / kV), e = kV * (idx % (TE / kV));
+      const bool in = t < lenc;
+      cp_async16(su + t * TE + e, u + (row0 + (in ? c + t : 0)) * E + e0 + e, in);
+    }
+    cp_async_commit();
+  };
+  if (len_seq > 0) stage(0);
+
   for (int c0 = 0; c0 < len_seq; c0 += C) {
     const int len = len_seq - c0 < C ? len_seq - c0 : C;
     const std::int64_t r0 = row0 + c0;
 
-    // 1. Load the chunk with 16-byte vectors, every load of the thread issued before the first
-    //    shared-memory store: q, k, alpha = a log2(e) as [t][i]; u^T as bf16 pairs along t
-    //    (word (e, t / 2) stored at uidx). Rows past the end are zero (alpha = 0 keeps the
-    //    decay of the chunk's last token).
-    {
-      constexpr int kQV = C * N / 8;           // 8-element vectors of q (and of k)
-      constexpr int kAV = C * N / 4;           // 4-element vectors of a
-      constexpr int kUV = (C / 2) * (TE / 8);  // (token pair, 8 columns) tasks of u
-      constexpr int kQI = (kQV + NT - 1) / NT, kAI = (kAV + NT - 1) / NT;
-      constexpr int kUI = (kUV + NT - 1) / NT;
-      float qv[kQI][8], kv[kQI][8], av[kAI][4], uv[kUI][2][8];
+    // 1. The staged chunk (rows past the end are zero; alpha = 0 keeps the chunk's last decay)
+    //    into the working layouts: q, k, alpha = a log2(e) as fp32 [t][i]; u^T as bf16 pairs
+    //    along t (word (e, t / 2) at uidx). Then the copies of the next chunk start, to land
+    //    while this one is computed.
+    cp_async_wait_all();
+    __syncthreads();
+    for (int idx = tid; idx < C * N / 8; idx += NT) {
+      const int t = idx / (N / 8), i = 8 * (idx % (N / 8));
+      float qv[8], kv[8];
+      load8(sq + t * N + i, true, qv);
+      load8(sk + t * N + i, true, kv);
 #pragma unroll
-      for (int it = 0; it < kQI; ++it) {
-        const int idx = tid + it * NT;
-        const int t = idx / (N / 8), i = 8 * (idx % (N / 8));
-        const bool in = idx < kQV && t < len;
-        load8(q + (r0 + t) * N + i, in, qv[it]);
-        load8(k + (r0 + t) * N + i, in, kv[it]);
+      for (int j = 0; j < 8; ++j) {
+        qs[t * F + i + j] = qv[j];
+        ks[t * F + i + j] = kv[j];
       }
+    }
+    for (int idx = tid; idx < C * N / 4; idx += NT) {
+      const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
+      const float4 x = *reinterpret_cast<const float4*>(sa + t * N + i);
+      *reinterpret_cast<float4*>(cs + t * F + i) =
+          make_float4(x.x * kLog2e, x.y * kLog2e, x.z * kLog2e, x.w * kLog2e);
+    }
+    for (int idx = tid; idx < (C / 2) * (TE / 8); idx += NT) {
+      const int tp = idx / (TE / 8), ec = 8 * (idx % (TE / 8));
+      float u0[8], u1[8];
+      load8(su + (2 * tp) * TE + ec, true, u0);
+      load8(su + (2 * tp + 1) * TE + ec, true, u1);
 #pragma unroll
-      for (int it = 0; it < kAI; ++it) {
-        const int idx = tid + it * NT;
-        const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
-        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (idx < kAV && t < len) x = *reinterpret_cast<const float4*>(a + (r0 + t) * N + i);
-        av[it][0] = x.x;
-        av[it][1] = x.y;
-        av[it][2] = x.z;
-        av[it][3] = x.w;
-      }
-#pragma unroll
-      for (int it = 0; it < kUI; ++it) {
-        const int idx = tid + it * NT;
-        const int tp = idx / (TE / 8), ec = 8 * (idx % (TE / 8));
-        const bool in = idx < kUV;
-#pragma unroll
-        for (int r = 0; r < 2; ++r)
-          load8(u + (r0 + 2 * tp + r) * E + e0 + ec, in && 2 * tp + r < len, uv[it][r]);
-      }
-#pragma unroll
-      for (int it = 0; it < kQI; ++it) {
-        const int idx = tid + it * NT;
-        const int t = idx / (N / 8), i = 8 * (idx % (N / 8));
-        if (idx < kQV) {
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            qs[t * F + i + j] = qv[it][j];
-            ks[t * F + i + j] = kv[it][j];
-          }
-        }
-      }
-#pragma unroll
-      for (int it = 0; it < kAI; ++it) {
-        const int idx = tid + it * NT;
-        const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
-        if (idx < kAV)
-          *reinterpret_cast<float4*>(cs + t * F + i) =
-              make_float4(av[it][0] * kLog2e, av[it][1] * kLog2e, av[it][2] * kLog2e,
-                          av[it][3] * kLog2e);
-      }
-#pragma unroll
-      for (int it = 0; it < kUI; ++it) {
-        const int idx = tid + it * NT;
-        const int tp = idx / (TE / 8), ec = 8 * (idx % (TE / 8));
-        if (idx < kUV) {
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            std::uint32_t hi, lo;
-            split2(uv[it][0][j], uv[it][1][j], hi, lo);
-            u_hi[uidx(ec + j, tp)] = hi;
-            if constexpr (kSplitU) u_lo[uidx(ec + j, tp)] = lo;
-          }
-        }
+      for (int j = 0; j < 8; ++j) {
+        std::uint32_t hi, lo;
+        split2(u0[j], u1[j], hi, lo);
+        u_hi[uidx(ec + j, tp)] = hi;
+        if constexpr (kSplitU) u_lo[uidx(ec + j, tp)] = lo;
       }
     }
     __syncthreads();
+    if (c0 + C < len_seq) stage(c0 + C);
 
     // 2. Cumulative log decay inside each sub-chunk, per slot: c_t and tot_J.
     for (int idx = tid; idx < NS * N; idx += NT) {
@@ -623,7 +636,8 @@ struct GlaChunkScanOptions {
 /// offsets: [B + 1] device array of row offsets (variable lengths; T is then unused), or null
 /// for B sequences of T tokens each (Ntok = B T). n is 32, 64 or 128, E a multiple of 64;
 /// Tin is __nv_bfloat16 or float, Tout float or __nv_bfloat16; C (chunk) 16, 32 or 64
-/// (n = 128 needs C <= 32 to fit in shared memory).
+/// (shared memory: n = 128, and fp32 inputs at n = 64, need C <= 32; too large a
+/// configuration throws ArgumentError).
 /// Throws ArgumentError on a bad shape, BackendError on a CUDA error. Asynchronous.
 template <class Tin, class Tout, int C = 64>
 void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state,
