@@ -2,7 +2,8 @@
 # On a CUDA GPU machine (H100/H200, nvcc, PyTorch, Triton; no network), from the repo root:
 # builds the CUDA chunk-scan test and benchmark with nvcc, runs the test, the benchmark, and
 # flash-linear-attention's chunk_gla at the same shapes (scripts/device_scan_peer.py, fla
-# source under $FLA_ROOT, default .deps/fla), then prints the combined table LAST.
+# source under $FLA_ROOT, default .deps/fla), compute-sanitizer memcheck and racecheck on the
+# test's small cases, then prints the combined table LAST.
 #
 # Environment: RODIMUS_CUDA_ARCH (default sm_90), FLA_ROOT, RODIMUS_TEST_SEED,
 # RODIMUS_BENCH_REPS; OUT (a folder for the logs, default build-cuda-device/).
@@ -43,11 +44,30 @@ say "test: $([[ $test_rc == 0 ]] && echo passed || echo FAILED)"
 timeout 120 "$build/bench_gla_chunk_scan" 2>&1 | tee "$logs/bench.log" || say "bench FAILED"
 
 export FLA_ROOT=${FLA_ROOT:-$root/.deps/fla}
-PYTHONUNBUFFERED=1 timeout 150 python3 scripts/device_scan_peer.py 2>&1 | tee "$logs/peer.log" ||
+PYTHONUNBUFFERED=1 timeout 100 python3 scripts/device_scan_peer.py 2>&1 | tee "$logs/peer.log" ||
   say "fla peer FAILED (see $logs/peer.log)"
 
+# compute-sanitizer (memcheck, racecheck) on the test's three small cases, when present.
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+sanitize_status="compute-sanitizer: not found"
+if [[ -x $sanitizer ]]; then
+  sanitize_status="compute-sanitizer:"
+  for tool in memcheck racecheck; do
+    RODIMUS_TEST_QUICK=1 timeout 45 "$sanitizer" --tool "$tool" --error-exitcode 3 \
+      "$build/test_gla_chunk_scan" >"$logs/sanitize_$tool.log" 2>&1
+    rc=$?
+    if ((rc == 0)); then
+      sanitize_status+=" $tool clean"
+    else
+      sanitize_status+=" $tool FAILED (rc $rc)"
+      tail -n 30 "$logs/sanitize_$tool.log"
+    fi
+  done
+fi
+say "$sanitize_status"
+
 # Combined table: rodimus (bf16 out, like fla; and fp32 out) vs fla chunk_gla.
-python3 - "$logs/bench.log" "$logs/peer.log" "$test_rc" <<'PY'
+python3 - "$logs/bench.log" "$logs/peer.log" "$test_rc" "$sanitize_status" <<'PY'
 import sys
 rows = {}
 for path in sys.argv[1:3]:
@@ -68,7 +88,7 @@ for path in sys.argv[1:3]:
                 r[(who, out)] = ms
 print()
 print("combined: GLA chunk scan, n=64, E=4096, bf16 in; ms = median per call; "
-      f"test {'passed' if sys.argv[3] == '0' else 'FAILED'}")
+      f"test {'passed' if sys.argv[3] == '0' else 'FAILED'}; {sys.argv[4]}")
 print(f"{'B':>3} {'T':>6} {'rodimus bf16-out':>17} {'C/tile':>7} {'rodimus f32-out':>16} "
       f"{'fla chunk_gla':>14} {'fla/rodimus':>12} {'mem floor':>10}")
 fmt = lambda x: f"{x:.3f}" if x is not None else "n/a"

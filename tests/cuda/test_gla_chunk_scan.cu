@@ -11,7 +11,8 @@
 // it is fp32-accurate; those cases (and every final state) get 2e-4, which a plain bf16
 // operand (~1.6e-3 per rounding) anywhere in the pipeline would fail.
 //
-// Seed: fresh each run, printed; RODIMUS_TEST_SEED=<n> replays one. Exit status 0 = all pass.
+// Seed: fresh each run, printed; RODIMUS_TEST_SEED=<n> replays one. RODIMUS_TEST_QUICK=1 runs
+// three small cases only (for compute-sanitizer). Exit status 0 = all pass.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -208,6 +209,7 @@ int main() {
   std::printf("test_gla_chunk_scan: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor,
               prop.multiProcessorCount);
   std::mt19937_64 rng(seed);
+  const bool quick = std::getenv("RODIMUS_TEST_QUICK") != nullptr;
 
   const double strong_lo = -60.0, mild_lo = -0.5;
   int failed = 0, total = 0;
@@ -217,42 +219,46 @@ int main() {
   };
   using bf = __nv_bfloat16;
   // name, lengths, offsets?, n, E, a range, tile
-  tally(run_case<bf, float>({"T=1", {1}, false, 64, 64, strong_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float>({"T=1 B=3 mild", {1, 1, 1}, false, 64, 128, mild_lo, 0.0, 0}, rng));
+  // the quick set (RODIMUS_TEST_QUICK=1, e.g. under compute-sanitizer): several chunks, both
+  // column tiles, variable lengths with an empty sequence
   tally(run_case<bf, float>({"T=100 strong", {100}, false, 64, 128, strong_lo, 0.0, 64}, rng));
   tally(run_case<bf, float>({"T=100 mild", {100}, false, 64, 128, mild_lo, 0.0, 128}, rng));
-  tally(run_case<bf, float>({"T=64 a=0", {64}, false, 64, 64, 0.0, 0.0, 64}, rng));
-  tally(run_case<bf, float>({"T=333 a=0 B=2", {333, 333}, false, 64, 256, 0.0, 0.0, 0}, rng));
-  tally(run_case<bf, float>({"T=257 B=3 strong", {257, 257, 257}, false, 64, 192, strong_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float>({"T=300 B=2 mild E=4096", {300, 300}, false, 64, 4096, mild_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float>({"T=130 B=2 strong E=4096", {130, 130}, false, 64, 4096, strong_lo, 0.0, 128}, rng));
-  tally(run_case<bf, float>({"T=1000 mild", {1000}, false, 64, 128, mild_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float>({"T=200 mixed decay", {200}, false, 64, 128, -8.0, 0.0, 0}, rng));
   tally(run_case<bf, float>({"varlen 5/130/64/0 strong", {5, 130, 64, 0}, true, 64, 128, strong_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float>({"varlen 77/1/200 mild", {77, 1, 200}, true, 64, 64, mild_lo, 0.0, 0}, rng));
-  tally(run_case<bf, bf>({"bf16 out T=150 B=2 mild", {150, 150}, false, 64, 4096, mild_lo, 0.0, 0}, rng));
-  tally(run_case<bf, bf>({"bf16 out T=150 strong", {150}, false, 64, 256, strong_lo, 0.0, 0}, rng));
-  tally(run_case<float, float, 32>({"f32 in T=150 mild", {150}, false, 64, 128, mild_lo, 0.0, 0}, rng));
-  tally(run_case<float, float, 32>({"f32 in T=150 strong", {150}, false, 64, 128, strong_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float>({"n=32 T=140 mild", {140}, false, 32, 128, mild_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float>({"n=32 T=140 strong", {140}, false, 32, 128, strong_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float, 32>({"C=32 n=128 T=100 mild", {100}, false, 128, 128, mild_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float, 32>({"C=32 n=128 T=100 strong", {100}, false, 128, 128, strong_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float, 16>({"C=16 T=75 mild", {75}, false, 64, 64, mild_lo, 0.0, 0}, rng));
-  tally(run_case<bf, float, 32>({"C=32 T=300 B=2 strong", {300, 300}, false, 64, 128, strong_lo, 0.0, 0}, rng));
+  if (!quick) {
+    tally(run_case<bf, float>({"T=1", {1}, false, 64, 64, strong_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"T=1 B=3 mild", {1, 1, 1}, false, 64, 128, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"T=64 a=0", {64}, false, 64, 64, 0.0, 0.0, 64}, rng));
+    tally(run_case<bf, float>({"T=333 a=0 B=2", {333, 333}, false, 64, 256, 0.0, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"T=257 B=3 strong", {257, 257, 257}, false, 64, 192, strong_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"T=300 B=2 mild E=4096", {300, 300}, false, 64, 4096, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"T=130 B=2 strong E=4096", {130, 130}, false, 64, 4096, strong_lo, 0.0, 128}, rng));
+    tally(run_case<bf, float>({"T=1000 mild", {1000}, false, 64, 128, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"T=200 mixed decay", {200}, false, 64, 128, -8.0, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"varlen 77/1/200 mild", {77, 1, 200}, true, 64, 64, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, bf>({"bf16 out T=150 B=2 mild", {150, 150}, false, 64, 4096, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, bf>({"bf16 out T=150 strong", {150}, false, 64, 256, strong_lo, 0.0, 0}, rng));
+    tally(run_case<float, float, 32>({"f32 in T=150 mild", {150}, false, 64, 128, mild_lo, 0.0, 0}, rng));
+    tally(run_case<float, float, 32>({"f32 in T=150 strong", {150}, false, 64, 128, strong_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"n=32 T=140 mild", {140}, false, 32, 128, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"n=32 T=140 strong", {140}, false, 32, 128, strong_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float, 32>({"C=32 n=128 T=100 mild", {100}, false, 128, 128, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float, 32>({"C=32 n=128 T=100 strong", {100}, false, 128, 128, strong_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float, 16>({"C=16 T=75 mild", {75}, false, 64, 64, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float, 32>({"C=32 T=300 B=2 strong", {300, 300}, false, 64, 128, strong_lo, 0.0, 0}, rng));
 
-  // argument checks
-  float* null_f = nullptr;
-  bf* null_b = nullptr;
-  tally(expect_argument_error("n=48 rejected", [&] {
-    rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 48, 64, nullptr);
-  }));
-  tally(expect_argument_error("E=96 rejected", [&] {
-    rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 64, 96, nullptr);
-  }));
-  tally(expect_argument_error("n=128 C=64 (shared memory)", [&] {
-    rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 128, 64, nullptr);
-  }));
+    // argument checks
+    float* null_f = nullptr;
+    bf* null_b = nullptr;
+    tally(expect_argument_error("n=48 rejected", [&] {
+      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 48, 64, nullptr);
+    }));
+    tally(expect_argument_error("E=96 rejected", [&] {
+      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 64, 96, nullptr);
+    }));
+    tally(expect_argument_error("n=128 C=64 (shared memory)", [&] {
+      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 128, 64, nullptr);
+    }));
+  }
 
   std::printf("test_gla_chunk_scan: %d of %d cases passed (seed %llu)\n", total - failed, total,
               static_cast<unsigned long long>(seed));
