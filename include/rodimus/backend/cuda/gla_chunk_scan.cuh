@@ -208,8 +208,6 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
   std::uint32_t* a_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::a_lo);
   std::uint32_t* u_hi = reinterpret_cast<std::uint32_t*>(smem + Sh::u_hi);
   [[maybe_unused]] std::uint32_t* u_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::u_lo);
-  __nv_bfloat16* kt_hi16 = reinterpret_cast<__nv_bfloat16*>(smem + Sh::kt_hi);
-  __nv_bfloat16* kt_lo16 = reinterpret_cast<__nv_bfloat16*>(smem + Sh::kt_lo);
   float* tot = reinterpret_cast<float*>(smem + Sh::tot);
   float* fq = reinterpret_cast<float*>(smem + Sh::fq);
   float* fk = reinterpret_cast<float*>(smem + Sh::fk);
@@ -287,9 +285,9 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
       load8(sq + t * N + i, true, qv);
       load8(sk + t * N + i, true, kv);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        qs[t * F + i + j] = qv[j];
-        ks[t * F + i + j] = kv[j];
+      for (int j = 0; j < 8; j += 4) {
+        *reinterpret_cast<float4*>(qs + t * F + i + j) = make_float4(qv[j], qv[j + 1], qv[j + 2], qv[j + 3]);
+        *reinterpret_cast<float4*>(ks + t * F + i + j) = make_float4(kv[j], kv[j + 1], kv[j + 2], kv[j + 3]);
       }
     }
     for (int idx = tid; idx < C * N / 4; idx += NT) {
@@ -348,30 +346,41 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
       if (J == 0) decay[i] = exp2_approx(pre + tot[i] + suf);
     }
     __syncthreads();
-    // Decayed operands, per (t, i, i + 1) with t in sub-chunk J:
+    // Decayed operands, per (t, i) with t in sub-chunk J:
     //   qo = q exp2(c_t), ko = k exp2(tot_J - c_t)        (fp32, for the off-diagonal scores)
     //   qt = qo fq_J (bf16 hi/lo, [t][i]), kt = ko fk_J   (bf16 hi/lo, transposed [i][t])
-    for (int idx = tid; idx < C * (N / 2); idx += NT) {
-      const int t = idx / (N / 2);
-      const int i = 2 * (idx % (N / 2));
-      const int J = t / kSubChunk;
-      float qv[2];
+    // A task is 2 tokens x 2 slots (one 32-bit word of qt per token, of kt per slot); a warp
+    // takes 8 token pairs x 4 slot pairs, which keeps the transposed kt stores conflict-free.
+    for (int idx = tid; idx < C * N / 4; idx += NT) {
+      const int grp = idx / 32, l = idx % 32;
+      const int tp = 8 * (grp % (C / 16)) + l % 8;  // token pair
+      const int ip = 4 * (grp / (C / 16)) + l / 8;  // slot pair
+      const int J = (2 * tp) / kSubChunk;
+      float qt[2][2], kt[2][2];
+#pragma unroll
+      for (int dt = 0; dt < 2; ++dt) {
+        const int t = 2 * tp + dt;
+        const float2 c = *reinterpret_cast<const float2*>(cs + t * F + 2 * ip);
+        const float2 qr = *reinterpret_cast<const float2*>(qs + t * F + 2 * ip);
+        const float2 kr = *reinterpret_cast<const float2*>(ks + t * F + 2 * ip);
+        const float2 tj = *reinterpret_cast<const float2*>(tot + J * N + 2 * ip);
+        const float2 fqj = *reinterpret_cast<const float2*>(fq + J * N + 2 * ip);
+        const float2 fkj = *reinterpret_cast<const float2*>(fk + J * N + 2 * ip);
+        const float2 qv = make_float2(qr.x * exp2_approx(c.x), qr.y * exp2_approx(c.y));
+        const float2 kv =
+            make_float2(kr.x * exp2_approx(tj.x - c.x), kr.y * exp2_approx(tj.y - c.y));
+        *reinterpret_cast<float2*>(qo + t * F + 2 * ip) = qv;
+        *reinterpret_cast<float2*>(ko + t * F + 2 * ip) = kv;
+        qt[dt][0] = qv.x * fqj.x;
+        qt[dt][1] = qv.y * fqj.y;
+        kt[dt][0] = kv.x * fkj.x;
+        kt[dt][1] = kv.y * fkj.y;
+      }
 #pragma unroll
       for (int d = 0; d < 2; ++d) {
-        const float c = cs[t * F + i + d];
-        qv[d] = qs[t * F + i + d] * exp2_approx(c);
-        const float kv = ks[t * F + i + d] * exp2_approx(tot[J * N + i + d] - c);
-        qo[t * F + i + d] = qv[d];
-        ko[t * F + i + d] = kv;
-        const float kt = kv * fk[J * N + i + d];
-        const __nv_bfloat16 kh = __float2bfloat16_rn(kt);
-        kt_hi16[(i + d) * Sh::kBC + t] = kh;
-        kt_lo16[(i + d) * Sh::kBC + t] = __float2bfloat16_rn(kt - __bfloat162float(kh));
+        split2(qt[d][0], qt[d][1], qt_hi[(2 * tp + d) * BN2 + ip], qt_lo[(2 * tp + d) * BN2 + ip]);
+        split2(kt[0][d], kt[1][d], kt_hi[(2 * ip + d) * BC2 + tp], kt_lo[(2 * ip + d) * BC2 + tp]);
       }
-      std::uint32_t hi, lo;
-      split2(qv[0] * fq[J * N + i], qv[1] * fq[J * N + i + 1], hi, lo);
-      qt_hi[t * BN2 + i / 2] = hi;
-      qt_lo[t * BN2 + i / 2] = lo;
     }
     __syncthreads();
 
