@@ -391,7 +391,7 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
       while ((mt + 1) * (mt + 1) <= tile) ++mt;  // tiles of m-tile mt: mt^2 .. mt^2 + 2 mt
       if (16 * mt >= len) continue;              // rows past the end are never read
       const int J = tile - mt * mt;
-      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+      float acc[4] = {0.f, 0.f, 0.f, 0.f}, acc2[4] = {0.f, 0.f, 0.f, 0.f};
       const int t_lo = 16 * mt + g, t_hi = t_lo + 8;
       const int I_lo = t_lo / kSubChunk, I_hi = t_hi / kSubChunk;
       const float* pm_lo = I_lo > J ? pm + Sh::pair(I_lo, J) * N : nullptr;
@@ -416,9 +416,11 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
           split2(ko[s * F + i], ko[s * F + i + 1], bh[r], bl[r]);
         }
         mma_bf16(acc, ah, bh);
-        mma_bf16(acc, ah, bl);
-        mma_bf16(acc, al, bh);
+        mma_bf16(acc2, ah, bl);
+        mma_bf16(acc2, al, bh);
       }
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[c] += acc2[c];
       // acc: (t_lo, s0), (t_lo, s0 + 1), (t_hi, s0), (t_hi, s0 + 1), s0 = 8 J + 2 qd
       const int sw = (kSubChunk * J + 2 * qd) / 2;
       if (pm_lo) split2(scale * acc[0], scale * acc[1], a_hi[t_lo * BC2 + sw], a_lo[t_lo * BC2 + sw]);
@@ -496,7 +498,8 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
 
     for (int mt = 0; mt < C / 16; ++mt) {
       if (16 * mt >= len) break;
-      float acc[2][4] = {};
+      // two accumulators per column half (hi and lo terms): four independent mma chains
+      float acc[2][4] = {}, acc2[2][4] = {};
       const int t_lo = 16 * mt + g, t_hi = t_lo + 8;
 #pragma unroll
       for (int kk = 0; kk < N / 16; ++kk) {  // inter: K = state rows i
@@ -508,8 +511,8 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           mma_bf16(acc[h], ah, sb_hi[kk][h]);
-          mma_bf16(acc[h], ah, sb_lo[kk][h]);
-          mma_bf16(acc[h], al, sb_hi[kk][h]);
+          mma_bf16(acc2[h], ah, sb_lo[kk][h]);
+          mma_bf16(acc2[h], al, sb_hi[kk][h]);
         }
       }
       for (int kk = 0; kk <= mt; ++kk) {  // intra: K = tokens s <= t (A is lower triangular)
@@ -523,13 +526,17 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
           const int e = ew + 8 * h + g;
           const std::uint32_t bu[2] = {u_hi[uidx(e, w0)], u_hi[uidx(e, w0 + 4)]};
           mma_bf16(acc[h], ah, bu);
-          mma_bf16(acc[h], al, bu);
+          mma_bf16(acc2[h], al, bu);
           if constexpr (kSplitU) {
             const std::uint32_t bl[2] = {u_lo[uidx(e, w0)], u_lo[uidx(e, w0 + 4)]};
-            mma_bf16(acc[h], ah, bl);
+            mma_bf16(acc2[h], ah, bl);
           }
         }
       }
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[h][c] += acc2[h][c];
       // acc[h]: (t_lo, e), (t_lo, e + 1), (t_hi, e), (t_hi, e + 1), e = ew + 8 h + 2 qd
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
