@@ -10,9 +10,10 @@
 //
 // Algorithm. The columns of S are independent, so one CTA owns (sequence, TE columns of E),
 // TE = 16 * warps, and walks its sequence's chunks of C tokens in order; cp.async copies the
-// next chunk's q, k, a and u tile into a staging area while the current one is computed. Per
-// chunk, in log2
-// units (alpha = a * log2 e), each chunk is cut into sub-chunks of L = 8 tokens:
+// next chunk's q, k, a and u tile into a staging area while the current one is computed.
+// Warp w owns columns 16w .. 16w+15: its slice of S^T lives in m16n8 accumulator registers,
+// which are also (split) the B fragments of q S. Per chunk, in log2 units (alpha = a log2 e),
+// the chunk is cut into sub-chunks of L = 8 tokens:
 //   c_t   = sum of alpha over the sub-chunk J of t, from its start up to t      (<= 0)
 //   tot_J = c at the end of sub-chunk J;  G_J = sum_{J'<J} tot_J' (chunk prefix); b_t = G_J + c_t
 // and with t in sub-chunk I, s in sub-chunk J:
@@ -36,12 +37,15 @@
 //
 // Roofline, per token (n = 64, E = 4096, C = 64, bf16 in, fp32 out):
 //   bytes  q,k: 2*2n, a: 4n, u: 2E, o: 4E (2E for bf16 out)  = 24.8 KB (16.6 KB bf16 out); the
-//          state adds 2 * 4nE per sequence. H200 4.8 TB/s (4.3 measured copy): ~180 M tok/s.
+//          state adds 2 * 4nE per sequence. H200 4.8 TB/s (4.3 measured copy): ~175 M tok/s
+//          (~260 M tok/s with a bf16 output).
 //   flops  2*(2C + 2n)*E = 2.1 MFLOP (the chunk form: q S, A u, k^T u, q k^T) per token, i.e.
 //          ~85 flop/byte: under the bf16 ridge (~200), so memory-bound in principle; the split
 //          operands multiply the tensor work by ~2.5 (mma.sync, no wgmma) and every CTA of a
 //          sequence recomputes the chunk's scores (E/TE times): the diagonal blocks cost
 //          C * 8 * n exp2 per chunk per CTA on the MUFU, the second limit after memory.
+// Resources (n = 64, C = 64): 218 KB of shared memory at TE = 128 (201 KB at 64), ~180
+// registers; at C = 32, TE = 64: 98 KB, two CTAs per SM.
 #pragma once
 
 #include <cuda_bf16.h>
