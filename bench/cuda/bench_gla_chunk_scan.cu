@@ -27,14 +27,14 @@ namespace {
 
 namespace rc = rodimus::backend::cuda;
 
-#define CHECK_CUDA(call)                                                                 \
-  do {                                                                                   \
-    const cudaError_t err_ = (call);                                                     \
-    if (err_ != cudaSuccess) {                                                           \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                 \
-                   cudaGetErrorString(err_));                                            \
-      std::exit(2);                                                                      \
-    }                                                                                    \
+#define CHECK_CUDA(call)                                                 \
+  do {                                                                   \
+    const cudaError_t err_ = (call);                                     \
+    if (err_ != cudaSuccess) {                                           \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, \
+                   cudaGetErrorString(err_));                            \
+      std::exit(2);                                                      \
+    }                                                                    \
   } while (0)
 
 constexpr double kPeakBf16 = 989e12;  // H100/H200 SXM dense bf16, datasheet
@@ -117,7 +117,7 @@ void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std:
   CHECK_CUDA(cudaEventCreate(&e1));
   auto launch = [&] {
     rc::gla_chunk_scan<bf, Tout, C>(q, k, a, u, state, o, B, T, n, E, nullptr, nullptr,
-                                         rc::GlaChunkScanOptions{tile});
+                                    rc::GlaChunkScanOptions{tile});
   };
   for (int w = 0; w < 3; ++w) launch();
   CHECK_CUDA(cudaDeviceSynchronize());
@@ -134,16 +134,17 @@ void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std:
   CHECK_CUDA(cudaGetLastError());
   std::sort(times.begin(), times.end());
   const double ms = times[times.size() / 2];
-  const double bytes = double(N) * n * (2 + 2 + 4) + double(N) * E * (2 + sizeof(Tout)) +
-                       2.0 * B * n * E * 4;
+  const double bytes =
+      double(N) * n * (2 + 2 + 4) + double(N) * E * (2 + sizeof(Tout)) + 2.0 * B * n * E * 4;
   const double flops = double(N) * 2.0 * (2.0 * C + 2.0 * n) * E;
   const double s = ms * 1e-3;
   const double floor_ms = bytes / bw * 1e3;
   const char* out = std::is_same_v<Tout, float> ? "f32" : "bf16";
-  std::printf("%3d %6d %3d %5d %5s %3d %4d %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n", B, T, n,
-              E, out, C, tile, ms, double(N) / s / 1e6, bytes / s / 1e9, 100.0 * bytes / s / bw, flops / s / 1e12,
-              100.0 * flops / s / kPeakBf16, floor_ms);
-  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f,C%d/%d\n", B, T, n, E, out, ms, floor_ms, C, tile);
+  std::printf("%3d %6d %3d %5d %5s %3d %4d %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n", B, T,
+              n, E, out, C, tile, ms, double(N) / s / 1e6, bytes / s / 1e9, 100.0 * bytes / s / bw,
+              flops / s / 1e12, 100.0 * flops / s / kPeakBf16, floor_ms);
+  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f,C%d/%d\n", B, T, n, E, out, ms, floor_ms, C,
+              tile);
   CHECK_CUDA(cudaEventDestroy(e0));
   CHECK_CUDA(cudaEventDestroy(e1));
   CHECK_CUDA(cudaFree(q));
@@ -162,12 +163,13 @@ int main() {
   cudaDeviceProp prop{};
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   const double bw = copy_bandwidth();
-  std::printf("bench_gla_chunk_scan: %s, %d SMs, L2 %d MB; copy bandwidth %.0f GB/s (read + "
-              "write, measured); tensor peak %.0f TFLOP/s (datasheet, dense bf16); median of %d\n",
-              prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20, bw / 1e9,
-              kPeakBf16 / 1e12, reps);
-  std::printf("%3s %6s %3s %5s %5s %3s %4s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E", "out",
-              "C", "tile", "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
+  std::printf(
+      "bench_gla_chunk_scan: %s, %d SMs, L2 %d MB; copy bandwidth %.0f GB/s (read + "
+      "write, measured); tensor peak %.0f TFLOP/s (datasheet, dense bf16); median of %d\n",
+      prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20, bw / 1e9, kPeakBf16 / 1e12,
+      reps);
+  std::printf("%3s %6s %3s %5s %5s %3s %4s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E",
+              "out", "C", "tile", "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
   std::mt19937 rng(1);
   const int n = 64, E = 4096;
   for (int B : {1, 8})

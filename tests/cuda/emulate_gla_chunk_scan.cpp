@@ -171,7 +171,8 @@ void emulate(const Tin* q, const Tin* k, const float* a, const Tin* u, float* st
         threads.emplace_back([&, t] {
           emu::thread_idx = uint3{unsigned(t), 0u, 0u};
           emu::block_idx = uint3{unsigned(bx), unsigned(by), 0u};
-          rd::gla_chunk_scan_kernel<N, C, TE, Tin, Tout>(q, k, a, u, state, o, offsets, T, E, scale);
+          rd::gla_chunk_scan_kernel<N, C, TE, Tin, Tout>(q, k, a, u, state, o, offsets, T, E,
+                                                         scale);
         });
       for (auto& th : threads) th.join();
     }
@@ -224,14 +225,16 @@ bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, do
   for (int b = 0; b < B; ++b) {
     const int L = lengths[b];
     const std::size_t r0 = offs[b];
-    std::vector<double> qd(std::size_t(L) * n), kd(qd.size()), ad(qd.size()), ud(std::size_t(L) * E);
+    std::vector<double> qd(std::size_t(L) * n), kd(qd.size()), ad(qd.size()),
+        ud(std::size_t(L) * E);
     for (std::size_t i = 0; i < qd.size(); ++i) {
       qd[i] = to_double(q[r0 * n + i]);
       kd[i] = to_double(k[r0 * n + i]);
       ad[i] = a[r0 * n + i];
     }
     for (std::size_t i = 0; i < ud.size(); ++i) ud[i] = to_double(u[r0 * E + i]);
-    std::vector<double> S(s0.begin() + std::ptrdiff_t(b) * n * E, s0.begin() + std::ptrdiff_t(b + 1) * n * E);
+    std::vector<double> S(s0.begin() + std::ptrdiff_t(b) * n * E,
+                          s0.begin() + std::ptrdiff_t(b + 1) * n * E);
     const auto o_ref = rodimus::reference::gla_scan_recurrent(qd, kd, ud, ad, L, n, E, S);
     for (std::size_t i = 0; i < o_ref.size(); ++i) {
       const double x = to_double(out[r0 * E + i]);
@@ -249,10 +252,11 @@ bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, do
   const double eo = std::sqrt(no / (do_ > 0 ? do_ : 1)), es = std::sqrt(ns / (ds > 0 ? ds : 1));
   const double tol_o = std::is_same_v<Tout, float> ? 2e-4 : 2e-3, tol_s = 2e-4;
   const bool ok = finite && eo <= tol_o && es <= tol_s;
-  std::printf("%s %-28s n=%d C=%d TE=%d in=%s out=%s a=[%g,%g]  o_err=%.2e (tol %.0e)  S_err=%.2e%s\n",
-              ok ? "ok  " : "FAIL", name, N, C, TE, std::is_same_v<Tin, float> ? "f32" : "bf16",
-              std::is_same_v<Tout, float> ? "f32" : "bf16", a_lo, a_hi, eo, tol_o, es,
-              finite ? "" : "  NON-FINITE");
+  std::printf(
+      "%s %-28s n=%d C=%d TE=%d in=%s out=%s a=[%g,%g]  o_err=%.2e (tol %.0e)  S_err=%.2e%s\n",
+      ok ? "ok  " : "FAIL", name, N, C, TE, std::is_same_v<Tin, float> ? "f32" : "bf16",
+      std::is_same_v<Tout, float> ? "f32" : "bf16", a_lo, a_hi, eo, tol_o, es,
+      finite ? "" : "  NON-FINITE");
   return ok;
 }
 
@@ -273,11 +277,13 @@ int main() {
   tally(run_case<64, 64, 64, bf, float>("T=100 strong", {100}, false, 64, -60, 0, rng));
   tally(run_case<64, 64, 64, bf, float>("T=100 mild", {100}, false, 64, -0.5, 0, rng));
   tally(run_case<64, 64, 64, bf, float>("T=70 a=0", {70}, false, 64, 0, 0, rng));
-  tally(run_case<64, 64, 128, bf, float>("T=90 B=2 mixed TE=128", {90, 90}, false, 128, -8, 0, rng));
+  tally(
+      run_case<64, 64, 128, bf, float>("T=90 B=2 mixed TE=128", {90, 90}, false, 128, -8, 0, rng));
   tally(run_case<64, 64, 64, bf, float>("varlen 5/0/75 strong", {5, 0, 75}, true, 64, -60, 0, rng));
   tally(run_case<64, 64, 64, bf, bf>("bf16 out mild", {80}, false, 64, -0.5, 0, rng));
   tally(run_case<64, 32, 64, float, float>("f32 in mild", {80}, false, 64, -0.5, 0, rng));
-  tally(run_case<64, 32, 128, bf, float>("C=32 TE=128 strong B=2", {50, 50}, false, 128, -60, 0, rng));
+  tally(run_case<64, 32, 128, bf, float>("C=32 TE=128 strong B=2", {50, 50}, false, 128, -60, 0,
+                                         rng));
   tally(run_case<32, 64, 64, bf, float>("n=32 mild", {80}, false, 64, -0.5, 0, rng));
   tally(run_case<64, 16, 64, bf, float>("C=16 strong", {40}, false, 64, -60, 0, rng));
   tally(run_case<64, 32, 64, bf, float>("C=32 mild", {70}, false, 64, -0.5, 0, rng));

@@ -32,14 +32,14 @@ namespace {
 
 namespace rc = rodimus::backend::cuda;
 
-#define CHECK_CUDA(call)                                                                 \
-  do {                                                                                   \
-    const cudaError_t err_ = (call);                                                     \
-    if (err_ != cudaSuccess) {                                                           \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                 \
-                   cudaGetErrorString(err_));                                            \
-      std::exit(2);                                                                      \
-    }                                                                                    \
+#define CHECK_CUDA(call)                                                 \
+  do {                                                                   \
+    const cudaError_t err_ = (call);                                     \
+    if (err_ != cudaSuccess) {                                           \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, \
+                   cudaGetErrorString(err_));                            \
+      std::exit(2);                                                      \
+    }                                                                    \
   } while (0)
 
 template <class T>
@@ -109,7 +109,8 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
   for (auto& x : q) x = from_float<Tin>(normal(rng));
   for (auto& x : k) x = from_float<Tin>(normal(rng) * kscale);
   for (auto& x : u) x = from_float<Tin>(normal(rng));
-  for (auto& x : a) x = cs.a_lo == cs.a_hi ? static_cast<float>(cs.a_lo) : static_cast<float>(decay(rng));
+  for (auto& x : a)
+    x = cs.a_lo == cs.a_hi ? static_cast<float>(cs.a_lo) : static_cast<float>(decay(rng));
   for (auto& x : s0) x = normal(rng);
 
   DeviceBuffer<Tin> dq(q.size()), dk(k.size()), du(u.size());
@@ -146,7 +147,8 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
   for (int b = 0; b < B; ++b) {
     const int L = cs.lengths[b];
     const std::size_t r0 = offs[b];
-    std::vector<double> qd(std::size_t(L) * n), kd(qd.size()), ad(qd.size()), ud(std::size_t(L) * E);
+    std::vector<double> qd(std::size_t(L) * n), kd(qd.size()), ad(qd.size()),
+        ud(std::size_t(L) * E);
     for (std::size_t i = 0; i < qd.size(); ++i) {
       qd[i] = to_double(q[r0 * n + i]);
       kd[i] = to_double(k[r0 * n + i]);
@@ -155,7 +157,8 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
     for (std::size_t i = 0; i < ud.size(); ++i) ud[i] = to_double(u[r0 * E + i]);
     std::vector<double> S(s0.begin() + std::ptrdiff_t(b) * n * E,
                           s0.begin() + std::ptrdiff_t(b + 1) * n * E);
-    const std::vector<double> o_ref = rodimus::reference::gla_scan_recurrent(qd, kd, ud, ad, L, n, E, S);
+    const std::vector<double> o_ref =
+        rodimus::reference::gla_scan_recurrent(qd, kd, ud, ad, L, n, E, S);
     o_ref_all.insert(o_ref_all.end(), o_ref.begin(), o_ref.end());
     for (std::size_t i = 0; i < o_ref.size(); ++i) o_all.push_back(to_double(out[r0 * E + i]));
     s_ref_all.insert(s_ref_all.end(), S.begin(), S.end());
@@ -167,11 +170,12 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
   const double tol_o = std::is_same_v<Tout, float> ? 2e-4 : 2e-3;
   const double tol_s = 2e-4;
   const bool ok = o_finite && s_finite && eo <= tol_o && es <= tol_s;
-  std::printf("%s %-34s in=%s out=%s C=%d n=%d E=%d B=%d N=%d a=[%g,%g] tile=%d  o_err=%.2e (tol %.0e)"
-              "  S_err=%.2e (tol %.0e)%s\n",
-              ok ? "ok  " : "FAIL", cs.name.c_str(), std::is_same_v<Tin, float> ? "f32" : "bf16",
-              std::is_same_v<Tout, float> ? "f32" : "bf16", C, n, E, B, N, cs.a_lo, cs.a_hi,
-              cs.column_tile, eo, tol_o, es, tol_s, o_finite && s_finite ? "" : "  NON-FINITE");
+  std::printf(
+      "%s %-34s in=%s out=%s C=%d n=%d E=%d B=%d N=%d a=[%g,%g] tile=%d  o_err=%.2e (tol %.0e)"
+      "  S_err=%.2e (tol %.0e)%s\n",
+      ok ? "ok  " : "FAIL", cs.name.c_str(), std::is_same_v<Tin, float> ? "f32" : "bf16",
+      std::is_same_v<Tout, float> ? "f32" : "bf16", C, n, E, B, N, cs.a_lo, cs.a_hi, cs.column_tile,
+      eo, tol_o, es, tol_s, o_finite && s_finite ? "" : "  NON-FINITE");
   return ok;
 }
 
@@ -223,40 +227,56 @@ int main() {
   // column tiles, variable lengths with an empty sequence
   tally(run_case<bf, float>({"T=100 strong", {100}, false, 64, 128, strong_lo, 0.0, 64}, rng));
   tally(run_case<bf, float>({"T=100 mild", {100}, false, 64, 128, mild_lo, 0.0, 128}, rng));
-  tally(run_case<bf, float>({"varlen 5/130/64/0 strong", {5, 130, 64, 0}, true, 64, 128, strong_lo, 0.0, 0}, rng));
+  tally(run_case<bf, float>(
+      {"varlen 5/130/64/0 strong", {5, 130, 64, 0}, true, 64, 128, strong_lo, 0.0, 0}, rng));
   if (!quick) {
     tally(run_case<bf, float>({"T=1", {1}, false, 64, 64, strong_lo, 0.0, 0}, rng));
     tally(run_case<bf, float>({"T=1 B=3 mild", {1, 1, 1}, false, 64, 128, mild_lo, 0.0, 0}, rng));
     tally(run_case<bf, float>({"T=64 a=0", {64}, false, 64, 64, 0.0, 0.0, 64}, rng));
     tally(run_case<bf, float>({"T=333 a=0 B=2", {333, 333}, false, 64, 256, 0.0, 0.0, 0}, rng));
-    tally(run_case<bf, float>({"T=257 B=3 strong", {257, 257, 257}, false, 64, 192, strong_lo, 0.0, 0}, rng));
-    tally(run_case<bf, float>({"T=300 B=2 mild E=4096", {300, 300}, false, 64, 4096, mild_lo, 0.0, 0}, rng));
-    tally(run_case<bf, float>({"T=130 B=2 strong E=4096", {130, 130}, false, 64, 4096, strong_lo, 0.0, 128}, rng));
+    tally(run_case<bf, float>(
+        {"T=257 B=3 strong", {257, 257, 257}, false, 64, 192, strong_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>(
+        {"T=300 B=2 mild E=4096", {300, 300}, false, 64, 4096, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>(
+        {"T=130 B=2 strong E=4096", {130, 130}, false, 64, 4096, strong_lo, 0.0, 128}, rng));
     tally(run_case<bf, float>({"T=1000 mild", {1000}, false, 64, 128, mild_lo, 0.0, 0}, rng));
     tally(run_case<bf, float>({"T=200 mixed decay", {200}, false, 64, 128, -8.0, 0.0, 0}, rng));
-    tally(run_case<bf, float>({"varlen 77/1/200 mild", {77, 1, 200}, true, 64, 64, mild_lo, 0.0, 0}, rng));
-    tally(run_case<bf, bf>({"bf16 out T=150 B=2 mild", {150, 150}, false, 64, 4096, mild_lo, 0.0, 0}, rng));
-    tally(run_case<bf, bf>({"bf16 out T=150 strong", {150}, false, 64, 256, strong_lo, 0.0, 0}, rng));
-    tally(run_case<float, float, 32>({"f32 in T=150 mild", {150}, false, 64, 128, mild_lo, 0.0, 0}, rng));
-    tally(run_case<float, float, 32>({"f32 in T=150 strong", {150}, false, 64, 128, strong_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float>({"varlen 77/1/200 mild", {77, 1, 200}, true, 64, 64, mild_lo, 0.0, 0},
+                              rng));
+    tally(run_case<bf, bf>(
+        {"bf16 out T=150 B=2 mild", {150, 150}, false, 64, 4096, mild_lo, 0.0, 0}, rng));
+    tally(
+        run_case<bf, bf>({"bf16 out T=150 strong", {150}, false, 64, 256, strong_lo, 0.0, 0}, rng));
+    tally(run_case<float, float, 32>({"f32 in T=150 mild", {150}, false, 64, 128, mild_lo, 0.0, 0},
+                                     rng));
+    tally(run_case<float, float, 32>(
+        {"f32 in T=150 strong", {150}, false, 64, 128, strong_lo, 0.0, 0}, rng));
     tally(run_case<bf, float>({"n=32 T=140 mild", {140}, false, 32, 128, mild_lo, 0.0, 0}, rng));
-    tally(run_case<bf, float>({"n=32 T=140 strong", {140}, false, 32, 128, strong_lo, 0.0, 0}, rng));
-    tally(run_case<bf, float, 32>({"C=32 n=128 T=100 mild", {100}, false, 128, 128, mild_lo, 0.0, 0}, rng));
-    tally(run_case<bf, float, 32>({"C=32 n=128 T=100 strong", {100}, false, 128, 128, strong_lo, 0.0, 0}, rng));
+    tally(
+        run_case<bf, float>({"n=32 T=140 strong", {140}, false, 32, 128, strong_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float, 32>(
+        {"C=32 n=128 T=100 mild", {100}, false, 128, 128, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float, 32>(
+        {"C=32 n=128 T=100 strong", {100}, false, 128, 128, strong_lo, 0.0, 0}, rng));
     tally(run_case<bf, float, 16>({"C=16 T=75 mild", {75}, false, 64, 64, mild_lo, 0.0, 0}, rng));
-    tally(run_case<bf, float, 32>({"C=32 T=300 B=2 strong", {300, 300}, false, 64, 128, strong_lo, 0.0, 0}, rng));
+    tally(run_case<bf, float, 32>(
+        {"C=32 T=300 B=2 strong", {300, 300}, false, 64, 128, strong_lo, 0.0, 0}, rng));
 
     // argument checks
     float* null_f = nullptr;
     bf* null_b = nullptr;
     tally(expect_argument_error("n=48 rejected", [&] {
-      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 48, 64, nullptr);
+      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 48, 64,
+                                    nullptr);
     }));
     tally(expect_argument_error("E=96 rejected", [&] {
-      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 64, 96, nullptr);
+      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 64, 96,
+                                    nullptr);
     }));
     tally(expect_argument_error("n=128 C=64 (shared memory)", [&] {
-      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 128, 64, nullptr);
+      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 128, 64,
+                                    nullptr);
     }));
   }
 

@@ -143,7 +143,8 @@ struct ScanShape {
   static_assert(N == 32 || N == 64 || N == 128, "gla_chunk_scan: n must be 32, 64 or 128");
   static_assert(C == 16 || C == 32 || C == 64, "gla_chunk_scan: chunk must be 16, 32 or 64");
   static_assert(TE == 64 || TE == 128, "gla_chunk_scan: column tile must be 64 or 128");
-  static_assert(kSubChunk == 8, "gla_chunk_scan: the diagonal blocks' lane layout assumes 8 tokens");
+  static_assert(kSubChunk == 8,
+                "gla_chunk_scan: the diagonal blocks' lane layout assumes 8 tokens");
   static constexpr int kWarps = TE / 16;  // warp w owns columns 16w .. 16w+15 of the tile
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kNS = C / kSubChunk;  // sub-chunks per chunk
@@ -152,30 +153,31 @@ struct ScanShape {
   static constexpr int kBC = C + 8;          // bf16 row stride over tokens
   static constexpr int kPairs = kNS * (kNS - 1) / 2;
 
-  static constexpr int q_raw = 0;                          // float [C][kF] q
-  static constexpr int k_raw = q_raw + 4 * C * kF;         // float [C][kF] k
-  static constexpr int csum = k_raw + 4 * C * kF;          // float [C][kF] c_t (log2)
-  static constexpr int q_off = csum + 4 * C * kF;          // float [C][kF] q exp2(c_t)
-  static constexpr int k_off = q_off + 4 * C * kF;         // float [C][kF] k exp2(tot - c_s)
-  static constexpr int qt_hi = k_off + 4 * C * kF;         // bf16 [C][kBN] scale q exp2(b_t)
-  static constexpr int qt_lo = qt_hi + 2 * C * kBN;        //
-  static constexpr int kt_hi = qt_lo + 2 * C * kBN;        // bf16 [N][kBC] k exp2(b_C - b_s)^T
-  static constexpr int kt_lo = kt_hi + 2 * N * kBC;        //
-  static constexpr int a_hi = kt_lo + 2 * N * kBC;         // bf16 [C][kBC] scale * A[t][s]
-  static constexpr int a_lo = a_hi + 2 * C * kBC;          //
-  static constexpr int u_hi = a_lo + 2 * C * kBC;          // bf16 [TE][kBC] u^T
-  static constexpr int u_lo = u_hi + 2 * TE * kBC;         // (fp32 inputs only)
-  static constexpr int tot = u_lo + (SplitU ? 2 * TE * kBC : 0);  // float [kNS][N] tot_J
-  static constexpr int fq = tot + 4 * kNS * N;             // float [kNS][N] scale exp2(G_J)
-  static constexpr int fk = fq + 4 * kNS * N;              // float [kNS][N] exp2(sum_{J'>J} tot)
-  static constexpr int decay = fk + 4 * kNS * N;           // float [N] exp2(b_C)
-  static constexpr int pm = decay + 4 * N;                 // float [kPairs][N] exp2(sum_{J<J'<I})
+  static constexpr int q_raw = 0;                    // float [C][kF] q
+  static constexpr int k_raw = q_raw + 4 * C * kF;   // float [C][kF] k
+  static constexpr int csum = k_raw + 4 * C * kF;    // float [C][kF] c_t (log2)
+  static constexpr int q_off = csum + 4 * C * kF;    // float [C][kF] q exp2(c_t)
+  static constexpr int k_off = q_off + 4 * C * kF;   // float [C][kF] k exp2(tot - c_s)
+  static constexpr int qt_hi = k_off + 4 * C * kF;   // bf16 [C][kBN] scale q exp2(b_t)
+  static constexpr int qt_lo = qt_hi + 2 * C * kBN;  //
+  static constexpr int kt_hi = qt_lo + 2 * C * kBN;  // bf16 [N][kBC] k exp2(b_C - b_s)^T
+  static constexpr int kt_lo = kt_hi + 2 * N * kBC;  //
+  static constexpr int a_hi = kt_lo + 2 * N * kBC;   // bf16 [C][kBC] scale * A[t][s]
+  static constexpr int a_lo = a_hi + 2 * C * kBC;    //
+  static constexpr int u_hi = a_lo + 2 * C * kBC;    // bf16 [TE][kBC] u^T
+  static constexpr int u_lo = u_hi + 2 * TE * kBC;   // (fp32 inputs only)
+  // float [kNS][N] tot_J; [kNS][N] scale exp2(G_J); [kNS][N] exp2(sum_{J'>J} tot)
+  static constexpr int tot = u_lo + (SplitU ? 2 * TE * kBC : 0);
+  static constexpr int fq = tot + 4 * kNS * N;
+  static constexpr int fk = fq + 4 * kNS * N;
+  static constexpr int decay = fk + 4 * kNS * N;  // float [N] exp2(b_C)
+  static constexpr int pm = decay + 4 * N;        // float [kPairs][N] exp2(sum_{J<J'<I})
   // Staging of the next chunk, raw as in global memory, filled by cp.async.
-  static constexpr int kIn = SplitU ? 4 : 2;                // bytes of an input element
+  static constexpr int kIn = SplitU ? 4 : 2;                           // bytes of an input element
   static constexpr int st_q = pm + 4 * (kPairs > 0 ? kPairs : 1) * N;  // Tin [C][N]
-  static constexpr int st_k = st_q + kIn * C * N;                        // Tin [C][N]
-  static constexpr int st_a = st_k + kIn * C * N;                        // float [C][N]
-  static constexpr int st_u = st_a + 4 * C * N;                          // Tin [C][TE]
+  static constexpr int st_k = st_q + kIn * C * N;                      // Tin [C][N]
+  static constexpr int st_a = st_k + kIn * C * N;                      // float [C][N]
+  static constexpr int st_u = st_a + 4 * C * N;                        // Tin [C][TE]
   static constexpr int bytes = st_u + kIn * C * TE;
 
   __host__ __device__ static constexpr int pair(int I, int J) { return I * (I - 1) / 2 + J; }
@@ -184,7 +186,8 @@ struct ScanShape {
 /// The scan kernel: grid (E / TE, B), block ScanShape::kThreads, dynamic shared ScanShape::bytes.
 // q, k: [Ntok, N]; a: [Ntok, N]; u, o: [Ntok, E]; state: [B, N, E]; offsets: [B + 1] or null
 template <int N, int C, int TE, class Tin, class Tout>
-__global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>::kThreads, 1)
+__global__ void __launch_bounds__(
+    ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>::kThreads, 1)
     gla_chunk_scan_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
                           const float* __restrict__ a, const Tin* __restrict__ u,
                           float* __restrict__ state, Tout* __restrict__ o,
@@ -226,7 +229,7 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid / 32;
   const int lane = tid % 32;
-  const int g = lane / 4;  // fragment row group
+  const int g = lane / 4;   // fragment row group
   const int qd = lane % 4;  // fragment column pair
   const int b = static_cast<int>(blockIdx.y);
   const int e0 = static_cast<int>(blockIdx.x) * TE;
@@ -290,8 +293,10 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
       load8(sk + t * N + i, true, kv);
 #pragma unroll
       for (int j = 0; j < 8; j += 4) {
-        *reinterpret_cast<float4*>(qs + t * F + i + j) = make_float4(qv[j], qv[j + 1], qv[j + 2], qv[j + 3]);
-        *reinterpret_cast<float4*>(ks + t * F + i + j) = make_float4(kv[j], kv[j + 1], kv[j + 2], kv[j + 3]);
+        *reinterpret_cast<float4*>(qs + t * F + i + j) =
+            make_float4(qv[j], qv[j + 1], qv[j + 2], qv[j + 3]);
+        *reinterpret_cast<float4*>(ks + t * F + i + j) =
+            make_float4(kv[j], kv[j + 1], kv[j + 2], kv[j + 3]);
       }
     }
     for (int idx = tid; idx < C * N / 4; idx += NT) {
@@ -427,8 +432,10 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
       for (int c = 0; c < 4; ++c) acc[c] += acc2[c];
       // acc: (t_lo, s0), (t_lo, s0 + 1), (t_hi, s0), (t_hi, s0 + 1), s0 = 8 J + 2 qd
       const int sw = (kSubChunk * J + 2 * qd) / 2;
-      if (pm_lo) split2(scale * acc[0], scale * acc[1], a_hi[t_lo * BC2 + sw], a_lo[t_lo * BC2 + sw]);
-      if (pm_hi) split2(scale * acc[2], scale * acc[3], a_hi[t_hi * BC2 + sw], a_lo[t_hi * BC2 + sw]);
+      if (pm_lo)
+        split2(scale * acc[0], scale * acc[1], a_hi[t_lo * BC2 + sw], a_lo[t_lo * BC2 + sw]);
+      if (pm_hi)
+        split2(scale * acc[2], scale * acc[3], a_hi[t_hi * BC2 + sw], a_lo[t_hi * BC2 + sw]);
     }
 
     // 4b. Diagonal blocks, pairwise in log space: lane (r, part) sums slots i = 16 j + 4 part
@@ -538,9 +545,10 @@ __global__ void __launch_bounds__(ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_
         }
       }
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
+      for (int h = 0; h < 2; ++h) {
 #pragma unroll
         for (int c = 0; c < 4; ++c) acc[h][c] += acc2[h][c];
+      }
       // acc[h]: (t_lo, e), (t_lo, e + 1), (t_hi, e), (t_hi, e + 1), e = ew + 8 h + 2 qd
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
@@ -606,9 +614,8 @@ inline void check_cuda(cudaError_t err, const char* what) {
 }
 
 template <int N, int C, int TE, class Tin, class Tout>
-void launch_gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u,
-                           float* state, Tout* o, const int* offsets, int B, int T, int E,
-                           cudaStream_t stream) {
+void launch_gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state,
+                           Tout* o, const int* offsets, int B, int T, int E, cudaStream_t stream) {
   using Sh = ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
   auto kernel = gla_chunk_scan_kernel<N, C, TE, Tin, Tout>;
   int device = 0, optin = 0;
@@ -617,9 +624,9 @@ void launch_gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin
              "cudaDeviceGetAttribute");
   if (Sh::bytes > optin)
     throw ArgumentError("rodimus::backend::cuda::gla_chunk_scan: n = " + std::to_string(N) +
-                        " with chunk " + std::to_string(C) + " needs " +
-                        std::to_string(Sh::bytes) + " bytes of shared memory per block; this "
-                        "device allows " + std::to_string(optin) + " (use a smaller chunk)");
+                        " with chunk " + std::to_string(C) + " needs " + std::to_string(Sh::bytes) +
+                        " bytes of shared memory per block; this device allows " +
+                        std::to_string(optin) + " (use a smaller chunk)");
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::bytes),
              "cudaFuncSetAttribute");
   const dim3 grid(static_cast<unsigned>(E / TE), static_cast<unsigned>(B));
@@ -660,9 +667,9 @@ struct GlaChunkScanOptions {
 /// configuration throws ArgumentError).
 /// Throws ArgumentError on a bad shape, BackendError on a CUDA error. Asynchronous.
 template <class Tin, class Tout, int C = 64>
-void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state,
-                    Tout* o, int B, int T, int n, int E, cudaStream_t stream,
-                    const int* offsets = nullptr, GlaChunkScanOptions opts = {}) {
+void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state, Tout* o,
+                    int B, int T, int n, int E, cudaStream_t stream, const int* offsets = nullptr,
+                    GlaChunkScanOptions opts = {}) {
   static_assert(std::is_same_v<Tin, __nv_bfloat16> || std::is_same_v<Tin, float>,
                 "gla_chunk_scan: inputs are __nv_bfloat16 or float");
   static_assert(std::is_same_v<Tout, __nv_bfloat16> || std::is_same_v<Tout, float>,
@@ -672,13 +679,14 @@ void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, fl
     throw ArgumentError(who + "n = " + std::to_string(n) + " is not supported (32, 64 or 128)");
   if (E <= 0 || E % 64 != 0)
     throw ArgumentError(who + "E = " + std::to_string(E) + " must be a positive multiple of 64");
-  if (B < 0 || (!offsets && T < 0))
-    throw ArgumentError(who + "negative batch or length");
+  if (B < 0 || (!offsets && T < 0)) throw ArgumentError(who + "negative batch or length");
   if (opts.column_tile != 0 && opts.column_tile != 64 && opts.column_tile != 128)
     throw ArgumentError(who + "column_tile must be 0, 64 or 128");
   if (opts.column_tile == 128 && E % 128 != 0)
     throw ArgumentError(who + "column_tile 128 needs E % 128 == 0");
-  const auto misaligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 != 0; };
+  const auto misaligned = [](const void* p) {
+    return reinterpret_cast<std::uintptr_t>(p) % 16 != 0;
+  };
   if (misaligned(q) || misaligned(k) || misaligned(a) || misaligned(u))
     throw ArgumentError(who + "q, k, a and u must be 16-byte aligned");
   if (B == 0 || (!offsets && T == 0)) return;
