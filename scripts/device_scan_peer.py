@@ -43,6 +43,7 @@ def main():
           f"{torch.__version__}, triton {triton.__version__}", flush=True)
     print(f"{'B':>3} {'T':>6} {'n':>3} {'E':>5} {'out':>5} {'ms':>9} {'Mtok/s':>10}", flush=True)
     torch.manual_seed(0)
+    torch.set_grad_enabled(False)
     for b in (1, 8):
         for t in (2048, 8192, 32768):
             q = (torch.rand(b, t, 1, n, device=dev) * 2 - 1).bfloat16()
