@@ -80,24 +80,29 @@ for path in sys.argv[1:3]:
             f = line.split(",")
             who, b, t, out, ms = f[1], int(f[2]), int(f[3]), f[6], float(f[7])
             r = rows.setdefault((b, t), {})
-            if who == "rodimus" and out == "bf16":  # best column tile
+            if who == "rodimus" and out == "bf16":  # best chunk / column tile per precision
                 r["floor"] = float(f[8])
-                if ms < r.get((who, out), float("inf")):
-                    r[(who, out)], r["tile"] = ms, f[9]
+                key = "fast" if f[9].endswith("f") else "split"
+                if ms < r.get((who, key), float("inf")):
+                    r[(who, key)], r["tile_" + key] = ms, f[9]
             else:
                 r[(who, out)] = ms
 print()
 print("combined: GLA chunk scan, n=64, E=4096, bf16 in; ms = median per call; "
       f"test {'passed' if sys.argv[3] == '0' else 'FAILED'}; {sys.argv[4]}")
-print(f"{'B':>3} {'T':>6} {'rodimus bf16-out':>17} {'C/tile':>7} {'rodimus f32-out':>16} "
-      f"{'fla chunk_gla':>14} {'fla/rodimus':>12} {'mem floor':>10}")
+print("rodimus: bf16 output, best chunk/column tile (split = fp32-accurate default; "
+      "fast = ScanPrecision::Bf16); f32-out: chunk 64, split")
+print(f"{'B':>3} {'T':>6} {'split ms':>9} {'C/tile':>8} {'fast ms':>8} {'C/tile':>8} "
+      f"{'f32-out ms':>10} {'fla ms':>8} {'fla/split':>9} {'fla/fast':>8} {'floor ms':>8}")
 fmt = lambda x: f"{x:.3f}" if x is not None else "n/a"
+ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "n/a"
 for (b, t) in sorted(rows):
     r = rows[(b, t)]
-    ours, ours32, fla = r.get(("rodimus", "bf16")), r.get(("rodimus", "f32")), r.get(("fla", "bf16"))
-    ratio = f"{fla / ours:.2f}x" if ours and fla else "n/a"
-    print(f"{b:3d} {t:6d} {fmt(ours):>17} {r.get('tile', '-'):>7} {fmt(ours32):>16} {fmt(fla):>14} "
-          f"{ratio:>12} {fmt(r.get('floor')):>10}")
+    split, fast = r.get(("rodimus", "split")), r.get(("rodimus", "fast"))
+    f32, fla = r.get(("rodimus", "f32")), r.get(("fla", "bf16"))
+    print(f"{b:3d} {t:6d} {fmt(split):>9} {r.get('tile_split', '-'):>8} {fmt(fast):>8} "
+          f"{r.get('tile_fast', '-'):>8} {fmt(f32):>10} {fmt(fla):>8} {ratio(fla, split):>9} "
+          f"{ratio(fla, fast):>8} {fmt(r.get('floor')):>8}")
 PY
 say "total $((SECONDS - start)) s"
 exit "$test_rc"

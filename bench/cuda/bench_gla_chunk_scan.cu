@@ -8,7 +8,8 @@
 // Bytes per launch: q, k (bf16) + a (fp32) + u (bf16) in, o out, state in and out.
 // FLOPs per token: 2 (2C + 2n) E (the chunk form: q S, A u, k^T u, q k^T), C the chunk.
 // Rows: bf16 output with chunks 64 and 32 and column tiles 64 and 128 (C = 32 at tile 64 fits
-// two CTAs per SM), fp32 output with chunk 64 and the launcher's tile (0).
+// two CTAs per SM), the same with ScanPrecision::Bf16 (tile marked f) for two of them, fp32
+// output with chunk 64 and the launcher's tile (0).
 // Output: a table, with one `CSV,...` line after each row for scripts/device_bench.sh.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -93,7 +94,7 @@ double copy_bandwidth() {
 }
 
 // C: the chunk; tile: the CTA's column tile (0 = the launcher's choice, 64, 128).
-template <class Tout, int C>
+template <class Tout, int C, rc::ScanPrecision P = rc::ScanPrecision::Split>
 void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std::mt19937& rng) {
   using bf = __nv_bfloat16;
   const std::size_t N = std::size_t(B) * T;
@@ -116,8 +117,8 @@ void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std:
   CHECK_CUDA(cudaEventCreate(&e0));
   CHECK_CUDA(cudaEventCreate(&e1));
   auto launch = [&] {
-    rc::gla_chunk_scan<bf, Tout, C>(q, k, a, u, state, o, B, T, n, E, nullptr, nullptr,
-                                    rc::GlaChunkScanOptions{tile});
+    rc::gla_chunk_scan<bf, Tout, C, P>(q, k, a, u, state, o, B, T, n, E, nullptr, nullptr,
+                                       rc::GlaChunkScanOptions{tile});
   };
   for (int w = 0; w < 3; ++w) launch();
   CHECK_CUDA(cudaDeviceSynchronize());
@@ -140,11 +141,12 @@ void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std:
   const double s = ms * 1e-3;
   const double floor_ms = bytes / bw * 1e3;
   const char* out = std::is_same_v<Tout, float> ? "f32" : "bf16";
-  std::printf("%3d %6d %3d %5d %5s %3d %4d %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n", B, T,
-              n, E, out, C, tile, ms, double(N) / s / 1e6, bytes / s / 1e9, 100.0 * bytes / s / bw,
-              flops / s / 1e12, 100.0 * flops / s / kPeakBf16, floor_ms);
-  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f,C%d/%d\n", B, T, n, E, out, ms, floor_ms, C,
-              tile);
+  const char* prec = P == rc::ScanPrecision::Split ? "" : "f";  // f: ScanPrecision::Bf16
+  std::printf("%3d %6d %3d %5d %5s %3d %4d%1s %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n", B,
+              T, n, E, out, C, tile, prec, ms, double(N) / s / 1e6, bytes / s / 1e9,
+              100.0 * bytes / s / bw, flops / s / 1e12, 100.0 * flops / s / kPeakBf16, floor_ms);
+  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f,C%d/%d%s\n", B, T, n, E, out, ms, floor_ms, C,
+              tile, prec);
   CHECK_CUDA(cudaEventDestroy(e0));
   CHECK_CUDA(cudaEventDestroy(e1));
   CHECK_CUDA(cudaFree(q));
@@ -168,7 +170,7 @@ int main() {
       "write, measured); tensor peak %.0f TFLOP/s (datasheet, dense bf16); median of %d\n",
       prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20, bw / 1e9, kPeakBf16 / 1e12,
       reps);
-  std::printf("%3s %6s %3s %5s %5s %3s %4s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E",
+  std::printf("%3s %6s %3s %5s %5s %3s %5s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E",
               "out", "C", "tile", "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
   std::mt19937 rng(1);
   const int n = 64, E = 4096;
@@ -178,6 +180,8 @@ int main() {
       bench_shape<__nv_bfloat16, 64>(B, T, n, E, 128, reps, bw, rng);
       bench_shape<__nv_bfloat16, 32>(B, T, n, E, 64, reps, bw, rng);
       bench_shape<__nv_bfloat16, 32>(B, T, n, E, 128, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 64, rc::ScanPrecision::Bf16>(B, T, n, E, 128, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 32, rc::ScanPrecision::Bf16>(B, T, n, E, 64, reps, bw, rng);
       bench_shape<float, 64>(B, T, n, E, 0, reps, bw, rng);
     }
   return 0;

@@ -9,7 +9,9 @@
 // 8 significant bits, norm-wise), so bf16-output cases get 2e-3. The kernel splits every
 // non-bf16 tensor-core operand into two bf16 halves (~2^-16 relative), so with an fp32 output
 // it is fp32-accurate; those cases (and every final state) get 2e-4, which a plain bf16
-// operand (~1.6e-3 per rounding) anywhere in the pipeline would fail.
+// operand (~1.6e-3 per rounding) anywhere in the pipeline would fail. Two cases run
+// ScanPrecision::Bf16 (each operand rounded once: ~2e-3 measured by the host emulation, so it
+// would not meet 2e-3 with a bf16 output) against 1e-2.
 //
 // Seed: fresh each run, printed; RODIMUS_TEST_SEED=<n> replays one. RODIMUS_TEST_QUICK=1 runs
 // three small cases only (for compute-sanitizer). Exit status 0 = all pass.
@@ -91,7 +93,7 @@ double rel_err(const std::vector<double>& x, const std::vector<double>& ref, boo
 }
 
 // Runs one case with input type Tin, output type Tout and chunk C; returns true on success.
-template <class Tin, class Tout, int C = 64>
+template <class Tin, class Tout, int C = 64, rc::ScanPrecision P = rc::ScanPrecision::Split>
 bool run_case(const Case& cs, std::mt19937_64& rng) {
   const int B = static_cast<int>(cs.lengths.size());
   const int n = cs.n, E = cs.E;
@@ -127,9 +129,9 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
   CHECK_CUDA(cudaMemset(dout.ptr, 0xff, std::size_t(N) * E * sizeof(Tout)));
 
   try {
-    rc::gla_chunk_scan<Tin, Tout, C>(dq.ptr, dk.ptr, da.ptr, du.ptr, ds.ptr, dout.ptr, B, T, n, E,
-                                     nullptr, cs.packed_offsets ? doffs.ptr : nullptr,
-                                     rc::GlaChunkScanOptions{cs.column_tile});
+    rc::gla_chunk_scan<Tin, Tout, C, P>(dq.ptr, dk.ptr, da.ptr, du.ptr, ds.ptr, dout.ptr, B, T, n,
+                                        E, nullptr, cs.packed_offsets ? doffs.ptr : nullptr,
+                                        rc::GlaChunkScanOptions{cs.column_tile});
   } catch (const std::exception& e) {
     std::printf("FAIL %-34s threw: %s\n", cs.name.c_str(), e.what());
     return false;
@@ -167,15 +169,17 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
   bool o_finite = true, s_finite = true;
   const double eo = rel_err(o_all, o_ref_all, o_finite);
   const double es = rel_err(s_all, s_ref_all, s_finite);
-  const double tol_o = std::is_same_v<Tout, float> ? 2e-4 : 2e-3;
-  const double tol_s = 2e-4;
+  constexpr bool fast = P == rc::ScanPrecision::Bf16;
+  const double tol_o = fast ? 1e-2 : std::is_same_v<Tout, float> ? 2e-4 : 2e-3;
+  const double tol_s = fast ? 1e-2 : 2e-4;
   const bool ok = o_finite && s_finite && eo <= tol_o && es <= tol_s;
   std::printf(
-      "%s %-34s in=%s out=%s C=%d n=%d E=%d B=%d N=%d a=[%g,%g] tile=%d  o_err=%.2e (tol %.0e)"
+      "%s %-34s in=%s out=%s%s C=%d n=%d E=%d B=%d N=%d a=[%g,%g] tile=%d  o_err=%.2e (tol %.0e)"
       "  S_err=%.2e (tol %.0e)%s\n",
       ok ? "ok  " : "FAIL", cs.name.c_str(), std::is_same_v<Tin, float> ? "f32" : "bf16",
-      std::is_same_v<Tout, float> ? "f32" : "bf16", C, n, E, B, N, cs.a_lo, cs.a_hi, cs.column_tile,
-      eo, tol_o, es, tol_s, o_finite && s_finite ? "" : "  NON-FINITE");
+      std::is_same_v<Tout, float> ? "f32" : "bf16", fast ? " Bf16-precision" : "", C, n, E, B, N,
+      cs.a_lo, cs.a_hi, cs.column_tile, eo, tol_o, es, tol_s,
+      o_finite && s_finite ? "" : "  NON-FINITE");
   return ok;
 }
 
@@ -262,6 +266,11 @@ int main() {
     tally(run_case<bf, float, 16>({"C=16 T=75 mild", {75}, false, 64, 64, mild_lo, 0.0, 0}, rng));
     tally(run_case<bf, float, 32>(
         {"C=32 T=300 B=2 strong", {300, 300}, false, 64, 128, strong_lo, 0.0, 0}, rng));
+    // ScanPrecision::Bf16 (operands rounded to bf16 once): ~2-3e-3 expected, tolerance 1e-2
+    tally(run_case<bf, float, 64, rc::ScanPrecision::Bf16>(
+        {"Bf16 precision T=300 mild", {300}, false, 64, 256, mild_lo, 0.0, 0}, rng));
+    tally(run_case<bf, bf, 64, rc::ScanPrecision::Bf16>(
+        {"Bf16 precision T=200 B=2 strong", {200, 200}, false, 64, 4096, strong_lo, 0.0, 0}, rng));
 
     // argument checks
     float* null_f = nullptr;

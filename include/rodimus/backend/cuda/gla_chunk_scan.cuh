@@ -61,6 +61,12 @@
 
 namespace rodimus::backend::cuda {
 
+/// Precision of the tensor-core operands that are not exact bf16 inputs (decayed q and k, the
+/// scores, the state): Split (default) takes each as two bf16 halves, hi + lo, about fp32
+/// accuracy for 2-3x the tensor work; Bf16 rounds each to bf16 once (faster, ~3e-3 relative
+/// error).
+enum class ScanPrecision { Split, Bf16 };
+
 namespace detail {
 
 inline constexpr int kSubChunk = 8;  // L: tokens per sub-chunk (diagonal blocks are L x L)
@@ -185,7 +191,7 @@ struct ScanShape {
 
 /// The scan kernel: grid (E / TE, B), block ScanShape::kThreads, dynamic shared ScanShape::bytes.
 // q, k: [Ntok, N]; a: [Ntok, N]; u, o: [Ntok, E]; state: [B, N, E]; offsets: [B + 1] or null
-template <int N, int C, int TE, class Tin, class Tout>
+template <int N, int C, int TE, class Tin, class Tout, ScanPrecision P>
 __global__ void __launch_bounds__(
     ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>::kThreads, 1)
     gla_chunk_scan_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
@@ -193,6 +199,7 @@ __global__ void __launch_bounds__(
                           float* __restrict__ state, Tout* __restrict__ o,
                           const int* __restrict__ offsets, int T, int E, float scale) {
   constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
+  constexpr bool kSplit = P == ScanPrecision::Split;  // the lo terms
   using Sh = ScanShape<N, C, TE, kSplitU>;
   constexpr int NS = Sh::kNS;
   constexpr int F = Sh::kF;
@@ -425,8 +432,10 @@ __global__ void __launch_bounds__(
           split2(ko[s * F + i], ko[s * F + i + 1], bh[r], bl[r]);
         }
         mma_bf16(acc, ah, bh);
-        mma_bf16(acc2, ah, bl);
-        mma_bf16(acc2, al, bh);
+        if constexpr (kSplit) {
+          mma_bf16(acc2, ah, bl);
+          mma_bf16(acc2, al, bh);
+        }
       }
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[c] += acc2[c];
@@ -522,8 +531,10 @@ __global__ void __launch_bounds__(
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           mma_bf16(acc[h], ah, sb_hi[kk][h]);
-          mma_bf16(acc2[h], ah, sb_lo[kk][h]);
-          mma_bf16(acc2[h], al, sb_hi[kk][h]);
+          if constexpr (kSplit) {
+            mma_bf16(acc2[h], ah, sb_lo[kk][h]);
+            mma_bf16(acc2[h], al, sb_hi[kk][h]);
+          }
         }
       }
       for (int kk = 0; kk <= mt; ++kk) {  // intra: K = tokens s <= t (A is lower triangular)
@@ -537,8 +548,8 @@ __global__ void __launch_bounds__(
           const int e = ew + 8 * h + g;
           const std::uint32_t bu[2] = {u_hi[uidx(e, w0)], u_hi[uidx(e, w0 + 4)]};
           mma_bf16(acc[h], ah, bu);
-          mma_bf16(acc2[h], al, bu);
-          if constexpr (kSplitU) {
+          if constexpr (kSplit) mma_bf16(acc2[h], al, bu);
+          if constexpr (kSplitU && kSplit) {
             const std::uint32_t bl[2] = {u_lo[uidx(e, w0)], u_lo[uidx(e, w0 + 4)]};
             mma_bf16(acc2[h], ah, bl);
           }
@@ -592,8 +603,8 @@ __global__ void __launch_bounds__(
         const std::uint32_t bh[2] = {kt_hi[i * BC2 + w0], kt_hi[i * BC2 + w0 + 4]};
         const std::uint32_t bl[2] = {kt_lo[i * BC2 + w0], kt_lo[i * BC2 + w0 + 4]};
         mma_bf16(sreg[ni], au, bh);
-        mma_bf16(sreg[ni], au, bl);
-        if constexpr (kSplitU) mma_bf16(sreg[ni], aul, bh);
+        if constexpr (kSplit) mma_bf16(sreg[ni], au, bl);
+        if constexpr (kSplitU && kSplit) mma_bf16(sreg[ni], aul, bh);
       }
     }
     __syncthreads();  // shared buffers are refilled by the next chunk
@@ -613,11 +624,11 @@ inline void check_cuda(cudaError_t err, const char* what) {
                        cudaGetErrorString(err));
 }
 
-template <int N, int C, int TE, class Tin, class Tout>
+template <int N, int C, int TE, ScanPrecision P, class Tin, class Tout>
 void launch_gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state,
                            Tout* o, const int* offsets, int B, int T, int E, cudaStream_t stream) {
   using Sh = ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
-  auto kernel = gla_chunk_scan_kernel<N, C, TE, Tin, Tout>;
+  auto kernel = gla_chunk_scan_kernel<N, C, TE, Tin, Tout, P>;
   int device = 0, optin = 0;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");
   check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
@@ -635,14 +646,14 @@ void launch_gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin
   check_cuda(cudaGetLastError(), "kernel launch");
 }
 
-template <int N, int C, class Tin, class Tout>
+template <int N, int C, ScanPrecision P, class Tin, class Tout>
 void launch_any_tile(int tile, const Tin* q, const Tin* k, const float* a, const Tin* u,
                      float* state, Tout* o, const int* offsets, int B, int T, int E,
                      cudaStream_t stream) {
   if (tile == 128)
-    launch_gla_chunk_scan<N, C, 128>(q, k, a, u, state, o, offsets, B, T, E, stream);
+    launch_gla_chunk_scan<N, C, 128, P>(q, k, a, u, state, o, offsets, B, T, E, stream);
   else
-    launch_gla_chunk_scan<N, C, 64>(q, k, a, u, state, o, offsets, B, T, E, stream);
+    launch_gla_chunk_scan<N, C, 64, P>(q, k, a, u, state, o, offsets, B, T, E, stream);
 }
 #endif  // RODIMUS_CUDA_HOST_EMULATION
 
@@ -664,9 +675,9 @@ struct GlaChunkScanOptions {
 /// for B sequences of T tokens each (Ntok = B T). n is 32, 64 or 128, E a multiple of 64;
 /// Tin is __nv_bfloat16 or float, Tout float or __nv_bfloat16; C (chunk) 16, 32 or 64
 /// (shared memory: n = 128, and fp32 inputs at n = 64, need C <= 32; too large a
-/// configuration throws ArgumentError).
+/// configuration throws ArgumentError). P: see ScanPrecision.
 /// Throws ArgumentError on a bad shape, BackendError on a CUDA error. Asynchronous.
-template <class Tin, class Tout, int C = 64>
+template <class Tin, class Tout, int C = 64, ScanPrecision P = ScanPrecision::Split>
 void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state, Tout* o,
                     int B, int T, int n, int E, cudaStream_t stream, const int* offsets = nullptr,
                     GlaChunkScanOptions opts = {}) {
@@ -699,9 +710,10 @@ void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, fl
     tile = (E % 128 == 0 && std::int64_t(B) * (E / 128) >= sms) ? 128 : 64;
   }
   const int* offs = offsets;
-  if (n == 32) detail::launch_any_tile<32, C>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
-  if (n == 64) detail::launch_any_tile<64, C>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
-  if (n == 128) detail::launch_any_tile<128, C>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
+  if (n == 32) detail::launch_any_tile<32, C, P>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
+  if (n == 64) detail::launch_any_tile<64, C, P>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
+  if (n == 128)
+    detail::launch_any_tile<128, C, P>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
 }
 
 #endif  // RODIMUS_CUDA_HOST_EMULATION
