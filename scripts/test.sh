@@ -9,6 +9,10 @@
 #         of its seed corpus
 #   tidy  clang-tidy (.clang-tidy) on one TU holding every public header, plus tests/tidy/*.cpp
 #         and the fuzzers
+#   cuda  when nvcc is found: compiles the raw CUDA kernels' tests and benchmarks (tests/cuda,
+#         bench/cuda) for sm_90 in build-cuda/, warnings as errors, and runs the kernels' host
+#         emulation against the fp64 reference (no GPU is needed, none is used); without nvcc
+#         it says so and passes
 # A failed stage does not stop the later ones, except a failure of deps or of the main build.
 # The last line reads `test.sh: N passed, N failed` (N counts stages); the exit status is 0 only
 # when no stage failed.
@@ -18,7 +22,8 @@
 #   RODIMUS_ASAN_DIR      sanitizer build folder (default: build-asan)
 #   RODIMUS_FUZZ_DIR      clang build folder for the fuzzers and clang-tidy (default: build-fuzz)
 #   RODIMUS_FUZZ_SECONDS  seconds per fuzzer (default: 30)
-#   RODIMUS_STAGES        stages to run (default: "main asan fuzz tidy"; deps always runs)
+#   RODIMUS_CUDA_DIR      CUDA kernels build folder (default: build-cuda)
+#   RODIMUS_STAGES        stages to run (default: "main asan fuzz tidy cuda"; deps always runs)
 #   RODIMUS_JOBS          parallel jobs (default: nproc)
 #   RODIMUS_CACHE         cache folder for the OpenMP Kokkos (see scripts/deps.sh)
 set -uo pipefail
@@ -27,10 +32,11 @@ cd "$root" || exit 1
 exec </dev/null
 
 jobs=${RODIMUS_JOBS:-$(nproc)}
-stages=${RODIMUS_STAGES:-main asan fuzz tidy}
+stages=${RODIMUS_STAGES:-main asan fuzz tidy cuda}
 main_dir=${RODIMUS_BUILD_DIR:-build}
 asan_dir=${RODIMUS_ASAN_DIR:-build-asan}
 fuzz_dir=${RODIMUS_FUZZ_DIR:-build-fuzz}
+cuda_dir=${RODIMUS_CUDA_DIR:-build-cuda}
 fuzz_seconds=${RODIMUS_FUZZ_SECONDS:-30}
 
 passed=0
@@ -244,6 +250,46 @@ stage_tidy() {
   return "$status"
 }
 
+# nvcc on the PATH, else CUDA's default prefix; empty when there is none.
+find_nvcc() {
+  local nvcc
+  nvcc=$(command -v nvcc 2>/dev/null)
+  if [[ -z $nvcc && -x /usr/local/cuda/bin/nvcc ]]; then nvcc=/usr/local/cuda/bin/nvcc; fi
+  echo "$nvcc"
+}
+
+# Compile only: the kernels run on a GPU machine (scripts/device_bench.sh). The host parts of
+# the project stay off; Debian's Serial Kokkos satisfies the top-level find_package.
+stage_cuda() {
+  local nvcc
+  nvcc=$(find_nvcc)
+  if [[ -z $nvcc ]]; then
+    say "  nvcc not found: the CUDA kernels are not compiled (skipped)"
+    return 0
+  fi
+  say "  $("$nvcc" --version | tail -n1) ($nvcc), sm_90"
+  configure "$cuda_dir" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CXX_COMPILER=g++ \
+    -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_HOST_COMPILER=g++ \
+    -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DKokkos_DIR="$(debian_kokkos_dir)" \
+    -DRODIMUS_BUILD_TESTS=OFF -DRODIMUS_BUILD_EXAMPLES=OFF -DRODIMUS_BUILD_BENCH=OFF \
+    -DRODIMUS_INSTALL=OFF -DRODIMUS_SANITIZE=OFF -DRODIMUS_BUILD_FUZZERS=OFF \
+    -DRODIMUS_WARNINGS_AS_ERRORS=ON -DRODIMUS_BUILD_CUDA_KERNELS=ON || return 1
+  build "$cuda_dir" || return 1
+  say "  compiled: $(cd "$cuda_dir" && ls tests/cuda/test_* bench/cuda/bench_* 2>/dev/null | xargs)"
+  # The kernel's own source run on the host against the fp64 reference (no GPU needed).
+  local log=$cuda_dir/emulate.log
+  if "$cuda_dir/tests/cuda/emulate_gla_chunk_scan" >"$log" 2>&1; then
+    say "  $(tail -n1 "$log")"
+  else
+    say "  host emulation of the CUDA kernel failed (log: $log)"
+    grep -v '^ok' "$log" | head -n 40
+    return 1
+  fi
+}
+
 # --- driver -------------------------------------------------------------------------------------
 
 run_stage() {
@@ -263,8 +309,8 @@ run_stage() {
 
 for stage in $stages; do
   case $stage in
-    main | asan | fuzz | tidy) ;;
-    *) say "unknown stage '$stage' in RODIMUS_STAGES (main asan fuzz tidy)"; exit 2 ;;
+    main | asan | fuzz | tidy | cuda) ;;
+    *) say "unknown stage '$stage' in RODIMUS_STAGES (main asan fuzz tidy cuda)"; exit 2 ;;
   esac
 done
 

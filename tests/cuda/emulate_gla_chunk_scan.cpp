@@ -1,0 +1,301 @@
+// Host emulation of the CUDA chunk-scan kernel (backend/cuda/gla_chunk_scan.cuh): the kernel's
+// own source, compiled by the host compiler, one std::thread per CUDA thread, against the fp64
+// recurrence. It checks the kernel's index math, fragment layouts, barriers and decay algebra
+// on machines without a GPU (CI); speed and the real tensor cores are the GPU test's business.
+//
+// What is emulated: threadIdx/blockIdx (thread-local), __syncthreads (a std::barrier per
+// block), __shfl_xor_sync and mma.sync.m16n8k16 bf16 (a std::barrier per warp and an exchange
+// buffer; the product is formed from the PTX fragment layouts of all 32 lanes, fp32
+// accumulate), ex2.approx.ftz (exp2f with denormals flushed), __uint_as_float, cp.async (a
+// synchronous copy). Blocks run one after another; shared memory starts as NaN bytes.
+//
+// Seed: fresh each run, printed; RODIMUS_TEST_SEED=<n> replays one. Exit status 0 = all pass.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <barrier>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+// The CUDA qualifiers become plain C++.
+#undef __global__
+#define __global__
+#undef __device__
+#define __device__
+#undef __launch_bounds__
+#define __launch_bounds__(...)
+#undef __shared__
+#define __shared__
+
+namespace emu {
+
+struct Warp {
+  std::barrier<> sync{32};
+  std::uint32_t regs[32][6];
+  float values[32];
+};
+
+thread_local uint3 thread_idx;
+thread_local uint3 block_idx;
+std::barrier<>* block_sync = nullptr;
+std::vector<std::unique_ptr<Warp>> warps;
+
+inline Warp& my_warp() { return *warps[thread_idx.x / 32]; }
+inline int my_lane() { return static_cast<int>(thread_idx.x % 32); }
+
+inline float bf16_lo(std::uint32_t x) {
+  const std::uint32_t b = x << 16;
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+inline float bf16_hi(std::uint32_t x) {
+  const std::uint32_t b = x & 0xffff0000u;
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+}  // namespace emu
+
+#define threadIdx emu::thread_idx
+#define blockIdx emu::block_idx
+
+inline void __syncthreads() { emu::block_sync->arrive_and_wait(); }
+
+inline float __shfl_xor_sync(unsigned /*mask*/, float v, int lane_mask) {
+  emu::Warp& w = emu::my_warp();
+  const int lane = emu::my_lane();
+  w.values[lane] = v;
+  w.sync.arrive_and_wait();
+  const float r = w.values[lane ^ lane_mask];
+  w.sync.arrive_and_wait();
+  return r;
+}
+
+inline float __uint_as_float(unsigned x) {
+  float f;
+  std::memcpy(&f, &x, sizeof f);
+  return f;
+}
+
+namespace rodimus::backend::cuda::detail {
+
+alignas(16) unsigned char smem[232448];  // the kernel's `extern __shared__` array
+
+// d += a * b, m16n8k16, bf16 in, fp32 accumulate; fragments as in the PTX ISA:
+//   a: {A[g][2q..2q+1]}, {A[g+8][2q..]}, {A[g][2q+8..]}, {A[g+8][2q+8..]}
+//   b: {B[2q..2q+1][g]}, {B[2q+8..2q+9][g]};  d: D[g][2q], D[g][2q+1], D[g+8][2q], D[g+8][2q+1]
+inline void mma_bf16(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
+  emu::Warp& w = emu::my_warp();
+  const int lane = emu::my_lane();
+  for (int r = 0; r < 4; ++r) w.regs[lane][r] = a[r];
+  for (int r = 0; r < 2; ++r) w.regs[lane][4 + r] = b[r];
+  w.sync.arrive_and_wait();
+  float A[16][16], B[16][8];
+  for (int l = 0; l < 32; ++l) {
+    const int g = l / 4, q = l % 4;
+    const std::uint32_t* x = w.regs[l];
+    const int rows[4] = {g, g + 8, g, g + 8};
+    const int cols[4] = {2 * q, 2 * q, 2 * q + 8, 2 * q + 8};
+    for (int r = 0; r < 4; ++r) {
+      A[rows[r]][cols[r]] = emu::bf16_lo(x[r]);
+      A[rows[r]][cols[r] + 1] = emu::bf16_hi(x[r]);
+    }
+    for (int r = 0; r < 2; ++r) {
+      B[2 * q + 8 * r][g] = emu::bf16_lo(x[4 + r]);
+      B[2 * q + 8 * r + 1][g] = emu::bf16_hi(x[4 + r]);
+    }
+  }
+  w.sync.arrive_and_wait();
+  const int g = lane / 4, q = lane % 4;
+  for (int c = 0; c < 4; ++c) {
+    const int row = g + 8 * (c / 2), col = 2 * q + c % 2;
+    float s = 0.f;
+    for (int kk = 0; kk < 16; ++kk) s += A[row][kk] * B[kk][col];
+    d[c] += s;
+  }
+}
+
+// cp.async: a synchronous copy (zero fill when !in); commit and wait have nothing to do.
+inline void cp_async16(void* dst, const void* src, bool in) {
+  if (in) {
+    std::memcpy(dst, src, 16);
+  } else {
+    std::memset(dst, 0, 16);
+  }
+}
+inline void cp_async_commit() {}
+inline void cp_async_wait_all() {}
+
+inline float exp2_approx(float x) {
+  const float y = std::exp2(x);
+  return y < FLT_MIN ? 0.f : y;
+}
+
+}  // namespace rodimus::backend::cuda::detail
+
+#define RODIMUS_CUDA_HOST_EMULATION 1
+#include "rodimus/backend/cuda/gla_chunk_scan.cuh"
+#include "rodimus/reference/gla_scan.hpp"
+
+namespace {
+
+namespace rd = rodimus::backend::cuda::detail;
+
+// Runs the kernel over the grid (E / TE, B), one block at a time.
+template <int N, int C, int TE, class Tin, class Tout, rodimus::backend::cuda::ScanPrecision P>
+void emulate(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state, Tout* o,
+             const int* offsets, int B, int T, int E) {
+  using Sh = rd::ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
+  static_assert(Sh::bytes <= int(sizeof(rd::smem)), "emulated shared memory too small");
+  const float scale = static_cast<float>(1.0 / std::sqrt(double(N)));
+  for (int by = 0; by < B; ++by)
+    for (int bx = 0; bx < E / TE; ++bx) {
+      std::barrier<> block(Sh::kThreads);
+      emu::block_sync = &block;
+      emu::warps.clear();
+      for (int w = 0; w < Sh::kWarps; ++w) emu::warps.push_back(std::make_unique<emu::Warp>());
+      std::memset(rd::smem, 0xff, sizeof(rd::smem));  // NaN garbage, as a fresh GPU might hold
+      std::vector<std::thread> threads;
+      for (int t = 0; t < Sh::kThreads; ++t)
+        threads.emplace_back([&, t] {
+          emu::thread_idx = uint3{unsigned(t), 0u, 0u};
+          emu::block_idx = uint3{unsigned(bx), unsigned(by), 0u};
+          rd::gla_chunk_scan_kernel<N, C, TE, Tin, Tout, P>(q, k, a, u, state, o, offsets, T, E,
+                                                            scale);
+        });
+      for (auto& th : threads) th.join();
+    }
+}
+
+template <class T>
+T from_float(float x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return x;
+  } else {
+    return __float2bfloat16_rn(x);
+  }
+}
+
+template <class T>
+double to_double(T x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return x;
+  } else {
+    return static_cast<double>(__bfloat162float(x));
+  }
+}
+
+template <int N, int C, int TE, class Tin, class Tout,
+          rodimus::backend::cuda::ScanPrecision P = rodimus::backend::cuda::ScanPrecision::Split>
+bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, double a_lo,
+              double a_hi, std::mt19937_64& rng) {
+  const int B = static_cast<int>(lengths.size());
+  const int n = N;
+  std::vector<int> offs(B + 1, 0);
+  for (int b = 0; b < B; ++b) offs[b + 1] = offs[b] + lengths[b];
+  const int Ntok = offs[B];
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::uniform_real_distribution<double> decay(a_lo, a_hi);
+  std::vector<Tin> q(std::size_t(Ntok) * n), k(q.size()), u(std::size_t(Ntok) * E);
+  std::vector<float> a(q.size()), s0(std::size_t(B) * n * E);
+  const float kscale = 1.f / std::sqrt(float(n));
+  for (auto& x : q) x = from_float<Tin>(normal(rng));
+  for (auto& x : k) x = from_float<Tin>(normal(rng) * kscale);
+  for (auto& x : u) x = from_float<Tin>(normal(rng));
+  for (auto& x : a) x = a_lo == a_hi ? float(a_lo) : float(decay(rng));
+  for (auto& x : s0) x = normal(rng);
+  std::vector<Tout> out(std::size_t(Ntok) * E);
+  std::memset(static_cast<void*>(out.data()), 0xff, out.size() * sizeof(Tout));  // NaN poison
+  std::vector<float> s1 = s0;
+  emulate<N, C, TE, Tin, Tout, P>(q.data(), k.data(), a.data(), u.data(), s1.data(), out.data(),
+                                  varlen ? offs.data() : nullptr, B, lengths[0], E);
+
+  double no = 0, do_ = 0, ns = 0, ds = 0;
+  bool finite = true;
+  for (int b = 0; b < B; ++b) {
+    const int L = lengths[b];
+    const std::size_t r0 = offs[b];
+    std::vector<double> qd(std::size_t(L) * n), kd(qd.size()), ad(qd.size()),
+        ud(std::size_t(L) * E);
+    for (std::size_t i = 0; i < qd.size(); ++i) {
+      qd[i] = to_double(q[r0 * n + i]);
+      kd[i] = to_double(k[r0 * n + i]);
+      ad[i] = a[r0 * n + i];
+    }
+    for (std::size_t i = 0; i < ud.size(); ++i) ud[i] = to_double(u[r0 * E + i]);
+    std::vector<double> S(s0.begin() + std::ptrdiff_t(b) * n * E,
+                          s0.begin() + std::ptrdiff_t(b + 1) * n * E);
+    const auto o_ref = rodimus::reference::gla_scan_recurrent(qd, kd, ud, ad, L, n, E, S);
+    for (std::size_t i = 0; i < o_ref.size(); ++i) {
+      const double x = to_double(out[r0 * E + i]);
+      finite = finite && std::isfinite(x);
+      no += (x - o_ref[i]) * (x - o_ref[i]);
+      do_ += o_ref[i] * o_ref[i];
+    }
+    for (std::size_t i = 0; i < S.size(); ++i) {
+      const double x = s1[std::size_t(b) * n * E + i];
+      finite = finite && std::isfinite(x);
+      ns += (x - S[i]) * (x - S[i]);
+      ds += S[i] * S[i];
+    }
+  }
+  const double eo = std::sqrt(no / (do_ > 0 ? do_ : 1)), es = std::sqrt(ns / (ds > 0 ? ds : 1));
+  constexpr bool fast = P == rodimus::backend::cuda::ScanPrecision::Bf16;
+  const double tol_o = fast ? 1e-2 : std::is_same_v<Tout, float> ? 2e-4 : 2e-3;
+  const double tol_s = fast ? 1e-2 : 2e-4;
+  const bool ok = finite && eo <= tol_o && es <= tol_s;
+  std::printf(
+      "%s %-28s n=%d C=%d TE=%d in=%s out=%s a=[%g,%g]  o_err=%.2e (tol %.0e)  S_err=%.2e%s\n",
+      ok ? "ok  " : "FAIL", name, N, C, TE, std::is_same_v<Tin, float> ? "f32" : "bf16",
+      std::is_same_v<Tout, float> ? "f32" : "bf16", a_lo, a_hi, eo, tol_o, es,
+      finite ? "" : "  NON-FINITE");
+  return ok;
+}
+
+}  // namespace
+
+int main() {
+  std::uint64_t seed = std::random_device{}();
+  if (const char* env = std::getenv("RODIMUS_TEST_SEED")) seed = std::strtoull(env, nullptr, 10);
+  std::printf("emulate_gla_chunk_scan: seed %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  using bf = __nv_bfloat16;
+  int failed = 0, total = 0;
+  auto tally = [&](bool ok) {
+    ++total;
+    failed += ok ? 0 : 1;
+  };
+  tally(run_case<64, 64, 64, bf, float>("T=1", {1}, false, 64, -60, 0, rng));
+  tally(run_case<64, 64, 64, bf, float>("T=100 strong", {100}, false, 64, -60, 0, rng));
+  tally(run_case<64, 64, 64, bf, float>("T=100 mild", {100}, false, 64, -0.5, 0, rng));
+  tally(run_case<64, 64, 64, bf, float>("T=70 a=0", {70}, false, 64, 0, 0, rng));
+  tally(
+      run_case<64, 64, 128, bf, float>("T=90 B=2 mixed TE=128", {90, 90}, false, 128, -8, 0, rng));
+  tally(run_case<64, 64, 64, bf, float>("varlen 5/0/75 strong", {5, 0, 75}, true, 64, -60, 0, rng));
+  tally(run_case<64, 64, 64, bf, bf>("bf16 out mild", {80}, false, 64, -0.5, 0, rng));
+  tally(run_case<64, 32, 64, float, float>("f32 in mild", {80}, false, 64, -0.5, 0, rng));
+  tally(run_case<64, 32, 128, bf, float>("C=32 TE=128 strong B=2", {50, 50}, false, 128, -60, 0,
+                                         rng));
+  tally(run_case<32, 64, 64, bf, float>("n=32 mild", {80}, false, 64, -0.5, 0, rng));
+  tally(run_case<64, 16, 64, bf, float>("C=16 strong", {40}, false, 64, -60, 0, rng));
+  tally(run_case<64, 32, 64, bf, float>("C=32 mild", {70}, false, 64, -0.5, 0, rng));
+  using rodimus::backend::cuda::ScanPrecision;
+  tally(run_case<64, 64, 64, bf, float, ScanPrecision::Bf16>("Bf16 precision mild", {100}, false,
+                                                             64, -0.5, 0, rng));
+  tally(run_case<64, 64, 128, bf, bf, ScanPrecision::Bf16>("Bf16 precision strong", {90}, false,
+                                                           128, -60, 0, rng));
+  std::printf("emulate_gla_chunk_scan: %d of %d cases passed (seed %llu)\n", total - failed, total,
+              static_cast<unsigned long long>(seed));
+  return failed == 0 ? 0 : 1;
+}
