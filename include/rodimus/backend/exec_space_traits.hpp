@@ -8,6 +8,14 @@
 #include "rodimus/config.hpp"
 #include "rodimus/core/error.hpp"
 
+/// 1 in the device pass of a GPU compiler (CUDA, HIP, SYCL), 0 in host code: lets scalar math
+/// pick a vectorisable host form without a backend #if outside this file.
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__) || defined(__SYCL_DEVICE_ONLY__)
+#define RODIMUS_DEVICE_PASS 1
+#else
+#define RODIMUS_DEVICE_PASS 0
+#endif
+
 namespace rodimus {
 
 /// True when `Space` runs kernels on a GPU (CUDA, HIP, SYCL).

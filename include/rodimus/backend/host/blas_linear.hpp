@@ -23,8 +23,9 @@ inline constexpr bool has_cblas =
     false;
 #endif
 
-/// Rows of a reduced-precision weight widened to fp32 per sgemm call.
-inline constexpr int kWidenPanelRows = 256;
+/// Most elements of a reduced-precision weight widened to fp32 per sgemm call (64 MiB): every
+/// block matrix of the published models in one call, so the BLAS packs the activations once.
+inline constexpr std::int64_t kWidenPanelElems = std::int64_t(1) << 24;
 
 /// y[0:n, :] = x[0:n, :] W^T + b on host memory, all row-major and contiguous.
 // x: [n, in] (row stride ldx), w: [out, in], bias: [out] or null, y: [n, out] (row stride ldy)
@@ -43,9 +44,11 @@ void blas_linear([[maybe_unused]] const float* x, [[maybe_unused]] int ldx,
     }
   } else {
     thread_local std::vector<float> panel;
-    panel.resize(std::size_t(kWidenPanelRows) * in);
-    for (int r0 = 0; r0 < out; r0 += kWidenPanelRows) {
-      const int rows = std::min(kWidenPanelRows, out - r0);
+    const int panel_rows = static_cast<int>(
+        std::clamp<std::int64_t>(kWidenPanelElems / std::max(in, 1), 16, std::max(out, 16)));
+    panel.resize(std::size_t(panel_rows) * in);
+    for (int r0 = 0; r0 < out; r0 += panel_rows) {
+      const int rows = std::min(panel_rows, out - r0);
       for (std::int64_t i = 0; i < std::int64_t(rows) * in; ++i)
         panel[i] = to_f32(w[std::int64_t(r0) * in + i]);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, in, 1.f, x, ldx, panel.data(),

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "rodimus/core/math.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/views.hpp"
 #include "rodimus/ops/impl/norm_kernels.hpp"
 
@@ -44,14 +45,9 @@ void sigmoid_gate_generic(const Space& space, const View2<const float, Space>& z
                           const View2<const float, Space>& x, const View2<float, Space>& u,
                           int n_tokens) {
   const int e = static_cast<int>(x.extent(1));
-  Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::channel_gate"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * e),
-      KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int t = static_cast<int>(idx / e);
-        const int c = static_cast<int>(idx % e);
-        u(t, c) = sigmoid(z(t, c)) * x(t, c);
-      });
+  parallel_rows_cols(
+      RODIMUS_KERNEL_LABEL("rodimus::channel_gate"), space, n_tokens, e,
+      KOKKOS_LAMBDA(const int t, const int c) { u(t, c) = sigmoid(z(t, c)) * x(t, c); });
 }
 
 /// out = silu(g) * a (SwiGLU's element-wise product).
@@ -61,14 +57,9 @@ void swiglu_generic(const Space& space, const View2<const float, Space>& a,
                     const View2<const float, Space>& g, const View2<float, Space>& out,
                     int n_tokens) {
   const int f = static_cast<int>(a.extent(1));
-  Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::swiglu"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * f),
-      KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int t = static_cast<int>(idx / f);
-        const int c = static_cast<int>(idx % f);
-        out(t, c) = silu(g(t, c)) * a(t, c);
-      });
+  parallel_rows_cols(
+      RODIMUS_KERNEL_LABEL("rodimus::swiglu"), space, n_tokens, f,
+      KOKKOS_LAMBDA(const int t, const int c) { out(t, c) = silu(g(t, c)) * a(t, c); });
 }
 
 }  // namespace rodimus::detail

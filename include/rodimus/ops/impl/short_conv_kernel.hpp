@@ -2,6 +2,7 @@
 #pragma once
 
 #include "rodimus/core/math.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
 namespace rodimus::detail {
@@ -20,12 +21,9 @@ void short_conv_generic(const Space& space, const View2<const float, Space>& x,
   const auto offsets = batch.offsets;
   const auto slot = batch.slot;
   const auto token_seq = batch.token_seq;
-  Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::short_conv"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * e_dim),
-      KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int t = static_cast<int>(idx / e_dim);
-        const int c = static_cast<int>(idx % e_dim);
+  parallel_rows_cols(
+      RODIMUS_KERNEL_LABEL("rodimus::short_conv"), space, batch.num_tokens, e_dim,
+      KOKKOS_LAMBDA(const int t, const int c) {
         const int s = token_seq(t);
         const int i = t - offsets(s);  // index inside this call's part of the sequence
         float acc = b(c);
