@@ -31,6 +31,7 @@
 #include "rodimus/io/random_checkpoint.hpp"
 #include "rodimus/model/model.hpp"
 #include "roofline.hpp"
+#include "synthetic_state.hpp"
 
 namespace {
 
@@ -148,26 +149,6 @@ double decode_state_bytes(const Model<Space, W>& m, std::int64_t ctx) {
   return c.n_layer * (per_layer_rec + kv);
 }
 
-// Puts every slot at position `ctx` with random recurrent state and K/V cache contents.
-void fast_forward(State<Space>& st, std::int64_t ctx, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, 0.5f);
-  auto fill = [&](const View3<float, Space>& v) {
-    auto h = Kokkos::create_mirror_view(v);
-    float* p = h.data();
-    for (std::size_t i = 0; i < h.size(); ++i) p[i] = d(rng);
-    Kokkos::deep_copy(v, h);
-  };
-  for (int l = 0; l < st.num_layers(); ++l) {
-    const auto& L = st.layer(l);
-    fill(L.conv);
-    fill(L.gla);
-    fill(L.k_cache);
-    fill(L.v_cache);
-  }
-  for (int b = 0; b < st.slots(); ++b) st.advance(b, ctx - st.position(b));
-}
-
 template <class W>
 void BM_prefill(benchmark::State& bs, const Shape& s, int t) {
   const auto& m = cached_model<W>(s);
@@ -214,7 +195,7 @@ void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bo
       m.forward(st, ws, tb, LogitsMode::None);
     }
   } else {
-    fast_forward(st, ctx, 7);
+    bench::fast_forward(st, ctx, 7);
   }
   std::vector<std::int32_t> next = random_ids(b, m.config().vocab_size, 11);
   std::mt19937 rng(13);

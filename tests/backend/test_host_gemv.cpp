@@ -68,7 +68,7 @@ struct Case {
 template <class W>
 void check_all_isas(std::mt19937& rng) {
   for (int n : {1, 2, 3, 4, 5, 7, 8, 9, 16}) {
-    for (int in : {16, 37, 128, 300}) {
+    for (int in : {16, 37, 77, 128, 300}) {
       Case<W> c(n, in, 29, n % 2 == 0, rng);
       c.check(hb::detail::gemv_rows_generic<W>, "generic");
 #if RODIMUS_HAVE_X86_DISPATCH

@@ -23,6 +23,8 @@ inline constexpr int kGemvMaxTokens = 16;
 inline constexpr int kGemvTokens = 4;
 /// Independent partial sums per token (one AVX-512 register of floats).
 inline constexpr int kGemvLanes = 16;
+/// Distance of the AVX-512 kernel's software prefetch ahead of its weight loads.
+inline constexpr int kGemvPrefetchBytes = 2048;
 
 namespace detail {
 
@@ -101,25 +103,46 @@ RODIMUS_TARGET_AVX512 inline float hsum_avx512(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
-// One row, NT tokens (compile-time so the accumulators live in registers).
+// One row, NT tokens (compile-time so the accumulators live in registers). With one or two
+// tokens a single FMA chain per token would bind on FMA latency (16 weights per 4 cycles, below
+// the memory rate of bf16 weights), so P independent partial sums per token break the chain.
 template <StorageType W, int NT>
 RODIMUS_TARGET_AVX512 inline void gemv_row_avx512(const float* x, int ldx, const W* wr, float bias,
                                                   float* y, int ldy, int in) {
-  __m512 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  constexpr int P = NT == 1 ? 4 : NT == 2 ? 2 : 1;
+  __m512 acc[NT][P];
+  for (int t = 0; t < NT; ++t)
+    for (int p = 0; p < P; ++p) acc[t][p] = _mm512_setzero_ps();
   int i = 0;
+  for (; i + 16 * P <= in; i += 16 * P) {
+    // rows are consecutive in memory: fetch kGemvPrefetchBytes ahead (into the next rows), more
+    // loads in flight than the hardware prefetcher keeps for one stream
+    _mm_prefetch(reinterpret_cast<const char*>(wr + i) + kGemvPrefetchBytes, _MM_HINT_T0);
+    if constexpr (P * 16 * sizeof(W) > 64)
+      _mm_prefetch(reinterpret_cast<const char*>(wr + i) + kGemvPrefetchBytes + 64, _MM_HINT_T0);
+    for (int p = 0; p < P; ++p) {
+      const __m512 wv = load16_avx512<W>(wr, i + 16 * p, __mmask16(0xffff));
+      for (int t = 0; t < NT; ++t)
+        acc[t][p] = _mm512_fmadd_ps(_mm512_loadu_ps(x + std::int64_t(t) * ldx + i + 16 * p), wv,
+                                    acc[t][p]);
+    }
+  }
   for (; i + 16 <= in; i += 16) {
     const __m512 wv = load16_avx512<W>(wr, i, __mmask16(0xffff));
     for (int t = 0; t < NT; ++t)
-      acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(x + std::int64_t(t) * ldx + i), wv, acc[t]);
+      acc[t][0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + std::int64_t(t) * ldx + i), wv, acc[t][0]);
   }
   if (i < in) {
     const __mmask16 m = static_cast<__mmask16>((1u << (in - i)) - 1u);
     const __m512 wv = load16_avx512<W>(wr, i, m);
     for (int t = 0; t < NT; ++t)
-      acc[t] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + std::int64_t(t) * ldx + i), wv, acc[t]);
+      acc[t][0] =
+          _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + std::int64_t(t) * ldx + i), wv, acc[t][0]);
   }
-  for (int t = 0; t < NT; ++t) y[std::int64_t(t) * ldy] = hsum_avx512(acc[t]) + bias;
+  for (int t = 0; t < NT; ++t) {
+    for (int p = 1; p < P; ++p) acc[t][0] = _mm512_add_ps(acc[t][0], acc[t][p]);
+    y[std::int64_t(t) * ldy] = hsum_avx512(acc[t][0]) + bias;
+  }
 }
 
 template <StorageType W>
