@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Prints the Markdown tables of docs/performance.md from the JSON that scripts/bench.sh writes
-(model_t<N>.json, gla_scan_t<N>.json, baseline.json). Standard library only.
+(model[_tag]_t<N>.json, gla_scan_t<N>.json, baseline.json). Standard library only.
 
-usage: scripts/perf_tables.py [bench-results]
+usage: scripts/perf_tables.py [bench-results] [--update docs/performance.md]
+
+With --update, the tables replace what lies between the markers
+<!-- bench-tables:begin --> and <!-- bench-tables:end --> in that file.
 """
 import glob
 import json
@@ -157,12 +160,33 @@ def baseline_table(path):
     return out
 
 
+BEGIN, END = "<!-- bench-tables:begin -->", "<!-- bench-tables:end -->"
+
+
 def main():
-    d = sys.argv[1] if len(sys.argv) > 1 else "bench-results"
-    out = model_tables(sorted(glob.glob(os.path.join(d, "model_t*.json"))))
+    args = sys.argv[1:]
+    update = None
+    if "--update" in args:
+        i = args.index("--update")
+        update = args[i + 1]
+        del args[i:i + 2]
+    d = args[0] if args else "bench-results"
+    out = model_tables(sorted(glob.glob(os.path.join(d, "model*_t*.json"))))
     out += scan_table(sorted(glob.glob(os.path.join(d, "gla_scan_t*.json"))))
     out += baseline_table(os.path.join(d, "baseline.json"))
-    print("\n".join(out))
+    text = "\n".join(out)
+    if update is None:
+        print(text)
+        return
+    with open(update) as f:
+        doc = f.read()
+    if BEGIN not in doc or END not in doc:
+        sys.exit(f"perf_tables.py: {update} has no {BEGIN} ... {END} markers")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(update, "w") as f:
+        f.write(head + BEGIN + "\n\n" + text + "\n" + END + tail)
+    print(f"perf_tables.py: updated {update}")
 
 
 if __name__ == "__main__":
