@@ -8,7 +8,7 @@
 namespace rodimus::detail {
 
 /// e^x for x <= 0: on the host a branch-free polynomial (backend/host/fast_math.hpp, relative
-/// error < 2e-7) so that element-wise loops vectorise; the device's own expf in device code.
+/// error < 2.6e-7) so that element-wise loops vectorise; the device's own expf in device code.
 RODIMUS_INLINE float exp_nonpositive(float x) {
 #if RODIMUS_DEVICE_PASS
   return kmath::exp(x);
