@@ -78,7 +78,7 @@ bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
     args.ldu = u.stride(0);
     args.ldo = o.stride(0);
     args.n = n;
-    args.e = static_cast<int>(u.extent(1));
+    args.e = static_cast<int>(e);
     args.scale = scale;
     args.offsets = batch.offsets.data();
     args.slot = batch.slot.data();

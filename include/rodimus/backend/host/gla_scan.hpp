@@ -1,15 +1,17 @@
 // Host kernel of the GLA scan (SPEC 2 step 7):  S_t = diag(d_t) S_{t-1} + k_t^T u_t,
 // o_t = scale * q_t S_t,  d_t = exp(a_t). The exact recurrence, organised for a CPU:
 //
-// - Columns of the state never interact, so one work item owns a tile of kScanCols columns of
-//   one sequence (one AVX-512 register wide) and walks all of that sequence's tokens. Its state
-//   tile [n, kScanCols] is copied once into a contiguous stack buffer (16 KiB-strided rows of the
-//   real state would all fall into one L1 set) and stays in L1 for the whole call.
-// - Rows interact only through the output sum, so the tile is processed in register blocks of
-//   kScanRows rows; each block walks a block of tokens, adding its part of o_t into a small
-//   output buffer. Per (token, row, column): one multiply and two fused multiply-adds, the least
-//   the recurrence needs (the chunkwise form of SPEC 2.1 needs as many FLOPs at best: on a CPU
-//   its advantage is only matrix-product shape, which an L1-resident tile already gives).
+// - Columns of the state never interact, so a prefill work item owns kScanGroupTiles tiles of
+//   kScanCols columns (one AVX-512 register wide) of one sequence and walks all its tokens, in
+//   blocks of kScanTokenBlock. Within a token block each tile's state rows are updated in place:
+//   a register block of kScanRows rows is loaded once (from L2, where the item's 64 KiB state
+//   slice stays), walks the token block in registers, and is stored back.
+// - Rows interact only through the output sum, so each row block adds its part of o_t into a
+//   small output buffer. Per (token, row, column): one multiply and two fused multiply-adds, the
+//   least the recurrence needs (the chunkwise form of SPEC 2.1 needs as many FLOPs at best: on
+//   a CPU its advantage is only matrix-product shape, which the register blocks already give).
+// - Decode (a few tokens per sequence) streams each token through the state rows in memory
+//   order instead, in items of kScanDecodeCols columns; without AVX-512 every call does.
 // - exp(a) is computed once per (token, row) before the items run (a vectorised polynomial).
 //
 // Roofline at the Rodimus shape (n = 64, E = 4096): 4 n E = 1.05 MFLOP per token; prefill moves
