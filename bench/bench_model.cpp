@@ -1,7 +1,8 @@
 // Whole-model prefill and decode on random-weight checkpoints (no download needed), at the
 // published shapes and a small one, with the roofline measured in the same binary:
 //   decode   floor = (weight bytes + state bytes read per step) / STREAM-triad bandwidth
-//   prefill  floor = 2 x (matrix-product parameters) x tokens / best sgemm rate here
+//   prefill  floor = 2 x (matrix-product parameters) x tokens / best GEMM rate here (host:
+//            sgemm; GPU: cuBLAS in the weight type, bf16 on the tensor cores)
 // Every benchmark reports `tokens_per_s` and `roofline_fraction` (floor / measured time).
 //
 // Shapes (RODIMUS_BENCH_SHAPES, comma-separated; default "small"):
@@ -13,6 +14,7 @@
 // Checkpoints are written once (bf16) under $RODIMUS_BENCH_DIR (default: the temp folder).
 // Names: prefill/<model>/<dtype>/T:<tokens>, decode/<model>/<dtype>/ctx:<C>/B:<B>,
 // decode_prefilled/... (context built by a real prefill, to check the synthetic one),
+// B: 1, 4, 16 on the host, 1, 16, 128 on a GPU (Kokkos::DefaultExecutionSpace),
 // state_memory/<model>/ctx:<C>. Threads: the process's (OMP_NUM_THREADS / --kokkos-threads).
 //
 // "Decode after a context of C tokens" puts every slot of a state at position C with random
@@ -26,6 +28,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "bench_main.hpp"
 #include "rodimus/io/random_checkpoint.hpp"
@@ -166,7 +169,8 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t) {
   const auto& c = m.config();
   const double mm_params = double(m.parameter_count()) - double(c.vocab_size) * c.d_model;
   const double flops = 2.0 * mm_params * t + 2.0 * double(c.vocab_size) * c.d_model;
-  const double floor_s = bench::sgemm_peak() > 0 ? flops / bench::sgemm_peak() : 0;
+  const double peak = bench::gemm_peak<W>();  // host: sgemm; GPU: cuBLAS GEMM in W
+  const double floor_s = peak > 0 ? flops / peak : 0;
   bs.counters["tokens_per_s"] =
       benchmark::Counter(double(t) * bs.iterations(), benchmark::Counter::kIsRate);
   bs.counters["roofline_fraction"] =
@@ -174,6 +178,7 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t) {
   bs.counters["gflops"] =
       benchmark::Counter(flops * bs.iterations() / 1e9, benchmark::Counter::kIsRate);
   bs.counters["sgemm_peak_gflops"] = bench::sgemm_peak() / 1e9;
+  bs.counters["gemm_peak_gflops"] = peak / 1e9;
 }
 
 template <class W>
@@ -236,6 +241,7 @@ void BM_machine_limits(benchmark::State& bs) {
   for (auto _ : bs) benchmark::DoNotOptimize(bench::triad_bandwidth());
   bs.counters["triad_gbs"] = bench::triad_bandwidth() / 1e9;
   bs.counters["sgemm_gflops"] = bench::sgemm_peak() / 1e9;
+  bs.counters["gemm_bf16_gflops"] = bench::gemm_peak<bf16>() / 1e9;
   bs.counters["threads"] = Space().concurrency();
   bs.counters["tokens_per_s"] = 0;
   bs.counters["roofline_fraction"] = 0;
@@ -252,8 +258,11 @@ void register_shape(const Shape& s) {
     b->Unit(benchmark::kMillisecond)->UseRealTime();
     if (published || t == 8192) b->Iterations(1);
   }
+  // batches: the CPU issue's 1, 4, 16; on a GPU the CUDA issue's 1, 16, 128
+  const std::vector<int> batches =
+      is_gpu_space_v<Space> ? std::vector<int>{1, 16, 128} : std::vector<int>{1, 4, 16};
   for (std::int64_t ctx : {1024, 8192, 32768})
-    for (int nb : {1, 4, 16}) {
+    for (int nb : batches) {
       auto* b = benchmark::RegisterBenchmark(
           ("decode/" + base + "/ctx:" + std::to_string(ctx) + "/B:" + std::to_string(nb)).c_str(),
           [s, ctx, nb](benchmark::State& st) { BM_decode<W>(st, s, ctx, nb, false); });

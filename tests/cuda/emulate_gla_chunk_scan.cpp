@@ -10,6 +10,7 @@
 // synchronous copy). Blocks run one after another; shared memory starts as NaN bytes.
 //
 // Seed: fresh each run, printed; RODIMUS_TEST_SEED=<n> replays one. Exit status 0 = all pass.
+#include <algorithm>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -155,7 +156,7 @@ namespace rd = rodimus::backend::cuda::detail;
 // Runs the kernel over the grid (E / TE, B), one block at a time.
 template <int N, int C, int TE, class Tin, class Tout, rodimus::backend::cuda::ScanPrecision P>
 void emulate(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state, Tout* o,
-             const int* offsets, int B, int T, int E) {
+             const int* offsets, const int* slots, int B, int T, int E) {
   using Sh = rd::ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
   static_assert(Sh::bytes <= int(sizeof(rd::smem)), "emulated shared memory too small");
   const float scale = static_cast<float>(1.0 / std::sqrt(double(N)));
@@ -171,8 +172,8 @@ void emulate(const Tin* q, const Tin* k, const float* a, const Tin* u, float* st
         threads.emplace_back([&, t] {
           emu::thread_idx = uint3{unsigned(t), 0u, 0u};
           emu::block_idx = uint3{unsigned(bx), unsigned(by), 0u};
-          rd::gla_chunk_scan_kernel<N, C, TE, Tin, Tout, P>(q, k, a, u, state, o, offsets, T, E,
-                                                            scale);
+          rd::gla_chunk_scan_kernel<N, C, TE, Tin, Tout, P>(q, k, a, u, state, o, offsets, slots,
+                                                            T, E, scale);
         });
       for (auto& th : threads) th.join();
     }
@@ -199,7 +200,7 @@ double to_double(T x) {
 template <int N, int C, int TE, class Tin, class Tout,
           rodimus::backend::cuda::ScanPrecision P = rodimus::backend::cuda::ScanPrecision::Split>
 bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, double a_lo,
-              double a_hi, std::mt19937_64& rng) {
+              double a_hi, std::mt19937_64& rng, bool reversed_slots = false) {
   const int B = static_cast<int>(lengths.size());
   const int n = N;
   std::vector<int> offs(B + 1, 0);
@@ -217,9 +218,16 @@ bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, do
   for (auto& x : s0) x = normal(rng);
   std::vector<Tout> out(std::size_t(Ntok) * E);
   std::memset(static_cast<void*>(out.data()), 0xff, out.size() * sizeof(Tout));  // NaN poison
-  std::vector<float> s1 = s0;
+  // sequence b continues state slot slots[b] (reversed: B-1-b) or b
+  std::vector<int> slots(B);
+  for (int b = 0; b < B; ++b) slots[b] = reversed_slots ? B - 1 - b : b;
+  std::vector<float> s1(s0.size());
+  for (int b = 0; b < B; ++b)
+    std::copy_n(s0.begin() + std::ptrdiff_t(b) * n * E, std::size_t(n) * E,
+                s1.begin() + std::ptrdiff_t(slots[b]) * n * E);
   emulate<N, C, TE, Tin, Tout, P>(q.data(), k.data(), a.data(), u.data(), s1.data(), out.data(),
-                                  varlen ? offs.data() : nullptr, B, lengths[0], E);
+                                  varlen ? offs.data() : nullptr,
+                                  reversed_slots ? slots.data() : nullptr, B, lengths[0], E);
 
   double no = 0, do_ = 0, ns = 0, ds = 0;
   bool finite = true;
@@ -244,7 +252,7 @@ bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, do
       do_ += o_ref[i] * o_ref[i];
     }
     for (std::size_t i = 0; i < S.size(); ++i) {
-      const double x = s1[std::size_t(b) * n * E + i];
+      const double x = s1[std::size_t(slots[b]) * n * E + i];
       finite = finite && std::isfinite(x);
       ns += (x - S[i]) * (x - S[i]);
       ds += S[i] * S[i];
@@ -283,6 +291,8 @@ int main() {
   tally(
       run_case<64, 64, 128, bf, float>("T=90 B=2 mixed TE=128", {90, 90}, false, 128, -8, 0, rng));
   tally(run_case<64, 64, 64, bf, float>("varlen 5/0/75 strong", {5, 0, 75}, true, 64, -60, 0, rng));
+  tally(run_case<64, 32, 64, float, float>("varlen f32 reversed slots", {33, 7, 64}, true, 64, -8,
+                                           0, rng, true));
   tally(run_case<64, 64, 64, bf, bf>("bf16 out mild", {80}, false, 64, -0.5, 0, rng));
   tally(run_case<64, 32, 64, float, float>("f32 in mild", {80}, false, 64, -0.5, 0, rng));
   tally(run_case<64, 32, 128, bf, float>("C=32 TE=128 strong B=2", {50, 50}, false, 128, -60, 0,

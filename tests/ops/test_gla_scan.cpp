@@ -255,6 +255,16 @@ TEST_CASE("gla_scan: recurrence and chunk scanner match the fp64 recurrence, mix
         make_case(rng, 64, 8, {300, 17, 128}, std::vector<Decay>(64, Decay::Strong), 1e3);
     check_all(c, "strong decays");
   }
+  // the shapes of the tensor-core chunk kernel that Kokkos::Cuda runs (n = 32 / 64, E % 64 == 0)
+  SECTION("n=64 E=128, mixed decays (CUDA tensor-core kernel shape)") {
+    const auto c = make_case(rng, 64, 128, {1, 33, 0, 100, 64}, mixed_regimes(rng, 64));
+    check_all(c, "mixed decays, kernel shape");
+  }
+  SECTION("n=32 E=64, every slot strong (CUDA tensor-core kernel shape)") {
+    const auto c =
+        make_case(rng, 32, 64, {70, 5, 130}, std::vector<Decay>(32, Decay::Strong), 1e3);
+    check_all(c, "strong decays, kernel shape");
+  }
   SECTION("n=4 E=5, every slot weak") {
     const auto c = make_case(rng, 4, 5, {300, 129, 2}, std::vector<Decay>(4, Decay::Weak));
     check_all(c, "weak decays");

@@ -16,6 +16,22 @@
 #define RODIMUS_DEVICE_PASS 0
 #endif
 
+/// Asks the host compiler to unroll the next loop 16 times. Nothing in CUDA translation units:
+/// nvcc's front end warns on GCC's pragma and the host compiler on CUDA's.
+#if defined(__CUDACC__)
+#define RODIMUS_UNROLL_16
+#else
+#define RODIMUS_UNROLL_16 _Pragma("GCC unroll 16")
+#endif
+
+/// 1 when this translation unit is compiled by a CUDA compiler for a CUDA-enabled Kokkos: the
+/// raw CUDA fast paths of backend/cuda/ (tensor-core scan, cuBLAS projections) are available.
+#if defined(KOKKOS_ENABLE_CUDA) && defined(__CUDACC__)
+#define RODIMUS_CUDA_KERNELS 1
+#else
+#define RODIMUS_CUDA_KERNELS 0
+#endif
+
 namespace rodimus {
 
 /// True when `Space` runs kernels on a GPU (CUDA, HIP, SYCL).
@@ -30,6 +46,14 @@ inline constexpr bool is_gpu_space_v =
 #else
     std::is_same_v<Space, Kokkos::Experimental::HIP> ||
 #endif
+#endif
+    false;
+
+/// True for Kokkos::Cuda when the CUDA fast paths of backend/cuda/ are compiled in.
+template <class Space>
+inline constexpr bool is_cuda_space_v =
+#if RODIMUS_CUDA_KERNELS
+    std::is_same_v<Space, Kokkos::Cuda> ||
 #endif
     false;
 

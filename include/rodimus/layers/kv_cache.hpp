@@ -13,6 +13,27 @@ namespace rodimus {
 /// (the operand of `causal_attention`). All slots share one capacity (rows per slot).
 /// `reserve` grows it to max(rows, 2 * capacity), so a sequence grown token by token
 /// reallocates O(log T) times; while a call fits in the capacity nothing is allocated.
+namespace detail {
+/// out(s, r, c) = old(s, r, c) for every row of `old` (out has at least as many rows). A free
+/// function: CUDA's extended lambdas may not sit in private member functions.
+// old: [S, R, d], out: [S, >=R, d]
+template <class Space>
+void copy_kv_rows(const View3<float, Space>& old, const View3<float, Space>& out) {
+  const int rows = static_cast<int>(old.extent(1)), d = static_cast<int>(old.extent(2));
+  const std::int64_t per_slot = std::int64_t(rows) * d;
+  if (per_slot <= 0) return;
+  Kokkos::parallel_for(
+      RODIMUS_KERNEL_LABEL("rodimus::kv_cache.grow"),
+      Kokkos::RangePolicy<Space>(Space(), 0, std::int64_t(old.extent(0)) * per_slot),
+      KOKKOS_LAMBDA(const std::int64_t i) {
+        const int s = static_cast<int>(i / per_slot);
+        const int r = static_cast<int>((i % per_slot) / d), c = static_cast<int>(i % d);
+        out(s, r, c) = old(s, r, c);
+      });
+  Space().fence();
+}
+}  // namespace detail
+
 template <class Space>
 class KvCache {
  public:
@@ -80,19 +101,7 @@ class KvCache {
   // A view of `cap` rows per slot holding the rows of `old`.
   View3<float, Space> grown(const View3<float, Space>& old, int cap) const {
     auto out = alloc(old.label().c_str(), cap);
-    const int rows = static_cast<int>(old.extent(1)), d = kv_dim_;
-    const std::int64_t per_slot = std::int64_t(rows) * d;
-    if (per_slot > 0) {
-      Kokkos::parallel_for(
-          RODIMUS_KERNEL_LABEL("rodimus::kv_cache.grow"),
-          Kokkos::RangePolicy<Space>(Space(), 0, std::int64_t(slots_) * per_slot),
-          KOKKOS_LAMBDA(const std::int64_t i) {
-            const int s = static_cast<int>(i / per_slot);
-            const int r = static_cast<int>((i % per_slot) / d), c = static_cast<int>(i % d);
-            out(s, r, c) = old(s, r, c);
-          });
-      Space().fence();
-    }
+    detail::copy_kv_rows<Space>(old, out);
     return out;
   }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "rodimus/backend/cuda/gla_scan.hpp"
 #include "rodimus/backend/host/gla_scan.hpp"
 #include "rodimus/ops/impl/gla_chunked.hpp"
 #include "rodimus/ops/impl/gla_recurrent.hpp"
@@ -13,8 +14,9 @@ namespace rodimus {
 
 /// Token-by-token recurrence: O(T n E) with no extra memory; the decode path.
 /// On host spaces both tags run backend/host/gla_scan.hpp (the exact recurrence, register-blocked
-/// for prefill, streamed for decode; a ChunkedScan's C is not used there); on GPUs, the generic
-/// Kokkos kernels.
+/// for prefill, streamed for decode; a ChunkedScan's C is not used there); on Kokkos::Cuda both
+/// run the tensor-core chunk kernel of backend/cuda/ where its shapes fit (n = 32, 64, 128 and
+/// E a multiple of 64); elsewhere, the generic Kokkos kernels.
 struct RecurrentScan {};
 
 /// Chunkwise-parallel scan with chunks of `C` tokens (16..128): the prefill/training path.
@@ -120,6 +122,7 @@ struct GlaScanImpl<RecurrentScan, Space> {
                   const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
                   GlaScanWorkspace<Space>& ws) {
     if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
+    if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return;
     ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
     exp_generic<Space>(space, a, ws.decay, batch.num_tokens);
     gla_recurrent_generic<Space>(space, q, k, ws.decay, u, state, batch, o, scale);
@@ -134,6 +137,7 @@ struct GlaScanImpl<ChunkedScan<C>, Space> {
                   const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
                   GlaScanWorkspace<Space>& ws) {
     if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
+    if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return;
     gla_chunked_generic<C, Space>(space, q, k, a, u, state, batch, o, scale, ws.chunk);
   }
 };

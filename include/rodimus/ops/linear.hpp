@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "rodimus/backend/cuda/cublas_linear.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/blas_linear.hpp"
 #include "rodimus/backend/host/gemv.hpp"
@@ -70,6 +71,17 @@ void linear(const Space& space, const View2<const float, Space>& x,
                          lw.has_bias() ? lw.b.data() : nullptr, y.data(),
                          static_cast<int>(y.stride(0)), n_tokens, lw.in_features(),
                          lw.out_features());
+      return;
+    }
+  }
+  if constexpr (is_cuda_space_v<Space>) {
+    // cuBLAS: bf16 / fp16 weights on the tensor cores, fp32 weights as an fp32 SGEMM
+    if (x.stride(1) == 1 && y.stride(1) == 1 && lw.w.stride(1) == 1 &&
+        lw.w.stride(0) == static_cast<std::size_t>(lw.in_features())) {
+      backend::cuda::cublas_linear<W>(x.data(), x.stride(0), lw.w.data(),
+                                      lw.has_bias() ? lw.b.data() : nullptr, y.data(), y.stride(0),
+                                      n_tokens, lw.in_features(), lw.out_features(),
+                                      space.cuda_stream());
       return;
     }
   }

@@ -190,14 +190,16 @@ struct ScanShape {
 };
 
 /// The scan kernel: grid (E / TE, B), block ScanShape::kThreads, dynamic shared ScanShape::bytes.
-// q, k: [Ntok, N]; a: [Ntok, N]; u, o: [Ntok, E]; state: [B, N, E]; offsets: [B + 1] or null
+// q, k: [Ntok, N]; a: [Ntok, N]; u, o: [Ntok, E]; state: [S, N, E]; offsets: [B + 1] or null;
+// slots: [B] (sequence b continues state slot slots[b]) or null (slot b)
 template <int N, int C, int TE, class Tin, class Tout, ScanPrecision P>
 __global__ void __launch_bounds__(
     ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>::kThreads, 1)
     gla_chunk_scan_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
                           const float* __restrict__ a, const Tin* __restrict__ u,
                           float* __restrict__ state, Tout* __restrict__ o,
-                          const int* __restrict__ offsets, int T, int E, float scale) {
+                          const int* __restrict__ offsets, const int* __restrict__ slots, int T,
+                          int E, float scale) {
   constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
   constexpr bool kSplit = P == ScanPrecision::Split;  // the lo terms
   using Sh = ScanShape<N, C, TE, kSplitU>;
@@ -246,7 +248,7 @@ __global__ void __launch_bounds__(
   // S^T of this warp's 16 columns as m16n8 accumulators: rows e, columns i.
   // sreg[ni][c]: e = 16 warp + g + 8 (c / 2), i = 8 ni + 2 qd + (c % 2).
   float sreg[N / 8][4];
-  float* st = state + std::int64_t(b) * N * E + e0 + 16 * warp;
+  float* st = state + std::int64_t(slots ? slots[b] : b) * N * E + e0 + 16 * warp;
 #pragma unroll
   for (int ni = 0; ni < N / 8; ++ni)
 #pragma unroll
@@ -626,7 +628,8 @@ inline void check_cuda(cudaError_t err, const char* what) {
 
 template <int N, int C, int TE, ScanPrecision P, class Tin, class Tout>
 void launch_gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state,
-                           Tout* o, const int* offsets, int B, int T, int E, cudaStream_t stream) {
+                           Tout* o, const int* offsets, const int* slots, int B, int T, int E,
+                           float scale, cudaStream_t stream) {
   using Sh = ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
   auto kernel = gla_chunk_scan_kernel<N, C, TE, Tin, Tout, P>;
   int device = 0, optin = 0;
@@ -641,19 +644,21 @@ void launch_gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::bytes),
              "cudaFuncSetAttribute");
   const dim3 grid(static_cast<unsigned>(E / TE), static_cast<unsigned>(B));
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(N)));
-  kernel<<<grid, Sh::kThreads, Sh::bytes, stream>>>(q, k, a, u, state, o, offsets, T, E, scale);
+  kernel<<<grid, Sh::kThreads, Sh::bytes, stream>>>(q, k, a, u, state, o, offsets, slots, T, E,
+                                                    scale);
   check_cuda(cudaGetLastError(), "kernel launch");
 }
 
 template <int N, int C, ScanPrecision P, class Tin, class Tout>
 void launch_any_tile(int tile, const Tin* q, const Tin* k, const float* a, const Tin* u,
-                     float* state, Tout* o, const int* offsets, int B, int T, int E,
-                     cudaStream_t stream) {
+                     float* state, Tout* o, const int* offsets, const int* slots, int B, int T,
+                     int E, float scale, cudaStream_t stream) {
   if (tile == 128)
-    launch_gla_chunk_scan<N, C, 128, P>(q, k, a, u, state, o, offsets, B, T, E, stream);
+    launch_gla_chunk_scan<N, C, 128, P>(q, k, a, u, state, o, offsets, slots, B, T, E, scale,
+                                        stream);
   else
-    launch_gla_chunk_scan<N, C, 64, P>(q, k, a, u, state, o, offsets, B, T, E, stream);
+    launch_gla_chunk_scan<N, C, 64, P>(q, k, a, u, state, o, offsets, slots, B, T, E, scale,
+                                       stream);
 }
 #endif  // RODIMUS_CUDA_HOST_EMULATION
 
@@ -662,14 +667,17 @@ void launch_any_tile(int tile, const Tin* q, const Tin* k, const float* a, const
 /// Column tile of one CTA: 0 picks 128 when that still gives one CTA per multiprocessor,
 /// else 64.
 struct GlaChunkScanOptions {
-  int column_tile = 0;  // 0 (auto), 64 or 128
+  int column_tile = 0;          // 0 (auto), 64 or 128
+  const int* slots = nullptr;   // [B] device array: state slot of each sequence; null: slot b
+  float scale = 0.f;            // o = scale q S; 0 means 1 / sqrt(n)
 };
 
 #ifndef RODIMUS_CUDA_HOST_EMULATION
 /// Chunkwise GLA scan of B packed sequences on `stream` (SPEC 2.7 / 2.1), all pointers device
 /// memory, row-major:
 ///   q, k: [Ntok, n], a: [Ntok, n] (log decay <= 0), u: [Ntok, E], o: [Ntok, E],
-///   state: [B, n, E] fp32 (S_{-1} on entry, the last state on return).
+///   state: [S, n, E] fp32 (S_{-1} on entry, the last state on return); sequence b uses slot
+///   opts.slots[b] (or b when opts.slots is null; slots must be distinct).
 /// q, k, a, u 16-byte aligned (cudaMalloc'd arrays are).
 /// offsets: [B + 1] device array of row offsets (variable lengths; T is then unused), or null
 /// for B sequences of T tokens each (Ntok = B T). n is 32, 64 or 128, E a multiple of 64;
@@ -710,10 +718,15 @@ void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, fl
     tile = (E % 128 == 0 && std::int64_t(B) * (E / 128) >= sms) ? 128 : 64;
   }
   const int* offs = offsets;
-  if (n == 32) detail::launch_any_tile<32, C, P>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
-  if (n == 64) detail::launch_any_tile<64, C, P>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
+  const int* sl = opts.slots;
+  const float sc =
+      opts.scale != 0.f ? opts.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
+  if (n == 32)
+    detail::launch_any_tile<32, C, P>(tile, q, k, a, u, state, o, offs, sl, B, T, E, sc, stream);
+  if (n == 64)
+    detail::launch_any_tile<64, C, P>(tile, q, k, a, u, state, o, offs, sl, B, T, E, sc, stream);
   if (n == 128)
-    detail::launch_any_tile<128, C, P>(tile, q, k, a, u, state, o, offs, B, T, E, stream);
+    detail::launch_any_tile<128, C, P>(tile, q, k, a, u, state, o, offs, sl, B, T, E, sc, stream);
 }
 
 #endif  // RODIMUS_CUDA_HOST_EMULATION

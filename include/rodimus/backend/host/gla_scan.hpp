@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/cpu_features.hpp"
 #include "rodimus/backend/host/fast_math.hpp"
 
@@ -88,7 +89,7 @@ template <int R, bool Full, bool Fma>
         uu[j] = j < ne ? ut[j] : 0.f;
       for (int p = 0; p < P; ++p) acc[p][j] = 0.f;
     }
-#pragma GCC unroll 16
+RODIMUS_UNROLL_16
     for (int r = 0; r < R; ++r) {
       const float d = dt[r], kk = kt[r], qq = qt[r];
       float* __restrict sr = s + r * lds;
@@ -130,7 +131,7 @@ RODIMUS_TARGET_AVX512 inline void scan_row_block_avx512(float* s, std::int64_t l
                                                         int nt, int e0, int row0, bool first,
                                                         float (*ob)[kScanCols]) {
   __m512 sr[R];  // fully unrolled loops over r keep these in registers
-#pragma GCC unroll 16
+RODIMUS_UNROLL_16
   for (int r = 0; r < R; ++r) sr[r] = _mm512_loadu_ps(s + r * lds);
   for (int t = 0; t < nt; ++t) {
     const std::int64_t tt = t0 + t;
@@ -140,7 +141,7 @@ RODIMUS_TARGET_AVX512 inline void scan_row_block_avx512(float* s, std::int64_t l
     const float* dt = a.decay + tt * a.ldd + row0;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
-#pragma GCC unroll 16
+RODIMUS_UNROLL_16
     for (int r = 0; r < R; ++r) {
       const __m512 ku = _mm512_mul_ps(_mm512_set1_ps(kt[r]), uu);
       sr[r] = _mm512_fmadd_ps(sr[r], _mm512_set1_ps(dt[r]), ku);
@@ -150,7 +151,7 @@ RODIMUS_TARGET_AVX512 inline void scan_row_block_avx512(float* s, std::int64_t l
     if (!first) sum = _mm512_add_ps(sum, _mm512_load_ps(ob[t]));
     _mm512_store_ps(ob[t], sum);
   }
-#pragma GCC unroll 16
+RODIMUS_UNROLL_16
   for (int r = 0; r < R; ++r) _mm512_storeu_ps(s + r * lds, sr[r]);
 }
 

@@ -1,0 +1,67 @@
+// The GLA scan on Kokkos::Cuda: routes ops/gla_scan.hpp to the tensor-core chunk kernel of
+// gla_chunk_scan.cuh when the shapes fit it (compiled only by a CUDA compiler).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/core/seq_batch.hpp"
+#include "rodimus/core/views.hpp"
+
+#if RODIMUS_CUDA_KERNELS
+#include "rodimus/backend/cuda/gla_chunk_scan.cuh"
+#endif
+
+namespace rodimus::backend::cuda {
+
+/// True when the tensor-core kernel takes a state of height `n` and width `e`.
+inline bool gla_chunk_scan_supports(int n, std::int64_t e) {
+  return (n == 32 || n == 64 || n == 128) && e > 0 && e % 64 == 0;
+}
+
+/// Runs the scan of `batch` with the tensor-core chunk kernel (fp32 inputs, split-precision
+/// operands: about fp32 accuracy) on `space`'s stream and returns true, when `Space` is
+/// Kokkos::Cuda and the shapes fit the kernel; returns false (nothing done) otherwise.
+// q, k, a: [>=N, n]; u, o: [>=N, E]; state: [S, n, E]
+template <class Space>
+bool gla_scan_cuda([[maybe_unused]] const Space& space,
+                   [[maybe_unused]] const View2<const float, Space>& q,
+                   [[maybe_unused]] const View2<const float, Space>& k,
+                   [[maybe_unused]] const View2<const float, Space>& a,
+                   [[maybe_unused]] const View2<const float, Space>& u,
+                   [[maybe_unused]] const View3<float, Space>& state,
+                   [[maybe_unused]] const SeqBatch<Space>& batch,
+                   [[maybe_unused]] const View2<float, Space>& o, [[maybe_unused]] float scale) {
+#if RODIMUS_CUDA_KERNELS
+  if constexpr (is_cuda_space_v<Space>) {
+    const int n = static_cast<int>(q.extent(1));
+    const auto e = static_cast<std::int64_t>(u.extent(1));
+    // the kernel takes dense rows (leading dimension = width) and a contiguous [S, n, E] state
+    auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
+    auto dense = [&](const auto& v) {
+      return st(v, 1) == 1 && st(v, 0) == static_cast<std::int64_t>(v.extent(1));
+    };
+    if (!gla_chunk_scan_supports(n, e) || !dense(q) || !dense(k) || !dense(a) || !dense(u) ||
+        !dense(o) || st(state, 2) != 1 || st(state, 1) != e || st(state, 0) != std::int64_t(n) * e)
+      return false;
+    GlaChunkScanOptions opts;
+    opts.slots = batch.slot.data();
+    opts.scale = scale;
+    // fp32 inputs: u is split too, so shared memory allows chunks of 32 (16 at n = 128)
+    const cudaStream_t stream = space.cuda_stream();
+    if (n == 128)
+      gla_chunk_scan<float, float, 16>(q.data(), k.data(), a.data(), u.data(), state.data(),
+                                       o.data(), batch.num_seqs, 0, n, static_cast<int>(e), stream,
+                                       batch.offsets.data(), opts);
+    else
+      gla_chunk_scan<float, float, 32>(q.data(), k.data(), a.data(), u.data(), state.data(),
+                                       o.data(), batch.num_seqs, 0, n, static_cast<int>(e), stream,
+                                       batch.offsets.data(), opts);
+    return true;
+  }
+#endif
+  return false;
+}
+
+}  // namespace rodimus::backend::cuda
