@@ -99,7 +99,14 @@ inline int run_train_tokenizer(const Options& o) {
   options.min_frequency = static_cast<std::uint64_t>(o.min_frequency);
   options.special_tokens = o.specials;
   options.pattern = std::string(o.pattern == "gpt2" ? io::gpt2_pattern : io::code_pattern);
-  io::BpeTrainer trainer(options);
+  // options the trainer refuses (a special token that is a byte symbol, ...) are usage errors
+  io::BpeTrainer trainer = [&] {
+    try {
+      return io::BpeTrainer(options);
+    } catch (const ArgumentError& e) {
+      throw UsageError(e.what());
+    }
+  }();
 
   const std::vector<fs::path> files = training_files(o.input, o.extensions, o.exclude_dirs);
   if (files.empty()) {
