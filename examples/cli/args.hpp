@@ -25,7 +25,17 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Command { Help, Version, Info, Logits, Generate, Chat, Tokenize, Detokenize, TrainTokenizer };
+enum class Command {
+  Help,
+  Version,
+  Info,
+  Logits,
+  Generate,
+  Chat,
+  Tokenize,
+  Detokenize,
+  TrainTokenizer
+};
 
 /// Weight storage type in memory.
 enum class WeightDType { F32, BF16 };
@@ -459,9 +469,9 @@ inline Options parse_args(const std::vector<std::string>& args) {
     if (!seen_out) throw UsageError("missing --out FILE");
     const std::size_t least = 256 + o.specials.size();
     if (static_cast<std::size_t>(o.vocab) < least)
-      throw UsageError("--vocab " + std::to_string(o.vocab) + " is below " +
-                       std::to_string(least) + " (256 byte symbols + " +
-                       std::to_string(o.specials.size()) + " special token(s))");
+      throw UsageError("--vocab " + std::to_string(o.vocab) + " is below " + std::to_string(least) +
+                       " (256 byte symbols + " + std::to_string(o.specials.size()) +
+                       " special token(s))");
   } else if (!seen_model) {
     throw UsageError("missing --model DIR");
   }

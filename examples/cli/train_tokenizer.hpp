@@ -112,8 +112,8 @@ inline int run_train_tokenizer(const Options& o) {
   if (files.empty()) {
     std::string which;
     for (const auto& e : o.extensions) which += (which.empty() ? "" : " or ") + e;
-    throw Error("no files" + (which.empty() ? std::string() : " ending in " + which) +
-                " under '" + o.input + "'");
+    throw Error("no files" + (which.empty() ? std::string() : " ending in " + which) + " under '" +
+                o.input + "'");
   }
   std::vector<fs::path> used;
   std::uint64_t bytes = 0;

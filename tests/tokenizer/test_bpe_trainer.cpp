@@ -55,7 +55,8 @@ std::vector<std::string> corpus_texts() {
   return texts;
 }
 
-/// The options the committed tokenizer.json was trained with (tests/data/tokenizer_train/README.md).
+/// The options the committed tokenizer.json was trained with
+/// (tests/data/tokenizer_train/README.md).
 BpeTrainerOptions committed_options() {
   BpeTrainerOptions o;
   o.vocab_size = 512;
@@ -134,7 +135,8 @@ TrainedBpe naive_train(const std::map<std::string, std::uint64_t>& word_counts,
         best_count = c;
       }
     if (best_count == 0 || best_count < std::max<std::uint64_t>(o.min_frequency, 1)) break;
-    const std::string merged = r.tokens[std::size_t(best.first)] + r.tokens[std::size_t(best.second)];
+    const std::string merged =
+        r.tokens[std::size_t(best.first)] + r.tokens[std::size_t(best.second)];
     if (specials.contains(merged)) {
       forbidden.insert(best);
       continue;
@@ -288,8 +290,8 @@ TEST_CASE("bpe trainer: the written tokenizer.json loads and round-trips arbitra
   }
   // random UTF-8 (ASCII-heavy, with code, specials, all planes): an exact round trip
   const std::vector<std::pair<char32_t, char32_t>> ranges = {
-      {0x20, 0x7E}, {0x20, 0x7E}, {0x09, 0x0D}, {0x00, 0x1F}, {0x80, 0x7FF}, {0x800, 0xFFFF},
-      {0x10000, 0x10FFFF}, {0x4E00, 0x4FFF}, {0x1F300, 0x1F6FF}};
+      {0x20, 0x7E},    {0x20, 0x7E},        {0x09, 0x0D},     {0x00, 0x1F},      {0x80, 0x7FF},
+      {0x800, 0xFFFF}, {0x10000, 0x10FFFF}, {0x4E00, 0x4FFF}, {0x1F300, 0x1F6FF}};
   const std::vector<std::string> words = {"self", "    ", "<|endoftext|>", "<|pad|>", "def ", "\n"};
   for (int trial = 0; trial < 300; ++trial) {
     std::string s;
@@ -323,7 +325,8 @@ TEST_CASE("bpe trainer: training is deterministic and independent of the order o
 }
 
 TEST_CASE("bpe trainer: the committed tokenizer.json is what the trainer writes") {
-  CHECK(train(committed_options(), corpus_texts()).dump() == read_bytes(data_dir / "tokenizer.json"));
+  CHECK(train(committed_options(), corpus_texts()).dump() ==
+        read_bytes(data_dir / "tokenizer.json"));
 }
 
 TEST_CASE("bpe trainer: the trained tokenizer encodes like the tokenizers library") {
@@ -359,7 +362,8 @@ TEST_CASE("bpe trainer: special tokens are cut out of the text and never learned
   o.vocab_size = 300;
   // "ĠĠ" is the byte-level text of two spaces: the merge of two spaces must be skipped.
   o.special_tokens = {"<s>", "<s>>", "\xC4\xA0\xC4\xA0"};
-  const std::vector<std::string> texts = {"a    \nb    \nc   \ne<s>>f<s>g<s>>>", "x   \ny  \n<s><s><s>"};
+  const std::vector<std::string> texts = {"a    \nb    \nc   \ne<s>>f<s>g<s>>>",
+                                          "x   \ny  \n<s><s><s>"};
   check_against_naive(o, texts);
   BpeTrainer t(o);
   for (const auto& s : texts) t.add_text(s);
@@ -368,12 +372,13 @@ TEST_CASE("bpe trainer: special tokens are cut out of the text and never learned
   CHECK(t.word_counts().at("\xC4\xA0\xC4\xA0\xC4\xA0\xC4\xA0\xC4\x8A") == 2);  // "    \n"
   const TrainedBpe bpe = t.train();
   CHECK(std::count(bpe.tokens.begin(), bpe.tokens.end(), "\xC4\xA0\xC4\xA0") == 1);
-  CHECK(std::find(bpe.merges.begin(), bpe.merges.end(), std::pair<std::int32_t, std::int32_t>{32, 32}) ==
-        bpe.merges.end());
+  CHECK(std::find(bpe.merges.begin(), bpe.merges.end(),
+                  std::pair<std::int32_t, std::int32_t>{32, 32}) == bpe.merges.end());
   CHECK(bpe.merges.size() > 3);
   const Tokenizer tok = Tokenizer::from_json(bpe.dump());
   CHECK(tok.vocab_size() == bpe.tokens.size());
-  CHECK(tok.encode("\xC4\xA0\xC4\xA0") == std::vector<std::int32_t>{*tok.token_to_id("\xC4\xA0\xC4\xA0")});
+  CHECK(tok.encode("\xC4\xA0\xC4\xA0") ==
+        std::vector<std::int32_t>{*tok.token_to_id("\xC4\xA0\xC4\xA0")});
   CHECK(tok.decode(tok.encode("p    \nq")) == "p    \nq");
 }
 

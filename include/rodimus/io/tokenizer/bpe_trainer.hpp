@@ -74,29 +74,31 @@ struct TrainedBpe {
     for (std::size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = i;
     ordered_json merge_list = ordered_json::array();
     for (const auto& [a, b] : merges)
-      merge_list.push_back({tokens[static_cast<std::size_t>(a)], tokens[static_cast<std::size_t>(b)]});
-    return ordered_json{
-        {"version", "1.0"},
-        {"truncation", nullptr},
-        {"padding", nullptr},
-        {"added_tokens", std::move(added)},
-        {"normalizer", nullptr},
-        {"pre_tokenizer", pre_tokenizer_json(pattern)},
-        {"post_processor", nullptr},
-        {"decoder",
-         {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
-          {"use_regex", true}}},
-        {"model",
-         {{"type", "BPE"},
-          {"dropout", nullptr},
-          {"unk_token", nullptr},
-          {"continuing_subword_prefix", nullptr},
-          {"end_of_word_suffix", nullptr},
-          {"fuse_unk", false},
-          {"byte_fallback", false},
-          {"ignore_merges", false},
-          {"vocab", std::move(vocab)},
-          {"merges", std::move(merge_list)}}}};
+      merge_list.push_back(
+          {tokens[static_cast<std::size_t>(a)], tokens[static_cast<std::size_t>(b)]});
+    return ordered_json{{"version", "1.0"},
+                        {"truncation", nullptr},
+                        {"padding", nullptr},
+                        {"added_tokens", std::move(added)},
+                        {"normalizer", nullptr},
+                        {"pre_tokenizer", pre_tokenizer_json(pattern)},
+                        {"post_processor", nullptr},
+                        {"decoder",
+                         {{"type", "ByteLevel"},
+                          {"add_prefix_space", true},
+                          {"trim_offsets", true},
+                          {"use_regex", true}}},
+                        {"model",
+                         {{"type", "BPE"},
+                          {"dropout", nullptr},
+                          {"unk_token", nullptr},
+                          {"continuing_subword_prefix", nullptr},
+                          {"end_of_word_suffix", nullptr},
+                          {"fuse_unk", false},
+                          {"byte_fallback", false},
+                          {"ignore_merges", false},
+                          {"vocab", std::move(vocab)},
+                          {"merges", std::move(merge_list)}}}};
   }
 
   /// tokenizer.json text: one vocab entry and one merge per line, the rest compact.
@@ -172,11 +174,12 @@ class BpeTrainer {
     const std::size_t specials = options_.special_tokens.size();
     if (options_.vocab_size < 256 + specials)
       throw ArgumentError("vocab size " + std::to_string(options_.vocab_size) +
-                          " is smaller than the 256 byte symbols plus " +
-                          std::to_string(specials) + " special token(s)");
+                          " is smaller than the 256 byte symbols plus " + std::to_string(specials) +
+                          " special token(s)");
     if (options_.vocab_size > static_cast<std::size_t>(detail::ConfigLimits::vocab_size))
       throw ArgumentError("vocab size " + std::to_string(options_.vocab_size) +
-                          " is above the limit of " + std::to_string(detail::ConfigLimits::vocab_size));
+                          " is above the limit of " +
+                          std::to_string(detail::ConfigLimits::vocab_size));
     const auto& table = detail::ByteLevelTable::get();
     for (const std::string& s : options_.special_tokens) {
       if (s.empty()) throw ArgumentError("a special token is empty");
@@ -273,7 +276,8 @@ class BpeTrainer {
       if (static_cast<std::uint64_t>(current) < min_count) break;
       const auto a = static_cast<std::int32_t>(top.pair >> 32);
       const auto b = static_cast<std::int32_t>(top.pair & 0xFFFFFFFFu);
-      std::string merged = r.tokens[static_cast<std::size_t>(a)] + r.tokens[static_cast<std::size_t>(b)];
+      std::string merged =
+          r.tokens[static_cast<std::size_t>(a)] + r.tokens[static_cast<std::size_t>(b)];
       if (specials.contains(merged)) continue;  // never learn a special token's text
       std::int32_t x;
       if (const auto known = ids.find(merged); known != ids.end()) {
@@ -330,8 +334,8 @@ class BpeTrainer {
 
   /// Replaces every (a, b) by x, left to right in each word that holds the pair, updating the
   /// counts of the pair and of its neighbours, and queues the pairs whose count rose.
-  static void merge(std::vector<Word>& words, PairCounts& pairs, std::uint64_t key,
-                    std::int32_t a, std::int32_t b, std::int32_t x, std::priority_queue<Entry>& queue) {
+  static void merge(std::vector<Word>& words, PairCounts& pairs, std::uint64_t key, std::int32_t a,
+                    std::int32_t b, std::int32_t x, std::priority_queue<Entry>& queue) {
     std::vector<std::uint32_t> where = std::move(pairs.where[key]);
     pairs.where.erase(key);
     std::sort(where.begin(), where.end());
