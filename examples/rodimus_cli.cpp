@@ -1,5 +1,5 @@
 // The rodimus command-line tool: model info, logits, generation from ids or text, chat,
-// tokenize and detokenize.
+// tokenize, detokenize and tokenizer training.
 #include <fmt/core.h>
 
 #include <cstdio>

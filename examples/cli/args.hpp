@@ -25,7 +25,17 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Command { Help, Version, Info, Logits, Generate, Chat, Tokenize, Detokenize };
+enum class Command {
+  Help,
+  Version,
+  Info,
+  Logits,
+  Generate,
+  Chat,
+  Tokenize,
+  Detokenize,
+  TrainTokenizer
+};
 
 /// Weight storage type in memory.
 enum class WeightDType { F32, BF16 };
@@ -55,6 +65,14 @@ struct Options {
   std::vector<std::string> stops;        ///< --stop STR, repeatable
   int max_context = 0;                   ///< --max-context N (0 = the model's own limit)
   WeightDType dtype = WeightDType::F32;  ///< --dtype f32|bf16
+  // train-tokenizer
+  std::string input;                      ///< --input DIR
+  int vocab = 0;                          ///< --vocab N
+  std::vector<std::string> extensions;    ///< --ext .py, repeatable (none: every file)
+  std::vector<std::string> exclude_dirs;  ///< --exclude-dir NAME, repeatable
+  std::vector<std::string> specials;      ///< --special TOKEN, repeatable
+  int min_frequency = 0;                  ///< --min-frequency F
+  std::string pattern = "code";           ///< --pattern code|gpt2
 };
 
 /// The usage text printed by `rodimus help` and after every usage error.
@@ -92,6 +110,12 @@ commands:
                                          prints the token ids of TEXT comma-separated
   detokenize (--model DIR | --tokenizer FILE) --ids LIST
                                          prints the text of the ids
+  train-tokenizer --input DIR --vocab N --out FILE [--ext EXT]... [--exclude-dir NAME]...
+                  [--special TOKEN]... [--min-frequency F] [--pattern code|gpt2]
+                                         learns a byte-level BPE of N tokens from the
+                                         files under DIR and writes its tokenizer.json;
+                                         prints a summary (files, bytes, merges, time,
+                                         bytes per token of the input)
   help      print this text (also -h, --help)
 
 options:
@@ -101,7 +125,8 @@ options:
   --prompt TEXT     prompt text, encoded as is (special tokens written in it count)
   --text TEXT       text to tokenize
   --system TEXT     system message of a chat
-  --out FILE        safetensors file for the logits (logits only)
+  --out FILE        safetensors file for the logits (logits); the tokenizer.json
+                    to write (train-tokenizer)
   -n, --max-new-tokens N
                     tokens to generate, N >= 0 (generate, chat)
   --stop-at-eos     stop after generating an eos id of the config (generate --ids)
@@ -109,6 +134,19 @@ options:
   --version         print the version
   --kokkos-*        passed to Kokkos, e.g. --kokkos-threads=4 (Kokkos 3) or
                     --kokkos-num-threads=4 (Kokkos 4); OMP_NUM_THREADS works too
+
+train-tokenizer options:
+  --input DIR       directory read recursively (in sorted order); files that are not
+                    valid UTF-8 are skipped and counted
+  --vocab N         tokens in all: 256 byte symbols + merges + special tokens
+  --ext EXT         read only files whose name ends in EXT (e.g. .py); repeatable
+  --exclude-dir NAME
+                    skip directories called NAME, or at the path NAME relative to
+                    DIR when it holds a '/' (e.g. idlelib/idle_test); repeatable
+  --special TOKEN   a special token (e.g. '<|endoftext|>'), given the last ids; repeatable
+  --min-frequency F merge only pairs seen at least F times (default 0: any)
+  --pattern code|gpt2
+                    pre-tokenizer regex: code (Llama 3 / cl100k, default) or gpt2
 
 sampling options (generate --prompt, chat; the default is greedy):
   --temperature T   T >= 0, 0 = greedy (default 0)
@@ -229,6 +267,8 @@ inline Options parse_args(const std::vector<std::string>& args) {
     o.command = Command::Tokenize;
   } else if (cmd == "detokenize") {
     o.command = Command::Detokenize;
+  } else if (cmd == "train-tokenizer") {
+    o.command = Command::TrainTokenizer;
   } else if (cmd.starts_with("-")) {
     throw UsageError("expected a command before option '" + cmd + "'");
   } else {
@@ -237,11 +277,13 @@ inline Options parse_args(const std::vector<std::string>& args) {
   const Command c = o.command;
   const bool text_only = c == Command::Tokenize || c == Command::Detokenize;
   const bool generates = c == Command::Generate || c == Command::Chat;
+  const bool trains = c == Command::TrainTokenizer;
 
   bool seen_model = false, seen_out = false, seen_n = false, seen_dtype = false, seen_eos = false,
        seen_prompt = false, seen_text = false, seen_tokenizer = false, seen_system = false,
        seen_temperature = false, seen_top_k = false, seen_top_p = false, seen_min_p = false,
-       seen_penalty = false, seen_seed = false, seen_ignore_eos = false, seen_context = false;
+       seen_penalty = false, seen_seed = false, seen_ignore_eos = false, seen_context = false,
+       seen_input = false, seen_vocab = false, seen_min_frequency = false, seen_pattern = false;
   std::string sampling_flag;  // the first sampling option, for "needs --prompt"
   const auto once = [&](bool& seen, std::string_view name) {
     if (seen) throw UsageError("option '" + std::string(name) + "' given twice");
@@ -283,6 +325,7 @@ inline Options parse_args(const std::vector<std::string>& args) {
       if (sampling_flag.empty()) sampling_flag = name;
     };
     if (name == "--model") {
+      only_if(name, !trains);
       once(seen_model, name);
       o.model = value();
       if (o.model.empty()) throw UsageError("option '--model' needs a value");
@@ -308,7 +351,7 @@ inline Options parse_args(const std::vector<std::string>& args) {
       once(seen_system, name);
       o.system = value();
     } else if (name == "--out") {
-      only_if(name, c == Command::Logits);
+      only_if(name, c == Command::Logits || trains);
       once(seen_out, name);
       o.out = value();
       if (o.out->empty()) throw UsageError("option '--out' needs a value");
@@ -364,8 +407,44 @@ inline Options parse_args(const std::vector<std::string>& args) {
       sampling(seen_context);
       o.max_context = parse_count(name, value());
       if (o.max_context == 0) throw UsageError("--max-context must be at least 1");
+    } else if (name == "--input") {
+      only_if(name, trains);
+      once(seen_input, name);
+      o.input = value();
+      if (o.input.empty()) throw UsageError("option '--input' needs a value");
+    } else if (name == "--vocab") {
+      only_if(name, trains);
+      once(seen_vocab, name);
+      o.vocab = parse_count(name, value());
+    } else if (name == "--ext") {
+      only_if(name, trains);
+      std::string e = value();
+      if (e.empty() || e == ".") throw UsageError("--ext needs an extension such as .py");
+      if (e.front() != '.') e.insert(e.begin(), '.');
+      o.extensions.push_back(std::move(e));
+    } else if (name == "--exclude-dir") {
+      only_if(name, trains);
+      o.exclude_dirs.push_back(value());
+      if (o.exclude_dirs.back().empty()) throw UsageError("--exclude-dir needs a directory name");
+    } else if (name == "--special") {
+      only_if(name, trains);
+      std::string t = value();
+      if (t.empty()) throw UsageError("--special needs a non-empty token");
+      for (const std::string& s : o.specials)
+        if (s == t) throw UsageError("--special '" + t + "' given twice");
+      o.specials.push_back(std::move(t));
+    } else if (name == "--min-frequency") {
+      only_if(name, trains);
+      once(seen_min_frequency, name);
+      o.min_frequency = parse_count(name, value());
+    } else if (name == "--pattern") {
+      only_if(name, trains);
+      once(seen_pattern, name);
+      o.pattern = value();
+      if (o.pattern != "code" && o.pattern != "gpt2")
+        throw UsageError("--pattern must be code or gpt2, got '" + o.pattern + "'");
     } else if (name == "--dtype") {
-      only_if(name, !text_only);
+      only_if(name, !text_only && !trains);
       once(seen_dtype, name);
       const std::string d = value();
       if (d == "f32") {
@@ -384,6 +463,15 @@ inline Options parse_args(const std::vector<std::string>& args) {
   if (text_only) {
     if (seen_model == seen_tokenizer)
       throw UsageError("'" + cmd + "' needs either --model DIR or --tokenizer FILE");
+  } else if (trains) {
+    if (!seen_input) throw UsageError("missing --input DIR");
+    if (!seen_vocab) throw UsageError("missing --vocab N");
+    if (!seen_out) throw UsageError("missing --out FILE");
+    const std::size_t least = 256 + o.specials.size();
+    if (static_cast<std::size_t>(o.vocab) < least)
+      throw UsageError("--vocab " + std::to_string(o.vocab) + " is below " + std::to_string(least) +
+                       " (256 byte symbols + " + std::to_string(o.specials.size()) +
+                       " special token(s))");
   } else if (!seen_model) {
     throw UsageError("missing --model DIR");
   }

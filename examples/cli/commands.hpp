@@ -1,5 +1,5 @@
-// The commands of the rodimus tool: info, logits, generate (ids or text), chat, tokenize and
-// detokenize, on Kokkos' default space.
+// The commands of the rodimus tool: info, logits, generate (ids or text), chat, tokenize,
+// detokenize and train-tokenizer, on Kokkos' default space.
 #pragma once
 
 #include <fmt/core.h>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "args.hpp"
+#include "train_tokenizer.hpp"
 
 namespace rodimus::cli {
 
@@ -403,6 +404,8 @@ int run_command(const Options& o) {
       return run_tokenize(o);
     case Command::Detokenize:
       return run_detokenize(o);
+    case Command::TrainTokenizer:
+      return run_train_tokenizer(o);
     default:
       return exit_ok;
   }

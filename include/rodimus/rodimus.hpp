@@ -15,5 +15,6 @@
 #include "rodimus/io/config_json.hpp"
 #include "rodimus/io/safetensors.hpp"
 #include "rodimus/io/tokenizer.hpp"
+#include "rodimus/io/tokenizer/bpe_trainer.hpp"
 #include "rodimus/model/model.hpp"
 #include "rodimus/model/transformer.hpp"

@@ -8,6 +8,7 @@
   cli_check.py error    BIN CODE PATTERN [ARGS...]
   cli_check.py corrupt  BIN MODEL_DIR WORK_DIR
   cli_check.py text     BIN TEXT_MODEL_DIR TOKENIZER_JSON WORK_DIR
+  cli_check.py train    BIN TRAIN_DATA_DIR WORK_DIR
 
 Only the standard library: safetensors files are read with struct.
 """
@@ -402,6 +403,88 @@ def check_text(bin_path, model_dir, tokenizer, work_dir):
     print("ok")
 
 
+def check_train(bin_path, data_dir, work_dir):
+    """train-tokenizer on tests/data/tokenizer_train/corpus: the summary, the committed file
+    byte for byte, determinism, --ext / --exclude-dir, and the trained tokenizer through
+    tokenize / detokenize against the referee's fixture."""
+    os.makedirs(work_dir, exist_ok=True)
+    corpus = os.path.join(data_dir, "corpus")
+    with open(os.path.join(data_dir, "tokenizer.json"), "rb") as f:
+        committed = f.read()
+    # the files the command should read: not under test/, valid UTF-8
+    used_bytes, used_files = 0, 0
+    for root, dirs, files in os.walk(corpus):
+        dirs[:] = [d for d in dirs if d != "test"]
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                data = f.read()
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            used_bytes += len(data)
+            used_files += 1
+
+    def train(out, *extra):
+        p = ok_run(bin_path, ["train-tokenizer", "--input", corpus, "--out", out, *extra])
+        kv = parse_kv(p.stdout)
+        with open(out, "rb") as f:
+            return kv, f.read(), p.stderr
+
+    args = ["--vocab=512", "--exclude-dir", "test", "--special", "<|endoftext|>",
+            "--special", "<|pad|>", "--min-frequency", "2"]
+    out1, out2 = os.path.join(work_dir, "t1.json"), os.path.join(work_dir, "t2.json")
+    kv, text1, _ = train(out1, *args)
+    expect = {"files": str(used_files), "skipped_not_utf8": "1", "bytes": str(used_bytes),
+              "vocab_size": "512", "merges": "254", "special_tokens": "2", "out": out1}
+    for key, value in expect.items():
+        if kv.get(key) != value:
+            fail(f"summary {key}: {kv.get(key)!r}, expected {value!r}")
+    tokens = int(kv["tokens"])
+    if abs(float(kv["bytes_per_token"]) - used_bytes / tokens) > 1e-3 or not 1.2 < used_bytes / tokens < 4:
+        fail(f"bytes_per_token {kv['bytes_per_token']} for {used_bytes} bytes, {tokens} tokens")
+    for key in ("read_seconds", "train_seconds", "write_seconds", "encode_seconds"):
+        if not float(kv[key]) >= 0:
+            fail(f"{key}: {kv[key]!r}")
+    if text1 != committed:
+        fail("the written tokenizer.json differs from tests/data/tokenizer_train/tokenizer.json")
+    _, text2, _ = train(out2, *args)
+    if text2 != text1:
+        fail("two runs wrote different files")
+
+    # --ext with and without the dot; --exclude-dir as a relative path
+    kv, _, _ = train(os.path.join(work_dir, "py.json"), "--vocab", "300", "--ext", "py")
+    if kv["files"] != "3":  # cache.py, util/text.py, test/excluded.py
+        fail(f"--ext py read {kv['files']} files")
+    kv, _, _ = train(os.path.join(work_dir, "py2.json"), "--vocab", "300", "--ext", ".py",
+                     "--ext", ".cpp", "--exclude-dir", "code/util", "--exclude-dir", "test")
+    if kv["files"] != "2":  # cache.py, matrix.cpp
+        fail(f"--ext .py --ext .cpp --exclude-dir code/util read {kv['files']} files")
+    # more tokens than the corpus has pairs for: a note, a smaller vocabulary, success
+    kv, _, err = train(os.path.join(work_dir, "big.json"), "--vocab", "100000", "--min-frequency", "50")
+    if int(kv["vocab_size"]) >= 100000 or "no pair left to merge at least 50 times" not in err:
+        fail(f"vocab_size {kv['vocab_size']}, stderr {err!r}")
+
+    # the trained file through tokenize / detokenize: the referee's ids, the text back
+    with open(os.path.join(data_dir, "fixture.json"), encoding="utf-8") as f:
+        cases = json.load(f)["cases"]
+    checked = 0
+    for c in cases:
+        text = c.get("text")
+        if text is None or "\0" in text or not c["ids"] or checked >= 40:
+            continue
+        if tokenize(bin_path, ["--tokenizer", out1], text) != c["ids"]:
+            fail(f"tokenize {text!r} differs from the referee's ids")
+        # text-mode stdout turns \r\n and \r into \n
+        decoded = c["decoded"].replace("\r\n", "\n").replace("\r", "\n")
+        if detokenize(bin_path, ["--tokenizer", out1], c["ids"]) != decoded:
+            fail(f"detokenize of {text!r} differs from the referee's text")
+        checked += 1
+    if checked < 30:
+        fail(f"only {checked} fixture cases checked")
+    print("ok")
+
+
 def main(argv):
     if len(argv) < 3:
         fail(__doc__)
@@ -424,6 +507,8 @@ def main(argv):
         check_corrupt(bin_path, *rest)
     elif mode == "text":
         check_text(bin_path, *rest)
+    elif mode == "train":
+        check_train(bin_path, *rest)
     else:
         fail(f"unknown mode {mode}")
 
