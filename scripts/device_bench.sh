@@ -159,7 +159,7 @@ stage_model() {
   fi
   local t0=$SECONDS
   for t in test_ops test_model; do
-    if timeout 300 "$dir/$t" --reporter compact >"$logs/$t.log" 2>&1; then
+    if timeout 150 "$dir/$t" --reporter compact >"$logs/$t.log" 2>&1; then
       say "model: $t passed ($(tail -n 1 "$logs/$t.log"))"
     else
       say "model: $t FAILED"
@@ -170,7 +170,7 @@ stage_model() {
   done
   say "model: tests took $((SECONDS - t0)) s"
   RODIMUS_BENCH_SHAPES=plus-1.6b RODIMUS_BENCH_DIR=${RODIMUS_BENCH_DIR:-/tmp} \
-    timeout 420 "$dir/bench_model" \
+    timeout 330 "$dir/bench_model" \
     --benchmark_filter='machine_limits|prefill/plus-1.6b/bf16/T:(2048|8192)|decode/plus-1.6b/bf16/ctx:1024/' \
     --benchmark_out="$logs/bench_model.json" --benchmark_out_format=json 2>&1 |
     tee "$logs/bench_model.log" | grep -v '^\*\*\*' || say "model: bench_model FAILED"
