@@ -26,14 +26,6 @@ struct GlaScanGradWorkspace {
 
 namespace detail {
 
-/// Grows a rank-3 view to at least n0 x n1 x n2 (contents not kept).
-template <class V>
-void grow3(V& v, std::size_t n0, std::size_t n1, std::size_t n2, const char* label) {
-  if (v.extent(0) < n0 || v.extent(1) != n1 || v.extent(2) != n2 || v.extent(0) == 0)
-    v = V(Kokkos::view_alloc(std::string(label), Kokkos::WithoutInitializing), n0 > 0 ? n0 : 1,
-          n1, n2);
-}
-
 /// Backward of the chunked scan (SPEC 2.1). In a chunk with tokens 0..L, b_t = sum_{r<=t} a_r,
 /// Sp the state before the chunk and H = dL/dS_L the gradient reaching its end from later tokens:
 ///   G_t   = dL/dS_t = exp(b_L - b_t) H + scale sum_{r>=t} exp(b_r - b_t) q_r^T do_r
@@ -62,6 +54,13 @@ void gla_chunked_backward_generic(
   const int nb = batch.num_seqs;
   ensure_capacity(ws.g_fwd, batch.num_tokens, n, "rodimus::gla_bwd.g_fwd");
   ensure_capacity(ws.g_bwd, batch.num_tokens, n, "rodimus::gla_bwd.g_bwd");
+  // grows a rank-3 view to at least n0 x n1 x n2 (contents not kept)
+  auto grow3 = [](View3<Real, Space>& v, std::size_t n0, std::size_t n1, std::size_t n2,
+                  const char* label) {
+    if (v.extent(0) < n0 || v.extent(1) != n1 || v.extent(2) != n2 || v.extent(0) == 0)
+      v = View3<Real, Space>(Kokkos::view_alloc(std::string(label), Kokkos::WithoutInitializing),
+                             n0 > 0 ? n0 : 1, n1, n2);
+  };
   grow3(ws.states, std::size_t(nc + nb), n, e_dim, "rodimus::gla_bwd.states");
   grow3(ws.d_states, std::size_t(nc + nb), n, e_dim, "rodimus::gla_bwd.d_states");
   grow3(ws.intra, std::size_t(nc), C, C, "rodimus::gla_bwd.intra");
