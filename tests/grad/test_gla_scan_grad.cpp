@@ -393,6 +393,35 @@ TEST_CASE("gla_scan_backward: empty sequences pass the final-state gradient to d
     CHECK(test::slice(g.ds0, c.slot[b] * ss, ss) == test::slice(c.d_final, c.slot[b] * ss, ss));
 }
 
+TEST_CASE("gla_scan_backward: d_state0 may alias d_state_final", "[grad][gla_scan]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  using Space = Kokkos::DefaultHostExecutionSpace;
+  using CV2 = View2<const double, Space>;
+  using CV3 = View3<const double, Space>;
+  const auto c = make_case(rng, 6, 40, {70, 1, 33}, mixed_regimes(rng, 6), false, true);
+  grad::GlaScanGradWorkspace<double, Space> ws;
+  const Grads apart = run_backward<16, double, Space>(c, ws);
+  const int nt = c.tokens();
+  test::Batch<Space> batch(c.lengths, std::vector<int>(c.lengths.size(), 0), c.slot);
+  auto q = tg::upload2r<double, Space>(c.q, nt, c.n);
+  auto k = tg::upload2r<double, Space>(c.k, nt, c.n);
+  auto a = tg::upload2r<double, Space>(c.a, nt, c.n);
+  auto u = tg::upload2r<double, Space>(c.u, nt, c.e);
+  auto d_o = tg::upload2r<double, Space>(c.d_o, nt, c.e);
+  auto s0 = tg::upload3r<double, Space>(c.state0, c.slots, c.n, c.e);
+  auto dstate = tg::upload3r<double, Space>(c.d_final, c.slots, c.n, c.e);  // in: dS_fin, out: dS0
+  View2<double, Space> dq("dq", nt, c.n), dk("dk", nt, c.n), da("da", nt, c.n), du("du", nt, c.e);
+  grad::gla_scan_backward<ChunkedScan<16>, double>(
+      Space{}, CV2(q), CV2(k), CV2(a), CV2(u), CV3(s0), batch.seq, CV2(d_o), CV3(dstate), dq, dk,
+      da, du, dstate, 1.0 / std::sqrt(double(c.n)), ws);
+  const auto got = tg::download(dstate);
+  const std::size_t ss = std::size_t(c.n) * c.e;
+  for (int b = 0; b < int(c.lengths.size()); ++b)
+    CHECK(test::slice(got, c.slot[b] * ss, ss) == test::slice(apart.ds0, c.slot[b] * ss, ss));
+  CHECK(tg::download(da) == apart.da);
+}
+
 TEST_CASE("gla_scan_backward: bad shapes throw ArgumentError naming the argument",
           "[grad][gla_scan]") {
   using Space = Kokkos::DefaultHostExecutionSpace;
