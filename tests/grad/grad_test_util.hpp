@@ -61,12 +61,15 @@ inline double dot(const std::vector<double>& dy, const std::vector<double>& y) {
 
 /// The central-difference gradient of `loss` with respect to every element of `x`, with step
 /// h = 1e-5 * max(1, |x_i|) (the step actually taken, (x+h) - (x-h), divides). `x` is
-/// perturbed in place and restored.
-inline std::vector<double> fd_grad(std::vector<double>& x, const std::function<double()>& loss) {
+/// perturbed in place and restored. `absolute_step` uses h = 1e-5 whatever |x_i|: for a loss
+/// whose curvature does not grow with the input's offset (softmax is shift-invariant), where a
+/// step proportional to a huge offset would only add truncation error.
+inline std::vector<double> fd_grad(std::vector<double>& x, const std::function<double()>& loss,
+                                   bool absolute_step = false) {
   std::vector<double> g(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double x0 = x[i];
-    const double h = 1e-5 * std::max(1.0, std::fabs(x0));
+    const double h = 1e-5 * (absolute_step ? 1.0 : std::max(1.0, std::fabs(x0)));
     const double xp = x0 + h, xm = x0 - h;
     x[i] = xp;
     const double lp = loss();
