@@ -42,7 +42,8 @@ std::pair<grad::CrossEntropyResult, std::vector<double>> run_ce(const std::vecto
 
 }  // namespace
 
-TEST_CASE("cross_entropy loss and dlogits match fp64 and finite differences", "[grad][cross_entropy]") {
+TEST_CASE("cross_entropy loss and dlogits match fp64 and finite differences",
+          "[grad][cross_entropy]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   struct Case {
@@ -51,28 +52,32 @@ TEST_CASE("cross_entropy loss and dlogits match fp64 and finite differences", "[
     double ignore_frac;
     const char* what;
   };
-  for (const auto& cs : std::vector<Case>{{1, 1, 1, 0, "one class"},
-                                          {4, 7, 3, 0, "moderate"},
-                                          {6, 33, 3, 0.4, "ignored rows"},
-                                          {5, 20, 200, 0, "huge logits (exp overflows unshifted)"},
-                                          {3, 300, 60, 0.2, "large vocabulary, strong logits"},
-                                          {rng.integer(1, 12), rng.integer(2, 80), 10, 0.2, "random sizes"}}) {
+  for (const auto& cs :
+       std::vector<Case>{{1, 1, 1, 0, "one class"},
+                         {4, 7, 3, 0, "moderate"},
+                         {6, 33, 3, 0.4, "ignored rows"},
+                         {5, 20, 200, 0, "huge logits (exp overflows unshifted)"},
+                         {3, 300, 60, 0.2, "large vocabulary, strong logits"},
+                         {rng.integer(1, 12), rng.integer(2, 80), 10, 0.2, "random sizes"}}) {
     INFO(cs.what << ": N=" << cs.n << " V=" << cs.v << " logit scale " << cs.scale);
     auto logits = rng.vec(std::size_t(cs.n) * cs.v, -cs.scale, cs.scale);
     if (cs.scale >= 100)  // offset rows too, so exp(l) over- or underflows without the shift
       for (int t = 0; t < cs.n; ++t)
         for (int c = 0; c < cs.v; ++c)
-          logits[std::size_t(t) * cs.v + c] = static_cast<float>(logits[std::size_t(t) * cs.v + c] + (t % 2 ? 900 : -900));
+          logits[std::size_t(t) * cs.v + c] =
+              static_cast<float>(logits[std::size_t(t) * cs.v + c] + (t % 2 ? 900 : -900));
     std::vector<int> y(cs.n);
-    for (auto& id : y) id = rng.uniform(0, 1) < cs.ignore_frac ? grad::kIgnoreIndex : rng.integer(0, cs.v - 1);
+    for (auto& id : y)
+      id = rng.uniform(0, 1) < cs.ignore_frac ? grad::kIgnoreIndex : rng.integer(0, cs.v - 1);
     if (cs.ignore_frac > 0 && cs.n > 1) y[0] = grad::kIgnoreIndex;  // at least one ignored row
-    y[cs.n - 1] = rng.integer(0, cs.v - 1);                          // and one counted
+    y[cs.n - 1] = rng.integer(0, cs.v - 1);                         // and one counted
     int count = 0;
     for (int id : y) count += id != grad::kIgnoreIndex;
     const double ref = ce_loss(logits, y, cs.v);
     // rows offset by +-900: a step proportional to |logit| would be ~0.01, far coarser than the
     // softmax's curvature scale; the loss is shift-invariant and summed in long double
-    const auto fd = test::fd_grad(logits, [&] { return ce_loss(logits, y, cs.v); }, cs.scale >= 100);
+    const auto fd = test::fd_grad(
+        logits, [&] { return ce_loss(logits, y, cs.v); }, cs.scale >= 100);
     test::for_each_space([&]<class Space>() {
       INFO("backend " << Space::name());
       const auto [r, dl] = run_ce<double, Space>(logits, y, cs.v);
@@ -86,8 +91,7 @@ TEST_CASE("cross_entropy loss and dlogits match fp64 and finite differences", "[
         CHECK(r.loss == 0.0);
       }
       for (int t = 0; t < cs.n; ++t)  // ignored rows: zero gradient
-        if (y[t] == grad::kIgnoreIndex)
-          CHECK(test::abs_max(test::rows_of(dl, t, 1, cs.v)) == 0.0);
+        if (y[t] == grad::kIgnoreIndex) CHECK(test::abs_max(test::rows_of(dl, t, 1, cs.v)) == 0.0);
       const auto [r_alias, dl_alias] = run_ce<double, Space>(logits, y, cs.v, true);
       CHECK(dl_alias == dl);  // dlogits may overwrite logits
       CHECK(r_alias.loss == r.loss);
@@ -109,7 +113,8 @@ TEST_CASE("cross_entropy with every target ignored returns 0 and a zero gradient
           "[grad][cross_entropy]") {
   test::for_each_space([&]<class Space>() {
     INFO("backend " << Space::name());
-    const auto [r, dl] = run_ce<double, Space>({1, 2, 3, 4, 5, 6}, {grad::kIgnoreIndex, grad::kIgnoreIndex}, 3);
+    const auto [r, dl] =
+        run_ce<double, Space>({1, 2, 3, 4, 5, 6}, {grad::kIgnoreIndex, grad::kIgnoreIndex}, 3);
     CHECK(r.count == 0);
     CHECK(r.loss == 0.0);
     CHECK(dl == std::vector<double>(6, 0.0));

@@ -91,7 +91,9 @@ TEST_CASE("channel_gate_backward matches finite differences in fp64 and fp64 in 
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   for (auto [t, e, r, gate_scale] : std::vector<std::tuple<int, int, int, double>>{
-           {1, 2, 1, 1.0}, {5, 12, 3, 1.0}, {6, 8, 4, 10.0},  // gate pre-activations up to ~+-40
+           {1, 2, 1, 1.0},
+           {5, 12, 3, 1.0},
+           {6, 8, 4, 10.0},  // gate pre-activations up to ~+-40
            {rng.integer(1, 9), rng.integer(1, 20), rng.integer(1, 6), 1.0}}) {
     INFO("T=" << t << " E=" << e << " R=" << r << " gate scale " << gate_scale);
     auto x = rng.vec(std::size_t(t) * e, -2, 2);
@@ -99,7 +101,9 @@ TEST_CASE("channel_gate_backward matches finite differences in fp64 and fp64 in 
     auto w2 = rng.vec(std::size_t(e) * r);
     auto b2 = rng.vec(e);
     const auto du = rng.vec(std::size_t(t) * e);
-    const auto loss = [&] { return test::dot(du, reference::channel_gate(x, w1, w2, b2, t, e, r)); };
+    const auto loss = [&] {
+      return test::dot(du, reference::channel_gate(x, w1, w2, b2, t, e, r));
+    };
     const auto fd_x = test::fd_grad(x, loss);
     const auto fd_w1 = test::fd_grad(w1, loss);
     const auto fd_w2 = test::fd_grad(w2, loss);
@@ -151,15 +155,17 @@ TEST_CASE("ddts and channel gate backward passes reject wrong extents, naming th
     using V1 = View1<float, Space>;
     V2 s("s", 3, 4), tau("tau", 3, 4), k("k", 3, 4), da("da", 3, 4), dkp("dkp", 3, 4),
         ds("ds", 3, 4), dtau("dtau", 3, 4), dk("dk", 3, 4);
-    REQUIRE_NOTHROW(grad::ddts_gate_backward<float>(Space{}, s, tau, k, da, dkp, ds, dtau, dk, 3, 1e-12));
-    CHECK_THROWS_WITH(
-        grad::ddts_gate_backward<float>(Space{}, s, V2("tau", 3, 5), k, da, dkp, ds, dtau, dk, 3, 1e-12),
-        Catch::Contains("ddts_gate_backward: tau_raw:"));
-    CHECK_THROWS_WITH(
-        grad::ddts_gate_backward<float>(Space{}, s, tau, k, da, dkp, ds, V2("dtau", 2, 4), dk, 3, 1e-12),
-        Catch::Contains("ddts_gate_backward: dtau_raw:"));
-    CHECK_THROWS_AS(grad::ddts_gate_backward<float>(Space{}, s, tau, k, da, dkp, ds, dtau, dk, 4, 1e-12),
-                    ArgumentError);
+    REQUIRE_NOTHROW(
+        grad::ddts_gate_backward<float>(Space{}, s, tau, k, da, dkp, ds, dtau, dk, 3, 1e-12));
+    CHECK_THROWS_WITH(grad::ddts_gate_backward<float>(Space{}, s, V2("tau", 3, 5), k, da, dkp, ds,
+                                                      dtau, dk, 3, 1e-12),
+                      Catch::Contains("ddts_gate_backward: tau_raw:"));
+    CHECK_THROWS_WITH(grad::ddts_gate_backward<float>(Space{}, s, tau, k, da, dkp, ds,
+                                                      V2("dtau", 2, 4), dk, 3, 1e-12),
+                      Catch::Contains("ddts_gate_backward: dtau_raw:"));
+    CHECK_THROWS_AS(
+        grad::ddts_gate_backward<float>(Space{}, s, tau, k, da, dkp, ds, dtau, dk, 4, 1e-12),
+        ArgumentError);
     // channel gate: E = 6, R = 2
     V2 x("x", 3, 6), w1("w1", 2, 6), w2("w2", 6, 2), zr("zr", 3, 2), ze("ze", 3, 6), du("du", 3, 6),
         dzr("dzr", 3, 2), dze("dze", 3, 6), dx("dx", 3, 6), dw1("dw1", 2, 6), dw2("dw2", 6, 2);
@@ -169,10 +175,14 @@ TEST_CASE("ddts and channel gate backward passes reject wrong extents, naming th
                                          db2_, 3);
     };
     REQUIRE_NOTHROW(call(w2, zr, dw1, db2));
-    CHECK_THROWS_WITH(call(V2("w2", 6, 3), zr, dw1, db2), Catch::Contains("channel_gate_backward: w2:"));
-    CHECK_THROWS_WITH(call(w2, V2("zr", 3, 3), dw1, db2), Catch::Contains("channel_gate_backward: z_r:"));
-    CHECK_THROWS_WITH(call(w2, zr, V2("dw1", 6, 2), db2), Catch::Contains("channel_gate_backward: dw1:"));
-    CHECK_THROWS_WITH(call(w2, zr, dw1, V1("db2", 5)), Catch::Contains("channel_gate_backward: db2:"));
+    CHECK_THROWS_WITH(call(V2("w2", 6, 3), zr, dw1, db2),
+                      Catch::Contains("channel_gate_backward: w2:"));
+    CHECK_THROWS_WITH(call(w2, V2("zr", 3, 3), dw1, db2),
+                      Catch::Contains("channel_gate_backward: z_r:"));
+    CHECK_THROWS_WITH(call(w2, zr, V2("dw1", 6, 2), db2),
+                      Catch::Contains("channel_gate_backward: dw1:"));
+    CHECK_THROWS_WITH(call(w2, zr, dw1, V1("db2", 5)),
+                      Catch::Contains("channel_gate_backward: db2:"));
     CHECK_THROWS_AS(grad::sigmoid_gate_backward<float>(Space{}, V2("z", 3, 5), x, du, dze, dx, 3),
                     ArgumentError);
   });

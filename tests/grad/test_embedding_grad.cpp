@@ -36,15 +36,17 @@ TEST_CASE("embedding_backward matches finite differences in fp64 and fp64 in fp3
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   for (auto [n, v, d, scale] : std::vector<std::tuple<int, int, int, double>>{
-           {1, 1, 1, 1.0}, {9, 4, 5, 8.0},  // ids repeat: v < n
-           {30, 50, 130, 1.0},              // more columns than one host block
+           {1, 1, 1, 1.0},
+           {9, 4, 5, 8.0},      // ids repeat: v < n
+           {30, 50, 130, 1.0},  // more columns than one host block
            {rng.integer(1, 40), rng.integer(1, 30), rng.integer(1, 100), 1.0}}) {
     INFO("N=" << n << " V=" << v << " D=" << d << " scale=" << scale);
     std::vector<int> ids(n);
     for (auto& id : ids) id = rng.integer(0, v - 1);
     auto table = rng.vec(std::size_t(v) * d);
     const auto dh = rng.vec(std::size_t(n) * d);
-    const auto fd = test::fd_grad(table, [&] { return test::dot(dh, embed(table, ids, d, scale)); });
+    const auto fd =
+        test::fd_grad(table, [&] { return test::dot(dh, embed(table, ids, d, scale)); });
     const auto dt0 = rng.vec(std::size_t(v) * d);  // accumulates onto what the caller holds
     test::for_each_space([&]<class Space>() {
       INFO("backend " << Space::name());
@@ -72,7 +74,8 @@ TEST_CASE("embedding_backward rejects out-of-range ids and wrong extents, naming
     const auto before = test::download_r(dt);
     CHECK_THROWS_WITH(call({0, 4, 5, 1}, dh, 4),
                       Catch::Contains("embedding_backward: ids[2] = 5 is outside [0, 5)"));
-    CHECK_THROWS_WITH(call({0, -1, 2, 1}, dh, 4), Catch::Contains("embedding_backward: ids[1] = -1"));
+    CHECK_THROWS_WITH(call({0, -1, 2, 1}, dh, 4),
+                      Catch::Contains("embedding_backward: ids[1] = -1"));
     CHECK_THROWS_AS(call({0, -1, 2, 1}, dh, 4), ArgumentError);
     CHECK(test::download_r(dt) == before);  // nothing written by a rejected call
     CHECK_THROWS_WITH(call({0, 1, 2, 3}, View2<float, Space>("dh", 4, 2), 4),

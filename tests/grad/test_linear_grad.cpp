@@ -38,12 +38,14 @@ std::vector<double> minus(const std::vector<double>& a, const std::vector<double
 
 }  // namespace
 
-TEST_CASE("linear_backward matches finite differences in fp64 and fp64 in fp32",
-          "[grad][linear]") {
+TEST_CASE("linear_backward matches finite differences in fp64 and fp64 in fp32", "[grad][linear]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   for (auto [n, in, out] : std::vector<std::tuple<int, int, int>>{
-           {1, 1, 1}, {3, 5, 4}, {9, 17, 11}, {rng.integer(1, 20), rng.integer(1, 24), rng.integer(1, 24)}}) {
+           {1, 1, 1},
+           {3, 5, 4},
+           {9, 17, 11},
+           {rng.integer(1, 20), rng.integer(1, 24), rng.integer(1, 24)}}) {
     INFO("N=" << n << " in=" << in << " out=" << out);
     auto x = rng.vec(std::size_t(n) * in, -2, 2);
     auto w = rng.vec(std::size_t(out) * in);
@@ -89,7 +91,8 @@ TEST_CASE("linear_backward weight gradients are exact sums over many tokens", "[
     for (int o = 0; o < out; ++o) {
       db_ref[o] += dy[std::size_t(t) * out + o];
       for (int i = 0; i < in; ++i)
-        dw_ref[std::size_t(o) * in + i] += dy[std::size_t(t) * out + o] * x[std::size_t(t) * in + i];
+        dw_ref[std::size_t(o) * in + i] +=
+            dy[std::size_t(t) * out + o] * x[std::size_t(t) * in + i];
     }
   test::for_each_space([&]<class Space>() {
     INFO("backend " << Space::name());
@@ -113,12 +116,16 @@ TEST_CASE("linear_backward rejects wrong extents, naming the argument", "[grad][
       grad::linear_backward<float>(Space{}, x_, w, dy_, dx_, dw_, db_, n);
     };
     REQUIRE_NOTHROW(call(x, dy, dx, dw, db, 4));
-    CHECK_THROWS_WITH(call(x, V2("dy", 4, 4), dx, dw, db, 4), Catch::Contains("linear_backward: dy:"));
+    CHECK_THROWS_WITH(call(x, V2("dy", 4, 4), dx, dw, db, 4),
+                      Catch::Contains("linear_backward: dy:"));
     CHECK_THROWS_AS(call(x, V2("dy", 4, 4), dx, dw, db, 4), ArgumentError);
     CHECK_THROWS_AS(call(x, dy, dx, dw, db, 5), ArgumentError);  // more tokens than rows
-    CHECK_THROWS_WITH(call(x, dy, V2("dx", 4, 2), dw, db, 4), Catch::Contains("linear_backward: dx:"));
-    CHECK_THROWS_WITH(call(x, dy, dx, V2("dw", 3, 5), db, 4), Catch::Contains("linear_backward: dw:"));
-    CHECK_THROWS_WITH(call(V2("x", 4, 2), dy, dx, dw, db, 4), Catch::Contains("linear_backward: x:"));
+    CHECK_THROWS_WITH(call(x, dy, V2("dx", 4, 2), dw, db, 4),
+                      Catch::Contains("linear_backward: dx:"));
+    CHECK_THROWS_WITH(call(x, dy, dx, V2("dw", 3, 5), db, 4),
+                      Catch::Contains("linear_backward: dw:"));
+    CHECK_THROWS_WITH(call(V2("x", 4, 2), dy, dx, dw, db, 4),
+                      Catch::Contains("linear_backward: x:"));
     CHECK_THROWS_WITH(call(x, dy, dx, dw, V1("db", 4), 4), Catch::Contains("linear_backward: db:"));
     CHECK_THROWS_AS(call(x, dy, dx, dw, V1("db", 4), 4), ArgumentError);
   });

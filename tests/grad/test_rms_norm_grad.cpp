@@ -79,9 +79,13 @@ TEST_CASE("rms_norm_backward matches finite differences in fp64 and fp64 in fp32
           "[grad][rms_norm]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [n, d, eps] : std::vector<std::tuple<int, int, double>>{
-           {1, 1, 0.2}, {1, 8, 0.2}, {6, 5, 1e-5}, {11, 64, 1e-5}, {9, 20, 0.5},
-           {rng.integer(1, 12), rng.integer(2, 70), 1e-5}}) {
+  for (auto [n, d, eps] :
+       std::vector<std::tuple<int, int, double>>{{1, 1, 0.2},
+                                                 {1, 8, 0.2},
+                                                 {6, 5, 1e-5},
+                                                 {11, 64, 1e-5},
+                                                 {9, 20, 0.5},
+                                                 {rng.integer(1, 12), rng.integer(2, 70), 1e-5}}) {
     INFO("N=" << n << " D=" << d << " eps=" << eps);
     auto x = scaled_rows(rng, n, d);
     auto w = rng.vec(d, -1.5, 1.5);
@@ -113,7 +117,8 @@ TEST_CASE("rms_norm_backward allows dx to alias dy", "[grad][rms_norm]") {
   const auto dy = rng.vec(std::size_t(n) * d);
   test::for_each_space([&]<class Space>() {
     INFO("backend " << Space::name());
-    const auto [dx_ref, dw_ref] = run_rms<double, Space>(x, w, dy, std::vector<double>(d, 0.0), n, d, 1e-6);
+    const auto [dx_ref, dw_ref] =
+        run_rms<double, Space>(x, w, dy, std::vector<double>(d, 0.0), n, d, 1e-6);
     auto vx = test::upload2r<double, Space>(x, n, d);
     auto vw = test::upload1r<double, Space>(w);
     auto vg = test::upload2r<double, Space>(dy, n, d);
@@ -152,7 +157,8 @@ TEST_CASE("add_rms_norm_backward matches finite differences in every residual mo
       const auto dw0 = rng.vec(d);
       test::for_each_space([&]<class Space>() {
         INFO("backend " << Space::name());
-        const auto g = run_add_rms<double, Space>(h, r_after, w, dout, dr_carry, dw0, n, d, eps, mode);
+        const auto g =
+            run_add_rms<double, Space>(h, r_after, w, dout, dr_carry, dw0, n, d, eps, mode);
         CHECK(test::grad_err(g.dh, fd_h) < test::kFdTol);
         CHECK(test::grad_err(minus(g.dw, dw0), fd_w) < test::kFdTol);
         if (mode == ResidualMode::Start) {
@@ -161,7 +167,8 @@ TEST_CASE("add_rms_norm_backward matches finite differences in every residual mo
         } else {
           CHECK(test::grad_err(g.dr, fd_r) < test::kFdTol);
         }
-        const auto g32 = run_add_rms<float, Space>(h, r_after, w, dout, dr_carry, dw0, n, d, eps, mode);
+        const auto g32 =
+            run_add_rms<float, Space>(h, r_after, w, dout, dr_carry, dw0, n, d, eps, mode);
         CHECK(test::grad_err(g32.dh, g.dh) < test::kF32NormTol);
         CHECK(test::grad_err(g32.dw, g.dw) < test::kF32NormTol);
         if (mode != ResidualMode::Start) CHECK(test::grad_err(g32.dr, g.dr) < test::kF32NormTol);
@@ -181,8 +188,9 @@ TEST_CASE("rms norm backward passes reject wrong extents, naming the argument",
     REQUIRE_NOTHROW(grad::rms_norm_backward<float>(Space{}, x, w, dy, dx, dw, 3, 1e-5));
     CHECK_THROWS_AS(grad::rms_norm_backward<float>(Space{}, x, V1("w", 7), dy, dx, dw, 3, 1e-5),
                     ArgumentError);
-    CHECK_THROWS_WITH(grad::rms_norm_backward<float>(Space{}, x, w, V2("dy", 3, 9), dx, dw, 3, 1e-5),
-                      Catch::Contains("rms_norm_backward: dy:"));
+    CHECK_THROWS_WITH(
+        grad::rms_norm_backward<float>(Space{}, x, w, V2("dy", 3, 9), dx, dw, 3, 1e-5),
+        Catch::Contains("rms_norm_backward: dy:"));
     CHECK_THROWS_WITH(grad::rms_norm_backward<float>(Space{}, x, w, dy, dx, V1("dw", 9), 3, 1e-5),
                       Catch::Contains("rms_norm_backward: dw:"));
     CHECK_THROWS_WITH(grad::rms_norm_backward<float>(Space{}, x, w, dy, dx, dw, 4, 1e-5),
@@ -195,8 +203,8 @@ TEST_CASE("rms norm backward passes reject wrong extents, naming the argument",
     CHECK_THROWS_WITH(grad::add_rms_norm_backward<float>(Space{}, x, r, w, dy, V2("dr", 2, 8), dx,
                                                          dw, 3, 1e-5, ResidualMode::Add),
                       Catch::Contains("add_rms_norm_backward: dr:"));
-    CHECK_THROWS_AS(grad::add_rms_norm_backward<float>(Space{}, x, r, w, dy, V2("dr", 2, 8), dx,
-                                                       dw, 3, 1e-5, ResidualMode::Add),
+    CHECK_THROWS_AS(grad::add_rms_norm_backward<float>(Space{}, x, r, w, dy, V2("dr", 2, 8), dx, dw,
+                                                       3, 1e-5, ResidualMode::Add),
                     ArgumentError);
   });
 }

@@ -19,7 +19,10 @@ TEST_CASE("rope_backward matches finite differences in fp64 and fp64 in fp32", "
                                           {{4, 2}, {0, 5}, 2, 8, 8},
                                           {{5, 1, 3}, {0, 17, 2}, 3, 10, 6},  // partial rotary dim
                                           {{rng.integer(1, 6), rng.integer(1, 6)},
-                                           {rng.integer(0, 40), 0}, rng.integer(1, 3), 8, 4}}) {
+                                           {rng.integer(0, 40), 0},
+                                           rng.integer(1, 3),
+                                           8,
+                                           4}}) {
     const int width = cs.heads * cs.hd;
     int n = 0;
     for (int l : cs.lengths) n += l;
@@ -72,7 +75,8 @@ TEST_CASE("rope_backward rejects bad arguments, naming them", "[grad][rope][erro
     const auto inv = grad::rope_inv_freq<float, Space>(8, 10000.0);
     const View1<const float, Space> cinv(inv);
     REQUIRE_NOTHROW(grad::rope_backward<float>(Space{}, g, 2, 8, cinv, 8, batch.seq));
-    CHECK_THROWS_AS(grad::rope_backward<float>(Space{}, g, 2, 8, cinv, 7, batch.seq), ArgumentError);
+    CHECK_THROWS_AS(grad::rope_backward<float>(Space{}, g, 2, 8, cinv, 7, batch.seq),
+                    ArgumentError);
     CHECK_THROWS_WITH(grad::rope_backward<float>(Space{}, g, 3, 8, cinv, 8, batch.seq),
                       Catch::Contains("rope_backward: dx:"));
     CHECK_THROWS_WITH(grad::rope_backward<float>(Space{}, View2<float, Space>("g", 2, 16), 2, 8,

@@ -57,12 +57,12 @@ TEST_CASE("short_conv_backward matches finite differences in fp64 and fp64 in fp
     std::vector<int> lengths;
     int e, k;
   };
-  for (const auto& cs : std::vector<Case>{{{1}, 1, 1},
-                                          {{5}, 3, 4},
-                                          {{2, 7, 1, 4}, 5, 4},  // sequences shorter than K
-                                          {{9, 3}, 4, 2},
-                                          {{rng.integer(1, 12), rng.integer(1, 12)}, rng.integer(1, 9),
-                                           rng.integer(1, 6)}}) {
+  for (const auto& cs : std::vector<Case>{
+           {{1}, 1, 1},
+           {{5}, 3, 4},
+           {{2, 7, 1, 4}, 5, 4},  // sequences shorter than K
+           {{9, 3}, 4, 2},
+           {{rng.integer(1, 12), rng.integer(1, 12)}, rng.integer(1, 9), rng.integer(1, 6)}}) {
     const int e = cs.e, k = cs.k;
     int n = 0;
     for (int l : cs.lengths) n += l;
@@ -78,18 +78,18 @@ TEST_CASE("short_conv_backward matches finite differences in fp64 and fp64 in fp
     const auto dx0 = rng.vec(std::size_t(n) * e);
     test::for_each_space([&]<class Space>() {
       INFO("backend " << Space::name());
-      const auto g = run_conv<double, Space>(x, w, b, dxs, dx0, cs.lengths, e, k,
-                                             grad::GradMode::Overwrite);
+      const auto g =
+          run_conv<double, Space>(x, w, b, dxs, dx0, cs.lengths, e, k, grad::GradMode::Overwrite);
       CHECK(test::grad_err(g.dx, fd_x) < test::kFdTol);
       CHECK(test::grad_err(g.dw, fd_w) < test::kFdTol);
       CHECK(test::grad_err(g.db, fd_b) < test::kFdTol);
-      const auto ga = run_conv<double, Space>(x, w, b, dxs, dx0, cs.lengths, e, k,
-                                              grad::GradMode::Accumulate);
+      const auto ga =
+          run_conv<double, Space>(x, w, b, dxs, dx0, cs.lengths, e, k, grad::GradMode::Accumulate);
       std::vector<double> added(ga.dx.size());
       for (std::size_t i = 0; i < added.size(); ++i) added[i] = ga.dx[i] - dx0[i];
       CHECK(test::grad_err(added, fd_x) < test::kFdTol);
-      const auto g32 = run_conv<float, Space>(x, w, b, dxs, dx0, cs.lengths, e, k,
-                                              grad::GradMode::Overwrite);
+      const auto g32 =
+          run_conv<float, Space>(x, w, b, dxs, dx0, cs.lengths, e, k, grad::GradMode::Overwrite);
       CHECK(test::grad_err(g32.dx, g.dx) < test::kF32Tol);
       CHECK(test::grad_err(g32.dw, g.dw) < test::kF32Tol);
       CHECK(test::grad_err(g32.db, g.db) < test::kF32Tol);
@@ -116,7 +116,8 @@ TEST_CASE("short_conv_backward rejects bad arguments, naming them", "[grad][shor
     CHECK_THROWS_WITH(call(x, w, b, batch.seq, V2("dw", 4, 2)),
                       Catch::Contains("short_conv_backward: dw:"));
     test::Batch<Space> continuing({3, 2}, {0, 7}, {0, 1});  // the second sequence has a state
-    CHECK_THROWS_WITH(call(x, w, b, continuing.seq, dw), Catch::Contains("short_conv_backward: batch:"));
+    CHECK_THROWS_WITH(call(x, w, b, continuing.seq, dw),
+                      Catch::Contains("short_conv_backward: batch:"));
     CHECK_THROWS_AS(call(x, w, b, continuing.seq, dw), ArgumentError);
   });
 }

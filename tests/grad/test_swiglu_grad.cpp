@@ -6,12 +6,13 @@
 using namespace rodimus;
 using test::Rng;
 
-TEST_CASE("swiglu_backward matches finite differences in fp64 and fp64 in fp32",
-          "[grad][swiglu]") {
+TEST_CASE("swiglu_backward matches finite differences in fp64 and fp64 in fp32", "[grad][swiglu]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
   for (auto [n, f, g_scale] : std::vector<std::tuple<int, int, double>>{
-           {1, 1, 3.0}, {4, 7, 3.0}, {6, 16, 40.0},  // gate pre-activations deep in both tails
+           {1, 1, 3.0},
+           {4, 7, 3.0},
+           {6, 16, 40.0},  // gate pre-activations deep in both tails
            {rng.integer(1, 12), rng.integer(1, 40), 5.0}}) {
     INFO("N=" << n << " F=" << f << " gate scale " << g_scale);
     auto a = rng.vec(std::size_t(n) * f, -2, 2);

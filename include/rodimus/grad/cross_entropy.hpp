@@ -84,9 +84,8 @@ CrossEntropyResult cross_entropy(const Space& space, const View2<const Real, Spa
           const Real p = km::exp(logits(t, c) - mx) * inv_sum;
           dlogits(t, c) = (c == y ? p - Real(1) : p) * scale;
         });
-        Kokkos::single(Kokkos::PerTeam(m), [&]() {
-          loss_acc += static_cast<double>(log_sum + (mx - target_logit));
-        });
+        Kokkos::single(Kokkos::PerTeam(m),
+                       [&]() { loss_acc += static_cast<double>(log_sum + (mx - target_logit)); });
       },
       res.loss_sum);
   res.loss = res.count > 0 ? res.loss_sum / res.count : 0.0;

@@ -25,11 +25,10 @@ namespace rodimus::grad {
 // s_raw, tau_raw, k, da, dk_out: [>=N, n]; ds_raw, dtau_raw, dk: [>=N, n]
 template <class Real, class Space>
 void ddts_gate_backward(const Space& space, const View2<const Real, Space>& s_raw,
-                        const View2<const Real, Space>& tau_raw,
-                        const View2<const Real, Space>& k, const View2<const Real, Space>& da,
-                        const View2<const Real, Space>& dk_out, const View2<Real, Space>& ds_raw,
-                        const View2<Real, Space>& dtau_raw, const View2<Real, Space>& dk,
-                        int n_tokens, double normalize_eps) {
+                        const View2<const Real, Space>& tau_raw, const View2<const Real, Space>& k,
+                        const View2<const Real, Space>& da, const View2<const Real, Space>& dk_out,
+                        const View2<Real, Space>& ds_raw, const View2<Real, Space>& dtau_raw,
+                        const View2<Real, Space>& dk, int n_tokens, double normalize_eps) {
   namespace rd = ::rodimus::detail;
   const int n = static_cast<int>(k.extent(1));
   if (n_tokens < 0) throw ArgumentError("ddts_gate_backward: n_tokens is negative");
@@ -64,8 +63,8 @@ void ddts_gate_backward(const Space& space, const View2<const Real, Space>& s_ra
         const int t = m.league_rank();
         Real ss = Real(0), s = Real(0);
         Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(m, n), [&](const int i, Real& acc) { acc += k(t, i) * k(t, i); },
-            ss);
+            Kokkos::TeamThreadRange(m, n),
+            [&](const int i, Real& acc) { acc += k(t, i) * k(t, i); }, ss);
         Kokkos::parallel_reduce(
             Kokkos::TeamThreadRange(m, n),
             [&](const int i, Real& acc) { acc += dk_out(t, i) * beta(t, i) * k(t, i); }, s);
@@ -88,8 +87,8 @@ void ddts_gate_backward(const Space& space, const View2<const Real, Space>& s_ra
         const Real log_s = detail::log_softplus(z);
         const Real b = rd::kmath::exp(tau * log_s);
         const Real dbeta = dka * kk * inv;
-        ds_raw(t, i) = -dat * tau * detail::sigmoid(z) +
-                       dbeta * tau * b * detail::sigmoid_over_softplus(z);
+        ds_raw(t, i) =
+            -dat * tau * detail::sigmoid(z) + dbeta * tau * b * detail::sigmoid_over_softplus(z);
         dtau_raw(t, i) = (-dat * s + dbeta * b * log_s) * dtau_dy;
         dk(t, i) = dka * b * inv - kk * coef;
       });
@@ -103,8 +102,8 @@ void ddts_gate_backward(const Space& space, const View2<const Real, Space>& s_ra
 template <class Real, class Space>
 void sigmoid_gate_backward(const Space& space, const View2<const Real, Space>& z,
                            const View2<const Real, Space>& x, const View2<const Real, Space>& du,
-                           const View2<Real, Space>& dz, const View2<Real, Space>& dx,
-                           int n_tokens, GradMode dx_mode = GradMode::Overwrite) {
+                           const View2<Real, Space>& dz, const View2<Real, Space>& dx, int n_tokens,
+                           GradMode dx_mode = GradMode::Overwrite) {
   namespace rd = ::rodimus::detail;
   const int e = static_cast<int>(x.extent(1));
   if (n_tokens < 0) throw ArgumentError("sigmoid_gate_backward: n_tokens is negative");
@@ -184,8 +183,8 @@ void channel_gate_backward(const Space& space, const View2<const Real, Space>& x
   rd::check_extent_at_least(x, 0, n_tokens, "channel_gate_backward: x");
   sigmoid_gate_backward<Real>(space, z_e, x, du, dz_e, dx, n_tokens, dx_mode);
   linear_backward<Real>(space, z_r, w2, View2<const Real, Space>(dz_e), dz_r, dw2, db2, n_tokens);
-  linear_backward<Real>(space, x, w1, View2<const Real, Space>(dz_r), dx, dw1,
-                        View1<Real, Space>(), n_tokens, GradMode::Accumulate);
+  linear_backward<Real>(space, x, w1, View2<const Real, Space>(dz_r), dx, dw1, View1<Real, Space>(),
+                        n_tokens, GradMode::Accumulate);
 }
 
 }  // namespace rodimus::grad

@@ -38,8 +38,8 @@ void embedding_backward(const Space& space, const View1<const int, Space>& ids,
   const int block = is_host_space_v<Space> ? detail::kEmbeddingColumnBlock : 1;
   const int blocks = (d + block - 1) / block;
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::grad::embedding"), Kokkos::RangePolicy<Space>(space, 0, blocks),
-      KOKKOS_LAMBDA(const int b) {
+      RODIMUS_KERNEL_LABEL("rodimus::grad::embedding"),
+      Kokkos::RangePolicy<Space>(space, 0, blocks), KOKKOS_LAMBDA(const int b) {
         const int c0 = b * block;
         const int c1 = c0 + block < d ? c0 + block : d;
         for (int t = 0; t < n_tokens; ++t) {

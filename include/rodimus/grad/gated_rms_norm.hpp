@@ -32,9 +32,9 @@ void gated_rms_norm_backward(const Space& space, const View2<const Real, Space>&
   const auto e = w.extent(0);
   if (n_tokens < 0) throw ArgumentError("gated_rms_norm_backward: n_tokens is negative");
   const bool has_res = detail::wanted(w_res);
-  for (auto [v, name] : {std::pair{&o, "gated_rms_norm_backward: o"},
-                         std::pair{&g, "gated_rms_norm_backward: g"},
-                         std::pair{&dy, "gated_rms_norm_backward: dy"}}) {
+  for (auto [v, name] :
+       {std::pair{&o, "gated_rms_norm_backward: o"}, std::pair{&g, "gated_rms_norm_backward: g"},
+        std::pair{&dy, "gated_rms_norm_backward: dy"}}) {
     rd::check_extent(*v, 1, e, name);
     rd::check_extent_at_least(*v, 0, n_tokens, name);
   }

@@ -59,8 +59,8 @@ template <class Real, class Space>
 void add_rms_norm_backward(const Space& space, const View2<const Real, Space>& h,
                            const View2<const Real, Space>& r, const View1<const Real, Space>& w,
                            const View2<const Real, Space>& dout, const View2<Real, Space>& dr,
-                           const View2<Real, Space>& dh, const View1<Real, Space>& dw,
-                           int n_tokens, double eps, ResidualMode mode) {
+                           const View2<Real, Space>& dh, const View1<Real, Space>& dw, int n_tokens,
+                           double eps, ResidualMode mode) {
   namespace rd = ::rodimus::detail;
   const auto d = w.extent(0);
   if (n_tokens < 0) throw ArgumentError("add_rms_norm_backward: n_tokens is negative");

@@ -37,8 +37,7 @@ void rope_backward(const Space& space, const View2<Real, Space>& dx, int heads, 
   ::rodimus::detail::check_extent(dx, 1, std::int64_t(heads) * head_dim, "rope_backward: dx");
   ::rodimus::detail::check_extent_at_least(dx, 0, batch.num_tokens, "rope_backward: dx");
   if (rotary_dim == 0 || batch.num_tokens == 0 || heads == 0) return;
-  ::rodimus::detail::check_extent_at_least(inv_freq, 0, rotary_dim / 2,
-                                           "rope_backward: inv_freq");
+  ::rodimus::detail::check_extent_at_least(inv_freq, 0, rotary_dim / 2, "rope_backward: inv_freq");
   const int half = rotary_dim / 2;
   const auto offsets = batch.offsets;
   const auto pos0 = batch.pos0;

@@ -23,9 +23,9 @@ template <class Real, class Space, class Term, class Sink>
 void column_sums(const Space& space, int rows, int cols, const Term& term, const Sink& sink) {
   if (cols <= 0) return;
   const int chunks = rows > 0 ? (rows + kColumnChunk - 1) / kColumnChunk : 0;
-  View2<Real, Space> part(
-      Kokkos::view_alloc(space, std::string("rodimus::grad.column_sums"), Kokkos::WithoutInitializing),
-      chunks > 0 ? chunks : 1, cols);
+  View2<Real, Space> part(Kokkos::view_alloc(space, std::string("rodimus::grad.column_sums"),
+                                             Kokkos::WithoutInitializing),
+                          chunks > 0 ? chunks : 1, cols);
   if (chunks > 0) {
     if constexpr (is_host_space_v<Space>) {
       Kokkos::parallel_for(
@@ -52,12 +52,13 @@ void column_sums(const Space& space, int rows, int cols, const Term& term, const
           });
     }
   }
-  Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::grad::column_sums.total"),
-                       Kokkos::RangePolicy<Space>(space, 0, cols), KOKKOS_LAMBDA(const int c) {
-                         Real acc = Real(0);
-                         for (int ch = 0; ch < chunks; ++ch) acc += part(ch, c);
-                         sink(c, acc);
-                       });
+  Kokkos::parallel_for(
+      RODIMUS_KERNEL_LABEL("rodimus::grad::column_sums.total"),
+      Kokkos::RangePolicy<Space>(space, 0, cols), KOKKOS_LAMBDA(const int c) {
+        Real acc = Real(0);
+        for (int ch = 0; ch < chunks; ++ch) acc += part(ch, c);
+        sink(c, acc);
+      });
 }
 
 /// Whether an optional output was given (an empty view means "not wanted").

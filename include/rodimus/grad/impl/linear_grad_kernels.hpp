@@ -23,8 +23,8 @@ void linear_grad_input(const Space& space, const View2<const Real, Space>& dy,
   if constexpr (is_host_space_v<Space>) {
     const int blocks = (n_tokens + kLinearGradBlock - 1) / kLinearGradBlock;
     Kokkos::parallel_for(
-        RODIMUS_KERNEL_LABEL("rodimus::grad::linear.dx"), Kokkos::RangePolicy<Space>(space, 0, blocks),
-        KOKKOS_LAMBDA(const int blk) {
+        RODIMUS_KERNEL_LABEL("rodimus::grad::linear.dx"),
+        Kokkos::RangePolicy<Space>(space, 0, blocks), KOKKOS_LAMBDA(const int blk) {
           const int t0 = blk * kLinearGradBlock;
           const int nt = n_tokens - t0 < kLinearGradBlock ? n_tokens - t0 : kLinearGradBlock;
           if (!accumulate)
@@ -61,8 +61,8 @@ void linear_grad_weight(const Space& space, const View2<const Real, Space>& x,
   if constexpr (is_host_space_v<Space>) {
     const int blocks = (out + kLinearGradBlock - 1) / kLinearGradBlock;
     Kokkos::parallel_for(
-        RODIMUS_KERNEL_LABEL("rodimus::grad::linear.dw"), Kokkos::RangePolicy<Space>(space, 0, blocks),
-        KOKKOS_LAMBDA(const int blk) {
+        RODIMUS_KERNEL_LABEL("rodimus::grad::linear.dw"),
+        Kokkos::RangePolicy<Space>(space, 0, blocks), KOKKOS_LAMBDA(const int blk) {
           const int o0 = blk * kLinearGradBlock;
           const int no = out - o0 < kLinearGradBlock ? out - o0 : kLinearGradBlock;
           for (int t = 0; t < n_tokens; ++t)

@@ -25,8 +25,7 @@ View2<Real, Space> rms_backward_row_stats(const Space& space, int n_tokens, doub
   using Member = typename Kokkos::TeamPolicy<Space>::member_type;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::grad::rms_stats"),
-      Kokkos::TeamPolicy<Space>(space, n_tokens, Kokkos::AUTO),
-      KOKKOS_LAMBDA(const Member& m) {
+      Kokkos::TeamPolicy<Space>(space, n_tokens, Kokkos::AUTO), KOKKOS_LAMBDA(const Member& m) {
         const int t = m.league_rank();
         Real ss = Real(0), s = Real(0);
         Kokkos::parallel_reduce(
