@@ -90,11 +90,15 @@ TEST_CASE("channel_gate_backward matches finite differences in fp64 and fp64 in 
           "[grad][ddts_gate][channel_gate]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [t, e, r, gate_scale] : std::vector<std::tuple<int, int, int, double>>{
+  for (const auto& cfg : std::vector<std::tuple<int, int, int, double>>{
            {1, 2, 1, 1.0},
            {5, 12, 3, 1.0},
            {6, 8, 4, 10.0},  // gate pre-activations up to ~+-40
            {rng.integer(1, 9), rng.integer(1, 20), rng.integer(1, 6), 1.0}}) {
+    const int t = std::get<0>(cfg);
+    const int e = std::get<1>(cfg);
+    const int r = std::get<2>(cfg);
+    const double gate_scale = std::get<3>(cfg);
     INFO("T=" << t << " E=" << e << " R=" << r << " gate scale " << gate_scale);
     auto x = rng.vec(std::size_t(t) * e, -2, 2);
     auto w1 = rng.vec(std::size_t(r) * e, -gate_scale, gate_scale);

@@ -35,11 +35,15 @@ TEST_CASE("embedding_backward matches finite differences in fp64 and fp64 in fp3
           "[grad][embedding]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [n, v, d, scale] : std::vector<std::tuple<int, int, int, double>>{
+  for (const auto& cfg : std::vector<std::tuple<int, int, int, double>>{
            {1, 1, 1, 1.0},
            {9, 4, 5, 8.0},      // ids repeat: v < n
            {30, 50, 130, 1.0},  // more columns than one host block
            {rng.integer(1, 40), rng.integer(1, 30), rng.integer(1, 100), 1.0}}) {
+    const int n = std::get<0>(cfg);
+    const int v = std::get<1>(cfg);
+    const int d = std::get<2>(cfg);
+    const double scale = std::get<3>(cfg);
     INFO("N=" << n << " V=" << v << " D=" << d << " scale=" << scale);
     std::vector<int> ids(n);
     for (auto& id : ids) id = rng.integer(0, v - 1);

@@ -42,12 +42,16 @@ TEST_CASE("gated_rms_norm_backward matches finite differences in fp64 and fp64 i
           "[grad][gated_rms_norm]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [n, e, eps, with_res] : std::vector<std::tuple<int, int, double, bool>>{
+  for (const auto& cfg : std::vector<std::tuple<int, int, double, bool>>{
            {1, 2, 1e-5, true},
            {4, 9, 1e-5, true},
            {7, 32, 0.3, true},
            {5, 12, 1e-5, false},
            {rng.integer(1, 10), rng.integer(4, 48), 1e-5, true}}) {
+    const int n = std::get<0>(cfg);
+    const int e = std::get<1>(cfg);
+    const double eps = std::get<2>(cfg);
+    const bool with_res = std::get<3>(cfg);
     INFO("N=" << n << " E=" << e << " eps=" << eps << " w_res " << with_res);
     auto o = rng.vec(std::size_t(n) * e, -2, 2);
     auto xs = rng.vec(std::size_t(n) * e, -2, 2);

@@ -41,11 +41,14 @@ std::vector<double> minus(const std::vector<double>& a, const std::vector<double
 TEST_CASE("linear_backward matches finite differences in fp64 and fp64 in fp32", "[grad][linear]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [n, in, out] : std::vector<std::tuple<int, int, int>>{
+  for (const auto& cfg : std::vector<std::tuple<int, int, int>>{
            {1, 1, 1},
            {3, 5, 4},
            {9, 17, 11},
            {rng.integer(1, 20), rng.integer(1, 24), rng.integer(1, 24)}}) {
+    const int n = std::get<0>(cfg);
+    const int in = std::get<1>(cfg);
+    const int out = std::get<2>(cfg);
     INFO("N=" << n << " in=" << in << " out=" << out);
     auto x = rng.vec(std::size_t(n) * in, -2, 2);
     auto w = rng.vec(std::size_t(out) * in);

@@ -79,13 +79,16 @@ TEST_CASE("rms_norm_backward matches finite differences in fp64 and fp64 in fp32
           "[grad][rms_norm]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [n, d, eps] :
+  for (const auto& cfg :
        std::vector<std::tuple<int, int, double>>{{1, 1, 0.2},
                                                  {1, 8, 0.2},
                                                  {6, 5, 1e-5},
                                                  {11, 64, 1e-5},
                                                  {9, 20, 0.5},
                                                  {rng.integer(1, 12), rng.integer(2, 70), 1e-5}}) {
+    const int n = std::get<0>(cfg);
+    const int d = std::get<1>(cfg);
+    const double eps = std::get<2>(cfg);
     INFO("N=" << n << " D=" << d << " eps=" << eps);
     auto x = scaled_rows(rng, n, d);
     auto w = rng.vec(d, -1.5, 1.5);
@@ -133,8 +136,11 @@ TEST_CASE("add_rms_norm_backward matches finite differences in every residual mo
           "[grad][rms_norm]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [n, d, eps] : std::vector<std::tuple<int, int, double>>{
+  for (const auto& cfg : std::vector<std::tuple<int, int, double>>{
            {1, 3, 1e-6}, {5, 16, 0.3}, {rng.integer(1, 10), rng.integer(2, 50), 1e-6}}) {
+    const int n = std::get<0>(cfg);
+    const int d = std::get<1>(cfg);
+    const double eps = std::get<2>(cfg);
     INFO("N=" << n << " D=" << d << " eps=" << eps);
     for (auto mode : {ResidualMode::Start, ResidualMode::Add, ResidualMode::AddNoStore}) {
       INFO("mode " << int(mode));

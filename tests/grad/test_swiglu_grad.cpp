@@ -9,11 +9,14 @@ using test::Rng;
 TEST_CASE("swiglu_backward matches finite differences in fp64 and fp64 in fp32", "[grad][swiglu]") {
   Rng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [n, f, g_scale] : std::vector<std::tuple<int, int, double>>{
+  for (const auto& cfg : std::vector<std::tuple<int, int, double>>{
            {1, 1, 3.0},
            {4, 7, 3.0},
            {6, 16, 40.0},  // gate pre-activations deep in both tails
            {rng.integer(1, 12), rng.integer(1, 40), 5.0}}) {
+    const int n = std::get<0>(cfg);
+    const int f = std::get<1>(cfg);
+    const double g_scale = std::get<2>(cfg);
     INFO("N=" << n << " F=" << f << " gate scale " << g_scale);
     auto a = rng.vec(std::size_t(n) * f, -2, 2);
     auto g = rng.vec(std::size_t(n) * f, -g_scale, g_scale);
