@@ -19,7 +19,8 @@ struct CrossEntropyResult {
   int count = 0;          ///< rows whose target is not ignore_index
 };
 
-/// Softmax cross-entropy of logits against targets, and its gradient, in one launch:
+/// Softmax cross-entropy of logits against targets and its gradient, one team per row (after a
+/// device-side check and count of the targets):
 ///   loss_t = log sum_v exp(l_t[v] - m_t) + m_t - l_t[y_t],  m_t = max_v l_t[v]  (stable for any
 ///   logit scale), mean over the rows whose target is not `ignore_index`;
 ///   dlogits_t = (softmax(l_t) - onehot(y_t)) / normalizer, and 0 on ignored rows (overwrite).
