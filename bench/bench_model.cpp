@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "bench_main.hpp"
+#include "kernel_profile.hpp"
 #include "rodimus/io/random_checkpoint.hpp"
 #include "rodimus/model/model.hpp"
 #include "roofline.hpp"
@@ -291,11 +292,47 @@ void register_all() {
   }
 }
 
+// RODIMUS_PROFILE=1: instead of the benchmarks, one prefill of RODIMUS_PROFILE_T tokens (2048)
+// and 8 decode steps at B=1 after a 1024-token context, bf16 weights, for each shape, each
+// printed as a per-kernel table (bench/kernel_profile.hpp).
+int profile_run() {
+  const char* t_env = std::getenv("RODIMUS_PROFILE_T");
+  const int t = t_env ? std::atoi(t_env) : 2048;
+  for (const auto& s : shapes_from_env()) {
+    const auto& m = cached_model<bf16>(s);
+    Workspace<Space> ws;
+    TokenBatch tb;
+    tb.ids = random_ids(t, m.config().vocab_size, 3);
+    tb.lengths = {t};
+    tb.slots = {0};
+    auto st = m.make_state(1, t + 64);
+    m.prefill(st, ws, tb);  // warm-up: sizes workspaces, loads modules
+    st.reset(0);
+    bench::profile::enable();
+    bench::profile::reset();
+    m.prefill(st, ws, tb);
+    bench::profile::report((s.name + " bf16 prefill T=" + std::to_string(t)).c_str());
+    auto sd = m.make_state(1, 1024 + 64);
+    bench::fast_forward(sd, 1024, 7);
+    std::vector<std::int32_t> next = random_ids(1, m.config().vocab_size, 11);
+    m.decode(sd, ws, next);
+    bench::profile::reset();
+    for (int i = 0; i < 8; ++i) m.decode(sd, ws, next);
+    bench::profile::report((s.name + " bf16 decode B=1 ctx=1024, 8 steps").c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   setenv("OMP_PROC_BIND", "false", 0);
   Kokkos::ScopeGuard guard(argc, argv);
+  if (std::getenv("RODIMUS_PROFILE")) {
+    const int rc = profile_run();
+    for (auto& f : bench_cleanups()) f();
+    return rc;
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   try {

@@ -5,10 +5,9 @@
 // decode_prefilled cases check that), without minutes of prefill per benchmark.
 #pragma once
 
+#include <Kokkos_Random.hpp>
 #include <cstdint>
 #include <random>
-
-#include <Kokkos_Random.hpp>
 
 #include "rodimus/model/state.hpp"
 #include "rodimus/model/transformer_state.hpp"

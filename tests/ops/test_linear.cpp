@@ -33,14 +33,11 @@ void check_linear(Rng& rng, int n_tok, int in, int out, bool bias, double& worst
            std::max(ulp * std::fabs(w[i]), std::is_same_v<W, fp16> ? std::ldexp(1.0, -25) : 0.0);
   CHECK(off == 0);
   const auto ref = reference::linear(x, wq, n_tok, in, out, bias ? &b : nullptr);
-  // Kokkos::Cuda runs bf16 / fp16 weights on the tensor cores, with the activations rounded to
-  // the weight type: its reference rounds them too
-  const auto ref_rounded =
-      reference::linear(test::dequantised<W>(x), wq, n_tok, in, out, bias ? &b : nullptr);
   test::for_each_space([&]<class Space>() {
     INFO("backend " << Space::name());
-    const bool rounds = is_cuda_space_v<Space> && !std::is_same_v<W, float>;
-    const auto& want = rounds ? ref_rounded : ref;
+    // Kokkos::Cuda runs bf16 / fp16 weights on the tensor cores with the activations split in
+    // two halves of the weight type (about 2^-18 relative each): a few times 1e-6
+    const double tol = is_cuda_space_v<Space> && !std::is_same_v<W, float> ? 3e-5 : kTol;
     LinearWeights<W, Space> lw;
     lw.w = test::upload2<W, Space>(w, out, in);
     if (bias) lw.b = test::upload1<Space>(b);
@@ -48,9 +45,9 @@ void check_linear(Rng& rng, int n_tok, int in, int out, bool bias, double& worst
     auto dy = test::upload2<float, Space>({}, rows, out, 7.0);
     linear(Space{}, View2<const float, Space>(dx), lw, dy, n_tok);
     const auto got = test::download2(dy);
-    const double e = test::rel_err(test::slice(got, 0, std::size_t(n_tok) * out), want);
+    const double e = test::rel_err(test::slice(got, 0, std::size_t(n_tok) * out), ref);
     worst = std::max(worst, e);
-    CHECK(e <= kTol);
+    CHECK(e <= tol);
     // rows past n_tokens untouched
     int touched = 0;
     for (std::size_t i = std::size_t(n_tok) * out; i < got.size(); ++i) touched += got[i] != 7.0;
@@ -67,7 +64,9 @@ TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops]
     int n, in, out;
   };
   std::vector<Shape> shapes = {{1, 1, 1},    {1, 64, 97}, {7, 3, 5},    {8, 67, 64},
-                               {9, 130, 33}, {17, 31, 1}, {33, 257, 19}};
+                               {9, 130, 33}, {17, 31, 1}, {33, 257, 19},
+                               // the CUDA decode GEMV: 1..8 tokens, in % 8 == 0, long rows
+                               {3, 256, 40}, {8, 2048, 17}, {5, 1024, 65}};
   for (int i = 0; i < 3; ++i)
     shapes.push_back({rng.integer(1, 40), rng.integer(1, 300), rng.integer(1, 150)});
   double worst_f32 = 0, worst_bf16 = 0, worst_f16 = 0;

@@ -55,6 +55,8 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
     const auto ref = reference::linear(reference::swiglu(z, n, f), w_out, n, f, d);
     test::for_each_space([&]<class Space>() {
       INFO("backend " << Space::name());
+      // Kokkos::Cuda: bf16 projections on activations split in two bf16 halves (see test_linear)
+      const double tol = is_cuda_space_v<Space> && !std::is_same_v<W, float> ? 3e-5 : kTol;
       SwigluWeights<W, Space> fw;
       fw.fc_a.w = test::upload2<W, Space>(test::rows_of(w_fc, 0, f, d), f, d);
       fw.fc_g.w = test::upload2<W, Space>(test::rows_of(w_fc, f, f, d), f, d);
@@ -66,7 +68,7 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
       swiglu_ffn(Space{}, View2<const float, Space>(dh), fw, a, g, y, n);
       const double e = test::rel_err(test::download2(y), ref);
       worst = std::max(worst, e);
-      CHECK(e <= kTol);
+      CHECK(e <= tol);
     });
   };
   check.operator()<float>(1, 8, 16);

@@ -20,7 +20,7 @@ namespace rodimus::grad {
 /// Writes (overwrites, they are input gradients) dq, dk, da, du on the batch's N rows and
 /// d_state0 on the batch's slots; other rows and slots are left alone. Slots must be distinct.
 /// d_state0 may be the same view as d_state_final (chaining segments backwards in time).
-/// Equations: docs/training-backward-scan.md.
+/// Equations: docs/training.md ("Backward passes of the GLA scan and of SW-SKA").
 // q, k, a: [>=N, n]; u, d_o: [>=N, E]; state0, d_state0: [S, n, E]; d_state_final: [S, n, E] or
 // empty; dq, dk, da: [>=N, n]; du: [>=N, E]
 template <class Algo, class Real, class Space>

@@ -18,7 +18,7 @@ namespace rodimus::grad {
 /// Given dL/dout = `d_out`, writes (overwrites, they are input gradients) dq, dk, dv on the
 /// batch's N rows; a shared key or value head gathers over every query head that reads it.
 /// Softmax statistics are recomputed (nothing is saved from the forward). Equations:
-/// docs/training-backward-scan.md.
+/// docs/training.md ("Backward passes of the GLA scan and of SW-SKA").
 // q, d_out, dq: [>=N, H*hd]; k, dk: [>=N, Hk*hd]; v, dv: [>=N, Hv*hd]
 template <class Real, class Space>
 void sliding_window_attention_backward(

@@ -1,6 +1,7 @@
 // Sliding-window shared-key softmax attention with a rolling KV cache (SPEC 3, steps 3-4).
 #pragma once
 
+#include "rodimus/backend/cuda/window_attention.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/attention.hpp"
 #include "rodimus/core/seq_batch.hpp"
@@ -95,16 +96,22 @@ void kv_cache_update_generic(const Space& space, const View2<const float, Space>
   const auto pos0 = batch.pos0;
   const auto slot = batch.slot;
   const auto token_seq = batch.token_seq;
+  const int width = kd + vd;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update"),
-      Kokkos::RangePolicy<Space>(space, 0, batch.num_tokens), KOKKOS_LAMBDA(const int t) {
+      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * width),
+      KOKKOS_LAMBDA(const std::int64_t idx) {
+        const int t = static_cast<int>(idx / width), c = static_cast<int>(idx % width);
         const int s = token_seq(t);
         const int len = offsets(s + 1) - offsets(s);
         const int i = t - offsets(s);
         if (i < len - wc) return;  // overwritten later in this same call
         const int r = (pos0(s) + i) % wc;
-        for (int c = 0; c < kd; ++c) k_cache(slot(s), r, c) = k(t, c);
-        for (int c = 0; c < vd; ++c) v_cache(slot(s), r, c) = v(t, c);
+        if (c < kd) {
+          k_cache(slot(s), r, c) = k(t, c);
+        } else {
+          v_cache(slot(s), r, c - kd) = v(t, c - kd);
+        }
       });
 }
 
@@ -183,6 +190,41 @@ void sliding_window_attention(const Space& space, const View2<const float, Space
               space, 0, backend::host::attention_items(a)),
           [=](const std::int64_t item) { backend::host::attention_item(a, item); });
       done = true;
+    }
+  }
+  if constexpr (is_cuda_space_v<Space>) {
+    // CUDA: matrix products on cuBLAS for long sequences, split-key kernels for the rest
+    const bool unit = q.stride(1) == 1 && k.stride(1) == 1 && v.stride(1) == 1 &&
+                      out.stride(1) == 1 && k_cache.span_is_contiguous() &&
+                      v_cache.span_is_contiguous();
+    if (unit) {
+      backend::cuda::WindowAttentionArgs a;
+      a.q = q.data();
+      a.k = k.data();
+      a.v = v.data();
+      a.k_cache = k_cache.data();
+      a.v_cache = v_cache.data();
+      a.out = out.data();
+      a.ldq = static_cast<std::int64_t>(q.stride(0));
+      a.ldk = static_cast<std::int64_t>(k.stride(0));
+      a.ldv = static_cast<std::int64_t>(v.stride(0));
+      a.ldo = static_cast<std::int64_t>(out.stride(0));
+      a.heads = shape.heads;
+      a.heads_k = shape.heads_k;
+      a.heads_v = shape.heads_v;
+      a.hd = hd;
+      a.window_back = shape.window_back;
+      a.wc = wc;
+      a.scale = shape.scale;
+      a.offsets = batch.offsets.data();
+      a.pos0 = batch.pos0.data();
+      a.slot = batch.slot.data();
+      a.token_seq = batch.token_seq.data();
+      a.h_offsets = batch.h_offsets;
+      a.h_pos0 = batch.h_pos0;
+      a.num_seqs = batch.num_seqs;
+      a.num_tokens = batch.num_tokens;
+      done = backend::cuda::window_attention(a, space.cuda_stream());
     }
   }
   if (!done) detail::swa_generic<Space>(space, q, k, v, k_cache, v_cache, batch, out, shape);

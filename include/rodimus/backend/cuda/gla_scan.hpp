@@ -50,6 +50,7 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
     opts.scale = scale;
     // fp32 inputs: u is split too, so shared memory allows chunks of 32 (16 at n = 128)
     const cudaStream_t stream = space.cuda_stream();
+    Kokkos::Profiling::pushRegion("rodimus::gla_scan.cuda_chunk");  // for profilers
     if (n == 128)
       gla_chunk_scan<float, float, 16>(q.data(), k.data(), a.data(), u.data(), state.data(),
                                        o.data(), batch.num_seqs, 0, n, static_cast<int>(e), stream,
@@ -58,6 +59,7 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
       gla_chunk_scan<float, float, 32>(q.data(), k.data(), a.data(), u.data(), state.data(),
                                        o.data(), batch.num_seqs, 0, n, static_cast<int>(e), stream,
                                        batch.offsets.data(), opts);
+    Kokkos::Profiling::popRegion();
     return true;
   }
 #endif

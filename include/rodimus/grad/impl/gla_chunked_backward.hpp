@@ -1,4 +1,4 @@
-// Generic Kokkos kernels of the chunked GLA scan backward (docs/training-backward-scan.md).
+// Generic Kokkos kernels of the chunked GLA scan backward (equations: docs/training.md).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,84 @@
+// The CUDA backend's process-wide resources: the cuBLAS handle and grow-only device scratch
+// buffers, created on first use and released by a Kokkos finalize hook (before the CUDA
+// context goes away). Only in CUDA translation units.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+
+#include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/core/error.hpp"
+
+#if RODIMUS_CUDA_KERNELS
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+namespace rodimus::backend::cuda::detail {
+
+inline void check_cublas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    throw BackendError(std::string("rodimus::backend::cuda: ") + what + " failed (" +
+                       cublasGetStatusString(status) + ")");
+}
+
+inline void check_cuda_call(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw BackendError(std::string("rodimus::backend::cuda: ") + what + ": " +
+                       cudaGetErrorString(err));
+}
+
+/// Scratch buffers by purpose (one index per user, so that users never share one).
+enum ScratchSlot : int {
+  kScratchLinearInput = 0,  // activations split into halves of the weight type (cublas_linear)
+  kScratchLinearOutput,     // the two halves' products (cublas_linear)
+  kScratchAttnScores,       // attention scores of one query chunk (window_attention)
+  kScratchAttnKeys,         // gathered keys and values of one chunk
+  kScratchAttnPartials,     // split-key partial results
+  kScratchSlots
+};
+
+/// The process's cuBLAS handle (pedantic fp32: no TF32 for fp32 data) and its scratch
+/// buffers, which only grow, so steady decode steps allocate nothing. Used by one launching
+/// host thread at a time (a model's kernels are launched from one thread).
+struct CudaContext {
+  cublasHandle_t handle = nullptr;
+  std::array<void*, kScratchSlots> buf{};
+  std::array<std::size_t, kScratchSlots> bytes{};
+
+  static CudaContext& get() {
+    static CudaContext* ctx = [] {
+      auto* c = new CudaContext;
+      check_cublas(cublasCreate(&c->handle), "cublasCreate");
+      check_cublas(cublasSetMathMode(c->handle, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+      Kokkos::push_finalize_hook([c] {
+        for (auto*& p : c->buf) {
+          if (p) cudaFree(p);
+          p = nullptr;
+        }
+        c->bytes.fill(0);
+        cublasDestroy(c->handle);
+        c->handle = nullptr;
+      });
+      return c;
+    }();
+    if (!ctx->handle) throw BackendError("rodimus::backend::cuda: used after Kokkos::finalize");
+    return *ctx;
+  }
+
+  /// At least `n` bytes of device memory for `slot` (contents not kept when it grows).
+  void* scratch(ScratchSlot slot, std::size_t n) {
+    if (n > bytes[slot]) {
+      if (buf[slot]) check_cuda_call(cudaFree(buf[slot]), "cudaFree");
+      buf[slot] = nullptr;
+      bytes[slot] = 0;
+      check_cuda_call(cudaMalloc(&buf[slot], n), "cudaMalloc of a scratch buffer");
+      bytes[slot] = n;
+    }
+    return buf[slot];
+  }
+};
+
+}  // namespace rodimus::backend::cuda::detail
+
+#endif  // RODIMUS_CUDA_KERNELS
