@@ -53,27 +53,28 @@ inline double measure_triad() {
   return best;
 }
 
-template <class W>
+// Space is a template parameter so that the CUDA branch is discarded on other spaces.
+template <class W, class Space = ModelSpace>
 double measure_gemm() {
-  if constexpr (is_cuda_space_v<ModelSpace>) {
+  if constexpr (is_cuda_space_v<Space>) {
     const int n = 8192;
-    using Mem = typename ModelSpace::memory_space;
+    using Mem = typename Space::memory_space;
     Kokkos::View<W*, Mem> a("a", std::size_t(n) * n), b("b", std::size_t(n) * n);
     Kokkos::View<float*, Mem> c("c", std::size_t(n) * n);
     // random-ish operands (zeros run faster on tensor cores)
     Kokkos::parallel_for(
-        "fill", Kokkos::RangePolicy<ModelSpace>(0, a.size()), KOKKOS_LAMBDA(const std::size_t i) {
+        "fill", Kokkos::RangePolicy<Space>(0, a.size()), KOKKOS_LAMBDA(const std::size_t i) {
           const float x = float((i * 2654435761u) % 1000u) / 1000.f - 0.5f;
           a(i) = from_f32<W>(x);
           b(i) = from_f32<W>(0.5f * x);
         });
     double best = 0;
     for (int rep = 0; rep < 6; ++rep) {
-      ModelSpace().fence();
+      Space().fence();
       const auto t0 = std::chrono::steady_clock::now();
       backend::cuda::cublas_gemm_rows<W>(a.data(), b.data(), c.data(), n, n, n,
-                                         ModelSpace().cuda_stream());
-      ModelSpace().fence();
+                                         Space().cuda_stream());
+      Space().fence();
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (rep > 0) best = std::max(best, 2.0 * n * n * n / s);
     }
