@@ -14,6 +14,7 @@
 #include "rodimus/io/config_json.hpp"
 #include "rodimus/io/safetensors.hpp"
 #include "rodimus/model/config.hpp"
+#include "rodimus/model/tensor_table.hpp"
 
 namespace rodimus::io {
 
@@ -40,59 +41,38 @@ inline void write_random_checkpoint(const ModelConfig& cfg, const std::filesyste
     std::vector<float> data;
   };
   std::vector<Pending> all;
-  auto matrix = [&](const std::string& name, std::int64_t rows, std::int64_t cols) {
-    Pending p{name, {rows, cols}, std::vector<float>(std::size_t(rows * cols))};
-    const float s = 1.f / std::sqrt(float(cols));
-    for (auto& v : p.data) v = uni(rng) * s;
-    all.push_back(std::move(p));
-  };
-  auto vec = [&](const std::string& name, std::int64_t n, float center, float spread) {
-    Pending p{name, {n}, std::vector<float>(std::size_t(n))};
-    for (auto& v : p.data) v = center + spread * uni(rng);
-    all.push_back(std::move(p));
-  };
-  const std::int64_t d = cfg.d_model, e = cfg.d_inner(), n = cfg.mem_size(), k = cfg.d_conv(),
-                     r = cfg.low_rank(), v = cfg.vocab_size;
-  {
-    Pending emb{"model.embeddings.weight", {v, d}, std::vector<float>(std::size_t(v * d))};
-    for (auto& x : emb.data) x = uni(rng);
-    all.push_back(std::move(emb));
-  }
-  if (cfg.use_norm_embedding) vec("model.embed_norm.weight", d, 1.f, 0.1f);
-  for (int l = 0; l < cfg.n_layer; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    const std::string im = p + "mixer.inner_mixer.";
-    vec(p + "mixer_norm.weight", d, 1.f, 0.1f);
-    matrix(p + "mixer.fc.weight", 2 * e, d);
-    matrix(p + "mixer.out_proj.weight", d, e);
-    vec(p + "mixer.act_norm.weight", e, 1.f, 0.1f);
-    {
-      Pending c{im + "short_conv.conv1d.weight", {e, 1, k}, std::vector<float>(std::size_t(e * k))};
-      for (auto& x : c.data) x = uni(rng) / std::sqrt(float(k));
-      all.push_back(std::move(c));
+  // One draw sequence per tensor, in the order of checkpoint_tensors (the shared SPEC 6 table).
+  for (const TensorSpec& t : checkpoint_tensors(cfg)) {
+    Pending p{t.name, t.shape, std::vector<float>(std::size_t(t.numel()))};
+    auto fill = [&](float center, float spread) {
+      for (auto& x : p.data) x = center + spread * uni(rng);
+    };
+    switch (t.role) {
+      case TensorRole::Embedding:
+        fill(0.f, 1.f);
+        break;
+      case TensorRole::Matrix:
+        fill(0.f, 1.f / std::sqrt(float(t.shape[1])));
+        break;
+      case TensorRole::ConvWeight:
+        for (auto& x : p.data) x = uni(rng) / std::sqrt(float(t.shape[2]));
+        break;
+      case TensorRole::Norm:
+        fill(1.f, 0.1f);
+        break;
+      case TensorRole::ConvBias:
+      case TensorRole::LinearBias:
+        fill(0.f, 0.1f);
+        break;
+      case TensorRole::ResidualWeight:
+        fill(1.f, 0.5f);
+        break;
+      case TensorRole::MemGateBias:
+        fill(gate_bias, 1.f);
+        break;
     }
-    vec(im + "short_conv.conv1d.bias", e, 0.f, 0.1f);
-    vec(im + "residual_weight", e, 1.f, 0.5f);
-    matrix(im + "in_proj.weight", 2 * n, e);
-    matrix(im + "ch_gate_proj.0.weight", r, e);
-    matrix(im + "ch_gate_proj.1.weight", e, r);
-    vec(im + "ch_gate_proj.1.bias", e, 0.f, 0.1f);
-    matrix(im + "mem_gate_proj.weight", 2 * n, e);
-    vec(im + "mem_gate_proj.bias", 2 * n, gate_bias, 1.f);
-    if (cfg.is_plus()) {
-      const std::int64_t hd = cfg.head_dim(), f = cfg.ffn_dim();
-      vec(p + "attn_norm.weight", d, 1.f, 0.1f);
-      matrix(p + "attn.q_proj.weight", cfg.num_heads() * hd, d);
-      matrix(p + "attn.k_proj.weight", cfg.num_heads_k() * hd, d);
-      matrix(p + "attn.v_proj.weight", cfg.num_heads_v() * hd, d);
-      matrix(p + "attn.out_proj.weight", d, d);
-      vec(p + "ffn_norm.weight", d, 1.f, 0.1f);
-      matrix(p + "ffn.fc.weight", 2 * f, d);
-      matrix(p + "ffn.out_proj.weight", d, f);
-    }
+    all.push_back(std::move(p));
   }
-  vec("model.norm_f.weight", d, 1.f, 0.1f);
-  if (!cfg.tie_word_embeddings) matrix("lm_head.weight", v, d);
 
   // Convert to the storage dtype, then write.
   std::vector<std::vector<std::uint16_t>> half(all.size());
