@@ -29,3 +29,8 @@
 #include "rodimus/io/tokenizer/bpe_trainer.hpp"
 #include "rodimus/model/model.hpp"
 #include "rodimus/model/transformer.hpp"
+#include "rodimus/train/adamw.hpp"
+#include "rodimus/train/checkpoint.hpp"
+#include "rodimus/train/grad_norm.hpp"
+#include "rodimus/train/parameters.hpp"
+#include "rodimus/train/schedule.hpp"

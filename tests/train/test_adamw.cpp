@@ -117,8 +117,8 @@ TEST_CASE("CosineSchedule: warm-up, cosine decay, floor", "[train]") {
   CHECK(s.lr(0) == Approx(0.25));
   CHECK(s.lr(1) == Approx(0.5));
   CHECK(s.lr(3) == Approx(1.0));
-  CHECK(s.lr(4) == Approx(1.0));                // start of the decay
-  CHECK(s.lr(9) == Approx(0.55));               // half way: (max + min) / 2
+  CHECK(s.lr(4) == Approx(1.0));   // start of the decay
+  CHECK(s.lr(9) == Approx(0.55));  // half way: (max + min) / 2
   CHECK(s.lr(14) == Approx(0.1));
   CHECK(s.lr(1000) == Approx(0.1));
   for (int i = 4; i < 14; ++i) CHECK(s.lr(i + 1) <= s.lr(i));

@@ -111,8 +111,8 @@ TEST_CASE("make_parameters: initialisation", "[train]") {
 }
 
 TEST_CASE("initializer_range and load_parameters", "[train]") {
-  CHECK(train::initializer_range(std::string(RODIMUS_TEST_DATA_DIR) + "/golden/tiny_rodimus", 0.5) ==
-        0.02);
+  CHECK(train::initializer_range(std::string(RODIMUS_TEST_DATA_DIR) + "/golden/tiny_rodimus",
+                                 0.5) == 0.02);
   test::TempDir dir("init_range");
   const ModelConfig cfg = test::tiny_train_config(false, true);
   io::write_random_checkpoint(cfg, dir.path, 7, io::StDType::F32);
@@ -125,8 +125,10 @@ TEST_CASE("initializer_range and load_parameters", "[train]") {
   train::load_parameters(ckpt, ps);
   for (const auto& p : ps) {
     INFO(p.name);
-    CHECK(test::host_floats(p.value) == ckpt.read_f32(p.name, std::span<const std::int64_t>(p.shape)));
+    CHECK(test::host_floats(p.value) ==
+          ckpt.read_f32(p.name, std::span<const std::int64_t>(p.shape)));
   }
-  auto wrong = train::make_parameters<Kokkos::DefaultHostExecutionSpace>(test::tiny_train_config(false, false));
+  auto wrong = train::make_parameters<Kokkos::DefaultHostExecutionSpace>(
+      test::tiny_train_config(false, false));
   CHECK_THROWS_AS(train::load_parameters(ckpt, wrong), CheckpointError);  // lm_head missing
 }

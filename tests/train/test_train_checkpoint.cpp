@@ -1,6 +1,8 @@
 // train::save_training_checkpoint / load_training_checkpoint: the inference loader accepts the
 // model, resume is bit-identical, broken files give CheckpointErrors naming the file.
 #include <fstream>
+#include <functional>
+#include <memory>
 
 #include "rodimus/io/config_json.hpp"
 #include "rodimus/model/model.hpp"
@@ -68,6 +70,7 @@ TEST_CASE("training checkpoint: Model::load reads the saved model", "[train]") {
       const auto model = Model<Space, float>::load(dir.path);
       CHECK(model.parameter_count() == ps.numel());
       CHECK(io::config_to_json(io::load_config(dir.path)) == io::config_to_json(cfg));
+      CHECK(train::initializer_range(dir.path) == init.std);
       const auto ckpt = io::Checkpoint::open(dir.path);
       CHECK(ckpt.names().size() == ps.size());
       for (const auto& p : ps) {
@@ -80,7 +83,8 @@ TEST_CASE("training checkpoint: Model::load reads the saved model", "[train]") {
       // spot checks of the bound model weights
       const auto& w = model.weights();
       const auto nf = test::host_floats(ps.at("model.norm_f.weight").value);
-      for (std::size_t j = 0; j < nf.size(); ++j) CHECK(w.norm_f(j) == nf[j]);  // 1.0: exact in bf16
+      for (std::size_t j = 0; j < nf.size(); ++j)
+        CHECK(w.norm_f(j) == nf[j]);  // 1.0: exact in bf16
       const auto fc = test::host_floats(ps.at("model.layers.1.mixer.fc.weight").value);
       const int e = cfg.d_inner(), d = cfg.d_model;
       for (int r = 0; r < e; r += 7)
@@ -89,10 +93,12 @@ TEST_CASE("training checkpoint: Model::load reads the saved model", "[train]") {
           CHECK(w.layers[1].mixer.fc_x.w(r, c) == (dtype == io::StDType::BF16 ? bf16_round(x) : x));
           CHECK(w.layers[1].mixer.fc_g.w(r, c) == (dtype == io::StDType::BF16 ? bf16_round(g) : g));
         }
-      const auto gb = test::host_floats(ps.at("model.layers.0.mixer.inner_mixer.mem_gate_proj.bias").value);
+      const auto gb =
+          test::host_floats(ps.at("model.layers.0.mixer.inner_mixer.mem_gate_proj.bias").value);
       const int n = cfg.mem_size();
       for (int j = 0; j < n; ++j) {
-        CHECK(w.layers[0].mixer.mem_s.b(j) == (dtype == io::StDType::BF16 ? bf16_round(gb[j]) : gb[j]));
+        CHECK(w.layers[0].mixer.mem_s.b(j) ==
+              (dtype == io::StDType::BF16 ? bf16_round(gb[j]) : gb[j]));
         CHECK(w.layers[0].mixer.mem_t.b(j) ==
               (dtype == io::StDType::BF16 ? bf16_round(gb[n + j]) : gb[n + j]));
       }
@@ -116,7 +122,8 @@ TEST_CASE("training checkpoint: resume is bit-identical", "[train]") {
     run_steps(a, opt_a, grads, 0, 3);
 
     test::TempDir dir("resume");
-    const nlohmann::json extra = {{"seed", rng.seed}, {"data_position", 12345},
+    const nlohmann::json extra = {{"seed", rng.seed},
+                                  {"data_position", 12345},
                                   {"schedule", {{"max_lr", 1e-2}, {"warmup", 0}}}};
     train::save_training_checkpoint(dir.path, cfg, a, opt_a, 3, extra);  // bf16 model file
     run_steps(a, opt_a, grads, 3, 3);
@@ -155,7 +162,9 @@ TEST_CASE("training checkpoint: broken or missing files name the file", "[train]
   auto q = train::make_parameters<Space>(cfg, {0.02, 99});
   train::AdamW<Space> opt_q(q);
   const auto q_before = test::host_floats(q[0].value);
-  auto load = [&](const fs::path& p) { return [&, p] { train::load_training_checkpoint(p, q, opt_q); }; };
+  auto load = [&](const fs::path& p) {
+    return [&, p] { train::load_training_checkpoint(p, q, opt_q); };
+  };
 
   SECTION("the checkpoint loads") {
     auto d = fresh();
@@ -164,8 +173,8 @@ TEST_CASE("training checkpoint: broken or missing files name the file", "[train]
     return;
   }
   SECTION("missing files") {
-    for (const char* f : {"optimizer.safetensors", "model.safetensors", "trainer_state.json",
-                          "config.json"}) {
+    for (const char* f :
+         {"optimizer.safetensors", "model.safetensors", "trainer_state.json", "config.json"}) {
       auto d = fresh();
       fs::remove(d->path / f);
       const std::string msg = message_of(load(d->path));
@@ -174,8 +183,8 @@ TEST_CASE("training checkpoint: broken or missing files name the file", "[train]
     }
   }
   SECTION("truncated or corrupt files") {
-    for (const char* f : {"optimizer.safetensors", "model.safetensors", "trainer_state.json",
-                          "config.json"}) {
+    for (const char* f :
+         {"optimizer.safetensors", "model.safetensors", "trainer_state.json", "config.json"}) {
       auto d = fresh();
       const auto size = fs::file_size(d->path / f);
       fs::resize_file(d->path / f, size / 2);
@@ -198,7 +207,8 @@ TEST_CASE("training checkpoint: broken or missing files name the file", "[train]
     auto d = fresh();
     auto other = train::make_parameters<Space>(test::tiny_train_config(true, false));
     train::AdamW<Space> opt_o(other);
-    const std::string msg = message_of([&] { train::load_training_checkpoint(d->path, other, opt_o); });
+    const std::string msg =
+        message_of([&] { train::load_training_checkpoint(d->path, other, opt_o); });
     INFO(msg);
     CHECK(msg.find("config.json") != std::string::npos);
   }

@@ -1,10 +1,11 @@
 // Shared helpers of the train tests: small configs, host <-> device copies of parameters.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "../ops/op_test_util.hpp"

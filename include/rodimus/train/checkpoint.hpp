@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -38,8 +39,8 @@ struct SaveOptions {
 
 /// What load_training_checkpoint returns besides the restored tensors.
 struct TrainingState {
-  std::int64_t step = 0;        ///< the `step` passed to save_training_checkpoint
-  nlohmann::json extra;         ///< the `extra` object passed to save (null when none)
+  std::int64_t step = 0;  ///< the `step` passed to save_training_checkpoint
+  nlohmann::json extra;   ///< the `extra` object passed to save (null when none)
   io::StDType model_dtype = io::StDType::BF16;  ///< dtype of model.safetensors
 };
 
@@ -55,8 +56,8 @@ std::vector<float> to_host(const V& v) {
 
 template <class V>
 void from_host(const V& v, const float* h) {
-  Kokkos::deep_copy(v, Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
-                           h, v.extent(0)));
+  Kokkos::deep_copy(
+      v, Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(h, v.extent(0)));
 }
 
 /// Writes `text` to `path` through `path.tmp` and a rename, so a crash leaves no torn file.
@@ -83,17 +84,25 @@ inline void write_safetensors_atomic(const std::filesystem::path& path,
   if (ec) throw CheckpointError("cannot rename " + tmp.string() + ": " + ec.message());
 }
 
-/// config.json of `cfg` as written into a checkpoint: the published keys plus torch_dtype.
-inline nlohmann::json checkpoint_config_json(const ModelConfig& cfg, io::StDType dtype) {
+/// config.json of `cfg` as written into a checkpoint: the published keys (io::config_to_json),
+/// plus the training keys the published configs carry: torch_dtype, initializer_range and the
+/// no_weight_decay_on_{bias,embedding,norm} flags (true: the convention of train::decays).
+inline nlohmann::json checkpoint_config_json(const ModelConfig& cfg, io::StDType dtype,
+                                             double init_std) {
   auto j = io::config_to_json(cfg);
   j["torch_dtype"] = dtype == io::StDType::BF16 ? "bfloat16" : "float32";
+  j["initializer_range"] = init_std;
+  j["no_weight_decay_on_bias"] = true;
+  j["no_weight_decay_on_embedding"] = true;
+  j["no_weight_decay_on_norm"] = true;
   return j;
 }
 
 }  // namespace detail
 
 /// Writes a training checkpoint into `dir` (created when missing; files replaced):
-/// - `config.json`: `cfg` in the published keys (io::config_to_json) plus `torch_dtype`;
+/// - `config.json`: `cfg` in the published keys (io::config_to_json) plus `torch_dtype`,
+///   `initializer_range` and the `no_weight_decay_on_*` flags;
 /// - `model.safetensors`: every parameter under its SPEC 6 name, as `opt.model_dtype` (BF16,
 ///   round to nearest even, or F32): loadable by Model::load and by the authors' release;
 /// - `optimizer.safetensors`: per parameter `<name>.master` (fp32 master weights, so resuming is
@@ -132,7 +141,8 @@ void save_training_checkpoint(const std::filesystem::path& dir, const ModelConfi
     v[i] = detail::to_host(optimizer.exp_avg_sq(i));
     if (opt.model_dtype == io::StDType::BF16) {
       half[i].resize(master[i].size());
-      for (std::size_t j = 0; j < half[i].size(); ++j) half[i][j] = from_f32<bf16>(master[i][j]).bits;
+      for (std::size_t j = 0; j < half[i].size(); ++j)
+        half[i][j] = from_f32<bf16>(master[i][j]).bits;
     }
   }
   std::vector<io::TensorWrite> model, state;
@@ -146,25 +156,25 @@ void save_training_checkpoint(const std::filesystem::path& dir, const ModelConfi
     state.push_back({p.name + ".exp_avg_sq", io::StDType::F32, p.shape, v[i].data()});
   }
   detail::write_safetensors_atomic(dir / model_file_name, model, {{"format", "pt"}});
-  detail::write_safetensors_atomic(dir / optimizer_file_name, state,
-                                   {{"format", "rodimus-adamw"},
-                                    {"step", std::to_string(optimizer.step_count())}});
-  detail::write_text_atomic(dir / config_file_name,
-                            detail::checkpoint_config_json(cfg, opt.model_dtype).dump(2) + "\n");
+  detail::write_safetensors_atomic(
+      dir / optimizer_file_name, state,
+      {{"format", "rodimus-adamw"}, {"step", std::to_string(optimizer.step_count())}});
+  detail::write_text_atomic(
+      dir / config_file_name,
+      detail::checkpoint_config_json(cfg, opt.model_dtype, params.init_std()).dump(2) + "\n");
   const auto& oc = optimizer.config();
-  nlohmann::json ts = {
-      {"format", trainer_state_format},
-      {"step", step},
-      {"model_dtype", std::string(io::st_dtype_name(opt.model_dtype))},
-      {"optimizer",
-       {{"type", "AdamW"},
-        {"step", optimizer.step_count()},
-        {"lr", oc.lr},
-        {"beta1", oc.beta1},
-        {"beta2", oc.beta2},
-        {"eps", oc.eps},
-        {"weight_decay", oc.weight_decay}}},
-      {"extra", extra}};
+  nlohmann::json ts = {{"format", trainer_state_format},
+                       {"step", step},
+                       {"model_dtype", std::string(io::st_dtype_name(opt.model_dtype))},
+                       {"optimizer",
+                        {{"type", "AdamW"},
+                         {"step", optimizer.step_count()},
+                         {"lr", oc.lr},
+                         {"beta1", oc.beta1},
+                         {"beta2", oc.beta2},
+                         {"eps", oc.eps},
+                         {"weight_decay", oc.weight_decay}}},
+                       {"extra", extra}};
   detail::write_text_atomic(dir / trainer_state_file_name, ts.dump(2) + "\n");
 }
 
@@ -200,8 +210,8 @@ TrainingState load_training_checkpoint(const std::filesystem::path& dir,
   std::int64_t opt_step = 0;
   try {
     if (!ts.is_object() || ts.value("format", std::string()) != trainer_state_format)
-      throw fail(ts_file, std::string("not a trainer state (format is not '") +
-                              trainer_state_format + "')");
+      throw fail(ts_file,
+                 std::string("not a trainer state (format is not '") + trainer_state_format + "')");
     out.step = ts.at("step").get<std::int64_t>();
     out.extra = ts.value("extra", nlohmann::json());
     const auto dt = io::parse_st_dtype(ts.at("model_dtype").get<std::string>());
@@ -228,7 +238,8 @@ TrainingState load_training_checkpoint(const std::filesystem::path& dir,
     throw CheckpointError(std::string("training checkpoint: ") + e.what());
   }
   if (io::config_to_json(cfg) != io::config_to_json(params.config()))
-    throw fail(dir / config_file_name, "describes another model than the parameters were built for");
+    throw fail(dir / config_file_name,
+               "describes another model than the parameters were built for");
 
   // model.safetensors: present, and every tensor named and shaped as published.
   {

@@ -31,9 +31,9 @@ struct Parameter {
   std::string name;
   std::vector<std::int64_t> shape;
   TensorRole role = TensorRole::Matrix;
-  bool decay = false;          ///< true for matrices (linear and conv weights) only
-  View1<float, Space> value;   ///< [numel] master weights
-  View1<float, Space> grad;    ///< [numel] gradient (accumulated by the backward ops)
+  bool decay = false;         ///< true for matrices (linear and conv weights) only
+  View1<float, Space> value;  ///< [numel] master weights
+  View1<float, Space> grad;   ///< [numel] gradient (accumulated by the backward ops)
 
   std::int64_t numel() const { return static_cast<std::int64_t>(value.extent(0)); }
   /// shape[0], and the product of the trailing dims (1 for a vector).
@@ -52,20 +52,22 @@ struct Parameter {
 /// Is weight decay applied to a tensor of this role? Only matrices: linear weights, the LM head
 /// and the ShortConv kernel. Not embeddings, norm weights, biases, the residual weight
 /// (the release marks it `_no_weight_decay`) or the gate bias (issue 6).
-constexpr bool decays(TensorRole r) { return r == TensorRole::Matrix || r == TensorRole::ConvWeight; }
+constexpr bool decays(TensorRole r) {
+  return r == TensorRole::Matrix || r == TensorRole::ConvWeight;
+}
 
 /// How make_parameters initialises the weights.
 struct InitOptions {
-  double std = 0.02;        ///< matrices and embeddings ~ N(0, std) (config `initializer_range`)
-  std::uint64_t seed = 0;   ///< the host generator's seed; the same seed gives the same weights
+  double std = 0.02;       ///< matrices and embeddings ~ N(0, std) (config `initializer_range`)
+  std::uint64_t seed = 0;  ///< the host generator's seed; the same seed gives the same weights
 };
 
 /// The config.json key `initializer_range` of `file_or_dir` (a directory means its
 /// config.json), or `fallback` when the key is absent. Throws ConfigError naming the file.
 inline double initializer_range(const std::filesystem::path& file_or_dir, double fallback = 0.02) {
   std::error_code ec;
-  const auto file = std::filesystem::is_directory(file_or_dir, ec) ? file_or_dir / "config.json"
-                                                                   : file_or_dir;
+  const auto file =
+      std::filesystem::is_directory(file_or_dir, ec) ? file_or_dir / "config.json" : file_or_dir;
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ConfigError(file.string() + ": cannot open the config file");
   std::ostringstream ss;
@@ -74,7 +76,8 @@ inline double initializer_range(const std::filesystem::path& file_or_dir, double
     const auto j = nlohmann::json::parse(ss.str());
     const auto it = j.find("initializer_range");
     if (it == j.end() || it->is_null()) return fallback;
-    if (!it->is_number()) throw ConfigError(file.string() + ": 'initializer_range' is not a number");
+    if (!it->is_number())
+      throw ConfigError(file.string() + ": 'initializer_range' is not a number");
     return it->get<double>();
   } catch (const nlohmann::json::exception& e) {
     throw ConfigError(file.string() + ": " + e.what());
@@ -89,10 +92,12 @@ class ParameterSet {
   using execution_space = Space;
 
   ParameterSet() = default;
-  ParameterSet(const ModelConfig& cfg, std::vector<Parameter<Space>> params)
-      : cfg_(cfg), params_(std::move(params)) {}
+  ParameterSet(const ModelConfig& cfg, std::vector<Parameter<Space>> params, double init_std = 0.02)
+      : cfg_(cfg), params_(std::move(params)), init_std_(init_std) {}
 
   const ModelConfig& config() const { return cfg_; }
+  /// The std the matrices were initialised with (written as config.json's initializer_range).
+  double init_std() const { return init_std_; }
   std::size_t size() const { return params_.size(); }
   Parameter<Space>& operator[](std::size_t i) { return params_[i]; }
   const Parameter<Space>& operator[](std::size_t i) const { return params_[i]; }
@@ -134,6 +139,7 @@ class ParameterSet {
  private:
   ModelConfig cfg_;
   std::vector<Parameter<Space>> params_;
+  double init_std_ = 0.02;
 };
 
 namespace detail {
@@ -230,13 +236,13 @@ ParameterSet<Space> make_parameters(const ModelConfig& cfg, const InitOptions& o
     p.grad = View1<float, Space>(t.name + ".grad", std::size_t(t.numel()));
     std::vector<float> h(std::size_t(t.numel()));
     detail::init_tensor(t, opt.std, cfg.d_conv(), src, h);
-    Kokkos::deep_copy(Space(), p.value,
-                      Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
-                          h.data(), h.size()));
+    Kokkos::deep_copy(
+        Space(), p.value,
+        Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(h.data(), h.size()));
     Space().fence();
     params.push_back(std::move(p));
   }
-  return ParameterSet<Space>(cfg, std::move(params));
+  return ParameterSet<Space>(cfg, std::move(params), opt.std);
 }
 
 /// Copies every tensor of `ckpt` (any float dtype, checked by name and shape) into the master
@@ -248,9 +254,9 @@ void load_parameters(const io::Checkpoint& ckpt, ParameterSet<Space>& params) {
   for (auto& p : params) {
     h.resize(std::size_t(p.numel()));
     ckpt.read<float>(p.name, std::span<const std::int64_t>(p.shape), h.data());
-    Kokkos::deep_copy(Space(), p.value,
-                      Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
-                          h.data(), h.size()));
+    Kokkos::deep_copy(
+        Space(), p.value,
+        Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(h.data(), h.size()));
     Space().fence();
   }
 }
@@ -259,8 +265,9 @@ void load_parameters(const io::Checkpoint& ckpt, ParameterSet<Space>& params) {
 template <class Space>
 std::vector<float> download_value(const Parameter<Space>& p) {
   std::vector<float> h(std::size_t(p.numel()));
-  Kokkos::deep_copy(Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(h.data(), h.size()),
-                    p.value);
+  Kokkos::deep_copy(
+      Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(h.data(), h.size()),
+      p.value);
   return h;
 }
 

@@ -1,9 +1,9 @@
 // The learning-rate schedule: linear warm-up, then cosine decay to a floor.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <numbers>
-#include <cmath>
 
 namespace rodimus::train {
 
