@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -154,6 +155,31 @@ TEST_CASE("safetensors round trip F32 / F16 / BF16 / I64 in memory and on disk",
     SafetensorsFile h;
     h = std::move(g);
     check(h);
+  }
+  SECTION("streamed one tensor at a time: the same bytes") {
+    TempDir dir;
+    const auto path = dir.path / "s.safetensors";
+    std::vector<TensorWrite> bare = ws;
+    for (auto& w : bare) w.data = nullptr;  // ignored: data_of gives the bytes
+    std::vector<std::size_t> asked;
+    write_safetensors_streamed(
+        path, bare,
+        [&](std::size_t i) {
+          asked.push_back(i);
+          return ws[i].data;
+        },
+        meta);
+    CHECK(asked == std::vector<std::size_t>{0, 1, 2, 3, 4, 5});
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    REQUIRE(bytes.size() == img.size());
+    CHECK(std::memcmp(bytes.data(), img.data(), img.size()) == 0);
+    check(SafetensorsFile::open(path));
+    CHECK_THROWS_AS(write_safetensors_streamed(path, bare, [](std::size_t) { return nullptr; }),
+                    CheckpointError);  // non-empty tensor without data
+    CHECK_THROWS_AS(write_safetensors_streamed("/nonexistent-dir/x.safetensors", bare,
+                                               [&](std::size_t i) { return ws[i].data; }),
+                    CheckpointError);
   }
 }
 

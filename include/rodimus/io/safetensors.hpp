@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -425,22 +426,29 @@ struct TensorWrite {
   const void* data = nullptr;
 };
 
-/// Serialises tensors (data in the given order) and string metadata into a safetensors image.
-/// The header is padded with spaces to a multiple of 8 bytes. Throws CheckpointError for a
-/// duplicate or reserved name, a negative dimension, or null data of non-zero size.
-inline std::vector<std::byte> serialize_safetensors(
-    std::span<const TensorWrite> tensors, const std::map<std::string, std::string>& metadata = {}) {
-  auto fail = [](const std::string& what) {
-    return CheckpointError("serialize_safetensors: " + what);
-  };
+namespace detail {
+
+/// The header of a safetensors file (padded with spaces to a multiple of 8 bytes) and each
+/// tensor's byte size. Errors are CheckpointErrors prefixed by `who`; `need_data` also rejects
+/// null data of non-zero size.
+struct SafetensorsLayout {
+  std::string header;
+  std::vector<std::size_t> sizes;
+  std::uint64_t data_bytes = 0;
+};
+
+inline SafetensorsLayout safetensors_layout(std::span<const TensorWrite> tensors,
+                                            const std::map<std::string, std::string>& metadata,
+                                            const std::string& who, bool need_data) {
+  auto fail = [&](const std::string& what) { return CheckpointError(who + what); };
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) {
     nlohmann::json m = nlohmann::json::object();
     for (const auto& [k, v] : metadata) m[k] = v;
     header["__metadata__"] = std::move(m);
   }
-  std::vector<std::size_t> sizes;
-  sizes.reserve(tensors.size());
+  SafetensorsLayout out;
+  out.sizes.reserve(tensors.size());
   std::uint64_t offset = 0;
   for (const auto& t : tensors) {
     if (t.name == "__metadata__") throw fail("tensor name '__metadata__' is reserved");
@@ -454,32 +462,83 @@ inline std::vector<std::byte> serialize_safetensors(
     std::int64_t nbytes = 0;
     if (!detail::checked_mul(numel, static_cast<std::int64_t>(st_dtype_size(t.dtype)), nbytes))
       throw fail("tensor " + detail::quoted(t.name) + " is too large");
-    if (nbytes > 0 && t.data == nullptr)
+    if (need_data && nbytes > 0 && t.data == nullptr)
       throw fail("tensor " + detail::quoted(t.name) + " has no data");
     header[t.name] = {{"dtype", std::string(st_dtype_name(t.dtype))},
                       {"shape", t.shape},
                       {"data_offsets", {offset, offset + static_cast<std::uint64_t>(nbytes)}}};
     offset += static_cast<std::uint64_t>(nbytes);
-    sizes.push_back(static_cast<std::size_t>(nbytes));
+    out.sizes.push_back(static_cast<std::size_t>(nbytes));
   }
-  std::string text;
   try {
-    text = header.dump();
+    out.header = header.dump();
   } catch (const nlohmann::json::exception& e) {
     throw fail(std::string("cannot encode header: ") + e.what());  // e.g. a name not UTF-8
   }
-  text.append((8 - text.size() % 8) % 8, ' ');
+  out.header.append((8 - out.header.size() % 8) % 8, ' ');
+  out.data_bytes = offset;
+  return out;
+}
 
-  std::vector<std::byte> out(8 + text.size() + offset);
-  std::uint64_t n = text.size();
-  for (std::size_t i = 0; i < 8; ++i) out[i] = static_cast<std::byte>((n >> (8 * i)) & 0xffu);
+/// The 8-byte little-endian header length that opens a safetensors file.
+inline void store_le_u64(std::uint64_t n, std::byte* p) {
+  for (std::size_t i = 0; i < 8; ++i) p[i] = static_cast<std::byte>((n >> (8 * i)) & 0xffu);
+}
+
+}  // namespace detail
+
+/// Serialises tensors (data in the given order) and string metadata into a safetensors image.
+/// The header is padded with spaces to a multiple of 8 bytes. Throws CheckpointError for a
+/// duplicate or reserved name, a negative dimension, or null data of non-zero size.
+inline std::vector<std::byte> serialize_safetensors(
+    std::span<const TensorWrite> tensors, const std::map<std::string, std::string>& metadata = {}) {
+  const auto layout =
+      detail::safetensors_layout(tensors, metadata, "serialize_safetensors: ", true);
+  const std::string& text = layout.header;
+  std::vector<std::byte> out(8 + text.size() + layout.data_bytes);
+  detail::store_le_u64(text.size(), out.data());
   std::memcpy(out.data() + 8, text.data(), text.size());
   std::byte* p = out.data() + 8 + text.size();
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    if (sizes[i]) std::memcpy(p, tensors[i].data, sizes[i]);
-    p += sizes[i];
+    if (layout.sizes[i]) std::memcpy(p, tensors[i].data, layout.sizes[i]);
+    p += layout.sizes[i];
   }
   return out;
+}
+
+/// Writes the same file as write_safetensors, one tensor at a time: the `data` members of
+/// `tensors` are ignored and `data_of(i)` gives tensor i's bytes instead (called once per
+/// tensor, in order; the pointer must stay valid until the next call). Only one tensor's bytes
+/// need to be in memory, for checkpoints larger than the host's memory would hold twice.
+/// Throws CheckpointError naming the path on bad tensors or I/O failure.
+inline void write_safetensors_streamed(const std::filesystem::path& path,
+                                       std::span<const TensorWrite> tensors,
+                                       const std::function<const void*(std::size_t)>& data_of,
+                                       const std::map<std::string, std::string>& metadata = {}) {
+  const std::string who = "cannot write safetensors file '" + path.string() + "': ";
+  const auto layout = detail::safetensors_layout(tensors, metadata, who, false);
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) throw CheckpointError(who + std::strerror(errno));
+  auto put = [&](const void* p, std::size_t n) {
+    if (n && std::fwrite(p, 1, n, f) != n) {
+      const int err = errno;
+      std::fclose(f);
+      throw CheckpointError(who + std::strerror(err));
+    }
+  };
+  std::byte len[8];
+  detail::store_le_u64(layout.header.size(), len);
+  put(len, 8);
+  put(layout.header.data(), layout.header.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const void* p = data_of(i);
+    if (layout.sizes[i] && !p) {
+      std::fclose(f);
+      throw CheckpointError(who + "tensor " + detail::quoted(tensors[i].name) + " has no data");
+    }
+    put(p, layout.sizes[i]);
+  }
+  if (std::fclose(f) != 0) throw CheckpointError(who + std::strerror(errno));
 }
 
 /// Writes a safetensors file (see serialize_safetensors); throws CheckpointError on I/O failure.

@@ -65,7 +65,7 @@ class AdamW {
     const float b1 = float(cfg_.beta1), b2 = float(cfg_.beta2);
     const float c1 = float(1.0 - cfg_.beta1), c2 = float(1.0 - cfg_.beta2);
     const float step_size = float(lr / bc1);
-    const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
+    const float sqrt_bc2 = float(std::sqrt(bc2));
     const float eps = float(cfg_.eps);
     for (std::size_t i = 0; i < m_.size(); ++i) {
       auto& p = params[i];
@@ -83,8 +83,9 @@ class AdamW {
             const float vj = b2 * v(j) + c2 * gj * gj;
             m(j) = mj;
             v(j) = vj;
-            const float denom = ::rodimus::detail::kmath::sqrt(vj) * inv_sqrt_bc2 + eps;
-            w(j) = w(j) * keep - step_size * mj / denom;
+            // the operation order of torch's _single_tensor_adamw
+            const float denom = ::rodimus::detail::kmath::sqrt(vj) / sqrt_bc2 + eps;
+            w(j) = w(j) * keep - step_size * (mj / denom);
           });
     }
   }

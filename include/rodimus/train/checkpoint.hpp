@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -74,11 +75,13 @@ inline void write_text_atomic(const std::filesystem::path& path, const std::stri
   if (ec) throw CheckpointError("cannot rename " + tmp.string() + ": " + ec.message());
 }
 
+/// Streams a safetensors file to `path.tmp` (io::write_safetensors_streamed), then renames it.
 inline void write_safetensors_atomic(const std::filesystem::path& path,
                                      const std::vector<io::TensorWrite>& tensors,
+                                     const std::function<const void*(std::size_t)>& data_of,
                                      const std::map<std::string, std::string>& metadata) {
   const auto tmp = std::filesystem::path(path.string() + ".tmp");
-  io::write_safetensors(tmp, tensors, metadata);
+  io::write_safetensors_streamed(tmp, tensors, data_of, metadata);
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) throw CheckpointError("cannot rename " + tmp.string() + ": " + ec.message());
@@ -131,33 +134,36 @@ void save_training_checkpoint(const std::filesystem::path& dir, const ModelConfi
   if (ec) throw CheckpointError("cannot create " + dir.string() + ": " + ec.message());
   Space().fence();
 
-  // Host copies: masters, moments, and the bf16 model image.
-  const std::size_t np = params.size();
-  std::vector<std::vector<float>> master(np), m(np), v(np);
-  std::vector<std::vector<std::uint16_t>> half(np);
-  for (std::size_t i = 0; i < np; ++i) {
-    master[i] = detail::to_host(params[i].value);
-    m[i] = detail::to_host(optimizer.exp_avg(i));
-    v[i] = detail::to_host(optimizer.exp_avg_sq(i));
-    if (opt.model_dtype == io::StDType::BF16) {
-      half[i].resize(master[i].size());
-      for (std::size_t j = 0; j < half[i].size(); ++j)
-        half[i][j] = from_f32<bf16>(master[i][j]).bits;
-    }
-  }
+  // One tensor at a time on the host: a device-to-host copy, then (bf16) a conversion.
+  const bool bf = opt.model_dtype == io::StDType::BF16;
+  std::vector<float> host;
+  std::vector<std::uint16_t> half;
   std::vector<io::TensorWrite> model, state;
-  for (std::size_t i = 0; i < np; ++i) {
-    const auto& p = params[i];
-    model.push_back({p.name, opt.model_dtype, p.shape,
-                     opt.model_dtype == io::StDType::BF16 ? static_cast<const void*>(half[i].data())
-                                                          : master[i].data()});
-    state.push_back({p.name + ".master", io::StDType::F32, p.shape, master[i].data()});
-    state.push_back({p.name + ".exp_avg", io::StDType::F32, p.shape, m[i].data()});
-    state.push_back({p.name + ".exp_avg_sq", io::StDType::F32, p.shape, v[i].data()});
+  for (const auto& p : params) {
+    model.push_back({p.name, opt.model_dtype, p.shape, nullptr});
+    state.push_back({p.name + ".master", io::StDType::F32, p.shape, nullptr});
+    state.push_back({p.name + ".exp_avg", io::StDType::F32, p.shape, nullptr});
+    state.push_back({p.name + ".exp_avg_sq", io::StDType::F32, p.shape, nullptr});
   }
-  detail::write_safetensors_atomic(dir / model_file_name, model, {{"format", "pt"}});
+  detail::write_safetensors_atomic(dir / model_file_name, model,
+                                   [&](std::size_t i) -> const void* {
+                                     host = detail::to_host(params[i].value);
+                                     if (!bf) return host.data();
+                                     half.resize(host.size());
+                                     for (std::size_t j = 0; j < half.size(); ++j)
+                                       half[j] = from_f32<bf16>(host[j]).bits;
+                                     return half.data();
+                                   },
+                                   {{"format", "pt"}});
   detail::write_safetensors_atomic(
       dir / optimizer_file_name, state,
+      [&](std::size_t k) -> const void* {
+        const std::size_t i = k / 3;
+        host = detail::to_host(k % 3 == 0   ? params[i].value
+                               : k % 3 == 1 ? optimizer.exp_avg(i)
+                                            : optimizer.exp_avg_sq(i));
+        return host.data();
+      },
       {{"format", "rodimus-adamw"}, {"step", std::to_string(optimizer.step_count())}});
   detail::write_text_atomic(
       dir / config_file_name,
