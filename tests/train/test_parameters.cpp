@@ -41,6 +41,16 @@ TEST_CASE("make_parameters: names, shapes and decay flags", "[train]") {
       CHECK(ps.at("model.layers.1.mixer.inner_mixer.mem_gate_proj.bias").shape ==
             std::vector<std::int64_t>{16});
       CHECK_THROWS_AS(ps.at("no.such.tensor"), ArgumentError);
+      // row blocks and slices alias the flat views
+      const auto g = fc.grad_rows(64, 64);
+      CHECK(g.data() == fc.grad.data() + 64 * 32);
+      CHECK(g.extent(0) == 64);
+      CHECK(fc.value_rows(0, 64).data() == fc.value.data());
+      const auto& gb = ps.at("model.layers.0.mixer.inner_mixer.mem_gate_proj.bias");
+      CHECK(gb.grad_slice(8, 8).data() == gb.grad.data() + 8);
+      CHECK(gb.value_slice(0, 8).extent(0) == 8);
+      CHECK_THROWS_AS(fc.grad_rows(100, 64), ArgumentError);
+      CHECK_THROWS_AS(gb.value_slice(9, 8), ArgumentError);
     }
 }
 

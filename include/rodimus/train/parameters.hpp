@@ -47,6 +47,36 @@ struct Parameter {
   View2<float, Space> grad_matrix() const {
     return View2<float, Space>(grad.data(), std::size_t(rows()), std::size_t(cols()));
   }
+  /// Rows [row0, row0 + count) of value_matrix() / grad_matrix(): the halves of a fused weight
+  /// (`mixer.fc.weight` rows [0, E) = W_x, [E, 2E) = W_g), as bind_weights splits them.
+  View2<float, Space> value_rows(std::int64_t row0, std::int64_t count) const {
+    check_range(row0, count, rows(), "value_rows");
+    return View2<float, Space>(value.data() + row0 * cols(), std::size_t(count),
+                               std::size_t(cols()));
+  }
+  View2<float, Space> grad_rows(std::int64_t row0, std::int64_t count) const {
+    check_range(row0, count, rows(), "grad_rows");
+    return View2<float, Space>(grad.data() + row0 * cols(), std::size_t(count),
+                               std::size_t(cols()));
+  }
+  /// Elements [begin, begin + count) of value / grad: the halves of a fused bias
+  /// (`mem_gate_proj.bias` [0, n) = selection, [n, 2n) = temperature).
+  View1<float, Space> value_slice(std::int64_t begin, std::int64_t count) const {
+    check_range(begin, count, numel(), "value_slice");
+    return View1<float, Space>(value.data() + begin, std::size_t(count));
+  }
+  View1<float, Space> grad_slice(std::int64_t begin, std::int64_t count) const {
+    check_range(begin, count, numel(), "grad_slice");
+    return View1<float, Space>(grad.data() + begin, std::size_t(count));
+  }
+
+ private:
+  void check_range(std::int64_t begin, std::int64_t count, std::int64_t size,
+                   const char* what) const {
+    if (begin < 0 || count < 0 || begin + count > size)
+      throw ArgumentError(name + ": " + what + "(" + std::to_string(begin) + ", " +
+                          std::to_string(count) + ") is outside [0, " + std::to_string(size) + ")");
+  }
 };
 
 /// Is weight decay applied to a tensor of this role? Only matrices: linear weights, the LM head
