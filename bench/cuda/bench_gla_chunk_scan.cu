@@ -23,20 +23,11 @@
 #include <vector>
 
 #include "rodimus/backend/cuda/gla_chunk_scan.cuh"
+#include "../../tests/cuda/cuda_util.hpp"
 
 namespace {
 
 namespace rc = rodimus::backend::cuda;
-
-#define CHECK_CUDA(call)                                                 \
-  do {                                                                   \
-    const cudaError_t err_ = (call);                                     \
-    if (err_ != cudaSuccess) {                                           \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, \
-                   cudaGetErrorString(err_));                            \
-      std::exit(2);                                                      \
-    }                                                                    \
-  } while (0)
 
 constexpr double kPeakBf16 = 989e12;  // H100/H200 SXM dense bf16, datasheet
 

@@ -148,10 +148,13 @@ inline float exp2_approx(float x) {
 #define RODIMUS_CUDA_HOST_EMULATION 1
 #include "rodimus/backend/cuda/gla_chunk_scan.cuh"
 #include "rodimus/reference/gla_scan.hpp"
+#include "cuda_util.hpp"
 
 namespace {
 
 namespace rd = rodimus::backend::cuda::detail;
+using rodimus::cuda_test::from_float;
+using rodimus::cuda_test::to_double;
 
 // Runs the kernel over the grid (E / TE, B), one block at a time.
 template <int N, int C, int TE, class Tin, class Tout, rodimus::backend::cuda::ScanPrecision P>
@@ -177,24 +180,6 @@ void emulate(const Tin* q, const Tin* k, const float* a, const Tin* u, float* st
         });
       for (auto& th : threads) th.join();
     }
-}
-
-template <class T>
-T from_float(float x) {
-  if constexpr (std::is_same_v<T, float>) {
-    return x;
-  } else {
-    return __float2bfloat16_rn(x);
-  }
-}
-
-template <class T>
-double to_double(T x) {
-  if constexpr (std::is_same_v<T, float>) {
-    return x;
-  } else {
-    return static_cast<double>(__bfloat162float(x));
-  }
 }
 
 template <int N, int C, int TE, class Tin, class Tout,

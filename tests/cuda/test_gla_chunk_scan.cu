@@ -29,47 +29,14 @@
 
 #include "rodimus/backend/cuda/gla_chunk_scan.cuh"
 #include "rodimus/reference/gla_scan.hpp"
+#include "cuda_util.hpp"
 
 namespace {
 
 namespace rc = rodimus::backend::cuda;
-
-#define CHECK_CUDA(call)                                                 \
-  do {                                                                   \
-    const cudaError_t err_ = (call);                                     \
-    if (err_ != cudaSuccess) {                                           \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, \
-                   cudaGetErrorString(err_));                            \
-      std::exit(2);                                                      \
-    }                                                                    \
-  } while (0)
-
-template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(std::size_t count) { CHECK_CUDA(cudaMalloc(&ptr, count * sizeof(T) + 16)); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() { cudaFree(ptr); }
-};
-
-template <class T>
-T from_float(float x) {
-  if constexpr (std::is_same_v<T, float>) {
-    return x;
-  } else {
-    return __float2bfloat16_rn(x);
-  }
-}
-
-template <class T>
-double to_double(T x) {
-  if constexpr (std::is_same_v<T, float>) {
-    return x;
-  } else {
-    return static_cast<double>(__bfloat162float(x));
-  }
-}
+using rodimus::cuda_test::DeviceBuffer;
+using rodimus::cuda_test::from_float;
+using rodimus::cuda_test::to_double;
 
 struct Case {
   std::string name;
