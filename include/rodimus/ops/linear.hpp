@@ -76,23 +76,24 @@ void linear(const Space& space, const View2<const float, Space>& x,
     }
   }
   if constexpr (is_cuda_space_v<Space>) {
-    // cuBLAS: bf16 / fp16 weights on the tensor cores, fp32 weights as an fp32 SGEMM
+    // decode-sized batches: the GEMV kernel; else cuBLAS (bf16 / fp16 weights on the tensor
+    // cores, fp32 weights as an fp32 SGEMM). The regions name them for profilers (free otherwise).
     if (x.stride(1) == 1 && y.stride(1) == 1 && lw.w.stride(1) == 1 &&
         lw.w.stride(0) == static_cast<std::size_t>(lw.in_features())) {
       namespace bc = backend::cuda;
       if (bc::gemv_supports<W>(n_tokens, lw.in_features(), x.data(),
                                static_cast<std::int64_t>(x.stride(0)), lw.w.data())) {
-        // decode-sized: one kernel streams every weight once for all tokens, fp32 activations
+        Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
         bc::gemv<W>(x.data(), x.stride(0), lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr,
                     y.data(), y.stride(0), n_tokens, lw.in_features(), lw.out_features(),
                     space.cuda_stream());
+        Kokkos::Profiling::popRegion();
         return;
       }
-      Kokkos::Profiling::pushRegion("rodimus::linear.cublas");  // for profilers; free otherwise
-      backend::cuda::cublas_linear<W>(x.data(), x.stride(0), lw.w.data(),
-                                      lw.has_bias() ? lw.b.data() : nullptr, y.data(), y.stride(0),
-                                      n_tokens, lw.in_features(), lw.out_features(),
-                                      space.cuda_stream());
+      Kokkos::Profiling::pushRegion("rodimus::linear.cublas");
+      backend::cuda::cublas_linear<W>(
+          x.data(), x.stride(0), lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
+          y.stride(0), n_tokens, lw.in_features(), lw.out_features(), space.cuda_stream());
       Kokkos::Profiling::popRegion();
       return;
     }

@@ -96,6 +96,33 @@ struct CudaWeightType<fp16> {
 }  // namespace detail
 #endif  // RODIMUS_CUDA_KERNELS
 
+/// y = x W^T on `stream` for activations already in the weight type (no conversion pass): the
+/// plain tensor-core GEMM behind cublas_linear, also timed by the roofline measurements. x: [N,
+/// in], w: [out, in], y: [N, out], all dense, device memory, fp32 accumulation and output.
+template <StorageType W>
+void cublas_gemm_rows([[maybe_unused]] const W* x, [[maybe_unused]] const W* w,
+                      [[maybe_unused]] float* y, [[maybe_unused]] int n_tokens,
+                      [[maybe_unused]] int in, [[maybe_unused]] int out,
+                      [[maybe_unused]] void* stream) {
+#if RODIMUS_CUDA_KERNELS
+  auto& ctx = detail::CudaContext::get();
+  detail::check_cublas(cublasSetStream(ctx.handle, static_cast<cudaStream_t>(stream)),
+                       "cublasSetStream");
+  const float one = 1.f, zero = 0.f;
+  if constexpr (std::is_same_v<W, float>) {
+    detail::check_cublas(cublasSgemm(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, n_tokens, in, &one,
+                                     w, in, x, in, &zero, y, out),
+                         "cublasSgemm");
+  } else {
+    constexpr cudaDataType_t kType = detail::CudaWeightType<W>::id;
+    detail::check_cublas(
+        cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, n_tokens, in, &one, w, kType, in, x,
+                     kType, in, &zero, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        "cublasGemmEx");
+  }
+#endif
+}
+
 /// y[0:N] = x[0:N] W^T + b on `stream` with cuBLAS, all pointers device memory, row-major:
 /// x: [N, in] (leading dimension ldx), w: [out, in] dense, b: [out] or null,
 /// y: [N, out] (leading dimension ldy). bf16 / fp16 weights: tensor-core GEMM on the
@@ -124,16 +151,12 @@ void cublas_linear([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_
     // are read once (decode stays at the bandwidth floor) and x keeps ~16 bits of mantissa, so
     // the result is the fp32-activation product to ~1e-5 (the host's numerics).
     using T = typename detail::CudaWeightType<W>::type;
-    constexpr cudaDataType_t kType = detail::CudaWeightType<W>::id;
     const std::int64_t nx = std::int64_t(n_tokens) * in, ny = std::int64_t(n_tokens) * out;
     auto* xs = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, 2 * nx * sizeof(T)));
     auto* ys = static_cast<float*>(ctx.scratch(detail::kScratchLinearOutput, 2 * ny * 4));
     detail::split_rows<T><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xs, n_tokens, in);
     detail::check_cuda_call(cudaGetLastError(), "splitting the activations");
-    detail::check_cublas(cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, 2 * n_tokens, in,
-                                      &one, w, kType, in, xs, kType, in, &zero, ys, CUDA_R_32F, out,
-                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                         "cublasGemmEx");
+    cublas_gemm_rows<W>(reinterpret_cast<const W*>(xs), w, ys, 2 * n_tokens, in, out, stream);
     detail::sum_halves<float><<<detail::grid_for(ny), 256, 0, s>>>(y, ldy, ys, b, n_tokens, out);
     detail::check_cuda_call(cudaGetLastError(), "summing the halves");
     return;
@@ -142,33 +165,6 @@ void cublas_linear([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_
     const std::int64_t ny = std::int64_t(n_tokens) * out;
     detail::add_bias_rows<float><<<detail::grid_for(ny), 256, 0, s>>>(y, ldy, b, n_tokens, out);
     detail::check_cuda_call(cudaGetLastError(), "adding the bias");
-  }
-#endif
-}
-
-/// y = x W^T on `stream` for activations already in the weight type (no rounding pass): the
-/// plain tensor-core GEMM, for roofline measurements. x: [N, in], w: [out, in], y: [N, out],
-/// all dense, device memory, fp32 accumulation and output.
-template <StorageType W>
-void cublas_gemm_rows([[maybe_unused]] const W* x, [[maybe_unused]] const W* w,
-                      [[maybe_unused]] float* y, [[maybe_unused]] int n_tokens,
-                      [[maybe_unused]] int in, [[maybe_unused]] int out,
-                      [[maybe_unused]] void* stream) {
-#if RODIMUS_CUDA_KERNELS
-  auto& ctx = detail::CudaContext::get();
-  detail::check_cublas(cublasSetStream(ctx.handle, static_cast<cudaStream_t>(stream)),
-                       "cublasSetStream");
-  const float one = 1.f, zero = 0.f;
-  if constexpr (std::is_same_v<W, float>) {
-    detail::check_cublas(cublasSgemm(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, n_tokens, in, &one,
-                                     w, in, x, in, &zero, y, out),
-                         "cublasSgemm");
-  } else {
-    constexpr cudaDataType_t kType = detail::CudaWeightType<W>::id;
-    detail::check_cublas(
-        cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, n_tokens, in, &one, w, kType, in, x,
-                     kType, in, &zero, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-        "cublasGemmEx");
   }
 #endif
 }
