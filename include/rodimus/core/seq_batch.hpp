@@ -82,6 +82,7 @@ class SeqBatchBuffers {
   using HostView = typename DeviceView::HostMirror;
   static void grow(DeviceView& v, HostView& h, int n, const char* label) {
     if (static_cast<int>(v.extent(0)) < n || v.extent(0) == 0) {
+      note_reallocation();
       v = DeviceView(Kokkos::view_alloc(std::string(label), Kokkos::WithoutInitializing),
                      n > 1 ? n : 1);
       h = Kokkos::create_mirror_view(v);

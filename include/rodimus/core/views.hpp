@@ -1,6 +1,7 @@
 // View aliases used across rodimus, and the shape checks public entry points run first.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -45,10 +46,25 @@ void check_extent_at_least(const V& v, int dim, std::int64_t needed, std::string
   }
 }
 
+/// Counts (re)allocations of rodimus's buffers that kernels read or write: workspaces, decode
+/// states, caches, weights, GPU scratch. A recorded CUDA graph (backend/cuda/step_graph.hpp)
+/// keeps the addresses it was recorded with and is valid only while this count is unchanged.
+inline std::atomic<std::uint64_t>& buffer_generation_counter() {
+  static std::atomic<std::uint64_t> count{0};
+  return count;
+}
+inline std::uint64_t buffer_generation() {
+  return buffer_generation_counter().load(std::memory_order_acquire);
+}
+inline void note_reallocation() {
+  buffer_generation_counter().fetch_add(1, std::memory_order_acq_rel);
+}
+
 /// Grows `v` to at least `n0 x n1` without preserving contents (no-op when big enough).
 template <class V>
 void ensure_capacity(V& v, std::size_t n0, std::size_t n1, const char* label) {
   if (v.extent(0) < n0 || v.extent(1) < n1) {
+    note_reallocation();
     v = V(Kokkos::view_alloc(std::string(label), Kokkos::WithoutInitializing),
           n0 > v.extent(0) ? n0 : v.extent(0), n1 > v.extent(1) ? n1 : v.extent(1));
   }

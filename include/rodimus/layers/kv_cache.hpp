@@ -94,6 +94,7 @@ class KvCache {
 
  private:
   View3<float, Space> alloc(const char* label, int capacity) const {
+    detail::note_reallocation();
     return View3<float, Space>(
         Kokkos::view_alloc(std::string(label), Space(), Kokkos::WithoutInitializing), slots_,
         capacity, kv_dim_);

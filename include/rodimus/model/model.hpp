@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "rodimus/backend/cuda/step_graph.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/io/checkpoint.hpp"
 #include "rodimus/io/config_json.hpp"
@@ -33,7 +34,7 @@ void final_norm_last(const Space& space, const SeqBatch<Space>& batch,
   const auto offsets = batch.offsets;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::final_norm_last"),
-      Kokkos::TeamPolicy<Space>(space, batch.num_seqs, Kokkos::AUTO),
+      team_policy(space, batch.num_seqs, row_team_size(d)),
       KOKKOS_LAMBDA(const typename Kokkos::TeamPolicy<Space>::member_type& m) {
         const int s = m.league_rank();
         const int t = offsets(s + 1) - 1;
@@ -81,6 +82,10 @@ class Workspace {
   std::vector<int> pos0;        // host: start position of each sequence of the call
   std::vector<char> slot_used;  // host: slots named by the call
   TokenBatch step;              // decode()'s batch, refilled in place
+  /// Decode steps on CUDA are recorded once and replayed as a CUDA graph (one launch instead of
+  /// ~36 per layer); set false to launch every kernel directly.
+  bool cuda_graphs = true;
+  backend::cuda::StepGraph graph;
 };
 
 /// A Rodimus or Rodimus+ model on execution space `Space` with weights stored as `W`
@@ -153,34 +158,33 @@ class Model {
     for (int s = 0; s < tokens.num_seqs(); ++s)
       ws.pos0[s] = static_cast<int>(state.position(tokens.slots[s]));
     const SeqBatch<Space> batch = ws.batch.build(tokens.lengths, ws.pos0, tokens.slots);
+    upload_ids(space, ws, tokens);
     const int nt = batch.num_tokens;
-    if (batch.max_len > 1) {
-      run<typename Policy::prefill_scan>(space, state, ws, tokens, batch, trace);
+    const int rows = mode == LogitsMode::All ? nt : tokens.num_seqs();
+    // Everything from here on only enqueues kernels (no allocation once the workspace is warm,
+    // no host synchronisation), so on CUDA a decode step can be replayed as one graph.
+    auto launch = [&] {
+      if (batch.max_len > 1) {
+        run<typename Policy::prefill_scan>(space, state, ws, batch, trace);
+      } else {
+        run<typename Policy::decode_scan>(space, state, ws, batch, trace);
+      }
+      if (mode != LogitsMode::None) logits(space, ws, batch, mode);
+    };
+    if constexpr (is_cuda_space_v<Space>) {
+      if (ws.cuda_graphs && batch.max_len == 1 && nt > 0 && mode != LogitsMode::All && !trace) {
+        const backend::cuda::StepGraphKey key{this, &state, nt, detail::buffer_generation()};
+        ws.graph.run(space.cuda_stream(), key, launch);
+      } else {
+        launch();
+      }
     } else {
-      run<typename Policy::decode_scan>(space, state, ws, tokens, batch, trace);
+      launch();
     }
+    space.fence();
     for (int s = 0; s < tokens.num_seqs(); ++s) state.advance(tokens.slots[s], tokens.lengths[s]);
     if (mode == LogitsMode::None) return {};
-    const float eps = static_cast<float>(cfg_.norm_epsilon);
-    using CV = View2<const float, Space>;
-    const int v = cfg_.vocab_size;
-    if (mode == LogitsMode::All) {
-      detail::ensure_capacity(ws.logits, nt, v, "rodimus::logits");
-      add_rms_norm(space, CV(ws.h), ws.r, weights_.norm_f, ws.blocks.hn, nt, eps,
-                   ResidualMode::AddNoStore);
-      linear(space, CV(ws.blocks.hn), weights_.lm_head, ws.logits, nt);
-      space.fence();
-      return Kokkos::subview(ws.logits, std::make_pair(0, nt), Kokkos::ALL);
-    }
-    // Last: gather the last row of each sequence, then norm + head on B rows only.
-    const int b = tokens.num_seqs();
-    detail::ensure_capacity(ws.last_hn, b, cfg_.d_model, "rodimus::last_hn");
-    detail::ensure_capacity(ws.logits, b, v, "rodimus::logits");
-    detail::final_norm_last(space, batch, View2<const float, Space>(ws.h),
-                            View2<const float, Space>(ws.r), weights_.norm_f, ws.last_hn, eps);
-    linear(space, CV(ws.last_hn), weights_.lm_head, ws.logits, b);
-    space.fence();
-    return Kokkos::subview(ws.logits, std::make_pair(0, b), Kokkos::ALL);
+    return Kokkos::subview(ws.logits, std::make_pair(0, rows), Kokkos::ALL);
   }
 
   /// Prefill: consumes whole prompts (chunked scan); returns the last token's logits per
@@ -204,16 +208,11 @@ class Model {
   }
 
  private:
-  template <class Scan>
-  void run(const Space& space, State<Space>& state, Workspace<Space>& ws, const TokenBatch& tokens,
-           const SeqBatch<Space>& batch, const TraceFn<Space>& trace) const {
-    using CV = View2<const float, Space>;
-    const int nt = batch.num_tokens;
-    const float eps = static_cast<float>(cfg_.norm_epsilon);
-    detail::ensure_capacity(ws.h, nt, cfg_.d_model, "rodimus::h");
-    detail::ensure_capacity(ws.r, nt, cfg_.d_model, "rodimus::r");
-    ws.blocks.reserve(cfg_, nt);
+  // ids of the call -> ws.ids on the device (before any kernel of the step).
+  static void upload_ids(const Space& space, Workspace<Space>& ws, const TokenBatch& tokens) {
+    const int nt = static_cast<int>(tokens.ids.size());
     if (static_cast<int>(ws.ids.extent(0)) < nt || ws.ids.extent(0) == 0) {
+      detail::note_reallocation();
       ws.ids = View1<int, Space>(
           Kokkos::view_alloc(std::string("rodimus::ids"), Kokkos::WithoutInitializing),
           nt > 1 ? nt : 1);
@@ -222,6 +221,17 @@ class Model {
     for (int t = 0; t < nt; ++t) ws.ids_host(t) = tokens.ids[t];
     Kokkos::deep_copy(space, ws.ids, ws.ids_host);
     space.fence();
+  }
+
+  template <class Scan>
+  void run(const Space& space, State<Space>& state, Workspace<Space>& ws,
+           const SeqBatch<Space>& batch, const TraceFn<Space>& trace) const {
+    using CV = View2<const float, Space>;
+    const int nt = batch.num_tokens;
+    const float eps = static_cast<float>(cfg_.norm_epsilon);
+    detail::ensure_capacity(ws.h, nt, cfg_.d_model, "rodimus::h");
+    detail::ensure_capacity(ws.r, nt, cfg_.d_model, "rodimus::r");
+    ws.blocks.reserve(cfg_, nt);
     if (nt == 0) return;
     // h = Embed[ids] * (sqrt(n) if use_scale_embedding); optional embed_norm      [N, D]
     const float scale = cfg_.use_scale_embedding ? std::sqrt(float(cfg_.mem_size())) : 1.f;
@@ -237,6 +247,29 @@ class Model {
                             trace);
       }
     }
+  }
+
+  // Final norm + LM head into ws.logits: every token (All) or the last of each sequence (Last).
+  void logits(const Space& space, Workspace<Space>& ws, const SeqBatch<Space>& batch,
+              LogitsMode mode) const {
+    using CV = View2<const float, Space>;
+    const float eps = static_cast<float>(cfg_.norm_epsilon);
+    const int v = cfg_.vocab_size, nt = batch.num_tokens;
+    if (mode == LogitsMode::All) {
+      detail::ensure_capacity(ws.logits, nt, v, "rodimus::logits");
+      if (nt == 0) return;
+      add_rms_norm(space, CV(ws.h), ws.r, weights_.norm_f, ws.blocks.hn, nt, eps,
+                   ResidualMode::AddNoStore);
+      linear(space, CV(ws.blocks.hn), weights_.lm_head, ws.logits, nt);
+      return;
+    }
+    // Last: gather the last row of each sequence, then norm + head on B rows only.
+    const int b = batch.num_seqs;
+    detail::ensure_capacity(ws.last_hn, b, cfg_.d_model, "rodimus::last_hn");
+    detail::ensure_capacity(ws.logits, b, v, "rodimus::logits");
+    detail::final_norm_last(space, batch, View2<const float, Space>(ws.h),
+                            View2<const float, Space>(ws.r), weights_.norm_f, ws.last_hn, eps);
+    linear(space, CV(ws.last_hn), weights_.lm_head, ws.logits, b);
   }
 
   void validate(const State<Space>& state, Workspace<Space>& ws, const TokenBatch& tokens) const {

@@ -207,6 +207,7 @@ class State {
   // Zero-initialised through `Space` itself, so any thread that may run `Space` can allocate.
   static View3<float, Space> alloc(const std::string& label, std::size_t a, std::size_t b,
                                    std::size_t c) {
+    detail::note_reallocation();
     return View3<float, Space>(Kokkos::view_alloc(label, Space()), a, b, c);
   }
   static auto slot_view(const View3<float, Space>& v, int b) {

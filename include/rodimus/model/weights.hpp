@@ -80,6 +80,7 @@ class WeightBinder {
     std::vector<View2<const T, Space>> out;
     std::int64_t row0 = 0;
     for (const std::int64_t rows : row_counts) {
+      detail::note_reallocation();
       View2<T, Space> v(Kokkos::view_alloc(name, Kokkos::WithoutInitializing), rows, cols);
       auto h = Kokkos::create_mirror_view(v);
       for (std::int64_t r = 0; r < rows; ++r)
@@ -102,6 +103,7 @@ class WeightBinder {
                                    std::int64_t begin = 0, std::int64_t count = -1) {
     auto host = read<float>(name, shape);
     if (count < 0) count = numel(shape) - begin;
+    detail::note_reallocation();
     View1<float, Space> v(Kokkos::view_alloc(name, Kokkos::WithoutInitializing), count);
     auto h = Kokkos::create_mirror_view(v);
     for (std::int64_t i = 0; i < count; ++i) h(i) = host[begin + i];
