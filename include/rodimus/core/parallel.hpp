@@ -8,6 +8,41 @@
 
 namespace rodimus::detail {
 
+/// The launch policies of rodimus's kernels. On GPUs they carry Kokkos' light-weight hint, so
+/// the functor travels as a kernel argument (no constant-memory copy guarded by a host-side
+/// event wait): every launch can then be recorded into a CUDA graph (step_graph.hpp).
+template <class Space>
+auto range_policy(const Space& space, std::int64_t begin, std::int64_t end) {
+  Kokkos::RangePolicy<Space> p(space, begin, end);
+  if constexpr (is_gpu_space_v<Space>)
+    return Kokkos::Experimental::require(p,
+                                         Kokkos::Experimental::WorkItemProperty::HintLightWeight);
+  else
+    return p;
+}
+
+/// `league` teams, light-weight on GPUs (see range_policy). Team size: Kokkos' choice on the
+/// host; on GPUs `gpu_team_size` threads when given (> 0), else Kokkos' choice.
+template <class Space>
+auto team_policy(const Space& space, int league, int gpu_team_size = 0) {
+  if constexpr (is_gpu_space_v<Space>) {
+    auto p = gpu_team_size > 0 ? Kokkos::TeamPolicy<Space>(space, league, gpu_team_size)
+                               : Kokkos::TeamPolicy<Space>(space, league, Kokkos::AUTO);
+    return Kokkos::Experimental::require(p,
+                                         Kokkos::Experimental::WorkItemProperty::HintLightWeight);
+  } else {
+    return Kokkos::TeamPolicy<Space>(space, league, Kokkos::AUTO);
+  }
+}
+
+/// Threads per team for a kernel whose teams each walk one row of `width` elements on a GPU:
+/// about 4 elements per thread, 32 to 512 threads. A decode step has one row per token, so a
+/// small team would leave a single SM stepping through the row one dependent load at a time.
+inline int row_team_size(int width) {
+  const int t = (width / 4 + 31) / 32 * 32;
+  return t < 32 ? 32 : (t > 512 ? 512 : t);
+}
+
 /// Runs f(t, c) for every t < rows, c < cols. Host spaces: one work item per row with a
 /// unit-stride inner loop over c (vectorisable; no integer division per element). GPUs: one
 /// thread per element. `f` must be a KOKKOS_LAMBDA (it runs on the device on GPUs).
@@ -21,7 +56,7 @@ void parallel_rows_cols(const std::string& label, const Space& space, int rows, 
                          });
   } else {
     Kokkos::parallel_for(
-        label, Kokkos::RangePolicy<Space>(space, 0, std::int64_t(rows) * cols),
+        label, range_policy(space, 0, std::int64_t(rows) * cols),
         KOKKOS_LAMBDA(const std::int64_t idx) {
           f(static_cast<int>(idx / cols), static_cast<int>(idx % cols));
         });

@@ -1,6 +1,7 @@
 // Token embedding lookup with the optional sqrt(n) scale (SPEC 5).
 #pragma once
 
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/views.hpp"
 
@@ -18,7 +19,7 @@ void embedding(const Space& space, const View1<const int, Space>& ids,
   detail::check_extent_at_least(ids, 0, n_tokens, "embedding: ids");
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::embedding"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * d),
+      detail::range_policy(space, 0, std::int64_t(n_tokens) * d),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / d);
         const int c = static_cast<int>(idx % d);

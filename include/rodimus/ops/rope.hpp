@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
 namespace rodimus {
@@ -38,7 +39,7 @@ void rope(const Space& space, const View2<float, Space>& x, int heads, int head_
   const auto token_seq = batch.token_seq;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::rope"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * heads * half),
+      detail::range_policy(space, 0, std::int64_t(batch.num_tokens) * heads * half),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int i = static_cast<int>(idx % half);
         const int h = static_cast<int>((idx / half) % heads);

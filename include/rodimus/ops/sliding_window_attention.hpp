@@ -1,6 +1,7 @@
 // Sliding-window shared-key softmax attention with a rolling KV cache (SPEC 3, steps 3-4).
 #pragma once
 
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/backend/cuda/window_attention.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/attention.hpp"
@@ -39,7 +40,7 @@ void swa_generic(const Space& space, const View2<const float, Space>& q,
   const auto token_seq = batch.token_seq;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * heads),
+      detail::range_policy(space, 0, std::int64_t(batch.num_tokens) * heads),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / heads);
         const int h = static_cast<int>(idx % heads);
@@ -99,7 +100,7 @@ void kv_cache_update_generic(const Space& space, const View2<const float, Space>
   const int width = kd + vd;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * width),
+      detail::range_policy(space, 0, std::int64_t(batch.num_tokens) * width),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / width), c = static_cast<int>(idx % width);
         const int s = token_seq(t);

@@ -9,6 +9,7 @@
 
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/error.hpp"
+#include "rodimus/core/views.hpp"
 
 #if RODIMUS_CUDA_KERNELS
 #include <cublas_v2.h>
@@ -35,6 +36,8 @@ enum ScratchSlot : int {
   kScratchAttnScores,       // attention scores of one query chunk (window_attention)
   kScratchAttnKeys,         // gathered keys and values of one chunk
   kScratchAttnPartials,     // split-key partial results
+  kScratchGemvPartials,     // split-K partial sums of the decode GEMV
+  kScratchGemvCounters,     // its per-row-tile arrival counters (kept zero between launches)
   kScratchSlots
 };
 
@@ -45,12 +48,21 @@ struct CudaContext {
   cublasHandle_t handle = nullptr;
   std::array<void*, kScratchSlots> buf{};
   std::array<std::size_t, kScratchSlots> bytes{};
+  /// Set while a decode step is warmed up for or recorded into a CUDA graph (step_graph.hpp):
+  /// launch shapes must then not depend on sequence positions.
+  bool graph_mode = false;
+  /// cuBLAS's workspace (32 MiB, NVIDIA's figure for Hopper).
+  static constexpr std::size_t kCublasWorkspaceBytes = std::size_t(32) << 20;
+  void* cublas_workspace = nullptr;
 
   static CudaContext& get() {
     static CudaContext* ctx = [] {
       auto* c = new CudaContext;
       check_cublas(cublasCreate(&c->handle), "cublasCreate");
       check_cublas(cublasSetMathMode(c->handle, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+      // An explicit workspace: cuBLAS then allocates nothing while a CUDA graph is recorded.
+      check_cuda_call(cudaMalloc(&c->cublas_workspace, kCublasWorkspaceBytes),
+                      "cudaMalloc of the cuBLAS workspace");
       Kokkos::push_finalize_hook([c] {
         for (auto*& p : c->buf) {
           if (p) cudaFree(p);
@@ -58,12 +70,43 @@ struct CudaContext {
         }
         c->bytes.fill(0);
         cublasDestroy(c->handle);
+        cudaFree(c->cublas_workspace);
+        c->cublas_workspace = nullptr;
         c->handle = nullptr;
       });
       return c;
     }();
     if (!ctx->handle) throw BackendError("rodimus::backend::cuda: used after Kokkos::finalize");
     return *ctx;
+  }
+
+  /// The cuBLAS handle, set to run on `stream` with rodimus's workspace (cublasSetStream
+  /// resets the workspace to cuBLAS's own pool, which may allocate while a graph is recorded).
+  cublasHandle_t blas_on(cudaStream_t stream) {
+    check_cublas(cublasSetStream(handle, stream), "cublasSetStream");
+    check_cublas(cublasSetWorkspace(handle, cublas_workspace, kCublasWorkspaceBytes),
+                 "cublasSetWorkspace");
+    return handle;
+  }
+
+  /// Streaming multiprocessors of the current device (asked once).
+  int sm_count() {
+    if (sms == 0) {
+      int dev = 0;
+      check_cuda_call(cudaGetDevice(&dev), "cudaGetDevice");
+      check_cuda_call(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev),
+                      "cudaDeviceGetAttribute");
+    }
+    return sms;
+  }
+  int sms = 0;
+
+  /// As scratch(), but zero-filled whenever it is (re)allocated.
+  void* zeroed_scratch(ScratchSlot slot, std::size_t n) {
+    const std::size_t had = bytes[slot];
+    void* p = scratch(slot, n);
+    if (bytes[slot] != had) check_cuda_call(cudaMemset(p, 0, bytes[slot]), "cudaMemset of a scratch buffer");
+    return p;
   }
 
   /// At least `n` bytes of device memory for `slot` (contents not kept when it grows).
@@ -74,6 +117,7 @@ struct CudaContext {
       bytes[slot] = 0;
       check_cuda_call(cudaMalloc(&buf[slot], n), "cudaMalloc of a scratch buffer");
       bytes[slot] = n;
+      ::rodimus::detail::note_reallocation();
     }
     return buf[slot];
   }

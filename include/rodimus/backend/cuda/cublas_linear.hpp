@@ -106,8 +106,7 @@ void cublas_gemm_rows([[maybe_unused]] const W* x, [[maybe_unused]] const W* w,
                       [[maybe_unused]] void* stream) {
 #if RODIMUS_CUDA_KERNELS
   auto& ctx = detail::CudaContext::get();
-  detail::check_cublas(cublasSetStream(ctx.handle, static_cast<cudaStream_t>(stream)),
-                       "cublasSetStream");
+  ctx.blas_on(static_cast<cudaStream_t>(stream));
   const float one = 1.f, zero = 0.f;
   if constexpr (std::is_same_v<W, float>) {
     detail::check_cublas(cublasSgemm(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, n_tokens, in, &one,
@@ -138,7 +137,7 @@ void cublas_linear([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_
 #if RODIMUS_CUDA_KERNELS
   auto& ctx = detail::CudaContext::get();
   const auto s = static_cast<cudaStream_t>(stream);
-  detail::check_cublas(cublasSetStream(ctx.handle, s), "cublasSetStream");
+  ctx.blas_on(s);
   const float one = 1.f, zero = 0.f;
   // Column-major view: y^T [out, N] = W [in, out]^T x^T [in, N].
   if constexpr (std::is_same_v<W, float>) {

@@ -4,6 +4,7 @@
 
 #include <cfloat>
 
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
@@ -27,7 +28,7 @@ void kv_append_generic(const Space& space, const View2<const float, Space>& k,
   const auto token_seq = batch.token_seq;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::kv_append"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_tokens) * kvd),
+      detail::range_policy(space, 0, std::int64_t(batch.num_tokens) * kvd),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / kvd);
         const int c = static_cast<int>(idx % kvd);

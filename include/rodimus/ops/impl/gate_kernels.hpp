@@ -18,7 +18,7 @@ void ddts_gate_generic(const Space& space, const View2<const float, Space>& s_ra
                        float norm_eps) {
   const int n = static_cast<int>(k.extent(1));
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::ddts_gate"), row_team_policy(space, n_tokens),
+      RODIMUS_KERNEL_LABEL("rodimus::ddts_gate"), row_team_policy(space, n_tokens, n),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
         float ss = 0.f;

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/seq_batch.hpp"
 #include "rodimus/ops/impl/gla_recurrent.hpp"
 
@@ -127,7 +128,7 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
   const auto slot = batch.slot;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_scan"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * tiles),
+      detail::range_policy(space, 0, std::int64_t(batch.num_seqs) * tiles),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int sq = static_cast<int>(idx / tiles);
         const int e0 = static_cast<int>(idx % tiles) * TE;

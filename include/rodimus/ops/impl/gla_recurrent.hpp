@@ -1,6 +1,7 @@
 // The GLA scan as the token-by-token recurrence (decode, and the device-side referee).
 #pragma once
 
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
@@ -29,7 +30,7 @@ void gla_recurrent_generic(const Space& space, const View2<const float, Space>& 
   const auto slot = batch.slot;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::gla_recurrent"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * tiles),
+      detail::range_policy(space, 0, std::int64_t(batch.num_seqs) * tiles),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int s = static_cast<int>(idx / tiles);
         const int e0 = static_cast<int>(idx % tiles) * TE;
@@ -63,7 +64,7 @@ void exp_generic(const Space& space, const View2<const float, Space>& a,
   const int n = static_cast<int>(a.extent(1));
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::exp"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(n_tokens) * n),
+      detail::range_policy(space, 0, std::int64_t(n_tokens) * n),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / n);
         const int i = static_cast<int>(idx % n);

@@ -1,6 +1,7 @@
 // Generic Kokkos kernel of the linear layer: y = x W^T (+ b), W stored [out, in] in any dtype.
 #pragma once
 
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/views.hpp"
 
@@ -20,7 +21,7 @@ void linear_generic(const Space& space, const View2<const float, Space>& x,
   const bool has_bias = bias.extent(0) > 0;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::linear"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(blocks) * out),
+      detail::range_policy(space, 0, std::int64_t(blocks) * out),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int o = static_cast<int>(idx % out);
         const int t0 = static_cast<int>(idx / out) * kLinearTokenBlock;

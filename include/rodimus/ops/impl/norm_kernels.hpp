@@ -1,6 +1,7 @@
 // Generic Kokkos kernels of the RMS norms (plain, fused residual add, gated).
 #pragma once
 
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/math.hpp"
 #include "rodimus/core/views.hpp"
 
@@ -10,8 +11,8 @@ template <class Space>
 using TeamMember = typename Kokkos::TeamPolicy<Space>::member_type;
 
 template <class Space>
-Kokkos::TeamPolicy<Space> row_team_policy(const Space& space, int rows) {
-  return Kokkos::TeamPolicy<Space>(space, rows, Kokkos::AUTO);
+auto row_team_policy(const Space& space, int rows, int width) {
+  return team_policy(space, rows, row_team_size(width));
 }
 
 /// One team normalises one row: z_c = load(c) for c < d, then store(c, z_c, 1 / rms(z)).
@@ -41,7 +42,7 @@ void add_rms_norm_generic(const Space& space, const View2<const float, Space>& h
                           const View2<float, Space>& out, int n_tokens, float eps, int mode) {
   const int d = static_cast<int>(w.extent(0));
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::add_rms_norm"), row_team_policy(space, n_tokens),
+      RODIMUS_KERNEL_LABEL("rodimus::add_rms_norm"), row_team_policy(space, n_tokens, d),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
         team_rms_row(
@@ -61,7 +62,7 @@ void rms_norm_generic(const Space& space, const View2<const float, Space>& x,
                       int n_tokens, float eps) {
   const int d = static_cast<int>(w.extent(0));
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::rms_norm"), row_team_policy(space, n_tokens),
+      RODIMUS_KERNEL_LABEL("rodimus::rms_norm"), row_team_policy(space, n_tokens, d),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
         team_rms_row(
@@ -82,7 +83,7 @@ void gated_rms_norm_generic(const Space& space, const View2<const float, Space>&
   const int e = static_cast<int>(w.extent(0));
   const bool has_res = w_res.extent(0) > 0;
   Kokkos::parallel_for(
-      RODIMUS_KERNEL_LABEL("rodimus::gated_rms_norm"), row_team_policy(space, n_tokens),
+      RODIMUS_KERNEL_LABEL("rodimus::gated_rms_norm"), row_team_policy(space, n_tokens, e),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
         float ss = 0.f;

@@ -47,7 +47,7 @@ void short_conv_update_state_generic(const Space& space, const View2<const float
   const auto slot = batch.slot;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::short_conv_state"),
-      Kokkos::RangePolicy<Space>(space, 0, std::int64_t(batch.num_seqs) * e_dim),
+      detail::range_policy(space, 0, std::int64_t(batch.num_seqs) * e_dim),
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int s = static_cast<int>(idx / e_dim);
         const int c = static_cast<int>(idx % e_dim);
