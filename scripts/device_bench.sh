@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On a CUDA GPU machine (H100/H200, nvcc, PyTorch, Triton; no network), from the repo root.
-# Stages (DEVICE_STAGES, default "scan model"), each printing a table; the tables come LAST:
+# Stages (DEVICE_STAGES, default "scan model"; also "attn"), each printing a table; the tables
+# come LAST:
 #   scan   builds the raw CUDA chunk-scan test and benchmark with nvcc (or takes them from
 #          $RODIMUS_CUDA_BIN), runs the test, the benchmark, and flash-linear-attention's
 #          chunk_gla at the same shapes (scripts/device_scan_peer.py, fla source under $FLA_ROOT,
@@ -11,6 +12,8 @@
 #          128 beside the rooflines the same binary measures (cuBLAS bf16 GEMM, device triad).
 #          The binaries come from $RODIMUS_CUDA_BIN (built elsewhere against a CUDA Kokkos), or
 #          are built here with cmake against the CUDA Kokkos at $KOKKOS_CUDA_ROOT.
+#   attn   bench_window_attention (from $RODIMUS_CUDA_BIN) at 16 heads of 128, window 2048
+#          back, T = 4k, 16k, beside PyTorch SDPA (scripts/device_attn_peer.py).
 #
 # Environment: RODIMUS_CUDA_ARCH (default sm_90), FLA_ROOT, RODIMUS_TEST_SEED,
 # RODIMUS_BENCH_REPS, PEER_TIMEOUT (s, default 200); OUT (a folder for the logs, default
@@ -170,8 +173,8 @@ stage_model() {
   done
   say "model: tests took $((SECONDS - t0)) s"
   RODIMUS_BENCH_SHAPES=plus-1.6b RODIMUS_BENCH_DIR=${RODIMUS_BENCH_DIR:-/tmp} \
-    timeout 330 "$dir/bench_model" \
-    --benchmark_filter='machine_limits|prefill/plus-1.6b/bf16/T:(2048|8192)|decode/plus-1.6b/bf16/ctx:1024/' \
+    timeout ${MODEL_TIMEOUT:-400} "$dir/bench_model" \
+    --benchmark_filter='machine_limits|prefill/plus-1.6b/bf16/T:(2048|8192)|decode(_nograph)?/plus-1.6b/bf16/ctx:1024/' \
     --benchmark_out="$logs/bench_model.json" --benchmark_out_format=json 2>&1 |
     tee "$logs/bench_model.log" | grep -v '^\*\*\*' || say "model: bench_model FAILED"
   python3 - "$logs/bench_model.json" >"$logs/table_model.txt" <<'PY'
@@ -196,7 +199,43 @@ PY
   tables+=("$logs/table_model.txt")
 }
 
+stage_attn() {
+  local exe=${bin:+$bin/bench_window_attention}
+  if [[ -z $exe || ! -x $exe ]]; then
+    say "attn: no prebuilt bench_window_attention in RODIMUS_CUDA_BIN"
+    rc_all=2
+    return
+  fi
+  timeout 200 "$exe" --benchmark_out="$logs/bench_attn.json" --benchmark_out_format=json 2>&1 |
+    tee "$logs/bench_attn.log" | grep -v '^\*\*\*' || say "attn: bench_window_attention FAILED"
+  PYTHONUNBUFFERED=1 timeout "${PEER_TIMEOUT:-200}" python3 scripts/device_attn_peer.py 2>&1 |
+    tee "$logs/attn_peer.log" || say "attn: SDPA peer FAILED"
+  python3 - "$logs/bench_attn.json" "$logs/attn_peer.log" >"$logs/table_attn.txt" <<'PY'
+import json, sys
+rows = {}
+try:
+    for x in json.load(open(sys.argv[1]))["benchmarks"]:
+        t = int(x["name"].split("T:")[1].split("/")[0])
+        rows[("rodimus", t)] = x["real_time"] if x.get("time_unit") == "ms" else x["real_time"] / 1e6
+except (OSError, ValueError, KeyError, IndexError) as e:
+    print(f"attention bench: no rodimus results ({e})")
+for line in open(sys.argv[2]):
+    if line.startswith("CSV,sdpa,"):
+        _, _, name, t, ms = line.strip().split(",")
+        rows[(name, int(t))] = float(ms)
+print("windowed attention, 16 heads of 128, window 2048 back (rodimus: fp32, one shared key head; SDPA: bf16)")
+print(f"{'T':>6} {'impl':<16} {'ms':>9} {'vs rodimus':>11}")
+for t in sorted({t for _, t in rows}):
+    base = rows.get(("rodimus", t))
+    for (name, tt), ms in sorted(rows.items(), key=lambda kv: kv[0][0]):
+        if tt == t:
+            print(f"{t:>6} {name:<16} {ms:9.3f} {(base / ms if base else 0):11.2f}")
+PY
+  tables+=("$logs/table_attn.txt")
+}
+
 has_stage scan && stage_scan
+has_stage attn && stage_attn
 has_stage model && stage_model
 
 echo

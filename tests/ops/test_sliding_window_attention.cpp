@@ -13,6 +13,13 @@ namespace {
 // hd-term dot products, exp of scores of size O(1), a weighted mean of values in [-1, 1]:
 // a few fp32 roundings per term, relative to the output's scale.
 constexpr double kTol = 1e-5;
+/// On Kokkos::Cuda, sequences of >= 64 tokens with one shared key head run on the bf16 tensor
+/// cores with every operand split into two bf16 halves (~16 significant bits, like the scan):
+/// their outputs agree with fp64 to a few 1e-5, and with the fp32 split-key path likewise.
+template <class Space>
+constexpr double attn_tol = is_cuda_space_v<Space> ? 5e-5 : kTol;
+template <class Space>
+constexpr double split_path_tol = is_cuda_space_v<Space> ? 5e-5 : test::split_tol<Space>;
 
 /// One sequence's whole history: positions 0 .. pos0 + len - 1; the call sees the last len.
 struct Seq {
@@ -186,7 +193,7 @@ TEST_CASE("sliding_window_attention matches the fp64 reference over a packed bat
       const auto r = run_attn<Space>(c);
       const double e = test::rel_err(r.out, ref);
       worst = std::max(worst, e);
-      CHECK(e <= kTol);
+      CHECK(e <= attn_tol<Space>);
       check_caches(c, r);
     });
   }
@@ -221,7 +228,7 @@ TEST_CASE("sliding_window_attention: long sequences across query blocks and key 
     test::for_each_space([&]<class Space>() {
       INFO("backend " << Space::name());
       const auto r = run_attn<Space>(c);
-      CHECK(test::rel_err(r.out, ref) <= kTol);
+      CHECK(test::rel_err(r.out, ref) <= attn_tol<Space>);
       check_caches(c, r);
     });
   }
@@ -245,7 +252,7 @@ TEST_CASE("sliding_window_attention: prefix then rest, and token by token, equal
     test::for_each_space([&]<class Space>() {
       INFO("backend " << Space::name());
       const auto one = run_attn<Space>(whole);
-      CHECK(test::rel_err(one.out, ref) <= kTol);
+      CHECK(test::rel_err(one.out, ref) <= attn_tol<Space>);
       // the same sequence in pieces, each continuing the caches the previous one left
       auto run_pieces = [&](const std::vector<int>& pieces) {
         std::vector<double> out, kc = whole.k_cache0, vc = whole.v_cache0;
@@ -271,16 +278,17 @@ TEST_CASE("sliding_window_attention: prefix then rest, and token by token, equal
       const auto split = run_pieces({cut, total - cut});
       const auto steps = run_pieces(std::vector<int>(total, 1));
       for (const auto* r : {&split, &steps}) {
-        CHECK(test::rel_err(r->out, ref) <= kTol);
-        CHECK(test::rel_err(r->out, one.out) <= kTol);
+        CHECK(test::rel_err(r->out, ref) <= attn_tol<Space>);
+        CHECK(test::rel_err(r->out, one.out) <= attn_tol<Space>);
         CHECK(r->k_cache == one.k_cache);
         CHECK(r->v_cache == one.v_cache);
       }
       // every score is the same dot product whether its key comes from the call or the cache:
       // bit-identical on host spaces, within test::split_tol (1e-6) on GPU spaces, where a
-      // kernel may reduce (dot products, softmax sums) in parallel
-      CHECK(test::rel_err(split.out, one.out) <= test::split_tol<Space>);
-      CHECK(test::rel_err(steps.out, one.out) <= test::split_tol<Space>);
+      // kernel may reduce (dot products, softmax sums) in parallel (split_path_tol on CUDA,
+      // where the whole sequence takes the tensor-core path and its pieces the fp32 one)
+      CHECK(test::rel_err(split.out, one.out) <= split_path_tol<Space>);
+      CHECK(test::rel_err(steps.out, one.out) <= split_path_tol<Space>);
     });
   }
 }

@@ -5,12 +5,16 @@
 //   long sequences (>= kGemmMinTokens tokens, one shared key head, Hv = H or 1): chunks of
 //     kQueryChunk queries as matrix products on cuBLAS. With one key head the queries of all
 //     heads stack into one matrix: q rows [Tq, H*hd] are [Tq*H, hd] row-major, so
-//       S = scale Q K^T      [Tq*H, L]  one SGEMM over the chunk's L keys (window + chunk)
+//       S = scale Q K^T      [Tq*H, L]  one GEMM over the chunk's L keys (window + chunk)
 //       P = masked softmax   [Tq*H, L]  one kernel: row (t, h) keeps keys p_t - wb .. p_t
-//       O_h = P_h V_h        [Tq, hd]   a strided-batched SGEMM over the H heads
-//     (keys and values come straight from the call's rows when the chunk's window lies in
-//     the call, else are gathered from the call and the rolling cache first). fp32 SGEMMs in
-//     pedantic mode: fp32 results, no TF32.
+//       O_h = P_h V_h        [Tq, hd]   a strided-batched GEMM over the H heads
+//     Both products run on the bf16 tensor cores with every fp32 operand split into two bf16
+//     halves, x = hi + lo (hi = bf16(x), lo = bf16(x - hi): ~16 significant bits), and the
+//     three significant partial products summed by the GEMM itself along a tripled inner
+//     dimension:  A B ~ [A_hi | A_lo | A_hi] [B_hi ; B_hi ; B_lo]  (A_lo B_lo, ~2^-16
+//     relative, is dropped), fp32 accumulation. So Q' = [Q_hi | Q_lo | Q_hi] [Tq*H, 3hd],
+//     K' = [K_hi | K_hi | K_lo] [L, 3hd], P' = [P_hi | P_lo | P_hi] [Tq*H, 3L'] (written by the
+//     softmax kernel) and V' = [V_hi ; V_hi ; V_lo] [3L', Hv*hd], L' = L rounded up to 8.
 //   every other token (decode steps, short prompts): split-key flash decoding. One CTA per
 //     (token, head, split of kSplitKeys keys) scores its keys (a warp per key row, lanes over
 //     head dims, shuffle reduction), takes their softmax statistics and P V in registers, and
@@ -26,6 +30,10 @@
 
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+
+#if RODIMUS_CUDA_KERNELS
+#include <cuda_bf16.h>
+#endif
 
 namespace rodimus::backend::cuda {
 
@@ -137,6 +145,9 @@ __global__ void __launch_bounds__(kAttnThreads)
     qs[c] = a.q[std::int64_t(t) * a.ldq + std::int64_t(h) * hd + c] * a.scale;
   __syncthreads();
   const int nk = j1 - j0;
+  // unrolled so that several key rows' loads are in flight at once (latency, not bandwidth,
+  // bounds a decode step's attention)
+#pragma unroll 4
   for (int i = warp; i < nk; i += kAttnThreads / 32) {
     const float* kr = key_row(a, s, j0 + i, kcol);
     float d = 0.f;
@@ -157,6 +168,7 @@ __global__ void __launch_bounds__(kAttnThreads)
   sum = block_reduce<false>(sum, red);  // its barriers also publish ps
   float acc0 = 0.f, acc1 = 0.f;
   const int c0 = tid, c1 = tid + kAttnThreads;
+#pragma unroll 8
   for (int i = 0; i < nk; ++i) {
     const float* vr = value_row(a, s, j0 + i, vcol);
     const float w = ps[i];
@@ -198,34 +210,76 @@ __global__ void __launch_bounds__(kAttnThreads)
   }
 }
 
-// Gathers keys lo .. lo+nk-1 of sequence s: kg [nk, Hk*hd], vg [nk, Hv*hd] dense.
+/// x = hi + lo with hi = bf16(x), lo = bf16(x - hi).
+__device__ inline void split_bf16(float x, __nv_bfloat16& hi, __nv_bfloat16& lo) {
+  hi = __float2bfloat16_rn(x);
+  lo = __float2bfloat16_rn(x - __bfloat162float(hi));
+}
+
+// Q' [tq*H, 3hd] = [Q_hi | Q_lo | Q_hi] of scale * q rows c0 .. c0+tq-1 (row t*H + h = head h
+// of token t). Grid-stride over tq*H*hd.
 template <int Unused = 0>  // a template: one definition across translation units
-__global__ void attn_gather_kernel(AttnDev a, int s, int lo, int nk, float* __restrict__ kg,
-                                   float* __restrict__ vg) {
-  const int kd = a.heads_k * a.hd, vd = a.heads_v * a.hd;
-  const std::int64_t n = std::int64_t(nk) * (kd + vd);
+__global__ void attn_split_q_kernel(AttnDev a, int c0, int tq, __nv_bfloat16* __restrict__ qp) {
+  const int hd = a.hd, H = a.heads;
+  const std::int64_t n = std::int64_t(tq) * H * hd;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
-    const int r = static_cast<int>(i / (kd + vd)), c = static_cast<int>(i % (kd + vd));
-    if (c < kd)
-      kg[std::int64_t(r) * kd + c] = key_row(a, s, lo + r, 0)[c];
-    else
-      vg[std::int64_t(r) * vd + (c - kd)] = value_row(a, s, lo + r, 0)[c - kd];
+    const std::int64_t row = i / hd;  // t*H + h
+    const int c = static_cast<int>(i % hd);
+    const int t = static_cast<int>(row / H), h = static_cast<int>(row % H);
+    __nv_bfloat16 hi, lo;
+    split_bf16(a.q[std::int64_t(c0 + t) * a.ldq + std::int64_t(h) * hd + c] * a.scale, hi, lo);
+    __nv_bfloat16* r = qp + row * 3 * hd;
+    r[c] = hi;
+    r[hd + c] = lo;
+    r[2 * hd + c] = hi;
   }
 }
 
-// Masked softmax of the scores of one chunk, in place: row (t, h) of sc [tq*H, nk] holds the
-// scaled scores of query position P0 + t against keys lo .. lo+nk-1; it keeps keys
-// max(lo, p - wb) .. p. grid (tq*H), block 128.
+// Keys k0 .. k0+nk-1 of sequence s (one key head) as K' [nk, 3hd] = [K_hi | K_hi | K_lo], and
+// their values as V' [3nkp, vd] = [V_hi ; V_hi ; V_lo] (blocks of nkp rows, rows nk .. nkp-1 of
+// each block zero). Grid-stride over nkp * (hd + vd).
+template <int Unused = 0>  // a template: one definition across translation units
+__global__ void attn_split_kv_kernel(AttnDev a, int s, int k0, int nk, int nkp,
+                                     __nv_bfloat16* __restrict__ kp,
+                                     __nv_bfloat16* __restrict__ vp) {
+  const int hd = a.hd, vd = a.heads_v * a.hd, w = hd + vd;
+  const std::int64_t n = std::int64_t(nkp) * w;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const int r = static_cast<int>(i / w), c = static_cast<int>(i % w);
+    __nv_bfloat16 hi = __float2bfloat16_rn(0.f), lo = hi;
+    if (c < hd) {
+      if (r >= nk) continue;
+      split_bf16(key_row(a, s, k0 + r, 0)[c], hi, lo);
+      __nv_bfloat16* kr = kp + std::int64_t(r) * 3 * hd;
+      kr[c] = hi;
+      kr[hd + c] = hi;
+      kr[2 * hd + c] = lo;
+    } else {
+      const int cv = c - hd;
+      if (r < nk) split_bf16(value_row(a, s, k0 + r, 0)[cv], hi, lo);
+      vp[std::int64_t(r) * vd + cv] = hi;
+      vp[std::int64_t(nkp + r) * vd + cv] = hi;
+      vp[std::int64_t(2 * nkp + r) * vd + cv] = lo;
+    }
+  }
+}
+
+// Masked softmax of the scores of one chunk: row (t, h) of sc [tq*H, nkp] holds the scaled
+// scores of query position p_first + t against keys lo .. lo+nk-1; it keeps keys
+// max(lo, p - wb) .. p. Writes P' row [P_hi | P_lo | P_hi] (3 blocks of nkp, zeros outside the
+// kept keys). grid (tq*H), block 128.
 template <int Unused = 0>  // a template: one definition across translation units
 __global__ void __launch_bounds__(kAttnThreads)
-    attn_softmax_kernel(float* __restrict__ sc, int heads, int nk, int lo, int p_first, int wb) {
+    attn_softmax_kernel(const float* __restrict__ sc, __nv_bfloat16* __restrict__ pp, int heads,
+                        int nkp, int lo, int p_first, int wb) {
   __shared__ float red[kAttnThreads / 32];
   const int row = blockIdx.x;
   const int p = p_first + row / heads;
   const int k_lo = (wb < 0 || p - wb < lo) ? 0 : p - wb - lo;  // first kept column
   const int k_hi = p - lo;                                     // last kept column
-  float* r = sc + std::int64_t(row) * nk;
+  const float* r = sc + std::int64_t(row) * nkp;
   float mx = -FLT_MAX;
   for (int j = k_lo + threadIdx.x; j <= k_hi; j += kAttnThreads) mx = fmaxf(mx, r[j]);
   mx = block_reduce<true>(mx, red);
@@ -233,8 +287,14 @@ __global__ void __launch_bounds__(kAttnThreads)
   for (int j = k_lo + threadIdx.x; j <= k_hi; j += kAttnThreads) sum += __expf(r[j] - mx);
   sum = block_reduce<false>(sum, red);
   const float inv = 1.f / sum;
-  for (int j = threadIdx.x; j < nk; j += kAttnThreads)
-    r[j] = (j >= k_lo && j <= k_hi) ? __expf(r[j] - mx) * inv : 0.f;
+  __nv_bfloat16* o = pp + std::int64_t(row) * 3 * nkp;
+  for (int j = threadIdx.x; j < nkp; j += kAttnThreads) {
+    __nv_bfloat16 hi = __float2bfloat16_rn(0.f), lo = hi;
+    if (j >= k_lo && j <= k_hi) split_bf16(__expf(r[j] - mx) * inv, hi, lo);
+    o[j] = hi;
+    o[nkp + j] = lo;
+    o[2 * nkp + j] = hi;
+  }
 }
 
 inline AttnDev device_args(const WindowAttentionArgs& w, int gemm_min_len) {
@@ -250,50 +310,51 @@ inline void attn_gemm_sequence(const WindowAttentionArgs& w, const AttnDev& dev,
   auto& ctx = CudaContext::get();
   const int H = w.heads, hd = w.hd, wb = w.window_back;
   const int o0 = w.h_offsets[s], o1 = w.h_offsets[s + 1], p0 = w.h_pos0[s];
+  const std::size_t vd = std::size_t(w.heads_v) * hd;
   const float one = 1.f, zero = 0.f;
-  check_cublas(cublasSetStream(ctx.handle, stream), "cublasSetStream");
+  const cublasHandle_t handle = ctx.blas_on(stream);
+  using bf = __nv_bfloat16;
+  auto blocks_for = [](std::int64_t n) {
+    return static_cast<unsigned>(std::min<std::int64_t>((n + 255) / 256, 8192));
+  };
   for (int c0 = o0; c0 < o1; c0 += kQueryChunk) {
     const int tq = std::min(kQueryChunk, o1 - c0);
     const int pf = p0 + (c0 - o0);                         // first query position
     const int lo = (wb < 0 || pf - wb < 0) ? 0 : pf - wb;  // first key
     const int nk = pf + tq - lo;                           // keys lo .. pf+tq-1
-    const float* kg = nullptr;
-    const float* vg = nullptr;
-    std::int64_t ldkg = 0, ldvg = 0;
-    if (lo >= p0) {  // every key is in this call: read them in place
-      kg = w.k + std::int64_t(o0 + lo - p0) * w.ldk;
-      vg = w.v + std::int64_t(o0 + lo - p0) * w.ldv;
-      ldkg = w.ldk;
-      ldvg = w.ldv;
-    } else {
-      const std::size_t kd = std::size_t(w.heads_k) * hd, vd = std::size_t(w.heads_v) * hd;
-      auto* buf = static_cast<float*>(
-          ctx.scratch(kScratchAttnKeys, std::size_t(nk) * (kd + vd) * sizeof(float)));
-      const std::int64_t n = std::int64_t(nk) * std::int64_t(kd + vd);
-      const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>((n + 255) / 256, 4096));
-      attn_gather_kernel<><<<blocks, 256, 0, stream>>>(dev, s, lo, nk, buf, buf + nk * kd);
-      check_cuda_call(cudaGetLastError(), "attention gather");
-      kg = buf;
-      vg = buf + nk * kd;
-      ldkg = static_cast<std::int64_t>(kd);
-      ldvg = static_cast<std::int64_t>(vd);
-    }
+    const int nkp = (nk + 7) / 8 * 8;                      // padded: 16-byte aligned rows
+    // operands, split into bf16 halves (one scratch buffer: Q', K', V', then P')
+    const std::size_t q_elems = std::size_t(tq) * H * 3 * hd, k_elems = std::size_t(nk) * 3 * hd,
+                      v_elems = std::size_t(3) * nkp * vd, p_elems = std::size_t(tq) * H * 3 * nkp;
+    auto* qp = static_cast<bf*>(ctx.scratch(
+        kScratchAttnKeys, (q_elems + k_elems + v_elems + p_elems) * sizeof(bf) + 64));
+    bf* kp = qp + (q_elems + 7) / 8 * 8;
+    bf* vp = kp + (k_elems + 7) / 8 * 8;
+    bf* pp = vp + v_elems;
+    attn_split_q_kernel<><<<blocks_for(std::int64_t(q_elems / 3)), 256, 0, stream>>>(dev, c0, tq,
+                                                                                     qp);
+    check_cuda_call(cudaGetLastError(), "attention: split queries");
+    attn_split_kv_kernel<><<<blocks_for(std::int64_t(nkp) * (hd + std::int64_t(vd))), 256, 0,
+                             stream>>>(dev, s, lo, nk, nkp, kp, vp);
+    check_cuda_call(cudaGetLastError(), "attention: split keys and values");
     auto* sc = static_cast<float*>(
-        ctx.scratch(kScratchAttnScores, std::size_t(tq) * H * nk * sizeof(float)));
-    // S [tq*H, nk] = scale Q [tq*H, hd] K [nk, hd]^T   (column-major: S^T = K Q^T)
-    check_cublas(
-        cublasSgemm(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, nk, tq * H, hd, &w.scale, kg,
-                    static_cast<int>(ldkg), w.q + std::int64_t(c0) * w.ldq, hd, &zero, sc, nk),
-        "cublasSgemm (attention scores)");
-    attn_softmax_kernel<><<<tq * H, kAttnThreads, 0, stream>>>(sc, H, nk, lo, pf, wb);
+        ctx.scratch(kScratchAttnScores, std::size_t(tq) * H * nkp * sizeof(float)));
+    // S [tq*H, nk] = Q' K'^T   (column-major: S^T [nk, tq*H] = K' Q'^T, ld nkp)
+    check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, nk, tq * H, 3 * hd, &one, kp,
+                              CUDA_R_16BF, 3 * hd, qp, CUDA_R_16BF, 3 * hd, &zero, sc, CUDA_R_32F,
+                              nkp, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx (attention scores)");
+    attn_softmax_kernel<><<<tq * H, kAttnThreads, 0, stream>>>(sc, pp, H, nkp, lo, pf, wb);
     check_cuda_call(cudaGetLastError(), "attention softmax");
-    // O_h [tq, hd] = P_h [tq, nk] V_h [nk, hd] for every head h (column-major: O^T = V^T P^T)
+    // O_h [tq, hd] = P'_h [tq, 3nkp] V'_h [3nkp, hd] for every head h (column-major:
+    // O_h^T = V'_h^T P'_h^T; rows of head h in P' are h, h + H, ...)
     const long long v_stride = w.heads_v == 1 ? 0 : hd;
-    check_cublas(
-        cublasSgemmStridedBatched(ctx.handle, CUBLAS_OP_N, CUBLAS_OP_N, hd, tq, nk, &one, vg,
-                                  static_cast<int>(ldvg), v_stride, sc, H * nk, nk, &zero,
-                                  w.out + std::int64_t(c0) * w.ldo, static_cast<int>(w.ldo), hd, H),
-        "cublasSgemmStridedBatched (attention values)");
+    check_cublas(cublasGemmStridedBatchedEx(
+                     handle, CUBLAS_OP_N, CUBLAS_OP_N, hd, tq, 3 * nkp, &one, vp, CUDA_R_16BF,
+                     static_cast<int>(vd), v_stride, pp, CUDA_R_16BF, 3 * nkp * H,
+                     3LL * nkp, &zero, w.out + std::int64_t(c0) * w.ldo, CUDA_R_32F,
+                     static_cast<int>(w.ldo), hd, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmStridedBatchedEx (attention values)");
   }
 }
 
@@ -330,6 +391,11 @@ inline bool window_attention([[maybe_unused]] const WindowAttentionArgs& w,
   const detail::AttnDev dev = detail::device_args(w, gemm_min_len);
   Kokkos::Profiling::pushRegion("rodimus::window_attention.cuda");  // for profilers
   if (any_split) {
+    // While a decode step is recorded into a CUDA graph the grid must serve every later
+    // position too: size it for the most keys a token can see (splits past a token's keys
+    // write empty partials, which the merge skips).
+    if (detail::CudaContext::get().graph_mode)
+      max_keys = w.window_back >= 0 ? std::max(w.window_back + 1, max_keys) : std::max(w.wc, max_keys);
     const int splits = (max_keys + detail::kSplitKeys - 1) / detail::kSplitKeys;
     auto* part = static_cast<float*>(detail::CudaContext::get().scratch(
         detail::kScratchAttnPartials,
