@@ -7,8 +7,16 @@
 // (8 weights per lane and load, 512 bytes per warp and row), all rows' loads in flight before
 // the arithmetic; x rows (N x in fp32, a few KiB) come through L1/L2. The activations stay fp32:
 // the result is the host's (bf16 weights x fp32 activations, fp32 accumulation).
+//
+// Matrices with few rows (the mixer's [64, 4096] projections, the low-rank gate) would leave
+// most of the GPU idle, each warp walking a long row with one load in flight: the input
+// dimension is split as well (split-K) until there are about 4 blocks per SM. Each block
+// writes its partial sums, and the last block of a row tile to arrive (an atomic counter,
+// reset by that block for the next launch) adds the partials in split order: one launch,
+// deterministic results, graph-capturable.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -45,17 +53,24 @@ __device__ inline void widen8(const uint4& raw, float (&w)[8]) {
   }
 }
 
-// grid ceil(out / (kGemvWarps * kGemvRowsPerWarp)), block 32 * kGemvWarps.
+inline constexpr int kGemvRowsPerBlock = kGemvWarps * kGemvRowsPerWarp;
+
+// grid (ceil(out / kGemvRowsPerBlock), splits), block 32 * kGemvWarps. Block (tile, split) sums
+// the 8-weight groups [split * gps, (split + 1) * gps) of its rows. splits == 1: writes y;
+// else partial [splits, N, out] and counters [tiles] (zero on entry and on exit).
 template <class W, int N>
 __global__ void __launch_bounds__(32 * kGemvWarps)
     gemv_kernel(const float* __restrict__ x, std::int64_t ldx, const W* __restrict__ w,
                 const float* __restrict__ b, float* __restrict__ y, std::int64_t ldy, int in,
-                int out) {
+                int out, int gps, float* __restrict__ partial, unsigned* __restrict__ counters) {
   const int lane = threadIdx.x % 32;
-  const int row0 = (blockIdx.x * kGemvWarps + threadIdx.x / 32) * kGemvRowsPerWarp;
+  const int tile0 = blockIdx.x * kGemvRowsPerBlock;
+  const int row0 = tile0 + (threadIdx.x / 32) * kGemvRowsPerWarp;
+  const int split = blockIdx.y, splits = gridDim.y;
   float acc[kGemvRowsPerWarp][N] = {};
   const int groups = in / 8;  // 8 weights per 16-byte load
-  for (int g = lane; g < groups; g += 32) {
+  const int g1 = min(groups, (split + 1) * gps);
+  for (int g = split * gps + lane; g < g1; g += 32) {
     uint4 raw[kGemvRowsPerWarp];
 #pragma unroll
     for (int r = 0; r < kGemvRowsPerWarp; ++r)
@@ -86,16 +101,54 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     for (int n = 0; n < N; ++n) {
       float v = acc[r][n];
       for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == 0 && row0 + r < out) y[n * ldy + row0 + r] = v + (b ? b[row0 + r] : 0.f);
+      if (lane == 0 && row0 + r < out) {
+        if (splits == 1)
+          y[n * ldy + row0 + r] = v + (b ? b[row0 + r] : 0.f);
+        else
+          partial[(std::int64_t(split) * N + n) * out + row0 + r] = v;
+      }
     }
+  if (splits == 1) return;
+  // the last block of this row tile to finish adds the partials, in split order
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&counters[blockIdx.x], 1u) == unsigned(splits - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < N * kGemvRowsPerBlock; i += blockDim.x) {
+    const int n = i / kGemvRowsPerBlock, row = tile0 + i % kGemvRowsPerBlock;
+    if (row >= out) continue;
+    float v = 0.f;
+    for (int sp = 0; sp < splits; ++sp) v += __ldcg(partial + (std::int64_t(sp) * N + n) * out + row);
+    y[n * ldy + row] = v + (b ? b[row] : 0.f);
+  }
+  if (threadIdx.x == 0) counters[blockIdx.x] = 0u;
 }
 
 template <class W, int N>
 void launch_gemv(const float* x, std::int64_t ldx, const W* w, const float* b, float* y,
                  std::int64_t ldy, int in, int out, cudaStream_t stream) {
-  constexpr int rows_per_block = kGemvWarps * kGemvRowsPerWarp;
-  gemv_kernel<W, N><<<(out + rows_per_block - 1) / rows_per_block, 32 * kGemvWarps, 0, stream>>>(
-      x, ldx, w, b, y, ldy, in, out);
+  auto& ctx = CudaContext::get();
+  const int tiles = (out + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock;
+  const int groups = in / 8;
+  // split K until ~4 blocks per SM, keeping at least 32 groups (one load per lane) per split
+  const int target = 4 * ctx.sm_count();
+  int splits = tiles >= target ? 1 : (target + tiles - 1) / tiles;
+  splits = std::max(1, std::min(splits, groups / 32));
+  const int gps = (groups + splits - 1) / splits;
+  splits = (groups + gps - 1) / gps;
+  float* partial = nullptr;
+  unsigned* counters = nullptr;
+  if (splits > 1) {
+    partial = static_cast<float*>(
+        ctx.scratch(kScratchGemvPartials, std::size_t(splits) * N * out * sizeof(float)));
+    counters = static_cast<unsigned*>(
+        ctx.zeroed_scratch(kScratchGemvCounters, std::size_t(tiles) * sizeof(unsigned)));
+  }
+  gemv_kernel<W, N><<<dim3(tiles, splits), 32 * kGemvWarps, 0, stream>>>(
+      x, ldx, w, b, y, ldy, in, out, gps, partial, counters);
   check_cuda_call(cudaGetLastError(), "gemv kernel");
 }
 
