@@ -14,6 +14,7 @@
 // Checkpoints are written once (bf16) under $RODIMUS_BENCH_DIR (default: the temp folder).
 // Names: prefill/<model>/<dtype>/T:<tokens>, decode/<model>/<dtype>/ctx:<C>/B:<B>,
 // decode_prefilled/... (context built by a real prefill, to check the synthetic one),
+// decode_nograph/... (GPU: decode steps launched kernel by kernel, not replayed as a graph),
 // B: 1, 4, 16 on the host, 1, 16, 128 on a GPU (Kokkos::DefaultExecutionSpace),
 // state_memory/<model>/ctx:<C>. Threads: the process's (OMP_NUM_THREADS / --kokkos-threads).
 //
@@ -183,9 +184,11 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t) {
 }
 
 template <class W>
-void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bool prefilled) {
+void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bool prefilled,
+               bool graphs = true) {
   const auto& m = cached_model<W>(s);
   Workspace<Space> ws;
+  ws.cuda_graphs = graphs;
   auto st = m.make_state(b, static_cast<int>(ctx + 4096));
   if (prefilled) {
     // A real context: the same random prompt of ctx tokens in every slot, in blocks of 2048.
@@ -205,7 +208,8 @@ void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bo
   }
   std::vector<std::int32_t> next = random_ids(b, m.config().vocab_size, 11);
   std::mt19937 rng(13);
-  m.decode(st, ws, next);  // the first step sizes the workspace; time the steady state
+  // the first steps size the workspace (and on CUDA record the step graph): time the steady state
+  for (int i = 0; i < 3; ++i) m.decode(st, ws, next);
   for (auto _ : bs) {
     m.decode(st, ws, next);
     for (auto& x : next) x = static_cast<std::int32_t>(rng() % unsigned(m.config().vocab_size));
@@ -221,6 +225,7 @@ void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bo
   bs.counters["bytes_per_step"] = bytes;
   bs.counters["triad_gbs"] = bench::triad_bandwidth() / 1e9;
   bs.counters["state_bytes"] = double(st.bytes_per_sequence());
+  bs.counters["cuda_graph"] = ws.graph.recorded() ? 1 : 0;
 }
 
 // Resident decode-state memory per sequence against context length (no timing of interest).
@@ -270,6 +275,13 @@ void register_shape(const Shape& s) {
       b->Unit(benchmark::kMillisecond)->UseRealTime();
       if (published) b->MinTime(2.0);
     }
+  if constexpr (is_cuda_space_v<Space>)  // the same steps launched kernel by kernel
+    for (int nb : batches) {
+      auto* b = benchmark::RegisterBenchmark(
+          ("decode_nograph/" + base + "/ctx:1024/B:" + std::to_string(nb)).c_str(),
+          [s, nb](benchmark::State& st) { BM_decode<W>(st, s, 1024, nb, false, false); });
+      b->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
   if (!published)
     for (std::int64_t ctx : {1024, 8192}) {
       auto* b = benchmark::RegisterBenchmark(
@@ -293,14 +305,16 @@ void register_all() {
 }
 
 // RODIMUS_PROFILE=1: instead of the benchmarks, one prefill of RODIMUS_PROFILE_T tokens (2048)
-// and 8 decode steps at B=1 after a 1024-token context, bf16 weights, for each shape, each
-// printed as a per-kernel table (bench/kernel_profile.hpp).
+// and 8 decode steps at B = RODIMUS_PROFILE_B (1) after a 1024-token context, bf16 weights, for
+// each shape, each printed as a per-kernel table (bench/kernel_profile.hpp;
+// RODIMUS_PROFILE_TRACE=1 also prints each kernel as it starts).
 int profile_run() {
   const char* t_env = std::getenv("RODIMUS_PROFILE_T");
   const int t = t_env ? std::atoi(t_env) : 2048;
   for (const auto& s : shapes_from_env()) {
     const auto& m = cached_model<bf16>(s);
     Workspace<Space> ws;
+    ws.cuda_graphs = false;  // the profiler fences every kernel: nothing can be recorded
     TokenBatch tb;
     tb.ids = random_ids(t, m.config().vocab_size, 3);
     tb.lengths = {t};
@@ -312,13 +326,16 @@ int profile_run() {
     bench::profile::reset();
     m.prefill(st, ws, tb);
     bench::profile::report((s.name + " bf16 prefill T=" + std::to_string(t)).c_str());
-    auto sd = m.make_state(1, 1024 + 64);
+    const char* b_env = std::getenv("RODIMUS_PROFILE_B");
+    const int nb = b_env ? std::max(1, std::atoi(b_env)) : 1;
+    auto sd = m.make_state(nb, 1024 + 64);
     bench::fast_forward(sd, 1024, 7);
-    std::vector<std::int32_t> next = random_ids(1, m.config().vocab_size, 11);
+    std::vector<std::int32_t> next = random_ids(nb, m.config().vocab_size, 11);
     m.decode(sd, ws, next);
     bench::profile::reset();
     for (int i = 0; i < 8; ++i) m.decode(sd, ws, next);
-    bench::profile::report((s.name + " bf16 decode B=1 ctx=1024, 8 steps").c_str());
+    bench::profile::report(
+        (s.name + " bf16 decode B=" + std::to_string(nb) + " ctx=1024, 8 steps").c_str());
   }
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -45,7 +46,15 @@ inline void account_gap(State::Clock::time_point now) {
   }
 }
 
+/// RODIMUS_PROFILE_TRACE=1: also print every kernel and region as it starts (stderr,
+/// unbuffered), to see where a run stops.
+inline void trace(const char* what, const char* name) {
+  static const bool on = std::getenv("RODIMUS_PROFILE_TRACE") != nullptr;
+  if (on) std::fprintf(stderr, "[trace] %s %s\n", what, name);
+}
+
 inline void begin_kernel(const char* name, const std::uint32_t, std::uint64_t* id) {
+  trace("kernel", name);
   Kokkos::fence();
   auto& s = state();
   const auto now = State::Clock::now();
@@ -67,6 +76,7 @@ inline void end_kernel(const std::uint64_t id) {
 }
 
 inline void push_region(const char* name) {
+  trace("region", name);
   Kokkos::fence();
   auto& s = state();
   const auto now = State::Clock::now();

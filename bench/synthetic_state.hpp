@@ -20,7 +20,12 @@ template <class V>
 void fill_random(const V& v, std::mt19937& rng) {
   using Space = typename V::execution_space;
   Kokkos::Random_XorShift64_Pool<Space> pool(rng());
-  Kokkos::fill_random(v, pool, -1.f, 1.f);
+  // as one flat array: Kokkos fills a view of rank > 1 with one thread per index of its first
+  // extent (16 threads for 16 slots of a GiB-sized cache: minutes on a GPU)
+  Kokkos::View<typename V::value_type*, typename V::memory_space,
+               Kokkos::MemoryTraits<Kokkos::Unmanaged>>
+      flat(v.data(), v.size());
+  Kokkos::fill_random(flat, pool, -1.f, 1.f);
   Space().fence();
 }
 
