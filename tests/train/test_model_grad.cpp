@@ -30,6 +30,29 @@ ModelConfig grad_config(bool plus) {
   return c;
 }
 
+/// More layouts: Rodimus of 3 layers with a conv of width 1 (no taps into the past) and
+/// R = 4; Rodimus+ untied, unbounded attention, rotary on half the head, 4 heads on 2 key heads
+/// and 1 value head, conv width 2.
+ModelConfig variant_config(bool plus) {
+  ModelConfig c = grad_config(plus);
+  if (!plus) {
+    c.n_layer = 3;
+    c.mixer.d_conv = 1;
+    c.mixer.input_gate_low_rank = 4;
+  } else {
+    c.tie_word_embeddings = false;
+    c.use_norm_embedding = false;
+    c.use_scale_embedding = true;
+    c.attn.window_size = 0;
+    c.attn.num_heads = 4;
+    c.attn.num_heads_k = 2;
+    c.attn.num_heads_v = 1;
+    c.attn.rotary_emb_dim = 2;
+    c.mixer.d_conv = 2;
+  }
+  return c;
+}
+
 /// Random parameters: matrices N(0, 1/sqrt(cols)), embeddings N(0, 1), norm weights, w_res and
 /// biases around their initial values, the gate bias at its initialisation plus noise.
 template <class Space>
@@ -138,9 +161,12 @@ TEST_CASE("ModelTrainer: fp64 gradients of every parameter against central diffe
           "[train][model_grad]") {
   test::Rng rng;
   RODIMUS_SEED_INFO(rng);
-  for (bool plus : {false, true}) {
-    INFO((plus ? "Rodimus+" : "Rodimus"));
-    const ModelConfig cfg = grad_config(plus);
+  for (int variant : {0, 1, 2, 3}) {
+    const bool plus = variant % 2 == 1;
+    const ModelConfig cfg = variant < 2 ? grad_config(plus) : variant_config(plus);
+    const std::string label =
+        std::string(plus ? "Rodimus+" : "Rodimus") + (variant < 2 ? "" : " (variant)");
+    INFO(label);
     auto ps = random_parameters<Host>(cfg, rng);
     const int b = 2, t1 = 14;  // T = 13: two chunks of 8 tokens
     const auto tok = random_tokens(rng, b, t1, cfg.vocab_size, /*ignore=*/true);
@@ -196,8 +222,7 @@ TEST_CASE("ModelTrainer: fp64 gradients of every parameter against central diffe
         worst_name = p.name;
       }
     }
-    WARN((plus ? "Rodimus+" : "Rodimus")
-         << ": worst fp64 gradient error " << worst << " (" << worst_name << ")");
+    WARN(label << ": worst fp64 gradient error " << worst << " (" << worst_name << ")");
   }
 }
 

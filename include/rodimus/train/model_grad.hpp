@@ -114,25 +114,25 @@ class ModelTrainer {
   double forward_backward(ParameterSet<Space>& params, const View2<const int, Space>& tokens,
                           double normalizer = 0.0) {
     split_tokens(tokens);
-    return run_on(params, /*backward=*/true, normalizer);
+    return run_on(params, normalizer, &params);
   }
 
   /// Mean loss of ids [B, T] against targets [B, T] and its gradient, added to params' gradients.
   double forward_backward(ParameterSet<Space>& params, const View2<const int, Space>& ids,
                           const View2<const int, Space>& targets, double normalizer = 0.0) {
     copy_ids(ids, targets);
-    return run_on(params, /*backward=*/true, normalizer);
+    return run_on(params, normalizer, &params);
   }
 
   /// Mean loss only (no gradients are touched).
   double forward_loss(const ParameterSet<Space>& params, const View2<const int, Space>& tokens) {
     split_tokens(tokens);
-    return run_on(const_cast<ParameterSet<Space>&>(params), /*backward=*/false, 0.0);
+    return run_on(params, 0.0, nullptr);
   }
   double forward_loss(const ParameterSet<Space>& params, const View2<const int, Space>& ids,
                       const View2<const int, Space>& targets) {
     copy_ids(ids, targets);
-    return run_on(const_cast<ParameterSet<Space>&>(params), /*backward=*/false, 0.0);
+    return run_on(params, 0.0, nullptr);
   }
 
   /// The same on parameters already in Real; gradients accumulate into w's grads.
@@ -231,8 +231,11 @@ class ModelTrainer {
     }
   }
 
-  double run_on(ParameterSet<Space>& params, bool backward, double normalizer) {
+  // The forward on params, and with `grads` (= &params) the backward into its gradients.
+  double run_on(const ParameterSet<Space>& params, double normalizer,
+                ParameterSet<Space>* grads) {
     check_parameters(params);
+    const bool backward = grads != nullptr;
     if constexpr (std::is_same_v<Real, float>) {
       return run(RealParameters<float, Space>::bind(params), backward, normalizer);
     } else {
@@ -243,7 +246,7 @@ class ModelTrainer {
         copy_.zero_grad(space_);
       }
       const double loss = run(copy_, backward, normalizer);
-      if (backward) copy_.add_grads_to(params, space_);
+      if (backward) copy_.add_grads_to(*grads, space_);
       return loss;
     }
   }
