@@ -222,7 +222,8 @@ TEST_CASE("ModelTrainer: fp64 gradients of every parameter against central diffe
         worst_name = p.name;
       }
     }
-    WARN(label << ": worst fp64 gradient error " << worst << " (" << worst_name << ")");
+    WARN(label << ": worst fp64 gradient error " << worst << " (" << worst_name << "), seed "
+               << rng.seed);
   }
 }
 
@@ -272,7 +273,7 @@ TEST_CASE("ModelTrainer: ParameterSet entry points, accumulation, fp32 against f
       }
       WARN((plus ? "Rodimus+" : "Rodimus")
            << " on " << Space::name() << ": worst fp32 vs fp64 gradient error " << worst << " ("
-           << worst_name << ")");
+           << worst_name << "), seed " << rng.seed);
       // a second call adds the same gradient again (up to the rounding of the fp32 sums)
       t32.forward_backward(ps, ctok);
       for (std::size_t i = 0; i < ps.size(); ++i) {

@@ -38,7 +38,7 @@
 // Sequences run from a zero state (conv, GLA state and attention start empty), all of the same
 // length T; each is one slot of the packed batch (N = B T rows). The forward saves the
 // activations the backward reads (about (7E + 6n + R + 3D) values per token per layer, plus
-// (2 H hd + Hk hd + Hv hd + 3F + 2D) for Rodimus+), and logits [N, V].
+// (2 H hd + Hk hd + Hv hd + 3F + 5D) for Rodimus+), plus 3D and the logits [N, V].
 // Bad input (shapes, ids outside [0, V), targets outside [0, V) and not -100, a parameter set of
 // another model) throws ArgumentError naming it before anything is written.
 #pragma once
