@@ -32,5 +32,8 @@
 #include "rodimus/train/adamw.hpp"
 #include "rodimus/train/checkpoint.hpp"
 #include "rodimus/train/grad_norm.hpp"
+#include "rodimus/train/layer_grad.hpp"
+#include "rodimus/train/model_grad.hpp"
 #include "rodimus/train/parameters.hpp"
+#include "rodimus/train/real_parameters.hpp"
 #include "rodimus/train/schedule.hpp"
