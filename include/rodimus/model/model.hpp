@@ -23,6 +23,24 @@ namespace rodimus {
 
 namespace detail {
 
+/// The call's token ids into `ids` on the device (grown when too small, through the mirror
+/// `host`), fenced: before any kernel of the call.
+template <class Space>
+void upload_ids(const Space& space, const TokenBatch& tokens, View1<int, Space>& ids,
+                typename View1<int, Space>::HostMirror& host) {
+  const int nt = static_cast<int>(tokens.ids.size());
+  if (static_cast<int>(ids.extent(0)) < nt || ids.extent(0) == 0) {
+    note_reallocation();
+    ids = View1<int, Space>(
+        Kokkos::view_alloc(std::string("rodimus::ids"), Kokkos::WithoutInitializing),
+        nt > 1 ? nt : 1);
+    host = Kokkos::create_mirror_view(ids);
+  }
+  for (int t = 0; t < nt; ++t) host(t) = tokens.ids[t];
+  Kokkos::deep_copy(space, ids, host);
+  space.fence();
+}
+
 /// out[b] = RMSNorm_f(h + r) at the last token of sequence b (zeros for an empty sequence).
 // h, r: [>=N, D]; w: [D]; out: [>=B, D]
 template <class Space>
@@ -158,7 +176,7 @@ class Model {
     for (int s = 0; s < tokens.num_seqs(); ++s)
       ws.pos0[s] = static_cast<int>(state.position(tokens.slots[s]));
     const SeqBatch<Space> batch = ws.batch.build(tokens.lengths, ws.pos0, tokens.slots);
-    upload_ids(space, ws, tokens);
+    detail::upload_ids(space, tokens, ws.ids, ws.ids_host);
     const int nt = batch.num_tokens;
     const int rows = mode == LogitsMode::All ? nt : tokens.num_seqs();
     // Everything from here on only enqueues kernels (no allocation once the workspace is warm,
@@ -208,21 +226,6 @@ class Model {
   }
 
  private:
-  // ids of the call -> ws.ids on the device (before any kernel of the step).
-  static void upload_ids(const Space& space, Workspace<Space>& ws, const TokenBatch& tokens) {
-    const int nt = static_cast<int>(tokens.ids.size());
-    if (static_cast<int>(ws.ids.extent(0)) < nt || ws.ids.extent(0) == 0) {
-      detail::note_reallocation();
-      ws.ids = View1<int, Space>(
-          Kokkos::view_alloc(std::string("rodimus::ids"), Kokkos::WithoutInitializing),
-          nt > 1 ? nt : 1);
-      ws.ids_host = Kokkos::create_mirror_view(ws.ids);
-    }
-    for (int t = 0; t < nt; ++t) ws.ids_host(t) = tokens.ids[t];
-    Kokkos::deep_copy(space, ws.ids, ws.ids_host);
-    space.fence();
-  }
-
   template <class Scan>
   void run(const Space& space, State<Space>& state, Workspace<Space>& ws,
            const SeqBatch<Space>& batch, const TraceFn<Space>& trace) const {

@@ -133,15 +133,7 @@ class TransformerModel {
     detail::ensure_capacity(ws.h, nt, cfg_.d_model, "rodimus::h");
     detail::ensure_capacity(ws.r, nt, cfg_.d_model, "rodimus::r");
     ws.blocks.reserve(cfg_, nt);
-    if (static_cast<int>(ws.ids.extent(0)) < nt || ws.ids.extent(0) == 0) {
-      ws.ids = View1<int, Space>(
-          Kokkos::view_alloc(std::string("rodimus::ids"), Kokkos::WithoutInitializing),
-          nt > 1 ? nt : 1);
-      ws.ids_host = Kokkos::create_mirror_view(ws.ids);
-    }
-    for (int t = 0; t < nt; ++t) ws.ids_host(t) = tokens.ids[t];
-    Kokkos::deep_copy(space, ws.ids, ws.ids_host);
-    space.fence();
+    detail::upload_ids(space, tokens, ws.ids, ws.ids_host);
     if (nt == 0) return;
     embedding(space, View1<const int, Space>(ws.ids), weights_.embed, 1.f, ws.h, nt);  // [N, D]
     for (int l = 0; l < cfg_.n_layer; ++l)
