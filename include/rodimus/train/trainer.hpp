@@ -68,6 +68,7 @@ struct TrainerOptions {
   std::int64_t checkpoint_every = 0;       ///< steps between checkpoints (0: only at the end)
   std::filesystem::path checkpoint_dir;    ///< where checkpoints go (empty: none written)
   io::StDType model_dtype = io::StDType::BF16;  ///< dtype of the checkpoint's model.safetensors
+  nlohmann::json run_info;  ///< any JSON the caller records in checkpoints (extra.run)
 
   /// Throws ArgumentError naming the first bad setting.
   void validate() const {
@@ -177,7 +178,8 @@ class Trainer {
             {"clip", opt_.clip},
             {"tokens", tokens_},
             {"train_stream_tokens", train_.ids.size()},
-            {"train_stream_bytes", train_.bytes}};
+            {"train_stream_bytes", train_.bytes},
+            {"run", opt_.run_info}};
   }
 
   /// Writes a training checkpoint of the current state into `dir`.
