@@ -74,6 +74,7 @@ struct Options {
   std::vector<std::string> exclude_dirs;  ///< --exclude-dir NAME, repeatable
   std::vector<std::string> specials;      ///< --special TOKEN, repeatable
   int min_frequency = 0;                  ///< --min-frequency F
+  bool skip_heldout = false;              ///< --skip-heldout
   std::string pattern = "code";           ///< --pattern code|gpt2
   // train, eval
   std::string data;                       ///< --data DIR (train, eval)
@@ -133,6 +134,7 @@ commands:
                                          prints the text of the ids
   train-tokenizer --input DIR --vocab N --out FILE [--ext EXT]... [--exclude-dir NAME]...
                   [--special TOKEN]... [--min-frequency F] [--pattern code|gpt2]
+                  [--skip-heldout]
                                          learns a byte-level BPE of N tokens from the
                                          files under DIR and writes its tokenizer.json;
                                          prints a summary (files, bytes, merges, time,
@@ -179,6 +181,7 @@ train-tokenizer options:
                     DIR when it holds a '/' (e.g. idlelib/idle_test); repeatable
   --special TOKEN   a special token (e.g. '<|endoftext|>'), given the last ids; repeatable
   --min-frequency F merge only pairs seen at least F times (default 0: any)
+  --skip-heldout    leave out the 5 % of the files that train and eval hold out
   --pattern code|gpt2
                     pre-tokenizer regex: code (Llama 3 / cl100k, default) or gpt2
 
@@ -598,6 +601,11 @@ inline Options parse_args(const std::vector<std::string>& args) {
       for (const std::string& s : o.specials)
         if (s == t) throw UsageError("--special '" + t + "' given twice");
       o.specials.push_back(std::move(t));
+    } else if (name == "--skip-heldout") {
+      only_if(name, trains);
+      flag();
+      if (o.skip_heldout) throw UsageError("option '--skip-heldout' given twice");
+      o.skip_heldout = true;
     } else if (name == "--min-frequency") {
       only_if(name, trains);
       once(seen_min_frequency, name);

@@ -59,10 +59,22 @@ inline int run_train_tokenizer(const Options& o) {
     throw Error("no files" + (which.empty() ? std::string() : " ending in " + which) + " under '" +
                 o.input + "'");
   }
+  // --skip-heldout: leave out the files rodimus train holds out (train/data_split.hpp's rule)
+  std::vector<bool> heldout(files.size(), false);
+  if (o.skip_heldout) {
+    std::vector<std::string> rel;
+    for (const fs::path& f : files) rel.push_back(f.lexically_relative(o.input).generic_string());
+    heldout = train::heldout_mask(rel);
+  }
   std::vector<fs::path> used;
   std::uint64_t bytes = 0;
-  std::size_t skipped = 0;
-  for (const fs::path& f : files) {
+  std::size_t skipped = 0, held = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const fs::path& f = files[i];
+    if (heldout[i]) {
+      ++held;
+      continue;
+    }
     const std::string text = io::read_file_bytes(f);
     if (!io::detail::is_valid_utf8(text)) {
       ++skipped;
@@ -101,6 +113,7 @@ inline int run_train_tokenizer(const Options& o) {
   fmt::print("input: {}\n", o.input);
   fmt::print("files: {}\n", used.size());
   fmt::print("skipped_not_utf8: {}\n", skipped);
+  if (o.skip_heldout) fmt::print("skipped_heldout: {}\n", held);
   fmt::print("bytes: {}\n", bytes);
   fmt::print("words: {}\n", trainer.words());
   fmt::print("word_types: {}\n", trainer.word_types());
