@@ -151,7 +151,8 @@ commands:
                                          held-out loss of the model on the files under DIR
                                          (the 5 % that train holds out): nats per token and
                                          bits per byte
-  eval      --data DIR --list-heldout    prints the held-out files, one path a line
+  eval      --data DIR --list-heldout    prints the held-out files that eval scores (valid
+                                         UTF-8), one path a line
   help      print this text (also -h, --help)
 
 options:

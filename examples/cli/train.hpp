@@ -326,8 +326,12 @@ int run_eval(const Options& o) {
   if (seq == 0) seq = 256;
   const train::CorpusOptions copt = corpus_options(ext, exclude);
   if (o.list_heldout) {
-    for (const auto& f : train::corpus_files(o.data, copt))
-      if (f.heldout) fmt::print("{}\n", (fs::path(o.data) / f.path).string());
+    // the files eval scores: held out and valid UTF-8
+    for (const auto& f : train::corpus_files(o.data, copt)) {
+      const fs::path path = fs::path(o.data) / f.path;
+      if (f.heldout && io::detail::is_valid_utf8(io::read_file_bytes(path)))
+        fmt::print("{}\n", path.string());
+    }
     return exit_ok;
   }
   const ModelConfig cfg = load_model_config(o.model);
