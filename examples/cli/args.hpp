@@ -77,24 +77,24 @@ struct Options {
   bool skip_heldout = false;              ///< --skip-heldout
   std::string pattern = "code";           ///< --pattern code|gpt2
   // train, eval
-  std::string data;                       ///< --data DIR (train, eval)
-  std::string config;                     ///< --config FILE (train)
-  std::int64_t steps = 0;                 ///< --steps N (0: fit --minutes)
-  double minutes = 0.0;                   ///< --minutes M (0: no time limit)
-  int batch = 16;                         ///< --batch B (train: sequences per step; eval: windows per call)
-  int seq = 0;                            ///< --seq T (0: train 256; eval: the checkpoint's)
-  int micro_batches = 1;                  ///< --micro-batches M
-  double lr = 1e-3;                       ///< --lr X
-  double min_lr = -1.0;                   ///< --min-lr X (default lr / 10)
-  std::int64_t warmup = 100;              ///< --warmup N
-  double weight_decay = 0.1;              ///< --weight-decay X
-  double clip = 1.0;                      ///< --clip X (0: off)
-  std::int64_t eval_every = 200;          ///< --eval-every N (0: only at the end)
-  std::int64_t eval_windows = 32;         ///< --eval-windows N
-  std::int64_t checkpoint_every = 500;    ///< --checkpoint-every N (0: only at the end)
-  bool resume = false;                    ///< --resume
-  bool list_heldout = false;              ///< --list-heldout (eval)
-  bool seen_train_seed = false;           ///< --seed given to train
+  std::string data;               ///< --data DIR (train, eval)
+  std::string config;             ///< --config FILE (train)
+  std::int64_t steps = 0;         ///< --steps N (0: fit --minutes)
+  double minutes = 0.0;           ///< --minutes M (0: no time limit)
+  int batch = 16;                 ///< --batch B (train: sequences per step; eval: windows per call)
+  int seq = 0;                    ///< --seq T (0: train 256; eval: the checkpoint's)
+  int micro_batches = 1;          ///< --micro-batches M
+  double lr = 1e-3;               ///< --lr X
+  double min_lr = -1.0;           ///< --min-lr X (default lr / 10)
+  std::int64_t warmup = 100;      ///< --warmup N
+  double weight_decay = 0.1;      ///< --weight-decay X
+  double clip = 1.0;              ///< --clip X (0: off)
+  std::int64_t eval_every = 200;  ///< --eval-every N (0: only at the end)
+  std::int64_t eval_windows = 32;       ///< --eval-windows N
+  std::int64_t checkpoint_every = 500;  ///< --checkpoint-every N (0: only at the end)
+  bool resume = false;                  ///< --resume
+  bool list_heldout = false;            ///< --list-heldout (eval)
+  bool seen_train_seed = false;         ///< --seed given to train
 };
 
 /// The usage text printed by `rodimus help` and after every usage error.

@@ -29,13 +29,30 @@ inline void check_config_keys(const nlohmann::json& j, const ModelConfig& cfg,
   ModelConfig plus = cfg;
   plus.block_type = BlockType::RodimusPlus;
   const nlohmann::json known = io::config_to_json(plus);
-  static const std::set<std::string> ignored = {
-      "_name_or_path", "transformers_version", "torch_dtype", "dtype", "use_cache",
-      "initializer_range", "no_weight_decay_on_bias", "no_weight_decay_on_embedding",
-      "no_weight_decay_on_norm", "rescale_prenorm_residual", "use_fast_path",
-      "use_fused_cross_entropy", "use_fused_swiglu", "dropout", "attention_dropout",
-      "activation_dropout", "id2label", "label2id", "return_dict", "output_attentions",
-      "output_hidden_states", "problem_type", "chunk_size_feed_forward", "is_encoder_decoder"};
+  static const std::set<std::string> ignored = {"_name_or_path",
+                                                "transformers_version",
+                                                "torch_dtype",
+                                                "dtype",
+                                                "use_cache",
+                                                "initializer_range",
+                                                "no_weight_decay_on_bias",
+                                                "no_weight_decay_on_embedding",
+                                                "no_weight_decay_on_norm",
+                                                "rescale_prenorm_residual",
+                                                "use_fast_path",
+                                                "use_fused_cross_entropy",
+                                                "use_fused_swiglu",
+                                                "dropout",
+                                                "attention_dropout",
+                                                "activation_dropout",
+                                                "id2label",
+                                                "label2id",
+                                                "return_dict",
+                                                "output_attentions",
+                                                "output_hidden_states",
+                                                "problem_type",
+                                                "chunk_size_feed_forward",
+                                                "is_encoder_decoder"};
   const auto unknown = [&](const std::string& key) {
     return Error(file + ": unknown config key '" + key +
                  "' (rodimus train accepts the published config.json keys only; a typo?)");
@@ -164,8 +181,8 @@ inline int run_train(const Options& o) {
   const train::Corpus corpus = train::load_corpus(o.data, tok, copt);
   if (corpus.train.targets() < o.seq + 1)
     throw Error("the training files under '" + o.data + "' give " +
-                std::to_string(corpus.train.ids.size()) + " tokens, fewer than --seq + 1 = " +
-                std::to_string(o.seq + 1));
+                std::to_string(corpus.train.ids.size()) +
+                " tokens, fewer than --seq + 1 = " + std::to_string(o.seq + 1));
   ProgressLine progress;
   fmt::print(stderr,
              "rodimus: {} files under {} ({} held out, {} skipped as not UTF-8): train {} tokens "
@@ -179,8 +196,7 @@ inline int run_train(const Options& o) {
   fs::copy_file(*o.tokenizer, out / "tokenizer.json", fs::copy_options::overwrite_existing, ec);
   if (ec) throw Error("cannot copy the tokenizer into '" + *o.out + "': " + ec.message());
 
-  auto params = train::make_parameters<Space>(
-      cfg, {train::initializer_range(o.config), o.seed});
+  auto params = train::make_parameters<Space>(cfg, {train::initializer_range(o.config), o.seed});
   train::TrainerOptions topt;
   topt.batch = o.batch;
   topt.micro_batches = o.micro_batches;
@@ -233,10 +249,11 @@ inline int run_train(const Options& o) {
                {"tokens_per_s", r.tokens_per_second}});
   };
   cb.on_eval = [&](const train::EvalReport& r) {
-    progress.note(fmt::format(
-        "eval at step {}: held-out loss {:.4f} nats/token, {}{:.4f} bits/byte ({} tokens, {:.1f} s)",
-        r.step, r.result.loss(), r.result.bytes_exact ? "" : "~", r.result.bits_per_byte(),
-        r.result.targets, r.seconds));
+    progress.note(
+        fmt::format("eval at step {}: held-out loss {:.4f} nats/token, {}{:.4f} bits/byte ({} "
+                    "tokens, {:.1f} s)",
+                    r.step, r.result.loss(), r.result.bytes_exact ? "" : "~",
+                    r.result.bits_per_byte(), r.result.targets, r.seconds));
     write_log({{"event", "eval"},
                {"step", r.step},
                {"val_loss", r.result.loss()},

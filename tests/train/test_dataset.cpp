@@ -52,8 +52,10 @@ TEST_CASE("data split: FNV-1a and the held-out rule", "[train][dataset]") {
   std::uint64_t max_in = 0, min_out = ~0ull;
   for (std::size_t i = 0; i < paths.size(); ++i) {
     const auto h = train::fnv1a64(paths[i]);
-    if (mask[i]) max_in = std::max(max_in, h);
-    else min_out = std::min(min_out, h);
+    if (mask[i])
+      max_in = std::max(max_in, h);
+    else
+      min_out = std::min(min_out, h);
   }
   CHECK(max_in < min_out);
   // the order the files are given in does not matter
@@ -80,7 +82,8 @@ TEST_CASE("corpus: split by file, streams and byte counts", "[train][dataset]") 
 
   const auto files = train::corpus_files(dir.path, opt);
   REQUIRE(files.size() == rel.size() + 1);  // + latin1.py; not test/ nor the .txt
-  for (const auto& f : files) CHECK((f.path.starts_with("test/") || f.path.ends_with(".txt")) == false);
+  for (const auto& f : files)
+    CHECK((f.path.starts_with("test/") || f.path.ends_with(".txt")) == false);
   const auto n_held = std::count_if(files.begin(), files.end(), [](auto& f) { return f.heldout; });
   CHECK(n_held == 2);  // round(0.05 * 42)
 
@@ -124,8 +127,7 @@ TEST_CASE("corpus: split by file, streams and byte counts", "[train][dataset]") 
   for (std::size_t i = 0; i < files.size(); ++i) CHECK(files2[i].heldout == files[i].heldout);
 
   // errors name the problem
-  CHECK_THROWS_WITH(train::corpus_files(dir.path / "none", opt),
-                    Catch::Contains("does not exist"));
+  CHECK_THROWS_WITH(train::corpus_files(dir.path / "none", opt), Catch::Contains("does not exist"));
   auto none = opt;
   none.filter.extensions = {".nothing"};
   CHECK_THROWS_WITH(train::corpus_files(dir.path, none),

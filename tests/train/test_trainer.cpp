@@ -226,8 +226,9 @@ TEST_CASE("trainer: resume is exact, micro-batches equal one batch", "[train][tr
     ob.model_dtype = io::StDType::F32;
     {
       train::Trainer<Host> tb(b, sc.corpus.train, nullptr, ob);
-      const auto s = tb.run(model, {[&](const train::StepReport& r) { lb.push_back(r.loss); }, {}, {}},
-                            /*max_new_steps=*/4);
+      const auto s =
+          tb.run(model, {[&](const train::StepReport& r) { lb.push_back(r.loss); }, {}, {}},
+                 /*max_new_steps=*/4);
       CHECK(s.steps == 4);
       CHECK_FALSE(s.stopped_by_time);
     }
@@ -303,8 +304,8 @@ TEST_CASE("trainer: time budget, options, the inference Model agrees", "[train][
     o.warmup_steps = 2;
     train::Trainer<Host> t(ps, sc.corpus.train, nullptr, o);
     std::vector<std::int64_t> totals;
-    const auto s = t.run(model, {[&](const train::StepReport& r) { totals.push_back(r.total_steps); },
-                                 {}, {}});
+    const auto s = t.run(
+        model, {[&](const train::StepReport& r) { totals.push_back(r.total_steps); }, {}, {}});
     REQUIRE(totals.size() >= 5u);
     for (std::size_t i = 0; i < 4; ++i) CHECK(totals[i] == 0);
     CHECK(totals[4] >= 5);
@@ -326,8 +327,7 @@ TEST_CASE("trainer: time budget, options, the inference Model agrees", "[train][
                       Catch::Contains("must divide batch"));
     CHECK_THROWS_WITH(make([](auto& o) { o.steps = 0; }),
                       Catch::Contains("steps or a time budget"));
-    CHECK_THROWS_WITH(make([](auto& o) { o.min_lr = 1.0; }),
-                      Catch::Contains("min_lr"));
+    CHECK_THROWS_WITH(make([](auto& o) { o.min_lr = 1.0; }), Catch::Contains("min_lr"));
     CHECK_THROWS_WITH(make([](auto& o) { o.seq_len = 1 << 20; }),
                       Catch::Contains("fewer than seq_len + 1"));
     CHECK_THROWS_AS(train::BigramModel<Host>(test::tiny_train_config(false, true)), ConfigError);

@@ -81,10 +81,10 @@ inline std::filesystem::path small_tokenizer_file() {
 /// relative paths of the .py files written outside test/.
 inline std::vector<std::string> write_markov_corpus(const std::filesystem::path& root, int files,
                                                     std::uint32_t seed, int words_per_file = 300) {
-  static const char* vocab[] = {"def ",   "return ", "self",  ".",     "(",      ")",
-                                ":\n",    "    ",    "x",     " = ",   "1",      "+",
-                                "import ", "os",     "\n",    "if ",   "else",   "for ",
-                                " in ",   "range",   "print", ", ",    "value",  "None"};
+  static const char* vocab[] = {"def ",    "return ", "self",  ".",   "(",     ")",
+                                ":\n",     "    ",    "x",     " = ", "1",     "+",
+                                "import ", "os",      "\n",    "if ", "else",  "for ",
+                                " in ",    "range",   "print", ", ",  "value", "None"};
   constexpr int nv = sizeof(vocab) / sizeof(vocab[0]);
   std::mt19937 gen(seed);
   // a sparse transition table: each word is followed by one of 3 successors
@@ -103,8 +103,10 @@ inline std::vector<std::string> write_markov_corpus(const std::filesystem::path&
     }
   };
   for (int i = 0; i < files; ++i) {
-    const std::string r = (i % 3 == 0 ? "a/" : i % 3 == 1 ? "b/c/" : "") + std::string("m") +
-                          std::to_string(i) + ".py";
+    const std::string r = (i % 3 == 0   ? "a/"
+                           : i % 3 == 1 ? "b/c/"
+                                        : "") +
+                          std::string("m") + std::to_string(i) + ".py";
     write(r, words_per_file + std::uniform_int_distribution<int>(0, words_per_file)(gen));
     rel.push_back(r);
   }

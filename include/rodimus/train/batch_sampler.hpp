@@ -69,8 +69,8 @@ class BatchSampler {
 
   /// First stream index of window `row` of step `step`.
   std::int64_t offset(std::int64_t step, std::int64_t row) const {
-    const std::uint64_t u = splitmix64(splitmix64(splitmix64(seed_) ^ std::uint64_t(step)) ^
-                                       std::uint64_t(row));
+    const std::uint64_t u =
+        splitmix64(splitmix64(splitmix64(seed_) ^ std::uint64_t(step)) ^ std::uint64_t(row));
     const std::uint64_t range = std::uint64_t(stream_.size()) - std::uint64_t(seq_len_);
     return static_cast<std::int64_t>(mul_high(u, range));
   }

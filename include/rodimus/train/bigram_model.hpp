@@ -88,15 +88,15 @@ class BigramModel {
     rms_norm(space, CV2(h), CV1(norm_f.value), hn_, n, eps);
     linear(space, CV2(hn_), LinearWeights<float, Space>{CV2(head.value_matrix()), {}}, logits_, n);
     // logits -> dlogits in place: (softmax - onehot) / N
-    const auto ce = grad::cross_entropy<float>(space, CV2(logits_), View1<const int, Space>(tg_),
-                                               logits_, n);
+    const auto ce =
+        grad::cross_entropy<float>(space, CV2(logits_), View1<const int, Space>(tg_), logits_, n);
     if (backward) {
       // dhn = dlogits W; dW += dlogits^T hn                                          [N, D]
       grad::linear_backward<float>(space, CV2(hn_), CV2(head.value_matrix()), CV2(logits_), dx_,
                                    head.grad_matrix(), View1<float, Space>(), n);
       // dh = RMSNorm_f'(dhn), dw_f +=
-      grad::rms_norm_backward<float>(space, CV2(h), CV1(norm_f.value), CV2(dx_), dx_,
-                                     norm_f.grad, n, cfg_.norm_epsilon);
+      grad::rms_norm_backward<float>(space, CV2(h), CV1(norm_f.value), CV2(dx_), dx_, norm_f.grad,
+                                     n, cfg_.norm_epsilon);
       if (embed_norm)
         grad::rms_norm_backward<float>(space, CV2(e_), CV1(embed_norm->value), CV2(dx_), dx_,
                                        embed_norm->grad, n, cfg_.norm_epsilon);

@@ -17,14 +17,14 @@ namespace rodimus::train {
 
 /// What a corpus is made of and how it is split.
 struct CorpusOptions {
-  io::FileFilter filter;                              ///< which files (extensions, excluded dirs)
+  io::FileFilter filter;                               ///< which files (extensions, excluded dirs)
   double heldout_fraction = default_heldout_fraction;  ///< data_split.hpp's rule
-  std::string separator = "<|endoftext|>";  ///< token put before every file (must exist)
+  std::string separator = "<|endoftext|>";             ///< token put before every file (must exist)
 };
 
 /// One file of the corpus.
 struct CorpusFile {
-  std::string path;        ///< relative to the corpus root, '/' separators
+  std::string path;         ///< relative to the corpus root, '/' separators
   std::uint64_t bytes = 0;  ///< size in bytes
   bool heldout = false;     ///< in the held-out set (heldout_mask)
   bool skipped = false;     ///< not valid UTF-8: in neither stream
@@ -64,8 +64,8 @@ inline std::vector<CorpusFile> corpus_files(const std::filesystem::path& root,
   if (paths.empty()) {
     std::string which;
     for (const auto& e : opt.filter.extensions) which += (which.empty() ? "" : " or ") + e;
-    throw Error("no files" + (which.empty() ? std::string() : " ending in " + which) +
-                " under '" + root.string() + "'");
+    throw Error("no files" + (which.empty() ? std::string() : " ending in " + which) + " under '" +
+                root.string() + "'");
   }
   std::vector<std::string> rel;
   rel.reserve(paths.size());

@@ -19,11 +19,11 @@ namespace rodimus::train {
 
 /// The summed loss of an evaluation and what it covered.
 struct EvalResult {
-  double nats = 0.0;          ///< sum over the targets of -ln p(target)
-  std::int64_t targets = 0;   ///< tokens scored
-  double bytes = 0.0;         ///< UTF-8 bytes of the text those targets encode
-  bool bytes_exact = true;    ///< false: `bytes` is the stream's bytes scaled by targets scored
-  std::int64_t windows = 0;   ///< windows evaluated
+  double nats = 0.0;         ///< sum over the targets of -ln p(target)
+  std::int64_t targets = 0;  ///< tokens scored
+  double bytes = 0.0;        ///< UTF-8 bytes of the text those targets encode
+  bool bytes_exact = true;   ///< false: `bytes` is the stream's bytes scaled by targets scored
+  std::int64_t windows = 0;  ///< windows evaluated
 
   /// Validation loss in nats per token.
   double loss() const { return targets > 0 ? nats / double(targets) : 0.0; }
@@ -70,8 +70,8 @@ EvalResult evaluate_model(const Model<Space, W, Policy>& model, const TokenStrea
     state.reset();
     const auto logits = model.forward(state, ws, tb, LogitsMode::All);  // [nt, V]
     Kokkos::deep_copy(targets, targets_host);
-    const auto ce = grad::cross_entropy<float>(Space(), logits, View1<const int, Space>(targets),
-                                               scratch, nt);
+    const auto ce =
+        grad::cross_entropy<float>(Space(), logits, View1<const int, Space>(targets), scratch, nt);
     r.nats += ce.loss_sum;
     r.targets += ce.count;
     r.windows += nb;

@@ -57,16 +57,16 @@ struct TrainerOptions {
   std::int64_t steps = 0;    ///< optimiser steps in all (the schedule's length); 0: fit max_seconds
   double max_seconds = 0.0;  ///< wall-clock budget of one run() (0: none)
   int calibration_steps = 5;  ///< steps timed to fix `steps` when it is 0
-  double lr = 1e-3;          ///< peak learning rate
-  double min_lr = 1e-4;      ///< floor of the cosine
+  double lr = 1e-3;           ///< peak learning rate
+  double min_lr = 1e-4;       ///< floor of the cosine
   std::int64_t warmup_steps = 100;
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;  ///< AdamW
-  double clip = 1.0;                ///< global gradient-norm clip (0: off)
-  std::uint64_t seed = 1;           ///< the data order (BatchSampler)
-  std::int64_t eval_every = 0;      ///< steps between held-out evaluations (0: none)
-  std::int64_t eval_windows = 32;   ///< held-out windows per periodic evaluation (-1: all)
-  std::int64_t checkpoint_every = 0;       ///< steps between checkpoints (0: only at the end)
-  std::filesystem::path checkpoint_dir;    ///< where checkpoints go (empty: none written)
+  double clip = 1.0;                     ///< global gradient-norm clip (0: off)
+  std::uint64_t seed = 1;                ///< the data order (BatchSampler)
+  std::int64_t eval_every = 0;           ///< steps between held-out evaluations (0: none)
+  std::int64_t eval_windows = 32;        ///< held-out windows per periodic evaluation (-1: all)
+  std::int64_t checkpoint_every = 0;     ///< steps between checkpoints (0: only at the end)
+  std::filesystem::path checkpoint_dir;  ///< where checkpoints go (empty: none written)
   io::StDType model_dtype = io::StDType::BF16;  ///< dtype of the checkpoint's model.safetensors
   nlohmann::json run_info;  ///< any JSON the caller records in checkpoints (extra.run)
 
@@ -91,13 +91,13 @@ struct TrainerOptions {
 
 /// Reported after every optimiser step.
 struct StepReport {
-  std::int64_t step = 0;         ///< steps done (this one included)
-  std::int64_t total_steps = 0;  ///< the schedule's length (0 while calibrating)
-  double loss = 0.0;             ///< mean training loss of the step (nats per token)
-  double lr = 0.0;               ///< learning rate the step used
-  double grad_norm = 0.0;        ///< global norm before clipping
-  bool skipped = false;          ///< the gradient was not finite: no update
-  std::int64_t tokens = 0;       ///< training targets seen so far (all runs)
+  std::int64_t step = 0;           ///< steps done (this one included)
+  std::int64_t total_steps = 0;    ///< the schedule's length (0 while calibrating)
+  double loss = 0.0;               ///< mean training loss of the step (nats per token)
+  double lr = 0.0;                 ///< learning rate the step used
+  double grad_norm = 0.0;          ///< global norm before clipping
+  bool skipped = false;            ///< the gradient was not finite: no update
+  std::int64_t tokens = 0;         ///< training targets seen so far (all runs)
   double tokens_per_second = 0.0;  ///< this run's average
   double elapsed_seconds = 0.0;    ///< this run's wall time
   double eta_seconds = 0.0;        ///< estimated time to total_steps (0 while calibrating)
@@ -119,14 +119,14 @@ struct TrainerCallbacks {
 
 /// What run() did.
 struct TrainSummary {
-  std::int64_t first_step = 0;    ///< the step it started from (after a resume: > 0)
-  std::int64_t steps = 0;         ///< steps done in all at the end
-  std::int64_t total_steps = 0;   ///< the schedule's length
-  std::int64_t skipped_steps = 0; ///< steps of this run with a non-finite gradient
-  bool stopped_by_time = false;   ///< max_seconds ended it before total_steps
+  std::int64_t first_step = 0;               ///< the step it started from (after a resume: > 0)
+  std::int64_t steps = 0;                    ///< steps done in all at the end
+  std::int64_t total_steps = 0;              ///< the schedule's length
+  std::int64_t skipped_steps = 0;            ///< steps of this run with a non-finite gradient
+  bool stopped_by_time = false;              ///< max_seconds ended it before total_steps
   double first_loss = 0.0, last_loss = 0.0;  ///< training loss of this run's first / last step
-  std::int64_t tokens = 0;        ///< training targets seen in all
-  double seconds = 0.0;           ///< this run's wall time
+  std::int64_t tokens = 0;                   ///< training targets seen in all
+  double seconds = 0.0;                      ///< this run's wall time
   std::optional<EvalResult> last_eval;
 };
 
@@ -143,8 +143,7 @@ class Trainer {
         train_(train),
         heldout_(heldout),
         opt_(opt),
-        sampler_((opt.validate(), std::span<const std::int32_t>(train.ids)), opt.seq_len,
-                 opt.seed),
+        sampler_((opt.validate(), std::span<const std::int32_t>(train.ids)), opt.seq_len, opt.seed),
         adamw_(params, {opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay}),
         total_steps_(opt.steps) {}
 
@@ -197,8 +196,9 @@ class Trainer {
     nlohmann::json extra;
     {
       std::ifstream in(dir / trainer_state_file_name, std::ios::binary);
-      if (!in) throw CheckpointError("resume: " + (dir / trainer_state_file_name).string() +
-                                     ": cannot open (missing?)");
+      if (!in)
+        throw CheckpointError("resume: " + (dir / trainer_state_file_name).string() +
+                              ": cannot open (missing?)");
       try {
         extra = nlohmann::json::parse(in).value("extra", nlohmann::json());
       } catch (const nlohmann::json::exception& e) {
@@ -212,7 +212,8 @@ class Trainer {
       if (extra.value(key, nlohmann::json()) != want[key])
         throw ArgumentError(std::string("resume: the checkpoint's ") + key + " is " +
                             extra.value(key, nlohmann::json()).dump() + ", this run's is " +
-                            want[key].dump() + " (an exact resume needs the same data and batches)");
+                            want[key].dump() +
+                            " (an exact resume needs the same data and batches)");
     TrainingState st = load_training_checkpoint(dir, params_, adamw_);
     step_ = st.step;
     tokens_ = extra.value("tokens", std::int64_t(0));
@@ -226,8 +227,7 @@ class Trainer {
   /// Held-out evaluation with the model's own loss: the first `windows` full windows of the
   /// held-out stream (-1: all full windows), `batch` windows per call.
   template <class M>
-    requires LossAndGradient<M, Space>
-  EvalResult evaluate(M& model, std::int64_t windows) {
+  requires LossAndGradient<M, Space> EvalResult evaluate(M& model, std::int64_t windows) {
     EvalResult r;
     if (!heldout_) return r;
     const std::span<const std::int32_t> ids(heldout_->ids);
@@ -257,12 +257,12 @@ class Trainer {
   }
 
   /// Trains until the schedule's last step, until max_seconds has passed (then the step in
-  /// progress completes), or for `max_new_steps` steps when that is >= 0. Checkpoints every checkpoint_every steps and at the end when
-  /// checkpoint_dir is set; evaluates every eval_every steps and at the end when there is a
-  /// held-out stream.
+  /// progress completes), or for `max_new_steps` steps when that is >= 0. Checkpoints every
+  /// checkpoint_every steps and at the end when checkpoint_dir is set; evaluates every eval_every
+  /// steps and at the end when there is a held-out stream.
   template <class M>
-    requires LossAndGradient<M, Space>
-  TrainSummary run(M& model, const TrainerCallbacks& cb = {}, std::int64_t max_new_steps = -1) {
+  requires LossAndGradient<M, Space> TrainSummary run(M& model, const TrainerCallbacks& cb = {},
+                                                      std::int64_t max_new_steps = -1) {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     const auto since = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
@@ -335,8 +335,7 @@ class Trainer {
       const bool last = total_steps_ > 0 && step_ >= total_steps_;
       if (opt_.eval_every > 0 && step_ % opt_.eval_every == 0 && !last) do_eval();
       if (opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0 && !last) do_ckpt();
-      if (opt_.max_seconds > 0 && !last &&
-          el + el / double(done_here) > opt_.max_seconds) {
+      if (opt_.max_seconds > 0 && !last && el + el / double(done_here) > opt_.max_seconds) {
         s.stopped_by_time = true;
         break;
       }
