@@ -44,8 +44,7 @@ void linear_backward(const Space& space, const View2<const Real, Space>& x,
   if (detail::wanted(db)) ::rodimus::detail::check_extent(db, 0, out, "linear_backward: db");
   if (n_tokens == 0) return;
   bool done = false;
-  if constexpr (is_host_space_v<Space> && std::is_same_v<Real, float> &&
-                backend::host::has_cblas) {
+  if constexpr (is_host_space_v<Space> && std::is_same_v<Real, float> && backend::host::has_cblas) {
     // fp32 on a host space: the two products through the BLAS (sgemm)
     if (in > 0 && out > 0) {
       const auto ld = [](const auto& v) { return static_cast<int>(v.stride(0)); };

@@ -225,7 +225,8 @@ class Trainer {
   }
 
   /// Held-out evaluation with the model's own loss: the first `windows` full windows of the
-  /// held-out stream (-1: all full windows), `batch` windows per call.
+  /// held-out stream (-1: all full windows; the last, shorter window is left out), `batch`
+  /// windows per call. Bytes are exact only when every target was scored.
   template <class M>
   requires LossAndGradient<M, Space> EvalResult evaluate(M& model, std::int64_t windows) {
     EvalResult r;
@@ -273,6 +274,8 @@ class Trainer {
     std::int64_t done_here = 0;
     std::int64_t last_ckpt = step_;
     std::int64_t last_eval = -1;
+    // held-out evaluation needs one full window
+    const bool can_eval = heldout_ != nullptr && heldout_->targets() >= opt_.seq_len;
     const auto do_eval = [&] {
       const auto te = clock::now();
       EvalReport rep{step_, evaluate(model, opt_.eval_windows),
@@ -333,14 +336,14 @@ class Trainer {
           total_steps_ > 0 ? double(total_steps_ - step_) * el / double(done_here) : 0.0;
       if (cb.on_step) cb.on_step(rep);
       const bool last = total_steps_ > 0 && step_ >= total_steps_;
-      if (opt_.eval_every > 0 && step_ % opt_.eval_every == 0 && !last) do_eval();
+      if (opt_.eval_every > 0 && step_ % opt_.eval_every == 0 && !last && can_eval) do_eval();
       if (opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0 && !last) do_ckpt();
       if (opt_.max_seconds > 0 && !last && el + el / double(done_here) > opt_.max_seconds) {
         s.stopped_by_time = true;
         break;
       }
     }
-    if (heldout_ && heldout_->targets() >= opt_.seq_len && last_eval != step_) do_eval();
+    if (can_eval && last_eval != step_) do_eval();
     if (last_ckpt != step_ || done_here == 0) do_ckpt();
     s.steps = step_;
     s.total_steps = total_steps_;
