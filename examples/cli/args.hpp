@@ -147,7 +147,7 @@ commands:
                                          a summary on stdout. For now only n_layer = 0
                                          (bigram) configs: the whole-model backward is not
                                          in this build yet
-  eval      --model DIR --data DIR [--seq T] [--batch B]
+  eval      --model DIR --data DIR [--seq T] [--batch B] [--dtype f32|bf16]
                                          held-out loss of the model on the files under DIR
                                          (the 5 % that train holds out): nats per token and
                                          bits per byte

@@ -153,6 +153,8 @@ inline int run_train(const Options& o) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   const ModelConfig cfg = load_train_config(o.config);
+  // The models this build can train: the bigram model (n_layer = 0; `model` below). The
+  // whole-model loss-and-gradient (train::LossAndGradient) replaces it there, and this check goes.
   if (cfg.n_layer != 0)
     throw Error(o.config + ": n_layer is " + std::to_string(cfg.n_layer) +
                 ": training a model with blocks needs the whole-model backward, which is not in "
