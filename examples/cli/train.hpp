@@ -5,8 +5,10 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -138,6 +140,19 @@ class ProgressLine {
   std::chrono::steady_clock::time_point last_{};
 };
 
+/// Set by the first SIGINT / SIGTERM during `rodimus train`: the step in progress completes, a
+/// checkpoint is written and the summary printed; the handler then reverts to the default, so a
+/// second signal ends the process at once.
+inline std::atomic<bool>& stop_signal() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+extern "C" inline void on_stop_signal(int sig) {
+  stop_signal().store(true);
+  std::signal(sig, SIG_DFL);
+}
+
 /// The corpus options of the command line: the split rule is fixed (5 % of the files).
 inline train::CorpusOptions corpus_options(const std::vector<std::string>& ext,
                                            const std::vector<std::string>& exclude) {
@@ -266,7 +281,19 @@ inline int run_train(const Options& o) {
   cb.on_checkpoint = [&](const fs::path& dir, std::int64_t step) {
     progress.note(fmt::format("checkpoint at step {} in {}", step, dir.string()));
   };
+  bool told = false;
+  cb.stop_requested = [&] {
+    if (!stop_signal().load()) return false;
+    if (!told) progress.note("interrupted: checkpoint and evaluation follow (again to abort)");
+    told = true;
+    return true;
+  };
+  stop_signal().store(false);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
   const train::TrainSummary s = trainer.run(model, cb);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   progress.end_line();
 
   // The saved checkpoint through the inference Model, on every held-out window: the exact
@@ -297,6 +324,7 @@ inline int run_train(const Options& o) {
   fmt::print("steps: {}\n", s.steps);
   fmt::print("total_steps: {}\n", s.total_steps);
   fmt::print("stopped_by_time: {}\n", s.stopped_by_time ? "true" : "false");
+  fmt::print("stopped_by_signal: {}\n", s.stopped_by_request ? "true" : "false");
   fmt::print("skipped_steps: {}\n", s.skipped_steps);
   fmt::print("tokens_seen: {}\n", s.tokens);
   fmt::print("train_seconds: {:.3f}\n", s.seconds);

@@ -689,6 +689,33 @@ def check_trainloop(bin_path, tokenizer, golden_config, work_dir):
     if p.returncode != 1 or "seed" not in p.stderr:
         fail(f"resume with another seed: exit {p.returncode}, {p.stderr!r}")
 
+    # SIGINT: the step completes, a checkpoint and the summary follow, exit 0
+    out_s = os.path.join(work_dir, "out_signal")
+    shutil.rmtree(out_s, ignore_errors=True)
+    env = dict(os.environ, OMP_PROC_BIND="false", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([bin_path, *[a if a != out else out_s for a in base],
+                             "--steps", "1000000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    seen = ""
+    while "step 1/1000000" not in seen:
+        line = proc.stderr.readline()
+        if not line:
+            fail(f"train ended before its first step: {seen}")
+        seen += line
+    import signal
+    proc.send_signal(signal.SIGINT)
+    try:
+        so, se = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail("train did not stop after SIGINT")
+    kvs = parse_kv(so)
+    if proc.returncode != 0 or kvs.get("stopped_by_signal") != "true" or "interrupted" not in se:
+        fail(f"SIGINT: exit {proc.returncode}, {kvs}, {se!r}")
+    with open(os.path.join(out_s, "trainer_state.json")) as f:
+        if json.load(f)["step"] != int(kvs["steps"]):
+            fail("the checkpoint after SIGINT is not at the last step")
+
     # a time budget without --steps: the schedule is fitted, the run stops in time
     out_t = os.path.join(work_dir, "out_time")
     shutil.rmtree(out_t, ignore_errors=True)

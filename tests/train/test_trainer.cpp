@@ -2,6 +2,7 @@
 // of an fp64 host forward, the loss falling on a small corpus, exact resume, micro-batches equal
 // to one large batch, the time budget, and the inference Model agreeing with the trained model.
 #include <cmath>
+#include <functional>
 
 #include "rodimus/io/checkpoint.hpp"
 #include "rodimus/io/tokenizer.hpp"
@@ -70,6 +71,13 @@ double reference_loss(const ModelConfig& c, const std::map<std::string, std::vec
       total += std::log(se) + mx - l[std::size_t(y)];
     }
   return total / double(b.num_targets());
+}
+
+/// Callbacks with only on_step.
+train::TrainerCallbacks on_steps(std::function<void(const train::StepReport&)> f) {
+  train::TrainerCallbacks cb;
+  cb.on_step = std::move(f);
+  return cb;
 }
 
 train::TrainBatch random_batch(test::Rng& rng, int batch, int t, int vocab) {
@@ -218,7 +226,7 @@ TEST_CASE("trainer: resume is exact, micro-batches equal one batch", "[train][tr
     std::vector<double> la, lb;
     auto a = train::make_parameters<Host>(cfg, {0.02, 1});
     train::Trainer<Host> ta(a, sc.corpus.train, nullptr, o);
-    ta.run(model, {[&](const train::StepReport& r) { la.push_back(r.loss); }, {}, {}});
+    ta.run(model, on_steps([&](const train::StepReport& r) { la.push_back(r.loss); }));
 
     auto b = train::make_parameters<Host>(cfg, {0.02, 1});
     auto ob = o;
@@ -227,7 +235,7 @@ TEST_CASE("trainer: resume is exact, micro-batches equal one batch", "[train][tr
     {
       train::Trainer<Host> tb(b, sc.corpus.train, nullptr, ob);
       const auto s =
-          tb.run(model, {[&](const train::StepReport& r) { lb.push_back(r.loss); }, {}, {}},
+          tb.run(model, on_steps([&](const train::StepReport& r) { lb.push_back(r.loss); }),
                  /*max_new_steps=*/4);
       CHECK(s.steps == 4);
       CHECK_FALSE(s.stopped_by_time);
@@ -237,7 +245,7 @@ TEST_CASE("trainer: resume is exact, micro-batches equal one batch", "[train][tr
     train::Trainer<Host> tc(c, sc.corpus.train, nullptr, ob);
     CHECK(tc.resume(ckpt.path).step == 4);
     CHECK(tc.step() == 4);
-    tc.run(model, {[&](const train::StepReport& r) { lb.push_back(r.loss); }, {}, {}});
+    tc.run(model, on_steps([&](const train::StepReport& r) { lb.push_back(r.loss); }));
     CHECK(tc.step() == 10);
     CHECK(la == lb);  // bit-identical losses
     CHECK(all_values(a) == all_values(c));
@@ -269,7 +277,7 @@ TEST_CASE("trainer: resume is exact, micro-batches equal one batch", "[train][tr
       auto om = o;
       om.micro_batches = micro;
       train::Trainer<Host> t(p, sc.corpus.train, nullptr, om);
-      t.run(model, {[&](const train::StepReport& r) { losses.push_back(r.loss); }, {}, {}});
+      t.run(model, on_steps([&](const train::StepReport& r) { losses.push_back(r.loss); }));
       auto after = all_values(p);
       for (std::size_t i = 0; i < after.size(); ++i) after[i] -= before[i];
       deltas.push_back(after);
@@ -305,12 +313,32 @@ TEST_CASE("trainer: time budget, options, the inference Model agrees", "[train][
     train::Trainer<Host> t(ps, sc.corpus.train, nullptr, o);
     std::vector<std::int64_t> totals;
     const auto s = t.run(
-        model, {[&](const train::StepReport& r) { totals.push_back(r.total_steps); }, {}, {}});
+        model, on_steps([&](const train::StepReport& r) { totals.push_back(r.total_steps); }));
     REQUIRE(totals.size() >= 5u);
     for (std::size_t i = 0; i < 4; ++i) CHECK(totals[i] == 0);
     CHECK(totals[4] >= 5);
     CHECK(s.total_steps == totals[4]);
     CHECK(s.seconds < 5.0);
+  }
+
+  SECTION("a stop request ends the run after the step, with a checkpoint") {
+    test::TempDir ckpt("stop");
+    auto ps = train::make_parameters<Host>(cfg, {0.02, 3});
+    train::TrainerOptions o;
+    o.batch = 2;
+    o.seq_len = 16;
+    o.steps = 50;
+    o.checkpoint_dir = ckpt.path;
+    train::Trainer<Host> t(ps, sc.corpus.train, nullptr, o);
+    train::TrainerCallbacks cb;
+    cb.stop_requested = [&] { return t.step() >= 3; };
+    const auto s = t.run(model, cb);
+    CHECK(s.stopped_by_request);
+    CHECK_FALSE(s.stopped_by_time);
+    CHECK(s.steps == 3);
+    auto ps2 = train::make_parameters<Host>(cfg, {0.02, 4});
+    train::Trainer<Host> t2(ps2, sc.corpus.train, nullptr, o);
+    CHECK(t2.resume(ckpt.path).step == 3);
   }
 
   SECTION("bad options") {

@@ -115,6 +115,8 @@ struct TrainerCallbacks {
   std::function<void(const StepReport&)> on_step;
   std::function<void(const EvalReport&)> on_eval;
   std::function<void(const std::filesystem::path&, std::int64_t step)> on_checkpoint;
+  /// Asked after every step; true ends the run there (checkpoint and evaluation as at the end).
+  std::function<bool()> stop_requested;
 };
 
 /// What run() did.
@@ -124,6 +126,7 @@ struct TrainSummary {
   std::int64_t total_steps = 0;              ///< the schedule's length
   std::int64_t skipped_steps = 0;            ///< steps of this run with a non-finite gradient
   bool stopped_by_time = false;              ///< max_seconds ended it before total_steps
+  bool stopped_by_request = false;           ///< TrainerCallbacks::stop_requested ended it
   double first_loss = 0.0, last_loss = 0.0;  ///< training loss of this run's first / last step
   std::int64_t tokens = 0;                   ///< training targets seen in all
   double seconds = 0.0;                      ///< this run's wall time
@@ -338,6 +341,10 @@ class Trainer {
       const bool last = total_steps_ > 0 && step_ >= total_steps_;
       if (opt_.eval_every > 0 && step_ % opt_.eval_every == 0 && !last && can_eval) do_eval();
       if (opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0 && !last) do_ckpt();
+      if (!last && cb.stop_requested && cb.stop_requested()) {
+        s.stopped_by_request = true;
+        break;
+      }
       if (opt_.max_seconds > 0 && !last && el + el / double(done_here) > opt_.max_seconds) {
         s.stopped_by_time = true;
         break;
