@@ -341,6 +341,20 @@ TEST_CASE("trainer: time budget, options, the inference Model agrees", "[train][
     CHECK(t2.resume(ckpt.path).step == 3);
   }
 
+  SECTION("upload_batch") {
+    test::Rng r2;
+    const auto b = random_batch(r2, 3, 5, 40);
+    View2<int, Host> buf;
+    const auto v = train::upload_batch(b, buf);
+    REQUIRE(v.extent(0) == 3);
+    REQUIRE(v.extent(1) == 6);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 6; ++j) CHECK(v(i, j) == b.row(i)[std::size_t(j)]);
+    auto bad = b;
+    bad.tokens.pop_back();
+    CHECK_THROWS_AS(train::upload_batch(bad, buf), ArgumentError);
+  }
+
   SECTION("bad options") {
     auto ps = train::make_parameters<Host>(cfg, {0.02, 3});
     const auto make = [&](auto change) {

@@ -1,10 +1,6 @@
 // Backward pass of the linear layer y = x W^T + b (PyTorch weight convention W: [out, in]).
 #pragma once
 
-#include <type_traits>
-
-#include "rodimus/backend/exec_space_traits.hpp"
-#include "rodimus/backend/host/blas_linear.hpp"
 #include "rodimus/core/views.hpp"
 #include "rodimus/grad/grad_mode.hpp"
 #include "rodimus/grad/impl/column_sums.hpp"
@@ -43,27 +39,10 @@ void linear_backward(const Space& space, const View2<const Real, Space>& x,
   }
   if (detail::wanted(db)) ::rodimus::detail::check_extent(db, 0, out, "linear_backward: db");
   if (n_tokens == 0) return;
-  bool done = false;
-  if constexpr (is_host_space_v<Space> && std::is_same_v<Real, float> && backend::host::has_cblas) {
-    // fp32 on a host space: the two products through the BLAS (sgemm)
-    if (in > 0 && out > 0) {
-      const auto ld = [](const auto& v) { return static_cast<int>(v.stride(0)); };
-      space.fence();
-      backend::host::blas_linear_backward(
-          dy.data(), ld(dy), w.data(), ld(w), detail::wanted(dw) ? x.data() : nullptr,
-          detail::wanted(dw) ? ld(x) : 1, detail::wanted(dx) ? dx.data() : nullptr,
-          detail::wanted(dx) ? ld(dx) : 1, dx_mode == GradMode::Accumulate,
-          detail::wanted(dw) ? dw.data() : nullptr, detail::wanted(dw) ? ld(dw) : 1, n_tokens,
-          static_cast<int>(in), static_cast<int>(out));
-      done = true;
-    }
-  }
-  if (!done) {
-    if (detail::wanted(dx))
-      detail::linear_grad_input<Real, Space>(space, dy, w, dx, n_tokens,
-                                             dx_mode == GradMode::Accumulate);
-    if (detail::wanted(dw)) detail::linear_grad_weight<Real, Space>(space, x, dy, dw, n_tokens);
-  }
+  if (detail::wanted(dx))
+    detail::linear_grad_input<Real, Space>(space, dy, w, dx, n_tokens,
+                                           dx_mode == GradMode::Accumulate);
+  if (detail::wanted(dw)) detail::linear_grad_weight<Real, Space>(space, x, dy, dw, n_tokens);
   if (detail::wanted(db)) {
     detail::column_sums<Real>(
         space, n_tokens, static_cast<int>(out), KOKKOS_LAMBDA(int t, int o) { return dy(t, o); },

@@ -16,8 +16,10 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include "rodimus/core/error.hpp"
+#include "rodimus/core/views.hpp"
 #include "rodimus/io/safetensors.hpp"
 #include "rodimus/train/adamw.hpp"
 #include "rodimus/train/batch_sampler.hpp"
@@ -46,6 +48,38 @@ template <class M, class Space>
 concept HasForwardLoss = requires(M& m, ParameterSet<Space>& p, const TrainBatch& b) {
   { m.loss(p, b) } -> std::convertible_to<double>;
 };
+
+/// Copies the ids of `batch` ([B, T+1], host) into `buffer` in Space's memory (reallocated when
+/// its shape differs) and returns it: the form a device-side loss-and-gradient takes, e.g.
+///   struct WholeModel {                       // a LossAndGradient over ModelTrainer
+///     ModelTrainer<float, Space> t;  View2<int, Space> ids;
+///     double operator()(ParameterSet<Space>& p, const TrainBatch& b) {
+///       return t.forward_backward(p, upload_batch(b, ids));
+///     }
+///     double loss(ParameterSet<Space>& p, const TrainBatch& b) {
+///       return t.forward_loss(p, upload_batch(b, ids));
+///     }
+///   };
+// batch.tokens: [B, T+1] host; buffer (a View2<int, Space>): [B, T+1], returned as const
+template <class IdView>
+requires(Kokkos::is_view<IdView>::value&& IdView::rank == 2 &&
+         std::is_same_v<typename IdView::value_type, int>) typename IdView::const_type
+    upload_batch(const TrainBatch& batch, IdView& buffer) {
+  const auto rows = std::size_t(batch.batch), cols = std::size_t(batch.seq_len) + 1;
+  if (batch.tokens.size() != rows * cols)
+    throw ArgumentError("upload_batch: the batch holds " + std::to_string(batch.tokens.size()) +
+                        " ids, not B (T + 1) = " + std::to_string(rows * cols));
+  if (buffer.extent(0) != rows || buffer.extent(1) != cols)
+    buffer =
+        IdView(Kokkos::view_alloc(std::string("rodimus::train.batch"), Kokkos::WithoutInitializing),
+               rows, cols);
+  static_assert(std::is_same_v<int, std::int32_t>, "token ids are int32 on host and device");
+  Kokkos::deep_copy(
+      buffer,
+      Kokkos::View<const int**, Kokkos::LayoutRight, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
+          reinterpret_cast<const int*>(batch.tokens.data()), rows, cols));
+  return buffer;
+}
 
 /// The trainer's settings. The learning rate follows CosineSchedule{lr, min_lr, warmup_steps,
 /// steps}; every step sees `batch` windows of `seq_len + 1` tokens, split into `micro_batches`

@@ -61,29 +61,4 @@ void blas_linear([[maybe_unused]] const float* x, [[maybe_unused]] int ldx,
 #endif
 }
 
-/// The two products of the linear layer's backward on host memory through the BLAS (sgemm),
-/// row-major: dx = dy W (dx += dy W when `accumulate`) and dW += dy^T x; a null dx or dw skips
-/// that product. Deterministic for a given BLAS and thread count (the reduction over tokens is
-/// not split across threads by OpenBLAS, but a BLAS may order its sums as it likes).
-// dy: [n, out] (row stride ldy), w: [out, in] (ldw), x: [n, in] (ldx), dx: [n, in] (lddx),
-// dw: [out, in] (lddw)
-inline void blas_linear_backward([[maybe_unused]] const float* dy, [[maybe_unused]] int ldy,
-                                 [[maybe_unused]] const float* w, [[maybe_unused]] int ldw,
-                                 [[maybe_unused]] const float* x, [[maybe_unused]] int ldx,
-                                 [[maybe_unused]] float* dx, [[maybe_unused]] int lddx,
-                                 [[maybe_unused]] bool accumulate, [[maybe_unused]] float* dw,
-                                 [[maybe_unused]] int lddw, [[maybe_unused]] int n,
-                                 [[maybe_unused]] int in, [[maybe_unused]] int out) {
-#if defined(RODIMUS_HAVE_CBLAS)
-  // dx [n, in] = dy [n, out] x W [out, in]
-  if (dx != nullptr)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.f, dy, ldy, w, ldw,
-                accumulate ? 1.f : 0.f, dx, lddx);
-  // dW [out, in] += dy^T [out, n] x x [n, in]
-  if (dw != nullptr)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.f, dy, ldy, x, ldx, 1.f, dw,
-                lddw);
-#endif
-}
-
 }  // namespace rodimus::backend::host
