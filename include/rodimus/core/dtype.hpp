@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 
 #include "rodimus/config.hpp"
 
@@ -125,6 +126,30 @@ template <class T>
 concept StorageType = requires {
   dtype_traits<T>::dtype;
 };
+
+/// A type a linear layer's weights can be bound in: a storage type, or double (the fp64
+/// training forward of the gradient checks, which also computes in fp64).
+template <class T>
+concept WeightType = StorageType<T> || std::is_same_v<T, double>;
+
+/// The arithmetic type of an op on weights of type W: fp32, and fp64 for double weights.
+template <class W>
+struct compute_type {
+  using type = float;
+};
+template <>
+struct compute_type<double> {
+  using type = double;
+};
+template <class W>
+using compute_t = typename compute_type<W>::type;
+
+/// Widens a weight to its compute type (to_f32 for storage types, identity for double).
+template <StorageType T>
+RODIMUS_FORCEINLINE float to_compute(T x) {
+  return to_f32(x);
+}
+RODIMUS_FORCEINLINE double to_compute(double x) { return x; }
 
 /// Bytes per element of a runtime dtype.
 constexpr std::size_t dtype_size(DType d) { return d == DType::F32 ? 4 : 2; }

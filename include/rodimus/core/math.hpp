@@ -36,4 +36,26 @@ RODIMUS_INLINE float softplus(float z) {
   return (z > 0.f ? z : 0.f) + kmath::log1p(exp_nonpositive(-az));
 }
 
+// fp64 forms of the same functions (the Real = double forward of the gradient checks): the
+// library's exp everywhere, e^{-|z|} the only exponential.
+
+/// e^x for x <= 0 in fp64.
+RODIMUS_INLINE double exp_nonpositive(double x) { return kmath::exp(x); }
+
+/// sigmoid(z) in fp64, finite for every z.
+RODIMUS_INLINE double sigmoid(double z) {
+  if (z >= 0.0) return 1.0 / (1.0 + kmath::exp(-z));
+  const double e = kmath::exp(z);
+  return e / (1.0 + e);
+}
+
+/// silu(z) = z * sigmoid(z) in fp64.
+RODIMUS_INLINE double silu(double z) { return z * sigmoid(z); }
+
+/// softplus(z) = max(z, 0) + log1p(e^-|z|) in fp64.
+RODIMUS_INLINE double softplus(double z) {
+  const double az = z < 0.0 ? -z : z;
+  return (z > 0.0 ? z : 0.0) + kmath::log1p(kmath::exp(-az));
+}
+
 }  // namespace rodimus::detail

@@ -1,6 +1,10 @@
 // Backward pass of the linear layer y = x W^T + b (PyTorch weight convention W: [out, in]).
 #pragma once
 
+#include <type_traits>
+
+#include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/backend/host/blas_linear.hpp"
 #include "rodimus/core/views.hpp"
 #include "rodimus/grad/grad_mode.hpp"
 #include "rodimus/grad/impl/column_sums.hpp"
@@ -14,7 +18,9 @@ namespace rodimus::grad {
 /// Pass an empty view for any of dx, dw, db that is not wanted; x may be empty when dw is.
 /// Real (float for training, double for gradient checks) is given explicitly:
 /// `grad::linear_backward<float>(space, ...)`. The tied LM head is this op with the embedding
-/// table as W (its dW accumulates into the embedding's gradient).
+/// table as W (its dW accumulates into the embedding's gradient). On host spaces with a CBLAS
+/// the fp32 products are two sgemm calls (backend/host/blas_linear.hpp); elsewhere, and in
+/// fp64, the generic kernels of grad/impl/linear_grad_kernels.hpp.
 // x: [>=N, in], w: [out, in], dy: [>=N, out], dx: [>=N, in], dw: [out, in], db: [out]
 template <class Real, class Space>
 void linear_backward(const Space& space, const View2<const Real, Space>& x,
@@ -39,10 +45,28 @@ void linear_backward(const Space& space, const View2<const Real, Space>& x,
   }
   if (detail::wanted(db)) ::rodimus::detail::check_extent(db, 0, out, "linear_backward: db");
   if (n_tokens == 0) return;
-  if (detail::wanted(dx))
+  bool done = false;
+  if constexpr (std::is_same_v<Real, float> && is_host_space_v<Space> && backend::host::has_cblas) {
+    // Host fp32 with a CBLAS: the two products are sgemm calls (LayoutRight rows, any row stride).
+    namespace hb = backend::host;
+    const auto ld = [](const auto& v) { return static_cast<int>(v.stride(0)); };
+    const int n = n_tokens, ni = static_cast<int>(in), no = static_cast<int>(out);
+    if (ni > 0 && no > 0) {  // (empty products: the generic kernels, which need no ld >= 1)
+      space.fence();
+      if (detail::wanted(dx))
+        hb::blas_linear_grad_input(dy.data(), ld(dy), w.data(), ld(w), dx.data(), ld(dx), n, ni, no,
+                                   dx_mode == GradMode::Accumulate);
+      if (detail::wanted(dw))
+        hb::blas_linear_grad_weight(x.data(), ld(x), dy.data(), ld(dy), dw.data(), ld(dw), n, ni,
+                                    no);
+      done = true;
+    }
+  }
+  if (!done && detail::wanted(dx))
     detail::linear_grad_input<Real, Space>(space, dy, w, dx, n_tokens,
                                            dx_mode == GradMode::Accumulate);
-  if (detail::wanted(dw)) detail::linear_grad_weight<Real, Space>(space, x, dy, dw, n_tokens);
+  if (!done && detail::wanted(dw))
+    detail::linear_grad_weight<Real, Space>(space, x, dy, dw, n_tokens);
   if (detail::wanted(db)) {
     detail::column_sums<Real>(
         space, n_tokens, static_cast<int>(out), KOKKOS_LAMBDA(int t, int o) { return dy(t, o); },

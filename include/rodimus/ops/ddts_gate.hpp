@@ -2,6 +2,8 @@
 // low-rank channel (input) gate.
 #pragma once
 
+#include <type_traits>
+
 #include "rodimus/ops/impl/gate_kernels.hpp"
 #include "rodimus/ops/linear.hpp"
 
@@ -9,12 +11,15 @@ namespace rodimus {
 
 /// From the gate projections of `xs`: s = softplus(s_raw), tau = sigmoid(tau_raw);
 /// log forget gate a = -tau * s; input gate beta = s^tau; k' = beta * k / max(||k||_2, eps).
+/// Real: float, or double (`ddts_gate<double>`, the fp64 training forward).
 // s_raw, tau_raw, k: [>=N, n]; a, k_out: [>=N, n]; k_out may alias k.
-template <class Space>
-void ddts_gate(const Space& space, const View2<const float, Space>& s_raw,
-               const View2<const float, Space>& tau_raw, const View2<const float, Space>& k,
-               const View2<float, Space>& a, const View2<float, Space>& k_out, int n_tokens,
-               float normalize_eps) {
+template <class Real = float, class Space>
+void ddts_gate(const Space& space, const View2<const std::type_identity_t<Real>, Space>& s_raw,
+               const View2<const std::type_identity_t<Real>, Space>& tau_raw,
+               const View2<const std::type_identity_t<Real>, Space>& k,
+               const View2<std::type_identity_t<Real>, Space>& a,
+               const View2<std::type_identity_t<Real>, Space>& k_out, int n_tokens,
+               std::type_identity_t<Real> normalize_eps) {
   const auto n = k.extent(1);
   detail::check_extent(s_raw, 1, n, "ddts_gate: s_raw");
   detail::check_extent(tau_raw, 1, n, "ddts_gate: tau_raw");
@@ -25,26 +30,32 @@ void ddts_gate(const Space& space, const View2<const float, Space>& s_raw,
   detail::check_extent_at_least(a, 0, n_tokens, "ddts_gate: a");
   detail::check_extent_at_least(k_out, 0, n_tokens, "ddts_gate: k_out");
   if (n_tokens > 0)
-    detail::ddts_gate_generic(space, s_raw, tau_raw, k, a, k_out, n_tokens, normalize_eps);
+    detail::ddts_gate_generic<Space, Real>(space, s_raw, tau_raw, k, a, k_out, n_tokens,
+                                           normalize_eps);
 }
 
 /// Weights of the low-rank channel gate u = sigmoid((x W1^T) W2^T + b2) * x.
-template <StorageType W, class Space>
+template <WeightType W, class Space>
 struct ChannelGateWeights {
   LinearWeights<W, Space> down;  ///< W1: [R, E]
   LinearWeights<W, Space> up;    ///< W2: [E, R], b2: [E]
 };
 
-/// u = sigmoid((x W1^T) W2^T + b2) * x.   x, u: [>=N, E]; z_r: [>=N, R], z_e: [>=N, E] scratch.
-template <class Space, StorageType W>
-void channel_gate(const Space& space, const View2<const float, Space>& x,
-                  const ChannelGateWeights<W, Space>& cw, const View2<float, Space>& z_r,
-                  const View2<float, Space>& z_e, const View2<float, Space>& u, int n_tokens) {
+/// u = sigmoid((x W1^T) W2^T + b2) * x.   x, u: [>=N, E]; z_r: [>=N, R], z_e: [>=N, E] scratch
+/// (on return z_r = x W1^T and z_e = z_r W2^T + b2, what the backward reads). fp64 throughout
+/// for `W = double`.
+template <class Space, WeightType W>
+void channel_gate(const Space& space, const View2<const compute_t<W>, Space>& x,
+                  const ChannelGateWeights<W, Space>& cw, const View2<compute_t<W>, Space>& z_r,
+                  const View2<compute_t<W>, Space>& z_e, const View2<compute_t<W>, Space>& u,
+                  int n_tokens) {
+  using C = compute_t<W>;
   linear(space, x, cw.down, z_r, n_tokens);
-  linear(space, View2<const float, Space>(z_r), cw.up, z_e, n_tokens);
+  linear(space, View2<const C, Space>(z_r), cw.up, z_e, n_tokens);
   detail::check_extent(u, 1, x.extent(1), "channel_gate: u");
   detail::check_extent_at_least(u, 0, n_tokens, "channel_gate: u");
-  if (n_tokens > 0) detail::sigmoid_gate_generic(space, z_e, x, u, n_tokens);
+  if (n_tokens > 0)
+    detail::sigmoid_gate_generic<Space, C>(space, View2<const C, Space>(z_e), x, u, n_tokens);
 }
 
 }  // namespace rodimus

@@ -7,11 +7,12 @@
 namespace rodimus {
 
 /// h[t] = table[ids[t]] * scale.  ids must already be validated against the vocabulary.
+/// fp32 activations, or fp64 for a double table (the fp64 training forward).
 // ids: [>=N], table: [V, D], h: [>=N, D]
-template <class Space, StorageType W>
+template <class Space, WeightType W>
 void embedding(const Space& space, const View1<const int, Space>& ids,
-               const View2<const W, Space>& table, float scale, const View2<float, Space>& h,
-               int n_tokens) {
+               const View2<const W, Space>& table, compute_t<W> scale,
+               const View2<compute_t<W>, Space>& h, int n_tokens) {
   const int d = static_cast<int>(table.extent(1));
   detail::check_extent(h, 1, d, "embedding: h");
   detail::check_extent_at_least(h, 0, n_tokens, "embedding: h");
@@ -22,7 +23,7 @@ void embedding(const Space& space, const View1<const int, Space>& ids,
       KOKKOS_LAMBDA(const std::int64_t idx) {
         const int t = static_cast<int>(idx / d);
         const int c = static_cast<int>(idx % d);
-        h(t, c) = to_f32(table(ids(t), c)) * scale;
+        h(t, c) = to_compute(table(ids(t), c)) * scale;
       });
 }
 

@@ -39,11 +39,12 @@ struct is_chunked_scan<ChunkedScan<C>> : std::true_type {};
 template <class A>
 concept ScanAlgorithm = std::is_same_v<A, RecurrentScan> || detail::is_chunked_scan<A>::value;
 
-/// Scratch any scan algorithm may use; one per thread of work, reused across calls.
-template <class Space>
+/// Scratch any scan algorithm may use; one per thread of work, reused across calls. Real is
+/// the scan's arithmetic type (float; double for the fp64 training forward).
+template <class Space, class Real = float>
 struct GlaScanWorkspace {
-  View2<float, Space> decay;  // [N, n] exp(a), recurrent path
-  detail::GlaChunkWorkspace<Space> chunk;
+  View2<Real, Space> decay;  // [N, n] exp(a), recurrent path
+  detail::GlaChunkWorkspace<Space, Real> chunk;
 };
 
 namespace detail {
@@ -63,8 +64,8 @@ bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
     // the kernel takes unit-stride rows and a contiguous [S, n, E] state
     auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
     if (!hb::gla_scan_host_supports(n) || st(state, 0) != std::int64_t(n) * e ||
-        st(state, 1) != e || st(state, 2) != 1 || st(q, 1) != 1 || st(k, 1) != 1 ||
-        st(a, 1) != 1 || st(u, 1) != 1 || st(o, 1) != 1)
+        st(state, 1) != e || st(state, 2) != 1 || st(q, 1) != 1 || st(k, 1) != 1 || st(a, 1) != 1 ||
+        st(u, 1) != 1 || st(o, 1) != 1)
       return false;
     ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
     hb::GlaScanArgs args{};
@@ -114,31 +115,40 @@ struct GlaScanImpl {
   static_assert(dependent_false<Algo>, "rodimus::gla_scan: no implementation for this algorithm");
 };
 
+// The fast paths (host kernel, CUDA chunk kernel) are fp32; Real = double runs the generic
+// kernels.
 template <class Space>
 struct GlaScanImpl<RecurrentScan, Space> {
-  static void run(const Space& space, const View2<const float, Space>& q,
-                  const View2<const float, Space>& k, const View2<const float, Space>& a,
-                  const View2<const float, Space>& u, const View3<float, Space>& state,
-                  const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
-                  GlaScanWorkspace<Space>& ws) {
-    if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
-    if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return;
+  template <class Real>
+  static void run(const Space& space, const View2<const Real, Space>& q,
+                  const View2<const Real, Space>& k, const View2<const Real, Space>& a,
+                  const View2<const Real, Space>& u, const View3<Real, Space>& state,
+                  const SeqBatch<Space>& batch, const View2<Real, Space>& o, Real scale,
+                  GlaScanWorkspace<Space, Real>& ws) {
+    if constexpr (std::is_same_v<Real, float>) {
+      if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
+      if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return;
+    }
     ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
-    exp_generic<Space>(space, a, ws.decay, batch.num_tokens);
-    gla_recurrent_generic<Space>(space, q, k, ws.decay, u, state, batch, o, scale);
+    exp_generic<Space, Real>(space, a, ws.decay, batch.num_tokens);
+    gla_recurrent_generic<Space, Real>(space, q, k, View2<const Real, Space>(ws.decay), u, state,
+                                       batch, o, scale);
   }
 };
 
 template <int C, class Space>
 struct GlaScanImpl<ChunkedScan<C>, Space> {
-  static void run(const Space& space, const View2<const float, Space>& q,
-                  const View2<const float, Space>& k, const View2<const float, Space>& a,
-                  const View2<const float, Space>& u, const View3<float, Space>& state,
-                  const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
-                  GlaScanWorkspace<Space>& ws) {
-    if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
-    if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return;
-    gla_chunked_generic<C, Space>(space, q, k, a, u, state, batch, o, scale, ws.chunk);
+  template <class Real>
+  static void run(const Space& space, const View2<const Real, Space>& q,
+                  const View2<const Real, Space>& k, const View2<const Real, Space>& a,
+                  const View2<const Real, Space>& u, const View3<Real, Space>& state,
+                  const SeqBatch<Space>& batch, const View2<Real, Space>& o, Real scale,
+                  GlaScanWorkspace<Space, Real>& ws) {
+    if constexpr (std::is_same_v<Real, float>) {
+      if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
+      if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return;
+    }
+    gla_chunked_generic<C, Space, Real>(space, q, k, a, u, state, batch, o, scale, ws.chunk);
   }
 };
 
@@ -147,13 +157,17 @@ struct GlaScanImpl<ChunkedScan<C>, Space> {
 /// Runs the GLA scan for every sequence of `batch`, continuing and updating its state slot:
 ///   S_t = diag(exp(a_t)) S_{t-1} + k_t^T u_t,   o_t = scale * q_t S_t.
 /// `scale` is 1/sqrt(n) in the Rodimus mixer; `k` is the already gated and normalised k'.
+/// Real: float, or double (`gla_scan<Algo, double>`: the generic kernels, for the fp64
+/// training forward).
 // q, k, a: [>=N, n] (a <= 0, the log forget gate); u, o: [>=N, E]; state: [S, n, E] fp32
-template <ScanAlgorithm Algo, class Space>
-void gla_scan(const Space& space, const View2<const float, Space>& q,
-              const View2<const float, Space>& k, const View2<const float, Space>& a,
-              const View2<const float, Space>& u, const View3<float, Space>& state,
-              const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
-              GlaScanWorkspace<Space>& ws) {
+template <ScanAlgorithm Algo, class Real = float, class Space>
+void gla_scan(const Space& space, const View2<const std::type_identity_t<Real>, Space>& q,
+              const View2<const std::type_identity_t<Real>, Space>& k,
+              const View2<const std::type_identity_t<Real>, Space>& a,
+              const View2<const std::type_identity_t<Real>, Space>& u,
+              const View3<std::type_identity_t<Real>, Space>& state, const SeqBatch<Space>& batch,
+              const View2<std::type_identity_t<Real>, Space>& o, std::type_identity_t<Real> scale,
+              GlaScanWorkspace<Space, Real>& ws) {
   const auto n = q.extent(1);
   const auto e = u.extent(1);
   detail::check_extent(k, 1, n, "gla_scan: k");
@@ -165,7 +179,8 @@ void gla_scan(const Space& space, const View2<const float, Space>& q,
     detail::check_extent_at_least(*v, 0, batch.num_tokens, "gla_scan: input");
   detail::check_extent_at_least(o, 0, batch.num_tokens, "gla_scan: o");
   if (batch.num_tokens == 0) return;
-  detail::GlaScanImpl<Algo, Space>::run(space, q, k, a, u, state, batch, o, scale, ws);
+  detail::GlaScanImpl<Algo, Space>::template run<Real>(space, q, k, a, u, state, batch, o, scale,
+                                                       ws);
 }
 
 }  // namespace rodimus

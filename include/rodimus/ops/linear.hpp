@@ -16,30 +16,27 @@
 namespace rodimus {
 
 /// A linear layer's parameters on the device: `w: [out, in]` in storage type `W`, optional
-/// fp32 bias `b: [out]` (empty view when absent).
-template <StorageType W, class Space>
+/// fp32 bias `b: [out]` (empty view when absent). `W = double` (fp64 weights and bias) is the
+/// fp64 training forward of the gradient checks.
+template <WeightType W, class Space>
 struct LinearWeights {
   using weight_type = W;
   View2<const W, Space> w;
-  View1<const float, Space> b;
+  View1<const compute_t<W>, Space> b;
 
   int in_features() const { return static_cast<int>(w.extent(1)); }
   int out_features() const { return static_cast<int>(w.extent(0)); }
   bool has_bias() const { return b.extent(0) > 0; }
   /// Bytes the weights occupy (what a decode step streams).
-  std::size_t bytes() const { return w.size() * sizeof(W) + b.size() * sizeof(float); }
+  std::size_t bytes() const { return w.size() * sizeof(W) + b.size() * sizeof(compute_t<W>); }
 };
 
-/// y[0:N] = x[0:N] W^T + b.  x: [>=N, in], y: [>=N, out].
+namespace detail {
+
+/// The fp32-activation linear: host GEMV / BLAS, CUDA GEMV / cuBLAS, else the generic kernel.
 template <class Space, StorageType W>
-void linear(const Space& space, const View2<const float, Space>& x,
-            const LinearWeights<W, Space>& lw, const View2<float, Space>& y, int n_tokens) {
-  detail::check_extent(x, 1, lw.in_features(), "linear: x");
-  detail::check_extent(y, 1, lw.out_features(), "linear: y");
-  detail::check_extent_at_least(x, 0, n_tokens, "linear: x");
-  detail::check_extent_at_least(y, 0, n_tokens, "linear: y");
-  if (lw.has_bias()) detail::check_extent(lw.b, 0, lw.out_features(), "linear: bias");
-  if (n_tokens <= 0) return;
+void linear_fp32(const Space& space, const View2<const float, Space>& x,
+                 const LinearWeights<W, Space>& lw, const View2<float, Space>& y, int n_tokens) {
   if constexpr (is_host_space_v<Space>) {
     // A few tokens (decode, batch decode): stream each weight row once, all tokens at a time,
     // rows split across threads. fp32 weights on a CPU without AVX2 go to the BLAS instead.
@@ -98,7 +95,27 @@ void linear(const Space& space, const View2<const float, Space>& x,
       return;
     }
   }
-  detail::linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
+  linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
+}
+
+}  // namespace detail
+
+/// y[0:N] = x[0:N] W^T + b.  x: [>=N, in], y: [>=N, out]. Activations are fp32, or fp64 for
+/// `W = double` (always the generic kernel; the BLAS, GEMV and cuBLAS paths are fp32).
+template <class Space, WeightType W>
+void linear(const Space& space, const View2<const compute_t<W>, Space>& x,
+            const LinearWeights<W, Space>& lw, const View2<compute_t<W>, Space>& y, int n_tokens) {
+  detail::check_extent(x, 1, lw.in_features(), "linear: x");
+  detail::check_extent(y, 1, lw.out_features(), "linear: y");
+  detail::check_extent_at_least(x, 0, n_tokens, "linear: x");
+  detail::check_extent_at_least(y, 0, n_tokens, "linear: y");
+  if (lw.has_bias()) detail::check_extent(lw.b, 0, lw.out_features(), "linear: bias");
+  if (n_tokens <= 0) return;
+  if constexpr (std::is_same_v<W, double>) {
+    detail::linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
+  } else {
+    detail::linear_fp32(space, x, lw, y, n_tokens);
+  }
 }
 
 }  // namespace rodimus

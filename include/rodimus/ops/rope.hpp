@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "rodimus/core/seq_batch.hpp"
 
@@ -23,10 +24,12 @@ View1<float, Space> rope_inv_freq(int rotary_dim, double base) {
 /// Rotates the first `rd` dims of every head of x in place, at absolute position
 /// pos = pos0[seq] + index in call: (x_i, x_{i+rd/2}) -> (x_i cos - x_{i+rd/2} sin,
 /// x_{i+rd/2} cos + x_i sin), angle = pos * inv_freq_i (fp32).
+/// Real: float, or double (`rope<double>` with grad::rope_inv_freq<double>: angles in fp64).
 // x: [>=N, heads * hd], inv_freq: [rd / 2]
-template <class Space>
-void rope(const Space& space, const View2<float, Space>& x, int heads, int head_dim,
-          const View1<const float, Space>& inv_freq, int rotary_dim, const SeqBatch<Space>& batch) {
+template <class Real = float, class Space>
+void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x, int heads,
+          int head_dim, const View1<const std::type_identity_t<Real>, Space>& inv_freq,
+          int rotary_dim, const SeqBatch<Space>& batch) {
   if (rotary_dim == 0 || batch.num_tokens == 0) return;
   if (rotary_dim % 2 != 0 || rotary_dim > head_dim)
     throw ArgumentError("rope: rotary_dim must be even and <= head_dim");
@@ -44,13 +47,13 @@ void rope(const Space& space, const View2<float, Space>& x, int heads, int head_
         const int h = static_cast<int>((idx / half) % heads);
         const int t = static_cast<int>(idx / (std::int64_t(half) * heads));
         const int s = token_seq(t);
-        const float pos = static_cast<float>(pos0(s) + (t - offsets(s)));
-        const float ang = pos * inv_freq(i);
-        const float c = detail::kmath::cos(ang);
-        const float sn = detail::kmath::sin(ang);
+        const Real pos = static_cast<Real>(pos0(s) + (t - offsets(s)));
+        const Real ang = pos * inv_freq(i);
+        const Real c = detail::kmath::cos(ang);
+        const Real sn = detail::kmath::sin(ang);
         const int base = h * head_dim;
-        const float x1 = x(t, base + i);
-        const float x2 = x(t, base + i + half);
+        const Real x1 = x(t, base + i);
+        const Real x2 = x(t, base + i + half);
         x(t, base + i) = x1 * c - x2 * sn;
         x(t, base + i + half) = x2 * c + x1 * sn;
       });

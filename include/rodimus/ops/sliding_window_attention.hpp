@@ -1,6 +1,9 @@
 // Sliding-window shared-key softmax attention with a rolling KV cache (SPEC 3, steps 3-4).
 #pragma once
 
+#include <string>
+#include <type_traits>
+
 #include "rodimus/backend/cuda/window_attention.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/attention.hpp"
@@ -16,22 +19,25 @@ struct AttentionShape {
   int heads_v = 0;
   int head_dim = 0;
   int window_back = -1;
-  float scale = 1.f;
+  /// Score scale; fp64 so that the fp64 training forward is exact (fp32 kernels round it).
+  double scale = 1.0;
 };
 
 namespace detail {
 
 // q: [N, H*hd]; k: [N, Hk*hd]; v: [N, Hv*hd]; k_cache: [S, Wc, Hk*hd]; v_cache: [S, Wc, Hv*hd]
 // out: [N, H*hd].  Key at absolute position j lives in the call (j >= pos0) or at cache row j % Wc.
-template <class Space>
-void swa_generic(const Space& space, const View2<const float, Space>& q,
-                 const View2<const float, Space>& k, const View2<const float, Space>& v,
-                 const View3<const float, Space>& k_cache, const View3<const float, Space>& v_cache,
-                 const SeqBatch<Space>& batch, const View2<float, Space>& out,
+template <class Space, class Real = float>
+void swa_generic(const Space& space, const View2<const std::type_identity_t<Real>, Space>& q,
+                 const View2<const std::type_identity_t<Real>, Space>& k,
+                 const View2<const std::type_identity_t<Real>, Space>& v,
+                 const View3<const std::type_identity_t<Real>, Space>& k_cache,
+                 const View3<const std::type_identity_t<Real>, Space>& v_cache,
+                 const SeqBatch<Space>& batch, const View2<std::type_identity_t<Real>, Space>& out,
                  const AttentionShape& shape) {
   const int heads = shape.heads, hk = shape.heads_k, hv = shape.heads_v, hd = shape.head_dim;
   const int wb = shape.window_back;
-  const float scale = shape.scale;
+  const Real scale = static_cast<Real>(shape.scale);
   const int wc = static_cast<int>(k_cache.extent(1));
   const auto offsets = batch.offsets;
   const auto pos0 = batch.pos0;
@@ -51,7 +57,7 @@ void swa_generic(const Space& space, const View2<const float, Space>& q,
         const int vb = (h % hv) * hd;
         const int qb = h * hd;
         auto score = [&](int j) {
-          float d = 0.f;
+          Real d = Real(0);
           if (j >= p0) {
             const int r = offsets(s) + (j - p0);
             for (int c = 0; c < hd; ++c) d += q(t, qb + c) * k(r, kb + c);
@@ -61,15 +67,15 @@ void swa_generic(const Space& space, const View2<const float, Space>& q,
           }
           return d * scale;
         };
-        float mx = -3.0e38f;
+        Real mx = Real(-3.0e38);
         for (int j = lo; j <= p; ++j) {
-          const float sc = score(j);
+          const Real sc = score(j);
           mx = sc > mx ? sc : mx;
         }
-        for (int c = 0; c < hd; ++c) out(t, qb + c) = 0.f;
-        float sum = 0.f;
+        for (int c = 0; c < hd; ++c) out(t, qb + c) = Real(0);
+        Real sum = Real(0);
         for (int j = lo; j <= p; ++j) {
-          const float w = kmath::exp(score(j) - mx);
+          const Real w = kmath::exp(score(j) - mx);
           sum += w;
           if (j >= p0) {
             const int r = offsets(s) + (j - p0);
@@ -79,16 +85,19 @@ void swa_generic(const Space& space, const View2<const float, Space>& q,
             for (int c = 0; c < hd; ++c) out(t, qb + c) += w * v_cache(slot(s), r, vb + c);
           }
         }
-        const float inv = 1.f / sum;
+        const Real inv = Real(1) / sum;
         for (int c = 0; c < hd; ++c) out(t, qb + c) *= inv;
       });
 }
 
 // Writes the keys/values of the last min(len, Wc) tokens of each sequence into its cache.
-template <class Space>
-void kv_cache_update_generic(const Space& space, const View2<const float, Space>& k,
-                             const View2<const float, Space>& v, const View3<float, Space>& k_cache,
-                             const View3<float, Space>& v_cache, const SeqBatch<Space>& batch) {
+template <class Space, class Real = float>
+void kv_cache_update_generic(const Space& space,
+                             const View2<const std::type_identity_t<Real>, Space>& k,
+                             const View2<const std::type_identity_t<Real>, Space>& v,
+                             const View3<std::type_identity_t<Real>, Space>& k_cache,
+                             const View3<std::type_identity_t<Real>, Space>& v_cache,
+                             const SeqBatch<Space>& batch) {
   const int wc = static_cast<int>(k_cache.extent(1));
   const int kd = static_cast<int>(k.extent(1));
   const int vd = static_cast<int>(v.extent(1));
@@ -121,15 +130,21 @@ void kv_cache_update_generic(const Space& space, const View2<const float, Space>
 /// the rolling cache; query head h reads key head h % Hk and value head h % Hv. Afterwards the
 /// last Wc keys/values of each sequence are written into the cache (Wc = cache rows, which
 /// must be >= window_back; for unbounded attention, >= the whole context).
+/// Caches with no rows (Wc = 0, training) mean attention within the call only: every
+/// sequence must then start at position 0 (batch.pos0 = 0), and nothing is cached.
+/// Real: float, or double (`sliding_window_attention<double>`, always the generic kernel).
 // q: [>=N, H*hd], k: [>=N, Hk*hd], v: [>=N, Hv*hd] (RoPE applied); caches: [S, Wc, Hk*hd] and
 // [S, Wc, Hv*hd]; out: [>=N, H*hd]
-template <class Space>
-void sliding_window_attention(const Space& space, const View2<const float, Space>& q,
-                              const View2<const float, Space>& k,
-                              const View2<const float, Space>& v,
-                              const View3<float, Space>& k_cache,
-                              const View3<float, Space>& v_cache, const SeqBatch<Space>& batch,
-                              const View2<float, Space>& out, const AttentionShape& shape) {
+template <class Real = float, class Space>
+void sliding_window_attention(const Space& space,
+                              const View2<const std::type_identity_t<Real>, Space>& q,
+                              const View2<const std::type_identity_t<Real>, Space>& k,
+                              const View2<const std::type_identity_t<Real>, Space>& v,
+                              const View3<std::type_identity_t<Real>, Space>& k_cache,
+                              const View3<std::type_identity_t<Real>, Space>& v_cache,
+                              const SeqBatch<Space>& batch,
+                              const View2<std::type_identity_t<Real>, Space>& out,
+                              const AttentionShape& shape) {
   const int hd = shape.head_dim;
   if (shape.heads <= 0 || shape.heads_k <= 0 || shape.heads_v <= 0 || hd <= 0)
     throw ArgumentError("sliding_window_attention: head counts and head_dim must be positive");
@@ -143,9 +158,16 @@ void sliding_window_attention(const Space& space, const View2<const float, Space
                        "sliding_window_attention: v_cache");
   detail::check_extent(v_cache, 1, k_cache.extent(1), "sliding_window_attention: v_cache");
   const int wc = static_cast<int>(k_cache.extent(1));
-  if (shape.window_back >= 0 && wc < shape.window_back)
+  if (wc == 0) {
+    for (int s = 0; s < batch.num_seqs; ++s)
+      if (batch.h_pos0[s] != 0)
+        throw ArgumentError("sliding_window_attention: batch.pos0[" + std::to_string(s) + "] is " +
+                            std::to_string(batch.h_pos0[s]) +
+                            ", must be 0 without a KV cache (the caches have no rows)");
+  } else if (shape.window_back >= 0 && wc < shape.window_back) {
     throw ArgumentError("sliding_window_attention: cache holds fewer rows than the window");
-  for (int s = 0; s < batch.num_seqs; ++s) {
+  }
+  for (int s = 0; s < batch.num_seqs && wc > 0; ++s) {
     const int len = batch.h_offsets[s + 1] - batch.h_offsets[s];
     if (shape.window_back < 0 && batch.h_pos0[s] + len > wc)
       throw ArgumentError("sliding_window_attention: sequence of " +
@@ -156,7 +178,8 @@ void sliding_window_attention(const Space& space, const View2<const float, Space
     detail::check_extent_at_least(*x, 0, batch.num_tokens, "sliding_window_attention: input");
   if (batch.num_tokens == 0) return;
   bool done = false;
-  if constexpr (is_host_space_v<Space>) {
+  constexpr bool fp32 = std::is_same_v<Real, float>;
+  if constexpr (fp32 && is_host_space_v<Space>) {
     // Host: query blocks x key tiles with an online softmax (backend/host/attention.hpp).
     if (hd <= backend::host::kAttnMaxHeadDim) {
       backend::host::AttentionArgs a{};
@@ -178,7 +201,7 @@ void sliding_window_attention(const Space& space, const View2<const float, Space
       a.hd = hd;
       a.window_back = shape.window_back;
       a.wc = wc;
-      a.scale = shape.scale;
+      a.scale = static_cast<float>(shape.scale);
       a.offsets = batch.offsets.data();
       a.pos0 = batch.pos0.data();
       a.slot = batch.slot.data();
@@ -192,9 +215,9 @@ void sliding_window_attention(const Space& space, const View2<const float, Space
       done = true;
     }
   }
-  if constexpr (is_cuda_space_v<Space>) {
+  if constexpr (fp32 && is_cuda_space_v<Space>) {
     // CUDA: matrix products on cuBLAS for long sequences, split-key kernels for the rest
-    const bool unit = q.stride(1) == 1 && k.stride(1) == 1 && v.stride(1) == 1 &&
+    const bool unit = wc > 0 && q.stride(1) == 1 && k.stride(1) == 1 && v.stride(1) == 1 &&
                       out.stride(1) == 1 && k_cache.span_is_contiguous() &&
                       v_cache.span_is_contiguous();
     if (unit) {
@@ -215,7 +238,7 @@ void sliding_window_attention(const Space& space, const View2<const float, Space
       a.hd = hd;
       a.window_back = shape.window_back;
       a.wc = wc;
-      a.scale = shape.scale;
+      a.scale = static_cast<float>(shape.scale);
       a.offsets = batch.offsets.data();
       a.pos0 = batch.pos0.data();
       a.slot = batch.slot.data();
@@ -227,8 +250,8 @@ void sliding_window_attention(const Space& space, const View2<const float, Space
       done = backend::cuda::window_attention(a, space.cuda_stream());
     }
   }
-  if (!done) detail::swa_generic<Space>(space, q, k, v, k_cache, v_cache, batch, out, shape);
-  if (wc > 0) detail::kv_cache_update_generic<Space>(space, k, v, k_cache, v_cache, batch);
+  if (!done) detail::swa_generic<Space, Real>(space, q, k, v, k_cache, v_cache, batch, out, shape);
+  if (wc > 0) detail::kv_cache_update_generic<Space, Real>(space, k, v, k_cache, v_cache, batch);
 }
 
 }  // namespace rodimus

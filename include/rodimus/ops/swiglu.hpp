@@ -15,15 +15,17 @@ struct SwigluWeights {
 };
 
 /// out = silu(g) * a, element-wise.   a, g, out: [>=N, F]; out may alias a.
-template <class Space>
-void swiglu(const Space& space, const View2<const float, Space>& a,
-            const View2<const float, Space>& g, const View2<float, Space>& out, int n_tokens) {
+/// Real: float, or double (`swiglu<double>`).
+template <class Real = float, class Space>
+void swiglu(const Space& space, const View2<const std::type_identity_t<Real>, Space>& a,
+            const View2<const std::type_identity_t<Real>, Space>& g,
+            const View2<std::type_identity_t<Real>, Space>& out, int n_tokens) {
   detail::check_extent(g, 1, a.extent(1), "swiglu: g");
   detail::check_extent(out, 1, a.extent(1), "swiglu: out");
   detail::check_extent_at_least(a, 0, n_tokens, "swiglu: a");
   detail::check_extent_at_least(g, 0, n_tokens, "swiglu: g");
   detail::check_extent_at_least(out, 0, n_tokens, "swiglu: out");
-  if (n_tokens > 0) detail::swiglu_generic(space, a, g, out, n_tokens);
+  if (n_tokens > 0) detail::swiglu_generic<Space, Real>(space, a, g, out, n_tokens);
 }
 
 /// The whole FFN: y = (silu(h W_g^T) * (h W_a^T)) W_out^T.

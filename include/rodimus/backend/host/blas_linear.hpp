@@ -61,4 +61,30 @@ void blas_linear([[maybe_unused]] const float* x, [[maybe_unused]] int ldx,
 #endif
 }
 
+/// The two products of the linear layer's backward on host memory, fp32, row-major with unit
+/// column stride: dx[0:n] = dy W (beta = 0) or dx += dy W (`accumulate`), and dw += dy^T x.
+// dy: [n, out] (row stride lddy), w: [out, in] (ldw), dx: [n, in] (lddx), x: [n, in] (ldx),
+// dw: [out, in] (lddw)
+inline void blas_linear_grad_input([[maybe_unused]] const float* dy, [[maybe_unused]] int lddy,
+                                   [[maybe_unused]] const float* w, [[maybe_unused]] int ldw,
+                                   [[maybe_unused]] float* dx, [[maybe_unused]] int lddx,
+                                   [[maybe_unused]] int n, [[maybe_unused]] int in,
+                                   [[maybe_unused]] int out, [[maybe_unused]] bool accumulate) {
+#if defined(RODIMUS_HAVE_CBLAS)
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.f, dy, lddy, w, ldw,
+              accumulate ? 1.f : 0.f, dx, lddx);
+#endif
+}
+
+inline void blas_linear_grad_weight([[maybe_unused]] const float* x, [[maybe_unused]] int ldx,
+                                    [[maybe_unused]] const float* dy, [[maybe_unused]] int lddy,
+                                    [[maybe_unused]] float* dw, [[maybe_unused]] int lddw,
+                                    [[maybe_unused]] int n, [[maybe_unused]] int in,
+                                    [[maybe_unused]] int out) {
+#if defined(RODIMUS_HAVE_CBLAS)
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.f, dy, lddy, x, ldx, 1.f, dw,
+              lddw);
+#endif
+}
+
 }  // namespace rodimus::backend::host

@@ -1,6 +1,8 @@
 // Generic Kokkos kernels of the DDTS gates, the key normalisation and the channel gate.
 #pragma once
 
+#include <type_traits>
+
 #include "rodimus/core/math.hpp"
 #include "rodimus/core/parallel.hpp"
 #include "rodimus/core/views.hpp"
@@ -11,28 +13,31 @@ namespace rodimus::detail {
 /// Per token: s = softplus(s_raw), tau = sigmoid(tau_raw), a = -tau * s, beta = s^tau,
 /// k' = beta * k / max(||k||_2, eps).
 // s_raw, tau_raw, k: [N, n] -> a, k_out: [N, n] (k_out may alias k)
-template <class Space>
-void ddts_gate_generic(const Space& space, const View2<const float, Space>& s_raw,
-                       const View2<const float, Space>& tau_raw, const View2<const float, Space>& k,
-                       const View2<float, Space>& a, const View2<float, Space>& k_out, int n_tokens,
-                       float norm_eps) {
+template <class Space, class Real = float>
+void ddts_gate_generic(const Space& space,
+                       const View2<const std::type_identity_t<Real>, Space>& s_raw,
+                       const View2<const std::type_identity_t<Real>, Space>& tau_raw,
+                       const View2<const std::type_identity_t<Real>, Space>& k,
+                       const View2<std::type_identity_t<Real>, Space>& a,
+                       const View2<std::type_identity_t<Real>, Space>& k_out, int n_tokens,
+                       std::type_identity_t<Real> norm_eps) {
   const int n = static_cast<int>(k.extent(1));
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::ddts_gate"), row_team_policy(space, n_tokens),
       KOKKOS_LAMBDA(const TeamMember<Space>& m) {
         const int t = m.league_rank();
-        float ss = 0.f;
+        Real ss = Real(0);
         Kokkos::parallel_reduce(
             Kokkos::TeamThreadRange(m, n),
-            [&](const int i, float& acc) { acc += k(t, i) * k(t, i); }, ss);
-        const float norm = kmath::sqrt(ss);
-        const float inv = 1.f / (norm > norm_eps ? norm : norm_eps);
+            [&](const int i, Real& acc) { acc += k(t, i) * k(t, i); }, ss);
+        const Real norm = kmath::sqrt(ss);
+        const Real inv = Real(1) / (norm > norm_eps ? norm : norm_eps);
         m.team_barrier();
         Kokkos::parallel_for(Kokkos::TeamThreadRange(m, n), [&](const int i) {
-          const float s = softplus(s_raw(t, i));
-          const float tau = sigmoid(tau_raw(t, i));
+          const Real s = softplus(s_raw(t, i));
+          const Real tau = sigmoid(tau_raw(t, i));
           a(t, i) = -tau * s;
-          const float beta = kmath::exp(tau * kmath::log(s));  // s^tau, s > 0
+          const Real beta = kmath::exp(tau * kmath::log(s));  // s^tau, s > 0
           k_out(t, i) = beta * k(t, i) * inv;
         });
       });
@@ -40,10 +45,11 @@ void ddts_gate_generic(const Space& space, const View2<const float, Space>& s_ra
 
 /// u = sigmoid(z) * x (the channel gate's last step; z = (x W1^T) W2^T + b).
 // z, x, u: [N, E]
-template <class Space>
-void sigmoid_gate_generic(const Space& space, const View2<const float, Space>& z,
-                          const View2<const float, Space>& x, const View2<float, Space>& u,
-                          int n_tokens) {
+template <class Space, class Real = float>
+void sigmoid_gate_generic(const Space& space,
+                          const View2<const std::type_identity_t<Real>, Space>& z,
+                          const View2<const std::type_identity_t<Real>, Space>& x,
+                          const View2<std::type_identity_t<Real>, Space>& u, int n_tokens) {
   const int e = static_cast<int>(x.extent(1));
   parallel_rows_cols(
       RODIMUS_KERNEL_LABEL("rodimus::channel_gate"), space, n_tokens, e,
@@ -52,10 +58,10 @@ void sigmoid_gate_generic(const Space& space, const View2<const float, Space>& z
 
 /// out = silu(g) * a (SwiGLU's element-wise product).
 // a, g, out: [N, F]
-template <class Space>
-void swiglu_generic(const Space& space, const View2<const float, Space>& a,
-                    const View2<const float, Space>& g, const View2<float, Space>& out,
-                    int n_tokens) {
+template <class Space, class Real = float>
+void swiglu_generic(const Space& space, const View2<const std::type_identity_t<Real>, Space>& a,
+                    const View2<const std::type_identity_t<Real>, Space>& g,
+                    const View2<std::type_identity_t<Real>, Space>& out, int n_tokens) {
   const int f = static_cast<int>(a.extent(1));
   parallel_rows_cols(
       RODIMUS_KERNEL_LABEL("rodimus::swiglu"), space, n_tokens, f,

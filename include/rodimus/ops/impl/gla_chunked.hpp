@@ -1,6 +1,7 @@
 // The GLA scan in chunkwise-parallel form with exact (log-space) decay products.
 #pragma once
 
+#include <type_traits>
 #include <vector>
 
 #include "rodimus/core/seq_batch.hpp"
@@ -9,19 +10,19 @@
 namespace rodimus::detail {
 
 /// Scratch of the chunk scanner; grows only.
-template <class Space>
+template <class Space, class Real = float>
 struct GlaChunkWorkspace {
-  View3<float, Space> intra;        // [NC, C, C]  scale * sum_i q_t k_s exp(b_t - b_s), t >= s
-  View2<float, Space> q_decay;      // [N, n]      scale * q_t exp(b_t)
-  View2<float, Space> k_decay;      // [N, n]      k_s exp(b_last - b_s)
-  View2<float, Space> chunk_decay;  // [NC, n]   exp(b_last)
-  View2<int, Space> chunks;         // [NC, 3]     (sequence, first token, length)
-  View1<int, Space> seq_chunk;      // [B + 1]     first chunk of each sequence
+  View3<Real, Space> intra;        // [NC, C, C]  scale * sum_i q_t k_s exp(b_t - b_s), t >= s
+  View2<Real, Space> q_decay;      // [N, n]      scale * q_t exp(b_t)
+  View2<Real, Space> k_decay;      // [N, n]      k_s exp(b_last - b_s)
+  View2<Real, Space> chunk_decay;  // [NC, n]   exp(b_last)
+  View2<int, Space> chunks;        // [NC, 3]     (sequence, first token, length)
+  View1<int, Space> seq_chunk;     // [B + 1]     first chunk of each sequence
 };
 
 /// Plans the chunks of every sequence and fills ws.chunks / ws.seq_chunk. Returns the count.
-template <class Space>
-int plan_chunks(const SeqBatch<Space>& batch, int chunk, GlaChunkWorkspace<Space>& ws) {
+template <class Space, class Real>
+int plan_chunks(const SeqBatch<Space>& batch, int chunk, GlaChunkWorkspace<Space, Real>& ws) {
   std::vector<int> plan, first(batch.num_seqs + 1, 0);
   for (int s = 0; s < batch.num_seqs; ++s) {
     first[s] = static_cast<int>(plan.size() / 3);
@@ -58,12 +59,16 @@ int plan_chunks(const SeqBatch<Space>& batch, int chunk, GlaChunkWorkspace<Space
 /// (never a difference of two cumulative sums), so nothing overflows and nothing cancels:
 /// exact for any a in [-inf, 0].
 // q, k, a: [N, n]; u, o: [N, E]; state: [S, n, E]
-template <int C, class Space>
-void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
-                         const View2<const float, Space>& k, const View2<const float, Space>& a,
-                         const View2<const float, Space>& u, const View3<float, Space>& state,
-                         const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
-                         GlaChunkWorkspace<Space>& ws) {
+template <int C, class Space, class Real = float>
+void gla_chunked_generic(const Space& space,
+                         const View2<const std::type_identity_t<Real>, Space>& q,
+                         const View2<const std::type_identity_t<Real>, Space>& k,
+                         const View2<const std::type_identity_t<Real>, Space>& a,
+                         const View2<const std::type_identity_t<Real>, Space>& u,
+                         const View3<std::type_identity_t<Real>, Space>& state,
+                         const SeqBatch<Space>& batch,
+                         const View2<std::type_identity_t<Real>, Space>& o,
+                         std::type_identity_t<Real> scale, GlaChunkWorkspace<Space, Real>& ws) {
   const int n = static_cast<int>(q.extent(1));
   const int e_dim = static_cast<int>(u.extent(1));
   const int nc = plan_chunks(batch, C, ws);
@@ -71,7 +76,7 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
   ensure_capacity(ws.k_decay, batch.num_tokens, n, "rodimus::gla.k_decay");
   ensure_capacity(ws.chunk_decay, nc, n, "rodimus::gla.chunk_decay");
   if (static_cast<int>(ws.intra.extent(0)) < nc || ws.intra.extent(1) != std::size_t(C))
-    ws.intra = View3<float, Space>(
+    ws.intra = View3<Real, Space>(
         Kokkos::view_alloc(std::string("rodimus::gla.intra"), Kokkos::WithoutInitializing), nc, C,
         C);
   const auto chunks = ws.chunks;
@@ -91,14 +96,14 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
         // column s of the intra matrix, and k_decay of token s
         Kokkos::parallel_for(Kokkos::TeamThreadRange(m, C), [&](const int s) {
           if (s >= len) {
-            for (int t = 0; t < C; ++t) intra(c, t, s) = 0.f;
+            for (int t = 0; t < C; ++t) intra(c, t, s) = Real(0);
             return;
           }
-          float col[C];
-          for (int t = 0; t < C; ++t) col[t] = 0.f;
+          Real col[C];
+          for (int t = 0; t < C; ++t) col[t] = Real(0);
           for (int i = 0; i < n; ++i) {
-            const float ks = k(t0 + s, i);
-            float logd = 0.f;  // sum_{r=s+1..t} a_r
+            const Real ks = k(t0 + s, i);
+            Real logd = Real(0);  // sum_{r=s+1..t} a_r
             col[s] += q(t0 + s, i) * ks;
             for (int t = s + 1; t < len; ++t) {
               logd += a(t0 + t, i);
@@ -106,11 +111,11 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
             }
             k_decay(t0 + s, i) = ks * kmath::exp(logd);  // logd = sum_{r=s+1..len-1} a_r
           }
-          for (int t = 0; t < C; ++t) intra(c, t, s) = t >= s ? scale * col[t] : 0.f;
+          for (int t = 0; t < C; ++t) intra(c, t, s) = t >= s ? scale * col[t] : Real(0);
         });
         // q_decay of every token and the chunk's total decay, per slot i
         Kokkos::parallel_for(Kokkos::TeamThreadRange(m, n), [&](const int i) {
-          float logd = 0.f;  // sum_{r=0..t} a_r
+          Real logd = Real(0);  // sum_{r=0..t} a_r
           for (int t = 0; t < len; ++t) {
             logd += a(t0 + t, i);
             q_decay(t0 + t, i) = scale * q(t0 + t, i) * kmath::exp(logd);
@@ -138,29 +143,29 @@ void gla_chunked_generic(const Space& space, const View2<const float, Space>& q,
           const int len = chunks(c, 2);
           // o_t = q_decay_t S_prev + sum_{s<=t} intra[t,s] u_s        [len, TE]
           for (int t = 0; t < len; ++t) {
-            float acc[TE];
-            for (int j = 0; j < TE; ++j) acc[j] = 0.f;
+            Real acc[TE];
+            for (int j = 0; j < TE; ++j) acc[j] = Real(0);
             for (int i = 0; i < n; ++i) {
-              const float qd = q_decay(t0 + t, i);
-              const float* srow = &state(sl, i, e0);
+              const Real qd = q_decay(t0 + t, i);
+              const Real* srow = &state(sl, i, e0);
               for (int j = 0; j < ne; ++j) acc[j] += qd * srow[j];
             }
             for (int s = 0; s <= t; ++s) {
-              const float w = intra(c, t, s);
-              const float* urow = &u(t0 + s, e0);
+              const Real w = intra(c, t, s);
+              const Real* urow = &u(t0 + s, e0);
               for (int j = 0; j < ne; ++j) acc[j] += w * urow[j];
             }
             for (int j = 0; j < ne; ++j) o(t0 + t, e0 + j) = acc[j];
           }
           // S_next = diag(chunk_decay) S_prev + k_decay^T u              [n, TE]
           for (int i = 0; i < n; ++i) {
-            float acc[TE];
-            float* srow = &state(sl, i, e0);
-            const float g = chunk_decay(c, i);
-            for (int j = 0; j < TE; ++j) acc[j] = j < ne ? g * srow[j] : 0.f;
+            Real acc[TE];
+            Real* srow = &state(sl, i, e0);
+            const Real g = chunk_decay(c, i);
+            for (int j = 0; j < TE; ++j) acc[j] = j < ne ? g * srow[j] : Real(0);
             for (int s = 0; s < len; ++s) {
-              const float kd = k_decay(t0 + s, i);
-              const float* urow = &u(t0 + s, e0);
+              const Real kd = k_decay(t0 + s, i);
+              const Real* urow = &u(t0 + s, e0);
               for (int j = 0; j < ne; ++j) acc[j] += kd * urow[j];
             }
             for (int j = 0; j < ne; ++j) srow[j] = acc[j];

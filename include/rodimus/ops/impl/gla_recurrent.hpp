@@ -1,6 +1,8 @@
 // The GLA scan as the token-by-token recurrence (decode, and the device-side referee).
 #pragma once
 
+#include <type_traits>
+
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
@@ -14,13 +16,16 @@ inline constexpr int scan_column_tile = is_gpu_space_v<Space> ? 1 : 32;
 /// S_t = diag(exp(a_t)) S_{t-1} + k_t^T u_t;  o_t = scale * q_t S_t  (SPEC 2, step 7).
 /// One work item owns a tile of state columns of one sequence and walks its tokens in order.
 // q, k, decay(=exp(a)): [N, n]; u, o: [N, E]; state: [S, n, E]
-template <class Space>
-void gla_recurrent_generic(const Space& space, const View2<const float, Space>& q,
-                           const View2<const float, Space>& k,
-                           const View2<const float, Space>& decay,
-                           const View2<const float, Space>& u, const View3<float, Space>& state,
-                           const SeqBatch<Space>& batch, const View2<float, Space>& o,
-                           float scale) {
+template <class Space, class Real = float>
+void gla_recurrent_generic(const Space& space,
+                           const View2<const std::type_identity_t<Real>, Space>& q,
+                           const View2<const std::type_identity_t<Real>, Space>& k,
+                           const View2<const std::type_identity_t<Real>, Space>& decay,
+                           const View2<const std::type_identity_t<Real>, Space>& u,
+                           const View3<std::type_identity_t<Real>, Space>& state,
+                           const SeqBatch<Space>& batch,
+                           const View2<std::type_identity_t<Real>, Space>& o,
+                           std::type_identity_t<Real> scale) {
   constexpr int TE = scan_column_tile<Space>;
   const int n = static_cast<int>(q.extent(1));
   const int e_dim = static_cast<int>(u.extent(1));
@@ -36,17 +41,17 @@ void gla_recurrent_generic(const Space& space, const View2<const float, Space>& 
         const int ne = e_dim - e0 < TE ? e_dim - e0 : TE;
         const int sl = slot(s);
         for (int t = offsets(s); t < offsets(s + 1); ++t) {
-          float acc[TE];
-          float ut[TE];
+          Real acc[TE];
+          Real ut[TE];
           for (int j = 0; j < TE; ++j) {
-            acc[j] = 0.f;
-            ut[j] = j < ne ? u(t, e0 + j) : 0.f;
+            acc[j] = Real(0);
+            ut[j] = j < ne ? u(t, e0 + j) : Real(0);
           }
           for (int i = 0; i < n; ++i) {
-            const float d = decay(t, i), kk = k(t, i), qq = q(t, i);
-            float* srow = &state(sl, i, e0);
+            const Real d = decay(t, i), kk = k(t, i), qq = q(t, i);
+            Real* srow = &state(sl, i, e0);
             for (int j = 0; j < ne; ++j) {
-              const float si = d * srow[j] + kk * ut[j];
+              const Real si = d * srow[j] + kk * ut[j];
               srow[j] = si;
               acc[j] += qq * si;
             }
@@ -57,9 +62,9 @@ void gla_recurrent_generic(const Space& space, const View2<const float, Space>& 
 }
 
 /// decay = exp(a), element-wise.   a, decay: [N, n]
-template <class Space>
-void exp_generic(const Space& space, const View2<const float, Space>& a,
-                 const View2<float, Space>& out, int n_tokens) {
+template <class Space, class Real = float>
+void exp_generic(const Space& space, const View2<const std::type_identity_t<Real>, Space>& a,
+                 const View2<std::type_identity_t<Real>, Space>& out, int n_tokens) {
   const int n = static_cast<int>(a.extent(1));
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::exp"),

@@ -9,11 +9,12 @@ namespace rodimus::detail {
 /// Tokens one work item computes against one weight row; the row is streamed once per block.
 inline constexpr int kLinearTokenBlock = 8;
 
-// x: [N, in], w: [out, in], bias: [out] or empty, y: [N, out]
+// x: [N, in], w: [out, in], bias: [out] or empty, y: [N, out]; computed in compute_t<W>
 template <class Space, class W>
-void linear_generic(const Space& space, const View2<const float, Space>& x,
-                    const View2<const W, Space>& w, const View1<const float, Space>& bias,
-                    const View2<float, Space>& y, int n_tokens) {
+void linear_generic(const Space& space, const View2<const compute_t<W>, Space>& x,
+                    const View2<const W, Space>& w, const View1<const compute_t<W>, Space>& bias,
+                    const View2<compute_t<W>, Space>& y, int n_tokens) {
+  using C = compute_t<W>;
   const int in = static_cast<int>(w.extent(1));
   const int out = static_cast<int>(w.extent(0));
   const int blocks = (n_tokens + kLinearTokenBlock - 1) / kLinearTokenBlock;
@@ -25,19 +26,19 @@ void linear_generic(const Space& space, const View2<const float, Space>& x,
         const int o = static_cast<int>(idx % out);
         const int t0 = static_cast<int>(idx / out) * kLinearTokenBlock;
         const int nt = (n_tokens - t0) < kLinearTokenBlock ? (n_tokens - t0) : kLinearTokenBlock;
-        float acc[kLinearTokenBlock] = {};
+        C acc[kLinearTokenBlock] = {};
         if (nt == kLinearTokenBlock) {
           for (int i = 0; i < in; ++i) {
-            const float wi = to_f32(w(o, i));
+            const C wi = to_compute(w(o, i));
             for (int t = 0; t < kLinearTokenBlock; ++t) acc[t] += x(t0 + t, i) * wi;
           }
         } else {
           for (int i = 0; i < in; ++i) {
-            const float wi = to_f32(w(o, i));
+            const C wi = to_compute(w(o, i));
             for (int t = 0; t < nt; ++t) acc[t] += x(t0 + t, i) * wi;
           }
         }
-        const float b = has_bias ? bias(o) : 0.f;
+        const C b = has_bias ? bias(o) : C(0);
         for (int t = 0; t < nt; ++t) y(t0 + t, o) = acc[t] + b;
       });
 }
