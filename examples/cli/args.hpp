@@ -144,9 +144,8 @@ commands:
                                          trains the model of the config on the files under
                                          DIR (5 % of them held out), writing checkpoints and
                                          train_log.jsonl to --out; a progress line on stderr,
-                                         a summary on stdout. For now only n_layer = 0
-                                         (bigram) configs: the whole-model backward is not
-                                         in this build yet
+                                         a summary on stdout. Rodimus and Rodimus+
+                                         configs (n_layer = 0: a bigram model)
   eval      --model DIR --data DIR [--seq T] [--batch B] [--dtype f32|bf16]
                                          held-out loss of the model on the files under DIR
                                          (the 5 % that train holds out): nats per token and

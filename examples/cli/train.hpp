@@ -162,19 +162,24 @@ inline train::CorpusOptions corpus_options(const std::vector<std::string>& ext,
   return c;
 }
 
+/// The whole model's loss and gradient (train::ModelTrainer) as the trainer's plug-in.
+struct WholeModel {
+  train::ModelTrainer<float, Space> t;
+  View2<int, Space> ids;
+  double operator()(train::ParameterSet<Space>& p, const train::TrainBatch& b) {
+    return t.forward_backward(p, train::upload_batch(b, ids));
+  }
+  double loss(train::ParameterSet<Space>& p, const train::TrainBatch& b) {
+    return t.forward_loss(p, train::upload_batch(b, ids));
+  }
+};
+
 /// `rodimus train`.
 inline int run_train(const Options& o) {
   namespace fs = std::filesystem;
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   const ModelConfig cfg = load_train_config(o.config);
-  // The models this build can train: the bigram model (n_layer = 0; `model` below). The
-  // whole-model loss-and-gradient (train::LossAndGradient) replaces it there, and this check goes.
-  if (cfg.n_layer != 0)
-    throw Error(o.config + ": n_layer is " + std::to_string(cfg.n_layer) +
-                ": training a model with blocks needs the whole-model backward, which is not in "
-                "this build yet (issue 6); rodimus train trains n_layer = 0 (bigram) configs for "
-                "now");
   std::error_code ec;
   if (!fs::exists(*o.tokenizer, ec))
     throw Error("tokenizer file '" + *o.tokenizer + "' does not exist");
@@ -252,7 +257,6 @@ inline int run_train(const Options& o) {
     log << j.dump() << '\n';
     log.flush();
   };
-  train::BigramModel<Space> model(cfg);
   train::TrainerCallbacks cb;
   cb.on_step = [&](const train::StepReport& r) {
     progress.step(r);
@@ -291,7 +295,14 @@ inline int run_train(const Options& o) {
   stop_signal().store(false);
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  const train::TrainSummary s = trainer.run(model, cb);
+  train::TrainSummary s;
+  if (cfg.n_layer == 0) {
+    train::BigramModel<Space> model(cfg);
+    s = trainer.run(model, cb);
+  } else {
+    WholeModel model{train::ModelTrainer<float, Space>(cfg), {}};
+    s = trainer.run(model, cb);
+  }
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   progress.end_line();

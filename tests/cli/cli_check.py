@@ -731,9 +731,22 @@ def check_trainloop(bin_path, tokenizer, golden_config, work_dir):
             fail(f"expected exit 1 and {pattern!r}, got {p.returncode}: {p.stderr!r}")
 
     fresh = [a if a != out else os.path.join(work_dir, "out_err") for a in base] + ["--steps", "5"]
-    # a config with blocks: not trainable until the whole-model backward is wired in
-    error([a if a != config else golden_config for a in fresh],
-          "training a model with blocks needs the whole-model backward")
+    # a Rodimus+ with blocks trains through the whole-model backward: the loss falls
+    plus = os.path.join(work_dir, "plus.json")
+    with open(plus, "w") as f:
+        json.dump({**cfg, "block_type": "rodimus_plus", "n_layer": 1, "d_model": 32,
+                   "mixer_cfg": {"mem_size": 8}, "attn_cfg": {"num_heads": 2, "num_heads_k": 1,
+                                                              "num_heads_v": 2, "window_size": 16}},
+                  f)
+    out_p = os.path.join(work_dir, "out_plus")
+    shutil.rmtree(out_p, ignore_errors=True)
+    kvp = parse_kv(ok_run(bin_path, [a if a not in (config, out) else (plus if a == config else out_p)
+                                     for a in base] + ["--steps", "60"]).stdout)
+    if not float(kvp["train_loss_last"]) < float(kvp["train_loss_first"]) - 1.5:
+        fail(f"Rodimus+ training loss did not fall clearly: {kvp}")
+    ev = parse_kv(ok_run(bin_path, ["eval", "--model", out_p, "--data", data]).stdout)
+    if ev["val_loss"] != kvp["val_loss"]:
+        fail(f"eval {ev['val_loss']} != train's {kvp['val_loss']} on the Rodimus+ checkpoint")
     bad = os.path.join(work_dir, "typo.json")
     with open(bad, "w") as f:
         json.dump({**cfg, "d_modle": 64}, f)
