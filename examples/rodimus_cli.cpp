@@ -1,5 +1,5 @@
 // The rodimus command-line tool: model info, logits, generation from ids or text, chat,
-// tokenize, detokenize and tokenizer training.
+// tokenize, detokenize, tokenizer training, training and held-out evaluation.
 #include <fmt/core.h>
 
 #include <cstdio>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cli/args.hpp"
-#include "cli/commands.hpp"
+#include "cli/dispatch.hpp"
 
 namespace {
 

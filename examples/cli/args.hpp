@@ -34,7 +34,9 @@ enum class Command {
   Chat,
   Tokenize,
   Detokenize,
-  TrainTokenizer
+  TrainTokenizer,
+  Train,
+  Eval
 };
 
 /// Weight storage type in memory.
@@ -72,7 +74,27 @@ struct Options {
   std::vector<std::string> exclude_dirs;  ///< --exclude-dir NAME, repeatable
   std::vector<std::string> specials;      ///< --special TOKEN, repeatable
   int min_frequency = 0;                  ///< --min-frequency F
+  bool skip_heldout = false;              ///< --skip-heldout
   std::string pattern = "code";           ///< --pattern code|gpt2
+  // train, eval
+  std::string data;               ///< --data DIR (train, eval)
+  std::string config;             ///< --config FILE (train)
+  std::int64_t steps = 0;         ///< --steps N (0: fit --minutes)
+  double minutes = 0.0;           ///< --minutes M (0: no time limit)
+  int batch = 16;                 ///< --batch B (train: sequences per step; eval: windows per call)
+  int seq = 0;                    ///< --seq T (0: train 256; eval: the checkpoint's)
+  int micro_batches = 1;          ///< --micro-batches M
+  double lr = 1e-3;               ///< --lr X
+  double min_lr = -1.0;           ///< --min-lr X (default lr / 10)
+  std::int64_t warmup = 100;      ///< --warmup N
+  double weight_decay = 0.1;      ///< --weight-decay X
+  double clip = 1.0;              ///< --clip X (0: off)
+  std::int64_t eval_every = 200;  ///< --eval-every N (0: only at the end)
+  std::int64_t eval_windows = 32;       ///< --eval-windows N
+  std::int64_t checkpoint_every = 500;  ///< --checkpoint-every N (0: only at the end)
+  bool resume = false;                  ///< --resume
+  bool list_heldout = false;            ///< --list-heldout (eval)
+  bool seen_train_seed = false;         ///< --seed given to train
 };
 
 /// The usage text printed by `rodimus help` and after every usage error.
@@ -112,10 +134,24 @@ commands:
                                          prints the text of the ids
   train-tokenizer --input DIR --vocab N --out FILE [--ext EXT]... [--exclude-dir NAME]...
                   [--special TOKEN]... [--min-frequency F] [--pattern code|gpt2]
+                  [--skip-heldout]
                                          learns a byte-level BPE of N tokens from the
                                          files under DIR and writes its tokenizer.json;
                                          prints a summary (files, bytes, merges, time,
                                          bytes per token of the input)
+  train     --data DIR --tokenizer FILE --config FILE --out DIR [--minutes M] [--steps N]
+            [--batch B] [--seq T] [--lr X] [--resume] [training options]
+                                         trains the model of the config on the files under
+                                         DIR (5 % of them held out), writing checkpoints and
+                                         train_log.jsonl to --out; a progress line on stderr,
+                                         a summary on stdout. Rodimus and Rodimus+
+                                         configs (n_layer = 0: a bigram model)
+  eval      --model DIR --data DIR [--seq T] [--batch B] [--dtype f32|bf16]
+                                         held-out loss of the model on the files under DIR
+                                         (the 5 % that train holds out): nats per token and
+                                         bits per byte
+  eval      --data DIR --list-heldout    prints the held-out files that eval scores (valid
+                                         UTF-8), one path a line
   help      print this text (also -h, --help)
 
 options:
@@ -145,6 +181,7 @@ train-tokenizer options:
                     DIR when it holds a '/' (e.g. idlelib/idle_test); repeatable
   --special TOKEN   a special token (e.g. '<|endoftext|>'), given the last ids; repeatable
   --min-frequency F merge only pairs seen at least F times (default 0: any)
+  --skip-heldout    leave out the 5 % of the files that train and eval hold out
   --pattern code|gpt2
                     pre-tokenizer regex: code (Llama 3 / cl100k, default) or gpt2
 
@@ -162,6 +199,33 @@ sampling options (generate --prompt, chat; the default is greedy):
   --max-context N   positions the sequence may reach (default: max_position_embeddings
                     for Rodimus+ without a window, else unlimited); a longer prompt is
                     an error, generation stops when it is reached
+
+train and eval options:
+  --data DIR        corpus directory, read recursively; files not valid UTF-8 skipped
+  --ext EXT, --exclude-dir NAME
+                    as for train-tokenizer; eval defaults to the filter a trained
+                    model's trainer_state.json records
+  --tokenizer FILE  tokenizer.json (train: copied to --out; eval: default
+                    --model's tokenizer.json); needs the token <|endoftext|>
+  --config FILE     model config.json (published keys only; unknown keys are errors)
+  --out DIR         checkpoint directory (config.json, model.safetensors in bf16,
+                    optimizer.safetensors, trainer_state.json, tokenizer.json,
+                    train_log.jsonl)
+  --steps N         optimiser steps, the schedule's length (default: fit --minutes)
+  --minutes M       stop after M minutes (checkpoint saved; --resume continues)
+  --batch B         train: sequences per step (default 16); eval: windows per call (8)
+  --seq T           tokens per sequence / eval window (train default 256; eval
+                    default the model's training --seq, else 256)
+  --micro-batches M split each step into M micro-batches (gradient accumulation)
+  --lr X, --min-lr X, --warmup N
+                    peak lr (1e-3), cosine floor (lr / 10), linear warm-up steps (100)
+  --weight-decay X  AdamW decay of the matrices (0.1); --clip X: gradient norm (1, 0 off)
+  --seed S          data order and initial weights (default 1)
+  --eval-every N    steps between held-out evaluations (200; 0: only at the end)
+  --eval-windows N  held-out windows per periodic evaluation (32)
+  --checkpoint-every N
+                    steps between checkpoints (500; 0: only at the end)
+  --resume          continue the checkpoint in --out exactly (same data, seed, batch)
 
 exit status: 0 success, 1 runtime error (unreadable model, write failure), 2 usage error
 )";
@@ -269,6 +333,10 @@ inline Options parse_args(const std::vector<std::string>& args) {
     o.command = Command::Detokenize;
   } else if (cmd == "train-tokenizer") {
     o.command = Command::TrainTokenizer;
+  } else if (cmd == "train") {
+    o.command = Command::Train;
+  } else if (cmd == "eval") {
+    o.command = Command::Eval;
   } else if (cmd.starts_with("-")) {
     throw UsageError("expected a command before option '" + cmd + "'");
   } else {
@@ -278,12 +346,19 @@ inline Options parse_args(const std::vector<std::string>& args) {
   const bool text_only = c == Command::Tokenize || c == Command::Detokenize;
   const bool generates = c == Command::Generate || c == Command::Chat;
   const bool trains = c == Command::TrainTokenizer;
+  const bool learns = c == Command::Train;
+  const bool evals = c == Command::Eval;
+  const bool reads_corpus = trains || learns || evals;
 
   bool seen_model = false, seen_out = false, seen_n = false, seen_dtype = false, seen_eos = false,
        seen_prompt = false, seen_text = false, seen_tokenizer = false, seen_system = false,
        seen_temperature = false, seen_top_k = false, seen_top_p = false, seen_min_p = false,
        seen_penalty = false, seen_seed = false, seen_ignore_eos = false, seen_context = false,
-       seen_input = false, seen_vocab = false, seen_min_frequency = false, seen_pattern = false;
+       seen_input = false, seen_vocab = false, seen_min_frequency = false, seen_pattern = false,
+       seen_data = false, seen_config = false, seen_steps = false, seen_minutes = false,
+       seen_batch = false, seen_seq = false, seen_micro = false, seen_lr = false,
+       seen_min_lr = false, seen_warmup = false, seen_wd = false, seen_clip = false,
+       seen_eval_every = false, seen_eval_windows = false, seen_ckpt_every = false;
   std::string sampling_flag;  // the first sampling option, for "needs --prompt"
   const auto once = [&](bool& seen, std::string_view name) {
     if (seen) throw UsageError("option '" + std::string(name) + "' given twice");
@@ -324,13 +399,106 @@ inline Options parse_args(const std::vector<std::string>& args) {
       once(seen, name);
       if (sampling_flag.empty()) sampling_flag = name;
     };
-    if (name == "--model") {
-      only_if(name, !trains);
+    // a positive number / a non-negative one for the training options
+    const auto positive_number = [&](std::string_view what) {
+      const std::string v = value();
+      const double x = parse_number(name, v);
+      if (!(x > 0)) throw UsageError(std::string(what) + " must be positive, got " + v);
+      return x;
+    };
+    const auto non_negative_number = [&](std::string_view what) {
+      const std::string v = value();
+      const double x = parse_number(name, v);
+      if (!(x >= 0)) throw UsageError(std::string(what) + " must be non-negative, got " + v);
+      return x;
+    };
+    const auto at_least_one = [&]() {
+      const int n = parse_count(name, value());
+      if (n < 1) throw UsageError(name + " must be at least 1");
+      return n;
+    };
+    if (name == "--seed" && learns) {
+      once(o.seen_train_seed, name);
+      o.seed = parse_seed(name, value());
+    } else if (name == "--data") {
+      only_if(name, learns || evals);
+      once(seen_data, name);
+      o.data = value();
+      if (o.data.empty()) throw UsageError("option '--data' needs a value");
+    } else if (name == "--config") {
+      only_if(name, learns);
+      once(seen_config, name);
+      o.config = value();
+      if (o.config.empty()) throw UsageError("option '--config' needs a value");
+    } else if (name == "--steps") {
+      only_if(name, learns);
+      once(seen_steps, name);
+      o.steps = at_least_one();
+    } else if (name == "--minutes") {
+      only_if(name, learns);
+      once(seen_minutes, name);
+      o.minutes = positive_number("--minutes");
+    } else if (name == "--batch") {
+      only_if(name, learns || evals);
+      once(seen_batch, name);
+      o.batch = at_least_one();
+    } else if (name == "--seq") {
+      only_if(name, learns || evals);
+      once(seen_seq, name);
+      o.seq = at_least_one();
+    } else if (name == "--micro-batches") {
+      only_if(name, learns);
+      once(seen_micro, name);
+      o.micro_batches = at_least_one();
+    } else if (name == "--lr") {
+      only_if(name, learns);
+      once(seen_lr, name);
+      o.lr = positive_number("--lr");
+    } else if (name == "--min-lr") {
+      only_if(name, learns);
+      once(seen_min_lr, name);
+      o.min_lr = non_negative_number("--min-lr");
+    } else if (name == "--warmup") {
+      only_if(name, learns);
+      once(seen_warmup, name);
+      o.warmup = parse_count(name, value());
+    } else if (name == "--weight-decay") {
+      only_if(name, learns);
+      once(seen_wd, name);
+      o.weight_decay = non_negative_number("--weight-decay");
+    } else if (name == "--clip") {
+      only_if(name, learns);
+      once(seen_clip, name);
+      o.clip = non_negative_number("--clip");
+    } else if (name == "--eval-every") {
+      only_if(name, learns);
+      once(seen_eval_every, name);
+      o.eval_every = parse_count(name, value());
+    } else if (name == "--eval-windows") {
+      only_if(name, learns);
+      once(seen_eval_windows, name);
+      o.eval_windows = at_least_one();
+    } else if (name == "--checkpoint-every") {
+      only_if(name, learns);
+      once(seen_ckpt_every, name);
+      o.checkpoint_every = parse_count(name, value());
+    } else if (name == "--resume") {
+      only_if(name, learns);
+      flag();
+      if (o.resume) throw UsageError("option '--resume' given twice");
+      o.resume = true;
+    } else if (name == "--list-heldout") {
+      only_if(name, evals);
+      flag();
+      if (o.list_heldout) throw UsageError("option '--list-heldout' given twice");
+      o.list_heldout = true;
+    } else if (name == "--model") {
+      only_if(name, !trains && !learns);
       once(seen_model, name);
       o.model = value();
       if (o.model.empty()) throw UsageError("option '--model' needs a value");
     } else if (name == "--tokenizer") {
-      only_if(name, text_only);
+      only_if(name, text_only || learns || evals);
       once(seen_tokenizer, name);
       o.tokenizer = value();
       if (o.tokenizer->empty()) throw UsageError("option '--tokenizer' needs a value");
@@ -351,7 +519,7 @@ inline Options parse_args(const std::vector<std::string>& args) {
       once(seen_system, name);
       o.system = value();
     } else if (name == "--out") {
-      only_if(name, c == Command::Logits || trains);
+      only_if(name, c == Command::Logits || trains || learns);
       once(seen_out, name);
       o.out = value();
       if (o.out->empty()) throw UsageError("option '--out' needs a value");
@@ -417,13 +585,13 @@ inline Options parse_args(const std::vector<std::string>& args) {
       once(seen_vocab, name);
       o.vocab = parse_count(name, value());
     } else if (name == "--ext") {
-      only_if(name, trains);
+      only_if(name, reads_corpus);
       std::string e = value();
       if (e.empty() || e == ".") throw UsageError("--ext needs an extension such as .py");
       if (e.front() != '.') e.insert(e.begin(), '.');
       o.extensions.push_back(std::move(e));
     } else if (name == "--exclude-dir") {
-      only_if(name, trains);
+      only_if(name, reads_corpus);
       o.exclude_dirs.push_back(value());
       if (o.exclude_dirs.back().empty()) throw UsageError("--exclude-dir needs a directory name");
     } else if (name == "--special") {
@@ -433,6 +601,11 @@ inline Options parse_args(const std::vector<std::string>& args) {
       for (const std::string& s : o.specials)
         if (s == t) throw UsageError("--special '" + t + "' given twice");
       o.specials.push_back(std::move(t));
+    } else if (name == "--skip-heldout") {
+      only_if(name, trains);
+      flag();
+      if (o.skip_heldout) throw UsageError("option '--skip-heldout' given twice");
+      o.skip_heldout = true;
     } else if (name == "--min-frequency") {
       only_if(name, trains);
       once(seen_min_frequency, name);
@@ -444,7 +617,7 @@ inline Options parse_args(const std::vector<std::string>& args) {
       if (o.pattern != "code" && o.pattern != "gpt2")
         throw UsageError("--pattern must be code or gpt2, got '" + o.pattern + "'");
     } else if (name == "--dtype") {
-      only_if(name, !text_only && !trains);
+      only_if(name, !text_only && !trains && !learns);
       once(seen_dtype, name);
       const std::string d = value();
       if (d == "f32") {
@@ -472,6 +645,28 @@ inline Options parse_args(const std::vector<std::string>& args) {
       throw UsageError("--vocab " + std::to_string(o.vocab) + " is below " + std::to_string(least) +
                        " (256 byte symbols + " + std::to_string(o.specials.size()) +
                        " special token(s))");
+  } else if (learns) {
+    if (!seen_data) throw UsageError("missing --data DIR");
+    if (!seen_tokenizer) throw UsageError("missing --tokenizer FILE");
+    if (!seen_config) throw UsageError("missing --config FILE");
+    if (!seen_out) throw UsageError("missing --out DIR");
+    if (!seen_steps && !seen_minutes)
+      throw UsageError("'train' needs --steps N, --minutes M or both");
+    if (o.batch % o.micro_batches != 0)
+      throw UsageError("--micro-batches " + std::to_string(o.micro_batches) +
+                       " does not divide --batch " + std::to_string(o.batch));
+    if (o.min_lr < 0) o.min_lr = o.lr / 10;
+    if (o.min_lr > o.lr) throw UsageError("--min-lr must not exceed --lr");
+    if (o.seq == 0) o.seq = 256;
+  } else if (evals) {
+    if (!seen_data) throw UsageError("missing --data DIR");
+    if (o.list_heldout) {
+      if (seen_model || seen_tokenizer || seen_seq || seen_batch)
+        throw UsageError("--list-heldout takes only --data, --ext and --exclude-dir");
+    } else if (!seen_model) {
+      throw UsageError("missing --model DIR");
+    }
+    if (!seen_batch) o.batch = 8;
   } else if (!seen_model) {
     throw UsageError("missing --model DIR");
   }

@@ -1,5 +1,5 @@
-// The commands of the rodimus tool: info, logits, generate (ids or text), chat, tokenize,
-// detokenize and train-tokenizer, on Kokkos' default space.
+// The model and text commands of the rodimus tool: info, logits, generate (ids or text), chat,
+// tokenize and detokenize, on Kokkos' default space.
 #pragma once
 
 #include <fmt/core.h>
@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "args.hpp"
-#include "train_tokenizer.hpp"
 
 namespace rodimus::cli {
 
@@ -386,34 +385,6 @@ int run_chat(const Options& o) {
                summary(r, chat.state().bytes_per_sequence()), chat.transcript().size());
   }
   return exit_ok;
-}
-
-/// Runs the command of `o` with weights stored as W.
-template <class W>
-int run_command(const Options& o) {
-  switch (o.command) {
-    case Command::Info:
-      return run_info<W>(o);
-    case Command::Logits:
-      return run_logits<W>(o);
-    case Command::Generate:
-      return o.prompt ? run_generate_text<W>(o) : run_generate<W>(o);
-    case Command::Chat:
-      return run_chat<W>(o);
-    case Command::Tokenize:
-      return run_tokenize(o);
-    case Command::Detokenize:
-      return run_detokenize(o);
-    case Command::TrainTokenizer:
-      return run_train_tokenizer(o);
-    default:
-      return exit_ok;
-  }
-}
-
-/// Runs the command of `o`; Kokkos must be initialised.
-inline int run(const Options& o) {
-  return o.dtype == WeightDType::BF16 ? run_command<bf16>(o) : run_command<float>(o);
 }
 
 }  // namespace rodimus::cli

@@ -20,62 +20,6 @@ namespace rodimus::cli {
 
 namespace fs = std::filesystem;
 
-/// The files under `root` that train-tokenizer reads: regular files (symlinks to files too)
-/// whose name ends in one of `extensions` (any name when empty), in sorted path order; a
-/// directory whose name, or whose path relative to `root`, is in `exclude` is skipped, and
-/// symlinked directories are not followed.
-inline std::vector<fs::path> training_files(const fs::path& root,
-                                            const std::vector<std::string>& extensions,
-                                            const std::vector<std::string>& exclude) {
-  std::vector<fs::path> files;
-  const auto wanted = [&](const fs::path& p) {
-    if (extensions.empty()) return true;
-    const std::string name = p.filename().string();
-    return std::any_of(extensions.begin(), extensions.end(),
-                       [&](const std::string& e) { return name.ends_with(e); });
-  };
-  const auto excluded = [&](const fs::path& dir) {
-    const std::string name = dir.filename().string();
-    const std::string rel = dir.lexically_relative(root).generic_string();
-    return std::any_of(exclude.begin(), exclude.end(),
-                       [&](const std::string& e) { return e == name || e == rel; });
-  };
-  std::vector<fs::path> stack{root};
-  while (!stack.empty()) {
-    const fs::path dir = stack.back();
-    stack.pop_back();
-    std::vector<fs::directory_entry> entries;
-    std::error_code ec;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-      entries.push_back(*it);
-    if (ec) throw Error("cannot read directory '" + dir.string() + "': " + ec.message());
-    std::sort(entries.begin(), entries.end(),
-              [](const auto& a, const auto& b) { return a.path() < b.path(); });
-    std::vector<fs::path> subdirs;
-    for (const auto& e : entries) {
-      std::error_code sec;
-      if (e.is_directory(sec) && !e.is_symlink(sec)) {
-        if (!excluded(e.path())) subdirs.push_back(e.path());
-      } else if (e.is_regular_file(sec) && wanted(e.path())) {
-        files.push_back(e.path());
-      }
-    }
-    // depth first, in sorted order: push the last subdirectory first
-    stack.insert(stack.end(), subdirs.rbegin(), subdirs.rend());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-/// The bytes of `path`; throws rodimus::Error when it cannot be read.
-inline std::string read_file_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  if (in) text << in.rdbuf();
-  if (!in || in.bad()) throw Error("cannot read '" + path.string() + "'");
-  return text.str();
-}
-
 /// `rodimus train-tokenizer`: a `key: value` summary on stdout.
 inline int run_train_tokenizer(const Options& o) {
   using clock = std::chrono::steady_clock;
@@ -108,18 +52,30 @@ inline int run_train_tokenizer(const Options& o) {
     }
   }();
 
-  const std::vector<fs::path> files = training_files(o.input, o.extensions, o.exclude_dirs);
+  const std::vector<fs::path> files = io::list_text_files(o.input, {o.extensions, o.exclude_dirs});
   if (files.empty()) {
     std::string which;
     for (const auto& e : o.extensions) which += (which.empty() ? "" : " or ") + e;
     throw Error("no files" + (which.empty() ? std::string() : " ending in " + which) + " under '" +
                 o.input + "'");
   }
+  // --skip-heldout: leave out the files rodimus train holds out (train/data_split.hpp's rule)
+  std::vector<bool> heldout(files.size(), false);
+  if (o.skip_heldout) {
+    std::vector<std::string> rel;
+    for (const fs::path& f : files) rel.push_back(f.lexically_relative(o.input).generic_string());
+    heldout = train::heldout_mask(rel);
+  }
   std::vector<fs::path> used;
   std::uint64_t bytes = 0;
-  std::size_t skipped = 0;
-  for (const fs::path& f : files) {
-    const std::string text = read_file_bytes(f);
+  std::size_t skipped = 0, held = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const fs::path& f = files[i];
+    if (heldout[i]) {
+      ++held;
+      continue;
+    }
+    const std::string text = io::read_file_bytes(f);
     if (!io::detail::is_valid_utf8(text)) {
       ++skipped;
       continue;
@@ -146,7 +102,7 @@ inline int run_train_tokenizer(const Options& o) {
   // The written file, loaded back, encodes the input: the compression it reaches.
   const io::Tokenizer tok = io::Tokenizer::from_file(out);
   std::uint64_t tokens = 0;
-  for (const fs::path& f : used) tokens += tok.encode(read_file_bytes(f)).size();
+  for (const fs::path& f : used) tokens += tok.encode(io::read_file_bytes(f)).size();
   const auto t4 = clock::now();
 
   if (bpe.tokens.size() < options.vocab_size)
@@ -157,6 +113,7 @@ inline int run_train_tokenizer(const Options& o) {
   fmt::print("input: {}\n", o.input);
   fmt::print("files: {}\n", used.size());
   fmt::print("skipped_not_utf8: {}\n", skipped);
+  if (o.skip_heldout) fmt::print("skipped_heldout: {}\n", held);
   fmt::print("bytes: {}\n", bytes);
   fmt::print("words: {}\n", trainer.words());
   fmt::print("word_types: {}\n", trainer.word_types());

@@ -9,6 +9,8 @@
   cli_check.py corrupt  BIN MODEL_DIR WORK_DIR
   cli_check.py text     BIN TEXT_MODEL_DIR TOKENIZER_JSON WORK_DIR
   cli_check.py train    BIN TRAIN_DATA_DIR WORK_DIR
+  cli_check.py eval     BIN TEXT_MODEL_DIR WORK_DIR
+  cli_check.py trainloop BIN TOKENIZER_JSON GOLDEN_CONFIG WORK_DIR
 
 Only the standard library: safetensors files are read with struct.
 """
@@ -484,6 +486,284 @@ def check_train(bin_path, data_dir, work_dir):
         fail(f"only {checked} fixture cases checked")
     print("ok")
 
+def write_corpus(root, files=40, seed=7):
+    """A small deterministic corpus: .py files in a few folders, an excluded test/ folder, a
+    .txt file and a file that is not UTF-8 (skipped). Returns the .py paths relative to root."""
+    import random
+    rnd = random.Random(seed)
+    words = ["def ", "return ", "self", ".", "(", ")", ":\n", "    ", "x", " = ", "1", "+",
+             "import ", "os", "\n", "if ", "else", "for ", " in ", "range", "print", ", ", "value"]
+    nxt = {w: [rnd.choice(words) for _ in range(3)] for w in words}
+    shutil.rmtree(root, ignore_errors=True)
+    rel = []
+
+    def write(r, n):
+        path = os.path.join(root, r)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        w, text = rnd.choice(words), []
+        for _ in range(n):
+            text.append(w)
+            w = rnd.choice(nxt[w])
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write("".join(text))
+
+    for i in range(files):
+        r = ["a/", "b/c/", ""][i % 3] + f"m{i}.py"
+        write(r, rnd.randint(40, 120))
+        rel.append(r)
+    write("test/excluded.py", 30)
+    write("a/notes.txt", 30)
+    with open(os.path.join(root, "b", "latin1.py"), "wb") as f:
+        f.write(b"caf\xe9\n")
+    rel.append("b/latin1.py")
+    return sorted(rel)
+
+
+def fnv1a64(text):
+    h = 0xcbf29ce484222325
+    for b in text.encode("utf-8"):
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def heldout_rule(rel):
+    """docs/training.md: round(5 % of the files), at least 1, smallest FNV-1a 64 of the path."""
+    k = max(1, int(math.floor(0.05 * len(rel) + 0.5)))
+    return sorted(sorted(rel, key=lambda r: (fnv1a64(r), r))[:k])
+
+
+def check_eval(bin_path, model_dir, work_dir):
+    """rodimus eval on a random-weight model: the held-out split equals the documented rule,
+    bytes and tokens are those of the held-out files, the loss equals cross-entropy computed
+    here from `rodimus logits`, bits per byte = nats / ln 2 / bytes."""
+    os.makedirs(work_dir, exist_ok=True)
+    data = os.path.join(work_dir, "corpus")
+    rel = write_corpus(data)
+    filt = ["--ext", ".py", "--exclude-dir", "test"]
+    p = ok_run(bin_path, ["eval", "--data", data, "--list-heldout", *filt])
+    listed = sorted(os.path.relpath(x, data) for x in p.stdout.split("\n") if x)
+    held = [r for r in heldout_rule(rel) if r != "b/latin1.py"]  # not UTF-8: not scored
+    if listed != held:
+        fail(f"--list-heldout gave {listed}, the rule gives {held}")
+    texts = []
+    for r in held:
+        with open(os.path.join(data, r), encoding="utf-8", newline="") as f:
+            texts.append(f.read())
+    nbytes = sum(len(t.encode("utf-8")) for t in texts)
+    model = ["--model", model_dir]
+    eot = tokenize(bin_path, model, "<|endoftext|>")
+    stream = list(eot)
+    for t in texts:
+        stream += tokenize(bin_path, model, t) + eot
+    targets = len(stream) - 1
+
+    p = ok_run(bin_path, ["eval", *model, "--data", data, *filt, "--seq", "4096"])
+    kv = parse_kv(p.stdout)
+    if int(kv["files_heldout"]) != len(held) or int(kv["bytes"]) != nbytes:
+        fail(f"files_heldout {kv['files_heldout']} bytes {kv['bytes']}, expected {len(held)} {nbytes}")
+    if int(kv["tokens"]) != targets or int(kv["windows"]) != 1:
+        fail(f"tokens {kv['tokens']} windows {kv['windows']}, expected {targets} and 1")
+    nats = float(kv["nats"])
+    if abs(float(kv["val_loss"]) - nats / targets) > 1e-5 * nats / targets:
+        fail("val_loss is not nats / tokens")
+    if abs(float(kv["val_bits_per_byte"]) - nats / math.log(2) / nbytes) > 1e-5:
+        fail("val_bits_per_byte is not nats / ln 2 / bytes")
+    # the same cross-entropy from the logits of one forward pass
+    out = os.path.join(work_dir, "logits.safetensors")
+    ok_run(bin_path, ["logits", *model, "--ids", ",".join(map(str, stream[:-1])), "--out", out])
+    logits = read_safetensors(out)["logits"]
+    v = logits[1][1]
+    vals = values(logits)
+    ref = 0.0
+    for t in range(targets):
+        row = vals[t * v:(t + 1) * v]
+        m = max(row)
+        ref += math.log(sum(math.exp(x - m) for x in row)) + m - row[stream[t + 1]]
+    if abs(nats - ref) > 1e-4 * abs(ref):
+        fail(f"eval nats {nats}, cross-entropy of the logits {ref}")
+    # windows of 16 tokens: ceil(targets / 16) of them, each from an empty context
+    kv16 = parse_kv(ok_run(bin_path, ["eval", *model, "--data", data, *filt, "--seq", "16",
+                                      "--batch", "3"]).stdout)
+    if int(kv16["windows"]) != (targets + 15) // 16 or int(kv16["tokens"]) != targets:
+        fail(f"--seq 16: {kv16['windows']} windows, {kv16['tokens']} tokens")
+    kvb = parse_kv(ok_run(bin_path, ["eval", *model, "--data", data, *filt, "--seq", "4096",
+                                     "--dtype", "bf16"]).stdout)
+    if abs(float(kvb["val_loss"]) - float(kv["val_loss"])) > 0.05:
+        fail(f"bf16 val_loss {kvb['val_loss']} far from f32 {kv['val_loss']}")
+    print("ok")
+
+
+def check_trainloop(bin_path, tokenizer, golden_config, work_dir):
+    """rodimus train with a bigram (n_layer = 0) config end to end: the summary, the loss
+    falling, the log, the checkpoint (rodimus eval gives the summary's val_loss), --resume,
+    and the runtime errors (a config with blocks, unknown keys, existing checkpoints)."""
+    os.makedirs(work_dir, exist_ok=True)
+    data = os.path.join(work_dir, "corpus")
+    rel = write_corpus(data, files=60, seed=11)
+    n_held = len([r for r in heldout_rule(rel) if r != "b/latin1.py"])
+    config = os.path.join(work_dir, "bigram.json")
+    cfg = {"model_type": "rodimus", "block_type": "rodimus", "d_model": 32, "n_layer": 0,
+           "vocab_size": 720, "tie_word_embeddings": True, "bos_token_id": None,
+           "eos_token_id": 709, "initializer_range": 0.02}
+    with open(config, "w") as f:
+        json.dump(cfg, f)
+    out = os.path.join(work_dir, "out")
+    shutil.rmtree(out, ignore_errors=True)
+    base = ["train", "--data", data, "--tokenizer", tokenizer, "--config", config, "--out", out,
+            "--ext", ".py", "--exclude-dir", "test", "--batch", "8", "--seq", "32", "--lr", "2e-2",
+            "--warmup", "10", "--eval-every", "50", "--checkpoint-every", "60"]
+    p = ok_run(bin_path, base + ["--steps", "150"])
+    kv = parse_kv(p.stdout)
+    for key, value in {"steps": "150", "total_steps": "150", "first_step": "0",
+                       "stopped_by_time": "false", "skipped_steps": "0",
+                       "files_heldout": str(n_held), "skipped_not_utf8": "1",
+                       "tokens_seen": str(150 * 8 * 32)}.items():
+        if kv.get(key) != value:
+            fail(f"summary {key}: {kv.get(key)!r}, expected {value!r}")
+    first, last = float(kv["train_loss_first"]), float(kv["train_loss_last"])
+    if not (first > 6.0 and last < first - 2.5):
+        fail(f"the training loss did not fall clearly: {first} -> {last}")
+    if "step 150/150" not in p.stderr or "eval at step 50" not in p.stderr:
+        fail(f"progress lines missing: {p.stderr!r}")
+    for name in ("config.json", "model.safetensors", "optimizer.safetensors",
+                 "trainer_state.json", "tokenizer.json", "train_log.jsonl"):
+        if not os.path.exists(os.path.join(out, name)):
+            fail(f"{name} missing from --out")
+    with open(os.path.join(out, "train_log.jsonl")) as f:
+        log = [json.loads(line) for line in f]
+    steps = [e for e in log if e["event"] == "step"]
+    evals = [e for e in log if e["event"] == "eval"]
+    finals = [e for e in log if e["event"] == "final"]
+    if [e["step"] for e in steps] != list(range(1, 151)) or len(evals) != 3 or len(finals) != 1:
+        fail(f"log: {len(steps)} steps, {len(evals)} evals, {len(finals)} finals")
+    ev = parse_kv(ok_run(bin_path, ["eval", "--model", out, "--data", data]).stdout)
+    if ev["filter_from"] != "trainer_state.json" or ev["seq"] != "32":
+        fail(f"eval did not take the recorded filter and window: {ev}")
+    if ev["val_loss"] != kv["val_loss"] or ev["val_bits_per_byte"] != kv["val_bits_per_byte"]:
+        fail(f"eval {ev['val_loss']} / {ev['val_bits_per_byte']} != train's "
+             f"{kv['val_loss']} / {kv['val_bits_per_byte']}")
+    # the bigram model generates (the inference Model runs n_layer = 0)
+    ok_run(bin_path, ["generate", "--model", out, "--prompt", "def ", "-n", "5"])
+
+    # the scripts: the loss plot, the gzip baseline on the same held-out files
+    scripts = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts")
+    svg = os.path.join(work_dir, "loss.svg")
+    p = subprocess.run([sys.executable, os.path.join(scripts, "plot_loss.py"),
+                        os.path.join(out, "train_log.jsonl"), "--out", svg, "--gzip-bpb", "2.5",
+                        "--smooth", "10"], capture_output=True, text=True, timeout=TIMEOUT_S)
+    if p.returncode != 0:
+        fail(f"plot_loss.py: {p.stderr}")
+    import xml.dom.minidom
+    doc = xml.dom.minidom.parse(svg)
+    if len(doc.getElementsByTagName("polyline")) < 3 or len(doc.getElementsByTagName("circle")) < 4:
+        fail("loss.svg lacks the curves or the evaluation dots")
+    env = dict(os.environ, RODIMUS=bin_path)
+    p = subprocess.run([os.path.join(scripts, "gzip_baseline.sh"), data, "--ext", ".py",
+                        "--exclude-dir", "test"], capture_output=True, text=True,
+                       timeout=TIMEOUT_S, env=env)
+    if p.returncode != 0:
+        fail(f"gzip_baseline.sh: {p.stderr}")
+    gz = parse_kv(p.stdout)
+    if gz["files"] != kv["files_heldout"] or gz["bytes"] != kv["heldout_bytes"]:
+        fail(f"gzip_baseline.sh: {gz['files']} files / {gz['bytes']} bytes, eval scores "
+             f"{kv['files_heldout']} / {kv['heldout_bytes']}")
+    if not 0.5 < float(gz["gzip_bits_per_byte"]) < 8:
+        fail(f"gzip_bits_per_byte {gz['gzip_bits_per_byte']}")
+    # train-tokenizer --skip-heldout leaves out exactly the held-out files
+    tk = parse_kv(ok_run(bin_path, ["train-tokenizer", "--input", data, "--vocab", "300",
+                                    "--out", os.path.join(work_dir, "tok.json"), "--ext", ".py",
+                                    "--exclude-dir", "test", "--skip-heldout"]).stdout)
+    all_held = heldout_rule(rel)
+    if int(tk["skipped_heldout"]) != len(all_held) or \
+            int(tk["files"]) + int(tk["skipped_not_utf8"]) != len(rel) - len(all_held):
+        fail(f"--skip-heldout: {tk}")
+
+    # an existing checkpoint needs --resume; --resume continues it
+    p = run(bin_path, base + ["--steps", "200"])
+    if p.returncode != 1 or "already holds a training checkpoint" not in p.stderr:
+        fail(f"no --resume: exit {p.returncode}, {p.stderr!r}")
+    kv2 = parse_kv(ok_run(bin_path, base + ["--steps", "200", "--resume"]).stdout)
+    if kv2["first_step"] != "150" or kv2["steps"] != "200":
+        fail(f"resume: first_step {kv2['first_step']}, steps {kv2['steps']}")
+    p = run(bin_path, base + ["--steps", "210", "--resume", "--seed", "5"])
+    if p.returncode != 1 or "seed" not in p.stderr:
+        fail(f"resume with another seed: exit {p.returncode}, {p.stderr!r}")
+
+    # SIGINT: the step completes, a checkpoint and the summary follow, exit 0
+    out_s = os.path.join(work_dir, "out_signal")
+    shutil.rmtree(out_s, ignore_errors=True)
+    env = dict(os.environ, OMP_PROC_BIND="false", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([bin_path, *[a if a != out else out_s for a in base],
+                             "--steps", "1000000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    seen = ""
+    while "step 1/1000000" not in seen:
+        line = proc.stderr.readline()
+        if not line:
+            fail(f"train ended before its first step: {seen}")
+        seen += line
+    import signal
+    proc.send_signal(signal.SIGINT)
+    try:
+        so, se = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail("train did not stop after SIGINT")
+    kvs = parse_kv(so)
+    if proc.returncode != 0 or kvs.get("stopped_by_signal") != "true" or "interrupted" not in se:
+        fail(f"SIGINT: exit {proc.returncode}, {kvs}, {se!r}")
+    with open(os.path.join(out_s, "trainer_state.json")) as f:
+        if json.load(f)["step"] != int(kvs["steps"]):
+            fail("the checkpoint after SIGINT is not at the last step")
+
+    # a time budget without --steps: the schedule is fitted, the run stops in time
+    out_t = os.path.join(work_dir, "out_time")
+    shutil.rmtree(out_t, ignore_errors=True)
+    tb = [a if a != out else out_t for a in base]
+    kvt = parse_kv(ok_run(bin_path, tb + ["--minutes", "0.02"]).stdout)
+    if int(kvt["total_steps"]) < 5 or float(kvt["train_seconds"]) > 5:
+        fail(f"--minutes 0.02: total_steps {kvt['total_steps']}, {kvt['train_seconds']} s")
+
+    def error(args, pattern):
+        p = run(bin_path, args)
+        first = p.stderr.splitlines()[0] if p.stderr else ""
+        if p.returncode != 1 or pattern not in first:
+            fail(f"expected exit 1 and {pattern!r}, got {p.returncode}: {p.stderr!r}")
+
+    fresh = [a if a != out else os.path.join(work_dir, "out_err") for a in base] + ["--steps", "5"]
+    # a Rodimus+ with blocks trains through the whole-model backward: the loss falls
+    plus = os.path.join(work_dir, "plus.json")
+    with open(plus, "w") as f:
+        json.dump({**cfg, "block_type": "rodimus_plus", "n_layer": 1, "d_model": 32,
+                   "mixer_cfg": {"mem_size": 8}, "attn_cfg": {"num_heads": 2, "num_heads_k": 1,
+                                                              "num_heads_v": 2, "window_size": 16}},
+                  f)
+    out_p = os.path.join(work_dir, "out_plus")
+    shutil.rmtree(out_p, ignore_errors=True)
+    kvp = parse_kv(ok_run(bin_path, [a if a not in (config, out) else (plus if a == config else out_p)
+                                     for a in base] + ["--steps", "60"]).stdout)
+    if not float(kvp["train_loss_last"]) < float(kvp["train_loss_first"]) - 1.5:
+        fail(f"Rodimus+ training loss did not fall clearly: {kvp}")
+    ev = parse_kv(ok_run(bin_path, ["eval", "--model", out_p, "--data", data]).stdout)
+    if ev["val_loss"] != kvp["val_loss"]:
+        fail(f"eval {ev['val_loss']} != train's {kvp['val_loss']} on the Rodimus+ checkpoint")
+    bad = os.path.join(work_dir, "typo.json")
+    with open(bad, "w") as f:
+        json.dump({**cfg, "d_modle": 64}, f)
+    error([a if a != config else bad for a in fresh], "unknown config key 'd_modle'")
+    with open(bad, "w") as f:
+        json.dump({**cfg, "mixer_cfg": {"mem_sise": 8}}, f)
+    error([a if a != config else bad for a in fresh], "unknown config key 'mixer_cfg.mem_sise'")
+    with open(bad, "w") as f:
+        json.dump({**cfg, "vocab_size": 100, "eos_token_id": None}, f)
+    error([a if a != config else bad for a in fresh], "smaller than the tokenizer's 710 tokens")
+    error([a if a != config else os.path.join(work_dir, "none.json") for a in fresh],
+          "does not exist")
+    error([a if a != data else os.path.join(work_dir, "none") for a in fresh], "does not exist")
+    error(fresh + ["--resume"], "holds no training checkpoint")
+    error([a if a != "32" else "100000" for a in fresh], "fewer than --seq + 1")
+    print("ok")
+
 
 def main(argv):
     if len(argv) < 3:
@@ -509,6 +789,10 @@ def main(argv):
         check_text(bin_path, *rest)
     elif mode == "train":
         check_train(bin_path, *rest)
+    elif mode == "eval":
+        check_eval(bin_path, *rest)
+    elif mode == "trainloop":
+        check_trainloop(bin_path, *rest)
     else:
         fail(f"unknown mode {mode}")
 

@@ -222,7 +222,7 @@ TEST_CASE("config errors name the key", "[io][config]") {
       {[](json& j) { j["d_model"] = 1e300; }, "d_model", "out of range"},
       {[](json& j) { j["d_model"] = 1ll << 40; }, "d_model", "out of range"},
       {[](json& j) { j["d_model"] = nullptr; }, "d_model", "got null"},
-      {[](json& j) { j["n_layer"] = -1; }, "n_layer", "must be in [1, 1024]"},
+      {[](json& j) { j["n_layer"] = -1; }, "n_layer", "must be in [0, 1024]"},
       {[](json& j) { j["n_layer"] = true; }, "n_layer", "must be an integer, got boolean"},
       {[](json& j) { j["vocab_size"] = 0; }, "vocab_size", "must be in"},
       {[](json& j) { j["vocab_size"] = 20'000'000; }, "vocab_size", "must be in"},

@@ -325,7 +325,7 @@ inline ModelConfig parse_config(std::string_view json_text,
     }
 
     r.check_range(c.d_model, "d_model", 1, L::d_model);
-    r.check_range(c.n_layer, "n_layer", 1, L::n_layer);
+    r.check_range(c.n_layer, "n_layer", 0, L::n_layer);  // 0: no blocks (a bigram model)
     r.check_range(c.vocab_size, "vocab_size", 1, L::vocab_size);
     r.check_positive(c.norm_epsilon, "norm_epsilon", 1.0);
     r.check_range(c.max_position_embeddings, "max_position_embeddings", 1,

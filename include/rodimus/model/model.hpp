@@ -240,6 +240,8 @@ class Model {
     const float scale = cfg_.use_scale_embedding ? std::sqrt(float(cfg_.mem_size())) : 1.f;
     embedding(space, View1<const int, Space>(ws.ids), weights_.embed, scale, ws.h, nt);
     if (cfg_.use_norm_embedding) rms_norm(space, CV(ws.h), weights_.embed_norm, ws.h, nt, eps);
+    // no blocks (n_layer = 0, a bigram model): the residual stream the final norm adds is zero
+    if (cfg_.n_layer == 0) Kokkos::deep_copy(space, ws.r, 0.f);
     for (int l = 0; l < cfg_.n_layer; ++l) {
       const auto& st = state.layer(l);
       if (cfg_.is_plus()) {
