@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The demo command: builds the rodimus CLI against the OpenMP Kokkos and runs it on a tiny model.
+# The demo command: builds the rodimus CLI against the OpenMP Kokkos and runs it on the default
+# model, models/tiny-coder: a Rodimus+ of 6.2 M parameters that rodimus itself trained on the
+# Python standard library (scripts/train_tiny_coder.sh, docs/training.md).
 #
-# Runs `rodimus info`, `rodimus generate` and `rodimus logits` on tests/data/golden/tiny_rodimus_plus,
-# a random-weight Rodimus+ checkpoint kept in the repository (see README.md for the output).
+# Runs `rodimus info`, `rodimus generate` (a Python prompt, sampled) and, where Debian's Python
+# 3.11 standard library is installed, `rodimus eval` on its held-out files beside gzip -9
+# (see README.md for the output).
 # Environment: RODIMUS_BUILD_DIR (default: build), RODIMUS_JOBS, RODIMUS_CACHE (see deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +13,7 @@ exec </dev/null
 
 jobs=${RODIMUS_JOBS:-$(nproc)}
 dir=${RODIMUS_BUILD_DIR:-build}
-model=tests/data/golden/tiny_rodimus_plus
+model=models/tiny-coder
 
 kokkos_prefix=$(scripts/deps.sh | tail -n1)
 
@@ -42,5 +45,14 @@ run() {
   "$cli" "$@"
 }
 run info --model "$model"
-run generate --model "$model" --ids 5,17,3 -n 20
-run logits --model "$model" --ids 5,17,3
+run generate --model "$model" --prompt 'def fibonacci(n):' -n 96 --temperature 0.7 --top-k 40 \
+  --seed 1
+stdlib=/usr/lib/python3.11
+if [[ -d $stdlib ]]; then
+  # the files training held out (5 %), scored by the model and by gzip -9
+  run eval --model "$model" --data "$stdlib"
+  echo
+  echo "\$ scripts/gzip_baseline.sh $stdlib (the same held-out files)"
+  RODIMUS="$cli" scripts/gzip_baseline.sh "$stdlib" --ext .py --exclude-dir test --exclude-dir tests \
+    --exclude-dir idle_test --exclude-dir site-packages
+fi

@@ -20,6 +20,8 @@ data=${DATA:-/usr/lib/python3.11}
 out=${OUT:-$root/build/tiny-coder}
 minutes=${MINUTES:-25}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_PROC_BIND=${OMP_PROC_BIND:-false}
+# OpenMP threads that spin while the BLAS works halve the speed of a training step
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 # The files: .py sources outside the test folders (train-tokenizer's documented filter; Debian's
 # copy has test/ only). The same filter goes to every command, so all see the same split.

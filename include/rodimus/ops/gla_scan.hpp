@@ -115,8 +115,21 @@ struct GlaScanImpl {
   static_assert(dependent_false<Algo>, "rodimus::gla_scan: no implementation for this algorithm");
 };
 
-// The fast paths (host kernel, CUDA chunk kernel) are fp32; Real = double runs the generic
-// kernels.
+// The fast paths (host kernel, CUDA chunk kernel) serve both algorithm tags, in fp32 only;
+// false when none takes the call (Real = double runs the generic kernels).
+template <class Space, class Real>
+bool gla_scan_fast(const Space& space, const View2<const Real, Space>& q,
+                   const View2<const Real, Space>& k, const View2<const Real, Space>& a,
+                   const View2<const Real, Space>& u, const View3<Real, Space>& state,
+                   const SeqBatch<Space>& batch, const View2<Real, Space>& o, Real scale,
+                   GlaScanWorkspace<Space, Real>& ws) {
+  if constexpr (std::is_same_v<Real, float>) {
+    if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return true;
+    if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return true;
+  }
+  return false;
+}
+
 template <class Space>
 struct GlaScanImpl<RecurrentScan, Space> {
   template <class Real>
@@ -125,10 +138,7 @@ struct GlaScanImpl<RecurrentScan, Space> {
                   const View2<const Real, Space>& u, const View3<Real, Space>& state,
                   const SeqBatch<Space>& batch, const View2<Real, Space>& o, Real scale,
                   GlaScanWorkspace<Space, Real>& ws) {
-    if constexpr (std::is_same_v<Real, float>) {
-      if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
-      if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return;
-    }
+    if (gla_scan_fast(space, q, k, a, u, state, batch, o, scale, ws)) return;
     ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
     exp_generic<Space, Real>(space, a, ws.decay, batch.num_tokens);
     gla_recurrent_generic<Space, Real>(space, q, k, View2<const Real, Space>(ws.decay), u, state,
@@ -144,10 +154,7 @@ struct GlaScanImpl<ChunkedScan<C>, Space> {
                   const View2<const Real, Space>& u, const View3<Real, Space>& state,
                   const SeqBatch<Space>& batch, const View2<Real, Space>& o, Real scale,
                   GlaScanWorkspace<Space, Real>& ws) {
-    if constexpr (std::is_same_v<Real, float>) {
-      if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return;
-      if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return;
-    }
+    if (gla_scan_fast(space, q, k, a, u, state, batch, o, scale, ws)) return;
     gla_chunked_generic<C, Space, Real>(space, q, k, a, u, state, batch, o, scale, ws.chunk);
   }
 };
