@@ -16,9 +16,9 @@
 
 #include "bench_main.hpp"
 #include "kernel_profile.hpp"
-#include "roofline.hpp"
 #include "rodimus/io/config_json.hpp"
 #include "rodimus/train/model_grad.hpp"
+#include "roofline.hpp"
 
 namespace {
 
@@ -75,8 +75,8 @@ void BM_train_step(benchmark::State& st, const char* json, bool backward) {
     Space().fence();
   }
   const double tokens = double(b) * t;
-  st.counters["tokens_per_s"] = benchmark::Counter(tokens * st.iterations(),
-                                                   benchmark::Counter::kIsRate);
+  st.counters["tokens_per_s"] =
+      benchmark::Counter(tokens * st.iterations(), benchmark::Counter::kIsRate);
   const double flops = (backward ? 6.0 : 2.0) * s.matrix_params * tokens;
   const double peak = bench::sgemm_peak();  // FLOP/s (0 without a BLAS)
   st.counters["roofline_fraction"] = benchmark::Counter(

@@ -2,7 +2,6 @@
 // logits in fp32 for prefill and decode with views in that space's memory, and bf16 weights
 // against the fp32 result.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <random>
 #include <span>

@@ -1,8 +1,8 @@
 // Token embedding lookup with the optional sqrt(n) scale (SPEC 5).
 #pragma once
 
-#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/dtype.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/views.hpp"
 
 namespace rodimus {

@@ -4,10 +4,10 @@
 #include <string>
 #include <type_traits>
 
-#include "rodimus/core/parallel.hpp"
 #include "rodimus/backend/cuda/window_attention.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/attention.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
 namespace rodimus {

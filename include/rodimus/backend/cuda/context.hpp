@@ -105,7 +105,8 @@ struct CudaContext {
   void* zeroed_scratch(ScratchSlot slot, std::size_t n) {
     const std::size_t had = bytes[slot];
     void* p = scratch(slot, n);
-    if (bytes[slot] != had) check_cuda_call(cudaMemset(p, 0, bytes[slot]), "cudaMemset of a scratch buffer");
+    if (bytes[slot] != had)
+      check_cuda_call(cudaMemset(p, 0, bytes[slot]), "cudaMemset of a scratch buffer");
     return p;
   }
 

@@ -121,7 +121,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     const int n = i / kGemvRowsPerBlock, row = tile0 + i % kGemvRowsPerBlock;
     if (row >= out) continue;
     float v = 0.f;
-    for (int sp = 0; sp < splits; ++sp) v += __ldcg(partial + (std::int64_t(sp) * N + n) * out + row);
+    for (int sp = 0; sp < splits; ++sp)
+      v += __ldcg(partial + (std::int64_t(sp) * N + n) * out + row);
     y[n * ldy + row] = v + (b ? b[row] : 0.f);
   }
   if (threadIdx.x == 0) counters[blockIdx.x] = 0u;
@@ -159,8 +160,8 @@ void launch_gemv(const float* x, std::int64_t ldx, const W* w, const float* b, f
 /// multiple of 8, 16-byte aligned weight and activation rows.
 template <class W>
 bool gemv_supports(int n_tokens, int in, const void* x, std::int64_t ldx, const void* w) {
-  return !std::is_same_v<W, float> && n_tokens >= 1 && n_tokens <= kGemvMaxTokens &&
-         in % 8 == 0 && ldx % 4 == 0 && reinterpret_cast<std::uintptr_t>(x) % 16 == 0 &&
+  return !std::is_same_v<W, float> && n_tokens >= 1 && n_tokens <= kGemvMaxTokens && in % 8 == 0 &&
+         ldx % 4 == 0 && reinterpret_cast<std::uintptr_t>(x) % 16 == 0 &&
          reinterpret_cast<std::uintptr_t>(w) % 16 == 0;
 }
 
@@ -169,20 +170,28 @@ bool gemv_supports(int n_tokens, int in, const void* x, std::int64_t ldx, const 
 template <class W>
 void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
           [[maybe_unused]] const W* w, [[maybe_unused]] const float* b, [[maybe_unused]] float* y,
-          [[maybe_unused]] std::int64_t ldy, [[maybe_unused]] int n_tokens,
-          [[maybe_unused]] int in, [[maybe_unused]] int out, [[maybe_unused]] void* stream) {
+          [[maybe_unused]] std::int64_t ldy, [[maybe_unused]] int n_tokens, [[maybe_unused]] int in,
+          [[maybe_unused]] int out, [[maybe_unused]] void* stream) {
 #if RODIMUS_CUDA_KERNELS
   if constexpr (!std::is_same_v<W, float>) {
     const auto s = static_cast<cudaStream_t>(stream);
     switch (n_tokens) {
-      case 1: return detail::launch_gemv<W, 1>(x, ldx, w, b, y, ldy, in, out, s);
-      case 2: return detail::launch_gemv<W, 2>(x, ldx, w, b, y, ldy, in, out, s);
-      case 3: return detail::launch_gemv<W, 3>(x, ldx, w, b, y, ldy, in, out, s);
-      case 4: return detail::launch_gemv<W, 4>(x, ldx, w, b, y, ldy, in, out, s);
-      case 5: return detail::launch_gemv<W, 5>(x, ldx, w, b, y, ldy, in, out, s);
-      case 6: return detail::launch_gemv<W, 6>(x, ldx, w, b, y, ldy, in, out, s);
-      case 7: return detail::launch_gemv<W, 7>(x, ldx, w, b, y, ldy, in, out, s);
-      default: return detail::launch_gemv<W, 8>(x, ldx, w, b, y, ldy, in, out, s);
+      case 1:
+        return detail::launch_gemv<W, 1>(x, ldx, w, b, y, ldy, in, out, s);
+      case 2:
+        return detail::launch_gemv<W, 2>(x, ldx, w, b, y, ldy, in, out, s);
+      case 3:
+        return detail::launch_gemv<W, 3>(x, ldx, w, b, y, ldy, in, out, s);
+      case 4:
+        return detail::launch_gemv<W, 4>(x, ldx, w, b, y, ldy, in, out, s);
+      case 5:
+        return detail::launch_gemv<W, 5>(x, ldx, w, b, y, ldy, in, out, s);
+      case 6:
+        return detail::launch_gemv<W, 6>(x, ldx, w, b, y, ldy, in, out, s);
+      case 7:
+        return detail::launch_gemv<W, 7>(x, ldx, w, b, y, ldy, in, out, s);
+      default:
+        return detail::launch_gemv<W, 8>(x, ldx, w, b, y, ldy, in, out, s);
     }
   }
 #endif

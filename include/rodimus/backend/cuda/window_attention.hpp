@@ -326,16 +326,17 @@ inline void attn_gemm_sequence(const WindowAttentionArgs& w, const AttnDev& dev,
     // operands, split into bf16 halves (one scratch buffer: Q', K', V', then P')
     const std::size_t q_elems = std::size_t(tq) * H * 3 * hd, k_elems = std::size_t(nk) * 3 * hd,
                       v_elems = std::size_t(3) * nkp * vd, p_elems = std::size_t(tq) * H * 3 * nkp;
-    auto* qp = static_cast<bf*>(ctx.scratch(
-        kScratchAttnKeys, (q_elems + k_elems + v_elems + p_elems) * sizeof(bf) + 64));
+    auto* qp = static_cast<bf*>(
+        ctx.scratch(kScratchAttnKeys, (q_elems + k_elems + v_elems + p_elems) * sizeof(bf) + 64));
     bf* kp = qp + (q_elems + 7) / 8 * 8;
     bf* vp = kp + (k_elems + 7) / 8 * 8;
     bf* pp = vp + v_elems;
-    attn_split_q_kernel<><<<blocks_for(std::int64_t(q_elems / 3)), 256, 0, stream>>>(dev, c0, tq,
-                                                                                     qp);
+    attn_split_q_kernel<>
+        <<<blocks_for(std::int64_t(q_elems / 3)), 256, 0, stream>>>(dev, c0, tq, qp);
     check_cuda_call(cudaGetLastError(), "attention: split queries");
-    attn_split_kv_kernel<><<<blocks_for(std::int64_t(nkp) * (hd + std::int64_t(vd))), 256, 0,
-                             stream>>>(dev, s, lo, nk, nkp, kp, vp);
+    attn_split_kv_kernel<>
+        <<<blocks_for(std::int64_t(nkp) * (hd + std::int64_t(vd))), 256, 0, stream>>>(
+            dev, s, lo, nk, nkp, kp, vp);
     check_cuda_call(cudaGetLastError(), "attention: split keys and values");
     auto* sc = static_cast<float*>(
         ctx.scratch(kScratchAttnScores, std::size_t(tq) * H * nkp * sizeof(float)));
@@ -351,9 +352,9 @@ inline void attn_gemm_sequence(const WindowAttentionArgs& w, const AttnDev& dev,
     const long long v_stride = w.heads_v == 1 ? 0 : hd;
     check_cublas(cublasGemmStridedBatchedEx(
                      handle, CUBLAS_OP_N, CUBLAS_OP_N, hd, tq, 3 * nkp, &one, vp, CUDA_R_16BF,
-                     static_cast<int>(vd), v_stride, pp, CUDA_R_16BF, 3 * nkp * H,
-                     3LL * nkp, &zero, w.out + std::int64_t(c0) * w.ldo, CUDA_R_32F,
-                     static_cast<int>(w.ldo), hd, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                     static_cast<int>(vd), v_stride, pp, CUDA_R_16BF, 3 * nkp * H, 3LL * nkp, &zero,
+                     w.out + std::int64_t(c0) * w.ldo, CUDA_R_32F, static_cast<int>(w.ldo), hd, H,
+                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmStridedBatchedEx (attention values)");
   }
 }
@@ -395,7 +396,8 @@ inline bool window_attention([[maybe_unused]] const WindowAttentionArgs& w,
     // position too: size it for the most keys a token can see (splits past a token's keys
     // write empty partials, which the merge skips).
     if (detail::CudaContext::get().graph_mode)
-      max_keys = w.window_back >= 0 ? std::max(w.window_back + 1, max_keys) : std::max(w.wc, max_keys);
+      max_keys =
+          w.window_back >= 0 ? std::max(w.window_back + 1, max_keys) : std::max(w.wc, max_keys);
     const int splits = (max_keys + detail::kSplitKeys - 1) / detail::kSplitKeys;
     auto* part = static_cast<float*>(detail::CudaContext::get().scratch(
         detail::kScratchAttnPartials,

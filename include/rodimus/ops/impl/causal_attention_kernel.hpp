@@ -4,8 +4,8 @@
 
 #include <cfloat>
 
-#include "rodimus/core/parallel.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
 namespace rodimus::detail {

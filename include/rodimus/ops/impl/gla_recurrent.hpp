@@ -3,8 +3,8 @@
 
 #include <type_traits>
 
-#include "rodimus/core/parallel.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
 namespace rodimus::detail {

@@ -1,8 +1,8 @@
 // Generic Kokkos kernel of the linear layer: y = x W^T (+ b), W stored [out, in] in any dtype.
 #pragma once
 
-#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/dtype.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/views.hpp"
 
 namespace rodimus::detail {

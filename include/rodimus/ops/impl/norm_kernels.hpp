@@ -3,8 +3,8 @@
 
 #include <type_traits>
 
-#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/math.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/views.hpp"
 
 namespace rodimus::detail {
