@@ -45,14 +45,15 @@ run() {
   "$cli" "$@"
 }
 run info --model "$model"
-run generate --model "$model" --prompt 'def fibonacci(n):' -n 96 --temperature 0.7 --top-k 40 \
-  --seed 1
+run generate --model "$model" --prompt $'class Stack:\n    def __init__(self):' -n 80 \
+  --temperature 0.6 --top-k 40 --seed 1
 stdlib=/usr/lib/python3.11
 if [[ -d $stdlib ]]; then
   # the files training held out (5 %), scored by the model and by gzip -9
-  run eval --model "$model" --data "$stdlib"
+  filter=(--ext .py --exclude-dir test --exclude-dir tests --exclude-dir idle_test
+          --exclude-dir site-packages)  # the files scripts/train_tiny_coder.sh trained on
+  run eval --model "$model" --data "$stdlib" "${filter[@]}"
   echo
-  echo "\$ scripts/gzip_baseline.sh $stdlib (the same held-out files)"
-  RODIMUS="$cli" scripts/gzip_baseline.sh "$stdlib" --ext .py --exclude-dir test --exclude-dir tests \
-    --exclude-dir idle_test --exclude-dir site-packages
+  echo "\$ scripts/gzip_baseline.sh $stdlib ${filter[*]}"
+  RODIMUS="$cli" scripts/gzip_baseline.sh "$stdlib" "${filter[@]}"
 fi

@@ -58,6 +58,7 @@ python3 "$root/scripts/plot_loss.py" "$out/run/train_log.jsonl" --out "$root/doc
 model_bpb=$(awk '/^val_bits_per_byte:/ { print $2 }' "$out/eval.txt")
 echo "held-out bits per byte: model $model_bpb, gzip -9 $gzip_bpb, xz -9 ${xz_bpb:-n/a}"
 if [[ ${INSTALL:-0} == 1 ]]; then
-  cp "$out/run/model.safetensors" "$out/run/tokenizer.json" "$root/models/tiny-coder/"
-  echo "copied model.safetensors and tokenizer.json into models/tiny-coder/"
+  cp "$out/run/model.safetensors" "$out/run/tokenizer.json" "$out/run/trainer_state.json" \
+    "$out/run/train_log.jsonl" "$root/models/tiny-coder/"
+  echo "copied model.safetensors, tokenizer.json, trainer_state.json and train_log.jsonl into models/tiny-coder/"
 fi
