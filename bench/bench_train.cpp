@@ -25,17 +25,13 @@ namespace {
 using Space = Kokkos::DefaultExecutionSpace;
 using namespace rodimus;
 
-// models/tiny-coder/config.json (Rodimus+) and its pure-Rodimus twin
-const char* kTinyCoder = R"({
-  "block_type": "rodimus_plus", "d_model": 256, "n_layer": 4, "vocab_size": 8192,
-  "norm_epsilon": 1e-05, "tie_word_embeddings": true,
-  "mixer_cfg": {"d_conv": 4, "expand_ratio": 2, "mem_size": 64, "input_gate_low_rank": "auto"},
-  "attn_cfg": {"num_heads": 4, "num_heads_k": 1, "num_heads_v": 4, "window_size": 128,
-               "rotary_emb_dim": -1, "ffn_expand_ratio": 1.3333333333333333}})";
-const char* kTinyRodimus = R"({
-  "block_type": "rodimus", "d_model": 256, "n_layer": 4, "vocab_size": 8192,
-  "norm_epsilon": 1e-05, "tie_word_embeddings": true,
-  "mixer_cfg": {"d_conv": 4, "expand_ratio": 2, "mem_size": 64, "input_gate_low_rank": "auto"}})";
+// models/tiny-coder/config.json (Rodimus+; RODIMUS_TINY_CODER_CONFIG, set by CMake) and its
+// pure-Rodimus twin (the same config with Rodimus blocks)
+ModelConfig tiny_coder(bool plus) {
+  ModelConfig cfg = io::load_config(RODIMUS_TINY_CODER_CONFIG);
+  if (!plus) cfg.block_type = BlockType::Rodimus;
+  return cfg;
+}
 
 struct Setup {
   ModelConfig cfg;
@@ -43,10 +39,8 @@ struct Setup {
   View2<int, Space> tokens;  // [B, T + 1]
   double matrix_params = 0;
 
-  Setup(const char* json, int b, int t)
-      : cfg(io::parse_config(json, "bench config")),
-        params(train::make_parameters<Space>(cfg)),
-        tokens("tokens", b, t + 1) {
+  Setup(const ModelConfig& c, int b, int t)
+      : cfg(c), params(train::make_parameters<Space>(cfg)), tokens("tokens", b, t + 1) {
     std::mt19937 rng(3);
     auto h = Kokkos::create_mirror_view(tokens);
     for (int i = 0; i < b; ++i)
@@ -59,9 +53,9 @@ struct Setup {
   }
 };
 
-void BM_train_step(benchmark::State& st, const char* json, bool backward) {
+void BM_train_step(benchmark::State& st, bool plus, bool backward) {
   const int b = static_cast<int>(st.range(0)), t = static_cast<int>(st.range(1));
-  Setup s(json, b, t);
+  Setup s(tiny_coder(plus), b, t);
   train::ModelTrainer<float, Space> trainer(s.cfg);
   const View2<const int, Space> tok(s.tokens);
   double loss = 0;
@@ -87,10 +81,12 @@ void BM_train_step(benchmark::State& st, const char* json, bool backward) {
 
 void register_all() {
   for (bool backward : {true, false})
-    for (auto [name, json] : {std::pair{"tiny-coder", kTinyCoder}, {"tiny-rodimus", kTinyRodimus}})
+    for (bool plus : {true, false})
       benchmark::RegisterBenchmark(
-          (std::string(backward ? "train_step/" : "forward_loss/") + name).c_str(),
-          [json, backward](benchmark::State& st) { BM_train_step(st, json, backward); })
+          (std::string(backward ? "train_step/" : "forward_loss/") +
+           (plus ? "tiny-coder" : "tiny-rodimus"))
+              .c_str(),
+          [plus, backward](benchmark::State& st) { BM_train_step(st, plus, backward); })
           ->Args({16, 256})
           ->ArgNames({"B", "T"})
           ->Unit(benchmark::kMillisecond)
@@ -100,7 +96,7 @@ void register_all() {
 // RODIMUS_PROFILE=1: one warm-up step, then the per-kernel table of one step of the tiny-coder
 // shape (B = 16, T = 256).
 int profile_run() {
-  Setup s(kTinyCoder, 16, 256);
+  Setup s(tiny_coder(true), 16, 256);
   train::ModelTrainer<float, Space> trainer(s.cfg);
   const View2<const int, Space> tok(s.tokens);
   s.params.zero_grad();

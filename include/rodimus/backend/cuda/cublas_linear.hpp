@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "rodimus/backend/cuda/context.hpp"
+#include "rodimus/backend/cuda/split_operands.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
@@ -26,15 +27,6 @@ namespace rodimus::backend::cuda {
 #if RODIMUS_CUDA_KERNELS
 namespace detail {
 
-template <class T>
-__device__ inline T from_f32(float x) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    return __float2bfloat16_rn(x);
-  } else {
-    return __float2half_rn(x);
-  }
-}
-
 /// x = hi + lo with hi = T(x), lo = T(x - hi): xs[r] = hi of row r, xs[rows + r] = its lo, for
 /// r < rows, c < cols; xs dense [2 rows, cols]. Two halves carry about 16 bits of mantissa.
 template <class T>
@@ -45,9 +37,7 @@ __global__ void split_rows(const float* __restrict__ x, std::int64_t ldx, T* __r
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const std::int64_t r = i / cols, c = i - r * cols;
     const float v = x[r * ldx + c];
-    const T hi = from_f32<T>(v);
-    xs[i] = hi;
-    xs[n + i] = from_f32<T>(v - static_cast<float>(hi));
+    split_halves(v, xs[i], xs[n + i]);
   }
 }
 
@@ -73,11 +63,6 @@ __global__ void add_bias_rows(T* __restrict__ y, std::int64_t ldy, const T* __re
     const std::int64_t r = i / cols, c = i - r * cols;
     y[r * ldy + c] += b[c];
   }
-}
-
-inline unsigned grid_for(std::int64_t n) {
-  const std::int64_t blocks = (n + 255) / 256;
-  return static_cast<unsigned>(blocks < 4096 ? (blocks > 0 ? blocks : 1) : 4096);
 }
 
 template <class W>

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "rodimus/backend/cuda/context.hpp"
@@ -55,9 +56,8 @@ class StepGraph {
     }
     reset();
     GraphModeGuard guard;
-    if (!(warm_ && key == warm_key_)) {  // first sight of this key: run directly, grow buffers
+    if (warm_key_ != key) {  // first sight of this key: run directly, grow buffers
       launch();
-      warm_ = true;
       warm_key_ = key;
       return;
     }
@@ -69,7 +69,7 @@ class StepGraph {
     } catch (...) {
       cudaStreamEndCapture(stream, &graph);
       if (graph) cudaGraphDestroy(graph);
-      warm_ = false;
+      warm_key_.reset();
       throw;
     }
     check_cuda_call(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
@@ -83,7 +83,8 @@ class StepGraph {
     check_cuda_call(cudaGraphLaunch(exec_, stream), "cudaGraphLaunch");
   }
 
-  /// Drops the recorded graph (the next run with any key warms up again).
+  /// Drops the recorded graph (the next run records it again, or runs directly first when its
+  /// key is not the one last run directly).
   void reset() {
     if (exec_) cudaGraphExecDestroy(exec_);
     exec_ = nullptr;
@@ -100,12 +101,11 @@ class StepGraph {
     std::swap(exec_, o.exec_);
     std::swap(key_, o.key_);
     std::swap(warm_key_, o.warm_key_);
-    std::swap(warm_, o.warm_);
   }
 
   cudaGraphExec_t exec_ = nullptr;
-  StepGraphKey key_{}, warm_key_{};
-  bool warm_ = false;
+  StepGraphKey key_{};                    ///< what exec_ was recorded for
+  std::optional<StepGraphKey> warm_key_;  ///< the key last run directly
 };
 
 #else

@@ -29,6 +29,7 @@
 #include <span>
 
 #include "rodimus/backend/cuda/context.hpp"
+#include "rodimus/backend/cuda/split_operands.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 
 #if RODIMUS_CUDA_KERNELS
@@ -210,12 +211,6 @@ __global__ void __launch_bounds__(kAttnThreads)
   }
 }
 
-/// x = hi + lo with hi = bf16(x), lo = bf16(x - hi).
-__device__ inline void split_bf16(float x, __nv_bfloat16& hi, __nv_bfloat16& lo) {
-  hi = __float2bfloat16_rn(x);
-  lo = __float2bfloat16_rn(x - __bfloat162float(hi));
-}
-
 // Q' [tq*H, 3hd] = [Q_hi | Q_lo | Q_hi] of scale * q rows c0 .. c0+tq-1 (row t*H + h = head h
 // of token t). Grid-stride over tq*H*hd.
 template <int Unused = 0>  // a template: one definition across translation units
@@ -228,7 +223,7 @@ __global__ void attn_split_q_kernel(AttnDev a, int c0, int tq, __nv_bfloat16* __
     const int c = static_cast<int>(i % hd);
     const int t = static_cast<int>(row / H), h = static_cast<int>(row % H);
     __nv_bfloat16 hi, lo;
-    split_bf16(a.q[std::int64_t(c0 + t) * a.ldq + std::int64_t(h) * hd + c] * a.scale, hi, lo);
+    split_halves(a.q[std::int64_t(c0 + t) * a.ldq + std::int64_t(h) * hd + c] * a.scale, hi, lo);
     __nv_bfloat16* r = qp + row * 3 * hd;
     r[c] = hi;
     r[hd + c] = lo;
@@ -251,14 +246,14 @@ __global__ void attn_split_kv_kernel(AttnDev a, int s, int k0, int nk, int nkp,
     __nv_bfloat16 hi = __float2bfloat16_rn(0.f), lo = hi;
     if (c < hd) {
       if (r >= nk) continue;
-      split_bf16(key_row(a, s, k0 + r, 0)[c], hi, lo);
+      split_halves(key_row(a, s, k0 + r, 0)[c], hi, lo);
       __nv_bfloat16* kr = kp + std::int64_t(r) * 3 * hd;
       kr[c] = hi;
       kr[hd + c] = hi;
       kr[2 * hd + c] = lo;
     } else {
       const int cv = c - hd;
-      if (r < nk) split_bf16(value_row(a, s, k0 + r, 0)[cv], hi, lo);
+      if (r < nk) split_halves(value_row(a, s, k0 + r, 0)[cv], hi, lo);
       vp[std::int64_t(r) * vd + cv] = hi;
       vp[std::int64_t(nkp + r) * vd + cv] = hi;
       vp[std::int64_t(2 * nkp + r) * vd + cv] = lo;
@@ -290,7 +285,7 @@ __global__ void __launch_bounds__(kAttnThreads)
   __nv_bfloat16* o = pp + std::int64_t(row) * 3 * nkp;
   for (int j = threadIdx.x; j < nkp; j += kAttnThreads) {
     __nv_bfloat16 hi = __float2bfloat16_rn(0.f), lo = hi;
-    if (j >= k_lo && j <= k_hi) split_bf16(__expf(r[j] - mx) * inv, hi, lo);
+    if (j >= k_lo && j <= k_hi) split_halves(__expf(r[j] - mx) * inv, hi, lo);
     o[j] = hi;
     o[nkp + j] = lo;
     o[2 * nkp + j] = hi;
@@ -314,9 +309,6 @@ inline void attn_gemm_sequence(const WindowAttentionArgs& w, const AttnDev& dev,
   const float one = 1.f, zero = 0.f;
   const cublasHandle_t handle = ctx.blas_on(stream);
   using bf = __nv_bfloat16;
-  auto blocks_for = [](std::int64_t n) {
-    return static_cast<unsigned>(std::min<std::int64_t>((n + 255) / 256, 8192));
-  };
   for (int c0 = o0; c0 < o1; c0 += kQueryChunk) {
     const int tq = std::min(kQueryChunk, o1 - c0);
     const int pf = p0 + (c0 - o0);                         // first query position
@@ -331,12 +323,11 @@ inline void attn_gemm_sequence(const WindowAttentionArgs& w, const AttnDev& dev,
     bf* kp = qp + (q_elems + 7) / 8 * 8;
     bf* vp = kp + (k_elems + 7) / 8 * 8;
     bf* pp = vp + v_elems;
-    attn_split_q_kernel<>
-        <<<blocks_for(std::int64_t(q_elems / 3)), 256, 0, stream>>>(dev, c0, tq, qp);
+    attn_split_q_kernel<><<<grid_for(std::int64_t(q_elems / 3)), 256, 0, stream>>>(dev, c0, tq, qp);
     check_cuda_call(cudaGetLastError(), "attention: split queries");
     attn_split_kv_kernel<>
-        <<<blocks_for(std::int64_t(nkp) * (hd + std::int64_t(vd))), 256, 0, stream>>>(
-            dev, s, lo, nk, nkp, kp, vp);
+        <<<grid_for(std::int64_t(nkp) * (hd + std::int64_t(vd))), 256, 0, stream>>>(dev, s, lo, nk,
+                                                                                    nkp, kp, vp);
     check_cuda_call(cudaGetLastError(), "attention: split keys and values");
     auto* sc = static_cast<float*>(
         ctx.scratch(kScratchAttnScores, std::size_t(tq) * H * nkp * sizeof(float)));
