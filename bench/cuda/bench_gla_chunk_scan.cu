@@ -7,9 +7,10 @@
 // launch is the same). Inputs are random (never zeros), decays uniform in [-8, 0].
 // Bytes per launch: q, k (bf16) + a (fp32) + u (bf16) in, o out, state in and out.
 // FLOPs per token: 2 (2C + 2n) E (the chunk form: q S, A u, k^T u, q k^T), C the chunk.
-// Rows: bf16 output with chunks 64 and 32 and column tiles 64 and 128 (C = 32 at tile 64 fits
-// two CTAs per SM), the same with ScanPrecision::Bf16 (tile marked f) for two of them, fp32
-// output with chunk 64 and the launcher's tile (0).
+// Rows: bf16 output, the fused schedule (chunk 64 / tile 128, chunk 32 / tile 64) and the
+// split schedule (chunk 64 with tiles 128 and 64, chunk 32 with tile 128; chunk groups by the
+// plan, or RODIMUS_BENCH_GROUPS), the split one with ScanPrecision::Bf16 (marked f), and fp32
+// output (split, chunk 64).
 // Output: a table, with one `CSV,...` line after each row for scripts/device_bench.sh.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -84,9 +85,11 @@ double copy_bandwidth() {
   return best;
 }
 
-// C: the chunk; tile: the CTA's column tile (0 = the launcher's choice, 64, 128).
+// C: the chunk; tile: the CTA's column tile (0 = the launcher's choice, 64, 128); split: the
+// split schedule (chunk groups: the plan's choice) with its workspace, else the fused one.
 template <class Tout, int C, rc::ScanPrecision P = rc::ScanPrecision::Split>
-void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std::mt19937& rng) {
+void bench_shape(int B, int T, int n, int E, int tile, bool split, int reps, double bw,
+                 std::mt19937& rng) {
   using bf = __nv_bfloat16;
   const std::size_t N = std::size_t(B) * T;
   bf *q = nullptr, *k = nullptr, *u = nullptr;
@@ -107,9 +110,19 @@ void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std:
   cudaEvent_t e0, e1;
   CHECK_CUDA(cudaEventCreate(&e0));
   CHECK_CUDA(cudaEventCreate(&e1));
+  rc::GlaChunkScanOptions opts;
+  opts.column_tile = tile;
+  opts.schedule = split ? rc::ScanSchedule::Split : rc::ScanSchedule::Fused;
+  if (const char* env = std::getenv("RODIMUS_BENCH_GROUPS")) opts.groups = std::atoi(env);
+  const rc::GlaChunkScanPlan plan = rc::gla_chunk_scan_plan<C>(B, T, n, E, false, opts);
+  void* ws = nullptr;
+  if (split) {
+    CHECK_CUDA(cudaMalloc(&ws, plan.workspace_bytes));
+    opts.workspace = ws;
+    opts.workspace_bytes = plan.workspace_bytes;
+  }
   auto launch = [&] {
-    rc::gla_chunk_scan<bf, Tout, C, P>(q, k, a, u, state, o, B, T, n, E, nullptr, nullptr,
-                                       rc::GlaChunkScanOptions{tile});
+    rc::gla_chunk_scan<bf, Tout, C, P>(q, k, a, u, state, o, B, T, n, E, nullptr, nullptr, opts);
   };
   for (int w = 0; w < 3; ++w) launch();
   CHECK_CUDA(cudaDeviceSynchronize());
@@ -133,11 +146,18 @@ void bench_shape(int B, int T, int n, int E, int tile, int reps, double bw, std:
   const double floor_ms = bytes / bw * 1e3;
   const char* out = std::is_same_v<Tout, float> ? "f32" : "bf16";
   const char* prec = P == rc::ScanPrecision::Split ? "" : "f";  // f: ScanPrecision::Bf16
-  std::printf("%3d %6d %3d %5d %5s %3d %4d%1s %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n", B,
-              T, n, E, out, C, tile, prec, ms, double(N) / s / 1e6, bytes / s / 1e9,
+  // schedule: tile (fused) or s<tile>G<groups> (split)
+  char sched[32];
+  if (split)
+    std::snprintf(sched, sizeof sched, "s%dG%d", plan.column_tile, plan.groups);
+  else
+    std::snprintf(sched, sizeof sched, "%d", plan.column_tile);
+  std::printf("%3d %6d %3d %5d %5s %3d %8s%1s %9.3f %10.1f %8.1f %6.1f%% %8.1f %6.2f%% %9.3f\n",
+              B, T, n, E, out, C, sched, prec, ms, double(N) / s / 1e6, bytes / s / 1e9,
               100.0 * bytes / s / bw, flops / s / 1e12, 100.0 * flops / s / kPeakBf16, floor_ms);
-  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f,C%d/%d%s\n", B, T, n, E, out, ms, floor_ms, C,
-              tile, prec);
+  std::printf("CSV,rodimus,%d,%d,%d,%d,%s,%.5f,%.5f,C%d/%s%s\n", B, T, n, E, out, ms, floor_ms, C,
+              sched, prec);
+  if (ws) CHECK_CUDA(cudaFree(ws));
   CHECK_CUDA(cudaEventDestroy(e0));
   CHECK_CUDA(cudaEventDestroy(e1));
   CHECK_CUDA(cudaFree(q));
@@ -161,19 +181,20 @@ int main() {
       "write, measured); tensor peak %.0f TFLOP/s (datasheet, dense bf16); median of %d\n",
       prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20, bw / 1e9, kPeakBf16 / 1e12,
       reps);
-  std::printf("%3s %6s %3s %5s %5s %3s %5s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E",
-              "out", "C", "tile", "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
+  std::printf("%3s %6s %3s %5s %5s %3s %9s %9s %10s %8s %7s %8s %7s %9s\n", "B", "T", "n", "E",
+              "out", "C", "schedule", "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
   std::mt19937 rng(1);
   const int n = 64, E = 4096;
   for (int B : {1, 8})
     for (int T : {2048, 8192, 32768}) {
-      bench_shape<__nv_bfloat16, 64>(B, T, n, E, 64, reps, bw, rng);
-      bench_shape<__nv_bfloat16, 64>(B, T, n, E, 128, reps, bw, rng);
-      bench_shape<__nv_bfloat16, 32>(B, T, n, E, 64, reps, bw, rng);
-      bench_shape<__nv_bfloat16, 32>(B, T, n, E, 128, reps, bw, rng);
-      bench_shape<__nv_bfloat16, 64, rc::ScanPrecision::Bf16>(B, T, n, E, 128, reps, bw, rng);
-      bench_shape<__nv_bfloat16, 32, rc::ScanPrecision::Bf16>(B, T, n, E, 64, reps, bw, rng);
-      bench_shape<float, 64>(B, T, n, E, 0, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 64>(B, T, n, E, 128, false, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 32>(B, T, n, E, 64, false, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 64>(B, T, n, E, 128, true, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 64>(B, T, n, E, 64, true, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 32>(B, T, n, E, 128, true, reps, bw, rng);
+      bench_shape<__nv_bfloat16, 64, rc::ScanPrecision::Bf16>(B, T, n, E, 128, true, reps, bw,
+                                                              rng);
+      bench_shape<float, 64>(B, T, n, E, 128, true, reps, bw, rng);
     }
   return 0;
 }

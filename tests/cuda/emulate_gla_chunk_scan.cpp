@@ -156,36 +156,48 @@ namespace rd = rodimus::backend::cuda::detail;
 using rodimus::cuda_test::from_float;
 using rodimus::cuda_test::to_double;
 
-// Runs the kernel over the grid (E / TE, B), one block at a time.
-template <int N, int C, int TE, class Tin, class Tout, rodimus::backend::cuda::ScanPrecision P>
-void emulate(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state, Tout* o,
-             const int* offsets, const int* slots, int B, int T, int E) {
-  using Sh = rd::ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
-  static_assert(Sh::bytes <= int(sizeof(rd::smem)), "emulated shared memory too small");
-  const float scale = static_cast<float>(1.0 / std::sqrt(double(N)));
-  for (int by = 0; by < B; ++by)
-    for (int bx = 0; bx < E / TE; ++bx) {
-      std::barrier<> block(Sh::kThreads);
-      emu::block_sync = &block;
-      emu::warps.clear();
-      for (int w = 0; w < Sh::kWarps; ++w) emu::warps.push_back(std::make_unique<emu::Warp>());
-      std::memset(rd::smem, 0xff, sizeof(rd::smem));  // NaN garbage, as a fresh GPU might hold
-      std::vector<std::thread> threads;
-      for (int t = 0; t < Sh::kThreads; ++t)
-        threads.emplace_back([&, t] {
-          emu::thread_idx = uint3{unsigned(t), 0u, 0u};
-          emu::block_idx = uint3{unsigned(bx), unsigned(by), 0u};
-          rd::gla_chunk_scan_kernel<N, C, TE, Tin, Tout, P>(q, k, a, u, state, o, offsets, slots,
-                                                            T, E, scale);
-        });
-      for (auto& th : threads) th.join();
+// The launcher of the emulation: runs a kernel over its grid, one block at a time, one
+// std::thread per CUDA thread; shared memory starts as NaN bytes for every block.
+struct EmuLaunch {
+  template <class... KArgs, class... Args>
+  void operator()(void (*kernel)(KArgs...), dim3 grid, dim3 block, int shared,
+                  Args... args) const {
+    if (shared > int(sizeof(rd::smem))) {
+      std::fprintf(stderr, "emulated shared memory too small: %d bytes wanted\n", shared);
+      std::abort();
     }
-}
+    const int nt = static_cast<int>(block.x);
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+      for (unsigned by = 0; by < grid.y; ++by)
+        for (unsigned bx = 0; bx < grid.x; ++bx) {
+          std::barrier<> blk(nt);
+          emu::block_sync = &blk;
+          emu::warps.clear();
+          for (int w = 0; w < (nt + 31) / 32; ++w)
+            emu::warps.push_back(std::make_unique<emu::Warp>());
+          std::memset(rd::smem, 0xff, sizeof(rd::smem));  // NaN garbage, as a fresh GPU might hold
+          std::vector<std::thread> threads;
+          for (int t = 0; t < nt; ++t)
+            threads.emplace_back([&, t] {
+              emu::thread_idx = uint3{unsigned(t), 0u, 0u};
+              emu::block_idx = uint3{bx, by, bz};
+              kernel(static_cast<KArgs>(args)...);
+            });
+          for (auto& th : threads) th.join();
+        }
+  }
+};
+
+// How a case is scheduled: fused, or split with `groups` chunk groups per sequence.
+struct Sched {
+  bool split = false;
+  int groups = 1;
+};
 
 template <int N, int C, int TE, class Tin, class Tout,
           rodimus::backend::cuda::ScanPrecision P = rodimus::backend::cuda::ScanPrecision::Split>
 bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, double a_lo,
-              double a_hi, std::mt19937_64& rng, bool reversed_slots = false) {
+              double a_hi, std::mt19937_64& rng, bool reversed_slots = false, Sched sched = {}) {
   const int B = static_cast<int>(lengths.size());
   const int n = N;
   std::vector<int> offs(B + 1, 0);
@@ -210,9 +222,27 @@ bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, do
   for (int b = 0; b < B; ++b)
     std::copy_n(s0.begin() + std::ptrdiff_t(b) * n * E, std::size_t(n) * E,
                 s1.begin() + std::ptrdiff_t(slots[b]) * n * E);
-  emulate<N, C, TE, Tin, Tout, P>(q.data(), k.data(), a.data(), u.data(), s1.data(), out.data(),
-                                  varlen ? offs.data() : nullptr,
-                                  reversed_slots ? slots.data() : nullptr, B, lengths[0], E);
+  namespace rc = rodimus::backend::cuda;
+  rc::GlaChunkScanOptions opts;
+  opts.column_tile = TE;
+  opts.slots = reversed_slots ? slots.data() : nullptr;
+  opts.schedule = sched.split ? rc::ScanSchedule::Split : rc::ScanSchedule::Fused;
+  opts.total_tokens = Ntok;
+  opts.groups = sched.groups;
+  rc::GlaChunkScanPlan plan =
+      rd::make_plan(B, lengths[0], n, E, C, varlen, opts, /*sms=*/132);
+  std::vector<uint4> ws((plan.workspace_bytes + 15) / 16);
+  opts.workspace = ws.data();
+  opts.workspace_bytes = ws.size() * 16;
+  plan = rd::make_plan(B, lengths[0], n, E, C, varlen, opts, 132);
+  if (plan.split != sched.split || plan.column_tile != TE) {
+    std::printf("FAIL %s: the plan is not the one asked for\n", name);
+    return false;
+  }
+  std::memset(static_cast<void*>(ws.data()), 0xff, ws.size() * 16);  // NaN poison
+  rd::launch_any_n<C, P>(EmuLaunch{}, plan, q.data(), k.data(), a.data(), u.data(), s1.data(),
+                         out.data(), varlen ? offs.data() : nullptr, opts.slots, B, lengths[0], n,
+                         E, rd::scan_scale(opts, n), opts.workspace);
 
   double no = 0, do_ = 0, ns = 0, ds = 0;
   bool finite = true;
@@ -249,8 +279,9 @@ bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, do
   const double tol_s = fast ? 1e-2 : 2e-4;
   const bool ok = finite && eo <= tol_o && es <= tol_s;
   std::printf(
-      "%s %-28s n=%d C=%d TE=%d in=%s out=%s a=[%g,%g]  o_err=%.2e (tol %.0e)  S_err=%.2e%s\n",
-      ok ? "ok  " : "FAIL", name, N, C, TE, std::is_same_v<Tin, float> ? "f32" : "bf16",
+      "%s %-28s %s n=%d C=%d TE=%d in=%s out=%s a=[%g,%g]  o_err=%.2e (tol %.0e)  S_err=%.2e%s\n",
+      ok ? "ok  " : "FAIL", name, sched.split ? (sched.groups > 1 ? "split/G" : "split  ") : "fused  ",
+      N, C, TE, std::is_same_v<Tin, float> ? "f32" : "bf16",
       std::is_same_v<Tout, float> ? "f32" : "bf16", a_lo, a_hi, eo, tol_o, es,
       finite ? "" : "  NON-FINITE");
   return ok;
@@ -290,6 +321,24 @@ int main() {
                                                              64, -0.5, 0, rng));
   tally(run_case<64, 64, 128, bf, bf, ScanPrecision::Bf16>("Bf16 precision strong", {90}, false,
                                                            128, -60, 0, rng));
+  // The split schedule: chunk operands once per chunk, chunk groups in parallel.
+  const Sched split1{true, 1}, split3{true, 3}, split4{true, 4}, split2{true, 2};
+  tally(run_case<64, 64, 64, bf, float>("T=300 strong", {300}, false, 64, -60, 0, rng, false,
+                                        split1));
+  tally(run_case<64, 64, 64, bf, float>("T=300 mild 2 tiles", {300}, false, 128, -0.5, 0, rng,
+                                        false, split3));
+  tally(run_case<64, 32, 64, float, float>("varlen f32 reversed slots", {5, 0, 200, 64}, true, 64,
+                                           -8, 0, rng, true, split4));
+  tally(run_case<64, 64, 128, bf, bf>("bf16 out B=2", {150, 150}, false, 128, -2, 0, rng, false,
+                                      split2));
+  tally(run_case<64, 64, 64, bf, float, ScanPrecision::Bf16>("Bf16 precision", {200}, false, 64,
+                                                             -0.5, 0, rng, false, split3));
+  tally(run_case<32, 16, 64, bf, float>("n=32 C=16 strong", {90}, false, 64, -60, 0, rng, false,
+                                        split4));
+  tally(run_case<128, 32, 64, bf, float>("n=128 C=32 mild", {100}, false, 64, -0.5, 0, rng, false,
+                                         split2));
+  tally(run_case<64, 64, 64, bf, float>("a=0 G > chunks", {70}, false, 64, 0, 0, rng, false,
+                                        split4));
   std::printf("emulate_gla_chunk_scan: %d of %d cases passed (seed %llu)\n", total - failed, total,
               static_cast<unsigned long long>(seed));
   return failed == 0 ? 0 : 1;

@@ -46,6 +46,8 @@ struct Case {
   int E;
   double a_lo, a_hi;  // log decay uniform in [a_lo, a_hi]
   int column_tile;    // 0 auto, 64, 128
+  rc::ScanSchedule schedule = rc::ScanSchedule::Auto;  // Auto: with a workspace of the plan's size
+  int groups = 0;                                        // split: chunk groups (0 auto)
 };
 
 double rel_err(const std::vector<double>& x, const std::vector<double>& ref, bool& finite) {
@@ -95,10 +97,28 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
   // poison the output (NaN in fp32 and bf16) so an unwritten element fails the test
   CHECK_CUDA(cudaMemset(dout.ptr, 0xff, std::size_t(N) * E * sizeof(Tout)));
 
+  rc::GlaChunkScanOptions opts;
+  opts.column_tile = cs.column_tile;
+  opts.schedule = cs.schedule;
+  opts.groups = cs.groups;
+  opts.total_tokens = N;
+  rc::GlaChunkScanPlan plan;
+  try {
+    plan = rc::gla_chunk_scan_plan<C>(B, T, n, E, cs.packed_offsets, opts);
+  } catch (const std::exception& e) {
+    std::printf("FAIL %-34s plan threw: %s\n", cs.name.c_str(), e.what());
+    return false;
+  }
+  DeviceBuffer<unsigned char> ws(plan.workspace_bytes);
+  if (plan.workspace_bytes > 0) {
+    CHECK_CUDA(cudaMemset(ws.ptr, 0xff, plan.workspace_bytes));  // NaN poison
+    opts.workspace = ws.ptr;
+    opts.workspace_bytes = plan.workspace_bytes;
+    plan = rc::gla_chunk_scan_plan<C>(B, T, n, E, cs.packed_offsets, opts);
+  }
   try {
     rc::gla_chunk_scan<Tin, Tout, C, P>(dq.ptr, dk.ptr, da.ptr, du.ptr, ds.ptr, dout.ptr, B, T, n,
-                                        E, nullptr, cs.packed_offsets ? doffs.ptr : nullptr,
-                                        rc::GlaChunkScanOptions{cs.column_tile});
+                                        E, nullptr, cs.packed_offsets ? doffs.ptr : nullptr, opts);
   } catch (const std::exception& e) {
     std::printf("FAIL %-34s threw: %s\n", cs.name.c_str(), e.what());
     return false;
@@ -141,11 +161,12 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
   const double tol_s = fast ? 1e-2 : 2e-4;
   const bool ok = o_finite && s_finite && eo <= tol_o && es <= tol_s;
   std::printf(
-      "%s %-34s in=%s out=%s%s C=%d n=%d E=%d B=%d N=%d a=[%g,%g] tile=%d  o_err=%.2e (tol %.0e)"
-      "  S_err=%.2e (tol %.0e)%s\n",
+      "%s %-34s in=%s out=%s%s C=%d n=%d E=%d B=%d N=%d a=[%g,%g] %s G=%d tile=%d  o_err=%.2e "
+      "(tol %.0e)  S_err=%.2e (tol %.0e)%s\n",
       ok ? "ok  " : "FAIL", cs.name.c_str(), std::is_same_v<Tin, float> ? "f32" : "bf16",
       std::is_same_v<Tout, float> ? "f32" : "bf16", fast ? " Bf16-precision" : "", C, n, E, B, N,
-      cs.a_lo, cs.a_hi, cs.column_tile, eo, tol_o, es, tol_s,
+      cs.a_lo, cs.a_hi, plan.split ? "split" : "fused", plan.groups, plan.column_tile, eo, tol_o,
+      es, tol_s,
       o_finite && s_finite ? "" : "  NON-FINITE");
   return ok;
 }
@@ -195,11 +216,14 @@ int main() {
   using bf = __nv_bfloat16;
   // name, lengths, offsets?, n, E, a range, tile
   // the quick set (RODIMUS_TEST_QUICK=1, e.g. under compute-sanitizer): several chunks, both
-  // column tiles, variable lengths with an empty sequence
+  // column tiles, variable lengths with an empty sequence, both schedules
   tally(run_case<bf, float>({"T=100 strong", {100}, false, 64, 128, strong_lo, 0.0, 64}, rng));
   tally(run_case<bf, float>({"T=100 mild", {100}, false, 64, 128, mild_lo, 0.0, 128}, rng));
   tally(run_case<bf, float>(
       {"varlen 5/130/64/0 strong", {5, 130, 64, 0}, true, 64, 128, strong_lo, 0.0, 0}, rng));
+  tally(run_case<bf, float>({"split varlen 300/0/170 G=3 strong", {300, 0, 170}, true, 64, 128,
+                             strong_lo, 0.0, 0, rc::ScanSchedule::Split, 3},
+                            rng));
   if (!quick) {
     tally(run_case<bf, float>({"T=1", {1}, false, 64, 64, strong_lo, 0.0, 0}, rng));
     tally(run_case<bf, float>({"T=1 B=3 mild", {1, 1, 1}, false, 64, 128, mild_lo, 0.0, 0}, rng));
@@ -239,9 +263,43 @@ int main() {
     tally(run_case<bf, bf, 64, rc::ScanPrecision::Bf16>(
         {"Bf16 precision T=200 B=2 strong", {200, 200}, false, 64, 4096, strong_lo, 0.0, 0}, rng));
 
-    // argument checks
     float* null_f = nullptr;
     bf* null_b = nullptr;
+    // the split schedule forced, with chunk groups
+    constexpr auto kSplit = rc::ScanSchedule::Split;
+    constexpr auto kFused = rc::ScanSchedule::Fused;
+    tally(run_case<bf, float>(
+        {"split T=2000 G=5 mild", {2000}, false, 64, 4096, mild_lo, 0.0, 0, kSplit, 5}, rng));
+    tally(run_case<bf, float>(
+        {"split T=700 G=7 strong", {700}, false, 64, 256, strong_lo, 0.0, 64, kSplit, 7}, rng));
+    tally(run_case<bf, bf>(
+        {"split varlen G=4 bf16 out", {3, 0, 900, 64, 500}, true, 64, 512, -2.0, 0.0, 128, kSplit,
+         4},
+        rng));
+    tally(run_case<float, float, 32>(
+        {"split f32 in G=3 mixed", {400, 37}, true, 64, 256, -8.0, 0.0, 0, kSplit, 3}, rng));
+    tally(run_case<float, float, 64>(
+        {"split f32 in C=64 G=2 mild", {300}, false, 64, 256, mild_lo, 0.0, 0, kSplit, 2}, rng));
+    tally(run_case<bf, float, 32>(
+        {"split n=128 C=32 G=3", {250}, false, 128, 128, mild_lo, 0.0, 0, kSplit, 3}, rng));
+    tally(run_case<bf, float, 64, rc::ScanPrecision::Bf16>(
+        {"split Bf16 precision G=4", {600}, false, 64, 256, mild_lo, 0.0, 0, kSplit, 4}, rng));
+    tally(run_case<bf, float>(
+        {"fused forced T=1000", {1000}, false, 64, 128, mild_lo, 0.0, 0, kFused, 0}, rng));
+    tally(expect_argument_error("split without a workspace", [&] {
+      rc::GlaChunkScanOptions o;
+      o.schedule = kSplit;
+      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 1000, 64,
+                                    64, nullptr, nullptr, o);
+    }));
+    tally(expect_argument_error("split varlen without total_tokens", [&] {
+      rc::GlaChunkScanOptions o;
+      o.schedule = kSplit;
+      rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 0, 64, 64,
+                                    nullptr, reinterpret_cast<const int*>(16), o);
+    }));
+
+    // argument checks
     tally(expect_argument_error("n=48 rejected", [&] {
       rc::gla_chunk_scan<bf, float>(null_b, null_b, null_f, null_b, null_f, null_f, 1, 8, 48, 64,
                                     nullptr);

@@ -70,5 +70,15 @@ void ensure_capacity(V& v, std::size_t n0, std::size_t n1, const char* label) {
   }
 }
 
+/// Grows the 1-D `v` to at least `n` elements without preserving contents (no-op when big
+/// enough).
+template <class V>
+void ensure_length(V& v, std::size_t n, const char* label) {
+  if (v.extent(0) < n) {
+    note_reallocation();
+    v = V(Kokkos::view_alloc(std::string(label), Kokkos::WithoutInitializing), n);
+  }
+}
+
 }  // namespace detail
 }  // namespace rodimus

@@ -45,6 +45,7 @@ template <class Space, class Real = float>
 struct GlaScanWorkspace {
   View2<Real, Space> decay;  // [N, n] exp(a), recurrent path
   detail::GlaChunkWorkspace<Space, Real> chunk;
+  View1<float, Space> cuda_split;  // the CUDA chunk kernel's split-schedule workspace (prefill)
 };
 
 namespace detail {
@@ -125,7 +126,8 @@ bool gla_scan_fast(const Space& space, const View2<const Real, Space>& q,
                    GlaScanWorkspace<Space, Real>& ws) {
   if constexpr (std::is_same_v<Real, float>) {
     if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return true;
-    if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale)) return true;
+    if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale, ws.cuda_split))
+      return true;
   }
   return false;
 }

@@ -52,6 +52,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -143,16 +144,14 @@ __device__ __forceinline__ void load8(const T* p, bool in, float (&v)[8]) {
   }
 }
 
-/// Compile-time shape of the kernel; all shared-memory offsets in bytes.
-template <int N, int C, int TE, bool SplitU>
-struct ScanShape {
+/// Shared-memory layout of the column-independent work of one chunk (steps 1-4: decays, the
+/// decayed q and k, the scores); offsets in bytes. kIn: bytes of an input element.
+template <int N, int C, int kIn>
+struct OperandShape {
   static_assert(N == 32 || N == 64 || N == 128, "gla_chunk_scan: n must be 32, 64 or 128");
   static_assert(C == 16 || C == 32 || C == 64, "gla_chunk_scan: chunk must be 16, 32 or 64");
-  static_assert(TE == 64 || TE == 128, "gla_chunk_scan: column tile must be 64 or 128");
   static_assert(kSubChunk == 8,
                 "gla_chunk_scan: the diagonal blocks' lane layout assumes 8 tokens");
-  static constexpr int kWarps = TE / 16;  // warp w owns columns 16w .. 16w+15 of the tile
-  static constexpr int kThreads = 32 * kWarps;
   static constexpr int kNS = C / kSubChunk;  // sub-chunks per chunk
   static constexpr int kF = N + 4;           // fp32 row stride [t][i] (16-byte rows, no conflicts)
   static constexpr int kBN = N + 8;          // bf16 row stride over i
@@ -170,47 +169,196 @@ struct ScanShape {
   static constexpr int kt_lo = kt_hi + 2 * N * kBC;  //
   static constexpr int a_hi = kt_lo + 2 * N * kBC;   // bf16 [C][kBC] scale * A[t][s]
   static constexpr int a_lo = a_hi + 2 * C * kBC;    //
-  static constexpr int u_hi = a_lo + 2 * C * kBC;    // bf16 [TE][kBC] u^T
-  static constexpr int u_lo = u_hi + 2 * TE * kBC;   // (fp32 inputs only)
   // float [kNS][N] tot_J; [kNS][N] scale exp2(G_J); [kNS][N] exp2(sum_{J'>J} tot)
-  static constexpr int tot = u_lo + (SplitU ? 2 * TE * kBC : 0);
+  static constexpr int tot = a_lo + 2 * C * kBC;
   static constexpr int fq = tot + 4 * kNS * N;
   static constexpr int fk = fq + 4 * kNS * N;
   static constexpr int decay = fk + 4 * kNS * N;  // float [N] exp2(b_C)
   static constexpr int pm = decay + 4 * N;        // float [kPairs][N] exp2(sum_{J<J'<I})
-  // Staging of the next chunk, raw as in global memory, filled by cp.async.
-  static constexpr int kIn = SplitU ? 4 : 2;                           // bytes of an input element
+  // Staging of a chunk's q, k, a, raw as in global memory, filled by cp.async.
   static constexpr int st_q = pm + 4 * (kPairs > 0 ? kPairs : 1) * N;  // Tin [C][N]
   static constexpr int st_k = st_q + kIn * C * N;                      // Tin [C][N]
   static constexpr int st_a = st_k + kIn * C * N;                      // float [C][N]
-  static constexpr int st_u = st_a + 4 * C * N;                        // Tin [C][TE]
-  static constexpr int bytes = st_u + kIn * C * TE;
+  static constexpr int end = st_a + 4 * C * N;
 
   __host__ __device__ static constexpr int pair(int I, int J) { return I * (I - 1) / 2 + J; }
 };
 
-/// The scan kernel: grid (E / TE, B), block ScanShape::kThreads, dynamic shared ScanShape::bytes.
-// q, k: [Ntok, N]; a: [Ntok, N]; u, o: [Ntok, E]; state: [S, N, E]; offsets: [B + 1] or null;
-// slots: [B] (sequence b continues state slot slots[b]) or null (slot b)
-template <int N, int C, int TE, class Tin, class Tout, ScanPrecision P>
-__global__ void __launch_bounds__(
-    ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>::kThreads, 1)
-    gla_chunk_scan_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
-                          const float* __restrict__ a, const Tin* __restrict__ u,
-                          float* __restrict__ state, Tout* __restrict__ o,
-                          const int* __restrict__ offsets, const int* __restrict__ slots, int T,
-                          int E, float scale) {
+/// The fused kernel's layout: the chunk operands, then u^T (bf16 hi / lo) and u's staging.
+template <int N, int C, int TE, bool SplitU>
+struct ScanShape : OperandShape<N, C, SplitU ? 4 : 2> {
+  using Base = OperandShape<N, C, SplitU ? 4 : 2>;
+  static_assert(TE == 64 || TE == 128, "gla_chunk_scan: column tile must be 64 or 128");
+  static constexpr int kWarps = TE / 16;  // warp w owns columns 16w .. 16w+15 of the tile
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kIn = SplitU ? 4 : 2;
+  static constexpr int u_hi = Base::end;                              // bf16 [TE][kBC] u^T
+  static constexpr int u_lo = u_hi + 2 * TE * Base::kBC;              // (fp32 inputs only)
+  static constexpr int st_u = u_lo + (SplitU ? 2 * TE * Base::kBC : 0);  // Tin [C][TE]
+  static constexpr int bytes = st_u + kIn * C * TE;
+};
+
+/// The prep kernel's layout (chunk operands only) and its block size.
+template <int N, int C, int kIn>
+struct PrepShape : OperandShape<N, C, kIn> {
+  static constexpr int kWarps = 8;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int bytes = OperandShape<N, C, kIn>::end;
+};
+
+/// One chunk's operands in global memory (split schedule), in 32-bit words: dense rows of
+/// bf16 pairs, then the chunk decay.
+template <int N, int C>
+struct ChunkOps {
+  static constexpr int qt_hi = 0;                    // [C][N / 2]
+  static constexpr int qt_lo = qt_hi + C * N / 2;    //
+  static constexpr int kt_hi = qt_lo + C * N / 2;    // [N][C / 2]
+  static constexpr int kt_lo = kt_hi + N * C / 2;    //
+  static constexpr int a_hi = kt_lo + N * C / 2;     // [C][C / 2]
+  static constexpr int a_lo = a_hi + C * C / 2;      //
+  static constexpr int decay = a_lo + C * C / 2;     // float [N]
+  static constexpr int words = decay + N;            // a multiple of 4 (16-byte chunks)
+  static_assert(words % 4 == 0);
+};
+
+/// The column kernel's layout (split schedule): two stages of (chunk operands, u tile) filled
+/// by cp.async while the other is computed, then u^T.
+template <int N, int C, int TE, bool SplitU>
+struct ColumnShape {
+  static_assert(TE == 64 || TE == 128, "gla_chunk_scan: column tile must be 64 or 128");
+  static constexpr int kWarps = TE / 16;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kIn = SplitU ? 4 : 2;
+  static constexpr int kBN = N + 8;
+  static constexpr int kBC = C + 8;
+  static constexpr int qt_hi = 0;                    // bf16 [C][kBN]
+  static constexpr int qt_lo = qt_hi + 2 * C * kBN;  //
+  static constexpr int kt_hi = qt_lo + 2 * C * kBN;  // bf16 [N][kBC]
+  static constexpr int kt_lo = kt_hi + 2 * N * kBC;  //
+  static constexpr int a_hi = kt_lo + 2 * N * kBC;   // bf16 [C][kBC]
+  static constexpr int a_lo = a_hi + 2 * C * kBC;    //
+  static constexpr int decay = a_lo + 2 * C * kBC;   // float [N]
+  static constexpr int st_u = decay + 4 * N;         // Tin [C][TE]
+  static constexpr int stage = st_u + kIn * C * TE;  // bytes of one stage
+  static constexpr int u_hi = 2 * stage;             // bf16 [TE][kBC] u^T
+  static constexpr int u_lo = u_hi + 2 * TE * kBC;   // (fp32 inputs only)
+  static constexpr int bytes = u_lo + (SplitU ? 2 * TE * kBC : 0);
+};
+
+/// Word (e, w) of u^T (w = token pair): rows of (C + 8) / 2 words, w XOR-swizzled by e / 8 so
+/// that the transposing stores spread over the banks; the fragment loads, whose 8 rows share
+/// e / 8, stay conflict-free.
+template <int C>
+__device__ __forceinline__ int uidx(int e, int w) {
+  return e * ((C + 8) / 2) + (w ^ (4 * ((e / 8) & (C / 8 - 1))));
+}
+
+/// cp.async copies of the q, k, a rows of the chunk at c (rows past the sequence zero-filled,
+/// their source address clamped to the first row of the sequence). Not committed.
+template <int N, int C, int NT, class Tin>
+__device__ __forceinline__ void stage_qka(Tin* sq, Tin* sk, float* sa, const Tin* q, const Tin* k,
+                                          const float* a, std::int64_t row0, int c, int len_seq,
+                                          int tid) {
+  constexpr int kV = 16 / static_cast<int>(sizeof(Tin));  // elements per 16 bytes
+  const int lenc = len_seq - c < C ? len_seq - c : C;
+  for (int idx = tid; idx < C * N / kV; idx += NT) {
+    const int t = idx / (N / kV), i = kV * (idx % (N / kV));
+    const bool in = t < lenc;
+    const std::int64_t gi = (row0 + (in ? c + t : 0)) * N + i;
+    cp_async16(sq + t * N + i, q + gi, in);
+    cp_async16(sk + t * N + i, k + gi, in);
+  }
+  for (int idx = tid; idx < C * N / 4; idx += NT) {
+    const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
+    const bool in = t < lenc;
+    cp_async16(sa + t * N + i, a + (row0 + (in ? c + t : 0)) * N + i, in);
+  }
+}
+
+/// cp.async copies of the chunk's u tile [C][TE] at columns e0 (rows past the end zero-filled).
+template <int C, int TE, int NT, class Tin>
+__device__ __forceinline__ void stage_u(Tin* su, const Tin* u, std::int64_t row0, int c,
+                                        int len_seq, int E, int e0, int tid) {
+  constexpr int kV = 16 / static_cast<int>(sizeof(Tin));
+  const int lenc = len_seq - c < C ? len_seq - c : C;
+  for (int idx = tid; idx < C * TE / kV; idx += NT) {
+    const int t = idx / (TE / kV), e = kV * (idx % (TE / kV));
+    const bool in = t < lenc;
+    cp_async16(su + t * TE + e, u + (row0 + (in ? c + t : 0)) * E + e0 + e, in);
+  }
+}
+
+/// The staged u tile as u^T in bf16 pairs along t (word (e, t / 2) at uidx), hi and, for fp32
+/// inputs, lo.
+template <int C, int TE, int NT, class Tin>
+__device__ __forceinline__ void transpose_u(const Tin* su, std::uint32_t* u_hi,
+                                            [[maybe_unused]] std::uint32_t* u_lo, int tid) {
   constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
+  for (int idx = tid; idx < (C / 2) * (TE / 8); idx += NT) {
+    const int tp = idx / (TE / 8), ec = 8 * (idx % (TE / 8));
+    float u0[8], u1[8];
+    load8(su + (2 * tp) * TE + ec, true, u0);
+    load8(su + (2 * tp + 1) * TE + ec, true, u1);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      std::uint32_t hi, lo;
+      split2(u0[j], u1[j], hi, lo);
+      u_hi[uidx<C>(ec + j, tp)] = hi;
+      if constexpr (kSplitU) u_lo[uidx<C>(ec + j, tp)] = lo;
+    }
+  }
+}
+
+/// Step 1 for q, k, a: the staged chunk (rows past the end are zero; alpha = 0 keeps the
+/// chunk's last decay) into the working layouts q, k, alpha = a log2(e) as fp32 [t][i].
+template <int N, int C, int NT, class Tin>
+__device__ __forceinline__ void convert_qka(unsigned char* smem, int tid) {
+  using Sh = OperandShape<N, C, static_cast<int>(sizeof(Tin))>;
+  constexpr int F = Sh::kF;
+  constexpr float kLog2e = 1.4426950408889634f;
+  const Tin* sq = reinterpret_cast<const Tin*>(smem + Sh::st_q);
+  const Tin* sk = reinterpret_cast<const Tin*>(smem + Sh::st_k);
+  const float* sa = reinterpret_cast<const float*>(smem + Sh::st_a);
+  float* qs = reinterpret_cast<float*>(smem + Sh::q_raw);
+  float* ks = reinterpret_cast<float*>(smem + Sh::k_raw);
+  float* cs = reinterpret_cast<float*>(smem + Sh::csum);
+  for (int idx = tid; idx < C * N / 8; idx += NT) {
+    const int t = idx / (N / 8), i = 8 * (idx % (N / 8));
+    float qv[8], kv[8];
+    load8(sq + t * N + i, true, qv);
+    load8(sk + t * N + i, true, kv);
+#pragma unroll
+    for (int j = 0; j < 8; j += 4) {
+      *reinterpret_cast<float4*>(qs + t * F + i + j) =
+          make_float4(qv[j], qv[j + 1], qv[j + 2], qv[j + 3]);
+      *reinterpret_cast<float4*>(ks + t * F + i + j) =
+          make_float4(kv[j], kv[j + 1], kv[j + 2], kv[j + 3]);
+    }
+  }
+  for (int idx = tid; idx < C * N / 4; idx += NT) {
+    const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
+    const float4 x = *reinterpret_cast<const float4*>(sa + t * N + i);
+    *reinterpret_cast<float4*>(cs + t * F + i) =
+        make_float4(x.x * kLog2e, x.y * kLog2e, x.z * kLog2e, x.w * kLog2e);
+  }
+}
+
+/// Steps 2-4 of one chunk (after convert_qka and a barrier): the decays, the decayed operands
+/// qt and kt, the masked scores A and the chunk decay, all in shared memory; ends with a
+/// barrier. Every thread of the block calls it.
+template <int N, int C, int NT, class Tin, ScanPrecision P>
+__device__ __forceinline__ void chunk_operands(unsigned char* smem, int len, float scale, int tid) {
+  using Sh = OperandShape<N, C, static_cast<int>(sizeof(Tin))>;
   constexpr bool kSplit = P == ScanPrecision::Split;  // the lo terms
-  using Sh = ScanShape<N, C, TE, kSplitU>;
   constexpr int NS = Sh::kNS;
   constexpr int F = Sh::kF;
   constexpr int BN2 = Sh::kBN / 2;  // 32-bit words per bf16 row over i
   constexpr int BC2 = Sh::kBC / 2;  // 32-bit words per bf16 row over tokens
-  constexpr int NT = Sh::kThreads;
-  constexpr float kLog2e = 1.4426950408889634f;
-
-  extern __shared__ __align__(16) unsigned char smem[];
+  constexpr int kWarps = NT / 32;
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const int g = lane / 4;   // fragment row group
+  const int qd = lane % 4;  // fragment column pair
   float* qs = reinterpret_cast<float*>(smem + Sh::q_raw);
   float* ks = reinterpret_cast<float*>(smem + Sh::k_raw);
   float* cs = reinterpret_cast<float*>(smem + Sh::csum);
@@ -222,292 +370,207 @@ __global__ void __launch_bounds__(
   std::uint32_t* kt_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::kt_lo);
   std::uint32_t* a_hi = reinterpret_cast<std::uint32_t*>(smem + Sh::a_hi);
   std::uint32_t* a_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::a_lo);
-  std::uint32_t* u_hi = reinterpret_cast<std::uint32_t*>(smem + Sh::u_hi);
-  [[maybe_unused]] std::uint32_t* u_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::u_lo);
   float* tot = reinterpret_cast<float*>(smem + Sh::tot);
   float* fq = reinterpret_cast<float*>(smem + Sh::fq);
   float* fk = reinterpret_cast<float*>(smem + Sh::fk);
   float* decay = reinterpret_cast<float*>(smem + Sh::decay);
   float* pm = reinterpret_cast<float*>(smem + Sh::pm);
 
-  // Word (e, w) of u^T (w = token pair): rows of BC2 words, w XOR-swizzled by e / 8 so that
-  // the transposing stores of step 1 spread over the banks; the fragment loads, whose 8 rows
-  // share e / 8, stay conflict-free.
-  const auto uidx = [](int e, int w) { return e * BC2 + (w ^ (4 * ((e / 8) & (C / 8 - 1)))); };
+  // 2. Cumulative log decay inside each sub-chunk, per slot: c_t and tot_J.
+  for (int idx = tid; idx < NS * N; idx += NT) {
+    const int J = idx / N;
+    const int i = idx % N;
+    float run = 0.f;
+#pragma unroll
+    for (int r = 0; r < kSubChunk; ++r) {
+      float* p = cs + (J * kSubChunk + r) * F + i;
+      run += *p;
+      *p = run;
+    }
+    tot[J * N + i] = run;
+  }
+  __syncthreads();
 
-  const int tid = static_cast<int>(threadIdx.x);
-  const int warp = tid / 32;
-  const int lane = tid % 32;
-  const int g = lane / 4;   // fragment row group
-  const int qd = lane % 4;  // fragment column pair
-  const int b = static_cast<int>(blockIdx.y);
-  const int e0 = static_cast<int>(blockIdx.x) * TE;
-  const std::int64_t row0 = offsets ? offsets[b] : std::int64_t(b) * T;
-  const int len_seq = offsets ? offsets[b + 1] - offsets[b] : T;
+  // 3. Per (sub-chunk, slot) factors: fq = scale exp2(G_J), fk = exp2(sum_{J'>J} tot),
+  //    pm(I, J) = exp2(sum_{J<J'<I} tot), decay = exp2(sum_J tot). Every exponent is a sum
+  //    of non-positive terms over its own range.
+  for (int idx = tid; idx < NS * N; idx += NT) {
+    const int J = idx / N;
+    const int i = idx % N;
+    float pre = 0.f, suf = 0.f;
+    for (int j = 0; j < J; ++j) pre += tot[j * N + i];
+    for (int j = J + 1; j < NS; ++j) suf += tot[j * N + i];
+    fq[J * N + i] = scale * exp2_approx(pre);
+    fk[J * N + i] = exp2_approx(suf);
+    float mid = 0.f;
+    for (int I = J + 1; I < NS; ++I) {
+      pm[Sh::pair(I, J) * N + i] = exp2_approx(mid);
+      mid += tot[I * N + i];
+    }
+    if (J == 0) decay[i] = exp2_approx(pre + tot[i] + suf);
+  }
+  __syncthreads();
+  // Decayed operands, per (t, i) with t in sub-chunk J:
+  //   qo = q exp2(c_t), ko = k exp2(tot_J - c_t)        (fp32, for the off-diagonal scores)
+  //   qt = qo fq_J (bf16 hi/lo, [t][i]), kt = ko fk_J   (bf16 hi/lo, transposed [i][t])
+  // A task is 2 tokens x 2 slots (one 32-bit word of qt per token, of kt per slot); a warp
+  // takes 8 token pairs x 4 slot pairs, which keeps the transposed kt stores conflict-free.
+  for (int idx = tid; idx < C * N / 4; idx += NT) {
+    const int grp = idx / 32, l = idx % 32;
+    const int tp = 8 * (grp % (C / 16)) + l % 8;  // token pair
+    const int ip = 4 * (grp / (C / 16)) + l / 8;  // slot pair
+    const int J = (2 * tp) / kSubChunk;
+    float qt[2][2], kt[2][2];
+#pragma unroll
+    for (int dt = 0; dt < 2; ++dt) {
+      const int t = 2 * tp + dt;
+      const float2 c = *reinterpret_cast<const float2*>(cs + t * F + 2 * ip);
+      const float2 qr = *reinterpret_cast<const float2*>(qs + t * F + 2 * ip);
+      const float2 kr = *reinterpret_cast<const float2*>(ks + t * F + 2 * ip);
+      const float2 tj = *reinterpret_cast<const float2*>(tot + J * N + 2 * ip);
+      const float2 fqj = *reinterpret_cast<const float2*>(fq + J * N + 2 * ip);
+      const float2 fkj = *reinterpret_cast<const float2*>(fk + J * N + 2 * ip);
+      const float2 qv = make_float2(qr.x * exp2_approx(c.x), qr.y * exp2_approx(c.y));
+      const float2 kv =
+          make_float2(kr.x * exp2_approx(tj.x - c.x), kr.y * exp2_approx(tj.y - c.y));
+      *reinterpret_cast<float2*>(qo + t * F + 2 * ip) = qv;
+      *reinterpret_cast<float2*>(ko + t * F + 2 * ip) = kv;
+      qt[dt][0] = qv.x * fqj.x;
+      qt[dt][1] = qv.y * fqj.y;
+      kt[dt][0] = kv.x * fkj.x;
+      kt[dt][1] = kv.y * fkj.y;
+    }
+#pragma unroll
+    for (int d = 0; d < 2; ++d) {
+      split2(qt[d][0], qt[d][1], qt_hi[(2 * tp + d) * BN2 + ip], qt_lo[(2 * tp + d) * BN2 + ip]);
+      split2(kt[0][d], kt[1][d], kt_hi[(2 * ip + d) * BC2 + tp], kt_lo[(2 * ip + d) * BC2 + tp]);
+    }
+  }
+  __syncthreads();
 
-  // S^T of this warp's 16 columns as m16n8 accumulators: rows e, columns i.
-  // sreg[ni][c]: e = 16 warp + g + 8 (c / 2), i = 8 ni + 2 qd + (c % 2).
-  float sreg[N / 8][4];
-  float* st = state + std::int64_t(slots ? slots[b] : b) * N * E + e0 + 16 * warp;
+  // 4a. Off-diagonal score tiles (m-tile mt of 16 rows, sub-chunk J <= 2 mt of 8 columns) on
+  //     tensor cores; rows of sub-chunks I <= J are left to 4b.
+  for (int tile = warp; tile < (C / 16) * (C / 16); tile += kWarps) {
+    int mt = 0;
+    while ((mt + 1) * (mt + 1) <= tile) ++mt;  // tiles of m-tile mt: mt^2 .. mt^2 + 2 mt
+    if (16 * mt >= len) continue;              // rows past the end are never read
+    const int J = tile - mt * mt;
+    float acc[4] = {0.f, 0.f, 0.f, 0.f}, acc2[4] = {0.f, 0.f, 0.f, 0.f};
+    const int t_lo = 16 * mt + g, t_hi = t_lo + 8;
+    const int I_lo = t_lo / kSubChunk, I_hi = t_hi / kSubChunk;
+    const float* pm_lo = I_lo > J ? pm + Sh::pair(I_lo, J) * N : nullptr;
+    const float* pm_hi = I_hi > J ? pm + Sh::pair(I_hi, J) * N : nullptr;
+    const int s = kSubChunk * J + g;  // B column
 #pragma unroll
-  for (int ni = 0; ni < N / 8; ++ni)
+    for (int kk = 0; kk < N / 16; ++kk) {
+      const int i0 = 16 * kk + 2 * qd;
+      std::uint32_t ah[4], al[4], bh[2], bl[2];
 #pragma unroll
-    for (int c = 0; c < 4; ++c)
-      sreg[ni][c] = st[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)];
+      for (int r = 0; r < 4; ++r) {
+        const int t = (r % 2) ? t_hi : t_lo;
+        const float* pmr = (r % 2) ? pm_hi : pm_lo;
+        const int i = i0 + 8 * (r / 2);
+        const float x0 = pmr ? qo[t * F + i] * pmr[i] : 0.f;
+        const float x1 = pmr ? qo[t * F + i + 1] * pmr[i + 1] : 0.f;
+        split2(x0, x1, ah[r], al[r]);
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int i = i0 + 8 * r;
+        split2(ko[s * F + i], ko[s * F + i + 1], bh[r], bl[r]);
+      }
+      mma_bf16(acc, ah, bh);
+      if constexpr (kSplit) {
+        mma_bf16(acc2, ah, bl);
+        mma_bf16(acc2, al, bh);
+      }
+    }
+#pragma unroll
+    for (int c = 0; c < 4; ++c) acc[c] += acc2[c];
+    // acc: (t_lo, s0), (t_lo, s0 + 1), (t_hi, s0), (t_hi, s0 + 1), s0 = 8 J + 2 qd
+    const int sw = (kSubChunk * J + 2 * qd) / 2;
+    if (pm_lo)
+      split2(scale * acc[0], scale * acc[1], a_hi[t_lo * BC2 + sw], a_lo[t_lo * BC2 + sw]);
+    if (pm_hi)
+      split2(scale * acc[2], scale * acc[3], a_hi[t_hi * BC2 + sw], a_lo[t_hi * BC2 + sw]);
+  }
 
-  // Issues the cp.async copies of the chunk at c, rows past the sequence zero-filled (their
-  // source address clamped to the first row of the sequence).
-  Tin* sq = reinterpret_cast<Tin*>(smem + Sh::st_q);
-  Tin* sk = reinterpret_cast<Tin*>(smem + Sh::st_k);
-  float* sa = reinterpret_cast<float*>(smem + Sh::st_a);
-  Tin* su = reinterpret_cast<Tin*>(smem + Sh::st_u);
-  const auto stage = [&](int c) {
-    constexpr int kV = 16 / static_cast<int>(sizeof(Tin));  // elements per 16 bytes
-    const int lenc = len_seq - c < C ? len_seq - c : C;
-    for (int idx = tid; idx < C * N / kV; idx += NT) {
-      const int t = idx / (N / kV), i = kV * (idx % (N / kV));
-      const bool in = t < lenc;
-      const std::int64_t gi = (row0 + (in ? c + t : 0)) * N + i;
-      cp_async16(sq + t * N + i, q + gi, in);
-      cp_async16(sk + t * N + i, k + gi, in);
+  // 4b. Diagonal blocks, pairwise in log space: lane (r, part) sums slots i = 16 j + 4 part
+  //     .. +3 of row t = 8 J + r against the 8 tokens of sub-chunk J, then 4 lanes reduce.
+  for (int J = warp; J < NS; J += kWarps) {
+    if (kSubChunk * J >= len) break;
+    const int r = lane / 4;
+    const int part = lane % 4;
+    const int t = kSubChunk * J + r;
+    float acc[kSubChunk];
+#pragma unroll
+    for (int s = 0; s < kSubChunk; ++s) acc[s] = 0.f;
+#pragma unroll
+    for (int j = 0; j < N / 16; ++j) {
+      const int i = 16 * j + 4 * part;
+      const float4 qv = *reinterpret_cast<const float4*>(qs + t * F + i);
+      const float4 ct = *reinterpret_cast<const float4*>(cs + t * F + i);
+#pragma unroll
+      for (int s = 0; s < kSubChunk; ++s) {
+        const int ts = kSubChunk * J + s;
+        const float4 kv = *reinterpret_cast<const float4*>(ks + ts * F + i);
+        const float4 cv = *reinterpret_cast<const float4*>(cs + ts * F + i);
+        // s > r gives a positive exponent: clamp (that entry is masked below)
+        acc[s] += qv.x * kv.x * exp2_approx(fminf(ct.x - cv.x, 0.f));
+        acc[s] += qv.y * kv.y * exp2_approx(fminf(ct.y - cv.y, 0.f));
+        acc[s] += qv.z * kv.z * exp2_approx(fminf(ct.z - cv.z, 0.f));
+        acc[s] += qv.w * kv.w * exp2_approx(fminf(ct.w - cv.w, 0.f));
+      }
     }
-    for (int idx = tid; idx < C * N / 4; idx += NT) {
-      const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
-      const bool in = t < lenc;
-      cp_async16(sa + t * N + i, a + (row0 + (in ? c + t : 0)) * N + i, in);
+    // Reduce-scatter over the 4 lanes of row r: lane `part` ends with the sums of columns
+    // 2 part and 2 part + 1 (halves exchanged by lane bit 1, then quarters by bit 0).
+    const bool b1 = (part & 2) != 0, b0 = (part & 1) != 0;
+    float h[kSubChunk / 2];
+#pragma unroll
+    for (int j = 0; j < kSubChunk / 2; ++j) {
+      const float send = b1 ? acc[j] : acc[j + kSubChunk / 2];
+      const float keep = b1 ? acc[j + kSubChunk / 2] : acc[j];
+      h[j] = keep + __shfl_xor_sync(0xffffffffu, send, 2);
     }
-    for (int idx = tid; idx < C * TE / kV; idx += NT) {
-      const int t = idx / (TE / kV), e = kV * (idx % (TE / kV));
-      const bool in = t < lenc;
-      cp_async16(su + t * TE + e, u + (row0 + (in ? c + t : 0)) * E + e0 + e, in);
+    float v[2];
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const float send = b0 ? h[j] : h[j + 2];
+      const float keep = b0 ? h[j + 2] : h[j];
+      v[j] = keep + __shfl_xor_sync(0xffffffffu, send, 1);
     }
-    cp_async_commit();
-  };
-  if (len_seq > 0) stage(0);
+    float v0 = v[0], v1 = v[1];
+    v0 = 2 * part <= r ? scale * v0 : 0.f;
+    v1 = 2 * part + 1 <= r ? scale * v1 : 0.f;
+    const int sw = (kSubChunk * J + 2 * part) / 2;
+    split2(v0, v1, a_hi[t * BC2 + sw], a_lo[t * BC2 + sw]);
+    if (J % 2 == 0) {  // the block above the diagonal inside this 16-token m-tile is zero
+      a_hi[t * BC2 + sw + kSubChunk / 2] = 0u;
+      a_lo[t * BC2 + sw + kSubChunk / 2] = 0u;
+    }
+  }
+  __syncthreads();
+}
 
-  for (int c0 = 0; c0 < len_seq; c0 += C) {
-    const int len = len_seq - c0 < C ? len_seq - c0 : C;
-    const std::int64_t r0 = row0 + c0;
-
-    // 1. The staged chunk (rows past the end are zero; alpha = 0 keeps the chunk's last decay)
-    //    into the working layouts: q, k, alpha = a log2(e) as fp32 [t][i]; u^T as bf16 pairs
-    //    along t (word (e, t / 2) at uidx). Then the copies of the next chunk start, to land
-    //    while this one is computed.
-    cp_async_wait_all();
-    __syncthreads();
-    for (int idx = tid; idx < C * N / 8; idx += NT) {
-      const int t = idx / (N / 8), i = 8 * (idx % (N / 8));
-      float qv[8], kv[8];
-      load8(sq + t * N + i, true, qv);
-      load8(sk + t * N + i, true, kv);
-#pragma unroll
-      for (int j = 0; j < 8; j += 4) {
-        *reinterpret_cast<float4*>(qs + t * F + i + j) =
-            make_float4(qv[j], qv[j + 1], qv[j + 2], qv[j + 3]);
-        *reinterpret_cast<float4*>(ks + t * F + i + j) =
-            make_float4(kv[j], kv[j + 1], kv[j + 2], kv[j + 3]);
-      }
-    }
-    for (int idx = tid; idx < C * N / 4; idx += NT) {
-      const int t = idx / (N / 4), i = 4 * (idx % (N / 4));
-      const float4 x = *reinterpret_cast<const float4*>(sa + t * N + i);
-      *reinterpret_cast<float4*>(cs + t * F + i) =
-          make_float4(x.x * kLog2e, x.y * kLog2e, x.z * kLog2e, x.w * kLog2e);
-    }
-    for (int idx = tid; idx < (C / 2) * (TE / 8); idx += NT) {
-      const int tp = idx / (TE / 8), ec = 8 * (idx % (TE / 8));
-      float u0[8], u1[8];
-      load8(su + (2 * tp) * TE + ec, true, u0);
-      load8(su + (2 * tp + 1) * TE + ec, true, u1);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        std::uint32_t hi, lo;
-        split2(u0[j], u1[j], hi, lo);
-        u_hi[uidx(ec + j, tp)] = hi;
-        if constexpr (kSplitU) u_lo[uidx(ec + j, tp)] = lo;
-      }
-    }
-    __syncthreads();
-    if (c0 + C < len_seq) stage(c0 + C);
-
-    // 2. Cumulative log decay inside each sub-chunk, per slot: c_t and tot_J.
-    for (int idx = tid; idx < NS * N; idx += NT) {
-      const int J = idx / N;
-      const int i = idx % N;
-      float run = 0.f;
-#pragma unroll
-      for (int r = 0; r < kSubChunk; ++r) {
-        float* p = cs + (J * kSubChunk + r) * F + i;
-        run += *p;
-        *p = run;
-      }
-      tot[J * N + i] = run;
-    }
-    __syncthreads();
-
-    // 3. Per (sub-chunk, slot) factors: fq = scale exp2(G_J), fk = exp2(sum_{J'>J} tot),
-    //    pm(I, J) = exp2(sum_{J<J'<I} tot), decay = exp2(sum_J tot). Every exponent is a sum
-    //    of non-positive terms over its own range.
-    for (int idx = tid; idx < NS * N; idx += NT) {
-      const int J = idx / N;
-      const int i = idx % N;
-      float pre = 0.f, suf = 0.f;
-      for (int j = 0; j < J; ++j) pre += tot[j * N + i];
-      for (int j = J + 1; j < NS; ++j) suf += tot[j * N + i];
-      fq[J * N + i] = scale * exp2_approx(pre);
-      fk[J * N + i] = exp2_approx(suf);
-      float mid = 0.f;
-      for (int I = J + 1; I < NS; ++I) {
-        pm[Sh::pair(I, J) * N + i] = exp2_approx(mid);
-        mid += tot[I * N + i];
-      }
-      if (J == 0) decay[i] = exp2_approx(pre + tot[i] + suf);
-    }
-    __syncthreads();
-    // Decayed operands, per (t, i) with t in sub-chunk J:
-    //   qo = q exp2(c_t), ko = k exp2(tot_J - c_t)        (fp32, for the off-diagonal scores)
-    //   qt = qo fq_J (bf16 hi/lo, [t][i]), kt = ko fk_J   (bf16 hi/lo, transposed [i][t])
-    // A task is 2 tokens x 2 slots (one 32-bit word of qt per token, of kt per slot); a warp
-    // takes 8 token pairs x 4 slot pairs, which keeps the transposed kt stores conflict-free.
-    for (int idx = tid; idx < C * N / 4; idx += NT) {
-      const int grp = idx / 32, l = idx % 32;
-      const int tp = 8 * (grp % (C / 16)) + l % 8;  // token pair
-      const int ip = 4 * (grp / (C / 16)) + l / 8;  // slot pair
-      const int J = (2 * tp) / kSubChunk;
-      float qt[2][2], kt[2][2];
-#pragma unroll
-      for (int dt = 0; dt < 2; ++dt) {
-        const int t = 2 * tp + dt;
-        const float2 c = *reinterpret_cast<const float2*>(cs + t * F + 2 * ip);
-        const float2 qr = *reinterpret_cast<const float2*>(qs + t * F + 2 * ip);
-        const float2 kr = *reinterpret_cast<const float2*>(ks + t * F + 2 * ip);
-        const float2 tj = *reinterpret_cast<const float2*>(tot + J * N + 2 * ip);
-        const float2 fqj = *reinterpret_cast<const float2*>(fq + J * N + 2 * ip);
-        const float2 fkj = *reinterpret_cast<const float2*>(fk + J * N + 2 * ip);
-        const float2 qv = make_float2(qr.x * exp2_approx(c.x), qr.y * exp2_approx(c.y));
-        const float2 kv =
-            make_float2(kr.x * exp2_approx(tj.x - c.x), kr.y * exp2_approx(tj.y - c.y));
-        *reinterpret_cast<float2*>(qo + t * F + 2 * ip) = qv;
-        *reinterpret_cast<float2*>(ko + t * F + 2 * ip) = kv;
-        qt[dt][0] = qv.x * fqj.x;
-        qt[dt][1] = qv.y * fqj.y;
-        kt[dt][0] = kv.x * fkj.x;
-        kt[dt][1] = kv.y * fkj.y;
-      }
-#pragma unroll
-      for (int d = 0; d < 2; ++d) {
-        split2(qt[d][0], qt[d][1], qt_hi[(2 * tp + d) * BN2 + ip], qt_lo[(2 * tp + d) * BN2 + ip]);
-        split2(kt[0][d], kt[1][d], kt_hi[(2 * ip + d) * BC2 + tp], kt_lo[(2 * ip + d) * BC2 + tp]);
-      }
-    }
-    __syncthreads();
-
-    // 4a. Off-diagonal score tiles (m-tile mt of 16 rows, sub-chunk J <= 2 mt of 8 columns) on
-    //     tensor cores; rows of sub-chunks I <= J are left to 4b.
-    for (int tile = warp; tile < (C / 16) * (C / 16); tile += Sh::kWarps) {
-      int mt = 0;
-      while ((mt + 1) * (mt + 1) <= tile) ++mt;  // tiles of m-tile mt: mt^2 .. mt^2 + 2 mt
-      if (16 * mt >= len) continue;              // rows past the end are never read
-      const int J = tile - mt * mt;
-      float acc[4] = {0.f, 0.f, 0.f, 0.f}, acc2[4] = {0.f, 0.f, 0.f, 0.f};
-      const int t_lo = 16 * mt + g, t_hi = t_lo + 8;
-      const int I_lo = t_lo / kSubChunk, I_hi = t_hi / kSubChunk;
-      const float* pm_lo = I_lo > J ? pm + Sh::pair(I_lo, J) * N : nullptr;
-      const float* pm_hi = I_hi > J ? pm + Sh::pair(I_hi, J) * N : nullptr;
-      const int s = kSubChunk * J + g;  // B column
-#pragma unroll
-      for (int kk = 0; kk < N / 16; ++kk) {
-        const int i0 = 16 * kk + 2 * qd;
-        std::uint32_t ah[4], al[4], bh[2], bl[2];
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const int t = (r % 2) ? t_hi : t_lo;
-          const float* pmr = (r % 2) ? pm_hi : pm_lo;
-          const int i = i0 + 8 * (r / 2);
-          const float x0 = pmr ? qo[t * F + i] * pmr[i] : 0.f;
-          const float x1 = pmr ? qo[t * F + i + 1] * pmr[i + 1] : 0.f;
-          split2(x0, x1, ah[r], al[r]);
-        }
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int i = i0 + 8 * r;
-          split2(ko[s * F + i], ko[s * F + i + 1], bh[r], bl[r]);
-        }
-        mma_bf16(acc, ah, bh);
-        if constexpr (kSplit) {
-          mma_bf16(acc2, ah, bl);
-          mma_bf16(acc2, al, bh);
-        }
-      }
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[c] += acc2[c];
-      // acc: (t_lo, s0), (t_lo, s0 + 1), (t_hi, s0), (t_hi, s0 + 1), s0 = 8 J + 2 qd
-      const int sw = (kSubChunk * J + 2 * qd) / 2;
-      if (pm_lo)
-        split2(scale * acc[0], scale * acc[1], a_hi[t_lo * BC2 + sw], a_lo[t_lo * BC2 + sw]);
-      if (pm_hi)
-        split2(scale * acc[2], scale * acc[3], a_hi[t_hi * BC2 + sw], a_lo[t_hi * BC2 + sw]);
-    }
-
-    // 4b. Diagonal blocks, pairwise in log space: lane (r, part) sums slots i = 16 j + 4 part
-    //     .. +3 of row t = 8 J + r against the 8 tokens of sub-chunk J, then 4 lanes reduce.
-    for (int J = warp; J < NS; J += Sh::kWarps) {
-      if (kSubChunk * J >= len) break;
-      const int r = lane / 4;
-      const int part = lane % 4;
-      const int t = kSubChunk * J + r;
-      float acc[kSubChunk];
-#pragma unroll
-      for (int s = 0; s < kSubChunk; ++s) acc[s] = 0.f;
-#pragma unroll
-      for (int j = 0; j < N / 16; ++j) {
-        const int i = 16 * j + 4 * part;
-        const float4 qv = *reinterpret_cast<const float4*>(qs + t * F + i);
-        const float4 ct = *reinterpret_cast<const float4*>(cs + t * F + i);
-#pragma unroll
-        for (int s = 0; s < kSubChunk; ++s) {
-          const int ts = kSubChunk * J + s;
-          const float4 kv = *reinterpret_cast<const float4*>(ks + ts * F + i);
-          const float4 cv = *reinterpret_cast<const float4*>(cs + ts * F + i);
-          // s > r gives a positive exponent: clamp (that entry is masked below)
-          acc[s] += qv.x * kv.x * exp2_approx(fminf(ct.x - cv.x, 0.f));
-          acc[s] += qv.y * kv.y * exp2_approx(fminf(ct.y - cv.y, 0.f));
-          acc[s] += qv.z * kv.z * exp2_approx(fminf(ct.z - cv.z, 0.f));
-          acc[s] += qv.w * kv.w * exp2_approx(fminf(ct.w - cv.w, 0.f));
-        }
-      }
-      // Reduce-scatter over the 4 lanes of row r: lane `part` ends with the sums of columns
-      // 2 part and 2 part + 1 (halves exchanged by lane bit 1, then quarters by bit 0).
-      const bool b1 = (part & 2) != 0, b0 = (part & 1) != 0;
-      float h[kSubChunk / 2];
-#pragma unroll
-      for (int j = 0; j < kSubChunk / 2; ++j) {
-        const float send = b1 ? acc[j] : acc[j + kSubChunk / 2];
-        const float keep = b1 ? acc[j + kSubChunk / 2] : acc[j];
-        h[j] = keep + __shfl_xor_sync(0xffffffffu, send, 2);
-      }
-      float v[2];
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        const float send = b0 ? h[j] : h[j + 2];
-        const float keep = b0 ? h[j + 2] : h[j];
-        v[j] = keep + __shfl_xor_sync(0xffffffffu, send, 1);
-      }
-      float v0 = v[0], v1 = v[1];
-      v0 = 2 * part <= r ? scale * v0 : 0.f;
-      v1 = 2 * part + 1 <= r ? scale * v1 : 0.f;
-      const int sw = (kSubChunk * J + 2 * part) / 2;
-      split2(v0, v1, a_hi[t * BC2 + sw], a_lo[t * BC2 + sw]);
-      if (J % 2 == 0) {  // the block above the diagonal inside this 16-token m-tile is zero
-        a_hi[t * BC2 + sw + kSubChunk / 2] = 0u;
-        a_lo[t * BC2 + sw + kSubChunk / 2] = 0u;
-      }
-    }
-    __syncthreads();
-
-    // 5. Per warp, its 16 columns: o = qt S_prev + A u, then S_next = decay S_prev + kt^T u.
-    //    B fragments of S (rows i, columns e) come straight from the S^T accumulators.
-    const int ew = 16 * warp;  // first column of this warp inside the tile
+/// Step 5 for one warp's 16 columns (ew .. ew + 15 of the tile at e0): unless StateOnly,
+/// o = qt S_prev + A u for the chunk's `len` rows (o points at the chunk's first row); then
+/// S_next = decay S_prev + kt^T u. B fragments of S (rows i, columns e) come straight from the
+/// S^T accumulators `sreg`. Operand rows: qt [C][BN2 words], A and kt [.][BC2 words], u^T at
+/// uidx.
+template <int N, int C, class Tin, class Tout, ScanPrecision P, bool StateOnly>
+__device__ __forceinline__ void chunk_columns(
+    const std::uint32_t* qt_hi, const std::uint32_t* qt_lo, const std::uint32_t* a_hi,
+    const std::uint32_t* a_lo, const std::uint32_t* kt_hi, const std::uint32_t* kt_lo,
+    const float* decay, const std::uint32_t* u_hi, [[maybe_unused]] const std::uint32_t* u_lo,
+    float (&sreg)[N / 8][4], [[maybe_unused]] Tout* o, [[maybe_unused]] int E,
+    [[maybe_unused]] int e0, int ew, int len, int lane) {
+  constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
+  constexpr bool kSplit = P == ScanPrecision::Split;
+  constexpr int BN2 = (N + 8) / 2;
+  constexpr int BC2 = (C + 8) / 2;
+  const int g = lane / 4;
+  const int qd = lane % 4;
+  if constexpr (!StateOnly) {
     std::uint32_t sb_hi[N / 16][2][2], sb_lo[N / 16][2][2];  // [k-step][e half][reg]
 #pragma unroll
     for (int kk = 0; kk < N / 16; ++kk)
@@ -548,11 +611,11 @@ __global__ void __launch_bounds__(
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const int e = ew + 8 * h + g;
-          const std::uint32_t bu[2] = {u_hi[uidx(e, w0)], u_hi[uidx(e, w0 + 4)]};
+          const std::uint32_t bu[2] = {u_hi[uidx<C>(e, w0)], u_hi[uidx<C>(e, w0 + 4)]};
           mma_bf16(acc[h], ah, bu);
           if constexpr (kSplit) mma_bf16(acc2[h], al, bu);
           if constexpr (kSplitU && kSplit) {
-            const std::uint32_t bl[2] = {u_lo[uidx(e, w0)], u_lo[uidx(e, w0 + 4)]};
+            const std::uint32_t bl[2] = {u_lo[uidx<C>(e, w0)], u_lo[uidx<C>(e, w0 + 4)]};
             mma_bf16(acc2[h], ah, bl);
           }
         }
@@ -570,7 +633,7 @@ __global__ void __launch_bounds__(
         for (int half = 0; half < 2; ++half) {
           const int t = half ? t_hi : t_lo;
           if (t >= len) continue;
-          Tout* p = o + (r0 + t) * E + e;
+          Tout* p = o + std::int64_t(t) * E + e;
           if constexpr (std::is_same_v<Tout, float>) {
             *reinterpret_cast<float2*>(p) = make_float2(acc[h][2 * half], acc[h][2 * half + 1]);
           } else {
@@ -580,43 +643,514 @@ __global__ void __launch_bounds__(
         }
       }
     }
-
-    // S^T_next = S^T_prev diag(decay) + u^T kt: M = columns e (this warp's 16), N = slots i,
-    // K = tokens s.
-#pragma unroll
-    for (int ni = 0; ni < N / 8; ++ni)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) sreg[ni][c] *= decay[8 * ni + 2 * qd + (c % 2)];
-    for (int kk = 0; kk < C / 16; ++kk) {
-      if (16 * kk >= len) break;
-      const int w0 = 8 * kk + qd;
-      const std::uint32_t au[4] = {u_hi[uidx(ew + g, w0)], u_hi[uidx(ew + g + 8, w0)],
-                                   u_hi[uidx(ew + g, w0 + 4)], u_hi[uidx(ew + g + 8, w0 + 4)]};
-      std::uint32_t aul[4] = {0u, 0u, 0u, 0u};
-      if constexpr (kSplitU) {
-        aul[0] = u_lo[uidx(ew + g, w0)];
-        aul[1] = u_lo[uidx(ew + g + 8, w0)];
-        aul[2] = u_lo[uidx(ew + g, w0 + 4)];
-        aul[3] = u_lo[uidx(ew + g + 8, w0 + 4)];
-      }
-#pragma unroll
-      for (int ni = 0; ni < N / 8; ++ni) {
-        const int i = 8 * ni + g;
-        const std::uint32_t bh[2] = {kt_hi[i * BC2 + w0], kt_hi[i * BC2 + w0 + 4]};
-        const std::uint32_t bl[2] = {kt_lo[i * BC2 + w0], kt_lo[i * BC2 + w0 + 4]};
-        mma_bf16(sreg[ni], au, bh);
-        if constexpr (kSplit) mma_bf16(sreg[ni], au, bl);
-        if constexpr (kSplitU && kSplit) mma_bf16(sreg[ni], aul, bh);
-      }
-    }
-    __syncthreads();  // shared buffers are refilled by the next chunk
   }
 
+  // S^T_next = S^T_prev diag(decay) + u^T kt: M = columns e (this warp's 16), N = slots i,
+  // K = tokens s.
+#pragma unroll
+  for (int ni = 0; ni < N / 8; ++ni)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) sreg[ni][c] *= decay[8 * ni + 2 * qd + (c % 2)];
+  for (int kk = 0; kk < C / 16; ++kk) {
+    if (16 * kk >= len) break;
+    const int w0 = 8 * kk + qd;
+    const std::uint32_t au[4] = {u_hi[uidx<C>(ew + g, w0)], u_hi[uidx<C>(ew + g + 8, w0)],
+                                 u_hi[uidx<C>(ew + g, w0 + 4)], u_hi[uidx<C>(ew + g + 8, w0 + 4)]};
+    std::uint32_t aul[4] = {0u, 0u, 0u, 0u};
+    if constexpr (kSplitU) {
+      aul[0] = u_lo[uidx<C>(ew + g, w0)];
+      aul[1] = u_lo[uidx<C>(ew + g + 8, w0)];
+      aul[2] = u_lo[uidx<C>(ew + g, w0 + 4)];
+      aul[3] = u_lo[uidx<C>(ew + g + 8, w0 + 4)];
+    }
+#pragma unroll
+    for (int ni = 0; ni < N / 8; ++ni) {
+      const int i = 8 * ni + g;
+      const std::uint32_t bh[2] = {kt_hi[i * BC2 + w0], kt_hi[i * BC2 + w0 + 4]};
+      const std::uint32_t bl[2] = {kt_lo[i * BC2 + w0], kt_lo[i * BC2 + w0 + 4]};
+      mma_bf16(sreg[ni], au, bh);
+      if constexpr (kSplit) mma_bf16(sreg[ni], au, bl);
+      if constexpr (kSplitU && kSplit) mma_bf16(sreg[ni], aul, bh);
+    }
+  }
+}
+
+/// The state slice S^T of a warp's 16 columns, as m16n8 accumulators (rows e, columns i):
+/// sreg[ni][c] holds S[i][e], e = g + 8 (c / 2) (+ the warp's first column, folded into p),
+/// i = 8 ni + 2 qd + (c % 2). p = &S[0][first column]; row stride E.
+template <int N>
+__device__ __forceinline__ void load_state(float (&sreg)[N / 8][4], const float* p, int E,
+                                           int lane) {
+  const int g = lane / 4, qd = lane % 4;
 #pragma unroll
   for (int ni = 0; ni < N / 8; ++ni)
 #pragma unroll
     for (int c = 0; c < 4; ++c)
-      st[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)] = sreg[ni][c];
+      sreg[ni][c] = p ? p[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)] : 0.f;
+}
+
+template <int N>
+__device__ __forceinline__ void store_state(const float (&sreg)[N / 8][4], float* p, int E,
+                                            int lane) {
+  const int g = lane / 4, qd = lane % 4;
+#pragma unroll
+  for (int ni = 0; ni < N / 8; ++ni)
+#pragma unroll
+    for (int c = 0; c < 4; ++c)
+      p[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)] = sreg[ni][c];
+}
+
+/// The fused kernel (short sequences, decode): grid (E / TE, B), block ScanShape::kThreads,
+/// dynamic shared ScanShape::bytes. Every CTA of a sequence computes the chunk operands
+/// itself and walks the chunks in order.
+// q, k: [Ntok, N]; a: [Ntok, N]; u, o: [Ntok, E]; state: [S, N, E]; offsets: [B + 1] or null;
+// slots: [B] (sequence b continues state slot slots[b]) or null (slot b)
+template <int N, int C, int TE, class Tin, class Tout, ScanPrecision P>
+__global__ void __launch_bounds__(
+    ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>::kThreads, 1)
+    gla_chunk_scan_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
+                          const float* __restrict__ a, const Tin* __restrict__ u,
+                          float* __restrict__ state, Tout* __restrict__ o,
+                          const int* __restrict__ offsets, const int* __restrict__ slots, int T,
+                          int E, float scale) {
+  using Sh = ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
+  constexpr int NT = Sh::kThreads;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int tid = static_cast<int>(threadIdx.x);
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const int b = static_cast<int>(blockIdx.y);
+  const int e0 = static_cast<int>(blockIdx.x) * TE;
+  const std::int64_t row0 = offsets ? offsets[b] : std::int64_t(b) * T;
+  const int len_seq = offsets ? offsets[b + 1] - offsets[b] : T;
+
+  float sreg[N / 8][4];
+  float* st = state + std::int64_t(slots ? slots[b] : b) * N * E + e0 + 16 * warp;
+  load_state<N>(sreg, st, E, lane);
+
+  Tin* sq = reinterpret_cast<Tin*>(smem + Sh::st_q);
+  Tin* sk = reinterpret_cast<Tin*>(smem + Sh::st_k);
+  float* sa = reinterpret_cast<float*>(smem + Sh::st_a);
+  Tin* su = reinterpret_cast<Tin*>(smem + Sh::st_u);
+  std::uint32_t* u_hi = reinterpret_cast<std::uint32_t*>(smem + Sh::u_hi);
+  std::uint32_t* u_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::u_lo);
+  const auto stage = [&](int c) {
+    stage_qka<N, C, NT>(sq, sk, sa, q, k, a, row0, c, len_seq, tid);
+    stage_u<C, TE, NT>(su, u, row0, c, len_seq, E, e0, tid);
+    cp_async_commit();
+  };
+  if (len_seq > 0) stage(0);
+
+  for (int c0 = 0; c0 < len_seq; c0 += C) {
+    const int len = len_seq - c0 < C ? len_seq - c0 : C;
+    // 1. The staged chunk into the working layouts, then the copies of the next chunk start,
+    //    to land while this one is computed.
+    cp_async_wait_all();
+    __syncthreads();
+    convert_qka<N, C, NT, Tin>(smem, tid);
+    transpose_u<C, TE, NT, Tin>(su, u_hi, u_lo, tid);
+    __syncthreads();
+    if (c0 + C < len_seq) stage(c0 + C);
+    chunk_operands<N, C, NT, Tin, P>(smem, len, scale, tid);
+    chunk_columns<N, C, Tin, Tout, P, false>(
+        reinterpret_cast<const std::uint32_t*>(smem + Sh::qt_hi),
+        reinterpret_cast<const std::uint32_t*>(smem + Sh::qt_lo),
+        reinterpret_cast<const std::uint32_t*>(smem + Sh::a_hi),
+        reinterpret_cast<const std::uint32_t*>(smem + Sh::a_lo),
+        reinterpret_cast<const std::uint32_t*>(smem + Sh::kt_hi),
+        reinterpret_cast<const std::uint32_t*>(smem + Sh::kt_lo),
+        reinterpret_cast<const float*>(smem + Sh::decay), u_hi, u_lo, sreg, o + (row0 + c0) * E,
+        E, e0, 16 * warp, len, lane);
+    __syncthreads();  // shared buffers are refilled by the next chunk
+  }
+  store_state<N>(sreg, st, E, lane);
+}
+
+// ---- The split schedule (long sequences) -------------------------------------------------
+// 1. gla_chunk_index_kernel: chunk_base[b] = first chunk of sequence b (prefix of its chunk
+//    counts, clamped to the workspace's capacity).
+// 2. gla_chunk_prep_kernel, one CTA per chunk of every sequence: steps 1-4 once per chunk
+//    (not once per column tile), the operands written to the workspace (ChunkOps).
+// 3. With G > 1 groups of consecutive chunks per sequence, gla_chunk_column_kernel<StateOnly>
+//    runs groups 0 .. G-2 from a zero state: each group's own contribution dS_g to the state
+//    and (column tile 0) its decay D_g = prod of its chunk decays.
+// 4. gla_chunk_combine_kernel: S_in(g) = D_{g-1} S_in(g-1) + dS_{g-1}, S_in(0) = the slot,
+//    sequential over the groups, element-parallel.
+// 5. gla_chunk_column_kernel: every (sequence, group, column tile) from S_in(g): outputs, and
+//    the last group's state into the slot. Operands and u tiles double-buffered by cp.async.
+
+/// Workspace header: chunk_base [B + 1] ints, 16-byte padded; then the chunk operands; then,
+/// with G > 1, the group states [B][G - 1][N][E] and decays [B][G - 1][N].
+__host__ __device__ constexpr std::int64_t pad16(std::int64_t bytes) {
+  return (bytes + 15) / 16 * 16;
+}
+
+__global__ void gla_chunk_index_kernel(const int* __restrict__ offsets, int B, int T, int C,
+                                       int max_chunks, int* __restrict__ chunk_base) {
+  if (threadIdx.x != 0 || blockIdx.x != 0) return;
+  int total = 0;
+  chunk_base[0] = 0;
+  for (int b = 0; b < B; ++b) {
+    const int len = offsets ? offsets[b + 1] - offsets[b] : T;
+    total += len > 0 ? (len + C - 1) / C : 0;
+    chunk_base[b + 1] = total < max_chunks ? total : max_chunks;
+  }
+}
+
+/// Sequence of chunk j: the last b with chunk_base[b] <= j (j < chunk_base[B]).
+__device__ __forceinline__ int chunk_sequence(const int* chunk_base, int B, int j) {
+  int lo = 0, hi = B;  // chunk_base[lo] <= j < chunk_base[hi]
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (chunk_base[mid] <= j)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/// Grid (max_chunks), block PrepShape::kThreads, dynamic shared PrepShape::bytes.
+template <int N, int C, class Tin, ScanPrecision P>
+__global__ void __launch_bounds__(PrepShape<N, C, static_cast<int>(sizeof(Tin))>::kThreads, 1)
+    gla_chunk_prep_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
+                          const float* __restrict__ a, const int* __restrict__ offsets, int B,
+                          int T, float scale, const int* __restrict__ chunk_base,
+                          std::uint32_t* __restrict__ ops) {
+  using Sh = PrepShape<N, C, static_cast<int>(sizeof(Tin))>;
+  using Ops = ChunkOps<N, C>;
+  constexpr int NT = Sh::kThreads;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int tid = static_cast<int>(threadIdx.x);
+  const int j = static_cast<int>(blockIdx.x);
+  if (j >= chunk_base[B]) return;  // the grid is sized for the most chunks possible
+  const int b = chunk_sequence(chunk_base, B, j);
+  const int c0 = (j - chunk_base[b]) * C;
+  const std::int64_t row0 = offsets ? offsets[b] : std::int64_t(b) * T;
+  const int len_seq = offsets ? offsets[b + 1] - offsets[b] : T;
+  const int len = len_seq - c0 < C ? len_seq - c0 : C;
+
+  stage_qka<N, C, NT>(reinterpret_cast<Tin*>(smem + Sh::st_q),
+                      reinterpret_cast<Tin*>(smem + Sh::st_k),
+                      reinterpret_cast<float*>(smem + Sh::st_a), q, k, a, row0, c0, len_seq, tid);
+  cp_async_commit();
+  cp_async_wait_all();
+  __syncthreads();
+  convert_qka<N, C, NT, Tin>(smem, tid);
+  __syncthreads();
+  chunk_operands<N, C, NT, Tin, P>(smem, len, scale, tid);
+
+  // Out to the workspace: padded shared rows -> dense global rows, 16 bytes per copy.
+  std::uint32_t* out = ops + std::int64_t(j) * Ops::words;
+  const auto rows = [&](int src, int dst, int nrows, int row_words, int src_stride_words) {
+    const auto* s = reinterpret_cast<const uint4*>(smem + src);
+    for (int idx = tid; idx < nrows * (row_words / 4); idx += NT) {
+      const int r = idx / (row_words / 4), w = idx % (row_words / 4);
+      reinterpret_cast<uint4*>(out + dst)[idx] = s[r * (src_stride_words / 4) + w];
+    }
+  };
+  rows(Sh::qt_hi, Ops::qt_hi, C, N / 2, Sh::kBN / 2);
+  rows(Sh::qt_lo, Ops::qt_lo, C, N / 2, Sh::kBN / 2);
+  rows(Sh::kt_hi, Ops::kt_hi, N, C / 2, Sh::kBC / 2);
+  rows(Sh::kt_lo, Ops::kt_lo, N, C / 2, Sh::kBC / 2);
+  rows(Sh::a_hi, Ops::a_hi, C, C / 2, Sh::kBC / 2);
+  rows(Sh::a_lo, Ops::a_lo, C, C / 2, Sh::kBC / 2);
+  rows(Sh::decay, Ops::decay, 1, N, N);
+}
+
+/// Grid (E / TE, groups, B), block ColumnShape::kThreads, dynamic shared ColumnShape::bytes.
+/// Group g of sequence b: its chunks [g gs, min(nch, (g + 1) gs)), gs = ceil(nch / G).
+/// StateOnly (groups 0 .. G-2): from a zero state; writes dS_g and (tile 0) D_g.
+/// Otherwise: from the slot (g = 0) or S_in(g) (the combine kernel's result in the group
+/// state buffer at g - 1); writes o, and the last group's state into the slot.
+template <int N, int C, int TE, class Tin, class Tout, ScanPrecision P, bool StateOnly>
+__global__ void __launch_bounds__(
+    ColumnShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>::kThreads, 1)
+    gla_chunk_column_kernel(const Tin* __restrict__ u, float* __restrict__ state,
+                            Tout* __restrict__ o, const int* __restrict__ offsets,
+                            const int* __restrict__ slots, int T, int E, int G,
+                            const int* __restrict__ chunk_base,
+                            const std::uint32_t* __restrict__ ops, float* __restrict__ gstate,
+                            float* __restrict__ gdecay) {
+  using Sh = ColumnShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
+  using Ops = ChunkOps<N, C>;
+  constexpr int NT = Sh::kThreads;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int tid = static_cast<int>(threadIdx.x);
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const int e0 = static_cast<int>(blockIdx.x) * TE;
+  const int grp = static_cast<int>(blockIdx.y);
+  const int b = static_cast<int>(blockIdx.z);
+  const std::int64_t row0 = offsets ? offsets[b] : std::int64_t(b) * T;
+  const int len_seq = offsets ? offsets[b + 1] - offsets[b] : T;
+  const int nch = chunk_base[b + 1] - chunk_base[b];
+  const int gs = (nch + G - 1) / G;
+  const int cb = grp * gs < nch ? grp * gs : nch;
+  const int ce = cb + gs < nch ? cb + gs : nch;
+  const std::int64_t NE = std::int64_t(N) * E;
+  float* gst = gstate + (std::int64_t(b) * (G - 1) + grp) * NE;  // StateOnly: dS_g
+
+  float sreg[N / 8][4];
+  float* slot = state + std::int64_t(slots ? slots[b] : b) * NE + e0 + 16 * warp;
+  if constexpr (StateOnly)
+    load_state<N>(sreg, nullptr, E, lane);
+  else
+    load_state<N>(sreg, grp == 0 ? slot : gst - NE + e0 + 16 * warp, E, lane);
+  float dprod = 1.f;  // StateOnly, tile 0, thread i < N: D_g[i]
+
+  const auto stage = [&](int c, int s) {  // chunk c (of the sequence) into stage s
+    unsigned char* base = smem + s * Sh::stage;
+    const std::uint32_t* src = ops + std::int64_t(chunk_base[b] + c) * Ops::words;
+    const auto rows = [&](int dst, int from, int nrows, int row_words, int dst_stride_words) {
+      for (int idx = tid; idx < nrows * (row_words / 4); idx += NT) {
+        const int r = idx / (row_words / 4), w = idx % (row_words / 4);
+        cp_async16(base + dst + 4 * (r * dst_stride_words + 4 * w), src + from + 4 * idx, true);
+      }
+    };
+    if constexpr (!StateOnly) {
+      rows(Sh::qt_hi, Ops::qt_hi, C, N / 2, Sh::kBN / 2);
+      if constexpr (P == ScanPrecision::Split) rows(Sh::qt_lo, Ops::qt_lo, C, N / 2, Sh::kBN / 2);
+      rows(Sh::a_hi, Ops::a_hi, C, C / 2, Sh::kBC / 2);
+      if constexpr (P == ScanPrecision::Split) rows(Sh::a_lo, Ops::a_lo, C, C / 2, Sh::kBC / 2);
+    }
+    rows(Sh::kt_hi, Ops::kt_hi, N, C / 2, Sh::kBC / 2);
+    if constexpr (P == ScanPrecision::Split) rows(Sh::kt_lo, Ops::kt_lo, N, C / 2, Sh::kBC / 2);
+    rows(Sh::decay, Ops::decay, 1, N, N);
+    stage_u<C, TE, NT>(reinterpret_cast<Tin*>(base + Sh::st_u), u, row0, c * C, len_seq, E, e0,
+                       tid);
+    cp_async_commit();
+  };
+  std::uint32_t* u_hi = reinterpret_cast<std::uint32_t*>(smem + Sh::u_hi);
+  std::uint32_t* u_lo = reinterpret_cast<std::uint32_t*>(smem + Sh::u_lo);
+  if (cb < ce) stage(cb, 0);
+  for (int c = cb; c < ce; ++c) {
+    const int s = (c - cb) % 2;
+    const unsigned char* base = smem + s * Sh::stage;
+    const int c0 = c * C;
+    const int len = len_seq - c0 < C ? len_seq - c0 : C;
+    cp_async_wait_all();
+    __syncthreads();
+    transpose_u<C, TE, NT, Tin>(reinterpret_cast<const Tin*>(base + Sh::st_u), u_hi, u_lo, tid);
+    __syncthreads();
+    if (c + 1 < ce) stage(c + 1, 1 - s);
+    const float* decay = reinterpret_cast<const float*>(base + Sh::decay);
+    if constexpr (StateOnly) {
+      if (blockIdx.x == 0 && tid < N) dprod *= decay[tid];
+    }
+    chunk_columns<N, C, Tin, Tout, P, StateOnly>(
+        reinterpret_cast<const std::uint32_t*>(base + Sh::qt_hi),
+        reinterpret_cast<const std::uint32_t*>(base + Sh::qt_lo),
+        reinterpret_cast<const std::uint32_t*>(base + Sh::a_hi),
+        reinterpret_cast<const std::uint32_t*>(base + Sh::a_lo),
+        reinterpret_cast<const std::uint32_t*>(base + Sh::kt_hi),
+        reinterpret_cast<const std::uint32_t*>(base + Sh::kt_lo), decay, u_hi, u_lo, sreg,
+        o + (row0 + c0) * E, E, e0, 16 * warp, len, lane);
+  }
+  if constexpr (StateOnly) {
+    store_state<N>(sreg, gst + e0 + 16 * warp, E, lane);
+    if (blockIdx.x == 0 && tid < N)
+      gdecay[(std::int64_t(b) * (G - 1) + grp) * N + tid] = dprod;
+  } else {
+    if (grp == G - 1) store_state<N>(sreg, slot, E, lane);
+  }
+}
+
+/// Grid (ceil(N E / 256), B), block 256: S_in(g) = D_{g-1} S_in(g-1) + dS_{g-1} for g = 1 ..
+/// G - 1, each written over dS_{g-1}; S_in(0) is the slot's state.
+__global__ void __launch_bounds__(256)
+    gla_chunk_combine_kernel(const float* __restrict__ state, const int* __restrict__ slots,
+                             int N, int E, int G, float* __restrict__ gstate,
+                             const float* __restrict__ gdecay) {
+  const std::int64_t NE = std::int64_t(N) * E;
+  const std::int64_t idx = std::int64_t(blockIdx.x) * 256 + threadIdx.x;
+  const int b = static_cast<int>(blockIdx.y);
+  if (idx >= NE) return;
+  const int i = static_cast<int>(idx / E);
+  float s = state[std::int64_t(slots ? slots[b] : b) * NE + idx];
+  for (int g = 1; g < G; ++g) {
+    const std::int64_t at = std::int64_t(b) * (G - 1) + (g - 1);
+    s = gdecay[at * N + i] * s + gstate[at * NE + idx];
+    gstate[at * NE + idx] = s;
+  }
+}
+
+}  // namespace detail
+
+/// How gla_chunk_scan schedules the work.
+///   Fused: one kernel; each CTA owns (sequence, column tile), computes every chunk's
+///          operands itself and walks the sequence's chunks in order. No workspace; the
+///          choice for short sequences (decode).
+///   Split: the chunk operands once per chunk in a kernel of their own, then the column work
+///          of G groups of chunks per sequence in parallel (the groups' state contributions
+///          first, combined across groups by a short sequential pass). Needs a workspace.
+///   Auto:  Split when a large enough workspace is given and the sequences average at least
+///          4 chunks; otherwise Fused.
+enum class ScanSchedule { Auto, Fused, Split };
+
+/// Column tile of one CTA: 0 picks 128 when that still gives one CTA per multiprocessor,
+/// else 64 (fused), 128 when E allows it (split).
+struct GlaChunkScanOptions {
+  int column_tile = 0;          // 0 (auto), 64 or 128
+  const int* slots = nullptr;   // [B] device array: state slot of each sequence; null: slot b
+  float scale = 0.f;            // o = scale q S; 0 means 1 / sqrt(n)
+  ScanSchedule schedule = ScanSchedule::Auto;
+  void* workspace = nullptr;    // device memory for the split schedule (16-byte aligned)
+  std::size_t workspace_bytes = 0;
+  std::int64_t total_tokens = 0;  // with offsets: offsets[B] (sizes the split schedule)
+  int groups = 0;                 // split: chunk groups per sequence (0: auto)
+};
+
+/// What gla_chunk_scan will do for a shape: the schedule, the column tile, the chunk groups
+/// per sequence and the workspace the split schedule needs (0 when fused).
+struct GlaChunkScanPlan {
+  bool split = false;
+  int column_tile = 64;
+  int groups = 1;
+  std::int64_t max_chunks = 0;
+  std::size_t workspace_bytes = 0;
+};
+
+namespace detail {
+
+inline constexpr int kMaxGroups = 64;
+
+/// The plan from the shape, the options and the multiprocessor count (no CUDA calls). The
+/// workspace size is filled in whenever the split schedule is wanted; `split` is set only
+/// when opts.workspace holds that many bytes.
+inline GlaChunkScanPlan make_plan(int B, int T, int n, int E, int C, bool packed,
+                                  const GlaChunkScanOptions& opts, int sms) {
+  const std::string who = "rodimus::backend::cuda::gla_chunk_scan: ";
+  GlaChunkScanPlan plan;
+  const std::int64_t ntok = packed ? opts.total_tokens : std::int64_t(B) * T;
+  const std::int64_t avg_chunks = B > 0 ? (ntok / B + C - 1) / C : 0;
+  bool want = opts.schedule == ScanSchedule::Split ||
+              (opts.schedule == ScanSchedule::Auto && avg_chunks >= 4);
+  if (packed && ntok <= 0) {
+    if (opts.schedule == ScanSchedule::Split)
+      throw ArgumentError(who + "the split schedule with offsets needs options.total_tokens");
+    want = false;
+  }
+  if (!want) {
+    int tile = opts.column_tile;
+    if (tile == 0) tile = (E % 128 == 0 && std::int64_t(B) * (E / 128) >= sms) ? 128 : 64;
+    plan.column_tile = tile;
+    return plan;
+  }
+  plan.column_tile = opts.column_tile != 0 ? opts.column_tile : (E % 128 == 0 ? 128 : 64);
+  const std::int64_t ctas = std::int64_t(B) * (E / plan.column_tile);
+  int G = opts.groups;
+  if (G <= 0) {
+    G = ctas >= sms ? 1 : static_cast<int>(sms / ctas);
+    const std::int64_t cap = avg_chunks / 4 > 1 ? avg_chunks / 4 : 1;
+    if (G > cap) G = static_cast<int>(cap);
+  }
+  if (G > kMaxGroups) G = kMaxGroups;
+  plan.groups = G;
+  plan.max_chunks = packed ? (ntok + C - 1) / C + B : std::int64_t(B) * ((T + C - 1) / C);
+  const std::int64_t words = 2 * std::int64_t(C) * n + std::int64_t(C) * C + n;
+  std::int64_t bytes = pad16(4 * (std::int64_t(B) + 1)) + plan.max_chunks * words * 4;
+  if (G > 1) bytes += std::int64_t(B) * (G - 1) * (std::int64_t(n) * E + n) * 4;
+  plan.workspace_bytes = static_cast<std::size_t>(bytes);
+  plan.split = opts.workspace != nullptr && opts.workspace_bytes >= plan.workspace_bytes;
+  return plan;
+}
+
+/// The fused schedule, through `launch(kernel, grid, block, shared bytes, args...)`.
+template <int N, int C, int TE, ScanPrecision P, class Tin, class Tout, class Launch>
+void launch_fused(const Launch& launch, const Tin* q, const Tin* k, const float* a, const Tin* u,
+                  float* state, Tout* o, const int* offsets, const int* slots, int B, int T,
+                  int E, float scale) {
+  using Sh = ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
+  launch(gla_chunk_scan_kernel<N, C, TE, Tin, Tout, P>,
+         dim3(static_cast<unsigned>(E / TE), static_cast<unsigned>(B)), dim3(Sh::kThreads),
+         Sh::bytes, q, k, a, u, state, o, offsets, slots, T, E, scale);
+}
+
+/// The split schedule (see the kernels above), through `launch`.
+template <int N, int C, int TE, ScanPrecision P, class Tin, class Tout, class Launch>
+void launch_split(const Launch& launch, const Tin* q, const Tin* k, const float* a,
+                  const Tin* u, float* state, Tout* o, const int* offsets, const int* slots,
+                  int B, int T, int E, float scale, const GlaChunkScanPlan& plan,
+                  void* workspace) {
+  constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
+  using Prep = PrepShape<N, C, static_cast<int>(sizeof(Tin))>;
+  using Col = ColumnShape<N, C, TE, kSplitU>;
+  auto* base = static_cast<unsigned char*>(workspace);
+  int* chunk_base = reinterpret_cast<int*>(base);
+  auto* ops = reinterpret_cast<std::uint32_t*>(base + pad16(4 * (std::int64_t(B) + 1)));
+  const int G = plan.groups;
+  float* gstate = nullptr;
+  float* gdecay = nullptr;
+  if (G > 1) {
+    gstate = reinterpret_cast<float*>(ops + plan.max_chunks * ChunkOps<N, C>::words);
+    gdecay = gstate + std::int64_t(B) * (G - 1) * N * E;
+  }
+  const auto max_chunks = static_cast<int>(plan.max_chunks);
+  launch(gla_chunk_index_kernel, dim3(1), dim3(32), 0, offsets, B, T, C, max_chunks, chunk_base);
+  if (max_chunks > 0)
+    launch(gla_chunk_prep_kernel<N, C, Tin, P>, dim3(static_cast<unsigned>(max_chunks)),
+           dim3(Prep::kThreads), Prep::bytes, q, k, a, offsets, B, T, scale,
+           static_cast<const int*>(chunk_base), ops);
+  const auto tiles = static_cast<unsigned>(E / TE);
+  if (G > 1) {
+    launch(gla_chunk_column_kernel<N, C, TE, Tin, Tout, P, true>,
+           dim3(tiles, static_cast<unsigned>(G - 1), static_cast<unsigned>(B)), dim3(Col::kThreads),
+           Col::bytes, u, state, o, offsets, slots, T, E, G, static_cast<const int*>(chunk_base),
+           static_cast<const std::uint32_t*>(ops), gstate, gdecay);
+    launch(gla_chunk_combine_kernel,
+           dim3(static_cast<unsigned>((std::int64_t(N) * E + 255) / 256), static_cast<unsigned>(B)),
+           dim3(256), 0, static_cast<const float*>(state), slots, N, E, G, gstate,
+           static_cast<const float*>(gdecay));
+  }
+  launch(gla_chunk_column_kernel<N, C, TE, Tin, Tout, P, false>,
+         dim3(tiles, static_cast<unsigned>(G), static_cast<unsigned>(B)), dim3(Col::kThreads),
+         Col::bytes, u, state, o, offsets, slots, T, E, G, static_cast<const int*>(chunk_base),
+         static_cast<const std::uint32_t*>(ops), gstate, gdecay);
+}
+
+/// Runs the plan for state height N.
+template <int N, int C, ScanPrecision P, class Tin, class Tout, class Launch>
+void launch_plan(const Launch& launch, const GlaChunkScanPlan& plan, const Tin* q, const Tin* k,
+                 const float* a, const Tin* u, float* state, Tout* o, const int* offsets,
+                 const int* slots, int B, int T, int E, float scale, void* workspace) {
+  if (plan.split) {
+    if (plan.column_tile == 128)
+      launch_split<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale,
+                                 plan, workspace);
+    else
+      launch_split<N, C, 64, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale,
+                                plan, workspace);
+  } else {
+    if (plan.column_tile == 128)
+      launch_fused<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale);
+    else
+      launch_fused<N, C, 64, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale);
+  }
+}
+
+/// Checks the arguments shared by every entry point; throws ArgumentError.
+inline void check_arguments(const void* q, const void* k, const void* a, const void* u, int B,
+                            int T, int n, int E, bool packed, const GlaChunkScanOptions& opts) {
+  const std::string who = "rodimus::backend::cuda::gla_chunk_scan: ";
+  if (n != 32 && n != 64 && n != 128)
+    throw ArgumentError(who + "n = " + std::to_string(n) + " is not supported (32, 64 or 128)");
+  if (E <= 0 || E % 64 != 0)
+    throw ArgumentError(who + "E = " + std::to_string(E) + " must be a positive multiple of 64");
+  if (B < 0 || (!packed && T < 0)) throw ArgumentError(who + "negative batch or length");
+  if (opts.column_tile != 0 && opts.column_tile != 64 && opts.column_tile != 128)
+    throw ArgumentError(who + "column_tile must be 0, 64 or 128");
+  if (opts.column_tile == 128 && E % 128 != 0)
+    throw ArgumentError(who + "column_tile 128 needs E % 128 == 0");
+  if (opts.groups < 0 || opts.groups > kMaxGroups)
+    throw ArgumentError(who + "groups must be 0 (auto) to " + std::to_string(kMaxGroups));
+  const auto misaligned = [](const void* p) {
+    return reinterpret_cast<std::uintptr_t>(p) % 16 != 0;
+  };
+  if (misaligned(q) || misaligned(k) || misaligned(a) || misaligned(u))
+    throw ArgumentError(who + "q, k, a and u must be 16-byte aligned");
+  if (opts.workspace && misaligned(opts.workspace))
+    throw ArgumentError(who + "the workspace must be 16-byte aligned");
 }
 
 #ifndef RODIMUS_CUDA_HOST_EMULATION
@@ -626,53 +1160,74 @@ inline void check_cuda(cudaError_t err, const char* what) {
                        cudaGetErrorString(err));
 }
 
-template <int N, int C, int TE, ScanPrecision P, class Tin, class Tout>
-void launch_gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state,
-                           Tout* o, const int* offsets, const int* slots, int B, int T, int E,
-                           float scale, cudaStream_t stream) {
-  using Sh = ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
-  auto kernel = gla_chunk_scan_kernel<N, C, TE, Tin, Tout, P>;
-  int device = 0, optin = 0;
+inline int multiprocessors() {
+  int device = 0, sms = 0;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-  check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
              "cudaDeviceGetAttribute");
-  if (Sh::bytes > optin)
-    throw ArgumentError("rodimus::backend::cuda::gla_chunk_scan: n = " + std::to_string(N) +
-                        " with chunk " + std::to_string(C) + " needs " + std::to_string(Sh::bytes) +
-                        " bytes of shared memory per block; this device allows " +
-                        std::to_string(optin) + " (use a smaller chunk)");
-  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::bytes),
-             "cudaFuncSetAttribute");
-  const dim3 grid(static_cast<unsigned>(E / TE), static_cast<unsigned>(B));
-  kernel<<<grid, Sh::kThreads, Sh::bytes, stream>>>(q, k, a, u, state, o, offsets, slots, T, E,
-                                                    scale);
-  check_cuda(cudaGetLastError(), "kernel launch");
+  return sms;
 }
 
-template <int N, int C, ScanPrecision P, class Tin, class Tout>
-void launch_any_tile(int tile, const Tin* q, const Tin* k, const float* a, const Tin* u,
-                     float* state, Tout* o, const int* offsets, const int* slots, int B, int T,
-                     int E, float scale, cudaStream_t stream) {
-  if (tile == 128)
-    launch_gla_chunk_scan<N, C, 128, P>(q, k, a, u, state, o, offsets, slots, B, T, E, scale,
-                                        stream);
-  else
-    launch_gla_chunk_scan<N, C, 64, P>(q, k, a, u, state, o, offsets, slots, B, T, E, scale,
-                                       stream);
-}
+/// Launches on a stream, raising the kernel's dynamic shared-memory limit when needed.
+struct CudaLaunch {
+  cudaStream_t stream;
+  template <class... KArgs, class... Args>
+  void operator()(void (*kernel)(KArgs...), dim3 grid, dim3 block, int shared,
+                  Args... args) const {
+    if (shared > 48 * 1024) {
+      int device = 0, optin = 0;
+      check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+      check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+                 "cudaDeviceGetAttribute");
+      if (shared > optin)
+        throw ArgumentError("rodimus::backend::cuda::gla_chunk_scan: this n and chunk need " +
+                            std::to_string(shared) +
+                            " bytes of shared memory per block; this device allows " +
+                            std::to_string(optin) + " (use a smaller chunk)");
+      check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared),
+                 "cudaFuncSetAttribute");
+    }
+    kernel<<<grid, block, static_cast<std::size_t>(shared), stream>>>(static_cast<KArgs>(args)...);
+    check_cuda(cudaGetLastError(), "kernel launch");
+  }
+};
 #endif  // RODIMUS_CUDA_HOST_EMULATION
+
+/// Dispatches over n (32, 64, 128).
+template <int C, ScanPrecision P, class Tin, class Tout, class Launch>
+void launch_any_n(const Launch& launch, const GlaChunkScanPlan& plan, const Tin* q, const Tin* k,
+                  const float* a, const Tin* u, float* state, Tout* o, const int* offsets,
+                  const int* slots, int B, int T, int n, int E, float scale, void* workspace) {
+  if (n == 32)
+    launch_plan<32, C, P>(launch, plan, q, k, a, u, state, o, offsets, slots, B, T, E, scale,
+                          workspace);
+  if (n == 64)
+    launch_plan<64, C, P>(launch, plan, q, k, a, u, state, o, offsets, slots, B, T, E, scale,
+                          workspace);
+  if (n == 128)
+    launch_plan<128, C, P>(launch, plan, q, k, a, u, state, o, offsets, slots, B, T, E, scale,
+                           workspace);
+}
+
+inline float scan_scale(const GlaChunkScanOptions& opts, int n) {
+  return opts.scale != 0.f ? opts.scale
+                           : static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
+}
 
 }  // namespace detail
 
-/// Column tile of one CTA: 0 picks 128 when that still gives one CTA per multiprocessor,
-/// else 64.
-struct GlaChunkScanOptions {
-  int column_tile = 0;          // 0 (auto), 64 or 128
-  const int* slots = nullptr;   // [B] device array: state slot of each sequence; null: slot b
-  float scale = 0.f;            // o = scale q S; 0 means 1 / sqrt(n)
-};
-
 #ifndef RODIMUS_CUDA_HOST_EMULATION
+/// The plan gla_chunk_scan<Tin, Tout, C> would follow for these arguments on the current
+/// device; `workspace_bytes` is what the split schedule needs (allocate it and pass it in
+/// `opts.workspace` / `opts.workspace_bytes` to get that schedule). opts.workspace may be
+/// null here. packed: offsets will be passed (then opts.total_tokens must be set).
+template <int C = 64>
+GlaChunkScanPlan gla_chunk_scan_plan(int B, int T, int n, int E, bool packed,
+                                     const GlaChunkScanOptions& opts = {}) {
+  detail::check_arguments(nullptr, nullptr, nullptr, nullptr, B, T, n, E, packed, opts);
+  return detail::make_plan(B, T, n, E, C, packed, opts, detail::multiprocessors());
+}
+
 /// Chunkwise GLA scan of B packed sequences on `stream` (SPEC 2.7 / 2.1), all pointers device
 /// memory, row-major:
 ///   q, k: [Ntok, n], a: [Ntok, n] (log decay <= 0), u: [Ntok, E], o: [Ntok, E],
@@ -682,8 +1237,10 @@ struct GlaChunkScanOptions {
 /// offsets: [B + 1] device array of row offsets (variable lengths; T is then unused), or null
 /// for B sequences of T tokens each (Ntok = B T). n is 32, 64 or 128, E a multiple of 64;
 /// Tin is __nv_bfloat16 or float, Tout float or __nv_bfloat16; C (chunk) 16, 32 or 64
-/// (shared memory: n = 128, and fp32 inputs at n = 64, need C <= 32; too large a
-/// configuration throws ArgumentError). P: see ScanPrecision.
+/// (shared memory: n = 128, and fp32 inputs at n = 64, need C <= 32 in the fused schedule;
+/// too large a configuration throws ArgumentError). P: see ScanPrecision. The schedule:
+/// see ScanSchedule and gla_chunk_scan_plan (the split schedule, for long sequences, needs
+/// opts.workspace; with offsets also opts.total_tokens = offsets[B]).
 /// Throws ArgumentError on a bad shape, BackendError on a CUDA error. Asynchronous.
 template <class Tin, class Tout, int C = 64, ScanPrecision P = ScanPrecision::Split>
 void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, float* state, Tout* o,
@@ -693,40 +1250,17 @@ void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, fl
                 "gla_chunk_scan: inputs are __nv_bfloat16 or float");
   static_assert(std::is_same_v<Tout, __nv_bfloat16> || std::is_same_v<Tout, float>,
                 "gla_chunk_scan: the output is __nv_bfloat16 or float");
-  const std::string who = "rodimus::backend::cuda::gla_chunk_scan: ";
-  if (n != 32 && n != 64 && n != 128)
-    throw ArgumentError(who + "n = " + std::to_string(n) + " is not supported (32, 64 or 128)");
-  if (E <= 0 || E % 64 != 0)
-    throw ArgumentError(who + "E = " + std::to_string(E) + " must be a positive multiple of 64");
-  if (B < 0 || (!offsets && T < 0)) throw ArgumentError(who + "negative batch or length");
-  if (opts.column_tile != 0 && opts.column_tile != 64 && opts.column_tile != 128)
-    throw ArgumentError(who + "column_tile must be 0, 64 or 128");
-  if (opts.column_tile == 128 && E % 128 != 0)
-    throw ArgumentError(who + "column_tile 128 needs E % 128 == 0");
-  const auto misaligned = [](const void* p) {
-    return reinterpret_cast<std::uintptr_t>(p) % 16 != 0;
-  };
-  if (misaligned(q) || misaligned(k) || misaligned(a) || misaligned(u))
-    throw ArgumentError(who + "q, k, a and u must be 16-byte aligned");
+  detail::check_arguments(q, k, a, u, B, T, n, E, offsets != nullptr, opts);
   if (B == 0 || (!offsets && T == 0)) return;
-  int tile = opts.column_tile;
-  if (tile == 0) {
-    int device = 0, sms = 0;
-    detail::check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-    detail::check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-                       "cudaDeviceGetAttribute");
-    tile = (E % 128 == 0 && std::int64_t(B) * (E / 128) >= sms) ? 128 : 64;
-  }
-  const int* offs = offsets;
-  const int* sl = opts.slots;
-  const float sc =
-      opts.scale != 0.f ? opts.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
-  if (n == 32)
-    detail::launch_any_tile<32, C, P>(tile, q, k, a, u, state, o, offs, sl, B, T, E, sc, stream);
-  if (n == 64)
-    detail::launch_any_tile<64, C, P>(tile, q, k, a, u, state, o, offs, sl, B, T, E, sc, stream);
-  if (n == 128)
-    detail::launch_any_tile<128, C, P>(tile, q, k, a, u, state, o, offs, sl, B, T, E, sc, stream);
+  const GlaChunkScanPlan plan =
+      detail::make_plan(B, T, n, E, C, offsets != nullptr, opts, detail::multiprocessors());
+  if (opts.schedule == ScanSchedule::Split && !plan.split)
+    throw ArgumentError("rodimus::backend::cuda::gla_chunk_scan: the split schedule needs a "
+                        "workspace of " + std::to_string(plan.workspace_bytes) +
+                        " bytes (given " +
+                        std::to_string(opts.workspace ? opts.workspace_bytes : 0) + ")");
+  detail::launch_any_n<C, P>(detail::CudaLaunch{stream}, plan, q, k, a, u, state, o, offsets,
+                             opts.slots, B, T, n, E, detail::scan_scale(opts, n), opts.workspace);
 }
 
 #endif  // RODIMUS_CUDA_HOST_EMULATION

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/seq_batch.hpp"
@@ -23,6 +24,9 @@ inline bool gla_chunk_scan_supports(int n, std::int64_t e) {
 /// Runs the scan of `batch` with the tensor-core chunk kernel (fp32 inputs, split-precision
 /// operands: about fp32 accuracy) on `space`'s stream and returns true, when `Space` is
 /// Kokkos::Cuda and the shapes fit the kernel; returns false (nothing done) otherwise.
+/// Long sequences (prefill) take the kernel's split schedule, chunks of 64 (32 at n = 128),
+/// with `scratch` (grown here when needed) as its workspace; short ones (decode; nothing is
+/// allocated, so CUDA graphs can record it) the fused schedule, chunks of 32 (16 at n = 128).
 // q, k, a: [>=N, n]; u, o: [>=N, E]; state: [S, n, E]
 template <class Space>
 bool gla_scan_cuda([[maybe_unused]] const Space& space,
@@ -32,7 +36,8 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
                    [[maybe_unused]] const View2<const float, Space>& u,
                    [[maybe_unused]] const View3<float, Space>& state,
                    [[maybe_unused]] const SeqBatch<Space>& batch,
-                   [[maybe_unused]] const View2<float, Space>& o, [[maybe_unused]] float scale) {
+                   [[maybe_unused]] const View2<float, Space>& o, [[maybe_unused]] float scale,
+                   [[maybe_unused]] View1<float, Space>& scratch) {
 #if RODIMUS_CUDA_KERNELS
   if constexpr (is_cuda_space_v<Space>) {
     const int n = static_cast<int>(q.extent(1));
@@ -48,17 +53,31 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
     GlaChunkScanOptions opts;
     opts.slots = batch.slot.data();
     opts.scale = scale;
-    // fp32 inputs: u is split too, so shared memory allows chunks of 32 (16 at n = 128)
+    opts.total_tokens = batch.num_tokens;
     const cudaStream_t stream = space.cuda_stream();
+    const int B = batch.num_seqs, E = static_cast<int>(e);
     Kokkos::Profiling::pushRegion("rodimus::gla_scan.cuda_chunk");  // for profilers
-    if (n == 128)
-      gla_chunk_scan<float, float, 16>(q.data(), k.data(), a.data(), u.data(), state.data(),
-                                       o.data(), batch.num_seqs, 0, n, static_cast<int>(e), stream,
-                                       batch.offsets.data(), opts);
-    else
-      gla_chunk_scan<float, float, 32>(q.data(), k.data(), a.data(), u.data(), state.data(),
-                                       o.data(), batch.num_seqs, 0, n, static_cast<int>(e), stream,
-                                       batch.offsets.data(), opts);
+    const auto run = [&]<int C>(std::integral_constant<int, C>) {
+      const GlaChunkScanPlan plan = gla_chunk_scan_plan<C>(B, 0, n, E, true, opts);
+      if (plan.workspace_bytes == 0) return false;  // short sequences: fused
+      rodimus::detail::ensure_length(scratch, (plan.workspace_bytes + 3) / 4, "rodimus::gla.cuda_split");
+      opts.workspace = scratch.data();
+      opts.workspace_bytes = scratch.extent(0) * sizeof(float);
+      gla_chunk_scan<float, float, C>(q.data(), k.data(), a.data(), u.data(), state.data(),
+                                      o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
+      return true;
+    };
+    const bool split = n == 128 ? run(std::integral_constant<int, 32>{})
+                                : run(std::integral_constant<int, 64>{});
+    // fp32 inputs: u is split too, so shared memory allows fused chunks of 32 (16 at n = 128)
+    if (!split) {
+      if (n == 128)
+        gla_chunk_scan<float, float, 16>(q.data(), k.data(), a.data(), u.data(), state.data(),
+                                         o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
+      else
+        gla_chunk_scan<float, float, 32>(q.data(), k.data(), a.data(), u.data(), state.data(),
+                                         o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
+    }
     Kokkos::Profiling::popRegion();
     return true;
   }
