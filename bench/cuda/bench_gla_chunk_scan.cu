@@ -11,6 +11,8 @@
 // split schedule (chunk 64 with tiles 128 and 64, chunk 32 with tile 128; chunk groups by the
 // plan, or RODIMUS_BENCH_GROUPS), the split one with ScanPrecision::Bf16 (marked f), and fp32
 // output (split, chunk 64).
+// RODIMUS_BENCH_ONLY=B,T runs one shape; RODIMUS_BENCH_GROUPS=G sets the split schedule's
+// chunk groups.
 // Output: a table, with one `CSV,...` line after each row for scripts/device_bench.sh.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -114,7 +116,7 @@ void bench_shape(int B, int T, int n, int E, int tile, bool split, int reps, dou
   opts.column_tile = tile;
   opts.schedule = split ? rc::ScanSchedule::Split : rc::ScanSchedule::Fused;
   if (const char* env = std::getenv("RODIMUS_BENCH_GROUPS")) opts.groups = std::atoi(env);
-  const rc::GlaChunkScanPlan plan = rc::gla_chunk_scan_plan<C>(B, T, n, E, false, opts);
+  const rc::GlaChunkScanPlan plan = rc::gla_chunk_scan_plan<C, P, bf>(B, T, n, E, false, opts);
   void* ws = nullptr;
   if (split) {
     CHECK_CUDA(cudaMalloc(&ws, plan.workspace_bytes));
@@ -185,8 +187,12 @@ int main() {
               "out", "C", "schedule", "ms", "Mtok/s", "GB/s", "%copy", "TFLOP/s", "%peak", "floor_ms");
   std::mt19937 rng(1);
   const int n = 64, E = 4096;
+  // RODIMUS_BENCH_ONLY=B,T: that shape alone (for profilers)
+  int only_b = 0, only_t = 0;
+  if (const char* env = std::getenv("RODIMUS_BENCH_ONLY")) std::sscanf(env, "%d,%d", &only_b, &only_t);
   for (int B : {1, 8})
     for (int T : {2048, 8192, 32768}) {
+      if (only_b > 0 && (B != only_b || T != only_t)) continue;
       bench_shape<__nv_bfloat16, 64>(B, T, n, E, 128, false, reps, bw, rng);
       bench_shape<__nv_bfloat16, 32>(B, T, n, E, 64, false, reps, bw, rng);
       bench_shape<__nv_bfloat16, 64>(B, T, n, E, 128, true, reps, bw, rng);

@@ -4,8 +4,8 @@
 // on machines without a GPU (CI); speed and the real tensor cores are the GPU test's business.
 //
 // What is emulated: threadIdx/blockIdx (thread-local), __syncthreads (a std::barrier per
-// block), __shfl_xor_sync and mma.sync.m16n8k16 bf16 (a std::barrier per warp and an exchange
-// buffer; the product is formed from the PTX fragment layouts of all 32 lanes, fp32
+// block), __shfl_xor_sync, ldmatrix.x4 and mma.sync.m16n8k16 bf16 (a std::barrier per warp and
+// an exchange buffer; the product is formed from the PTX fragment layouts of all 32 lanes, fp32
 // accumulate), ex2.approx.ftz (exp2f with denormals flushed), __uint_as_float, cp.async (a
 // synchronous copy). Blocks run one after another; shared memory starts as NaN bytes.
 //
@@ -43,6 +43,7 @@ struct Warp {
   std::barrier<> sync{32};
   std::uint32_t regs[32][6];
   float values[32];
+  const std::uint32_t* rows[32];
 };
 
 thread_local uint3 thread_idx;
@@ -125,6 +126,17 @@ inline void mma_bf16(float (&d)[4], const std::uint32_t (&a)[4], const std::uint
     for (int kk = 0; kk < 16; ++kk) s += A[row][kk] * B[kk][col];
     d[c] += s;
   }
+}
+
+// ldmatrix .x4: lane l gives row l % 8 of tile l / 8; lane l gets word l % 4 of row l / 4 of
+// each tile.
+inline void ldmatrix_x4(std::uint32_t (&r)[4], const std::uint32_t* row) {
+  emu::Warp& w = emu::my_warp();
+  const int lane = emu::my_lane();
+  w.rows[lane] = row;
+  w.sync.arrive_and_wait();
+  for (int j = 0; j < 4; ++j) r[j] = w.rows[8 * j + lane / 4][lane % 4];
+  w.sync.arrive_and_wait();
 }
 
 // cp.async: a synchronous copy (zero fill when !in); commit and wait have nothing to do.

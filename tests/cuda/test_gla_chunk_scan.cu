@@ -104,7 +104,7 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
   opts.total_tokens = N;
   rc::GlaChunkScanPlan plan;
   try {
-    plan = rc::gla_chunk_scan_plan<C>(B, T, n, E, cs.packed_offsets, opts);
+    plan = rc::gla_chunk_scan_plan<C, P, Tin>(B, T, n, E, cs.packed_offsets, opts);
   } catch (const std::exception& e) {
     std::printf("FAIL %-34s plan threw: %s\n", cs.name.c_str(), e.what());
     return false;
@@ -114,7 +114,7 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
     CHECK_CUDA(cudaMemset(ws.ptr, 0xff, plan.workspace_bytes));  // NaN poison
     opts.workspace = ws.ptr;
     opts.workspace_bytes = plan.workspace_bytes;
-    plan = rc::gla_chunk_scan_plan<C>(B, T, n, E, cs.packed_offsets, opts);
+    plan = rc::gla_chunk_scan_plan<C, P, Tin>(B, T, n, E, cs.packed_offsets, opts);
   }
   try {
     rc::gla_chunk_scan<Tin, Tout, C, P>(dq.ptr, dk.ptr, da.ptr, du.ptr, ds.ptr, dout.ptr, B, T, n,

@@ -105,7 +105,31 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_all() {
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
+
+/// ldmatrix .x4: four 8x8 bf16 tiles from shared memory; lane l gives the address of row
+/// l % 8 of tile l / 8 (16 bytes); register j of lane l holds word l % 4 of row l / 4 of tile j.
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const std::uint32_t* row) {
+  const auto a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
 #endif  // RODIMUS_CUDA_HOST_EMULATION
+
+/// The m16n8k16 A fragment at rows r0 .. r0 + 15, words w0 .. w0 + 7 (k = 16 bf16) of a
+/// row-major bf16-pair matrix with rows of `ld` words (16-byte aligned rows).
+__device__ __forceinline__ void frag_a(std::uint32_t (&r)[4], const std::uint32_t* m, int ld,
+                                       int r0, int w0, int lane) {
+  ldmatrix_x4(r, m + (r0 + lane % 8 + 8 * ((lane / 8) % 2)) * ld + w0 + 4 * (lane / 16));
+}
+
+/// Two m16n8k16 B fragments, n-tiles n0 .. n0 + 7 (r[0], r[1]) and n0 + 8 .. n0 + 15 (r[2],
+/// r[3]), k = words w0 .. w0 + 7, of B stored transposed: row-major [n][k] with rows of `ld`
+/// words.
+__device__ __forceinline__ void frag_b2(std::uint32_t (&r)[4], const std::uint32_t* m, int ld,
+                                        int n0, int w0, int lane) {
+  ldmatrix_x4(r, m + (n0 + lane % 8 + 8 * (lane / 16)) * ld + w0 + 4 * ((lane / 8) % 2));
+}
 
 __device__ __forceinline__ std::uint32_t bits(__nv_bfloat162 v) {
   std::uint32_t r;
@@ -222,8 +246,10 @@ struct ChunkOps {
 };
 
 /// The column kernel's layout (split schedule): two stages of (chunk operands, u tile) filled
-/// by cp.async while the other is computed, then u^T.
-template <int N, int C, int TE, bool SplitU>
+/// by cp.async while the other is computed, then u^T. The state pass (StateOnly) needs no qt
+/// and no A, ScanPrecision::Bf16 no lo halves (their offsets then alias the hi ones, never
+/// read): small enough for two CTAs per multiprocessor.
+template <int N, int C, int TE, bool SplitU, bool StateOnly, ScanPrecision P>
 struct ColumnShape {
   static_assert(TE == 64 || TE == 128, "gla_chunk_scan: column tile must be 64 or 128");
   static constexpr int kWarps = TE / 16;
@@ -231,18 +257,25 @@ struct ColumnShape {
   static constexpr int kIn = SplitU ? 4 : 2;
   static constexpr int kBN = N + 8;
   static constexpr int kBC = C + 8;
-  static constexpr int qt_hi = 0;                    // bf16 [C][kBN]
-  static constexpr int qt_lo = qt_hi + 2 * C * kBN;  //
-  static constexpr int kt_hi = qt_lo + 2 * C * kBN;  // bf16 [N][kBC]
-  static constexpr int kt_lo = kt_hi + 2 * N * kBC;  //
-  static constexpr int a_hi = kt_lo + 2 * N * kBC;   // bf16 [C][kBC]
-  static constexpr int a_lo = a_hi + 2 * C * kBC;    //
-  static constexpr int decay = a_lo + 2 * C * kBC;   // float [N]
-  static constexpr int st_u = decay + 4 * N;         // Tin [C][TE]
-  static constexpr int stage = st_u + kIn * C * TE;  // bytes of one stage
-  static constexpr int u_hi = 2 * stage;             // bf16 [TE][kBC] u^T
-  static constexpr int u_lo = u_hi + 2 * TE * kBC;   // (fp32 inputs only)
-  static constexpr int bytes = u_lo + (SplitU ? 2 * TE * kBC : 0);
+  static constexpr bool kLo = P == ScanPrecision::Split;
+  static constexpr int kQA = StateOnly ? 0 : 1;
+  static constexpr int qt_hi = 0;                                  // bf16 [C][kBN]
+  static constexpr int qt_lo = qt_hi + (kLo ? kQA * 2 * C * kBN : 0);
+  static constexpr int kt_hi = qt_lo + kQA * 2 * C * kBN;          // bf16 [N][kBC]
+  static constexpr int kt_lo = kt_hi + (kLo ? 2 * N * kBC : 0);
+  static constexpr int a_hi = kt_lo + 2 * N * kBC;                 // bf16 [C][kBC]
+  static constexpr int a_lo = a_hi + (kLo ? kQA * 2 * C * kBC : 0);
+  static constexpr int decay = a_lo + kQA * 2 * C * kBC;           // float [N]
+  static constexpr int st_u = decay + 4 * N;                       // Tin [C][TE]
+  static constexpr int stage = st_u + kIn * C * TE;                // bytes of one stage
+  static constexpr int u_hi = 2 * stage;                           // bf16 [TE][kBC] u^T
+  static constexpr int u_lo = u_hi + (SplitU ? 2 * TE * kBC : 0);  // (fp32 inputs only)
+  static constexpr int bytes = u_lo + 2 * TE * kBC;
+  // CTAs per multiprocessor to ask of the register allocator (255 / 128 registers a thread):
+  // two when two fit the 228 KiB of a Hopper multiprocessor (1 KiB reserved per CTA) and the
+  // state slice leaves room (n = 128 alone takes 64 registers: it would spill)
+  static constexpr int kMinBlocks =
+      2 * (bytes + 1024) <= 228 * 1024 && (StateOnly || N <= 64) ? 2 : 1;
 };
 
 /// Word (e, w) of u^T (w = token pair): rows of (C + 8) / 2 words, w XOR-swizzled by e / 8 so
@@ -559,9 +592,10 @@ __device__ __forceinline__ void chunk_operands(unsigned char* smem, int len, flo
 /// uidx.
 template <int N, int C, class Tin, class Tout, ScanPrecision P, bool StateOnly>
 __device__ __forceinline__ void chunk_columns(
-    const std::uint32_t* qt_hi, const std::uint32_t* qt_lo, const std::uint32_t* a_hi,
-    const std::uint32_t* a_lo, const std::uint32_t* kt_hi, const std::uint32_t* kt_lo,
-    const float* decay, const std::uint32_t* u_hi, [[maybe_unused]] const std::uint32_t* u_lo,
+    const std::uint32_t* qt_hi, [[maybe_unused]] const std::uint32_t* qt_lo,
+    const std::uint32_t* a_hi, [[maybe_unused]] const std::uint32_t* a_lo,
+    const std::uint32_t* kt_hi, [[maybe_unused]] const std::uint32_t* kt_lo, const float* decay,
+    const std::uint32_t* u_hi, [[maybe_unused]] const std::uint32_t* u_lo,
     float (&sreg)[N / 8][4], [[maybe_unused]] Tout* o, [[maybe_unused]] int E,
     [[maybe_unused]] int e0, int ew, int len, int lane) {
   constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
@@ -570,6 +604,11 @@ __device__ __forceinline__ void chunk_columns(
   constexpr int BC2 = (C + 8) / 2;
   const int g = lane / 4;
   const int qd = lane % 4;
+  // Fragments come from shared memory by ldmatrix; the rows of u^T a lane addresses, for B
+  // (two column halves: e = ew + 8 (l / 16) + l % 8, words + 4 ((l / 8) % 2)) and for A
+  // (e = ew + 8 ((l / 8) % 2) + l % 8, words + 4 (l / 16)).
+  const int eb = ew + 8 * (lane / 16) + lane % 8, wb = 4 * ((lane / 8) % 2);
+  const int ea = ew + 8 * ((lane / 8) % 2) + lane % 8, wa = 4 * (lane / 16);
   if constexpr (!StateOnly) {
     std::uint32_t sb_hi[N / 16][2][2], sb_lo[N / 16][2][2];  // [k-step][e half][reg]
 #pragma unroll
@@ -588,11 +627,9 @@ __device__ __forceinline__ void chunk_columns(
       const int t_lo = 16 * mt + g, t_hi = t_lo + 8;
 #pragma unroll
       for (int kk = 0; kk < N / 16; ++kk) {  // inter: K = state rows i
-        const int w0 = 8 * kk + qd;
-        const std::uint32_t ah[4] = {qt_hi[t_lo * BN2 + w0], qt_hi[t_hi * BN2 + w0],
-                                     qt_hi[t_lo * BN2 + w0 + 4], qt_hi[t_hi * BN2 + w0 + 4]};
-        const std::uint32_t al[4] = {qt_lo[t_lo * BN2 + w0], qt_lo[t_hi * BN2 + w0],
-                                     qt_lo[t_lo * BN2 + w0 + 4], qt_lo[t_hi * BN2 + w0 + 4]};
+        std::uint32_t ah[4], al[4];
+        frag_a(ah, qt_hi, BN2, 16 * mt, 8 * kk, lane);
+        if constexpr (kSplit) frag_a(al, qt_lo, BN2, 16 * mt, 8 * kk, lane);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           mma_bf16(acc[h], ah, sb_hi[kk][h]);
@@ -603,21 +640,23 @@ __device__ __forceinline__ void chunk_columns(
         }
       }
       for (int kk = 0; kk <= mt; ++kk) {  // intra: K = tokens s <= t (A is lower triangular)
-        const int w0 = 8 * kk + qd;
-        const std::uint32_t ah[4] = {a_hi[t_lo * BC2 + w0], a_hi[t_hi * BC2 + w0],
-                                     a_hi[t_lo * BC2 + w0 + 4], a_hi[t_hi * BC2 + w0 + 4]};
-        const std::uint32_t al[4] = {a_lo[t_lo * BC2 + w0], a_lo[t_hi * BC2 + w0],
-                                     a_lo[t_lo * BC2 + w0 + 4], a_lo[t_hi * BC2 + w0 + 4]};
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int e = ew + 8 * h + g;
-          const std::uint32_t bu[2] = {u_hi[uidx<C>(e, w0)], u_hi[uidx<C>(e, w0 + 4)]};
-          mma_bf16(acc[h], ah, bu);
-          if constexpr (kSplit) mma_bf16(acc2[h], al, bu);
-          if constexpr (kSplitU && kSplit) {
-            const std::uint32_t bl[2] = {u_lo[uidx<C>(e, w0)], u_lo[uidx<C>(e, w0 + 4)]};
-            mma_bf16(acc2[h], ah, bl);
-          }
+        std::uint32_t ah[4], al[4], bu[4];
+        frag_a(ah, a_hi, BC2, 16 * mt, 8 * kk, lane);
+        if constexpr (kSplit) frag_a(al, a_lo, BC2, 16 * mt, 8 * kk, lane);
+        ldmatrix_x4(bu, u_hi + uidx<C>(eb, 8 * kk + wb));
+        const std::uint32_t b0[2] = {bu[0], bu[1]}, b1[2] = {bu[2], bu[3]};
+        mma_bf16(acc[0], ah, b0);
+        mma_bf16(acc[1], ah, b1);
+        if constexpr (kSplit) {
+          mma_bf16(acc2[0], al, b0);
+          mma_bf16(acc2[1], al, b1);
+        }
+        if constexpr (kSplitU && kSplit) {
+          std::uint32_t bl[4];
+          ldmatrix_x4(bl, u_lo + uidx<C>(eb, 8 * kk + wb));
+          const std::uint32_t l0[2] = {bl[0], bl[1]}, l1[2] = {bl[2], bl[3]};
+          mma_bf16(acc2[0], ah, l0);
+          mma_bf16(acc2[1], ah, l1);
         }
       }
 #pragma unroll
@@ -653,24 +692,24 @@ __device__ __forceinline__ void chunk_columns(
     for (int c = 0; c < 4; ++c) sreg[ni][c] *= decay[8 * ni + 2 * qd + (c % 2)];
   for (int kk = 0; kk < C / 16; ++kk) {
     if (16 * kk >= len) break;
-    const int w0 = 8 * kk + qd;
-    const std::uint32_t au[4] = {u_hi[uidx<C>(ew + g, w0)], u_hi[uidx<C>(ew + g + 8, w0)],
-                                 u_hi[uidx<C>(ew + g, w0 + 4)], u_hi[uidx<C>(ew + g + 8, w0 + 4)]};
-    std::uint32_t aul[4] = {0u, 0u, 0u, 0u};
-    if constexpr (kSplitU) {
-      aul[0] = u_lo[uidx<C>(ew + g, w0)];
-      aul[1] = u_lo[uidx<C>(ew + g + 8, w0)];
-      aul[2] = u_lo[uidx<C>(ew + g, w0 + 4)];
-      aul[3] = u_lo[uidx<C>(ew + g + 8, w0 + 4)];
-    }
+    std::uint32_t au[4], aul[4] = {0u, 0u, 0u, 0u};
+    ldmatrix_x4(au, u_hi + uidx<C>(ea, 8 * kk + wa));
+    if constexpr (kSplitU) ldmatrix_x4(aul, u_lo + uidx<C>(ea, 8 * kk + wa));
 #pragma unroll
-    for (int ni = 0; ni < N / 8; ++ni) {
-      const int i = 8 * ni + g;
-      const std::uint32_t bh[2] = {kt_hi[i * BC2 + w0], kt_hi[i * BC2 + w0 + 4]};
-      const std::uint32_t bl[2] = {kt_lo[i * BC2 + w0], kt_lo[i * BC2 + w0 + 4]};
-      mma_bf16(sreg[ni], au, bh);
-      if constexpr (kSplit) mma_bf16(sreg[ni], au, bl);
-      if constexpr (kSplitU && kSplit) mma_bf16(sreg[ni], aul, bh);
+    for (int ni = 0; ni < N / 8; ni += 2) {
+      std::uint32_t bh[4], bl[4];
+      frag_b2(bh, kt_hi, BC2, 8 * ni, 8 * kk, lane);
+      if constexpr (kSplit) frag_b2(bl, kt_lo, BC2, 8 * ni, 8 * kk, lane);
+#pragma unroll
+      for (int d = 0; d < 2; ++d) {
+        const std::uint32_t h2[2] = {bh[2 * d], bh[2 * d + 1]};
+        mma_bf16(sreg[ni + d], au, h2);
+        if constexpr (kSplit) {
+          const std::uint32_t l2[2] = {bl[2 * d], bl[2 * d + 1]};
+          mma_bf16(sreg[ni + d], au, l2);
+        }
+        if constexpr (kSplitU && kSplit) mma_bf16(sreg[ni + d], aul, h2);
+      }
     }
   }
 }
@@ -865,14 +904,15 @@ __global__ void __launch_bounds__(PrepShape<N, C, static_cast<int>(sizeof(Tin))>
 /// state buffer at g - 1); writes o, and the last group's state into the slot.
 template <int N, int C, int TE, class Tin, class Tout, ScanPrecision P, bool StateOnly>
 __global__ void __launch_bounds__(
-    ColumnShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>::kThreads, 1)
+    ColumnShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>, StateOnly, P>::kThreads,
+    ColumnShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>, StateOnly, P>::kMinBlocks)
     gla_chunk_column_kernel(const Tin* __restrict__ u, float* __restrict__ state,
                             Tout* __restrict__ o, const int* __restrict__ offsets,
                             const int* __restrict__ slots, int T, int E, int G,
                             const int* __restrict__ chunk_base,
                             const std::uint32_t* __restrict__ ops, float* __restrict__ gstate,
                             float* __restrict__ gdecay) {
-  using Sh = ColumnShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
+  using Sh = ColumnShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>, StateOnly, P>;
   using Ops = ChunkOps<N, C>;
   constexpr int NT = Sh::kThreads;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -1019,7 +1059,8 @@ inline constexpr int kMaxGroups = 64;
 /// workspace size is filled in whenever the split schedule is wanted; `split` is set only
 /// when opts.workspace holds that many bytes.
 inline GlaChunkScanPlan make_plan(int B, int T, int n, int E, int C, bool packed,
-                                  const GlaChunkScanOptions& opts, int sms) {
+                                  const GlaChunkScanOptions& opts, int sms,
+                                  int column_ctas_per_sm = 1) {
   const std::string who = "rodimus::backend::cuda::gla_chunk_scan: ";
   GlaChunkScanPlan plan;
   const std::int64_t ntok = packed ? opts.total_tokens : std::int64_t(B) * T;
@@ -1038,10 +1079,12 @@ inline GlaChunkScanPlan make_plan(int B, int T, int n, int E, int C, bool packed
     return plan;
   }
   plan.column_tile = opts.column_tile != 0 ? opts.column_tile : (E % 128 == 0 ? 128 : 64);
+  // groups: enough CTAs for one wave of the column kernel (slots = CTAs that fit at once)
   const std::int64_t ctas = std::int64_t(B) * (E / plan.column_tile);
+  const std::int64_t slots = std::int64_t(sms) * column_ctas_per_sm;
   int G = opts.groups;
   if (G <= 0) {
-    G = ctas >= sms ? 1 : static_cast<int>(sms / ctas);
+    G = ctas >= slots ? 1 : static_cast<int>(slots / ctas);
     const std::int64_t cap = avg_chunks / 4 > 1 ? avg_chunks / 4 : 1;
     if (G > cap) G = static_cast<int>(cap);
   }
@@ -1054,6 +1097,20 @@ inline GlaChunkScanPlan make_plan(int B, int T, int n, int E, int C, bool packed
   plan.workspace_bytes = static_cast<std::size_t>(bytes);
   plan.split = opts.workspace != nullptr && opts.workspace_bytes >= plan.workspace_bytes;
   return plan;
+}
+
+/// CTAs of the split schedule's column kernel that fit one multiprocessor (its kMinBlocks)
+/// for state height n and the column tile the plan will pick.
+template <int C, ScanPrecision P, class Tin>
+int column_ctas_per_sm(int n, int E, const GlaChunkScanOptions& opts) {
+  constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
+  const int tile = opts.column_tile != 0 ? opts.column_tile : (E % 128 == 0 ? 128 : 64);
+  const auto pick = [&]<int N>() {
+    return tile == 128 ? ColumnShape<N, C, 128, kSplitU, false, P>::kMinBlocks
+                       : ColumnShape<N, C, 64, kSplitU, false, P>::kMinBlocks;
+  };
+  return n == 32 ? pick.template operator()<32>()
+                 : n == 64 ? pick.template operator()<64>() : pick.template operator()<128>();
 }
 
 /// The fused schedule, through `launch(kernel, grid, block, shared bytes, args...)`.
@@ -1075,7 +1132,8 @@ void launch_split(const Launch& launch, const Tin* q, const Tin* k, const float*
                   void* workspace) {
   constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
   using Prep = PrepShape<N, C, static_cast<int>(sizeof(Tin))>;
-  using Col = ColumnShape<N, C, TE, kSplitU>;
+  using Col = ColumnShape<N, C, TE, kSplitU, false, P>;
+  using ColState = ColumnShape<N, C, TE, kSplitU, true, P>;
   auto* base = static_cast<unsigned char*>(workspace);
   int* chunk_base = reinterpret_cast<int*>(base);
   auto* ops = reinterpret_cast<std::uint32_t*>(base + pad16(4 * (std::int64_t(B) + 1)));
@@ -1095,8 +1153,8 @@ void launch_split(const Launch& launch, const Tin* q, const Tin* k, const float*
   const auto tiles = static_cast<unsigned>(E / TE);
   if (G > 1) {
     launch(gla_chunk_column_kernel<N, C, TE, Tin, Tout, P, true>,
-           dim3(tiles, static_cast<unsigned>(G - 1), static_cast<unsigned>(B)), dim3(Col::kThreads),
-           Col::bytes, u, state, o, offsets, slots, T, E, G, static_cast<const int*>(chunk_base),
+           dim3(tiles, static_cast<unsigned>(G - 1), static_cast<unsigned>(B)),
+           dim3(ColState::kThreads), ColState::bytes, u, state, o, offsets, slots, T, E, G, static_cast<const int*>(chunk_base),
            static_cast<const std::uint32_t*>(ops), gstate, gdecay);
     launch(gla_chunk_combine_kernel,
            dim3(static_cast<unsigned>((std::int64_t(N) * E + 255) / 256), static_cast<unsigned>(B)),
@@ -1217,15 +1275,16 @@ inline float scan_scale(const GlaChunkScanOptions& opts, int n) {
 }  // namespace detail
 
 #ifndef RODIMUS_CUDA_HOST_EMULATION
-/// The plan gla_chunk_scan<Tin, Tout, C> would follow for these arguments on the current
+/// The plan gla_chunk_scan<Tin, Tout, C, P> would follow for these arguments on the current
 /// device; `workspace_bytes` is what the split schedule needs (allocate it and pass it in
 /// `opts.workspace` / `opts.workspace_bytes` to get that schedule). opts.workspace may be
 /// null here. packed: offsets will be passed (then opts.total_tokens must be set).
-template <int C = 64>
+template <int C = 64, ScanPrecision P = ScanPrecision::Split, class Tin = __nv_bfloat16>
 GlaChunkScanPlan gla_chunk_scan_plan(int B, int T, int n, int E, bool packed,
                                      const GlaChunkScanOptions& opts = {}) {
   detail::check_arguments(nullptr, nullptr, nullptr, nullptr, B, T, n, E, packed, opts);
-  return detail::make_plan(B, T, n, E, C, packed, opts, detail::multiprocessors());
+  return detail::make_plan(B, T, n, E, C, packed, opts, detail::multiprocessors(),
+                           detail::column_ctas_per_sm<C, P, Tin>(n, E, opts));
 }
 
 /// Chunkwise GLA scan of B packed sequences on `stream` (SPEC 2.7 / 2.1), all pointers device
@@ -1252,8 +1311,7 @@ void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, fl
                 "gla_chunk_scan: the output is __nv_bfloat16 or float");
   detail::check_arguments(q, k, a, u, B, T, n, E, offsets != nullptr, opts);
   if (B == 0 || (!offsets && T == 0)) return;
-  const GlaChunkScanPlan plan =
-      detail::make_plan(B, T, n, E, C, offsets != nullptr, opts, detail::multiprocessors());
+  const GlaChunkScanPlan plan = gla_chunk_scan_plan<C, P, Tin>(B, T, n, E, offsets != nullptr, opts);
   if (opts.schedule == ScanSchedule::Split && !plan.split)
     throw ArgumentError("rodimus::backend::cuda::gla_chunk_scan: the split schedule needs a "
                         "workspace of " + std::to_string(plan.workspace_bytes) +

@@ -24,8 +24,8 @@ inline bool gla_chunk_scan_supports(int n, std::int64_t e) {
 /// Runs the scan of `batch` with the tensor-core chunk kernel (fp32 inputs, split-precision
 /// operands: about fp32 accuracy) on `space`'s stream and returns true, when `Space` is
 /// Kokkos::Cuda and the shapes fit the kernel; returns false (nothing done) otherwise.
-/// Long sequences (prefill) take the kernel's split schedule, chunks of 64 (32 at n = 128),
-/// with `scratch` (grown here when needed) as its workspace; short ones (decode; nothing is
+/// Long sequences (prefill) take the kernel's split schedule, chunks of 32 (two CTAs per
+/// multiprocessor at n <= 64, faster than 64 in bench_gla_chunk_scan), with `scratch` (grown here when needed) as its workspace; short ones (decode; nothing is
 /// allocated, so CUDA graphs can record it) the fused schedule, chunks of 32 (16 at n = 128).
 // q, k, a: [>=N, n]; u, o: [>=N, E]; state: [S, n, E]
 template <class Space>
@@ -58,7 +58,7 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
     const int B = batch.num_seqs, E = static_cast<int>(e);
     Kokkos::Profiling::pushRegion("rodimus::gla_scan.cuda_chunk");  // for profilers
     const auto run = [&]<int C>(std::integral_constant<int, C>) {
-      const GlaChunkScanPlan plan = gla_chunk_scan_plan<C>(B, 0, n, E, true, opts);
+      const GlaChunkScanPlan plan = gla_chunk_scan_plan<C, ScanPrecision::Split, float>(B, 0, n, E, true, opts);
       if (plan.workspace_bytes == 0) return false;  // short sequences: fused
       rodimus::detail::ensure_length(scratch, (plan.workspace_bytes + 3) / 4, "rodimus::gla.cuda_split");
       opts.workspace = scratch.data();
@@ -67,8 +67,7 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
                                       o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
       return true;
     };
-    const bool split = n == 128 ? run(std::integral_constant<int, 32>{})
-                                : run(std::integral_constant<int, 64>{});
+    const bool split = run(std::integral_constant<int, 32>{});
     // fp32 inputs: u is split too, so shared memory allows fused chunks of 32 (16 at n = 128)
     if (!split) {
       if (n == 128)
