@@ -269,6 +269,17 @@ TEST_CASE("gla_scan: recurrence and chunk scanner match the fp64 recurrence, mix
         make_case(rng, 32, 64, {70, 5, 130}, std::vector<Decay>(32, Decay::Strong), 1e3);
     check_all(c, "strong decays, kernel shape");
   }
+  // long sequences: on Kokkos::Cuda the chunk kernel's split schedule (chunk groups in
+  // parallel), on the host the host kernel
+  SECTION("n=64 E=128, long sequences, mixed decays (CUDA split schedule)") {
+    const auto c = make_case(rng, 64, 128, {300, 7, 450, 0}, mixed_regimes(rng, 64));
+    check_all(c, "mixed decays, long sequences");
+  }
+  SECTION("n=32 E=64, long sequences, every slot strong (CUDA split schedule)") {
+    const auto c =
+        make_case(rng, 32, 64, {400, 260}, std::vector<Decay>(32, Decay::Strong), 1e3);
+    check_all(c, "strong decays, long sequences");
+  }
   SECTION("n=4 E=5, every slot weak") {
     const auto c = make_case(rng, 4, 5, {300, 129, 2}, std::vector<Decay>(4, Decay::Weak));
     check_all(c, "weak decays");

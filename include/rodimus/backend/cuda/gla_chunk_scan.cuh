@@ -824,7 +824,10 @@ __host__ __device__ constexpr std::int64_t pad16(std::int64_t bytes) {
   return (bytes + 15) / 16 * 16;
 }
 
-__global__ void gla_chunk_index_kernel(const int* __restrict__ offsets, int B, int T, int C,
+// (A __global__ function in a header must be a template: otherwise every translation unit
+// that includes it defines it and the link fails.)
+template <int C>
+__global__ void gla_chunk_index_kernel(const int* __restrict__ offsets, int B, int T,
                                        int max_chunks, int* __restrict__ chunk_base) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
   int total = 0;
@@ -998,9 +1001,10 @@ __global__ void __launch_bounds__(
 
 /// Grid (ceil(N E / 256), B), block 256: S_in(g) = D_{g-1} S_in(g-1) + dS_{g-1} for g = 1 ..
 /// G - 1, each written over dS_{g-1}; S_in(0) is the slot's state.
+template <int N>
 __global__ void __launch_bounds__(256)
     gla_chunk_combine_kernel(const float* __restrict__ state, const int* __restrict__ slots,
-                             int N, int E, int G, float* __restrict__ gstate,
+                             int E, int G, float* __restrict__ gstate,
                              const float* __restrict__ gdecay) {
   const std::int64_t NE = std::int64_t(N) * E;
   const std::int64_t idx = std::int64_t(blockIdx.x) * 256 + threadIdx.x;
@@ -1145,7 +1149,7 @@ void launch_split(const Launch& launch, const Tin* q, const Tin* k, const float*
     gdecay = gstate + std::int64_t(B) * (G - 1) * N * E;
   }
   const auto max_chunks = static_cast<int>(plan.max_chunks);
-  launch(gla_chunk_index_kernel, dim3(1), dim3(32), 0, offsets, B, T, C, max_chunks, chunk_base);
+  launch(gla_chunk_index_kernel<C>, dim3(1), dim3(32), 0, offsets, B, T, max_chunks, chunk_base);
   if (max_chunks > 0)
     launch(gla_chunk_prep_kernel<N, C, Tin, P>, dim3(static_cast<unsigned>(max_chunks)),
            dim3(Prep::kThreads), Prep::bytes, q, k, a, offsets, B, T, scale,
@@ -1156,9 +1160,9 @@ void launch_split(const Launch& launch, const Tin* q, const Tin* k, const float*
            dim3(tiles, static_cast<unsigned>(G - 1), static_cast<unsigned>(B)),
            dim3(ColState::kThreads), ColState::bytes, u, state, o, offsets, slots, T, E, G, static_cast<const int*>(chunk_base),
            static_cast<const std::uint32_t*>(ops), gstate, gdecay);
-    launch(gla_chunk_combine_kernel,
+    launch(gla_chunk_combine_kernel<N>,
            dim3(static_cast<unsigned>((std::int64_t(N) * E + 255) / 256), static_cast<unsigned>(B)),
-           dim3(256), 0, static_cast<const float*>(state), slots, N, E, G, gstate,
+           dim3(256), 0, static_cast<const float*>(state), slots, E, G, gstate,
            static_cast<const float*>(gdecay));
   }
   launch(gla_chunk_column_kernel<N, C, TE, Tin, Tout, P, false>,
