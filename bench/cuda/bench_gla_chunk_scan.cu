@@ -10,7 +10,8 @@
 // Rows: bf16 output, the fused schedule (chunk 64 / tile 128, chunk 32 / tile 64) and the
 // split schedule (chunk 64 with tiles 128 and 64, chunk 32 with tile 128; chunk groups by the
 // plan, or RODIMUS_BENCH_GROUPS), the split one with ScanPrecision::Bf16 (marked f), and fp32
-// output (split, chunk 64).
+// output (split, chunk 64); then decode-sized calls (T = 1, B = 1 / 16 / 128, fp32 output):
+// fused (chunk 32) against recurrent.
 // RODIMUS_BENCH_ONLY=B,T runs one shape; RODIMUS_BENCH_GROUPS=G sets the split schedule's
 // chunk groups.
 // Output: a table, with one `CSV,...` line after each row for scripts/device_bench.sh.
@@ -115,6 +116,7 @@ void bench_shape(int B, int T, int n, int E, int tile, bool split, int reps, dou
   rc::GlaChunkScanOptions opts;
   opts.column_tile = tile;
   opts.schedule = split ? rc::ScanSchedule::Split : rc::ScanSchedule::Fused;
+  if (tile < 0) opts.schedule = rc::ScanSchedule::Recurrent, opts.column_tile = 0;
   if (const char* env = std::getenv("RODIMUS_BENCH_GROUPS")) opts.groups = std::atoi(env);
   const rc::GlaChunkScanPlan plan = rc::gla_chunk_scan_plan<C, P, bf>(B, T, n, E, false, opts);
   void* ws = nullptr;
@@ -150,7 +152,9 @@ void bench_shape(int B, int T, int n, int E, int tile, bool split, int reps, dou
   const char* prec = P == rc::ScanPrecision::Split ? "" : "f";  // f: ScanPrecision::Bf16
   // schedule: tile (fused) or s<tile>G<groups> (split)
   char sched[32];
-  if (split)
+  if (plan.recurrent)
+    std::snprintf(sched, sizeof sched, "recur");
+  else if (split)
     std::snprintf(sched, sizeof sched, "s%dG%d", plan.column_tile, plan.groups);
   else
     std::snprintf(sched, sizeof sched, "%d", plan.column_tile);
@@ -202,5 +206,12 @@ int main() {
                                                               rng);
       bench_shape<float, 64>(B, T, n, E, 128, true, reps, bw, rng);
     }
+  // decode-sized calls (one token per sequence, fp32 output as in the model): the fused
+  // schedule (chunk 32, the launcher's tile) against the recurrent one (tile -1)
+  for (int B : {1, 16, 128}) {
+    if (only_b > 0 && (B != only_b || only_t != 1)) continue;
+    bench_shape<float, 32>(B, 1, n, E, 0, false, reps, bw, rng);
+    bench_shape<float, 32>(B, 1, n, E, -1, false, reps, bw, rng);
+  }
   return 0;
 }

@@ -200,10 +200,11 @@ struct EmuLaunch {
   }
 };
 
-// How a case is scheduled: fused, or split with `groups` chunk groups per sequence.
+// How a case is scheduled: fused, split with `groups` chunk groups per sequence, or recurrent.
 struct Sched {
   bool split = false;
   int groups = 1;
+  bool recurrent = false;
 };
 
 template <int N, int C, int TE, class Tin, class Tout,
@@ -238,7 +239,9 @@ bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, do
   rc::GlaChunkScanOptions opts;
   opts.column_tile = TE;
   opts.slots = reversed_slots ? slots.data() : nullptr;
-  opts.schedule = sched.split ? rc::ScanSchedule::Split : rc::ScanSchedule::Fused;
+  opts.schedule = sched.recurrent ? rc::ScanSchedule::Recurrent
+                  : sched.split   ? rc::ScanSchedule::Split
+                                  : rc::ScanSchedule::Fused;
   opts.total_tokens = Ntok;
   opts.groups = sched.groups;
   rc::GlaChunkScanPlan plan =
@@ -247,7 +250,8 @@ bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, do
   opts.workspace = ws.data();
   opts.workspace_bytes = ws.size() * 16;
   plan = rd::make_plan(B, lengths[0], n, E, C, varlen, opts, 132);
-  if (plan.split != sched.split || plan.column_tile != TE) {
+  if (plan.recurrent != sched.recurrent || plan.split != sched.split ||
+      (!sched.recurrent && plan.column_tile != TE)) {
     std::printf("FAIL %s: the plan is not the one asked for\n", name);
     return false;
   }
@@ -292,7 +296,8 @@ bool run_case(const char* name, std::vector<int> lengths, bool varlen, int E, do
   const bool ok = finite && eo <= tol_o && es <= tol_s;
   std::printf(
       "%s %-28s %s n=%d C=%d TE=%d in=%s out=%s a=[%g,%g]  o_err=%.2e (tol %.0e)  S_err=%.2e%s\n",
-      ok ? "ok  " : "FAIL", name, sched.split ? (sched.groups > 1 ? "split/G" : "split  ") : "fused  ",
+      ok ? "ok  " : "FAIL", name,
+      sched.recurrent ? "recur  " : sched.split ? (sched.groups > 1 ? "split/G" : "split  ") : "fused  ",
       N, C, TE, std::is_same_v<Tin, float> ? "f32" : "bf16",
       std::is_same_v<Tout, float> ? "f32" : "bf16", a_lo, a_hi, eo, tol_o, es,
       finite ? "" : "  NON-FINITE");
@@ -351,6 +356,16 @@ int main() {
                                          split2));
   tally(run_case<64, 64, 64, bf, float>("a=0 G > chunks", {70}, false, 64, 0, 0, rng, false,
                                         split4));
+  // The recurrent schedule (decode-sized calls), exact fp32.
+  const Sched recur{false, 1, true};
+  tally(run_case<64, 64, 64, bf, float>("recurrent T=1 B=3 strong", {1, 1, 1}, false, 192, -60, 0,
+                                        rng, false, recur));
+  tally(run_case<64, 64, 64, float, float>("recurrent varlen f32 reversed", {1, 0, 3, 9}, true, 64,
+                                           -8, 0, rng, true, recur));
+  tally(run_case<32, 64, 64, bf, bf>("recurrent n=32 bf16 out", {4, 4}, false, 64, -0.5, 0, rng,
+                                     false, recur));
+  tally(run_case<128, 32, 64, bf, float>("recurrent n=128 a=0", {2}, false, 320, 0, 0, rng, false,
+                                         recur));
   std::printf("emulate_gla_chunk_scan: %d of %d cases passed (seed %llu)\n", total - failed, total,
               static_cast<unsigned long long>(seed));
   return failed == 0 ? 0 : 1;

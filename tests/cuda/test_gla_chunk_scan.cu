@@ -165,7 +165,7 @@ bool run_case(const Case& cs, std::mt19937_64& rng) {
       "(tol %.0e)  S_err=%.2e (tol %.0e)%s\n",
       ok ? "ok  " : "FAIL", cs.name.c_str(), std::is_same_v<Tin, float> ? "f32" : "bf16",
       std::is_same_v<Tout, float> ? "f32" : "bf16", fast ? " Bf16-precision" : "", C, n, E, B, N,
-      cs.a_lo, cs.a_hi, plan.split ? "split" : "fused", plan.groups, plan.column_tile, eo, tol_o,
+      cs.a_lo, cs.a_hi, plan.recurrent ? "recur" : plan.split ? "split" : "fused", plan.groups, plan.column_tile, eo, tol_o,
       es, tol_s,
       o_finite && s_finite ? "" : "  NON-FINITE");
   return ok;
@@ -286,6 +286,21 @@ int main() {
         {"split Bf16 precision G=4", {600}, false, 64, 256, mild_lo, 0.0, 0, kSplit, 4}, rng));
     tally(run_case<bf, float>(
         {"fused forced T=1000", {1000}, false, 64, 128, mild_lo, 0.0, 0, kFused, 0}, rng));
+    // the recurrent schedule (decode-sized calls; Auto takes it for the T = 1 cases above)
+    constexpr auto kRecur = rc::ScanSchedule::Recurrent;
+    tally(run_case<bf, float>(
+        {"recurrent T=1 B=16 strong E=4096", std::vector<int>(16, 1), false, 64, 4096, strong_lo,
+         0.0, 0, kRecur, 0},
+        rng));
+    tally(run_case<float, float, 32>(
+        {"recurrent f32 varlen 1/0/3/9", {1, 0, 3, 9}, true, 64, 192, -8.0, 0.0, 0, kRecur, 0},
+        rng));
+    tally(run_case<bf, bf>(
+        {"recurrent n=32 bf16 out", {4, 4}, false, 32, 320, mild_lo, 0.0, 0, kRecur, 0}, rng));
+    tally(run_case<bf, float, 32>(
+        {"recurrent n=128 a=0", {2, 1}, false, 128, 128, 0.0, 0.0, 0, kRecur, 0}, rng));
+    tally(run_case<bf, float>(
+        {"fused forced T=1 B=3", {1, 1, 1}, false, 64, 128, mild_lo, 0.0, 0, kFused, 0}, rng));
     tally(expect_argument_error("split without a workspace", [&] {
       rc::GlaChunkScanOptions o;
       o.schedule = kSplit;

@@ -805,6 +805,71 @@ __global__ void __launch_bounds__(
   store_state<N>(sreg, st, E, lane);
 }
 
+/// Element of a q / k / u input as fp32.
+template <class T>
+__device__ __forceinline__ float to_f32(T x) {
+  if constexpr (std::is_same_v<T, float>)
+    return x;
+  else
+    return __bfloat162float(x);
+}
+
+/// The recurrent schedule (decode-sized calls: a few tokens per sequence): the recurrence token
+/// by token in fp32, S_t = diag(exp(a_t)) S_{t-1} + k_t^T u_t, o_t = scale q_t S_t. Grid
+/// (ceil(E / 128), B), block 128: a thread owns one column e of the state, its n entries in
+/// registers (state rows are read and written once, coalesced across the block); q, k and the
+/// decays of each token go through shared memory (dynamic, 3 N floats).
+template <int N, class Tin, class Tout>
+__global__ void __launch_bounds__(128)
+    gla_recurrent_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
+                         const float* __restrict__ a, const Tin* __restrict__ u,
+                         float* __restrict__ state, Tout* __restrict__ o,
+                         const int* __restrict__ offsets, const int* __restrict__ slots, int T,
+                         int E, float scale) {
+  extern __shared__ __align__(16) unsigned char smem[];  // 3 N floats: q, k, decays
+  float* sq = reinterpret_cast<float*>(smem);
+  float* sk = sq + N;
+  float* sd = sk + N;
+  constexpr float kLog2e = 1.4426950408889634f;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int b = static_cast<int>(blockIdx.y);
+  const int e = static_cast<int>(blockIdx.x) * 128 + tid;
+  const bool col = e < E;
+  const std::int64_t row0 = offsets ? offsets[b] : std::int64_t(b) * T;
+  const int len = offsets ? offsets[b + 1] - offsets[b] : T;
+  float* st = state + std::int64_t(slots ? slots[b] : b) * N * E + (col ? e : 0);
+  float s[N];
+#pragma unroll
+  for (int i = 0; i < N; ++i) s[i] = col ? st[std::int64_t(i) * E] : 0.f;
+  for (int t = 0; t < len; ++t) {
+    const std::int64_t r = row0 + t;
+    __syncthreads();  // the previous token's q, k, d are read
+    for (int i = tid; i < N; i += 128) {
+      sq[i] = to_f32(q[r * N + i]);
+      sk[i] = to_f32(k[r * N + i]);
+      sd[i] = exp2_approx(a[r * N + i] * kLog2e);
+    }
+    __syncthreads();
+    if (col) {
+      const float uu = to_f32(u[r * E + e]);
+      float acc = 0.f;
+#pragma unroll
+      for (int i = 0; i < N; ++i) {
+        s[i] = sd[i] * s[i] + sk[i] * uu;
+        acc += sq[i] * s[i];
+      }
+      if constexpr (std::is_same_v<Tout, float>)
+        o[r * E + e] = scale * acc;
+      else
+        o[r * E + e] = __float2bfloat16_rn(scale * acc);
+    }
+  }
+  if (col) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) st[std::int64_t(i) * E] = s[i];
+  }
+}
+
 // ---- The split schedule (long sequences) -------------------------------------------------
 // 1. gla_chunk_index_kernel: chunk_base[b] = first chunk of sequence b (prefix of its chunk
 //    counts, clamped to the workspace's capacity).
@@ -1028,9 +1093,11 @@ __global__ void __launch_bounds__(256)
 ///   Split: the chunk operands once per chunk in a kernel of their own, then the column work
 ///          of G groups of chunks per sequence in parallel (the groups' state contributions
 ///          first, combined across groups by a short sequential pass). Needs a workspace.
-///   Auto:  Split when a large enough workspace is given and the sequences average at least
-///          4 chunks; otherwise Fused.
-enum class ScanSchedule { Auto, Fused, Split };
+///   Recurrent: the recurrence token by token, a thread per state column (decode: a few
+///          tokens per sequence; exact fp32, no tensor cores, no workspace).
+///   Auto:  Recurrent when the sequences average at most 4 tokens; Split when a large enough
+///          workspace is given and the sequences average at least 4 chunks; otherwise Fused.
+enum class ScanSchedule { Auto, Fused, Split, Recurrent };
 
 /// Column tile of one CTA: 0 picks 128 when that still gives one CTA per multiprocessor,
 /// else 64 (fused), 128 when E allows it (split).
@@ -1048,6 +1115,7 @@ struct GlaChunkScanOptions {
 /// What gla_chunk_scan will do for a shape: the schedule, the column tile, the chunk groups
 /// per sequence and the workspace the split schedule needs (0 when fused).
 struct GlaChunkScanPlan {
+  bool recurrent = false;
   bool split = false;
   int column_tile = 64;
   int groups = 1;
@@ -1058,6 +1126,8 @@ struct GlaChunkScanPlan {
 namespace detail {
 
 inline constexpr int kMaxGroups = 64;
+/// Auto takes the recurrent schedule up to this many tokens per sequence (on average).
+inline constexpr int kRecurrentTokens = 4;
 
 /// The plan from the shape, the options and the multiprocessor count (no CUDA calls). The
 /// workspace size is filled in whenever the split schedule is wanted; `split` is set only
@@ -1069,6 +1139,12 @@ inline GlaChunkScanPlan make_plan(int B, int T, int n, int E, int C, bool packed
   GlaChunkScanPlan plan;
   const std::int64_t ntok = packed ? opts.total_tokens : std::int64_t(B) * T;
   const std::int64_t avg_chunks = B > 0 ? (ntok / B + C - 1) / C : 0;
+  if (opts.schedule == ScanSchedule::Recurrent ||
+      (opts.schedule == ScanSchedule::Auto && ntok <= std::int64_t(kRecurrentTokens) * B &&
+       (packed || T <= kRecurrentTokens))) {
+    plan.recurrent = true;
+    return plan;
+  }
   bool want = opts.schedule == ScanSchedule::Split ||
               (opts.schedule == ScanSchedule::Auto && avg_chunks >= 4);
   if (packed && ntok <= 0) {
@@ -1176,7 +1252,12 @@ template <int N, int C, ScanPrecision P, class Tin, class Tout, class Launch>
 void launch_plan(const Launch& launch, const GlaChunkScanPlan& plan, const Tin* q, const Tin* k,
                  const float* a, const Tin* u, float* state, Tout* o, const int* offsets,
                  const int* slots, int B, int T, int E, float scale, void* workspace) {
-  if (plan.split) {
+  if (plan.recurrent) {
+    launch(gla_recurrent_kernel<N, Tin, Tout>,
+           dim3(static_cast<unsigned>((E + 127) / 128), static_cast<unsigned>(B)), dim3(128),
+           3 * N * static_cast<int>(sizeof(float)), q, k, a, u, state, o, offsets, slots, T, E,
+           scale);
+  } else if (plan.split) {
     if (plan.column_tile == 128)
       launch_split<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale,
                                  plan, workspace);
