@@ -50,6 +50,13 @@
 #include "rodimus/backend/host/cpu_features.hpp"
 #include "rodimus/backend/host/fast_math.hpp"
 
+#ifndef RODIMUS_CHUNK_NV
+#define RODIMUS_CHUNK_NV 4
+#endif
+#ifndef RODIMUS_CHUNK_MR
+#define RODIMUS_CHUNK_MR 6
+#endif
+
 namespace rodimus::backend::host {
 
 /// Tokens per sub-chunk (the diagonal score blocks are computed pairwise in log space).
@@ -104,6 +111,29 @@ inline int gla_chunk_index(const int* offsets, int num_seqs, int c, int* first_c
 
 namespace detail {
 
+// exp(x) for x <= 0 (0 below -87, -inf included): exp_nonpositive's polynomial with the
+// rounding of exp_clamped (GCC 12 does not vectorise floorf inside target("avx512f") code).
+[[gnu::always_inline]] inline float chunk_exp(float x) {
+  const float xc = x < -87.f ? -87.f : x;
+  const float v = exp_reduced(xc, (xc * 1.44269504088896341f + 12582912.f) - 12582912.f);
+  return x < -87.f ? 0.f : v;
+}
+
+// sum_i x[i] y[i] (z[i]: a third factor when non-null), in 16 partial sums so that it
+// vectorises (the build does not reassociate float sums on its own).
+template <bool Fma>
+[[gnu::always_inline]] inline float chunk_dot(const float* __restrict x, const float* __restrict y,
+                                              int n) {
+  float acc[16] = {};
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] = madd<Fma>(x[i + j], y[i + j], acc[j]);
+  for (int j = 0; i + j < n; ++j) acc[j] = madd<Fma>(x[i + j], y[i + j], acc[j]);
+  for (int h = 8; h >= 1; h /= 2)
+    for (int j = 0; j < h; ++j) acc[j] += acc[j + h];
+  return acc[0];
+}
+
 // Pass 1 for chunk `ci` (of sequence `s`, tokens [t0, t0 + len)). Vectorised over the n rows.
 template <bool Fma>
 [[gnu::always_inline]] inline void chunk_prep_body(const GlaChunkArgs& g, std::int64_t ci) {
@@ -125,15 +155,15 @@ template <bool Fma>
   float* __restrict qa = g.prep + ci * g.ld_prep;       // [c, n + c]
   float* __restrict kdt = qa + std::int64_t(c) * ldqa;  // [n, c]
   float* __restrict tot = kdt + std::int64_t(n) * c;    // [n]
-  float* __restrict kh = tot + n;                       // [c, n]  k_s exp(r_s)
-  float* __restrict es = kh + std::int64_t(c) * n;      // [nsub, n] exp(tot_J)
+  float* __restrict khm = tot + n;                      // [n, c] scratch, k exp(r) M_IJ
+  float* __restrict es = khm + std::int64_t(c) * n;     // [nsub, n] exp(tot_J)
   float* __restrict w = es + std::int64_t((c + kChunkSub - 1) / kChunkSub) * n;  // [n]
   float* __restrict m = w + n;                                                    // [n]
   auto la = [&](int t, int i) {
     const float x = g.a[(t0 + t) * g.lda + i];
     return x < 0.f ? x : 0.f;  // a > 0 and NaN count as no decay, like the recurrent kernel
   };
-  // sub-chunk sums: qh (in the Qd slots of qa), kh, exp(tot_J)
+  // sub-chunk sums: qh (in the Qd slots of qa), kh^T (in kdt), exp(tot_J)
   for (int J = 0; J < nsub; ++J) {
     const int j0 = J * kChunkSub, j1 = std::min(len, j0 + kChunkSub);
     for (int i = 0; i < n; ++i) w[i] = 0.f;
@@ -142,19 +172,18 @@ template <bool Fma>
       float* __restrict out = qa + std::int64_t(t) * ldqa;
       for (int i = 0; i < n; ++i) {
         w[i] += la(t, i);
-        out[i] = qt[i] * exp_nonpositive(w[i]);
+        out[i] = qt[i] * chunk_exp(w[i]);
       }
     }
     for (int i = 0; i < n; ++i) w[i] = 0.f;
     for (int t = j1 - 1; t >= j0; --t) {
       const float* __restrict kt = g.k + (t0 + t) * g.ldk;
-      float* __restrict out = kh + std::int64_t(t) * n;
       for (int i = 0; i < n; ++i) {
-        out[i] = kt[i] * exp_nonpositive(w[i]);
+        kdt[std::int64_t(i) * c + t] = kt[i] * chunk_exp(w[i]);
         w[i] += la(t, i);
       }
     }
-    for (int i = 0; i < n; ++i) es[std::int64_t(J) * n + i] = exp_nonpositive(w[i]);
+    for (int i = 0; i < n; ++i) es[std::int64_t(J) * n + i] = chunk_exp(w[i]);
   }
   // scores: zero, then the diagonal sub-blocks pairwise, then the off-diagonal ones
   for (int t = 0; t < c; ++t) {
@@ -169,28 +198,34 @@ template <bool Fma>
       for (int i = 0; i < n; ++i) w[i] = 0.f;  // sum of a over (s, t]
       for (int sj = t; sj >= i0; --sj) {
         const float* __restrict ks = g.k + (t0 + sj) * g.ldk;
-        float acc = 0.f;
-        for (int i = 0; i < n; ++i) acc = madd<Fma>(qt[i] * ks[i], exp_nonpositive(w[i]), acc);
-        row[sj] = g.scale * acc;
+        for (int i = 0; i < n; ++i) m[i] = qt[i] * chunk_exp(w[i]);
+        row[sj] = g.scale * chunk_dot<Fma>(m, ks, n);
         if (sj > i0)
           for (int i = 0; i < n; ++i) w[i] += la(sj, i);
       }
     }
-    for (int i = 0; i < n; ++i) m[i] = 1.f;  // prod_{J < J' < I} exp(tot_J')
+    if (I == 0) continue;
+    // off-diagonal: khm[i][s] = kh^T[i][s] prod_{J < J' < I} exp(tot_J') for s < i0 (sub-chunk
+    // J of s), then the rows of I as a product over i, vectorised along s
+    for (int i = 0; i < n; ++i) m[i] = 1.f;
     for (int J = I - 1; J >= 0; --J) {
       const int j0 = J * kChunkSub;
-      for (int t = i0; t < i1; ++t) {
-        const float* __restrict qh = qa + std::int64_t(t) * ldqa;
-        float* __restrict row = qa + std::int64_t(t) * ldqa + n;
-        for (int i = 0; i < n; ++i) w[i] = qh[i] * m[i];
-        for (int sj = j0; sj < j0 + kChunkSub; ++sj) {
-          const float* __restrict ks = kh + std::int64_t(sj) * n;
-          float acc = 0.f;
-          for (int i = 0; i < n; ++i) acc = madd<Fma>(w[i], ks[i], acc);
-          row[sj] = g.scale * acc;
-        }
-      }
+      for (int i = 0; i < n; ++i)
+        for (int sj = j0; sj < j0 + kChunkSub; ++sj)
+          khm[std::int64_t(i) * c + sj] = kdt[std::int64_t(i) * c + sj] * m[i];
       for (int i = 0; i < n; ++i) m[i] *= es[std::int64_t(J) * n + i];
+    }
+    float acc[kChunkMaxC];
+    for (int t = i0; t < i1; ++t) {
+      const float* __restrict qh = qa + std::int64_t(t) * ldqa;
+      float* __restrict row = qa + std::int64_t(t) * ldqa + n;
+      for (int sj = 0; sj < i0; ++sj) acc[sj] = 0.f;
+      for (int i = 0; i < n; ++i) {
+        const float x = qh[i];
+        const float* __restrict kr = khm + std::int64_t(i) * c;
+        for (int sj = 0; sj < i0; ++sj) acc[sj] = madd<Fma>(x, kr[sj], acc[sj]);
+      }
+      for (int sj = 0; sj < i0; ++sj) row[sj] = g.scale * acc[sj];
     }
   }
   // Qd = scale qh prod_{J < I} exp(tot_J); tot = prod of all
@@ -208,10 +243,8 @@ template <bool Fma>
   for (int i = 0; i < n; ++i) m[i] = 1.f;
   for (int J = nsub - 1; J >= 0; --J) {
     const int j0 = J * kChunkSub, j1 = std::min(len, j0 + kChunkSub);
-    for (int t = j0; t < j1; ++t) {
-      const float* __restrict khs = kh + std::int64_t(t) * n;
-      for (int i = 0; i < n; ++i) kdt[std::int64_t(i) * c + t] = khs[i] * m[i];
-    }
+    for (int i = 0; i < n; ++i)
+      for (int t = j0; t < j1; ++t) kdt[std::int64_t(i) * c + t] *= m[i];
     for (int i = 0; i < n; ++i) m[i] *= es[std::int64_t(J) * n + i];
   }
 }
@@ -260,13 +293,12 @@ template <bool Fma>
 }
 
 #if RODIMUS_HAVE_X86_DISPATCH
-// MR rows x NV vectors of 16 columns: out rows = sum_k A[r][k] B[k] over two inner ranges,
-// B = [S (n rows, ld lds) ; U (ku rows, ld ldu)], A rows of ld lda; stores to out (ld ldo).
-// With `init`, accumulators start at init[r] * out rows (the state update), else at zero.
+// MR rows x NV vectors of 16 columns: out rows = sum_{k < kn} A[r][k] B[k] (+ init[r] * out
+// rows when `init` is non-null), B packed (rows of 16 * NV floats), A rows of ld lda; stores
+// the columns of mask mk to out (ld ldo).
 template <int MR, int NV>
 RODIMUS_TARGET_AVX512 inline void chunk_mk_avx512(const float* A, std::int64_t lda,
-                                                  const float* b1, std::int64_t ld1, int k1,
-                                                  const float* b2, std::int64_t ld2, int k2,
+                                                  const float* __restrict B, int kn,
                                                   const float* init, float* out,
                                                   std::int64_t ldo, const __mmask16* mk) {
   __m512 acc[MR][NV];
@@ -284,25 +316,13 @@ RODIMUS_TARGET_AVX512 inline void chunk_mk_avx512(const float* A, std::int64_t l
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   }
-  for (int kk = 0; kk < k1; ++kk) {
+  for (int kk = 0; kk < kn; ++kk) {
     __m512 b[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mk[v], b1 + kk * ld1 + 16 * v);
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(B + kk * (16 * NV) + 16 * v);
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m512 x = _mm512_set1_ps(A[r * lda + kk]);
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
-    }
-  }
-  const float* A2 = A + k1;
-  for (int kk = 0; kk < k2; ++kk) {
-    __m512 b[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mk[v], b2 + kk * ld2 + 16 * v);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const __m512 x = _mm512_set1_ps(A2[r * lda + kk]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
     }
@@ -313,14 +333,17 @@ RODIMUS_TARGET_AVX512 inline void chunk_mk_avx512(const float* A, std::int64_t l
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + r * ldo + 16 * v, mk[v], acc[r][v]);
 }
 
-inline constexpr int kChunkNV = 2;   // 32 columns per register block
-inline constexpr int kChunkMR = 12;  // rows per register block (24 accumulators)
+inline constexpr int kChunkNV = RODIMUS_CHUNK_NV;   // vectors of 16 columns per register block
+inline constexpr int kChunkMR = RODIMUS_CHUNK_MR;  // rows per register block
 
-// The chunk's columns [c0, c1) with the AVX-512 register blocks.
+// The chunk's columns [c0, c1) with the AVX-512 register blocks. Per block of 16 NV columns the
+// state rows and the chunk's u rows are first copied into one packed panel [S ; U] (rows 16 KiB
+// apart in memory would share a handful of L1 sets; packed, the panel stays in L1).
 RODIMUS_TARGET_AVX512 inline void chunk_cols_avx512(const GlaChunkArgs& g, const float* qa,
                                                     float* st, std::int64_t t0, int len, int c0,
                                                     int c1) {
   constexpr int NV = kChunkNV, MR = kChunkMR, W = 16 * NV;
+  alignas(64) float panel[(kChunkMaxRows + kChunkMaxC) * W];
   const int n = g.n, c = g.chunk;
   const std::int64_t ldqa = n + c;
   const float* kdt = qa + std::int64_t(c) * ldqa;
@@ -333,11 +356,19 @@ RODIMUS_TARGET_AVX512 inline void chunk_cols_avx512(const GlaChunkArgs& g, const
       const int rem = std::clamp(c1 - b0 - 16 * v, 0, 16);
       mk[v] = static_cast<__mmask16>((1u << rem) - 1u);
     }
+    for (int i = 0; i < n; ++i)
+      for (int v = 0; v < NV; ++v)
+        _mm512_store_ps(panel + i * W + 16 * v,
+                        _mm512_maskz_loadu_ps(mk[v], st + std::int64_t(i) * g.e + b0 + 16 * v));
+    for (int t = 0; t < len; ++t)
+      for (int v = 0; v < NV; ++v)
+        _mm512_store_ps(panel + (n + t) * W + 16 * v,
+                        _mm512_maskz_loadu_ps(mk[v], u0 + t * g.ldu + b0 + 16 * v));
     // outputs: row blocks of the chunk; the U part of rows [r0, r0 + mr) stops at r0 + mr
     auto out_rows = [&](auto mr_c, int r0) {
       constexpr int R = decltype(mr_c)::value;
-      chunk_mk_avx512<R, NV>(qa + r0 * ldqa, ldqa, st + b0, g.e, n, u0 + b0, g.ldu,
-                             std::min(len, r0 + R), nullptr, o0 + r0 * g.ldo + b0, g.ldo, mk);
+      chunk_mk_avx512<R, NV>(qa + r0 * ldqa, ldqa, panel, n + std::min(len, r0 + R), nullptr,
+                             o0 + r0 * g.ldo + b0, g.ldo, mk);
     };
     int r0 = 0;
     for (; r0 + MR <= len; r0 += MR) out_rows(std::integral_constant<int, MR>{}, r0);
@@ -346,8 +377,8 @@ RODIMUS_TARGET_AVX512 inline void chunk_cols_avx512(const GlaChunkArgs& g, const
     // state: S rows = tot S rows + Kd^T U
     auto state_rows = [&](auto mr_c, int i0) {
       constexpr int R = decltype(mr_c)::value;
-      chunk_mk_avx512<R, NV>(kdt + std::int64_t(i0) * c, c, u0 + b0, g.ldu, len, nullptr, 0, 0,
-                             tot + i0, st + std::int64_t(i0) * g.e + b0, g.e, mk);
+      chunk_mk_avx512<R, NV>(kdt + std::int64_t(i0) * c, c, panel + n * W, len, tot + i0,
+                             st + std::int64_t(i0) * g.e + b0, g.e, mk);
     };
     int i0 = 0;
     for (; i0 + MR <= n; i0 += MR) state_rows(std::integral_constant<int, MR>{}, i0);
