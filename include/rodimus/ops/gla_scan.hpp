@@ -14,8 +14,10 @@
 namespace rodimus {
 
 /// Token-by-token recurrence: O(T n E) with no extra memory; the decode path.
-/// On host spaces both tags run backend/host/gla_scan.hpp (the exact recurrence, register-blocked
-/// for prefill, streamed for decode; a ChunkedScan's C is not used there); on Kokkos::Cuda both
+/// On host spaces RecurrentScan runs backend/host/gla_scan.hpp (the exact recurrence,
+/// register-blocked for prefill, streamed for decode) and ChunkedScan<C> runs
+/// backend/host/gla_chunk_scan.hpp (chunks of C tokens as matrix products) for prefill, the
+/// recurrent kernel for decode (no sequence longer than 4 tokens); on Kokkos::Cuda both
 /// run the tensor-core chunk kernel of backend/cuda/ where its shapes fit (n = 32, 64, 128 and
 /// E a multiple of 64); elsewhere, the generic Kokkos kernels.
 struct RecurrentScan {};
