@@ -27,20 +27,30 @@
 // Work split. Two passes. (1) prep: one work item per chunk (all chunks of all sequences are
 // independent here) writes the chunk's [Qd | A], Kd^T and tot into the workspace; (2) columns:
 // one work item per (sequence, group of kChunkGroupCols columns) walks the sequence's chunks in
-// order, and for each block of 16 * NV columns computes O (row blocks of MR tokens, register
-// accumulators, broadcast-FMA over the n + L inner rows) and then updates the block's state in
-// place. Columns never interact, so items need no synchronisation; the column-independent part
-// is computed once per chunk (pass 1) rather than once per item.
+// order. Per block of 64 columns it copies the block's state rows and the chunk's u rows into
+// one packed panel [S ; U] (in memory those rows are E floats = 16 KiB apart and would share a
+// handful of L1 sets), computes O in register blocks of 6 tokens x 64 columns (24 zmm
+// accumulators, one broadcast and four FMAs per inner row) and then the block's new state the
+// same way. Columns never interact, so items need no synchronisation; the column-independent
+// part is computed once per chunk (pass 1), not once per item.
+//
+// Why not cblas_sgemm: the products are small (M = C or n, K <= n + C, N = a column block) and
+// run inside a Kokkos (OpenMP) parallel region; Debian's OpenBLAS is the pthread build, which
+// may thread a call of this size on its own (oversubscribing the OpenMP threads), and it packs
+// both operands per call. Measured on this machine, one thread: OpenBLAS sgemm 2048^3 at
+// 178 GFLOP/s, [64 x 128] x [128 x 512] in a loop at 124 GFLOP/s; the column pass here runs at
+// ~4.5 G zmm FMA/s = ~143 GFLOP/s (80 % of the 2048^3 rate) and fuses the two output products.
 //
 // Roofline at the Rodimus shape (n = 64, E = 4096), per token and state column: the chunk form
-// needs 2n (q S and k^T u) + C/2 + (half-blocks) (A u) multiply-adds: 128 + ~36 at C = 64, 128 +
-// ~20 at C = 32 (one FMA each) against the recurrence's 3n = 192 vector operations (one multiply,
-// two FMAs). That is 2 x (2n + C/2) x E ~ 1.3 MFLOP per token at C = 64 (prep adds C n (1 + L/2)
-// exps and C^2 n / 2 FMAs per chunk, < 2 %). This machine (AMD Zen 5, 2 FMA pipes of 512 bits,
-// ~2.1 GHz base as reported) peaks at 64 FLOP/cycle per core (~130-190 GFLOP/s depending on the
-// clock); at 150 GFLOP/s per core 1.3 MFLOP/token is ~115k tokens/s per thread: the target of
-// 79.4k/thread needs ~55-60 % of peak. Bytes per token are the recurrent kernel's (q, k, a, u in,
-// o out: 33 KiB), ~40 FLOP/B: compute-bound. See docs/performance.md for measured figures.
+// needs 2n (q S and k^T u) + about C/2 + 3 (A u, lower triangle in blocks of 6 rows) FMAs: 163
+// at C = 64, 147 at C = 32, against the recurrence's 3n = 192 vector operations (a multiply and
+// two FMAs). That is 2 x 163 x 4096 = 1.34 MFLOP per token at C = 64; at the 178 GFLOP/s sgemm
+// rate the floor is 7.5 us per token, ~133k tokens/s per thread. The prep pass adds per chunk
+// C n (2 + 4.5) exponentials and ~C^2 n / 2 FMAs for the scores (~6 % of the time at C = 64).
+// Bytes per token are the recurrent kernel's (q, k, a, u in, o out: 33 KiB), ~40 FLOP/B: compute-
+// bound. Measured (T = 2048, one thread, quiet machine, this kernel called directly): prep 1.3
+// ms + columns 19.5 ms = ~98k tokens/s at C = 64 (74 % of the floor); docs/performance.md has
+// the benchmark figures.
 #pragma once
 
 #include <algorithm>
@@ -49,13 +59,6 @@
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/cpu_features.hpp"
 #include "rodimus/backend/host/fast_math.hpp"
-
-#ifndef RODIMUS_CHUNK_NV
-#define RODIMUS_CHUNK_NV 4
-#endif
-#ifndef RODIMUS_CHUNK_MR
-#define RODIMUS_CHUNK_MR 6
-#endif
 
 namespace rodimus::backend::host {
 
@@ -333,8 +336,11 @@ RODIMUS_TARGET_AVX512 inline void chunk_mk_avx512(const float* A, std::int64_t l
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + r * ldo + 16 * v, mk[v], acc[r][v]);
 }
 
-inline constexpr int kChunkNV = RODIMUS_CHUNK_NV;   // vectors of 16 columns per register block
-inline constexpr int kChunkMR = RODIMUS_CHUNK_MR;  // rows per register block
+// Register block: kChunkMR rows x kChunkNV vectors of 16 columns (24 accumulators). Measured at
+// n = 64, C = 64 (columns pass, one thread): 6 x 4 at 4.5 G FMA/s; 12 x 2, 8 x 3 and 24 x 1 at
+// 3.2, 3.5 and 2.2.
+inline constexpr int kChunkNV = 4;
+inline constexpr int kChunkMR = 6;
 
 // The chunk's columns [c0, c1) with the AVX-512 register blocks. Per block of 16 NV columns the
 // state rows and the chunk's u rows are first copied into one packed panel [S ; U] (rows 16 KiB
