@@ -2,7 +2,10 @@
 // AVX2, AVX-512) against the fp64 recurrence: packed batches of sequences with carried state in
 // shuffled slots, state heights with and without a tail of fewer than 16 rows, widths with and
 // without a tail of fewer than 16 columns, token blocks of 1..128, both kernels (streaming decode
-// and register-blocked tile groups of 1..16 tiles), decays from 0 to exp(-60).
+// and register-blocked tile groups of 1..16 tiles), decays from 0 to exp(-60) and exp(-inf).
+// The host chunk kernel (backend/host/gla_chunk_scan.hpp) against the same references: chunk
+// sizes 1..128 (multiples of its 8-token sub-chunks and not), sequences of 0, 1, 7, C, C + 1 and
+// 300 tokens, n = 32 / 64 / 128 and tails, widths that are not a multiple of its column blocks.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -10,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "rodimus/backend/host/gla_chunk_scan.hpp"
 #include "rodimus/backend/host/gla_scan.hpp"
 #include "rodimus/reference/gla_scan.hpp"
 
@@ -48,7 +52,8 @@ struct Case {
     a.resize(std::size_t(nt) * (n + ld_pad));
     for (auto& x : a) {
       const float p = pick(rng);  // strong, weak, none, mid
-      x = p < 0.25f ? -10.f - 50.f * pick(rng) : p < 0.5f ? -0.1f * pick(rng) : p < 0.6f ? 0.f
+      x = p < 0.02f   ? -INFINITY
+          : p < 0.25f ? -10.f - 50.f * pick(rng) : p < 0.5f ? -0.1f * pick(rng) : p < 0.6f ? 0.f
                                                                                : -3.f * pick(rng);
     }
     decay.resize(a.size());
@@ -72,6 +77,60 @@ struct Case {
       std::copy(o.begin(), o.end(), ref_o.begin() + std::ptrdiff_t(off) * e);
       std::copy(S.begin(), S.end(), ref_state.begin() + std::ptrdiff_t(slot[s] * ss));
     }
+  }
+
+  // Checks outputs and states (against fp64) of a run that wrote `o` and `state`.
+  void compare(const std::vector<float>& o, const std::vector<float>& state) {
+    const int nt = offsets.back();
+    const float guard = 4321.f;
+    double worst_o = 0, worst_s = 0, o_scale = 1e-30, s_scale = 1e-30;
+    for (double v : ref_o) o_scale = std::max(o_scale, std::fabs(v));
+    for (double v : ref_state) s_scale = std::max(s_scale, std::fabs(v));
+    for (int t = 0; t < nt; ++t) {
+      for (int c = 0; c < e; ++c)
+        worst_o = std::max(worst_o, std::fabs(o[std::size_t(t) * (e + ld_pad) + c] -
+                                              ref_o[std::size_t(t) * e + c]));
+      for (int c = e; c < e + ld_pad; ++c) CHECK(o[std::size_t(t) * (e + ld_pad) + c] == guard);
+    }
+    for (std::size_t i = 0; i < state.size(); ++i)
+      worst_s = std::max(worst_s, std::fabs(state[i] - ref_state[i]));
+    CHECK(worst_o / o_scale < 1e-5);
+    CHECK(worst_s / s_scale < 1e-5);
+  }
+
+  // The chunk kernel: every prep item (in reverse order), then every column item (in reverse).
+  template <class Prep, class Item>
+  void check_chunk(Prep&& prep, Item&& item, int chunk, int group_cols, const char* isa) {
+    const int nt = offsets.back(), b = static_cast<int>(lengths.size());
+    std::vector<float> o(std::size_t(nt) * (e + ld_pad), 4321.f), state = state0;
+    std::vector<int> first(b + 1);
+    const int chunks = hb::gla_chunk_index(offsets.data(), b, chunk, first.data());
+    const std::int64_t ld_prep = hb::gla_chunk_prep_floats(n, chunk);
+    std::vector<float> ws(std::size_t(std::max(chunks, 1)) * ld_prep, NAN);
+    hb::GlaChunkArgs g{};
+    g.q = q.data();
+    g.k = k.data();
+    g.a = a.data();
+    g.u = u.data();
+    g.o = o.data();
+    g.state = state.data();
+    g.ldq = g.ldk = g.lda = n + ld_pad;
+    g.ldu = g.ldo = e + ld_pad;
+    g.n = n;
+    g.e = e;
+    g.scale = 1.f / std::sqrt(float(n));
+    g.offsets = offsets.data();
+    g.slot = slot.data();
+    g.num_seqs = b;
+    g.chunk = chunk;
+    g.first_chunk = first.data();
+    g.prep = ws.data();
+    g.ld_prep = ld_prep;
+    g.group_cols = group_cols;
+    for (std::int64_t ci = chunks - 1; ci >= 0; --ci) prep(g, ci);
+    for (std::int64_t i = hb::gla_chunk_items(g) - 1; i >= 0; --i) item(g, i);
+    INFO(isa << " n=" << n << " e=" << e << " chunk=" << chunk << " group_cols=" << group_cols);
+    compare(o, state);
   }
 
   // Runs every work item through `item` and checks outputs and states against fp64.
@@ -101,19 +160,7 @@ struct Case {
     for (std::int64_t i = hb::gla_scan_items(args) - 1; i >= 0; --i) item(args, i);
     INFO(isa << " n=" << n << " e=" << e << " token_block=" << token_block
              << " tiles_per_item=" << tiles_per_item);
-    double worst_o = 0, worst_s = 0, o_scale = 1e-30, s_scale = 1e-30;
-    for (double v : ref_o) o_scale = std::max(o_scale, std::fabs(v));
-    for (double v : ref_state) s_scale = std::max(s_scale, std::fabs(v));
-    for (int t = 0; t < nt; ++t) {
-      for (int c = 0; c < e; ++c)
-        worst_o = std::max(worst_o, std::fabs(o[std::size_t(t) * (e + ld_pad) + c] -
-                                              ref_o[std::size_t(t) * e + c]));
-      for (int c = e; c < e + ld_pad; ++c) CHECK(o[std::size_t(t) * (e + ld_pad) + c] == guard);
-    }
-    for (std::size_t i = 0; i < state.size(); ++i)
-      worst_s = std::max(worst_s, std::fabs(state[i] - ref_state[i]));
-    CHECK(worst_o / o_scale < 1e-5);
-    CHECK(worst_s / s_scale < 1e-5);
+    compare(o, state);
   }
 };
 
@@ -173,4 +220,32 @@ TEST_CASE("host GLA scan: the exp pass equals expf in every ISA build", "[backen
   if (hb::detected_host_isa() >= hb::HostIsa::Avx512) check(hb::detail::exp_rows_avx512, "avx512");
 #endif
   check(hb::gla_decay_rows, "dispatched");
+}
+
+TEST_CASE("host GLA chunk scan: every ISA build equals the fp64 recurrence",
+          "[backend][host][scan]") {
+  const auto seed = std::random_device{}();
+  CAPTURE(seed);
+  std::mt19937 rng(seed);
+  INFO("this CPU: " << hb::host_isa_name(hb::detected_host_isa()));
+  for (auto [n, e] : {std::pair{64, 100}, std::pair{32, 37}, std::pair{128, 70},
+                      std::pair{5, 16}, std::pair{70, 130}}) {
+    for (int chunk : {64, 32, 16, 13, 1, 128}) {
+      Case c(n, e, {1, 7, 0, chunk, chunk + 1, 300}, rng);
+      for (int group : {64, 512}) {
+        c.check_chunk(hb::detail::chunk_prep_generic, hb::detail::chunk_item_generic, chunk, group,
+                      "generic");
+#if RODIMUS_HAVE_X86_DISPATCH
+        const auto isa = hb::detected_host_isa();
+        if (isa >= hb::HostIsa::Avx2)
+          c.check_chunk(hb::detail::chunk_prep_avx2, hb::detail::chunk_item_avx2, chunk, group,
+                        "avx2");
+        if (isa >= hb::HostIsa::Avx512)
+          c.check_chunk(hb::detail::chunk_prep_avx512, hb::detail::chunk_item_avx512, chunk,
+                        group, "avx512");
+#endif
+        c.check_chunk(hb::gla_chunk_prep, hb::gla_chunk_item, chunk, group, "dispatched");
+      }
+    }
+  }
 }

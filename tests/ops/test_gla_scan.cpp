@@ -20,8 +20,9 @@ constexpr double kTol = 1e-5;
 template <class Space>
 constexpr double scan_tol = is_cuda_space_v<Space> ? 4e-5 : kTol;
 
-/// Test-only tags: the generic Kokkos kernels called directly (on host spaces the gla_scan tags
-/// run backend/host/gla_scan.hpp; these keep the portable GPU kernels tested on the host too).
+/// Test-only tags: the generic Kokkos kernels called directly (on host spaces RecurrentScan runs
+/// backend/host/gla_scan.hpp and ChunkedScan<C> backend/host/gla_chunk_scan.hpp for prefill;
+/// these keep the portable GPU kernels tested on the host too).
 struct GenericRecurrent {};
 template <int C>
 struct GenericChunked {

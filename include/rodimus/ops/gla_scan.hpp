@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "rodimus/backend/cuda/gla_scan.hpp"
+#include "rodimus/backend/host/gla_chunk_scan.hpp"
 #include "rodimus/backend/host/gla_scan.hpp"
 #include "rodimus/ops/impl/gla_chunked.hpp"
 #include "rodimus/ops/impl/gla_recurrent.hpp"
@@ -13,8 +14,10 @@
 namespace rodimus {
 
 /// Token-by-token recurrence: O(T n E) with no extra memory; the decode path.
-/// On host spaces both tags run backend/host/gla_scan.hpp (the exact recurrence, register-blocked
-/// for prefill, streamed for decode; a ChunkedScan's C is not used there); on Kokkos::Cuda both
+/// On host spaces RecurrentScan runs backend/host/gla_scan.hpp (the exact recurrence,
+/// register-blocked for prefill, streamed for decode) and ChunkedScan<C> runs
+/// backend/host/gla_chunk_scan.hpp (chunks of C tokens as matrix products) for prefill, the
+/// recurrent kernel for decode (no sequence longer than 4 tokens); on Kokkos::Cuda both
 /// run the tensor-core chunk kernel of backend/cuda/ where its shapes fit (n = 32, 64, 128 and
 /// E a multiple of 64); elsewhere, the generic Kokkos kernels.
 struct RecurrentScan {};
@@ -44,6 +47,8 @@ concept ScanAlgorithm = std::is_same_v<A, RecurrentScan> || detail::is_chunked_s
 template <class Space, class Real = float>
 struct GlaScanWorkspace {
   View2<Real, Space> decay;  // [N, n] exp(a), recurrent path
+  View2<float, Space> chunk_prep;  // [chunks, gla_chunk_prep_floats] host chunk path
+  View2<int, Space> chunk_first;   // [B + 1, 1] host chunk path: first chunk of each sequence
   detail::GlaChunkWorkspace<Space, Real> chunk;
   View1<float, Space> cuda_split;  // the CUDA chunk kernel's split-schedule workspace (prefill)
 };
@@ -110,21 +115,83 @@ bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
   return false;
 }
 
+/// Runs the scan with the host chunk kernel (backend/host/gla_chunk_scan.hpp, chunks of `c`
+/// tokens) when `Space` is a host space, the shapes fit it and the call is a prefill (longest
+/// sequence > kScanDecodeTokens: decode stays recurrent); returns false (nothing done) otherwise.
+template <class Space>
+bool gla_chunk_scan_host(const Space& space, int c, const View2<const float, Space>& q,
+                         const View2<const float, Space>& k, const View2<const float, Space>& a,
+                         const View2<const float, Space>& u, const View3<float, Space>& state,
+                         const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
+                         GlaScanWorkspace<Space>& ws) {
+  if constexpr (is_host_space_v<Space>) {
+    namespace hb = backend::host;
+    const int n = static_cast<int>(q.extent(1));
+    const auto e = static_cast<std::int64_t>(u.extent(1));
+    auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
+    if (c <= 0 || batch.max_len <= hb::kScanDecodeTokens ||
+        !hb::gla_chunk_scan_host_supports(n, c) || st(state, 0) != std::int64_t(n) * e ||
+        st(state, 1) != e || st(state, 2) != 1 || st(q, 1) != 1 || st(k, 1) != 1 || st(a, 1) != 1 ||
+        st(u, 1) != 1 || st(o, 1) != 1)
+      return false;
+    ensure_capacity(ws.chunk_first, batch.num_seqs + 1, 1, "rodimus::gla.chunk_first");
+    const int chunks = hb::gla_chunk_index(batch.offsets.data(), batch.num_seqs, c,
+                                           ws.chunk_first.data());
+    const std::int64_t ld_prep = hb::gla_chunk_prep_floats(n, c);
+    ensure_capacity(ws.chunk_prep, std::max(chunks, 1), ld_prep, "rodimus::gla.chunk_prep");
+    hb::GlaChunkArgs args{};
+    args.q = q.data();
+    args.k = k.data();
+    args.a = a.data();
+    args.u = u.data();
+    args.o = o.data();
+    args.state = state.data();
+    args.ldq = q.stride(0);
+    args.ldk = k.stride(0);
+    args.lda = a.stride(0);
+    args.ldu = u.stride(0);
+    args.ldo = o.stride(0);
+    args.n = n;
+    args.e = static_cast<int>(e);
+    args.scale = scale;
+    args.offsets = batch.offsets.data();
+    args.slot = batch.slot.data();
+    args.num_seqs = batch.num_seqs;
+    args.chunk = c;
+    args.first_chunk = ws.chunk_first.data();
+    args.prep = ws.chunk_prep.data();
+    args.ld_prep = static_cast<std::int64_t>(ws.chunk_prep.stride(0));
+    args.group_cols = hb::kChunkGroupCols;
+    space.fence();
+    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_prep.host"),
+                         Kokkos::RangePolicy<Space>(space, 0, chunks),
+                         [=](const std::int64_t ci) { hb::gla_chunk_prep(args, ci); });
+    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_scan.host"),
+                         Kokkos::RangePolicy<Space>(space, 0, hb::gla_chunk_items(args)),
+                         [=](const std::int64_t item) { hb::gla_chunk_item(args, item); });
+    return true;
+  }
+  return false;
+}
+
 /// Primary template: an algorithm without an implementation fails to compile, loudly.
 template <class Algo, class Space>
 struct GlaScanImpl {
   static_assert(dependent_false<Algo>, "rodimus::gla_scan: no implementation for this algorithm");
 };
 
-// The fast paths (host kernel, CUDA chunk kernel) serve both algorithm tags, in fp32 only;
-// false when none takes the call (Real = double runs the generic kernels).
+// The fast paths (host kernels, CUDA chunk kernel) serve both algorithm tags, in fp32 only;
+// false when none takes the call (Real = double runs the generic kernels). `chunk` > 0 (a
+// ChunkedScan's C) sends host prefill to the host chunk kernel; 0 (RecurrentScan) and decode
+// take the recurrent host kernel.
 template <class Space, class Real>
-bool gla_scan_fast(const Space& space, const View2<const Real, Space>& q,
+bool gla_scan_fast(const Space& space, int chunk, const View2<const Real, Space>& q,
                    const View2<const Real, Space>& k, const View2<const Real, Space>& a,
                    const View2<const Real, Space>& u, const View3<Real, Space>& state,
                    const SeqBatch<Space>& batch, const View2<Real, Space>& o, Real scale,
                    GlaScanWorkspace<Space, Real>& ws) {
   if constexpr (std::is_same_v<Real, float>) {
+    if (gla_chunk_scan_host(space, chunk, q, k, a, u, state, batch, o, scale, ws)) return true;
     if (gla_scan_host(space, q, k, a, u, state, batch, o, scale, ws)) return true;
     if (backend::cuda::gla_scan_cuda(space, q, k, a, u, state, batch, o, scale, ws.cuda_split))
       return true;
@@ -140,7 +207,7 @@ struct GlaScanImpl<RecurrentScan, Space> {
                   const View2<const Real, Space>& u, const View3<Real, Space>& state,
                   const SeqBatch<Space>& batch, const View2<Real, Space>& o, Real scale,
                   GlaScanWorkspace<Space, Real>& ws) {
-    if (gla_scan_fast(space, q, k, a, u, state, batch, o, scale, ws)) return;
+    if (gla_scan_fast(space, 0, q, k, a, u, state, batch, o, scale, ws)) return;
     ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
     exp_generic<Space, Real>(space, a, ws.decay, batch.num_tokens);
     gla_recurrent_generic<Space, Real>(space, q, k, View2<const Real, Space>(ws.decay), u, state,
@@ -156,7 +223,7 @@ struct GlaScanImpl<ChunkedScan<C>, Space> {
                   const View2<const Real, Space>& u, const View3<Real, Space>& state,
                   const SeqBatch<Space>& batch, const View2<Real, Space>& o, Real scale,
                   GlaScanWorkspace<Space, Real>& ws) {
-    if (gla_scan_fast(space, q, k, a, u, state, batch, o, scale, ws)) return;
+    if (gla_scan_fast(space, C, q, k, a, u, state, batch, o, scale, ws)) return;
     gla_chunked_generic<C, Space, Real>(space, q, k, a, u, state, batch, o, scale, ws.chunk);
   }
 };
