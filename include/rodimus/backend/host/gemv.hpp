@@ -231,9 +231,13 @@ RODIMUS_TARGET_AVX512 inline void xload32_avx512(const float* xr, int i, __mmask
 
 // [sum(a), sum(b), sum(c), sum(d)]: a transpose-add of four accumulators.
 RODIMUS_TARGET_AVX512 inline __m128 hsum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
-  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d
-  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d (maskz forms: GCC 12
+  // warns about the undefined source of the plain unpacks)
+  const __mmask16 all16 = 0xffff;
+  const __m512 ab = _mm512_add_ps(_mm512_maskz_unpacklo_ps(all16, a, b),
+                                  _mm512_maskz_unpackhi_ps(all16, a, b));
+  const __m512 cd = _mm512_add_ps(_mm512_maskz_unpacklo_ps(all16, c, d),
+                                  _mm512_maskz_unpackhi_ps(all16, c, d));
   // per lane: [a, b, c, d] partial sums
   const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
                                  _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
