@@ -3,8 +3,10 @@
 // Memory-bound by design: its floor is (weight bytes) / (memory bandwidth).
 //
 // Three builds of the same loop, chosen at run time by host_isa() (cpu_features.hpp):
-//   avx512   explicit intrinsics: 16 fp32 lanes, bf16 widened by a shift, fp16 by vcvtph2ps,
-//            masked tails, up to 8 tokens per register block
+//   avx512   explicit intrinsics: 4 rows per pass, 32 columns per step, up to 4 tokens per
+//            register block, one transpose-add reduction per token and 4 rows; bf16 widened
+//            even/odd by a shift and a mask, fp16 by vcvtph2ps, masked tails (the previous
+//            one-row-at-a-time kernel stays as gemv_rows_avx512_rowwise for comparison)
 //   avx2     the portable loop compiled for AVX2 + FMA
 //   generic  the portable loop for the build's baseline ISA (any CPU, any compiler)
 #pragma once
@@ -23,7 +25,9 @@ inline constexpr int kGemvMaxTokens = 16;
 inline constexpr int kGemvTokens = 4;
 /// Independent partial sums per token (one AVX-512 register of floats).
 inline constexpr int kGemvLanes = 16;
-/// Distance of the AVX-512 kernel's software prefetch ahead of its weight loads.
+/// Distance of the AVX-512 kernel's software prefetch ahead of its weight loads, per row stream
+/// (2026-12-02, AMD EPYC Zen 5 VM, 1 thread: 2048 as fast as any of 1024..6144; without
+/// software prefetch the bf16 kernel streams at about half the rate).
 inline constexpr int kGemvPrefetchBytes = 2048;
 
 namespace detail {
@@ -182,6 +186,12 @@ RODIMUS_TARGET_AVX512 void gemv_rows_avx512_rowwise(const float* x, int ldx, con
 // are the dwords shifted left by 16 and the odd ones the dwords with the low half cleared; the
 // activations are split the same way (one permute per 16, shared by the rows of the block).
 // Products and sums stay fp32, as exact as the single-row kernel's.
+//
+// Measured against (2026-12-02, Zen 5, 1 thread, 4 MiB bf16 matrices streamed from memory):
+// AVX512_BF16 vdpbf16ps with x split into bf16 hi + lo (two dot products per weight, x
+// converted once per call into a scratch buffer, error ~2^-17 relative per term) streamed at the
+// same rate at one token (21.4 GB/s both: memory-bound) and slower at four (12.7 against
+// 18.4 GB/s), so the kernel keeps the exact fp32 path and needs neither scratch nor a BF16 check.
 
 /// Rows per block of the AVX-512 kernel.
 inline constexpr int kGemvRowBlock = 4;
@@ -190,7 +200,7 @@ inline constexpr int kGemvRowBlock = 4;
 // [i, i+16) and [i+16, i+32), or for bf16 the even and the odd columns of [i, i+32).
 // m: the columns (of 32) that exist.
 template <StorageType W>
-RODIMUS_TARGET_AVX512 inline void load32_avx512(const W* wr, int i, __mmask32 m, __m512& h0,
+[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void load32_avx512(const W* wr, int i, __mmask32 m, __m512& h0,
                                                 __m512& h1) {
   const __mmask16 m0 = static_cast<__mmask16>(m), m1 = static_cast<__mmask16>(m >> 16);
   if constexpr (std::is_same_v<W, float>) {
@@ -198,8 +208,9 @@ RODIMUS_TARGET_AVX512 inline void load32_avx512(const W* wr, int i, __mmask32 m,
     h1 = _mm512_maskz_loadu_ps(m1, wr + i + 16);
   } else if constexpr (std::is_same_v<W, bf16>) {
     const __m512i v = _mm512_maskz_loadu_epi16(m, reinterpret_cast<const std::uint16_t*>(wr + i));
-    h0 = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-    h1 = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(int(0xffff0000u))));
+    const __mmask16 all = 0xffff;  // maskz forms: see load16_avx512
+    h0 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, v, 16));
+    h1 = _mm512_castsi512_ps(_mm512_maskz_and_epi32(all, v, _mm512_set1_epi32(int(0xffff0000u))));
   } else {
     const __mmask16 all = 0xffff;
     h0 = _mm512_maskz_cvtph_ps(
@@ -212,7 +223,7 @@ RODIMUS_TARGET_AVX512 inline void load32_avx512(const W* wr, int i, __mmask32 m,
 // The activations matching load32_avx512's halves: columns [i, i+16), [i+16, i+32), or for
 // bf16 weights the even and the odd columns.
 template <StorageType W>
-RODIMUS_TARGET_AVX512 inline void xload32_avx512(const float* xr, int i, __mmask32 m, __m512& h0,
+[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void xload32_avx512(const float* xr, int i, __mmask32 m, __m512& h0,
                                                  __m512& h1) {
   const __m512 a = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), xr + i);
   const __m512 b = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), xr + i + 16);
@@ -230,7 +241,7 @@ RODIMUS_TARGET_AVX512 inline void xload32_avx512(const float* xr, int i, __mmask
 }
 
 // [sum(a), sum(b), sum(c), sum(d)]: a transpose-add of four accumulators.
-RODIMUS_TARGET_AVX512 inline __m128 hsum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
+[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline __m128 hsum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
   // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d (maskz forms: GCC 12
   // warns about the undefined source of the plain unpacks)
   const __mmask16 all16 = 0xffff;
@@ -247,23 +258,6 @@ RODIMUS_TARGET_AVX512 inline __m128 hsum4_avx512(__m512 a, __m512 b, __m512 c, _
   return _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
 }
 
-// One step of 32 columns from i (m: the columns that exist) for rows wr[0..R), NT tokens.
-template <StorageType W, int R, int NT, int P>
-[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void gemv_step_avx512(
-    __m512 (&acc)[R][NT][P], const W* const (&wr)[R], const float* x, int ldx, int i,
-    __mmask32 m) {
-  __m512 wv[R][2];
-  for (int r = 0; r < R; ++r) load32_avx512<W>(wr[r], i, m, wv[r][0], wv[r][1]);
-  for (int t = 0; t < NT; ++t) {
-    __m512 xv[2];
-    xload32_avx512<W>(x + std::int64_t(t) * ldx, i, m, xv[0], xv[1]);
-    for (int r = 0; r < R; ++r) {
-      acc[r][t][0] = _mm512_fmadd_ps(xv[0], wv[r][0], acc[r][t][0]);
-      acc[r][t][P - 1] = _mm512_fmadd_ps(xv[1], wv[r][1], acc[r][t][P - 1]);
-    }
-  }
-}
-
 // Rows [o, o+R) (R <= kGemvRowBlock), tokens [0, NT) (NT <= 4). With one or two tokens the
 // even and odd halves get separate accumulators, so that no FMA chain binds on latency.
 template <StorageType W, int R, int NT>
@@ -274,34 +268,53 @@ RODIMUS_TARGET_AVX512 inline void gemv_block_avx512(const float* x, int ldx, con
   constexpr int kLineBytes = 64;
   constexpr int kStepBytes = 32 * int(sizeof(W));
   const W* wr[R];
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) wr[r] = w + std::int64_t(o + r) * in;
-  const W* const(&wrc)[R] = wr;
+  // (fully unrolled loops over constant bounds: the accumulators must stay in registers)
   __m512 acc[R][NT][P];
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
     for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 2
       for (int p = 0; p < P; ++p) acc[r][t][p] = _mm512_setzero_ps();
 
   // Each row is a stream; prefetch kGemvPrefetchBytes ahead in it, and once that passes the
-  // row's end, in the same row of the next block (the rows between are this block's).
+  // row's end, in the same row of the next block (the rows between are this block's). The
+  // last step of a row whose width is no multiple of 32 is masked.
   const std::int64_t row_bytes = std::int64_t(in) * std::int64_t(sizeof(W));
   const std::int64_t next_block = std::int64_t(R - 1) * row_bytes;
-  int i = 0;
-  for (; i + 32 <= in; i += 32) {
+  const __mmask32 tail = static_cast<__mmask32>((std::uint64_t(1) << (in % 32)) - 1u);
+  for (int i = 0; i < in; i += 32) {
+    const __mmask32 m = in - i >= 32 ? ~__mmask32(0) : tail;
     const std::int64_t ahead = std::int64_t(i) * std::int64_t(sizeof(W)) + kGemvPrefetchBytes;
     const std::int64_t off = ahead + (ahead >= row_bytes ? next_block : 0);
-    for (int r = 0; r < R; ++r)
+    __m512 wv[R][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
       for (int b = 0; b < kStepBytes; b += kLineBytes)
         _mm_prefetch(reinterpret_cast<const char*>(wr[r]) + off + b, _MM_HINT_T0);
-    gemv_step_avx512<W, R, NT, P>(acc, wrc, x, ldx, i, ~__mmask32(0));
+      load32_avx512<W>(wr[r], i, m, wv[r][0], wv[r][1]);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) {
+      __m512 x0, x1;
+      xload32_avx512<W>(x + std::int64_t(t) * ldx, i, m, x0, x1);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        acc[r][t][0] = _mm512_fmadd_ps(x0, wv[r][0], acc[r][t][0]);
+        acc[r][t][P - 1] = _mm512_fmadd_ps(x1, wv[r][1], acc[r][t][P - 1]);
+      }
+    }
   }
-  if (i < in)
-    gemv_step_avx512<W, R, NT, P>(acc, wrc, x, ldx, i,
-                                  static_cast<__mmask32>((std::uint64_t(1) << (in - i)) - 1u));
 
   const __mmask8 rows = static_cast<__mmask8>((1u << R) - 1u);
   const __m128 b = bias ? _mm_maskz_loadu_ps(rows, bias + o) : _mm_setzero_ps();
+#pragma GCC unroll 4
   for (int t = 0; t < NT; ++t) {
     __m512 s[kGemvRowBlock];
+#pragma GCC unroll 4
     for (int r = 0; r < kGemvRowBlock; ++r) {
       if (r < R) {
         s[r] = P == 2 ? _mm512_add_ps(acc[r][t][0], acc[r][t][P - 1]) : acc[r][t][0];
