@@ -6,7 +6,8 @@
 //   avx512   explicit intrinsics: 4 rows per pass, 32 columns per step, up to 4 tokens per
 //            register block, one transpose-add reduction per token and 4 rows; bf16 widened
 //            even/odd by a shift and a mask, fp16 by vcvtph2ps, masked tails (the previous
-//            one-row-at-a-time kernel stays as gemv_rows_avx512_rowwise for comparison)
+//            one-row-at-a-time kernel, gemv_rows_avx512_rowwise, serves one token: measured no
+//            slower there)
 //   avx2     the portable loop compiled for AVX2 + FMA
 //   generic  the portable loop for the build's baseline ISA (any CPU, any compiler)
 #pragma once
@@ -149,8 +150,8 @@ RODIMUS_TARGET_AVX512 inline void gemv_row_avx512(const float* x, int ldx, const
   }
 }
 
-// All rows one at a time with gemv_row_avx512 (the kernel before the row-blocked one; kept
-// for comparison in tests and microbenchmarks).
+// All rows one at a time with gemv_row_avx512 (the kernel before the row-blocked one; the
+// AVX-512 build uses it for one token, see gemv_rows_avx512).
 template <StorageType W>
 RODIMUS_TARGET_AVX512 void gemv_rows_avx512_rowwise(const float* x, int ldx, const W* w,
                                                     const float* bias, float* y, int ldy, int n,
@@ -354,9 +355,9 @@ RODIMUS_TARGET_AVX512 inline void gemv_rowblock_avx512(const float* x, int ldx, 
 }
 
 template <StorageType W>
-RODIMUS_TARGET_AVX512 void gemv_rows_avx512(const float* x, int ldx, const W* w, const float* bias,
-                                            float* y, int ldy, int n, int in, int o_begin,
-                                            int o_end) {
+RODIMUS_TARGET_AVX512 void gemv_rows_avx512_blocked(const float* x, int ldx, const W* w,
+                                                    const float* bias, float* y, int ldy, int n,
+                                                    int in, int o_begin, int o_end) {
   int o = o_begin;
   for (; o + kGemvRowBlock <= o_end; o += kGemvRowBlock)
     gemv_rowblock_avx512<W, kGemvRowBlock>(x, ldx, w, bias, y, ldy, n, in, o);
@@ -372,6 +373,23 @@ RODIMUS_TARGET_AVX512 void gemv_rows_avx512(const float* x, int ldx, const W* w,
       break;
     default:
       break;
+  }
+}
+
+// The AVX-512 build: one token row-wise, more tokens row-blocked. Measured 2026-12-02 (Zen 5,
+// 1 thread, bf16 matrices streamed from memory, GB/s of weights, row-wise / blocked):
+// 1 token 23.3 / 22.0 at in = 1024, 23.5 / 24.4 at in = 2048 (both memory-bound; the blocked
+// kernel was 5-12 % slower at in = 1024 in every run, so one token stays row-wise);
+// 2 tokens 22.1 / 22.2 and 21.6 / 25.4; 4 tokens 15.5 / 20.9 and 14.0 / 13.4; 8 tokens
+// 6.7 / 8.9 and 4.8 / 12.3.
+template <StorageType W>
+RODIMUS_TARGET_AVX512 void gemv_rows_avx512(const float* x, int ldx, const W* w, const float* bias,
+                                            float* y, int ldy, int n, int in, int o_begin,
+                                            int o_end) {
+  if (n == 1) {
+    gemv_rows_avx512_rowwise<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
+  } else {
+    gemv_rows_avx512_blocked<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
   }
 }
 
