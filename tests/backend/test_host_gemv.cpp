@@ -7,8 +7,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
-#include <utility>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "rodimus/backend/host/gemv.hpp"
@@ -67,36 +67,36 @@ struct Case {
       for (int o = out; o < ldy; ++o) CHECK(y[std::size_t(t) * ldy + o] == guard);
     }
     INFO(isa << " W=" << dtype_traits<W>::name << " n=" << n << " in=" << in << " out=" << out
-              << " split at " << mid << (bias ? " bias" : " no bias"));
+             << " split at " << mid << (bias ? " bias" : " no bias"));
     CHECK(worst < 2e-6);
   }
 };
 
-// Every product x * w is exact in fp32 (w has at most 11 significant bits) and every kernel
-// sums in fp32, so the error is fp32 rounding of ~in terms of size <= 1: bounded by a few
-// 2^-24 sqrt(in) in practice, checked as error / sqrt(in) < 2e-6 (about 30 ulps of a
-// random-walk sum, two orders below what a bf16 rounding of x, 2^-9, would give).
+// Every kernel multiplies and sums in fp32 (for bf16 / fp16 weights, of at most 11 significant
+// bits, each product is even exact), so the error is fp32 rounding of ~in terms of size <= 1: a
+// few 2^-24 sqrt(in) for a random-walk sum, checked as error / sqrt(in) < 2e-6 (~30 ulps; two
+// orders below what a bf16 rounding of x, 2^-9, or a bf16 hi + lo split, ~2^-17, would give).
 template <class W>
 void check_all_isas(std::mt19937& rng) {
   for (int n = 1; n <= hb::kGemvMaxTokens; ++n) {
     for (int in : {1, 16, 31, 32, 37, 64, 77, 128, 300, 1000}) {
       // (out, first call's rows): remainders 0..3 of 4-row blocks, also after a split inside
       // a block
-      for (auto [out, mid] : {std::pair{1, 0}, {2, 0}, {3, 0}, {4, 0}, {13, 5}, {30, 10},
-                              {29, 9}, {8, 3}}) {
+      for (auto [out, mid] :
+           {std::pair{1, 0}, {2, 0}, {3, 0}, {4, 0}, {13, 5}, {30, 10}, {29, 9}, {8, 3}}) {
         for (bool bias : {false, true}) {
-        Case<W> c(n, in, out, bias, rng);
-        c.check(hb::detail::gemv_rows_generic<W>, "generic", mid);
+          Case<W> c(n, in, out, bias, rng);
+          c.check(hb::detail::gemv_rows_generic<W>, "generic", mid);
 #if RODIMUS_HAVE_X86_DISPATCH
-        const auto isa = hb::detected_host_isa();
-        if (isa >= hb::HostIsa::Avx2) c.check(hb::detail::gemv_rows_avx2<W>, "avx2", mid);
-        if (isa >= hb::HostIsa::Avx512) {
-          c.check(hb::detail::gemv_rows_avx512<W>, "avx512", mid);
-          c.check(hb::detail::gemv_rows_avx512_rowwise<W>, "avx512 row-wise", mid);
-          c.check(hb::detail::gemv_rows_avx512_blocked<W>, "avx512 row-blocked", mid);
-        }
+          const auto isa = hb::detected_host_isa();
+          if (isa >= hb::HostIsa::Avx2) c.check(hb::detail::gemv_rows_avx2<W>, "avx2", mid);
+          if (isa >= hb::HostIsa::Avx512) {
+            c.check(hb::detail::gemv_rows_avx512<W>, "avx512", mid);
+            c.check(hb::detail::gemv_rows_avx512_rowwise<W>, "avx512 row-wise", mid);
+            c.check(hb::detail::gemv_rows_avx512_blocked<W>, "avx512 row-blocked", mid);
+          }
 #endif
-        c.check(hb::gemv_rows<W>, "dispatched", mid);
+          c.check(hb::gemv_rows<W>, "dispatched", mid);
         }
       }
     }

@@ -159,18 +159,35 @@ RODIMUS_TARGET_AVX512 void gemv_rows_avx512_rowwise(const float* x, int ldx, con
   for (int o = o_begin; o < o_end; ++o) {
     const W* wr = w + std::int64_t(o) * in;
     const float b = bias ? bias[o] : 0.f;
+    // Token blocks of 8; the row stays in L1 between blocks, so memory sees it once.
     for (int t0 = 0; t0 < n; t0 += 8) {
       const float* xt = x + std::int64_t(t0) * ldx;
       float* yt = y + std::int64_t(t0) * ldy + o;
       switch (n - t0 < 8 ? n - t0 : 8) {
-        case 1: gemv_row_avx512<W, 1>(xt, ldx, wr, b, yt, ldy, in); break;
-        case 2: gemv_row_avx512<W, 2>(xt, ldx, wr, b, yt, ldy, in); break;
-        case 3: gemv_row_avx512<W, 3>(xt, ldx, wr, b, yt, ldy, in); break;
-        case 4: gemv_row_avx512<W, 4>(xt, ldx, wr, b, yt, ldy, in); break;
-        case 5: gemv_row_avx512<W, 5>(xt, ldx, wr, b, yt, ldy, in); break;
-        case 6: gemv_row_avx512<W, 6>(xt, ldx, wr, b, yt, ldy, in); break;
-        case 7: gemv_row_avx512<W, 7>(xt, ldx, wr, b, yt, ldy, in); break;
-        default: gemv_row_avx512<W, 8>(xt, ldx, wr, b, yt, ldy, in); break;
+        case 1:
+          gemv_row_avx512<W, 1>(xt, ldx, wr, b, yt, ldy, in);
+          break;
+        case 2:
+          gemv_row_avx512<W, 2>(xt, ldx, wr, b, yt, ldy, in);
+          break;
+        case 3:
+          gemv_row_avx512<W, 3>(xt, ldx, wr, b, yt, ldy, in);
+          break;
+        case 4:
+          gemv_row_avx512<W, 4>(xt, ldx, wr, b, yt, ldy, in);
+          break;
+        case 5:
+          gemv_row_avx512<W, 5>(xt, ldx, wr, b, yt, ldy, in);
+          break;
+        case 6:
+          gemv_row_avx512<W, 6>(xt, ldx, wr, b, yt, ldy, in);
+          break;
+        case 7:
+          gemv_row_avx512<W, 7>(xt, ldx, wr, b, yt, ldy, in);
+          break;
+        default:
+          gemv_row_avx512<W, 8>(xt, ldx, wr, b, yt, ldy, in);
+          break;
       }
     }
   }
@@ -201,8 +218,9 @@ inline constexpr int kGemvRowBlock = 4;
 // [i, i+16) and [i+16, i+32), or for bf16 the even and the odd columns of [i, i+32).
 // m: the columns (of 32) that exist.
 template <StorageType W>
-[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void load32_avx512(const W* wr, int i, __mmask32 m, __m512& h0,
-                                                __m512& h1) {
+[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void load32_avx512(const W* wr, int i,
+                                                                       __mmask32 m, __m512& h0,
+                                                                       __m512& h1) {
   const __mmask16 m0 = static_cast<__mmask16>(m), m1 = static_cast<__mmask16>(m >> 16);
   if constexpr (std::is_same_v<W, float>) {
     h0 = _mm512_maskz_loadu_ps(m0, wr + i);
@@ -224,8 +242,9 @@ template <StorageType W>
 // The activations matching load32_avx512's halves: columns [i, i+16), [i+16, i+32), or for
 // bf16 weights the even and the odd columns.
 template <StorageType W>
-[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void xload32_avx512(const float* xr, int i, __mmask32 m, __m512& h0,
-                                                 __m512& h1) {
+[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void xload32_avx512(const float* xr, int i,
+                                                                        __mmask32 m, __m512& h0,
+                                                                        __m512& h1) {
   const __m512 a = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), xr + i);
   const __m512 b = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), xr + i + 16);
   if constexpr (std::is_same_v<W, bf16>) {
@@ -242,14 +261,15 @@ template <StorageType W>
 }
 
 // [sum(a), sum(b), sum(c), sum(d)]: a transpose-add of four accumulators.
-[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline __m128 hsum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
+[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline __m128 hsum4_avx512(__m512 a, __m512 b,
+                                                                        __m512 c, __m512 d) {
   // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d (maskz forms: GCC 12
   // warns about the undefined source of the plain unpacks)
   const __mmask16 all16 = 0xffff;
-  const __m512 ab = _mm512_add_ps(_mm512_maskz_unpacklo_ps(all16, a, b),
-                                  _mm512_maskz_unpackhi_ps(all16, a, b));
-  const __m512 cd = _mm512_add_ps(_mm512_maskz_unpacklo_ps(all16, c, d),
-                                  _mm512_maskz_unpackhi_ps(all16, c, d));
+  const __m512 ab =
+      _mm512_add_ps(_mm512_maskz_unpacklo_ps(all16, a, b), _mm512_maskz_unpackhi_ps(all16, a, b));
+  const __m512 cd =
+      _mm512_add_ps(_mm512_maskz_unpacklo_ps(all16, c, d), _mm512_maskz_unpackhi_ps(all16, c, d));
   // per lane: [a, b, c, d] partial sums
   const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
                                  _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
@@ -332,8 +352,8 @@ RODIMUS_TARGET_AVX512 inline void gemv_block_avx512(const float* x, int ldx, con
 // blocks, so memory sees them once).
 template <StorageType W, int R>
 RODIMUS_TARGET_AVX512 inline void gemv_rowblock_avx512(const float* x, int ldx, const W* w,
-                                                       const float* bias, float* y, int ldy,
-                                                       int n, int in, int o) {
+                                                       const float* bias, float* y, int ldy, int n,
+                                                       int in, int o) {
   for (int t0 = 0; t0 < n; t0 += 4) {
     const float* xt = x + std::int64_t(t0) * ldx;
     float* yt = y + std::int64_t(t0) * ldy;
