@@ -116,8 +116,9 @@ bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
 }
 
 /// Runs the scan with the host chunk kernel (backend/host/gla_chunk_scan.hpp, chunks of `c`
-/// tokens) when `Space` is a host space, the shapes fit it and the call is a prefill (longest
-/// sequence > kScanDecodeTokens: decode stays recurrent); returns false (nothing done) otherwise.
+/// tokens) when `Space` is a host space, the CPU takes the AVX-512 build, the shapes fit it and
+/// the call is a prefill (longest sequence > kScanDecodeTokens: decode stays recurrent);
+/// returns false (nothing done) otherwise.
 template <class Space>
 bool gla_chunk_scan_host(const Space& space, int c, const View2<const float, Space>& q,
                          const View2<const float, Space>& k, const View2<const float, Space>& a,
@@ -129,7 +130,9 @@ bool gla_chunk_scan_host(const Space& space, int c, const View2<const float, Spa
     const int n = static_cast<int>(q.extent(1));
     const auto e = static_cast<std::int64_t>(u.extent(1));
     auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
-    if (c <= 0 || batch.max_len <= hb::kScanDecodeTokens ||
+    // the AVX-512 build only: the AVX2 and generic builds of the chunk kernel were not
+    // measured against the recurrent host kernel, which they would replace
+    if (c <= 0 || batch.max_len <= hb::kScanDecodeTokens || hb::host_isa() != hb::HostIsa::Avx512 ||
         !hb::gla_chunk_scan_host_supports(n, c) || st(state, 0) != std::int64_t(n) * e ||
         st(state, 1) != e || st(state, 2) != 1 || st(q, 1) != 1 || st(k, 1) != 1 || st(a, 1) != 1 ||
         st(u, 1) != 1 || st(o, 1) != 1)
