@@ -714,29 +714,31 @@ __device__ __forceinline__ void chunk_columns(
   }
 }
 
-/// The state slice S^T of a warp's 16 columns, as m16n8 accumulators (rows e, columns i):
-/// sreg[ni][c] holds S[i][e], e = g + 8 (c / 2) (+ the warp's first column, folded into p),
-/// i = 8 ni + 2 qd + (c % 2). p = &S[0][first column]; row stride E.
+/// The state slice S^T of a warp's 16 columns lives in m16n8 accumulators (rows e, columns i):
+/// sreg[ni][c] of `lane` holds S[i][e], i = 8 ni + 2 qd + (c % 2), e = g + 8 (c / 2) (+ the
+/// warp's first column); this is its offset from &S[0][first column] (row stride E).
+__device__ __forceinline__ std::int64_t state_at(int ni, int c, int E, int lane) {
+  return std::int64_t(8 * ni + 2 * (lane % 4) + (c % 2)) * E + lane / 4 + 8 * (c / 2);
+}
+
+/// Loads a warp's state slice from p (zeros when p is null).
 template <int N>
 __device__ __forceinline__ void load_state(float (&sreg)[N / 8][4], const float* p, int E,
                                            int lane) {
-  const int g = lane / 4, qd = lane % 4;
 #pragma unroll
   for (int ni = 0; ni < N / 8; ++ni)
 #pragma unroll
-    for (int c = 0; c < 4; ++c)
-      sreg[ni][c] = p ? p[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)] : 0.f;
+    for (int c = 0; c < 4; ++c) sreg[ni][c] = p ? p[state_at(ni, c, E, lane)] : 0.f;
 }
 
+/// Stores a warp's state slice to p.
 template <int N>
 __device__ __forceinline__ void store_state(const float (&sreg)[N / 8][4], float* p, int E,
                                             int lane) {
-  const int g = lane / 4, qd = lane % 4;
 #pragma unroll
   for (int ni = 0; ni < N / 8; ++ni)
 #pragma unroll
-    for (int c = 0; c < 4; ++c)
-      p[std::int64_t(8 * ni + 2 * qd + (c % 2)) * E + g + 8 * (c / 2)] = sreg[ni][c];
+    for (int c = 0; c < 4; ++c) p[state_at(ni, c, E, lane)] = sreg[ni][c];
 }
 
 /// The fused kernel (short sequences, decode): grid (E / TE, B), block ScanShape::kThreads,
