@@ -1,7 +1,7 @@
-// Host kernels of the RMS norms (plain, fused residual add, gated): one row per call of the row
-// loop, 16 independent lanes for the sum of squares so that compilers vectorise it without
-// reassociating. Three builds of the same loop (generic, AVX2, AVX-512), chosen at run time by
-// host_isa() (cpu_features.hpp), as in gemv.hpp.
+// Host kernels of the RMS norms (plain, fused residual add, gated): per row, z into its
+// destination, the sum of squares as an OpenMP SIMD reduction (fast_math.hpp's sum_squares), then
+// the scaling in place; unit-stride loops that compilers vectorise. Three builds of the same loop
+// (generic, AVX2, AVX-512), chosen at run time by host_isa() (cpu_features.hpp), as in gemv.hpp.
 #pragma once
 
 #include <cmath>
