@@ -17,7 +17,8 @@ TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
   RODIMUS_SEED_INFO(rng);
   double worst_a = 0, worst_k = 0;
   for (auto [n_tok, n] : std::vector<std::pair<int, int>>{
-           {1, 1}, {1, 64}, {9, 16}, {31, 33}, {rng.integer(1, 50), rng.integer(2, 130)}}) {
+           {1, 1}, {1, 64}, {9, 16}, {31, 33}, {40, 100}, {5, 257},
+           {rng.integer(1, 50), rng.integer(2, 130)}}) {
     for (bool in_place : {false, true}) {
       INFO("N=" << n_tok << " n=" << n << " in place " << in_place);
       const float eps = 1e-12f;
@@ -67,6 +68,7 @@ TEST_CASE("channel_gate matches the fp64 reference", "[ops][ddts_gate][channel_g
            {1, 8, 1},
            {7, 33, 16},
            {20, 128, 16},
+           {17, 257, 8},
            {rng.integer(1, 30), rng.integer(1, 200), rng.integer(1, 40)}}) {
     INFO("N=" << n_tok << " E=" << e << " R=" << r);
     const auto x = rng.vec(std::size_t(n_tok) * e, -2, 2);
@@ -112,4 +114,42 @@ TEST_CASE("ddts_gate and channel_gate reject wrong extents", "[ops][ddts_gate][e
     auto u7 = test::upload2<float, Space>({}, 2, 7);
     CHECK_THROWS_AS(channel_gate(Space{}, CV(s), cw, zr, ze, u7, 2), ArgumentError);
   });
+}
+
+TEST_CASE("ddts_gate with strong gate inputs (saturated softplus and sigmoid)", "[ops][ddts_gate]") {
+  Rng rng;
+  RODIMUS_SEED_INFO(rng);
+  double worst_a = 0, worst_k = 0;
+  // n = 37: two full vectors of 16 and a tail; s_raw down to -60 (s ~ 1e-26, beta = s^tau of a
+  // tiny s) and up to 60 (s = s_raw), tau_raw to +-20 (tau ~ 2e-9 .. 1)
+  for (auto [n_tok, n] : std::vector<std::pair<int, int>>{{19, 37}, {4, 200}}) {
+    INFO("N=" << n_tok << " n=" << n);
+    const float eps = 1e-12f;
+    const auto s_raw = rng.vec(std::size_t(n_tok) * n, -60, 60);
+    const auto tau_raw = rng.vec(std::size_t(n_tok) * n, -20, 20);
+    const auto k = rng.vec(std::size_t(n_tok) * n, -50, 50);
+    const auto gates = reference::ddts_gates(test::hcat(s_raw, tau_raw, n_tok), n_tok, n);
+    const auto ref_k = reference::l2_normalize_scale(k, gates.beta, double(eps), n_tok, n);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      using CV = View2<const float, Space>;
+      auto ds = test::upload2<float, Space>(s_raw, n_tok, n);
+      auto dt = test::upload2<float, Space>(tau_raw, n_tok, n);
+      auto dk = test::upload2<float, Space>(k, n_tok, n);
+      auto a = test::upload2<float, Space>({}, n_tok, n);
+      auto k_out = test::upload2<float, Space>({}, n_tok, n);
+      ddts_gate(Space{}, CV(ds), CV(dt), CV(dk), a, k_out, n_tok, eps);
+      const auto got_k = test::download2(k_out);
+      const double ea = test::rel_err(test::download2(a), gates.a);
+      double ek = 0;
+      for (int t = 0; t < n_tok; ++t)
+        ek = std::max(
+            ek, test::rel_err(test::rows_of(got_k, t, 1, n), test::rows_of(ref_k, t, 1, n)));
+      worst_a = std::max(worst_a, ea);
+      worst_k = std::max(worst_k, ek);
+      CHECK(ea <= kTol);
+      CHECK(ek <= kTol);
+    });
+  }
+  WARN("ddts_gate (strong inputs) max rel err a " << worst_a << ", k " << worst_k);
 }

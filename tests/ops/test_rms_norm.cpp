@@ -29,7 +29,8 @@ TEST_CASE("rms_norm matches the fp64 reference", "[ops][rms_norm]") {
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (auto [n, d] : std::vector<std::pair<int, int>>{
-           {1, 1}, {1, 64}, {5, 3}, {13, 127}, {rng.integer(1, 40), rng.integer(1, 400)}}) {
+           {1, 1}, {1, 64}, {5, 3}, {13, 127}, {33, 100}, {4, 1000},  // vector tails: D % 16 != 0
+           {rng.integer(1, 40), rng.integer(1, 400)}}) {
     INFO("N=" << n << " D=" << d);
     const float eps = 1e-5f;
     const auto x = scaled_rows(rng, n, d);
@@ -59,7 +60,7 @@ TEST_CASE("add_rms_norm matches the fp64 reference in every residual mode", "[op
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (auto [n, d] : std::vector<std::pair<int, int>>{
-           {1, 7}, {9, 64}, {rng.integer(1, 30), rng.integer(2, 300)}}) {
+           {1, 7}, {9, 64}, {17, 31}, {40, 257}, {rng.integer(1, 30), rng.integer(2, 300)}}) {
     INFO("N=" << n << " D=" << d);
     const float eps = 1e-6f;
     const auto h = scaled_rows(rng, n, d);

@@ -28,6 +28,7 @@ TEST_CASE("rope matches the fp64 reference per sequence at absolute positions", 
                                  {4, 16, 16, 10000.0},
                                  {3, 10, 6, 500.0},
                                  {2, 64, 32, 1e6},
+                                 {5, 40, 40, 10000.0},  // half = 20: a vector tail per head
                                  {1, 8, 0, 10000.0}};
   for (const auto& g : geos) {
     INFO("heads=" << g.heads << " hd=" << g.hd << " rd=" << g.rd << " base=" << g.base);

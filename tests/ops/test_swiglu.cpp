@@ -17,7 +17,7 @@ TEST_CASE("swiglu matches the fp64 reference", "[ops][swiglu]") {
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (auto [n, f] : std::vector<std::pair<int, int>>{
-           {1, 1}, {3, 7}, {16, 176}, {rng.integer(1, 40), rng.integer(1, 300)}}) {
+           {1, 1}, {3, 7}, {16, 176}, {33, 257}, {rng.integer(1, 40), rng.integer(1, 300)}}) {
     for (bool in_place : {false, true}) {
       INFO("N=" << n << " F=" << f << " in place " << in_place);
       const auto a = rng.vec(std::size_t(n) * f, -3, 3);

@@ -4,6 +4,7 @@
 
 #include <type_traits>
 
+#include "rodimus/ops/impl/gate_host.hpp"
 #include "rodimus/ops/impl/gate_kernels.hpp"
 #include "rodimus/ops/linear.hpp"
 
@@ -29,9 +30,12 @@ void ddts_gate(const Space& space, const View2<const std::type_identity_t<Real>,
     detail::check_extent_at_least(*v, 0, n_tokens, "ddts_gate: input");
   detail::check_extent_at_least(a, 0, n_tokens, "ddts_gate: a");
   detail::check_extent_at_least(k_out, 0, n_tokens, "ddts_gate: k_out");
-  if (n_tokens > 0)
-    detail::ddts_gate_generic<Space, Real>(space, s_raw, tau_raw, k, a, k_out, n_tokens,
-                                           normalize_eps);
+  if (n_tokens <= 0) return;
+  if constexpr (std::is_same_v<Real, float>)
+    if (detail::ddts_gate_host(space, s_raw, tau_raw, k, a, k_out, n_tokens, normalize_eps))
+      return;
+  detail::ddts_gate_generic<Space, Real>(space, s_raw, tau_raw, k, a, k_out, n_tokens,
+                                         normalize_eps);
 }
 
 /// Weights of the low-rank channel gate u = sigmoid((x W1^T) W2^T + b2) * x.
@@ -54,8 +58,12 @@ void channel_gate(const Space& space, const View2<const compute_t<W>, Space>& x,
   linear(space, View2<const C, Space>(z_r), cw.up, z_e, n_tokens);
   detail::check_extent(u, 1, x.extent(1), "channel_gate: u");
   detail::check_extent_at_least(u, 0, n_tokens, "channel_gate: u");
-  if (n_tokens > 0)
-    detail::sigmoid_gate_generic<Space, C>(space, View2<const C, Space>(z_e), x, u, n_tokens);
+  if (n_tokens <= 0) return;
+  if constexpr (std::is_same_v<C, float>)
+    if (detail::gate_product_host<backend::host::GateProduct::Sigmoid>(
+            space, View2<const C, Space>(z_e), x, u, n_tokens))
+      return;
+  detail::sigmoid_gate_generic<Space, C>(space, View2<const C, Space>(z_e), x, u, n_tokens);
 }
 
 }  // namespace rodimus

@@ -1,8 +1,11 @@
 // RMSNorm, and RMSNorm fused with the residual add of the pre-norm blocks (SPEC 5).
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
+#include "rodimus/backend/host/rms_norm.hpp"
 #include "rodimus/ops/impl/norm_kernels.hpp"
 
 namespace rodimus {
@@ -13,6 +16,48 @@ enum class ResidualMode : int {
   Add = 1,        ///< r = h + r
   AddNoStore = 2  ///< normalise h + r but leave r unchanged (the Rodimus+ FFN hop)
 };
+
+namespace detail {
+/// Tokens per work item of the host RMSNorm kernels.
+inline constexpr std::int64_t kHostRmsRows = 16;
+
+/// Runs the (residual-add) RMSNorm with the host kernel (backend/host/rms_norm.hpp) when `Space`
+/// is a host space and every operand has unit-stride rows; false otherwise. `r` empty: the plain
+/// norm of h.
+template <class Space>
+bool rms_norm_host(const Space& space, const View2<const float, Space>& h,
+                   const View2<float, Space>& r, const View1<const float, Space>& w,
+                   const View2<float, Space>& out, int n_tokens, float eps, int mode) {
+  if constexpr (is_host_space_v<Space>) {
+    namespace hb = backend::host;
+    const bool has_r = r.data() != nullptr;
+    auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
+    if (st(h, 1) != 1 || st(out, 1) != 1 || st(w, 0) != 1 || (has_r && st(r, 1) != 1))
+      return false;
+    hb::RmsNormArgs a;
+    a.h = h.data();
+    a.r = has_r ? r.data() : nullptr;
+    a.w = w.data();
+    a.out = out.data();
+    a.ldh = st(h, 0);
+    a.ldr = has_r ? st(r, 0) : 0;
+    a.ldo = st(out, 0);
+    a.d = static_cast<int>(w.extent(0));
+    a.eps = eps;
+    a.mode = mode;
+    const std::int64_t nt = n_tokens;
+    Kokkos::parallel_for(has_r ? RODIMUS_KERNEL_LABEL("rodimus::add_rms_norm.host")
+                               : RODIMUS_KERNEL_LABEL("rodimus::rms_norm.host"),
+                         Kokkos::RangePolicy<Space>(space, 0, (nt + kHostRmsRows - 1) / kHostRmsRows),
+                         [=](const std::int64_t blk) {
+                           hb::rms_norm_rows(a, blk * kHostRmsRows,
+                                             std::min(nt, (blk + 1) * kHostRmsRows));
+                         });
+    return true;
+  }
+  return false;
+}
+}  // namespace detail
 
 /// out = x / sqrt(mean(x^2) + eps) * w.   x, out: [>=N, D], w: [D]; out may alias x.
 /// Real is float (the model) or double (`rms_norm<double>`, the fp64 training forward).
@@ -25,7 +70,10 @@ void rms_norm(const Space& space, const View2<const std::type_identity_t<Real>, 
   detail::check_extent(out, 1, w.extent(0), "rms_norm: out");
   detail::check_extent_at_least(x, 0, n_tokens, "rms_norm: x");
   detail::check_extent_at_least(out, 0, n_tokens, "rms_norm: out");
-  if (n_tokens > 0) detail::rms_norm_generic<Space, Real>(space, x, w, out, n_tokens, eps);
+  if (n_tokens <= 0) return;
+  if constexpr (std::is_same_v<Real, float>)
+    if (detail::rms_norm_host(space, x, View2<float, Space>(), w, out, n_tokens, eps, 0)) return;
+  detail::rms_norm_generic<Space, Real>(space, x, w, out, n_tokens, eps);
 }
 
 /// Pre-norm residual add: r = h + r (per `mode`), out = RMSNorm(r) * w (Real as rms_norm).
@@ -43,9 +91,11 @@ void add_rms_norm(const Space& space, const View2<const std::type_identity_t<Rea
   detail::check_extent_at_least(h, 0, n_tokens, "add_rms_norm: h");
   detail::check_extent_at_least(r, 0, n_tokens, "add_rms_norm: r");
   detail::check_extent_at_least(out, 0, n_tokens, "add_rms_norm: out");
-  if (n_tokens > 0)
-    detail::add_rms_norm_generic<Space, Real>(space, h, r, w, out, n_tokens, eps,
-                                              static_cast<int>(mode));
+  if (n_tokens <= 0) return;
+  if constexpr (std::is_same_v<Real, float>)
+    if (detail::rms_norm_host(space, h, r, w, out, n_tokens, eps, static_cast<int>(mode))) return;
+  detail::add_rms_norm_generic<Space, Real>(space, h, r, w, out, n_tokens, eps,
+                                            static_cast<int>(mode));
 }
 
 }  // namespace rodimus

@@ -1,9 +1,12 @@
 // Rotary position embedding, non-interleaved "rotate half" form (SPEC 3, step 2).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 
+#include "rodimus/backend/host/rope.hpp"
 #include "rodimus/core/parallel.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
@@ -27,6 +30,38 @@ View1<float, Space> rope_inv_freq(int rotary_dim, double base) {
 /// x_{i+rd/2} cos + x_i sin), angle = pos * inv_freq_i (fp32).
 /// Real: float, or double (`rope<double>` with grad::rope_inv_freq<double>: angles in fp64).
 // x: [>=N, heads * hd], inv_freq: [rd / 2]
+namespace detail {
+/// Runs the rotary embedding with the host kernel (backend/host/rope.hpp) when `Space` is a host
+/// space, x has unit-stride rows and rotary_dim / 2 fits its table; false otherwise.
+template <class Space>
+bool rope_host(const Space& space, const View2<float, Space>& x, int heads, int head_dim,
+               const View1<const float, Space>& inv_freq, int half, const SeqBatch<Space>& batch) {
+  if constexpr (is_host_space_v<Space>) {
+    namespace hb = backend::host;
+    if (half > hb::kRopeMaxHalf || x.stride(1) != 1 || inv_freq.stride(0) != 1) return false;
+    hb::RopeArgs a;
+    a.x = x.data();
+    a.ldx = static_cast<std::int64_t>(x.stride(0));
+    a.inv_freq = inv_freq.data();
+    a.offsets = batch.offsets.data();
+    a.pos0 = batch.pos0.data();
+    a.token_seq = batch.token_seq.data();
+    a.heads = heads;
+    a.head_dim = head_dim;
+    a.half = half;
+    const std::int64_t nt = batch.num_tokens;
+    constexpr std::int64_t kb = hb::kRopeTokenBlock;
+    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::rope.host"),
+                         Kokkos::RangePolicy<Space>(space, 0, (nt + kb - 1) / kb),
+                         [=](const std::int64_t blk) {
+                           hb::rope_rows(a, blk * kb, std::min(nt, (blk + 1) * kb));
+                         });
+    return true;
+  }
+  return false;
+}
+}  // namespace detail
+
 template <class Real = float, class Space>
 void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x, int heads,
           int head_dim, const View1<const std::type_identity_t<Real>, Space>& inv_freq,
@@ -37,6 +72,8 @@ void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x,
   detail::check_extent(x, 1, std::int64_t(heads) * head_dim, "rope: x");
   detail::check_extent_at_least(x, 0, batch.num_tokens, "rope: x");
   const int half = rotary_dim / 2;
+  if constexpr (std::is_same_v<Real, float>)
+    if (detail::rope_host(space, x, heads, head_dim, inv_freq, half, batch)) return;
   const auto offsets = batch.offsets;
   const auto pos0 = batch.pos0;
   const auto token_seq = batch.token_seq;

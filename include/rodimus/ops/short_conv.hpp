@@ -1,11 +1,64 @@
 // ShortConv: causal depthwise convolution of width K followed by SiLU (SPEC 2, step 2).
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <type_traits>
+#include <vector>
 
+#include "rodimus/backend/host/short_conv.hpp"
 #include "rodimus/ops/impl/short_conv_kernel.hpp"
 
 namespace rodimus {
+
+namespace detail {
+/// Runs the conv with the host kernel (backend/host/short_conv.hpp) when `Space` is a host space
+/// and the operands are unit-stride rows with contiguous weights and state; false otherwise.
+template <class Space>
+bool short_conv_host(const Space& space, const View2<const float, Space>& x,
+                     const View2<const float, Space>& w, const View1<const float, Space>& b,
+                     const View3<float, Space>& state, const SeqBatch<Space>& batch,
+                     const View2<float, Space>& xs) {
+  if constexpr (is_host_space_v<Space>) {
+    namespace hb = backend::host;
+    const auto e = static_cast<std::int64_t>(w.extent(0));
+    const auto k = static_cast<std::int64_t>(w.extent(1));
+    auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
+    if (k > hb::kShortConvMaxWidth || st(x, 1) != 1 || st(xs, 1) != 1 || st(w, 1) != 1 ||
+        st(w, 0) != k || st(b, 0) != 1 ||
+        (k > 1 && (st(state, 2) != 1 || st(state, 1) != e || st(state, 0) != (k - 1) * e)))
+      return false;
+    // the weights transposed to [K, E] for unit-stride rows; the buffer of the calling thread
+    // (host parallel_for returns when the kernel is done)
+    thread_local std::vector<float> wt;
+    wt.resize(static_cast<std::size_t>(k * e));
+    for (std::int64_t c = 0; c < e; ++c)
+      for (std::int64_t j = 0; j < k; ++j) wt[j * e + c] = w.data()[c * k + j];
+    hb::ShortConvArgs a;
+    a.x = x.data();
+    a.wt = wt.data();
+    a.b = b.data();
+    a.state = state.data();
+    a.xs = xs.data();
+    a.offsets = batch.offsets.data();
+    a.slot = batch.slot.data();
+    a.token_seq = batch.token_seq.data();
+    a.ldx = st(x, 0);
+    a.ldxs = st(xs, 0);
+    a.e = static_cast<int>(e);
+    a.k = static_cast<int>(k);
+    const std::int64_t nt = batch.num_tokens;
+    constexpr std::int64_t kb = hb::kShortConvTokenBlock;
+    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::short_conv.host"),
+                         Kokkos::RangePolicy<Space>(space, 0, (nt + kb - 1) / kb),
+                         [=](const std::int64_t blk) {
+                           hb::short_conv_rows(a, blk * kb, std::min(nt, (blk + 1) * kb));
+                         });
+    return true;
+  }
+  return false;
+}
+}  // namespace detail
 
 /// xs_t[c] = silu(b[c] + sum_j w[c, j] * x_{t-K+1+j}[c]), inputs before the call taken from the
 /// carried `state` (zeros for a fresh sequence). Works for whole sequences and single steps.
@@ -30,7 +83,10 @@ void short_conv(const Space& space, const View2<const std::type_identity_t<Real>
   detail::check_extent_at_least(x, 0, batch.num_tokens, "short_conv: x");
   detail::check_extent_at_least(xs, 0, batch.num_tokens, "short_conv: xs");
   if (batch.num_tokens == 0) return;
-  detail::short_conv_generic<Space, Real>(space, x, w, b, state, batch, xs);
+  bool done = false;
+  if constexpr (std::is_same_v<Real, float>)
+    done = detail::short_conv_host(space, x, w, b, View3<float, Space>(state), batch, xs);
+  if (!done) detail::short_conv_generic<Space, Real>(space, x, w, b, state, batch, xs);
   if (update_state && k > 1)
     detail::short_conv_update_state_generic<Space, Real>(space, x, state, batch);
 }

@@ -1,6 +1,7 @@
 // SwiGLU feed-forward network of the Rodimus+ block (SPEC 4).
 #pragma once
 
+#include "rodimus/ops/impl/gate_host.hpp"
 #include "rodimus/ops/impl/gate_kernels.hpp"
 #include "rodimus/ops/linear.hpp"
 
@@ -25,7 +26,11 @@ void swiglu(const Space& space, const View2<const std::type_identity_t<Real>, Sp
   detail::check_extent_at_least(a, 0, n_tokens, "swiglu: a");
   detail::check_extent_at_least(g, 0, n_tokens, "swiglu: g");
   detail::check_extent_at_least(out, 0, n_tokens, "swiglu: out");
-  if (n_tokens > 0) detail::swiglu_generic<Space, Real>(space, a, g, out, n_tokens);
+  if (n_tokens <= 0) return;
+  if constexpr (std::is_same_v<Real, float>)
+    if (detail::gate_product_host<backend::host::GateProduct::Silu>(space, g, a, out, n_tokens))
+      return;
+  detail::swiglu_generic<Space, Real>(space, a, g, out, n_tokens);
 }
 
 /// The whole FFN: y = (silu(h W_g^T) * (h W_a^T)) W_out^T.
