@@ -32,6 +32,7 @@ inline void check_cuda_call(cudaError_t err, const char* what) {
 /// Scratch buffers by purpose (one index per user, so that users never share one).
 enum ScratchSlot : int {
   kScratchLinearInput = 0,  // activations split into halves of the weight type (cublas_linear)
+  kScratchLinearOutput,     // the two halves' products, few tokens (cublas_linear)
   kScratchAttnScores,       // attention scores of one query chunk (window_attention)
   kScratchAttnKeys,         // gathered keys and values of one chunk
   kScratchAttnPartials,     // split-key partial results

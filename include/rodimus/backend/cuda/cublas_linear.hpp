@@ -41,6 +41,23 @@ __global__ void split_rows(const float* __restrict__ x, std::int64_t ldx, T* __r
   }
 }
 
+/// y[r * ldy + c] = ys[r, c] + ys[rows + r, c] (+ b[c]); ys dense [2 rows, cols].
+template <class T>
+__global__ void sum_halves(T* __restrict__ y, std::int64_t ldy, const T* __restrict__ ys,
+                           const T* __restrict__ b, std::int64_t rows, std::int64_t cols) {
+  const std::int64_t n = rows * cols;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t r = i / cols, c = i - r * cols;
+    y[r * ldy + c] = ys[i] + ys[n + i] + (b ? b[c] : T(0));
+  }
+}
+
+/// Fewer tokens than this: the halves stacked as 2N rows of one GEMM (weights read once: the
+/// product is memory-bound below the tensor cores' ridge, ~230 FLOP per weight byte on an
+/// H200); this many or more: two GEMMs accumulating into y (no partial buffer, no summing pass).
+inline constexpr int kStackedHalvesMaxTokens = 256;
+
 /// y[r * ldy + c] += b[c].
 template <class T>
 __global__ void add_bias_rows(T* __restrict__ y, std::int64_t ldy, const T* __restrict__ b,
@@ -97,8 +114,9 @@ void cublas_gemm_rows([[maybe_unused]] const W* x, [[maybe_unused]] const W* w,
 
 /// y[0:N] = x[0:N] W^T + b on `stream` with cuBLAS, all pointers device memory, row-major:
 /// x: [N, in] (leading dimension ldx), w: [out, in] dense, b: [out] or null,
-/// y: [N, out] (leading dimension ldy). bf16 / fp16 weights: two tensor-core GEMMs, on the
-/// activations' hi and lo halves in the weight type, accumulating into y (fp32 accumulation);
+/// y: [N, out] (leading dimension ldy). bf16 / fp16 weights: tensor-core GEMMs on the
+/// activations' hi and lo halves in the weight type (fp32 accumulation): stacked as 2N rows of
+/// one GEMM below kStackedHalvesMaxTokens tokens, two GEMMs accumulating into y from there;
 /// fp32 weights: fp32 SGEMM. Asynchronous.
 /// Throws BackendError on a CUDA or cuBLAS error. Only in CUDA translation units.
 template <StorageType W>
@@ -119,16 +137,25 @@ void cublas_linear([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_
                     static_cast<int>(ldx), &zero, y, static_cast<int>(ldy)),
         "cublasSgemm");
   } else {
-    // Activations in two halves of the weight type, hi then lo, and two GEMMs accumulating
-    // into y (beta = 0, then 1): x keeps ~16 bits of mantissa, so the result is the
-    // fp32-activation product to ~1e-5 (the host's numerics), with no partial-product buffer
-    // and no pass to add the halves (decode's 1-8 tokens take the GEMV, not this path).
+    // Activations in two halves of the weight type: x keeps ~16 bits of mantissa, so the result
+    // is the fp32-activation product to ~1e-5 (the host's numerics). Few tokens (batch
+    // decode): the halves stacked as 2N rows of one GEMM, weights read once, then a pass adds
+    // the halves (and the bias). Many tokens (prefill, compute-bound): hi then lo as two GEMMs
+    // accumulating into y (beta = 0, then 1). (1-8 tokens take the GEMV, not this path.)
     using T = typename detail::CudaWeightType<W>::type;
     constexpr cudaDataType_t kType = detail::CudaWeightType<W>::id;
     const std::int64_t nx = std::int64_t(n_tokens) * in;
     auto* xs = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, 2 * nx * sizeof(T)));
     detail::split_rows<T><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xs, n_tokens, in);
     detail::check_cuda_call(cudaGetLastError(), "splitting the activations");
+    if (n_tokens < detail::kStackedHalvesMaxTokens) {
+      const std::int64_t ny = std::int64_t(n_tokens) * out;
+      auto* ys = static_cast<float*>(ctx.scratch(detail::kScratchLinearOutput, 2 * ny * 4));
+      cublas_gemm_rows<W>(reinterpret_cast<const W*>(xs), w, ys, 2 * n_tokens, in, out, stream);
+      detail::sum_halves<float><<<detail::grid_for(ny), 256, 0, s>>>(y, ldy, ys, b, n_tokens, out);
+      detail::check_cuda_call(cudaGetLastError(), "summing the halves");
+      return;
+    }
     for (int half = 0; half < 2; ++half)
       detail::check_cublas(
           cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, n_tokens, in, &one, w, kType, in,
