@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/seq_batch.hpp"
@@ -24,9 +23,10 @@ inline bool gla_chunk_scan_supports(int n, std::int64_t e) {
 /// Runs the scan of `batch` with the tensor-core chunk kernel (fp32 inputs, split-precision
 /// operands: about fp32 accuracy) on `space`'s stream and returns true, when `Space` is
 /// Kokkos::Cuda and the shapes fit the kernel; returns false (nothing done) otherwise.
-/// Long sequences (prefill) take the kernel's split schedule, chunks of 32 (two CTAs per
-/// multiprocessor at n <= 64, faster than 64 in bench_gla_chunk_scan), with `scratch` (grown here when needed) as its workspace; short ones (decode; nothing is
-/// allocated, so CUDA graphs can record it) the fused schedule, chunks of 32 (16 at n = 128).
+/// Long sequences (prefill) take the kernel's split schedule (chunks of 32: two CTAs per
+/// multiprocessor at n <= 64, faster than 64 in bench_gla_chunk_scan) with `scratch`, grown
+/// here when needed, as its workspace; decode steps the recurrent schedule and the rest the
+/// fused one (nothing allocated, so CUDA graphs can record them).
 // q, k, a: [>=N, n]; u, o: [>=N, E]; state: [S, n, E]
 template <class Space>
 bool gla_scan_cuda([[maybe_unused]] const Space& space,
@@ -57,26 +57,22 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
     const cudaStream_t stream = space.cuda_stream();
     const int B = batch.num_seqs, E = static_cast<int>(e);
     Kokkos::Profiling::pushRegion("rodimus::gla_scan.cuda_chunk");  // for profilers
-    const auto run = [&]<int C>(std::integral_constant<int, C>) {
-      const GlaChunkScanPlan plan = gla_chunk_scan_plan<C, ScanPrecision::Split, float>(B, 0, n, E, true, opts);
-      if (plan.workspace_bytes == 0) return false;  // short sequences: fused
-      rodimus::detail::ensure_length(scratch, (plan.workspace_bytes + 3) / 4, "rodimus::gla.cuda_split");
+    // chunks of 32: the split schedule's (two CTAs per SM at n <= 64) and, with fp32 inputs
+    // (u split too), the largest the fused schedule's shared memory allows below n = 128
+    const GlaChunkScanPlan plan =
+        gla_chunk_scan_plan<32, ScanPrecision::Split, float>(B, 0, n, E, true, opts);
+    if (plan.workspace_bytes > 0) {  // long sequences: the split schedule's workspace
+      rodimus::detail::ensure_length(scratch, (plan.workspace_bytes + 3) / 4,
+                                     "rodimus::gla.cuda_split");
       opts.workspace = scratch.data();
       opts.workspace_bytes = scratch.extent(0) * sizeof(float);
-      gla_chunk_scan<float, float, C>(q.data(), k.data(), a.data(), u.data(), state.data(),
-                                      o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
-      return true;
-    };
-    const bool split = run(std::integral_constant<int, 32>{});
-    // fp32 inputs: u is split too, so shared memory allows fused chunks of 32 (16 at n = 128)
-    if (!split) {
-      if (n == 128)
-        gla_chunk_scan<float, float, 16>(q.data(), k.data(), a.data(), u.data(), state.data(),
-                                         o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
-      else
-        gla_chunk_scan<float, float, 32>(q.data(), k.data(), a.data(), u.data(), state.data(),
-                                         o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
     }
+    if (n == 128 && plan.workspace_bytes == 0 && !plan.recurrent)  // fused, n = 128: chunks of 16
+      gla_chunk_scan<float, float, 16>(q.data(), k.data(), a.data(), u.data(), state.data(),
+                                       o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
+    else
+      gla_chunk_scan<float, float, 32>(q.data(), k.data(), a.data(), u.data(), state.data(),
+                                       o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
     Kokkos::Profiling::popRegion();
     return true;
   }
