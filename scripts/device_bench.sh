@@ -12,8 +12,10 @@
 #          128 beside the rooflines the same binary measures (cuBLAS bf16 GEMM, device triad).
 #          The binaries come from $RODIMUS_CUDA_BIN (built elsewhere against a CUDA Kokkos), or
 #          are built here with cmake against the CUDA Kokkos at $KOKKOS_CUDA_ROOT.
-#   attn   bench_window_attention (from $RODIMUS_CUDA_BIN) at 16 heads of 128, window 2048
-#          back, T = 4k, 16k, beside PyTorch SDPA (scripts/device_attn_peer.py).
+#   attn   the flash attention kernel's test and benchmark (tests/cuda/test_flash_attention.cu,
+#          bench/cuda/bench_flash_attention.cu: from $RODIMUS_CUDA_BIN or built with nvcc),
+#          bench_window_attention (the op, from $RODIMUS_CUDA_BIN, when there), at 16 heads of
+#          128, window 2048 back, T = 4k, 16k, beside PyTorch SDPA (scripts/device_attn_peer.py).
 #
 # Environment: RODIMUS_CUDA_ARCH (default sm_90), FLA_ROOT, RODIMUS_TEST_SEED,
 # RODIMUS_BENCH_REPS, PEER_TIMEOUT (s, default 200); OUT (a folder for the logs, default
@@ -200,36 +202,54 @@ PY
 }
 
 stage_attn() {
-  local exe=${bin:+$bin/bench_window_attention}
-  if [[ -z $exe || ! -x $exe ]]; then
-    say "attn: no prebuilt bench_window_attention in RODIMUS_CUDA_BIN"
-    rc_all=2
-    return
+  # the raw flash kernel (bench_flash_attention: prebuilt, or built here with nvcc) and its test
+  local exe_fb=${bin:+$bin/bench_flash_attention} exe_ft=${bin:+$bin/test_flash_attention}
+  if [[ -z $exe_fb || ! -x $exe_fb ]]; then
+    exe_fb=$build/bench_flash_attention exe_ft=$build/test_flash_attention
+    local flags=(-std=c++20 -O3 -arch="$arch" -Iinclude -Xcompiler=-Wall,-Wextra)
+    "$nvcc" "${flags[@]}" tests/cuda/test_flash_attention.cu -o "$exe_ft" >"$logs/build_attn_test.log" 2>&1 &
+    local pid=$!
+    "$nvcc" "${flags[@]}" bench/cuda/bench_flash_attention.cu -o "$exe_fb" >"$logs/build_attn_bench.log" 2>&1 ||
+      { say "attn: bench build failed"; tail -n 30 "$logs/build_attn_bench.log"; rc_all=2; }
+    wait "$pid" || { say "attn: test build failed"; tail -n 30 "$logs/build_attn_test.log"; rc_all=2; }
   fi
-  timeout 200 "$exe" --benchmark_out="$logs/bench_attn.json" --benchmark_out_format=json 2>&1 |
-    tee "$logs/bench_attn.log" | grep -v '^\*\*\*' || say "attn: bench_window_attention FAILED"
+  if [[ -x $exe_ft ]]; then
+    "$exe_ft" 2>&1 | tee "$logs/test_attn.log" | tail -n 12 || { say "attn: test FAILED"; rc_all=1; }
+  fi
+  [[ -x $exe_fb ]] && { timeout 200 "$exe_fb" 2>&1 | tee "$logs/bench_flash.log"; }
+  # the library's op (fp32 in and out, gather included) when a CUDA-Kokkos build is at hand
+  local exe=${bin:+$bin/bench_window_attention}
+  if [[ -n $exe && -x $exe ]]; then
+    timeout 200 "$exe" --benchmark_out="$logs/bench_attn.json" --benchmark_out_format=json 2>&1 |
+      tee "$logs/bench_attn.log" | grep -v '^\*\*\*' || say "attn: bench_window_attention FAILED"
+  fi
   PYTHONUNBUFFERED=1 timeout "${PEER_TIMEOUT:-200}" python3 scripts/device_attn_peer.py 2>&1 |
     tee "$logs/attn_peer.log" || say "attn: SDPA peer FAILED"
-  python3 - "$logs/bench_attn.json" "$logs/attn_peer.log" >"$logs/table_attn.txt" <<'PY'
+  python3 - "$logs/bench_attn.json" "$logs/attn_peer.log" "$logs/bench_flash.log" >"$logs/table_attn.txt" <<'PY'
 import json, sys
 rows = {}
 try:
     for x in json.load(open(sys.argv[1]))["benchmarks"]:
         t = int(x["name"].split("T:")[1].split("/")[0])
-        rows[("rodimus", t)] = x["real_time"] if x.get("time_unit") == "ms" else x["real_time"] / 1e6
-except (OSError, ValueError, KeyError, IndexError) as e:
-    print(f"attention bench: no rodimus results ({e})")
-for line in open(sys.argv[2]):
-    if line.startswith("CSV,sdpa,"):
-        _, _, name, t, ms = line.strip().split(",")
-        rows[(name, int(t))] = float(ms)
-print("windowed attention, 16 heads of 128, window 2048 back (rodimus: fp32, one shared key head; SDPA: bf16)")
-print(f"{'T':>6} {'impl':<16} {'ms':>9} {'vs rodimus':>11}")
+        rows[("op-f32 (window_attention)", t)] = x["real_time"] if x.get("time_unit") == "ms" else x["real_time"] / 1e6
+except (OSError, ValueError, KeyError, IndexError):
+    pass
+for f in sys.argv[2:]:
+    try:
+        for line in open(f):
+            if line.startswith("CSV,sdpa,") or line.startswith("CSV,rodimus,"):
+                _, who, name, t, ms = line.strip().split(",")
+                rows[(("sdpa " if who == "sdpa" else "") + name, int(t))] = float(ms)
+    except OSError:
+        pass
+print("windowed attention, 16 heads of 128, window 2048 back (rodimus: one shared key head;")
+print("SDPA: bf16, the key head expanded; flash-causal has no window)")
+print(f"{'T':>6} {'impl':<28} {'ms':>9} {'SDPA-flash / impl':>18}")
 for t in sorted({t for _, t in rows}):
-    base = rows.get(("rodimus", t))
+    base = rows.get(("sdpa flash-causal", t))
     for (name, tt), ms in sorted(rows.items(), key=lambda kv: kv[0][0]):
         if tt == t:
-            print(f"{t:>6} {name:<16} {ms:9.3f} {(base / ms if base else 0):11.2f}")
+            print(f"{t:>6} {name:<28} {ms:9.3f} {(base / ms if base else 0):18.2f}")
 PY
   tables+=("$logs/table_attn.txt")
 }

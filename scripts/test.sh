@@ -11,7 +11,7 @@
 #         and the fuzzers
 #   cuda  when nvcc is found: compiles the raw CUDA kernels' tests and benchmarks (tests/cuda,
 #         bench/cuda) for sm_90 in build-cuda/, warnings as errors, and runs the kernels' host
-#         emulation against the fp64 reference (no GPU is needed, none is used); without nvcc
+#         emulations against the fp64 references (no GPU is needed, none is used); without nvcc
 #         it says so and passes
 # A failed stage does not stop the later ones, except a failure of deps or of the main build.
 # The last line reads `test.sh: N passed, N failed` (N counts stages); the exit status is 0 only
@@ -279,15 +279,20 @@ stage_cuda() {
     -DRODIMUS_WARNINGS_AS_ERRORS=ON -DRODIMUS_BUILD_CUDA_KERNELS=ON || return 1
   build "$cuda_dir" || return 1
   say "  compiled: $(cd "$cuda_dir" && ls tests/cuda/test_* bench/cuda/bench_* 2>/dev/null | xargs)"
-  # The kernel's own source run on the host against the fp64 reference (no GPU needed).
-  local log=$cuda_dir/emulate.log
-  if "$cuda_dir/tests/cuda/emulate_gla_chunk_scan" >"$log" 2>&1; then
-    say "  $(tail -n1 "$log")"
-  else
-    say "  host emulation of the CUDA kernel failed (log: $log)"
-    grep -v '^ok' "$log" | head -n 40
-    return 1
-  fi
+  # The kernels' own source run on the host against the fp64 references (no GPU needed).
+  local emu log status=0
+  for emu in "$cuda_dir"/tests/cuda/emulate_*; do
+    [[ -f $emu && -x $emu ]] || continue
+    log=$cuda_dir/$(basename "$emu").log
+    if "$emu" >"$log" 2>&1; then
+      say "  $(tail -n1 "$log")"
+    else
+      say "  host emulation failed: $(basename "$emu") (log: $log)"
+      grep -v '^ok' "$log" | head -n 40
+      status=1
+    fi
+  done
+  return "$status"
 }
 
 # --- driver -------------------------------------------------------------------------------------

@@ -33,8 +33,7 @@ inline void check_cuda_call(cudaError_t err, const char* what) {
 enum ScratchSlot : int {
   kScratchLinearInput = 0,  // activations split into halves of the weight type (cublas_linear)
   kScratchLinearOutput,     // the two halves' products, few tokens (cublas_linear)
-  kScratchAttnScores,       // attention scores of one query chunk (window_attention)
-  kScratchAttnKeys,         // gathered keys and values of one chunk
+  kScratchAttnKeys,         // keys and values gathered for the flash attention (window_attention)
   kScratchAttnPartials,     // split-key partial results
   kScratchGemvPartials,     // split-K partial sums of the decode GEMV
   kScratchGemvCounters,     // its per-row-tile arrival counters (kept zero between launches)

@@ -58,6 +58,8 @@
 #include <string>
 #include <type_traits>
 
+#include "rodimus/backend/cuda/launch.cuh"
+#include "rodimus/backend/cuda/mma.cuh"
 #include "rodimus/core/error.hpp"
 
 namespace rodimus::backend::cuda {
@@ -71,78 +73,6 @@ enum class ScanPrecision { Split, Bf16 };
 namespace detail {
 
 inline constexpr int kSubChunk = 8;  // L: tokens per sub-chunk (diagonal blocks are L x L)
-
-// RODIMUS_CUDA_HOST_EMULATION: tests/cuda/emulate_gla_chunk_scan.cpp compiles the kernel as
-// host code (one std::thread per CUDA thread) and supplies these two instructions itself.
-#ifndef RODIMUS_CUDA_HOST_EMULATION
-/// bf16 m16n8k16 tensor-core product, fp32 accumulate: d += a * b (PTX fragment layouts).
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const std::uint32_t (&a)[4],
-                                         const std::uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-/// 2^x with the MUFU (relative error ~2^-22; 0 for large negative x).
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
-/// 16-byte asynchronous copy global -> shared (sm_80+); zero-fills the 16 bytes when !in.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool in) {
-  const auto d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-               "r"(in ? 16 : 0));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-/// Waits for this thread's copies; a barrier then makes every thread's copies visible.
-__device__ __forceinline__ void cp_async_wait_all() {
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-}
-
-/// ldmatrix .x4: four 8x8 bf16 tiles from shared memory; lane l gives the address of row
-/// l % 8 of tile l / 8 (16 bytes); register j of lane l holds word l % 4 of row l / 4 of tile j.
-__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const std::uint32_t* row) {
-  const auto a = static_cast<unsigned>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-#endif  // RODIMUS_CUDA_HOST_EMULATION
-
-/// The m16n8k16 A fragment at rows r0 .. r0 + 15, words w0 .. w0 + 7 (k = 16 bf16) of a
-/// row-major bf16-pair matrix with rows of `ld` words (16-byte aligned rows).
-__device__ __forceinline__ void frag_a(std::uint32_t (&r)[4], const std::uint32_t* m, int ld,
-                                       int r0, int w0, int lane) {
-  ldmatrix_x4(r, m + (r0 + lane % 8 + 8 * ((lane / 8) % 2)) * ld + w0 + 4 * (lane / 16));
-}
-
-/// Two m16n8k16 B fragments, n-tiles n0 .. n0 + 7 (r[0], r[1]) and n0 + 8 .. n0 + 15 (r[2],
-/// r[3]), k = words w0 .. w0 + 7, of B stored transposed: row-major [n][k] with rows of `ld`
-/// words.
-__device__ __forceinline__ void frag_b2(std::uint32_t (&r)[4], const std::uint32_t* m, int ld,
-                                        int n0, int w0, int lane) {
-  ldmatrix_x4(r, m + (n0 + lane % 8 + 8 * (lane / 16)) * ld + w0 + 4 * ((lane / 8) % 2));
-}
-
-__device__ __forceinline__ std::uint32_t bits(__nv_bfloat162 v) {
-  std::uint32_t r;
-  memcpy(&r, &v, sizeof r);
-  return r;
-}
-
-/// Two floats to packed bf16 pairs hi = bf16(x), lo = bf16(x - hi); element 0 in the low half.
-__device__ __forceinline__ void split2(float x0, float x1, std::uint32_t& hi, std::uint32_t& lo) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(x0, x1);
-  hi = bits(h);
-  lo = bits(__floats2bfloat162_rn(x0 - __low2float(h), x1 - __high2float(h)));
-}
 
 /// Eight consecutive elements at p (16-byte aligned) as floats, with 16-byte loads; zeros
 /// (and no load) when !in.
@@ -168,18 +98,26 @@ __device__ __forceinline__ void load8(const T* p, bool in, float (&v)[8]) {
   }
 }
 
+/// Row strides of the bf16 operand tiles in shared memory, shared by every layout below: 8 bf16
+/// of padding per row (16-byte aligned rows, no ldmatrix bank conflicts).
+template <int N, int C>
+struct PaddedRows {
+  static constexpr int kBN = N + 8;  // bf16 row stride over i
+  static constexpr int kBC = C + 8;  // bf16 row stride over tokens
+};
+
 /// Shared-memory layout of the column-independent work of one chunk (steps 1-4: decays, the
 /// decayed q and k, the scores); offsets in bytes. kIn: bytes of an input element.
 template <int N, int C, int kIn>
-struct OperandShape {
+struct OperandShape : PaddedRows<N, C> {
+  using PaddedRows<N, C>::kBN;
+  using PaddedRows<N, C>::kBC;
   static_assert(N == 32 || N == 64 || N == 128, "gla_chunk_scan: n must be 32, 64 or 128");
   static_assert(C == 16 || C == 32 || C == 64, "gla_chunk_scan: chunk must be 16, 32 or 64");
   static_assert(kSubChunk == 8,
                 "gla_chunk_scan: the diagonal blocks' lane layout assumes 8 tokens");
   static constexpr int kNS = C / kSubChunk;  // sub-chunks per chunk
   static constexpr int kF = N + 4;           // fp32 row stride [t][i] (16-byte rows, no conflicts)
-  static constexpr int kBN = N + 8;          // bf16 row stride over i
-  static constexpr int kBC = C + 8;          // bf16 row stride over tokens
   static constexpr int kPairs = kNS * (kNS - 1) / 2;
 
   static constexpr int q_raw = 0;                    // float [C][kF] q
@@ -250,13 +188,13 @@ struct ChunkOps {
 /// and no A, ScanPrecision::Bf16 no lo halves (their offsets then alias the hi ones, never
 /// read): small enough for two CTAs per multiprocessor.
 template <int N, int C, int TE, bool SplitU, bool StateOnly, ScanPrecision P>
-struct ColumnShape {
+struct ColumnShape : PaddedRows<N, C> {
+  using PaddedRows<N, C>::kBN;
+  using PaddedRows<N, C>::kBC;
   static_assert(TE == 64 || TE == 128, "gla_chunk_scan: column tile must be 64 or 128");
   static constexpr int kWarps = TE / 16;
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kIn = SplitU ? 4 : 2;
-  static constexpr int kBN = N + 8;
-  static constexpr int kBC = C + 8;
   static constexpr bool kLo = P == ScanPrecision::Split;
   static constexpr int kQA = StateOnly ? 0 : 1;
   static constexpr int qt_hi = 0;                                  // bf16 [C][kBN]
@@ -1298,45 +1236,6 @@ inline void check_arguments(const void* q, const void* k, const void* a, const v
     throw ArgumentError(who + "the workspace must be 16-byte aligned");
 }
 
-#ifndef RODIMUS_CUDA_HOST_EMULATION
-inline void check_cuda(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw BackendError(std::string("rodimus::backend::cuda::gla_chunk_scan: ") + what + ": " +
-                       cudaGetErrorString(err));
-}
-
-inline int multiprocessors() {
-  int device = 0, sms = 0;
-  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-             "cudaDeviceGetAttribute");
-  return sms;
-}
-
-/// Launches on a stream, raising the kernel's dynamic shared-memory limit when needed.
-struct CudaLaunch {
-  cudaStream_t stream;
-  template <class... KArgs, class... Args>
-  void operator()(void (*kernel)(KArgs...), dim3 grid, dim3 block, int shared,
-                  Args... args) const {
-    if (shared > 48 * 1024) {
-      int device = 0, optin = 0;
-      check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-      check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-                 "cudaDeviceGetAttribute");
-      if (shared > optin)
-        throw ArgumentError("rodimus::backend::cuda::gla_chunk_scan: this n and chunk need " +
-                            std::to_string(shared) +
-                            " bytes of shared memory per block; this device allows " +
-                            std::to_string(optin) + " (use a smaller chunk)");
-      check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared),
-                 "cudaFuncSetAttribute");
-    }
-    kernel<<<grid, block, static_cast<std::size_t>(shared), stream>>>(static_cast<KArgs>(args)...);
-    check_cuda(cudaGetLastError(), "kernel launch");
-  }
-};
-#endif  // RODIMUS_CUDA_HOST_EMULATION
 
 /// Dispatches over n (32, 64, 128).
 template <int C, ScanPrecision P, class Tin, class Tout, class Launch>
@@ -1404,7 +1303,7 @@ void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, fl
                         "workspace of " + std::to_string(plan.workspace_bytes) +
                         " bytes (given " +
                         std::to_string(opts.workspace ? opts.workspace_bytes : 0) + ")");
-  detail::launch_any_n<C, P>(detail::CudaLaunch{stream}, plan, q, k, a, u, state, o, offsets,
+  detail::launch_any_n<C, P>(detail::CudaLaunch{stream, "rodimus::backend::cuda::gla_chunk_scan"}, plan, q, k, a, u, state, o, offsets,
                              opts.slots, B, T, n, E, detail::scan_scale(opts, n), opts.workspace);
 }
 

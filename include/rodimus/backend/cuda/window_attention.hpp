@@ -2,19 +2,11 @@
 // ops/sliding_window_attention.hpp on Kokkos::Cuda. Only in CUDA translation units.
 //
 // Two paths, chosen per sequence of a packed batch:
-//   long sequences (>= kGemmMinTokens tokens, one shared key head, Hv = H or 1): chunks of
-//     kQueryChunk queries as matrix products on cuBLAS. With one key head the queries of all
-//     heads stack into one matrix: q rows [Tq, H*hd] are [Tq*H, hd] row-major, so
-//       S = scale Q K^T      [Tq*H, L]  one GEMM over the chunk's L keys (window + chunk)
-//       P = masked softmax   [Tq*H, L]  one kernel: row (t, h) keeps keys p_t - wb .. p_t
-//       O_h = P_h V_h        [Tq, hd]   a strided-batched GEMM over the H heads
-//     Both products run on the bf16 tensor cores with every fp32 operand split into two bf16
-//     halves, x = hi + lo (hi = bf16(x), lo = bf16(x - hi): ~16 significant bits), and the
-//     three significant partial products summed by the GEMM itself along a tripled inner
-//     dimension:  A B ~ [A_hi | A_lo | A_hi] [B_hi ; B_hi ; B_lo]  (A_lo B_lo, ~2^-16
-//     relative, is dropped), fp32 accumulation. So Q' = [Q_hi | Q_lo | Q_hi] [Tq*H, 3hd],
-//     K' = [K_hi | K_hi | K_lo] [L, 3hd], P' = [P_hi | P_lo | P_hi] [Tq*H, 3L'] (written by the
-//     softmax kernel) and V' = [V_hi ; V_hi ; V_lo] [3L', Hv*hd], L' = L rounded up to 8.
+//   long sequences (>= kFlashMinTokens tokens, head_dim 32, 64 or 128): the flash kernel of
+//     flash_attention.cuh on the tensor cores, fp32-accurate (split bf16 operands). A gather
+//     kernel first writes each such sequence's keys and values as bf16 hi / lo rows: the
+//     window's earlier keys from the cache (a continued sequence) right before the call's own,
+//     so that the flash kernel reads every key at one row per position.
 //   every other token (decode steps, short prompts): split-key flash decoding. One CTA per
 //     (token, head, split of kSplitKeys keys) scores its keys (a warp per key row, lanes over
 //     head dims, shuffle reduction), takes their softmax statistics and P V in registers, and
@@ -34,6 +26,8 @@
 
 #if RODIMUS_CUDA_KERNELS
 #include <cuda_bf16.h>
+
+#include "rodimus/backend/cuda/flash_attention.cuh"
 #endif
 
 namespace rodimus::backend::cuda {
@@ -65,9 +59,7 @@ namespace detail {
 
 inline constexpr int kAttnThreads = 128;
 inline constexpr int kSplitKeys = 64;       // keys per CTA of the split-key kernel
-inline constexpr int kQueryChunk = 256;     // queries per chunk of the matrix-product path
-inline constexpr int kGemmMinTokens = 64;   // sequences this long take the matrix-product path
-inline constexpr int kGemmMaxKeys = 16384;  // ... when a chunk's key range fits the scratch
+inline constexpr int kFlashMinTokens = 64;  // sequences this long take the flash kernel
 
 struct AttnDev {
   const float *q, *k, *v, *k_cache, *v_cache;
@@ -76,7 +68,7 @@ struct AttnDev {
   int heads, heads_k, heads_v, hd, window_back, wc;
   float scale;
   const int *offsets, *pos0, *slot, *token_seq;
-  int gemm_min_len;  // tokens of sequences at least this long are done by the GEMM path
+  int flash_min_len;  // tokens of sequences at least this long are done by the flash kernel
 };
 
 /// Row of key j (absolute position) of sequence s, and of its value.
@@ -126,7 +118,7 @@ __global__ void __launch_bounds__(kAttnThreads)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int s = a.token_seq[t];
   const int len = a.offsets[s + 1] - a.offsets[s];
-  if (len >= a.gemm_min_len) return;  // the matrix-product path owns this sequence
+  if (len >= a.flash_min_len) return;  // the flash kernel owns this sequence
   const int hd = a.hd;
   const int p = a.pos0[s] + (t - a.offsets[s]);
   const int lo = (a.window_back < 0 || p - a.window_back < 0) ? 0 : p - a.window_back;
@@ -190,7 +182,7 @@ __global__ void __launch_bounds__(kAttnThreads)
     attn_combine_kernel(AttnDev a, int splits, const float* __restrict__ part) {
   const int h = blockIdx.x, t = blockIdx.y;
   const int s = a.token_seq[t];
-  if (a.offsets[s + 1] - a.offsets[s] >= a.gemm_min_len) return;
+  if (a.offsets[s + 1] - a.offsets[s] >= a.flash_min_len) return;
   const int hd = a.hd;
   const float* pr = part + (std::int64_t(t) * a.heads + h) * splits * (hd + 2);
   float m = -FLT_MAX;
@@ -211,143 +203,94 @@ __global__ void __launch_bounds__(kAttnThreads)
   }
 }
 
-// Q' [tq*H, 3hd] = [Q_hi | Q_lo | Q_hi] of scale * q rows c0 .. c0+tq-1 (row t*H + h = head h
-// of token t). Grid-stride over tq*H*hd.
+// The keys and values of every sequence the flash kernel takes, as bf16 hi / lo rows: the key of
+// position p of sequence s goes to row offsets[s] + (s + 1) key_pad + p - pos0[s], for p from
+// pos0[s] - min(pos0[s], key_pad) (earlier keys, from the cache) to the sequence's last
+// position. grid (blocks, B), block 256; grid-stride over a sequence's rows x (Hk + Hv) hd.
 template <int Unused = 0>  // a template: one definition across translation units
-__global__ void attn_split_q_kernel(AttnDev a, int c0, int tq, __nv_bfloat16* __restrict__ qp) {
-  const int hd = a.hd, H = a.heads;
-  const std::int64_t n = std::int64_t(tq) * H * hd;
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += std::int64_t(gridDim.x) * blockDim.x) {
-    const std::int64_t row = i / hd;  // t*H + h
-    const int c = static_cast<int>(i % hd);
-    const int t = static_cast<int>(row / H), h = static_cast<int>(row % H);
-    __nv_bfloat16 hi, lo;
-    split_halves(a.q[std::int64_t(c0 + t) * a.ldq + std::int64_t(h) * hd + c] * a.scale, hi, lo);
-    __nv_bfloat16* r = qp + row * 3 * hd;
-    r[c] = hi;
-    r[hd + c] = lo;
-    r[2 * hd + c] = hi;
-  }
-}
-
-// Keys k0 .. k0+nk-1 of sequence s (one key head) as K' [nk, 3hd] = [K_hi | K_hi | K_lo], and
-// their values as V' [3nkp, vd] = [V_hi ; V_hi ; V_lo] (blocks of nkp rows, rows nk .. nkp-1 of
-// each block zero). Grid-stride over nkp * (hd + vd).
-template <int Unused = 0>  // a template: one definition across translation units
-__global__ void attn_split_kv_kernel(AttnDev a, int s, int k0, int nk, int nkp,
-                                     __nv_bfloat16* __restrict__ kp,
-                                     __nv_bfloat16* __restrict__ vp) {
-  const int hd = a.hd, vd = a.heads_v * a.hd, w = hd + vd;
-  const std::int64_t n = std::int64_t(nkp) * w;
+__global__ void attn_gather_kernel(AttnDev a, int key_pad, __nv_bfloat16* __restrict__ kh,
+                                   __nv_bfloat16* __restrict__ kl, __nv_bfloat16* __restrict__ vh,
+                                   __nv_bfloat16* __restrict__ vl) {
+  const int s = blockIdx.y;
+  const int len = a.offsets[s + 1] - a.offsets[s];
+  if (len < a.flash_min_len) return;
+  const int p0 = a.pos0[s];
+  const int pre = p0 < key_pad ? p0 : key_pad;  // earlier keys this sequence has
+  const int kd = a.heads_k * a.hd, vd = a.heads_v * a.hd, w = kd + vd;
+  const std::int64_t n = std::int64_t(pre + len) * w;
+  const std::int64_t row0 = a.offsets[s] + std::int64_t(s + 1) * key_pad - pre;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const int r = static_cast<int>(i / w), c = static_cast<int>(i % w);
-    __nv_bfloat16 hi = __float2bfloat16_rn(0.f), lo = hi;
-    if (c < hd) {
-      if (r >= nk) continue;
-      split_halves(key_row(a, s, k0 + r, 0)[c], hi, lo);
-      __nv_bfloat16* kr = kp + std::int64_t(r) * 3 * hd;
-      kr[c] = hi;
-      kr[hd + c] = hi;
-      kr[2 * hd + c] = lo;
+    const int j = p0 - pre + r;  // position
+    __nv_bfloat16 hi, lo;
+    if (c < kd) {
+      split_halves(*key_row(a, s, j, c), hi, lo);
+      kh[(row0 + r) * kd + c] = hi;
+      kl[(row0 + r) * kd + c] = lo;
     } else {
-      const int cv = c - hd;
-      if (r < nk) split_halves(value_row(a, s, k0 + r, 0)[cv], hi, lo);
-      vp[std::int64_t(r) * vd + cv] = hi;
-      vp[std::int64_t(nkp + r) * vd + cv] = hi;
-      vp[std::int64_t(2 * nkp + r) * vd + cv] = lo;
+      split_halves(*value_row(a, s, j, c - kd), hi, lo);
+      vh[(row0 + r) * vd + c - kd] = hi;
+      vl[(row0 + r) * vd + c - kd] = lo;
     }
   }
 }
 
-// Masked softmax of the scores of one chunk: row (t, h) of sc [tq*H, nkp] holds the scaled
-// scores of query position p_first + t against keys lo .. lo+nk-1; it keeps keys
-// max(lo, p - wb) .. p. Writes P' row [P_hi | P_lo | P_hi] (3 blocks of nkp, zeros outside the
-// kept keys). grid (tq*H), block 128.
-template <int Unused = 0>  // a template: one definition across translation units
-__global__ void __launch_bounds__(kAttnThreads)
-    attn_softmax_kernel(const float* __restrict__ sc, __nv_bfloat16* __restrict__ pp, int heads,
-                        int nkp, int lo, int p_first, int wb) {
-  __shared__ float red[kAttnThreads / 32];
-  const int row = blockIdx.x;
-  const int p = p_first + row / heads;
-  const int k_lo = (wb < 0 || p - wb < lo) ? 0 : p - wb - lo;  // first kept column
-  const int k_hi = p - lo;                                     // last kept column
-  const float* r = sc + std::int64_t(row) * nkp;
-  float mx = -FLT_MAX;
-  for (int j = k_lo + threadIdx.x; j <= k_hi; j += kAttnThreads) mx = fmaxf(mx, r[j]);
-  mx = block_reduce<true>(mx, red);
-  float sum = 0.f;
-  for (int j = k_lo + threadIdx.x; j <= k_hi; j += kAttnThreads) sum += __expf(r[j] - mx);
-  sum = block_reduce<false>(sum, red);
-  const float inv = 1.f / sum;
-  __nv_bfloat16* o = pp + std::int64_t(row) * 3 * nkp;
-  for (int j = threadIdx.x; j < nkp; j += kAttnThreads) {
-    __nv_bfloat16 hi = __float2bfloat16_rn(0.f), lo = hi;
-    if (j >= k_lo && j <= k_hi) split_halves(__expf(r[j] - mx) * inv, hi, lo);
-    o[j] = hi;
-    o[nkp + j] = lo;
-    o[2 * nkp + j] = hi;
-  }
-}
-
-inline AttnDev device_args(const WindowAttentionArgs& w, int gemm_min_len) {
+inline AttnDev device_args(const WindowAttentionArgs& w, int flash_min_len) {
   return AttnDev{w.q,       w.k,    w.v,           w.k_cache,   w.v_cache, w.out,
                  w.ldq,     w.ldk,  w.ldv,         w.ldo,       w.heads,   w.heads_k,
                  w.heads_v, w.hd,   w.window_back, w.wc,        w.scale,   w.offsets,
-                 w.pos0,    w.slot, w.token_seq,   gemm_min_len};
+                 w.pos0,    w.slot, w.token_seq,   flash_min_len};
 }
 
-/// The matrix-product path for sequence s (tokens [o0, o1) of the call, first position p0).
-inline void attn_gemm_sequence(const WindowAttentionArgs& w, const AttnDev& dev, int s,
-                               cudaStream_t stream) {
+/// The flash path for every sequence of at least kFlashMinTokens tokens: gathers their keys and
+/// values (split into bf16 halves) into scratch, then runs the flash kernel.
+inline void attn_flash(const WindowAttentionArgs& w, const AttnDev& dev, cudaStream_t stream) {
   auto& ctx = CudaContext::get();
-  const int H = w.heads, hd = w.hd, wb = w.window_back;
-  const int o0 = w.h_offsets[s], o1 = w.h_offsets[s + 1], p0 = w.h_pos0[s];
-  const std::size_t vd = std::size_t(w.heads_v) * hd;
-  const float one = 1.f, zero = 0.f;
-  const cublasHandle_t handle = ctx.blas_on(stream);
-  using bf = __nv_bfloat16;
-  for (int c0 = o0; c0 < o1; c0 += kQueryChunk) {
-    const int tq = std::min(kQueryChunk, o1 - c0);
-    const int pf = p0 + (c0 - o0);                         // first query position
-    const int lo = (wb < 0 || pf - wb < 0) ? 0 : pf - wb;  // first key
-    const int nk = pf + tq - lo;                           // keys lo .. pf+tq-1
-    const int nkp = (nk + 7) / 8 * 8;                      // padded: 16-byte aligned rows
-    // operands, split into bf16 halves (one scratch buffer: Q', K', V', then P')
-    const std::size_t q_elems = std::size_t(tq) * H * 3 * hd, k_elems = std::size_t(nk) * 3 * hd,
-                      v_elems = std::size_t(3) * nkp * vd, p_elems = std::size_t(tq) * H * 3 * nkp;
-    auto* qp = static_cast<bf*>(
-        ctx.scratch(kScratchAttnKeys, (q_elems + k_elems + v_elems + p_elems) * sizeof(bf) + 64));
-    bf* kp = qp + (q_elems + 7) / 8 * 8;
-    bf* vp = kp + (k_elems + 7) / 8 * 8;
-    bf* pp = vp + v_elems;
-    attn_split_q_kernel<><<<grid_for(std::int64_t(q_elems / 3)), 256, 0, stream>>>(dev, c0, tq, qp);
-    check_cuda_call(cudaGetLastError(), "attention: split queries");
-    attn_split_kv_kernel<>
-        <<<grid_for(std::int64_t(nkp) * (hd + std::int64_t(vd))), 256, 0, stream>>>(dev, s, lo, nk,
-                                                                                    nkp, kp, vp);
-    check_cuda_call(cudaGetLastError(), "attention: split keys and values");
-    auto* sc = static_cast<float*>(
-        ctx.scratch(kScratchAttnScores, std::size_t(tq) * H * nkp * sizeof(float)));
-    // S [tq*H, nk] = Q' K'^T   (column-major: S^T [nk, tq*H] = K' Q'^T, ld nkp)
-    check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, nk, tq * H, 3 * hd, &one, kp,
-                              CUDA_R_16BF, 3 * hd, qp, CUDA_R_16BF, 3 * hd, &zero, sc, CUDA_R_32F,
-                              nkp, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmEx (attention scores)");
-    attn_softmax_kernel<><<<tq * H, kAttnThreads, 0, stream>>>(sc, pp, H, nkp, lo, pf, wb);
-    check_cuda_call(cudaGetLastError(), "attention softmax");
-    // O_h [tq, hd] = P'_h [tq, 3nkp] V'_h [3nkp, hd] for every head h (column-major:
-    // O_h^T = V'_h^T P'_h^T; rows of head h in P' are h, h + H, ...)
-    const long long v_stride = w.heads_v == 1 ? 0 : hd;
-    check_cublas(cublasGemmStridedBatchedEx(
-                     handle, CUBLAS_OP_N, CUBLAS_OP_N, hd, tq, 3 * nkp, &one, vp, CUDA_R_16BF,
-                     static_cast<int>(vd), v_stride, pp, CUDA_R_16BF, 3 * nkp * H, 3LL * nkp, &zero,
-                     w.out + std::int64_t(c0) * w.ldo, CUDA_R_32F, static_cast<int>(w.ldo), hd, H,
-                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmStridedBatchedEx (attention values)");
+  int key_pad = 0, max_len = 0, flash_seqs = 0;
+  for (int s = 0; s < w.num_seqs; ++s) {
+    const int len = w.h_offsets[s + 1] - w.h_offsets[s], p0 = w.h_pos0[s];
+    if (len < kFlashMinTokens) continue;
+    ++flash_seqs;
+    max_len = std::max(max_len, len);
+    key_pad = std::max(key_pad, w.window_back < 0 ? p0 : std::min(p0, w.window_back));
   }
+  if (flash_seqs == 0) return;
+  const std::int64_t rows = std::int64_t(w.num_tokens) + std::int64_t(w.num_seqs) * key_pad;
+  const std::int64_t kd = std::int64_t(w.heads_k) * w.hd, vd = std::int64_t(w.heads_v) * w.hd;
+  const std::int64_t k_elems = (rows * kd + 7) / 8 * 8, v_elems = (rows * vd + 7) / 8 * 8;
+  auto* kh = static_cast<__nv_bfloat16*>(ctx.scratch(
+      kScratchAttnKeys, std::size_t(2 * k_elems + 2 * v_elems) * sizeof(__nv_bfloat16)));
+  __nv_bfloat16 *kl = kh + k_elems, *vh = kl + k_elems, *vl = vh + v_elems;
+  const std::int64_t per_seq = (std::int64_t(max_len) + key_pad) * (kd + vd);
+  const unsigned bx = static_cast<unsigned>(std::min<std::int64_t>((per_seq + 255) / 256, 1024));
+  attn_gather_kernel<><<<dim3(bx, static_cast<unsigned>(w.num_seqs)), 256, 0, stream>>>(
+      dev, key_pad, kh, kl, vh, vl);
+  check_cuda_call(cudaGetLastError(), "attention: gather keys and values");
+  FlashAttentionArgs<float, float> f;
+  f.q = w.q;
+  f.k_hi = kh;
+  f.k_lo = kl;
+  f.v_hi = vh;
+  f.v_lo = vl;
+  f.out = w.out;
+  f.ldq = w.ldq;
+  f.ldk = kd;
+  f.ldv = vd;
+  f.ldo = w.ldo;
+  f.heads = w.heads;
+  f.heads_k = w.heads_k;
+  f.heads_v = w.heads_v;
+  f.head_dim = w.hd;
+  f.window_back = w.window_back;
+  f.scale = w.scale;
+  f.offsets = w.offsets;
+  f.pos0 = w.pos0;
+  f.key_pad = key_pad;
+  f.num_seqs = w.num_seqs;
+  f.max_len = max_len;
+  f.min_len = kFlashMinTokens;
+  flash_attention(f, AttnPrecision::Split, stream);
 }
 
 }  // namespace detail
@@ -360,27 +303,29 @@ inline bool window_attention([[maybe_unused]] const WindowAttentionArgs& w,
 #if RODIMUS_CUDA_KERNELS
   if (w.hd <= 0 || w.hd > kAttnMaxHeadDim) return false;
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
-  // Keys a token of sequence s sees at most, and whether the matrix-product path takes s.
+  // Keys a token of sequence s sees at most, and whether the flash kernel takes s.
   auto keys_of = [&](int s) {
     const int p_last = w.h_pos0[s] + (w.h_offsets[s + 1] - w.h_offsets[s]) - 1;
     return w.window_back < 0 ? p_last + 1 : std::min(p_last + 1, w.window_back + 1);
   };
-  auto long_seq = [&](int s) {
-    return w.h_offsets[s + 1] - w.h_offsets[s] >= detail::kGemmMinTokens;
-  };
-  // The matrix-product path takes every long sequence, if each one's chunk of keys fits.
-  bool use_gemm = w.heads_k == 1 && (w.heads_v == w.heads || w.heads_v == 1) &&
-                  w.ldq == std::int64_t(w.heads) * w.hd;
-  for (int s = 0; s < w.num_seqs && use_gemm; ++s)
-    if (long_seq(s) && keys_of(s) + detail::kQueryChunk > detail::kGemmMaxKeys) use_gemm = false;
-  const int gemm_min_len = use_gemm ? detail::kGemmMinTokens : INT32_MAX;
+  const bool flash_dims = (w.hd == 32 || w.hd == 64 || w.hd == 128) && w.ldq % 2 == 0 &&
+                          w.ldo % 2 == 0 &&
+                          reinterpret_cast<std::uintptr_t>(w.q) % 8 == 0 &&
+                          reinterpret_cast<std::uintptr_t>(w.out) % 8 == 0;
+  const int flash_min_len = flash_dims ? detail::kFlashMinTokens : INT32_MAX;
+  auto long_seq = [&](int s) { return w.h_offsets[s + 1] - w.h_offsets[s] >= flash_min_len; };
   // The split-key kernel takes the rest.
   int max_keys = 0;
-  for (int s = 0; s < w.num_seqs; ++s)
-    if (w.h_offsets[s + 1] > w.h_offsets[s] && !(use_gemm && long_seq(s)))
+  bool any_long = false;
+  for (int s = 0; s < w.num_seqs; ++s) {
+    if (long_seq(s)) {
+      any_long = true;
+    } else if (w.h_offsets[s + 1] > w.h_offsets[s]) {
       max_keys = std::max(max_keys, keys_of(s));
+    }
+  }
   const bool any_split = max_keys > 0;
-  const detail::AttnDev dev = detail::device_args(w, gemm_min_len);
+  const detail::AttnDev dev = detail::device_args(w, flash_min_len);
   Kokkos::Profiling::pushRegion("rodimus::window_attention.cuda");  // for profilers
   if (any_split) {
     // While a decode step is recorded into a CUDA graph the grid must serve every later
@@ -401,9 +346,7 @@ inline bool window_attention([[maybe_unused]] const WindowAttentionArgs& w,
         <<<dim3(w.heads, w.num_tokens), detail::kAttnThreads, 0, stream>>>(dev, splits, part);
     detail::check_cuda_call(cudaGetLastError(), "attention combine kernel");
   }
-  if (use_gemm)
-    for (int s = 0; s < w.num_seqs; ++s)
-      if (long_seq(s)) detail::attn_gemm_sequence(w, dev, s, stream);
+  if (any_long) detail::attn_flash(w, dev, stream);
   Kokkos::Profiling::popRegion();
   return true;
 #else
