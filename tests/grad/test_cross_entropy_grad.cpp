@@ -4,7 +4,7 @@
 #include "rodimus/grad/cross_entropy.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -44,7 +44,7 @@ std::pair<grad::CrossEntropyResult, std::vector<double>> run_ce(const std::vecto
 
 TEST_CASE("cross_entropy loss and dlogits match fp64 and finite differences",
           "[grad][cross_entropy]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   struct Case {
     int n, v;

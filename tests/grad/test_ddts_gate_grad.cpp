@@ -5,7 +5,7 @@
 #include "rodimus/reference/ddts_gate.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -38,7 +38,7 @@ double ddts_loss(const std::vector<double>& s_raw, const std::vector<double>& ta
 
 TEST_CASE("ddts_gate_backward matches finite differences in fp64 and fp64 in fp32",
           "[grad][ddts_gate]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   struct Case {
     int t, n;
@@ -88,7 +88,7 @@ TEST_CASE("ddts_gate_backward matches finite differences in fp64 and fp64 in fp3
 
 TEST_CASE("channel_gate_backward matches finite differences in fp64 and fp64 in fp32",
           "[grad][ddts_gate][channel_gate]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (const auto& cfg : std::vector<std::tuple<int, int, int, double>>{
            {1, 2, 1, 1.0},

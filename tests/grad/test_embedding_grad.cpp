@@ -4,7 +4,7 @@
 #include "rodimus/grad/embedding.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -33,7 +33,7 @@ std::vector<double> run_embedding(const std::vector<int>& ids, const std::vector
 
 TEST_CASE("embedding_backward matches finite differences in fp64 and fp64 in fp32",
           "[grad][embedding]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (const auto& cfg : std::vector<std::tuple<int, int, int, double>>{
            {1, 1, 1, 1.0},

@@ -5,7 +5,7 @@
 #include "rodimus/reference/rms_norm.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -40,7 +40,7 @@ GatedGrads run_gated(const std::vector<double>& o, const std::vector<double>& xs
 
 TEST_CASE("gated_rms_norm_backward matches finite differences in fp64 and fp64 in fp32",
           "[grad][gated_rms_norm]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (const auto& cfg : std::vector<std::tuple<int, int, double, bool>>{
            {1, 2, 1e-5, true},

@@ -11,7 +11,7 @@
 #include "rodimus/reference/gla_scan_backward.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 namespace tg = rodimus::test::grad;
 
 namespace {
@@ -33,7 +33,7 @@ enum class Decay { Mild, Strong, Extreme, Zero, Mixed };
 
 /// One log decay drawn from the regime: mild [-0.1, 0], strong [-30, -10], extreme around -1e4,
 /// zero, or mixed (each step picks one of the four).
-double draw_decay(Rng& rng, Decay r) {
+double draw_decay(TestRng& rng, Decay r) {
   if (r == Decay::Mixed) r = static_cast<Decay>(rng.integer(0, 3));
   switch (r) {
     case Decay::Mild:
@@ -66,7 +66,7 @@ struct GlaCase {
   }
 };
 
-GlaCase make_case(Rng& rng, int n, int e, std::vector<int> lengths,
+GlaCase make_case(TestRng& rng, int n, int e, std::vector<int> lengths,
                   const std::vector<Decay>& regime, bool zero_state0, bool has_final) {
   GlaCase c;
   c.n = n;
@@ -339,7 +339,7 @@ void check_all(const GlaCase& c, const char* what) {
             << ")");
 }
 
-std::vector<Decay> mixed_regimes(Rng& rng, int n) {
+std::vector<Decay> mixed_regimes(TestRng& rng, int n) {
   std::vector<Decay> r(n);
   for (int i = 0; i < n; ++i) r[i] = i < 5 ? static_cast<Decay>(i) : Decay::Mixed;
   std::shuffle(r.begin(), r.end(), rng.gen);
@@ -350,7 +350,7 @@ std::vector<Decay> mixed_regimes(Rng& rng, int n) {
 
 TEST_CASE("gla_scan_backward: chunked fp64 gradients match central differences, mixed decays",
           "[grad][gla_scan]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   SECTION("n=8 E=36, given S0 and final-state gradient, 5 packed sequences") {
     // lengths: one token, not multiples of any C, exactly one C=64 chunk, several chunks
@@ -366,7 +366,7 @@ TEST_CASE("gla_scan_backward: chunked fp64 gradients match central differences, 
 
 TEST_CASE("gla_scan_backward: strong and extreme decays stay finite and exact",
           "[grad][gla_scan]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   SECTION("every slot strong or extreme") {
     std::vector<Decay> r = {Decay::Strong, Decay::Extreme, Decay::Extreme, Decay::Strong};
@@ -381,7 +381,7 @@ TEST_CASE("gla_scan_backward: strong and extreme decays stay finite and exact",
 
 TEST_CASE("gla_scan_backward: empty sequences pass the final-state gradient to dS0",
           "[grad][gla_scan]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const auto c = make_case(rng, 3, 4, {0, 5, 0}, mixed_regimes(rng, 3), false, true);
   check_all(c, "empty sequences");
@@ -394,7 +394,7 @@ TEST_CASE("gla_scan_backward: empty sequences pass the final-state gradient to d
 }
 
 TEST_CASE("gla_scan_backward: d_state0 may alias d_state_final", "[grad][gla_scan]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   using Space = Kokkos::DefaultHostExecutionSpace;
   using CV2 = View2<const double, Space>;

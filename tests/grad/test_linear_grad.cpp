@@ -4,7 +4,7 @@
 #include "rodimus/reference/linear.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -39,7 +39,7 @@ std::vector<double> minus(const std::vector<double>& a, const std::vector<double
 }  // namespace
 
 TEST_CASE("linear_backward matches finite differences in fp64 and fp64 in fp32", "[grad][linear]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (const auto& cfg : std::vector<std::tuple<int, int, int>>{
            {1, 1, 1},
@@ -83,7 +83,7 @@ TEST_CASE("linear_backward matches finite differences in fp64 and fp64 in fp32",
 
 TEST_CASE("linear_backward weight gradients are exact sums over many tokens", "[grad][linear]") {
   // More tokens than one chunk of the two-stage column sum, so the chunked path is exercised.
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const int n = 700, in = 6, out = 5;
   const auto x = rng.vec(std::size_t(n) * in);

@@ -5,7 +5,7 @@
 #include "rodimus/reference/rms_norm.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -14,7 +14,7 @@ namespace {
 // next to mean(x^2), which checks where it enters. D = 1 runs with a large eps only: with a
 // small one y = x / rms(x) * w is nearly sign(x) w, and its gradient w eps / (x^2 + eps)^1.5
 // is below what central differences (or fp32) resolve.
-std::vector<double> scaled_rows(Rng& rng, int rows, int d) {
+std::vector<double> scaled_rows(TestRng& rng, int rows, int d) {
   std::vector<double> x = rng.vec(std::size_t(rows) * d);
   for (int r = 0; r < rows; ++r) {
     const double s = std::pow(10.0, rng.uniform(-1, 1.5));
@@ -77,7 +77,7 @@ AddGrads run_add_rms(const std::vector<double>& h, const std::vector<double>& r_
 
 TEST_CASE("rms_norm_backward matches finite differences in fp64 and fp64 in fp32",
           "[grad][rms_norm]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (const auto& cfg :
        std::vector<std::tuple<int, int, double>>{{1, 1, 0.2},
@@ -112,7 +112,7 @@ TEST_CASE("rms_norm_backward matches finite differences in fp64 and fp64 in fp32
 }
 
 TEST_CASE("rms_norm_backward allows dx to alias dy", "[grad][rms_norm]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const int n = 7, d = 33;
   const auto x = scaled_rows(rng, n, d);
@@ -134,7 +134,7 @@ TEST_CASE("rms_norm_backward allows dx to alias dy", "[grad][rms_norm]") {
 
 TEST_CASE("add_rms_norm_backward matches finite differences in every residual mode",
           "[grad][rms_norm]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (const auto& cfg : std::vector<std::tuple<int, int, double>>{
            {1, 3, 1e-6}, {5, 16, 0.3}, {rng.integer(1, 10), rng.integer(2, 50), 1e-6}}) {

@@ -6,10 +6,10 @@
 #include "rodimus/reference/rope.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 TEST_CASE("rope_backward matches finite differences in fp64 and fp64 in fp32", "[grad][rope]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   struct Case {
     std::vector<int> lengths, pos0;

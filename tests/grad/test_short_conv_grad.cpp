@@ -5,7 +5,7 @@
 #include "rodimus/reference/short_conv.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -51,7 +51,7 @@ ConvGrads run_conv(const std::vector<double>& x, const std::vector<double>& w,
 
 TEST_CASE("short_conv_backward matches finite differences in fp64 and fp64 in fp32",
           "[grad][short_conv]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   struct Case {
     std::vector<int> lengths;

@@ -12,7 +12,7 @@
 #include "rodimus/reference/sliding_window_attention.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 namespace tg = rodimus::test::grad;
 
 namespace {
@@ -44,7 +44,7 @@ struct SwaCase {
   AttentionShape shape() const { return {heads, heads_k, heads_v, hd, window_back, scale}; }
 };
 
-SwaCase make_case(Rng& rng, int h, int hk, int hv, int hd, int wb, std::vector<int> lengths,
+SwaCase make_case(TestRng& rng, int h, int hk, int hv, int hd, int wb, std::vector<int> lengths,
                   double q_range = 1.0) {
   SwaCase c;
   c.heads = h;
@@ -218,7 +218,7 @@ void check_all(const SwaCase& c, const char* what) {
 
 TEST_CASE("sliding_window_attention_backward: fp64 gradients match central differences",
           "[grad][attention]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const std::vector<int> lengths = {1, 9, 30, 4};
   SECTION("one shared key head, per-head values (the published layout)") {

@@ -4,10 +4,10 @@
 #include "rodimus/reference/swiglu.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 TEST_CASE("swiglu_backward matches finite differences in fp64 and fp64 in fp32", "[grad][swiglu]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (const auto& cfg : std::vector<std::tuple<int, int, double>>{
            {1, 1, 3.0},

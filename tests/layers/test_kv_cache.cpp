@@ -4,10 +4,10 @@
 #include "rodimus/layers/kv_cache.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 TEST_CASE("KvCache grows by doubling and keeps what it holds", "[layers][kv_cache]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   test::for_each_space([&]<class Space>() {
     INFO("backend " << Space::name());

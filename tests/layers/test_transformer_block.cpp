@@ -6,7 +6,7 @@
 #include "rodimus/reference/transformer.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -32,7 +32,7 @@ reference::Weights to_reference(const HostTensors& t) {
 
 TEST_CASE("transformer_block matches the fp64 reference block over a packed batch",
           "[layers][transformer_block]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (const auto& [heads, kv_heads] : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
@@ -101,7 +101,7 @@ TEST_CASE("transformer_block matches the fp64 reference block over a packed batc
 
 TEST_CASE("transformer_block: the first layer starts the residual stream",
           "[layers][transformer_block]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const auto cfg = small_config(4, 2);
   const auto tensors = random_transformer_tensors(cfg, rng.gen());

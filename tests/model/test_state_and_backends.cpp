@@ -21,7 +21,7 @@ using Host = Kokkos::DefaultHostExecutionSpace;
 const char* const kCases[] = {"tiny_rodimus", "tiny_rodimus_plus", "strong_decay_rodimus"};
 
 /// Seeded from std::random_device each run (RODIMUS_TEST_SEED=<seed> replays a run).
-struct Rng {
+struct TestRng {
   std::uint32_t seed = initial_seed();
   std::mt19937 gen{seed};
   static std::uint32_t initial_seed() {
@@ -122,7 +122,7 @@ TEST_CASE("decode equals prefill at every position", "[model][decode]") {
 
 TEST_CASE("a state restored from bytes or copied by copy_slot or clone resumes bit-identically",
           "[model][state]") {
-  Rng rng;
+  TestRng rng;
   INFO("seed " << rng.seed);
   for (const char* name : kCases) {
     SECTION(name) {
@@ -215,7 +215,7 @@ TEST_CASE("State::restore rejects truncated or corrupt or foreign bytes",
 }
 
 TEST_CASE("reset(slot) makes a slot start over and leaves the others alone", "[model][state]") {
-  Rng rng;
+  TestRng rng;
   INFO("seed " << rng.seed);
   for (const char* name : kCases) {
     SECTION(name) {

@@ -6,7 +6,7 @@
 #include "rodimus/reference/transformer.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -32,7 +32,7 @@ reference::Weights to_reference(const HostTensors& t) {
   return w;
 }
 
-std::vector<std::int32_t> random_ids(Rng& rng, int n, int vocab) {
+std::vector<std::int32_t> random_ids(TestRng& rng, int n, int vocab) {
   std::vector<std::int32_t> ids(n);
   for (auto& x : ids) x = rng.integer(0, vocab - 1);
   return ids;
@@ -44,7 +44,7 @@ std::vector<int> as_int(const std::vector<std::int32_t>& v) { return {v.begin(),
 
 TEST_CASE("TransformerModel matches the fp64 reference; prefill in chunks and decode agree",
           "[model][transformer]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (const auto& [heads, kv_heads] : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
@@ -135,7 +135,7 @@ TEST_CASE("TransformerModel matches the fp64 reference; prefill in chunks and de
 
 TEST_CASE("TransformerModel: Last logits are the last rows of All; decode equals one call",
           "[model][transformer]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const auto cfg = small_config(4, 2, false);
   const auto tensors = random_transformer_tensors(cfg, rng.gen());
@@ -166,7 +166,7 @@ TEST_CASE("TransformerModel: Last logits are the last rows of All; decode equals
 
 TEST_CASE("TransformerModel with bf16 weights matches the reference on the rounded weights",
           "[model][transformer][bf16]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const auto cfg = small_config(4, 1, false);
   const auto tensors = random_transformer_tensors(cfg, rng.gen());

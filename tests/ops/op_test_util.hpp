@@ -21,11 +21,11 @@ namespace rodimus::test {
 
 /// A generator seeded from std::random_device, fresh each run; `seed` goes into INFO so a
 /// failure can be replayed (set RODIMUS_TEST_SEED=<seed> to force it).
-struct Rng {
+struct TestRng {
   std::uint32_t seed;
   std::mt19937 gen;
 
-  Rng() : seed(initial_seed()), gen(seed) {}
+  TestRng() : seed(initial_seed()), gen(seed) {}
 
   static std::uint32_t initial_seed() {
     if (const char* s = std::getenv("RODIMUS_TEST_SEED"))
@@ -227,7 +227,7 @@ struct Batch {
 };
 
 /// A random permutation of 0..n-1 (slot assignments that differ from the sequence order).
-inline std::vector<int> shuffled_slots(Rng& rng, int n, int slots) {
+inline std::vector<int> shuffled_slots(TestRng& rng, int n, int slots) {
   std::vector<int> all(slots);
   for (int i = 0; i < slots; ++i) all[i] = i;
   std::shuffle(all.begin(), all.end(), rng.gen);

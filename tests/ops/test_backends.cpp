@@ -6,7 +6,7 @@
 #include "op_test_util.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -47,7 +47,7 @@ TEST_CASE("the op tests run on every available backend, each once", "[ops][backe
 }
 
 TEST_CASE("upload and download round-trip through every backend's memory", "[ops][backends]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const int rows = 5, cols = 7, filled = 3;
   const auto v = rng.vec(std::size_t(filled) * cols, -4, 4);  // fp32-exact values

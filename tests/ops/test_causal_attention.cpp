@@ -6,7 +6,7 @@
 #include "rodimus/reference/causal_attention.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -40,7 +40,7 @@ CausalAttentionShape make_shape(int heads, int kv_heads, int hd) {
 
 /// Random sequences in shuffled slots (one spare slot). Each slot's cache holds garbage except
 /// rows 0 .. pos0 - 1, which hold its sequence's earlier keys/values, as the op's contract says.
-AttnCase make_case(Rng& rng, const CausalAttentionShape& shape, int capacity,
+AttnCase make_case(TestRng& rng, const CausalAttentionShape& shape, int capacity,
                    const std::vector<int>& lengths, const std::vector<int>& pos0) {
   AttnCase c;
   c.shape = shape;
@@ -151,7 +151,7 @@ std::string describe(const CausalAttentionShape& s, int capacity) {
 
 TEST_CASE("causal_attention matches the fp64 reference over a packed batch with context",
           "[ops][causal_attention]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   // an empty and a one-token sequence; sequences longer than a key tile (32) and than a team's
@@ -186,7 +186,7 @@ TEST_CASE("causal_attention matches the fp64 reference over a packed batch with 
 
 TEST_CASE("causal_attention: prefix then rest, and token by token, equal one call",
           "[ops][causal_attention]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   struct Geo {
     int heads, kv_heads, hd;

@@ -4,7 +4,7 @@
 #include "rodimus/reference/ddts_gate.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 // softplus / sigmoid / exp(tau log s) / the L2 norm: each a few fp32 roundings (the pow form
@@ -13,7 +13,7 @@ constexpr double kTol = 1e-5;
 }  // namespace
 
 TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst_a = 0, worst_k = 0;
   for (auto [n_tok, n] : std::vector<std::pair<int, int>>{
@@ -61,7 +61,7 @@ TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
 }
 
 TEST_CASE("channel_gate matches the fp64 reference", "[ops][ddts_gate][channel_gate]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (auto [n_tok, e, r] : std::vector<std::tuple<int, int, int>>{
@@ -117,7 +117,7 @@ TEST_CASE("ddts_gate and channel_gate reject wrong extents", "[ops][ddts_gate][e
 }
 
 TEST_CASE("ddts_gate with strong gate inputs (saturated softplus and sigmoid)", "[ops][ddts_gate]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst_a = 0, worst_k = 0;
   // n = 37: two full vectors of 16 and a tail; s_raw down to -60 (s ~ 1e-26, beta = s^tau of a

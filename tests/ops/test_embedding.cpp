@@ -3,10 +3,10 @@
 #include "rodimus/ops/embedding.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 TEST_CASE("embedding gathers and scales table rows exactly", "[ops][embedding]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   auto check = [&]<class W>(int vocab, int d, int n, float scale) {
     INFO("table " << dtype_traits<W>::name << " V=" << vocab << " D=" << d << " N=" << n

@@ -23,7 +23,7 @@
 #include "rodimus/reference/swiglu.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -42,7 +42,7 @@ double err(const std::vector<double>& got, const std::vector<double>& ref) {
 }
 
 /// Unlimited random inputs (no fp32 rounding: the op sees full fp64 values).
-std::vector<double> rvec(Rng& rng, std::size_t n, double lo = -1, double hi = 1) {
+std::vector<double> rvec(TestRng& rng, std::size_t n, double lo = -1, double hi = 1) {
   std::vector<double> v(n);
   for (auto& x : v) x = rng.uniform(lo, hi);
   return v;
@@ -51,7 +51,7 @@ std::vector<double> rvec(Rng& rng, std::size_t n, double lo = -1, double hi = 1)
 }  // namespace
 
 TEST_CASE("fp64 forward ops match the fp64 reference", "[ops][fp64]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const std::vector<int> lengths{5, 13};
   const int nt = 18, d = 12, e = 10, n = 4, r = 3, k = 3;

@@ -4,7 +4,7 @@
 #include "rodimus/reference/rms_norm.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 // A few fp32 roundings per element (o + xs * w_res, silu, the product) plus the sum of E squares.
@@ -13,7 +13,7 @@ constexpr double kTol = 1e-5;
 
 TEST_CASE("gated_rms_norm matches the fp64 reference, with and without the residual term",
           "[ops][gated_rms_norm]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (auto [n, e] : std::vector<std::pair<int, int>>{
@@ -57,7 +57,7 @@ TEST_CASE("gated_rms_norm matches the fp64 reference, with and without the resid
 
 TEST_CASE("gated_rms_norm with strong gates and rows of very different scales",
           "[ops][gated_rms_norm]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   // E = 100, 203: full vectors and tails; g to +-40 (silu's saturated tails), rows scaled by

@@ -6,7 +6,7 @@
 #include "rodimus/reference/gla_scan.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -49,7 +49,7 @@ enum class Decay { Strong, Weak, Mid, Mixed, Zero };
 
 /// Log decays a: [T, n]; slot i follows regime[i]: strong a in [-60, -10], weak [-0.1, 0],
 /// mid [-3, 0], mixed (each step picks one of the three, or -60, or exactly 0), zero (a = 0).
-std::vector<double> log_decays(Rng& rng, int T, int n, const std::vector<Decay>& regime) {
+std::vector<double> log_decays(TestRng& rng, int T, int n, const std::vector<Decay>& regime) {
   std::vector<double> a(std::size_t(T) * n);
   for (int t = 0; t < T; ++t)
     for (int i = 0; i < n; ++i) {
@@ -87,7 +87,7 @@ std::vector<double> log_decays(Rng& rng, int T, int n, const std::vector<Decay>&
 }
 
 /// Every slot's regime drawn from all four (each present when n >= 4).
-std::vector<Decay> mixed_regimes(Rng& rng, int n) {
+std::vector<Decay> mixed_regimes(TestRng& rng, int n) {
   std::vector<Decay> r(n);
   for (int i = 0; i < n; ++i)
     r[i] = i < 4 ? static_cast<Decay>(i) : static_cast<Decay>(rng.integer(0, 3));
@@ -113,7 +113,7 @@ struct ScanCase {
   }
 };
 
-ScanCase make_case(Rng& rng, int n, int e, std::vector<int> lengths,
+ScanCase make_case(TestRng& rng, int n, int e, std::vector<int> lengths,
                    const std::vector<Decay>& regime, double state_scale = 1.0) {
   ScanCase c;
   c.n = n;
@@ -242,7 +242,7 @@ void check_all(const ScanCase& c, const char* what) {
 
 TEST_CASE("gla_scan: recurrence and chunk scanner match the fp64 recurrence, mixed decays",
           "[ops][gla_scan]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   // lengths that are not multiples of any chunk, plus an empty and a one-token sequence
   const std::vector<int> lengths = {1, 15, 0, 17, 100, 130, 300};
@@ -288,14 +288,14 @@ TEST_CASE("gla_scan: recurrence and chunk scanner match the fp64 recurrence, mix
 }
 
 TEST_CASE("gla_scan: decays exactly 0 (no forgetting) over hundreds of steps", "[ops][gla_scan]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const auto c = make_case(rng, 16, 20, {300, 257, 1, 16}, std::vector<Decay>(16, Decay::Zero));
   check_all(c, "zero decay");
 }
 
 TEST_CASE("gla_scan: the state carried across two calls equals one call", "[ops][gla_scan]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const int n = 16, e = 12;
   const auto c = make_case(rng, n, e, {200, 150, 64, 3}, mixed_regimes(rng, n));

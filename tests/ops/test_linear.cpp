@@ -4,7 +4,7 @@
 #include "rodimus/reference/linear.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -13,7 +13,7 @@ namespace {
 constexpr double kTol = 1e-5;
 
 template <class W>
-void check_linear(Rng& rng, int n_tok, int in, int out, bool bias, double& worst) {
+void check_linear(TestRng& rng, int n_tok, int in, int out, bool bias, double& worst) {
   RODIMUS_SEED_INFO(rng);
   INFO("weights " << dtype_traits<W>::name << " N=" << n_tok << " in=" << in << " out=" << out
                   << " bias=" << bias);
@@ -58,7 +58,7 @@ void check_linear(Rng& rng, int n_tok, int in, int out, bool bias, double& worst
 }  // namespace
 
 TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops][linear]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   struct Shape {
     int n, in, out;

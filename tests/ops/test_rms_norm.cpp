@@ -4,7 +4,7 @@
 #include "rodimus/reference/rms_norm.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -12,7 +12,7 @@ namespace {
 constexpr double kTol = 1e-5;
 
 // Rows of very different magnitudes: the norm must be scale-invariant, whatever the row scale.
-std::vector<double> scaled_rows(Rng& rng, int rows, int d) {
+std::vector<double> scaled_rows(TestRng& rng, int rows, int d) {
   std::vector<double> x = rng.vec(std::size_t(rows) * d);
   for (int r = 0; r < rows; ++r) {
     const double s = std::pow(10.0, rng.uniform(-2, 2));
@@ -25,7 +25,7 @@ std::vector<double> scaled_rows(Rng& rng, int rows, int d) {
 }  // namespace
 
 TEST_CASE("rms_norm matches the fp64 reference", "[ops][rms_norm]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (auto [n, d] : std::vector<std::pair<int, int>>{
@@ -56,7 +56,7 @@ TEST_CASE("rms_norm matches the fp64 reference", "[ops][rms_norm]") {
 }
 
 TEST_CASE("add_rms_norm matches the fp64 reference in every residual mode", "[ops][rms_norm]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (auto [n, d] : std::vector<std::pair<int, int>>{

@@ -5,7 +5,7 @@
 #include "rodimus/reference/rope.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -17,7 +17,7 @@ double tolerance(int max_pos) { return 2.0 * max_pos * std::ldexp(1.0, -23) + 2e
 }  // namespace
 
 TEST_CASE("rope matches the fp64 reference per sequence at absolute positions", "[ops][rope]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0, worst_ratio = 0;
   struct Geo {
@@ -79,7 +79,7 @@ TEST_CASE("rope matches the fp64 reference per sequence at absolute positions", 
 }
 
 TEST_CASE("rope of one sequence in pieces equals one call", "[ops][rope]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const int heads = 2, hd = 8, len = 30, p0 = rng.integer(0, 100);
   const auto x = rng.vec(std::size_t(len) * heads * hd);

@@ -5,7 +5,7 @@
 #include "rodimus/reference/short_conv.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 // K products + bias in fp32, then SiLU: a handful of roundings per element.
@@ -14,7 +14,7 @@ constexpr double kTol = 1e-5;
 
 TEST_CASE("short_conv matches the fp64 reference per sequence, with carried state",
           "[ops][short_conv]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (int k : {1, 2, 4, 7}) {
@@ -73,7 +73,7 @@ TEST_CASE("short_conv matches the fp64 reference per sequence, with carried stat
 }
 
 TEST_CASE("short_conv over a split sequence equals one call", "[ops][short_conv]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const int k = 4, e = 24, len = 50;
   const auto x = rng.vec(std::size_t(len) * e);

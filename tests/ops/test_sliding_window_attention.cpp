@@ -6,7 +6,7 @@
 #include "rodimus/reference/sliding_window_attention.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 
@@ -50,7 +50,7 @@ AttentionShape make_shape(int heads, int hk, int hv, int hd, int window_back) {
 
 /// Random sequences; each slot's cache holds garbage except the rows of the keys/values its
 /// sequence's earlier positions left there (row = position % Wc), as the op's contract says.
-AttnCase make_case(Rng& rng, const AttentionShape& shape, int cache_rows,
+AttnCase make_case(TestRng& rng, const AttentionShape& shape, int cache_rows,
                    const std::vector<int>& lengths, const std::vector<int>& pos0) {
   AttnCase c;
   c.shape = shape;
@@ -164,7 +164,7 @@ std::string describe(const AttentionShape& s, int wc) {
 
 TEST_CASE("sliding_window_attention matches the fp64 reference over a packed batch with context",
           "[ops][sliding_window_attention]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   // lengths include an empty and a one-token sequence; pos0 = tokens already in each cache
@@ -202,7 +202,7 @@ TEST_CASE("sliding_window_attention matches the fp64 reference over a packed bat
 
 TEST_CASE("sliding_window_attention: long sequences across query blocks and key tiles",
           "[ops][sliding_window_attention]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   // Longer than the host kernel's query blocks (32) and key tiles (64), windows that start and
   // end inside tiles, contexts from the cache, and a head larger than its stack scratch (260).
@@ -236,7 +236,7 @@ TEST_CASE("sliding_window_attention: long sequences across query blocks and key 
 
 TEST_CASE("sliding_window_attention: prefix then rest, and token by token, equal one call",
           "[ops][sliding_window_attention]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   struct Geo {
     int heads, hk, hv, hd, wb, wc;

@@ -5,7 +5,7 @@
 #include "rodimus/reference/swiglu.hpp"
 
 using namespace rodimus;
-using test::Rng;
+using test::TestRng;
 
 namespace {
 // silu(g) * a: a few roundings per element; the FFN adds two fp32 dot products (see test_linear).
@@ -13,7 +13,7 @@ constexpr double kTol = 1e-5;
 }  // namespace
 
 TEST_CASE("swiglu matches the fp64 reference", "[ops][swiglu]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (auto [n, f] : std::vector<std::pair<int, int>>{
@@ -42,7 +42,7 @@ TEST_CASE("swiglu matches the fp64 reference", "[ops][swiglu]") {
 }
 
 TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops][swiglu]") {
-  Rng rng;
+  TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   auto check = [&]<class W>(int n, int d, int f) {

@@ -49,7 +49,7 @@ std::vector<std::string> corpus_texts() {
   std::vector<std::string> texts;
   for (const auto& f : files) {
     std::string t = read_bytes(f);
-    if (detail::is_valid_utf8(t)) texts.push_back(std::move(t));
+    if (io::detail::is_valid_utf8(t)) texts.push_back(std::move(t));
   }
   REQUIRE(texts.size() == 5);
   return texts;
@@ -65,7 +65,7 @@ BpeTrainerOptions committed_options() {
   return o;
 }
 
-TrainedBpe train(const BpeTrainerOptions& o, const std::vector<std::string>& texts) {
+TrainedBpe train_bpe(const BpeTrainerOptions& o, const std::vector<std::string>& texts) {
   BpeTrainer t(o);
   for (const auto& s : texts) t.add_text(s);
   return t.train();
@@ -75,8 +75,8 @@ TrainedBpe train(const BpeTrainerOptions& o, const std::vector<std::string>& tex
 /// (leftmost, then longest), split by the pre-tokenizer the trainer writes.
 std::map<std::string, std::uint64_t> count_words(const std::vector<std::string>& texts,
                                                  const BpeTrainerOptions& o) {
-  const detail::PreTokenizer pre(json(TrainedBpe::pre_tokenizer_json(o.pattern)),
-                                 detail::TokenizerJson("test"), "pre_tokenizer");
+  const io::detail::PreTokenizer pre(json(TrainedBpe::pre_tokenizer_json(o.pattern)),
+                                 io::detail::TokenizerJson("test"), "pre_tokenizer");
   std::map<std::string, std::uint64_t> counts;
   const auto add = [&](const std::string& segment) {
     if (segment.empty()) return;
@@ -107,7 +107,7 @@ std::map<std::string, std::uint64_t> count_words(const std::vector<std::string>&
 /// with the rules BpeTrainer documents.
 TrainedBpe naive_train(const std::map<std::string, std::uint64_t>& word_counts,
                        const BpeTrainerOptions& o) {
-  const auto& table = detail::ByteLevelTable::get();
+  const auto& table = io::detail::ByteLevelTable::get();
   TrainedBpe r;
   r.tokens.assign(table.byte_to_utf8.begin(), table.byte_to_utf8.end());
   std::vector<std::pair<std::vector<std::int32_t>, std::uint64_t>> words;
@@ -115,7 +115,7 @@ TrainedBpe naive_train(const std::map<std::string, std::uint64_t>& word_counts,
     std::vector<std::int32_t> s;
     for (std::size_t i = 0; i < w.size();) {
       int len = 0;
-      s.push_back(table.char_to_byte[detail::utf8_decode(w, i, len)]);
+      s.push_back(table.char_to_byte[io::detail::utf8_decode(w, i, len)]);
       i += static_cast<std::size_t>(len);
     }
     words.emplace_back(std::move(s), c);
@@ -240,7 +240,7 @@ TEST_CASE("bpe trainer: merges equal a naive re-counting trainer's") {
     o.vocab_size = 5000;
     o.min_frequency = 6;
     check_against_naive(o, texts);
-    CHECK(train(o, texts).tokens.size() < 5000);
+    CHECK(train_bpe(o, texts).tokens.size() < 5000);
   }
   SECTION("synthetic words: ties and overlapping pairs") {
     BpeTrainerOptions o;
@@ -259,11 +259,11 @@ TEST_CASE("bpe trainer: merges equal a naive re-counting trainer's") {
 
 TEST_CASE("bpe trainer: the written tokenizer.json loads and round-trips arbitrary bytes") {
   const BpeTrainerOptions o = committed_options();
-  const TrainedBpe bpe = train(o, corpus_texts());
+  const TrainedBpe bpe = train_bpe(o, corpus_texts());
   const Tokenizer t = Tokenizer::from_json(bpe.dump(), "trained.json");
   REQUIRE(t.vocab_size() == 512);
   REQUIRE(bpe.tokens.size() == 512);
-  const auto& table = detail::ByteLevelTable::get();
+  const auto& table = io::detail::ByteLevelTable::get();
   for (int b = 0; b < 256; ++b) CHECK(t.id_to_token(b) == table.byte_to_utf8[std::size_t(b)]);
   CHECK(t.token_to_id("<|endoftext|>") == 510);
   CHECK(t.token_to_id("<|pad|>") == 511);
@@ -286,7 +286,7 @@ TEST_CASE("bpe trainer: the written tokenizer.json loads and round-trips arbitra
     INFO("bytes trial " << trial);
     const auto ids = t.encode(s);
     for (const auto id : ids) REQUIRE((id >= 0 && id < 512));
-    CHECK(t.decode(ids) == detail::utf8_lossy(s));
+    CHECK(t.decode(ids) == io::detail::utf8_lossy(s));
   }
   // random UTF-8 (ASCII-heavy, with code, specials, all planes): an exact round trip
   const std::vector<std::pair<char32_t, char32_t>> ranges = {
@@ -304,7 +304,7 @@ TEST_CASE("bpe trainer: the written tokenizer.json loads and round-trips arbitra
       const auto& r = ranges[rng() % ranges.size()];
       char32_t cp = r.first + static_cast<char32_t>(rng() % (r.second - r.first + 1));
       if (cp >= 0xD800 && cp <= 0xDFFF) cp = 'x';
-      detail::utf8_append(s, cp);
+      io::detail::utf8_append(s, cp);
     }
     INFO("utf-8 trial " << trial << ": " << s);
     CHECK(t.decode(t.encode(s)) == s);
@@ -320,12 +320,12 @@ TEST_CASE("bpe trainer: training is deterministic and independent of the order o
   CHECK(t.train().dump() == first);
   auto reversed = texts;
   std::reverse(reversed.begin(), reversed.end());
-  CHECK(train(o, reversed).dump() == first);
-  CHECK(train(o, texts).dump() == first);
+  CHECK(train_bpe(o, reversed).dump() == first);
+  CHECK(train_bpe(o, texts).dump() == first);
 }
 
 TEST_CASE("bpe trainer: the committed tokenizer.json is what the trainer writes") {
-  CHECK(train(committed_options(), corpus_texts()).dump() ==
+  CHECK(train_bpe(committed_options(), corpus_texts()).dump() ==
         read_bytes(data_dir / "tokenizer.json"));
 }
 
@@ -386,7 +386,7 @@ TEST_CASE("bpe trainer: a corpus with fewer pairs than asked for stops with a sm
   BpeTrainerOptions o;
   o.vocab_size = 1000;
   o.special_tokens = {"<|endoftext|>"};
-  const TrainedBpe bpe = train(o, {"abab abab"});
+  const TrainedBpe bpe = train_bpe(o, {"abab abab"});
   CHECK(bpe.merges.size() < 10);
   CHECK(bpe.tokens.size() == 256 + bpe.merges.size() + 1);
   CHECK(bpe.tokens.back() == "<|endoftext|>");
@@ -394,7 +394,7 @@ TEST_CASE("bpe trainer: a corpus with fewer pairs than asked for stops with a sm
   CHECK(t.encode("abab").size() == 1);
   // exactly 256 + specials: no merges at all
   o.vocab_size = 257;
-  CHECK(train(o, {"abab abab"}).merges.empty());
+  CHECK(train_bpe(o, {"abab abab"}).merges.empty());
 }
 
 TEST_CASE("bpe trainer: bad options are errors naming the problem") {

@@ -121,7 +121,7 @@ TEST_CASE("tokenizer: streaming decode equals full decode") {
   CHECK(pieces.front() == "a");
   std::string joined;
   for (const auto& p : pieces) {
-    CHECK(detail::is_valid_utf8(p));
+    CHECK(io::detail::is_valid_utf8(p));
     joined += p;
   }
   CHECK(joined + s.flush() == "a😀b");
@@ -148,7 +148,7 @@ TEST_CASE("tokenizer: decode(encode(x)) == x for random UTF-8 on lossless tokeni
         const auto& r = ranges[rng() % ranges.size()];
         char32_t cp = r.first + static_cast<char32_t>(rng() % (r.second - r.first + 1));
         if (cp >= 0xD800 && cp <= 0xDFFF) cp = 'x';
-        detail::utf8_append(s, cp);
+        io::detail::utf8_append(s, cp);
       }
       INFO(name << " " << s);
       CHECK(t.decode(t.encode(s)) == s);
@@ -239,14 +239,14 @@ TEST_CASE("tokenizer: a tokenizer without decoder joins tokens with spaces; BPE 
 }
 
 TEST_CASE("tokenizer: invalid UTF-8 input is replaced like String::from_utf8_lossy") {
-  CHECK(detail::utf8_lossy("a\xff" "b") == "a\xEF\xBF\xBD" "b");
-  CHECK(detail::utf8_lossy("\xE2\x82") == "\xEF\xBF\xBD");           // one maximal subpart
-  CHECK(detail::utf8_lossy("\xF0\x9F\x98(") == "\xEF\xBF\xBD(");
-  CHECK(detail::utf8_lossy("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // not a lead byte
-  CHECK(detail::utf8_lossy("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-  CHECK(detail::utf8_incomplete_tail("ab\xF0\x9F\x98") == 3);
-  CHECK(detail::utf8_incomplete_tail("ab\xC0") == 0);
-  CHECK(detail::utf8_incomplete_tail("ab\xE2\x28") == 0);
+  CHECK(io::detail::utf8_lossy("a\xff" "b") == "a\xEF\xBF\xBD" "b");
+  CHECK(io::detail::utf8_lossy("\xE2\x82") == "\xEF\xBF\xBD");           // one maximal subpart
+  CHECK(io::detail::utf8_lossy("\xF0\x9F\x98(") == "\xEF\xBF\xBD(");
+  CHECK(io::detail::utf8_lossy("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // not a lead byte
+  CHECK(io::detail::utf8_lossy("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+  CHECK(io::detail::utf8_incomplete_tail("ab\xF0\x9F\x98") == 3);
+  CHECK(io::detail::utf8_incomplete_tail("ab\xC0") == 0);
+  CHECK(io::detail::utf8_incomplete_tail("ab\xE2\x28") == 0);
   const Tokenizer& t = tokenizer("llama3");
   CHECK(t.encode("x\xff y") == t.encode("x\xEF\xBF\xBD y"));
 }

@@ -31,7 +31,7 @@ struct RefAdamW {
 }  // namespace
 
 TEST_CASE("AdamW matches an fp64 AdamW over several steps", "[train]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   test::for_each_space([&]<class Space>() {
     INFO(Space::name());

@@ -41,7 +41,7 @@ TEST_CASE("data split: FNV-1a and the held-out rule", "[train][dataset]") {
   CHECK_THROWS_AS(train::heldout_count(10, 1.0), ArgumentError);
   CHECK_THROWS_AS(train::heldout_count(10, -0.1), ArgumentError);
 
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   std::vector<std::string> paths;
   for (int i = 0; i < 200; ++i)
@@ -71,7 +71,7 @@ TEST_CASE("data split: FNV-1a and the held-out rule", "[train][dataset]") {
 }
 
 TEST_CASE("corpus: split by file, streams and byte counts", "[train][dataset]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   test::TempDir dir("corpus");
   const auto rel = test::write_markov_corpus(dir.path, 41, rng.seed);
@@ -139,7 +139,7 @@ TEST_CASE("corpus: split by file, streams and byte counts", "[train][dataset]") 
 }
 
 TEST_CASE("batch sampler: deterministic, resumable, micro-batch independent", "[train][dataset]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   std::vector<std::int32_t> stream(5000);
   for (std::size_t i = 0; i < stream.size(); ++i) stream[i] = static_cast<std::int32_t>(i);

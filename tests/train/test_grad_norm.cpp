@@ -10,7 +10,7 @@ using namespace rodimus;
 namespace {
 
 template <class Space>
-std::vector<std::vector<float>> random_grads(train::ParameterSet<Space>& ps, test::Rng& rng) {
+std::vector<std::vector<float>> random_grads(train::ParameterSet<Space>& ps, test::TestRng& rng) {
   std::vector<std::vector<float>> g;
   for (auto& p : ps) {
     std::vector<float> h(std::size_t(p.numel()));
@@ -38,7 +38,7 @@ std::vector<std::vector<float>> grads_of(const train::ParameterSet<Space>& ps) {
 }  // namespace
 
 TEST_CASE("grad_norm, clip_grad_norm, scale_grads", "[train]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   test::for_each_space([&]<class Space>() {
     INFO(Space::name());

@@ -58,7 +58,7 @@ ModelConfig variant_config(bool plus) {
 /// Random parameters: matrices N(0, 1/sqrt(cols)), embeddings N(0, 1), norm weights, w_res and
 /// biases around their initial values, the gate bias at its initialisation plus noise.
 template <class Space>
-train::ParameterSet<Space> random_parameters(const ModelConfig& cfg, test::Rng& rng) {
+train::ParameterSet<Space> random_parameters(const ModelConfig& cfg, test::TestRng& rng) {
   auto ps = train::make_parameters<Space>(cfg, {0.02, rng.gen()});
   std::normal_distribution<double> nd(0.0, 1.0);
   for (auto& p : ps) {
@@ -85,7 +85,7 @@ train::ParameterSet<Space> random_parameters(const ModelConfig& cfg, test::Rng& 
 }
 
 /// tokens [B, T + 1] in [0, V); a few targets (tokens[:, 1:]) set to -100 when `ignore`.
-std::vector<int> random_tokens(test::Rng& rng, int b, int t1, int vocab, bool ignore) {
+std::vector<int> random_tokens(test::TestRng& rng, int b, int t1, int vocab, bool ignore) {
   std::vector<int> tok(std::size_t(b) * t1);
   for (auto& x : tok) x = rng.integer(0, vocab - 1);
   if (ignore)
@@ -161,7 +161,7 @@ std::pair<View2<int, Space>, View2<int, Space>> split(const std::vector<int>& to
 
 TEST_CASE("ModelTrainer: fp64 gradients of every parameter against central differences",
           "[train][model_grad]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (int variant : {0, 1, 2, 3}) {
     const bool plus = variant % 2 == 1;
@@ -231,7 +231,7 @@ TEST_CASE("ModelTrainer: fp64 gradients of every parameter against central diffe
 
 TEST_CASE("ModelTrainer: ParameterSet entry points, accumulation, fp32 against fp64",
           "[train][model_grad]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   test::for_each_space([&]<class Space>() {
     for (bool plus : {false, true}) {
@@ -299,7 +299,7 @@ TEST_CASE("ModelTrainer: ParameterSet entry points, accumulation, fp32 against f
 
 TEST_CASE("ModelTrainer: bad input throws ArgumentError naming it, and writes nothing",
           "[train][model_grad]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const ModelConfig cfg = grad_config(true);
   auto ps = random_parameters<Host>(cfg, rng);
@@ -353,7 +353,7 @@ TEST_CASE("ModelTrainer: bad input throws ArgumentError naming it, and writes no
 TEST_CASE("ModelTrainer + AdamW: the loss of a fixed batch falls", "[train][model_grad]") {
   // A smoke test of the whole step: zero_grad, forward_backward, clip, AdamW. Tiny models memorise
   // a fixed random batch quickly; the loss must fall to a fraction of its start.
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (bool plus : {false, true}) {
     INFO((plus ? "Rodimus+" : "Rodimus"));

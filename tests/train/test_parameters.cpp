@@ -55,7 +55,7 @@ TEST_CASE("make_parameters: names, shapes and decay flags", "[train]") {
 }
 
 TEST_CASE("make_parameters: initialisation", "[train]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   const ModelConfig cfg = test::tiny_train_config(true, false);
   train::InitOptions opt;

@@ -27,7 +27,7 @@ void run_steps(train::ParameterSet<Space>& ps, train::AdamW<Space>& opt,
 
 template <class Space>
 std::vector<std::vector<std::vector<float>>> make_grads(const train::ParameterSet<Space>& ps,
-                                                        int steps, test::Rng& rng) {
+                                                        int steps, test::TestRng& rng) {
   std::vector<std::vector<std::vector<float>>> g(steps);
   for (auto& step : g)
     for (const auto& p : ps) {
@@ -53,7 +53,7 @@ std::string message_of(const std::function<void()>& f) {
 
 TEST_CASE("training checkpoint: Model::load reads the saved model", "[train]") {
   using Space = Kokkos::DefaultHostExecutionSpace;
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (bool plus : {false, true})
     for (auto dtype : {io::StDType::BF16, io::StDType::F32}) {
@@ -106,7 +106,7 @@ TEST_CASE("training checkpoint: Model::load reads the saved model", "[train]") {
 }
 
 TEST_CASE("training checkpoint: resume is bit-identical", "[train]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   test::for_each_space([&]<class Space>() {
     INFO(Space::name());

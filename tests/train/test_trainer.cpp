@@ -80,7 +80,7 @@ train::TrainerCallbacks on_steps(std::function<void(const train::StepReport&)> f
   return cb;
 }
 
-train::TrainBatch random_batch(test::Rng& rng, int batch, int t, int vocab) {
+train::TrainBatch random_batch(test::TestRng& rng, int batch, int t, int vocab) {
   train::TrainBatch b;
   b.batch = batch;
   b.seq_len = t;
@@ -113,7 +113,7 @@ struct SmallCorpus {
 }  // namespace
 
 TEST_CASE("bigram model: gradient against fp64 finite differences", "[train][trainer]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (const bool tied : {false, true})
     for (const bool norm_embedding : {false, true}) {
@@ -161,7 +161,7 @@ TEST_CASE("bigram model: gradient against fp64 finite differences", "[train][tra
 }
 
 TEST_CASE("trainer: the loss falls on a small corpus", "[train][trainer]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   SmallCorpus sc(rng.seed);
   const auto cfg = bigram_config(512, 32, /*tied=*/true, false, false);
@@ -207,7 +207,7 @@ TEST_CASE("trainer: the loss falls on a small corpus", "[train][trainer]") {
 }
 
 TEST_CASE("trainer: resume is exact, micro-batches equal one batch", "[train][trainer]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   SmallCorpus sc(rng.seed, 25);
   const auto cfg = bigram_config(512, 16, /*tied=*/false, /*norm_embedding=*/true, true);
@@ -296,7 +296,7 @@ TEST_CASE("trainer: resume is exact, micro-batches equal one batch", "[train][tr
 }
 
 TEST_CASE("trainer: time budget, options, the inference Model agrees", "[train][trainer]") {
-  test::Rng rng;
+  test::TestRng rng;
   RODIMUS_SEED_INFO(rng);
   SmallCorpus sc(rng.seed, 25);
   const auto cfg = bigram_config(512, 16, false, false, false);
@@ -342,7 +342,7 @@ TEST_CASE("trainer: time budget, options, the inference Model agrees", "[train][
   }
 
   SECTION("upload_batch") {
-    test::Rng r2;
+    test::TestRng r2;
     const auto b = random_batch(r2, 3, 5, 40);
     View2<int, Host> buf;
     const auto v = train::upload_batch(b, buf);
