@@ -9,7 +9,9 @@
 // position pos0[s]. Keys and values are rows of their own arrays: the key of position p of
 // sequence s is row offsets[s] + (s + 1) key_pad + p - pos0[s], so that a sequence continuing
 // from a cache has up to key_pad earlier keys right before its own (window_attention.hpp
-// gathers them there); key_pad = 0 and pos0 = 0 for plain prefill.
+// gathers them there); key_pad = 0 and pos0 = 0 for plain prefill. The caller guarantees those
+// rows: every position max(0, pos0[s] - window_back) .. pos0[s] - 1 (all earlier ones when
+// window_back < 0), so key_pad >= min(pos0[s], window_back) (>= pos0[s] without a window).
 //
 // Algorithm (FlashAttention-2 on mma.sync): a CTA owns Mq = 16 W queries of one head (W
 // warps, 16 query rows each, q fragments in registers) and walks the key blocks of kBK keys
@@ -28,6 +30,8 @@
 //
 // Work: 4 HD flops per (query, key, head) pair inside the window (x3 split); bytes from L2
 // per CTA: the key and value tiles of its window, (Mq + window) HD 2 (x2 split) each.
+// Measured (H200, bench_flash_attention, 16 heads of 128, window 2048, one sequence): T = 4096
+// 0.286 ms bf16 / 0.497 ms split, T = 16384 1.370 / 2.406 ms; PyTorch SDPA flash 0.319 / 3.359.
 #pragma once
 
 #include <cuda_bf16.h>
