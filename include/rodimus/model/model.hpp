@@ -10,6 +10,7 @@
 
 #include "rodimus/backend/cuda/step_graph.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/core/instantiation.hpp"
 #include "rodimus/io/checkpoint.hpp"
 #include "rodimus/io/config_json.hpp"
 #include "rodimus/layers/rodimus_plus_block.hpp"
@@ -166,44 +167,7 @@ class Model {
   /// runs when any sequence has more than one token, the recurrent one otherwise.
   View2<const float, Space> forward(State<Space>& state, Workspace<Space>& ws,
                                     const TokenBatch& tokens, LogitsMode mode = LogitsMode::All,
-                                    const TraceFn<Space>& trace = {}) const {
-    validate(state, ws, tokens);
-    require_launch_thread<Space>("Model::forward");
-    std::unique_lock<std::mutex> lock(dispatch_mutex(), std::defer_lock);
-    if constexpr (!is_gpu_space_v<Space>) lock.lock();
-    const Space space{};
-    ws.pos0.resize(tokens.num_seqs());
-    for (int s = 0; s < tokens.num_seqs(); ++s)
-      ws.pos0[s] = static_cast<int>(state.position(tokens.slots[s]));
-    const SeqBatch<Space> batch = ws.batch.build(tokens.lengths, ws.pos0, tokens.slots);
-    detail::upload_ids(space, tokens, ws.ids, ws.ids_host);
-    const int nt = batch.num_tokens;
-    const int rows = mode == LogitsMode::All ? nt : tokens.num_seqs();
-    // Everything from here on only enqueues kernels (no allocation once the workspace is warm,
-    // no host synchronisation), so on CUDA a decode step can be replayed as one graph.
-    auto launch = [&] {
-      if (batch.max_len > 1) {
-        run<typename Policy::prefill_scan>(space, state, ws, batch, trace);
-      } else {
-        run<typename Policy::decode_scan>(space, state, ws, batch, trace);
-      }
-      if (mode != LogitsMode::None) logits(space, ws, batch, mode);
-    };
-    if constexpr (is_cuda_space_v<Space>) {
-      if (ws.cuda_graphs && batch.max_len == 1 && nt > 0 && mode != LogitsMode::All && !trace) {
-        const backend::cuda::StepGraphKey key{this, &state, nt, detail::buffer_generation()};
-        ws.graph.run(space.cuda_stream(), key, launch);
-      } else {
-        launch();
-      }
-    } else {
-      launch();
-    }
-    space.fence();
-    for (int s = 0; s < tokens.num_seqs(); ++s) state.advance(tokens.slots[s], tokens.lengths[s]);
-    if (mode == LogitsMode::None) return {};
-    return Kokkos::subview(ws.logits, std::make_pair(0, rows), Kokkos::ALL);
-  }
+                                    const TraceFn<Space>& trace = {}) const;
 
   /// Prefill: consumes whole prompts (chunked scan); returns the last token's logits per
   /// sequence by default.
@@ -319,5 +283,57 @@ class Model {
   ModelConfig cfg_;
   ModelWeights<W, Space> weights_;
 };
+
+// Out of the class body (so not implicitly inline): with RODIMUS_EXTERN_TEMPLATES a translation
+// unit then leaves the whole forward pass of the instances below to the one that compiles them.
+template <ExecutionSpace Space, StorageType W, ModelPolicy Policy>
+View2<const float, Space> Model<Space, W, Policy>::forward(State<Space>& state,
+                                                          Workspace<Space>& ws,
+                                                          const TokenBatch& tokens,
+                                                          LogitsMode mode,
+                                                          const TraceFn<Space>& trace) const {
+  validate(state, ws, tokens);
+  require_launch_thread<Space>("Model::forward");
+  std::unique_lock<std::mutex> lock(dispatch_mutex(), std::defer_lock);
+  if constexpr (!is_gpu_space_v<Space>) lock.lock();
+  const Space space{};
+  ws.pos0.resize(tokens.num_seqs());
+  for (int s = 0; s < tokens.num_seqs(); ++s)
+    ws.pos0[s] = static_cast<int>(state.position(tokens.slots[s]));
+  const SeqBatch<Space> batch = ws.batch.build(tokens.lengths, ws.pos0, tokens.slots);
+  detail::upload_ids(space, tokens, ws.ids, ws.ids_host);
+  const int nt = batch.num_tokens;
+  const int rows = mode == LogitsMode::All ? nt : tokens.num_seqs();
+  // Everything from here on only enqueues kernels (no allocation once the workspace is warm,
+  // no host synchronisation), so on CUDA a decode step can be replayed as one graph.
+  auto launch = [&] {
+    if (batch.max_len > 1) {
+      run<typename Policy::prefill_scan>(space, state, ws, batch, trace);
+    } else {
+      run<typename Policy::decode_scan>(space, state, ws, batch, trace);
+    }
+    if (mode != LogitsMode::None) logits(space, ws, batch, mode);
+  };
+  if constexpr (is_cuda_space_v<Space>) {
+    if (ws.cuda_graphs && batch.max_len == 1 && nt > 0 && mode != LogitsMode::All && !trace) {
+      const backend::cuda::StepGraphKey key{this, &state, nt, detail::buffer_generation()};
+      ws.graph.run(space.cuda_stream(), key, launch);
+    } else {
+      launch();
+    }
+  } else {
+    launch();
+  }
+  space.fence();
+  for (int s = 0; s < tokens.num_seqs(); ++s) state.advance(tokens.slots[s], tokens.lengths[s]);
+  if (mode == LogitsMode::None) return {};
+  return Kokkos::subview(ws.logits, std::make_pair(0, rows), Kokkos::ALL);
+}
+
+#ifdef RODIMUS_TEMPLATE_INSTANCE
+// The host models in fp32 and bf16 (core/instantiation.hpp).
+RODIMUS_TEMPLATE_INSTANCE class Model<Kokkos::DefaultHostExecutionSpace, float>;
+RODIMUS_TEMPLATE_INSTANCE class Model<Kokkos::DefaultHostExecutionSpace, bf16>;
+#endif
 
 }  // namespace rodimus

@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "rodimus/core/instantiation.hpp"
 #include "rodimus/core/seq_batch.hpp"
 #include "rodimus/grad/cross_entropy.hpp"
 #include "rodimus/grad/embedding.hpp"
@@ -289,100 +290,7 @@ class ModelTrainer {
                       Kokkos::subview(src, rows, Kokkos::ALL));
   }
 
-  double run(const RealParameters<Real, Space>& w, bool backward, double normalizer) {
-    reserve();
-    const Space& sp = space_;
-    const int nt = n_, nl = cfg_.n_layer;
-    const Real eps = static_cast<Real>(cfg_.norm_epsilon);
-    const auto& embed = w.at("model.embeddings.weight");
-    const auto& norm_f = w.at("model.norm_f.weight");
-    const auto& lm = cfg_.tie_word_embeddings ? embed : w.at("lm_head.weight");
-    const Real escale =
-        cfg_.use_scale_embedding ? static_cast<Real>(std::sqrt(double(cfg_.mem_size()))) : Real(1);
-    std::vector<MixerParams<Real, Space>> mp;
-    std::vector<AttentionParams<Real, Space>> ap;
-    for (int l = 0; l < nl; ++l) {
-      mp.emplace_back(w, l);
-      if (cfg_.is_plus()) ap.emplace_back(w, l);
-    }
-
-    // ---- forward: h = Embed[ids] (* sqrt n) (-> embed_norm)                   [N] -> [N, D]
-    embedding(sp, View1<const int, Space>(ids_), embed.w(), escale, h0_, nt);
-    View2<Real, Space> h = h0_;
-    if (cfg_.use_norm_embedding) {
-      rms_norm<Real>(sp, CV(h0_), w.at("model.embed_norm.weight").v1(), h_embed_, nt, eps);
-      h = h_embed_;
-    }
-    View2<Real, Space> r;  // the residual stream after the latest prenorm add
-    for (int l = 0; l < nl; ++l) {
-      // prenorm add (r = h + r; r = h in layer 0) -> mixer
-      if (l > 0) copy_rows(r_mix_[l], r);
-      add_rms_norm<Real>(sp, CV(h), r_mix_[l], mp[l].norm->v1(), mix_[l].hn, nt, eps,
-                         l == 0 ? ResidualMode::Start : ResidualMode::Add);
-      r = r_mix_[l];
-      mixer_forward<Scan>(sp, cfg_, mp[l], batch_, mix_[l], mix_scratch_, h_mix_[l]);
-      h = h_mix_[l];
-      if (!cfg_.is_plus()) continue;
-      // prenorm add -> SW-SKA; FFN on RMSNorm(h + r) without updating r
-      copy_rows(r_attn_[l], r);
-      add_rms_norm<Real>(sp, CV(h), r_attn_[l], ap[l].attn_norm->v1(), att_[l].hn, nt, eps,
-                         ResidualMode::Add);
-      r = r_attn_[l];
-      attention_forward(sp, cfg_, ap[l], batch_, att_[l], att_scratch_, h_attn_[l]);
-      add_rms_norm<Real>(sp, CV(h_attn_[l]), r, ap[l].ffn_norm->v1(), att_[l].ffn_hn, nt, eps,
-                         ResidualMode::AddNoStore);
-      ffn_forward(sp, cfg_, ap[l], nt, att_[l], h_ffn_[l]);
-      h = h_ffn_[l];
-    }
-    // logits = RMSNorm_f(h + r) W_lm^T                                         [N, D] -> [N, V]
-    add_rms_norm<Real>(sp, CV(h), r, norm_f.v1(), hf_, nt, eps, ResidualMode::AddNoStore);
-    detail::linear_fwd(sp, hf_, lm.w(), View1<const Real, Space>(), logits_, nt);
-    // loss, and dlogits in place of the logits
-    last_ = grad::cross_entropy<Real>(sp, CV(logits_), View1<const int, Space>(targets_), logits_,
-                                      nt, normalizer);
-    if (!backward) {
-      sp.fence();
-      return last_.loss;
-    }
-
-    // ---- backward
-    using grad::GradMode;
-    const View1<Real, Space> no_db;
-    // lm head: dhf = dlogits W_lm; dW_lm += dlogits^T hf (the embedding's grad when tied)
-    grad::linear_backward<Real>(sp, CV(hf_), lm.w(), CV(logits_), dhn_, lm.g(), no_db, nt);
-    // final norm (AddNoStore): dh = g, dr = g
-    Kokkos::deep_copy(sp, dr_, Real(0));
-    grad::add_rms_norm_backward<Real>(sp, CV(h), CV(r), norm_f.v1(), CV(dhn_), dr_, dh_,
-                                      norm_f.g1(), nt, cfg_.norm_epsilon, ResidualMode::AddNoStore);
-    for (int l = nl - 1; l >= 0; --l) {
-      if (cfg_.is_plus()) {
-        // dh = dL/d(FFN output), dr = dL/d(r_attn)
-        ffn_backward(sp, cfg_, ap[l], nt, att_[l], att_scratch_, dh_, dhn_);
-        grad::add_rms_norm_backward<Real>(sp, CV(h_attn_[l]), CV(r_attn_[l]), ap[l].ffn_norm->v1(),
-                                          CV(dhn_), dr_, dh2_, ap[l].ffn_norm->g1(), nt,
-                                          cfg_.norm_epsilon, ResidualMode::AddNoStore);
-        attention_backward(sp, cfg_, ap[l], batch_, att_[l], att_scratch_, dh2_, dhn_);
-        grad::add_rms_norm_backward<Real>(sp, CV(), CV(r_attn_[l]), ap[l].attn_norm->v1(), CV(dhn_),
-                                          dr_, dh_, ap[l].attn_norm->g1(), nt, cfg_.norm_epsilon,
-                                          ResidualMode::Add);
-      }
-      // dh = dL/d(mixer output), dr = dL/d(r_mix)
-      mixer_backward<Scan>(sp, cfg_, mp[l], batch_, mix_[l], mix_scratch_, dh_, dhn_);
-      grad::add_rms_norm_backward<Real>(sp, CV(), CV(r_mix_[l]), mp[l].norm->v1(), CV(dhn_), dr_,
-                                        dh_, mp[l].norm->g1(), nt, cfg_.norm_epsilon,
-                                        l == 0 ? ResidualMode::Start : ResidualMode::Add);
-    }
-    // dh = dL/d(embedding output)
-    if (cfg_.use_norm_embedding) {
-      const auto& en = w.at("model.embed_norm.weight");
-      grad::rms_norm_backward<Real>(sp, CV(h0_), en.v1(), CV(dh_), dh_, en.g1(), nt,
-                                    cfg_.norm_epsilon);
-    }
-    grad::embedding_backward<Real>(sp, View1<const int, Space>(ids_), CV(dh_), escale, embed.g(),
-                                   nt);
-    sp.fence();
-    return last_.loss;
-  }
+  double run(const RealParameters<Real, Space>& w, bool backward, double normalizer);
 
   ModelConfig cfg_;
   Space space_{};
@@ -403,5 +311,109 @@ class ModelTrainer {
   // gradient buffers
   View2<Real, Space> dh_, dr_, dhn_, dh2_;  // [N, D]
 };
+
+// Out of the class body (not implicitly inline), so that RODIMUS_EXTERN_TEMPLATES leaves it to
+// the translation unit that compiles the instances below (core/instantiation.hpp).
+template <class Real, class Space, class Scan>
+double ModelTrainer<Real, Space, Scan>::run(const RealParameters<Real, Space>& w, bool backward,
+                                           double normalizer) {
+  reserve();
+  const Space& sp = space_;
+  const int nt = n_, nl = cfg_.n_layer;
+  const Real eps = static_cast<Real>(cfg_.norm_epsilon);
+  const auto& embed = w.at("model.embeddings.weight");
+  const auto& norm_f = w.at("model.norm_f.weight");
+  const auto& lm = cfg_.tie_word_embeddings ? embed : w.at("lm_head.weight");
+  const Real escale =
+      cfg_.use_scale_embedding ? static_cast<Real>(std::sqrt(double(cfg_.mem_size()))) : Real(1);
+  std::vector<MixerParams<Real, Space>> mp;
+  std::vector<AttentionParams<Real, Space>> ap;
+  for (int l = 0; l < nl; ++l) {
+    mp.emplace_back(w, l);
+    if (cfg_.is_plus()) ap.emplace_back(w, l);
+  }
+
+  // ---- forward: h = Embed[ids] (* sqrt n) (-> embed_norm)                   [N] -> [N, D]
+  embedding(sp, View1<const int, Space>(ids_), embed.w(), escale, h0_, nt);
+  View2<Real, Space> h = h0_;
+  if (cfg_.use_norm_embedding) {
+    rms_norm<Real>(sp, CV(h0_), w.at("model.embed_norm.weight").v1(), h_embed_, nt, eps);
+    h = h_embed_;
+  }
+  View2<Real, Space> r;  // the residual stream after the latest prenorm add
+  for (int l = 0; l < nl; ++l) {
+    // prenorm add (r = h + r; r = h in layer 0) -> mixer
+    if (l > 0) copy_rows(r_mix_[l], r);
+    add_rms_norm<Real>(sp, CV(h), r_mix_[l], mp[l].norm->v1(), mix_[l].hn, nt, eps,
+                       l == 0 ? ResidualMode::Start : ResidualMode::Add);
+    r = r_mix_[l];
+    mixer_forward<Scan>(sp, cfg_, mp[l], batch_, mix_[l], mix_scratch_, h_mix_[l]);
+    h = h_mix_[l];
+    if (!cfg_.is_plus()) continue;
+    // prenorm add -> SW-SKA; FFN on RMSNorm(h + r) without updating r
+    copy_rows(r_attn_[l], r);
+    add_rms_norm<Real>(sp, CV(h), r_attn_[l], ap[l].attn_norm->v1(), att_[l].hn, nt, eps,
+                       ResidualMode::Add);
+    r = r_attn_[l];
+    attention_forward(sp, cfg_, ap[l], batch_, att_[l], att_scratch_, h_attn_[l]);
+    add_rms_norm<Real>(sp, CV(h_attn_[l]), r, ap[l].ffn_norm->v1(), att_[l].ffn_hn, nt, eps,
+                       ResidualMode::AddNoStore);
+    ffn_forward(sp, cfg_, ap[l], nt, att_[l], h_ffn_[l]);
+    h = h_ffn_[l];
+  }
+  // logits = RMSNorm_f(h + r) W_lm^T                                         [N, D] -> [N, V]
+  add_rms_norm<Real>(sp, CV(h), r, norm_f.v1(), hf_, nt, eps, ResidualMode::AddNoStore);
+  detail::linear_fwd(sp, hf_, lm.w(), View1<const Real, Space>(), logits_, nt);
+  // loss, and dlogits in place of the logits
+  last_ = grad::cross_entropy<Real>(sp, CV(logits_), View1<const int, Space>(targets_), logits_,
+                                    nt, normalizer);
+  if (!backward) {
+    sp.fence();
+    return last_.loss;
+  }
+
+  // ---- backward
+  using grad::GradMode;
+  const View1<Real, Space> no_db;
+  // lm head: dhf = dlogits W_lm; dW_lm += dlogits^T hf (the embedding's grad when tied)
+  grad::linear_backward<Real>(sp, CV(hf_), lm.w(), CV(logits_), dhn_, lm.g(), no_db, nt);
+  // final norm (AddNoStore): dh = g, dr = g
+  Kokkos::deep_copy(sp, dr_, Real(0));
+  grad::add_rms_norm_backward<Real>(sp, CV(h), CV(r), norm_f.v1(), CV(dhn_), dr_, dh_,
+                                    norm_f.g1(), nt, cfg_.norm_epsilon, ResidualMode::AddNoStore);
+  for (int l = nl - 1; l >= 0; --l) {
+    if (cfg_.is_plus()) {
+      // dh = dL/d(FFN output), dr = dL/d(r_attn)
+      ffn_backward(sp, cfg_, ap[l], nt, att_[l], att_scratch_, dh_, dhn_);
+      grad::add_rms_norm_backward<Real>(sp, CV(h_attn_[l]), CV(r_attn_[l]), ap[l].ffn_norm->v1(),
+                                        CV(dhn_), dr_, dh2_, ap[l].ffn_norm->g1(), nt,
+                                        cfg_.norm_epsilon, ResidualMode::AddNoStore);
+      attention_backward(sp, cfg_, ap[l], batch_, att_[l], att_scratch_, dh2_, dhn_);
+      grad::add_rms_norm_backward<Real>(sp, CV(), CV(r_attn_[l]), ap[l].attn_norm->v1(), CV(dhn_),
+                                        dr_, dh_, ap[l].attn_norm->g1(), nt, cfg_.norm_epsilon,
+                                        ResidualMode::Add);
+    }
+    // dh = dL/d(mixer output), dr = dL/d(r_mix)
+    mixer_backward<Scan>(sp, cfg_, mp[l], batch_, mix_[l], mix_scratch_, dh_, dhn_);
+    grad::add_rms_norm_backward<Real>(sp, CV(), CV(r_mix_[l]), mp[l].norm->v1(), CV(dhn_), dr_,
+                                      dh_, mp[l].norm->g1(), nt, cfg_.norm_epsilon,
+                                      l == 0 ? ResidualMode::Start : ResidualMode::Add);
+  }
+  // dh = dL/d(embedding output)
+  if (cfg_.use_norm_embedding) {
+    const auto& en = w.at("model.embed_norm.weight");
+    grad::rms_norm_backward<Real>(sp, CV(h0_), en.v1(), CV(dh_), dh_, en.g1(), nt,
+                                  cfg_.norm_epsilon);
+  }
+  grad::embedding_backward<Real>(sp, View1<const int, Space>(ids_), CV(dh_), escale, embed.g(),
+                                 nt);
+  sp.fence();
+  return last_.loss;
+}
+
+#ifdef RODIMUS_TEMPLATE_INSTANCE
+// fp32 training on the host (Trainer's, the examples' and the CLI's).
+RODIMUS_TEMPLATE_INSTANCE class ModelTrainer<float, Kokkos::DefaultHostExecutionSpace>;
+#endif
 
 }  // namespace rodimus::train
