@@ -182,6 +182,10 @@ TEST_CASE("sliding_window_attention matches the fp64 reference over a packed bat
       {2, 2, 2, 12, 12, 12},       // no sharing
       {4, 1, 4, 16, -1, longest},  // unbounded, cache = capacity
       {4, 1, 2, 6, -1, longest + 9}, {3, 1, 3, 5, 0, 1},  // window of the token itself
+      // head sizes of the host kernel's vector blocks (64-column and 16-column value blocks,
+      // scalar tails); windows across several key tiles of 64 and the cache
+      {4, 1, 4, 128, 70, 70}, {2, 1, 2, 64, -1, longest}, {3, 1, 1, 80, 33, 40},
+      {2, 2, 2, 20, 90, 90},
   };
   for (const auto& g : geos) {
     const auto shape = make_shape(g.heads, g.hk, g.hv, g.hd, g.wb);

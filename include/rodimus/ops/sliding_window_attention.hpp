@@ -217,7 +217,7 @@ void sliding_window_attention(const Space& space,
     }
   }
   if constexpr (fp32 && is_cuda_space_v<Space>) {
-    // CUDA: matrix products on cuBLAS for long sequences, split-key kernels for the rest
+    // CUDA: the flash kernel for sequences of >= 64 tokens, split-key kernels for the rest
     const bool unit = wc > 0 && q.stride(1) == 1 && k.stride(1) == 1 && v.stride(1) == 1 &&
                       out.stride(1) == 1 && k_cache.span_is_contiguous() &&
                       v_cache.span_is_contiguous();

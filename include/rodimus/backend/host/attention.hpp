@@ -1,9 +1,11 @@
 // Host kernel of sliding-window / causal softmax attention for token blocks (prefill): one work
 // item is a block of kAttnQueryBlock queries of one head of one sequence; keys are visited in
-// tiles of kAttnKeyTile with an online softmax (flash-attention order), so the scores of a tile
-// are a small matrix product (queries x transposed keys) and the output another (P x V), both
-// with unit-stride inner loops that compilers vectorise, and exp() is a vectorisable polynomial.
-// Compiled three ways like the GEMV (generic / AVX2 / AVX-512) and dispatched by host_isa().
+// tiles of kAttnKeyTile with an online softmax (flash-attention order). The queries of the item
+// are scaled and transposed once; per tile the scores are a register-blocked product (8 keys x
+// 32 queries of accumulators, the keys read as rows), the mask and the softmax run across the
+// queries as vectors, and P V is another register-blocked product (4 queries x 64 columns), all
+// with GCC / Clang vector extensions and a vectorisable polynomial exp(). Compiled three ways
+// like the GEMV (generic / AVX2 / AVX-512) and dispatched by host_isa().
 //
 // Work: 4 x H x hd FLOPs per (query, key) pair inside the window, plus one exp per pair.
 #pragma once
@@ -41,94 +43,189 @@ struct AttentionArgs {
 
 namespace detail {
 
-// Scratch of one work item, on the stack (about 100 KiB at the largest head size): no heap
+// 16 floats: GCC / Clang vector extensions, one zmm register under AVX-512, two ymm under AVX2,
+// four xmm otherwise. Loads and stores go through memcpy (any alignment). Used only inside
+// always-inline functions, never passed by value across a call (no ABI questions).
+using AttnVec = float __attribute__((vector_size(64)));
+inline constexpr int kAttnLanes = 16;
+/// Keys per register block of the scores: 8 keys x 32 queries = 16 accumulators.
+inline constexpr int kAttnKeyGroup = 8;
+/// Queries per register block of P V: 4 queries x 64 columns = 16 accumulators.
+inline constexpr int kAttnQueryGroup = 4;
+static_assert(kAttnQueryBlock % kAttnLanes == 0 && kAttnKeyTile % kAttnKeyGroup == 0);
+
+// Scratch of one work item, on the stack (about 75 KiB at the largest head size): no heap
 // traffic, so decode steps through this kernel allocate nothing.
 struct AttnScratch {
-  float kt[kAttnMaxHeadDim * kAttnKeyTile];    // keys of the tile, transposed: [hd][tile]
-  float s[kAttnQueryBlock * kAttnKeyTile];     // scores, then weights: [queries][tile]
-  float o[kAttnQueryBlock * kAttnMaxHeadDim];  // running outputs: [queries][hd]
-  const float* vrow[kAttnKeyTile];             // value rows of the tile
-  float m[kAttnQueryBlock], l[kAttnQueryBlock];
+  alignas(64) float qt[kAttnMaxHeadDim * kAttnQueryBlock];  // scaled queries, transposed [hd][QB]
+  alignas(64) float s[kAttnKeyTile * kAttnQueryBlock];      // scores, then weights: [key][query]
+  alignas(64) float o[kAttnQueryBlock * kAttnMaxHeadDim];   // running outputs: [query][hd]
+  alignas(64) float m[kAttnQueryBlock], l[kAttnQueryBlock], mx[kAttnQueryBlock],
+      corr[kAttnQueryBlock], sum[kAttnQueryBlock];
+  const float* krow[kAttnKeyTile];  // key rows of the tile (the last repeated to a full group)
+  const float* vrow[kAttnKeyTile];  // value rows of the tile
 };
 
-// One work item: queries [i0, i1) (indices within sequence s) of head h.
+// Scores of kAttnKeyGroup keys against the whole query block: s[g][i] = sum_c k_g[c] qt[c][i].
+// Per column c: two query vectors, one broadcast per key, 16 FMAs (the keys are read as rows:
+// nothing is transposed per tile; the queries were, once per work item).
+[[gnu::always_inline]] inline void attention_scores_keys(const float* const* krow,
+                                                         const float* qt, int hd, float* s) {
+  constexpr int QB = kAttnQueryBlock, NQ = QB / kAttnLanes, KG = kAttnKeyGroup;
+  AttnVec acc[KG][NQ];
+  for (int g = 0; g < KG; ++g)
+    for (int v = 0; v < NQ; ++v) acc[g][v] = AttnVec{};
+  for (int c = 0; c < hd; ++c) {
+    AttnVec qv[NQ];
+    for (int v = 0; v < NQ; ++v)
+      std::memcpy(&qv[v], qt + std::size_t(c) * QB + v * kAttnLanes, sizeof(AttnVec));
+    for (int g = 0; g < KG; ++g) {
+      const float kc = krow[g][c];
+      for (int v = 0; v < NQ; ++v) acc[g][v] += kc * qv[v];
+    }
+  }
+  for (int g = 0; g < KG; ++g)
+    for (int v = 0; v < NQ; ++v)
+      std::memcpy(s + std::size_t(g) * QB + v * kAttnLanes, &acc[g][v], sizeof(AttnVec));
+}
+
+// P V for G queries and the NV x 16 columns from c0: o[g][c] += sum_j w[j][g] v_j[c], w with a
+// row stride of kAttnQueryBlock. Per key: NV value vectors shared by the G queries.
+template <int G, int NV>
+[[gnu::always_inline]] inline void attention_pv_block(const float* w, const float* const* vrow,
+                                                      int nk, int c0, int hd, float* o) {
+  constexpr int QB = kAttnQueryBlock;
+  AttnVec acc[G][NV];
+  for (int g = 0; g < G; ++g)
+    for (int v = 0; v < NV; ++v)
+      std::memcpy(&acc[g][v], o + std::size_t(g) * hd + c0 + v * kAttnLanes, sizeof(AttnVec));
+  for (int j = 0; j < nk; ++j) {
+    AttnVec x[NV];
+    for (int v = 0; v < NV; ++v)
+      std::memcpy(&x[v], vrow[j] + c0 + v * kAttnLanes, sizeof(AttnVec));
+    for (int g = 0; g < G; ++g) {
+      const float wj = w[std::size_t(j) * QB + g];
+      for (int v = 0; v < NV; ++v) acc[g][v] += wj * x[v];
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    for (int v = 0; v < NV; ++v)
+      std::memcpy(o + std::size_t(g) * hd + c0 + v * kAttnLanes, &acc[g][v], sizeof(AttnVec));
+}
+
+// P V for G queries over every column: blocks of 64 columns, then of 16, then a scalar tail.
+template <int G>
+[[gnu::always_inline]] inline void attention_pv_group(const float* w, const float* const* vrow,
+                                                      int nk, int hd, float* o) {
+  constexpr int QB = kAttnQueryBlock;
+  int c0 = 0;
+  for (; c0 + 4 * kAttnLanes <= hd; c0 += 4 * kAttnLanes)
+    attention_pv_block<G, 4>(w, vrow, nk, c0, hd, o);
+  for (; c0 + kAttnLanes <= hd; c0 += kAttnLanes) attention_pv_block<G, 1>(w, vrow, nk, c0, hd, o);
+  for (int g = 0; g < G; ++g)
+    for (int j = 0; j < nk; ++j) {
+      const float wj = w[std::size_t(j) * QB + g];
+      for (int c = c0; c < hd; ++c) o[std::size_t(g) * hd + c] += wj * vrow[j][c];
+    }
+}
+
+// One work item: queries [i0, i1) (indices within sequence s) of head h, at most
+// kAttnQueryBlock of them. Flash-attention order: per key tile, scores S = (scale Q) K^T as a
+// register-blocked product, the window mask and the online softmax vectorised across the
+// queries (S is kept [key][query]), then O += P V, register-blocked over four queries.
 [[gnu::always_inline]] inline void attention_block_portable(const AttentionArgs& a, int s, int h,
                                                             int i0, int i1) {
-  constexpr int QB = kAttnQueryBlock, KT = kAttnKeyTile;
+  constexpr int QB = kAttnQueryBlock, KT = kAttnKeyTile, KG = kAttnKeyGroup,
+                QG = kAttnQueryGroup;
   const int hd = a.hd;
   AttnScratch sc;
-  float* __restrict kt = sc.kt;
+  float* __restrict qt = sc.qt;
   float* __restrict sb = sc.s;
   float* __restrict ob = sc.o;
   const int off = a.offsets[s], p0 = a.pos0[s], sl = a.slot[s];
   const int nq = i1 - i0;
   const int kb = (h % a.heads_k) * hd, vb = (h % a.heads_v) * hd, qb = h * hd;
   const int wb = a.window_back;
-  const int pfirst = p0 + i0, plast = p0 + i1 - 1;  // positions of the first / last query
+  const int pq = p0 + i0;                           // position of query 0 of the block
+  const int pfirst = pq, plast = p0 + i1 - 1;      // positions of the first / last query
   const int lo = (wb < 0 || pfirst - wb < 0) ? 0 : pfirst - wb;
-  for (int i = 0; i < nq; ++i) {
+  // The queries, scaled and transposed once; the padding columns (i >= nq) are zero.
+  for (int i = 0; i < QB; ++i) {
+    if (i < nq) {
+      const float* __restrict qr = a.q + std::int64_t(off + i0 + i) * a.ldq + qb;
+      for (int c = 0; c < hd; ++c) qt[std::size_t(c) * QB + i] = qr[c] * a.scale;
+    } else {
+      for (int c = 0; c < hd; ++c) qt[std::size_t(c) * QB + i] = 0.f;
+    }
     sc.m[i] = -3.0e38f;
     sc.l[i] = 0.f;
   }
-  std::fill(ob, ob + std::size_t(QB) * hd, 0.f);
+  std::fill(ob, ob + std::size_t(nq) * hd, 0.f);
   for (int j0 = lo; j0 <= plast; j0 += KT) {
     const int nk = std::min(KT, plast + 1 - j0);
-    // Gather the tile: keys transposed into kt[c][j], value row pointers.
+    const int nkr = (nk + KG - 1) / KG * KG;  // rounded up to whole key groups
     for (int j = 0; j < nk; ++j) {
       const int kp = j0 + j;
-      const float* kr;
       if (kp >= p0) {
         const std::int64_t r = off + (kp - p0);
-        kr = a.k + r * a.ldk + kb;
+        sc.krow[j] = a.k + r * a.ldk + kb;
         sc.vrow[j] = a.v + r * a.ldv + vb;
       } else {
         const std::int64_t r = std::int64_t(sl) * a.wc + kp % a.wc;
-        kr = a.k_cache + r * a.ldkc + kb;
+        sc.krow[j] = a.k_cache + r * a.ldkc + kb;
         sc.vrow[j] = a.v_cache + r * a.ldvc + vb;
       }
-      for (int c = 0; c < hd; ++c) kt[std::size_t(c) * KT + j] = kr[c];
     }
-    for (int j = nk; j < KT; ++j)
-      for (int c = 0; c < hd; ++c) kt[std::size_t(c) * KT + j] = 0.f;
-    // Scores S = Q K^T * scale, masked outside each query's window.
+    for (int j = nk; j < nkr; ++j) sc.krow[j] = sc.krow[nk - 1];  // masked below
+    for (int j = 0; j < nkr; j += KG) attention_scores_keys(sc.krow + j, qt, hd, sb + j * QB);
+    // Mask outside each query's window (and the padding), running maximum per query. Loops
+    // across the queries (unit stride, restrict pointers, one select per statement) vectorise.
+    float* __restrict mx = sc.mx;
+    float* __restrict sum = sc.sum;
+    for (int i = 0; i < QB; ++i) mx[i] = sc.m[i];
+    for (int j = 0; j < nkr; ++j) {
+      const int kp = j0 + j;
+      float* __restrict srow = sb + std::size_t(j) * QB;
+      // key kp is in the window of query i iff p_first(kp) <= pq + i <= p_last(kp)
+      const int ilo = kp - pq;                                         // kp <= p
+      const int ihi = j < nk ? (wb < 0 ? QB : kp + wb - pq) : -1;      // p - wb <= kp
+      for (int i = 0; i < QB; ++i) {
+        const bool ok = i >= ilo && i <= ihi && i < nq;
+        const float v = ok ? srow[i] : -3.0e38f;
+        srow[i] = v;
+        const float m = mx[i];
+        mx[i] = v > m ? v : m;
+      }
+    }
+    // Online softmax: weights exp(s - max) (0 where masked), the running sums and outputs
+    // rescaled to the new maximum.
+    for (int i = 0; i < QB; ++i) {
+      sc.corr[i] = exp_nonpositive(sc.m[i] - mx[i]);
+      sum[i] = 0.f;
+    }
+    for (int j = 0; j < nkr; ++j) {
+      float* __restrict srow = sb + std::size_t(j) * QB;
+      for (int i = 0; i < QB; ++i) {
+        const float x = srow[i];
+        const float e = exp_clamped(x - mx[i]);  // vectorises (exp_nonpositive here does not)
+        const float w = x <= -1.0e38f ? 0.f : e;
+        srow[i] = w;
+        sum[i] += w;
+      }
+    }
     for (int i = 0; i < nq; ++i) {
-      const float* __restrict qr = a.q + std::int64_t(off + i0 + i) * a.ldq + qb;
-      float* __restrict srow = sb + std::size_t(i) * KT;
-      for (int j = 0; j < KT; ++j) srow[j] = 0.f;
-      for (int c = 0; c < hd; ++c) {
-        const float qc = qr[c];
-        const float* __restrict kc = kt + std::size_t(c) * KT;
-        for (int j = 0; j < KT; ++j) srow[j] += qc * kc[j];
-      }
-      const int p = p0 + i0 + i;
-      const int jlo = (wb < 0 ? 0 : p - wb) - j0;  // first valid key in the tile
-      const int jhi = p - j0;                      // last valid key in the tile
-      float mx = sc.m[i];
-      for (int j = 0; j < KT; ++j) {
-        const bool ok = j >= jlo && j <= jhi && j < nk;
-        srow[j] = ok ? srow[j] * a.scale : -3.0e38f;
-        mx = srow[j] > mx ? srow[j] : mx;
-      }
-      // Online softmax: rescale the running sums to the new maximum.
-      const float corr = exp_nonpositive(sc.m[i] - mx);
-      float sum = 0.f;
-      for (int j = 0; j < KT; ++j) {
-        const float w = srow[j] <= -1.0e38f ? 0.f : exp_nonpositive(srow[j] - mx);
-        srow[j] = w;
-        sum += w;
-      }
-      sc.m[i] = mx;
-      sc.l[i] = sc.l[i] * corr + sum;
-      float* __restrict orow = ob + std::size_t(i) * hd;
-      if (corr != 1.f)
+      sc.m[i] = sc.mx[i];
+      sc.l[i] = sc.l[i] * sc.corr[i] + sc.sum[i];
+      if (sc.corr[i] != 1.f) {
+        float* __restrict orow = ob + std::size_t(i) * hd;
+        const float corr = sc.corr[i];
         for (int c = 0; c < hd; ++c) orow[c] *= corr;
-      for (int j = 0; j < nk; ++j) {
-        const float w = srow[j];
-        if (w == 0.f) continue;
-        const float* __restrict vr = sc.vrow[j];
-        for (int c = 0; c < hd; ++c) orow[c] += w * vr[c];
       }
     }
+    // O += P V.
+    int i = 0;
+    for (; i + QG <= nq; i += QG) attention_pv_group<QG>(sb + i, sc.vrow, nk, hd, ob + i * hd);
+    for (; i < nq; ++i) attention_pv_group<1>(sb + i, sc.vrow, nk, hd, ob + i * hd);
   }
   for (int i = 0; i < nq; ++i) {
     const float inv = 1.f / sc.l[i];

@@ -29,9 +29,7 @@ namespace rodimus::backend::host::detail {
   p = p * r + 1.f;
   p = p * r + 1.f;
   const std::int32_t e = (static_cast<std::int32_t>(n) + 127) << 23;
-  float two_n;
-  std::memcpy(&two_n, &e, sizeof two_n);
-  return p * two_n;
+  return p * __builtin_bit_cast(float, e);  // a bit cast, not memcpy: GCC 12 vectorises this
 }
 
 // exp(x) for x <= 0 (a score minus its running maximum), |relative error| < 2.6e-7 (checked on
