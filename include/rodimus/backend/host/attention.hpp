@@ -149,14 +149,18 @@ template <int G>
   const int pq = p0 + i0;                           // position of query 0 of the block
   const int pfirst = pq, plast = p0 + i1 - 1;      // positions of the first / last query
   const int lo = (wb < 0 || pfirst - wb < 0) ? 0 : pfirst - wb;
-  // The queries, scaled and transposed once; the padding columns (i >= nq) are zero.
-  for (int i = 0; i < QB; ++i) {
-    if (i < nq) {
-      const float* __restrict qr = a.q + std::int64_t(off + i0 + i) * a.ldq + qb;
-      for (int c = 0; c < hd; ++c) qt[std::size_t(c) * QB + i] = qr[c] * a.scale;
-    } else {
-      for (int c = 0; c < hd; ++c) qt[std::size_t(c) * QB + i] = 0.f;
-    }
+  // The queries, scaled and transposed once; the padding columns (i >= nq) are zero. Every
+  // score is the same sequence of operations whatever the block holds (a product per column,
+  // added in column order), so a sequence split across calls or decoded token by token gets
+  // bit-identical results. (For decode, one query in 32 lanes, this costs about what the
+  // transposition of each key tile cost before.)
+  for (int i = 0; i < nq; ++i) {
+    const float* __restrict qr = a.q + std::int64_t(off + i0 + i) * a.ldq + qb;
+    for (int c = 0; c < hd; ++c) qt[std::size_t(c) * QB + i] = qr[c] * a.scale;
+  }
+  for (int c = 0; c < hd; ++c)
+    for (int i = nq; i < QB; ++i) qt[std::size_t(c) * QB + i] = 0.f;
+  for (int i = 0; i < nq; ++i) {
     sc.m[i] = -3.0e38f;
     sc.l[i] = 0.f;
   }
@@ -178,19 +182,20 @@ template <int G>
     }
     for (int j = nk; j < nkr; ++j) sc.krow[j] = sc.krow[nk - 1];  // masked below
     for (int j = 0; j < nkr; j += KG) attention_scores_keys(sc.krow + j, qt, hd, sb + j * QB);
-    // Mask outside each query's window (and the padding), running maximum per query. Loops
-    // across the queries (unit stride, restrict pointers, one select per statement) vectorise.
+    // Mask outside each query's window (and the key padding), running maximum per query. Loops
+    // across the queries (unit stride, restrict pointers, one select per statement) vectorise;
+    // the query padding (i >= nq) is never read.
     float* __restrict mx = sc.mx;
     float* __restrict sum = sc.sum;
-    for (int i = 0; i < QB; ++i) mx[i] = sc.m[i];
+    for (int i = 0; i < nq; ++i) mx[i] = sc.m[i];
     for (int j = 0; j < nkr; ++j) {
       const int kp = j0 + j;
       float* __restrict srow = sb + std::size_t(j) * QB;
       // key kp is in the window of query i iff p_first(kp) <= pq + i <= p_last(kp)
       const int ilo = kp - pq;                                         // kp <= p
       const int ihi = j < nk ? (wb < 0 ? QB : kp + wb - pq) : -1;      // p - wb <= kp
-      for (int i = 0; i < QB; ++i) {
-        const bool ok = i >= ilo && i <= ihi && i < nq;
+      for (int i = 0; i < nq; ++i) {
+        const bool ok = i >= ilo && i <= ihi;
         const float v = ok ? srow[i] : -3.0e38f;
         srow[i] = v;
         const float m = mx[i];
@@ -199,13 +204,13 @@ template <int G>
     }
     // Online softmax: weights exp(s - max) (0 where masked), the running sums and outputs
     // rescaled to the new maximum.
-    for (int i = 0; i < QB; ++i) {
+    for (int i = 0; i < nq; ++i) {
       sc.corr[i] = exp_nonpositive(sc.m[i] - mx[i]);
       sum[i] = 0.f;
     }
     for (int j = 0; j < nkr; ++j) {
       float* __restrict srow = sb + std::size_t(j) * QB;
-      for (int i = 0; i < QB; ++i) {
+      for (int i = 0; i < nq; ++i) {
         const float x = srow[i];
         const float e = exp_clamped(x - mx[i]);  // vectorises (exp_nonpositive here does not)
         const float w = x <= -1.0e38f ? 0.f : e;
