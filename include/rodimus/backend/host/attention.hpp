@@ -1,4 +1,4 @@
-// Host kernel of sliding-window / causal softmax attention for token blocks (prefill): one work
+// Host kernel of sliding-window / causal softmax attention (prefill and decode): one work
 // item is a block of kAttnQueryBlock queries of one head of one sequence; keys are visited in
 // tiles of kAttnKeyTile with an online softmax (flash-attention order). The queries of the item
 // are scaled and transposed once; per tile the scores are a register-blocked product (8 keys x
@@ -61,7 +61,7 @@ struct AttnScratch {
   alignas(64) float s[kAttnKeyTile * kAttnQueryBlock];      // scores, then weights: [key][query]
   alignas(64) float o[kAttnQueryBlock * kAttnMaxHeadDim];   // running outputs: [query][hd]
   alignas(64) float m[kAttnQueryBlock], l[kAttnQueryBlock], mx[kAttnQueryBlock],
-      corr[kAttnQueryBlock], sum[kAttnQueryBlock];
+      sum[kAttnQueryBlock];
   const float* krow[kAttnKeyTile];  // key rows of the tile (the last repeated to a full group)
   const float* vrow[kAttnKeyTile];  // value rows of the tile
 };
@@ -146,14 +146,12 @@ template <int G>
   const int nq = i1 - i0;
   const int kb = (h % a.heads_k) * hd, vb = (h % a.heads_v) * hd, qb = h * hd;
   const int wb = a.window_back;
-  const int pq = p0 + i0;                           // position of query 0 of the block
-  const int pfirst = pq, plast = p0 + i1 - 1;      // positions of the first / last query
-  const int lo = (wb < 0 || pfirst - wb < 0) ? 0 : pfirst - wb;
+  const int pq = p0 + i0, plast = p0 + i1 - 1;  // positions of the first / last query
+  const int lo = (wb < 0 || pq - wb < 0) ? 0 : pq - wb;
   // The queries, scaled and transposed once; the padding columns (i >= nq) are zero. Every
   // score is the same sequence of operations whatever the block holds (a product per column,
   // added in column order), so a sequence split across calls or decoded token by token gets
-  // bit-identical results. (For decode, one query in 32 lanes, this costs about what the
-  // transposition of each key tile cost before.)
+  // bit-identical results.
   for (int i = 0; i < nq; ++i) {
     const float* __restrict qr = a.q + std::int64_t(off + i0 + i) * a.ldq + qb;
     for (int c = 0; c < hd; ++c) qt[std::size_t(c) * QB + i] = qr[c] * a.scale;
@@ -204,10 +202,7 @@ template <int G>
     }
     // Online softmax: weights exp(s - max) (0 where masked), the running sums and outputs
     // rescaled to the new maximum.
-    for (int i = 0; i < nq; ++i) {
-      sc.corr[i] = exp_nonpositive(sc.m[i] - mx[i]);
-      sum[i] = 0.f;
-    }
+    for (int i = 0; i < nq; ++i) sum[i] = 0.f;
     for (int j = 0; j < nkr; ++j) {
       float* __restrict srow = sb + std::size_t(j) * QB;
       for (int i = 0; i < nq; ++i) {
@@ -219,11 +214,11 @@ template <int G>
       }
     }
     for (int i = 0; i < nq; ++i) {
-      sc.m[i] = sc.mx[i];
-      sc.l[i] = sc.l[i] * sc.corr[i] + sc.sum[i];
-      if (sc.corr[i] != 1.f) {
+      const float corr = exp_nonpositive(sc.m[i] - mx[i]);
+      sc.m[i] = mx[i];
+      sc.l[i] = sc.l[i] * corr + sum[i];
+      if (corr != 1.f) {
         float* __restrict orow = ob + std::size_t(i) * hd;
-        const float corr = sc.corr[i];
         for (int c = 0; c < hd; ++c) orow[c] *= corr;
       }
     }
