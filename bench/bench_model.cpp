@@ -15,6 +15,7 @@
 // Names: prefill/<model>/<dtype>/T:<tokens>, decode/<model>/<dtype>/ctx:<C>/B:<B>,
 // decode_prefilled/... (context built by a real prefill, to check the synthetic one),
 // decode_nograph/... (GPU: decode steps launched kernel by kernel, not replayed as a graph),
+// prefill_bf16ops/..., decode_bf16ops/... (GPU, bf16 weights: OperandPrecision::Bf16),
 // B: 1, 4, 16 on the host, 1, 16, 128 on a GPU (Kokkos::DefaultExecutionSpace),
 // state_memory/<model>/ctx:<C>. Threads: the process's (OMP_NUM_THREADS / --kokkos-threads).
 //
@@ -155,7 +156,8 @@ double decode_state_bytes(const Model<Space, W>& m, std::int64_t ctx) {
 }
 
 template <class W>
-void BM_prefill(benchmark::State& bs, const Shape& s, int t) {
+void BM_prefill(benchmark::State& bs, const Shape& s, int t,
+                OperandPrecision operands = OperandPrecision::Split) {
   const auto& m = cached_model<W>(s);
   const auto ids = random_ids(t, m.config().vocab_size, 3);
   TokenBatch tb;
@@ -163,6 +165,7 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t) {
   tb.lengths = {t};
   tb.slots = {0};
   Workspace<Space> ws;
+  ws.gpu_operands = operands;
   auto st = m.make_state(1);
   for (auto _ : bs) {
     st.reset(0);
@@ -185,10 +188,11 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t) {
 
 template <class W>
 void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bool prefilled,
-               bool graphs = true) {
+               bool graphs = true, OperandPrecision operands = OperandPrecision::Split) {
   const auto& m = cached_model<W>(s);
   Workspace<Space> ws;
   ws.cuda_graphs = graphs;
+  ws.gpu_operands = operands;
   auto st = m.make_state(b, static_cast<int>(ctx + 4096));
   if (prefilled) {
     // A real context: the same random prompt of ctx tokens in every slot, in blocks of 2048.
@@ -282,6 +286,23 @@ void register_shape(const Shape& s) {
           [s, nb](benchmark::State& st) { BM_decode<W>(st, s, 1024, nb, false, false); });
       b->Unit(benchmark::kMillisecond)->UseRealTime();
     }
+  if constexpr (is_cuda_space_v<Space> && !std::is_same_v<W, float>) {
+    // OperandPrecision::Bf16: the activations rounded once to bf16 for the tensor cores
+    for (int t : {2048, 8192}) {
+      auto* b = benchmark::RegisterBenchmark(
+          ("prefill_bf16ops/" + base + "/T:" + std::to_string(t)).c_str(),
+          [s, t](benchmark::State& st) { BM_prefill<W>(st, s, t, OperandPrecision::Bf16); });
+      b->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+    for (int nb : batches) {
+      auto* b = benchmark::RegisterBenchmark(
+          ("decode_bf16ops/" + base + "/ctx:1024/B:" + std::to_string(nb)).c_str(),
+          [s, nb](benchmark::State& st) {
+            BM_decode<W>(st, s, 1024, nb, false, true, OperandPrecision::Bf16);
+          });
+      b->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+  }
   if (!published)
     for (std::int64_t ctx : {1024, 8192}) {
       auto* b = benchmark::RegisterBenchmark(
@@ -307,7 +328,8 @@ void register_all() {
 // RODIMUS_PROFILE=1: instead of the benchmarks, one prefill of RODIMUS_PROFILE_T tokens (2048)
 // and 8 decode steps at B = RODIMUS_PROFILE_B (1) after a 1024-token context, bf16 weights, for
 // each shape, each printed as a per-kernel table (bench/kernel_profile.hpp;
-// RODIMUS_PROFILE_TRACE=1 also prints each kernel as it starts).
+// RODIMUS_PROFILE_TRACE=1 also prints each kernel as it starts; RODIMUS_PROFILE_OPERANDS=bf16
+// runs OperandPrecision::Bf16).
 int profile_run() {
   const char* t_env = std::getenv("RODIMUS_PROFILE_T");
   const int t = t_env ? std::atoi(t_env) : 2048;
@@ -315,6 +337,8 @@ int profile_run() {
     const auto& m = cached_model<bf16>(s);
     Workspace<Space> ws;
     ws.cuda_graphs = false;  // the profiler fences every kernel: nothing can be recorded
+    const char* ops_env = std::getenv("RODIMUS_PROFILE_OPERANDS");
+    if (ops_env && std::string(ops_env) == "bf16") ws.gpu_operands = OperandPrecision::Bf16;
     TokenBatch tb;
     tb.ids = random_ids(t, m.config().vocab_size, 3);
     tb.lengths = {t};

@@ -5,6 +5,7 @@
 #include "rodimus/config.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
+#include "rodimus/core/precision.hpp"
 #include "rodimus/core/views.hpp"
 #include "rodimus/generate/chat.hpp"
 #include "rodimus/generate/generator.hpp"

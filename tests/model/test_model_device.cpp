@@ -1,13 +1,15 @@
 // The model on Kokkos::DefaultExecutionSpace (Cuda in a CUDA build, else the host): golden
-// logits in fp32 for prefill and decode with views in that space's memory, and bf16 weights
-// against the fp32 result.
+// logits in fp32 for prefill and decode with views in that space's memory, bf16 weights against
+// the fp32 result, and the GPU's bf16 tensor-core operands against the split ones.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <span>
 #include <vector>
 
 #include "golden_fixture.hpp"
+#include "rodimus/io/random_checkpoint.hpp"
 
 using namespace rodimus;
 using test::Golden;
@@ -165,4 +167,103 @@ TEST_CASE("default execution space: decode steps replayed as a CUDA graph match 
       }
     }
   }
+}
+
+TEST_CASE("default execution space: bf16 tensor-core operands close to the split ones",
+          "[model][device][precision]") {
+  // A Rodimus+ shape whose every prefill path has a tensor-core kernel on CUDA (n = 64 for the
+  // chunk scan, head size 64 and sequences of >= 64 tokens for the flash attention, more than
+  // 8 tokens for cuBLAS): OperandPrecision::Bf16 rounds their fp32 operands once to bf16. On
+  // CUDA the logits must move (the switch takes effect) but stay within 3e-2 relative (2-norm)
+  // of the split operands' ~fp32 result; on the host the setting changes nothing at all.
+  const unsigned seed = std::random_device{}();
+  INFO("space " << Space::name() << ", seed " << seed);
+  ModelConfig cfg;
+  cfg.block_type = BlockType::RodimusPlus;
+  cfg.d_model = 256;
+  cfg.n_layer = 2;
+  cfg.vocab_size = 300;
+  cfg.mixer.mem_size = 64;  // E = 512
+  cfg.attn.num_heads = 4;   // head size 64, one shared key head
+  cfg.attn.num_heads_k = 1;
+  cfg.attn.num_heads_v = 4;
+  cfg.attn.window_size = 64;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("rodimus_operands_test_" + std::to_string(seed));
+  io::write_random_checkpoint(cfg, dir, seed, io::StDType::BF16);
+  const auto model = Model<Space, bf16>::load(dir);
+  std::filesystem::remove_all(dir);
+
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
+  TokenBatch prompt;  // three sequences: two take the flash attention, one the split-key kernel
+  for (int s = 0; s < 3; ++s) {
+    const int len = s == 2 ? 20 : 70 + 30 * s;
+    for (int i = 0; i < len; ++i) prompt.ids.push_back(tok(rng));
+    prompt.lengths.push_back(len);
+    prompt.slots.push_back(s);
+  }
+  const int slots = 12;
+  auto st_split = model.make_state(slots), st_bf16 = model.make_state(slots);
+  Workspace<Space> ws_split, ws_bf16;
+  ws_bf16.gpu_operands = OperandPrecision::Bf16;
+  // relative 2-norm difference of two logit tables
+  auto compare = [](const auto& a, const auto& b) {
+    double d2 = 0, r2 = 0;
+    for (std::size_t r = 0; r < a.extent(0); ++r)
+      for (std::size_t c = 0; c < a.extent(1); ++c) {
+        const double d = double(b(r, c)) - double(a(r, c));
+        d2 += d * d;
+        r2 += double(a(r, c)) * a(r, c);
+      }
+    REQUIRE(r2 > 0);
+    return std::sqrt(d2 / r2);
+  };
+  auto check = [&](double rel, const char* what) {
+    WARN(Space::name() << " " << what << ": bf16 vs split operands, relative " << rel);
+    if constexpr (is_cuda_space_v<Space>) {
+      CHECK(rel > 1e-6);
+      CHECK(rel < 3e-2);
+    } else {
+      CHECK(rel == 0);
+    }
+  };
+  const auto ls = to_host(model.forward(st_split, ws_split, prompt, LogitsMode::All));
+  const auto lb = to_host(model.forward(st_bf16, ws_bf16, prompt, LogitsMode::All));
+  check(compare(ls, lb), "prefill");
+
+  // decode at B = 12 (cuBLAS, replayed as a CUDA graph): both workspaces record their own graph
+  std::vector<std::int32_t> next(slots);
+  TokenBatch rest;  // the other nine slots get short prompts
+  for (int s = 3; s < slots; ++s) {
+    for (int i = 0; i < 5; ++i) rest.ids.push_back(tok(rng));
+    rest.lengths.push_back(5);
+    rest.slots.push_back(s);
+  }
+  model.forward(st_split, ws_split, rest, LogitsMode::None);
+  model.forward(st_bf16, ws_bf16, rest, LogitsMode::None);
+  double worst = 0;
+  for (int i = 0; i < 6; ++i) {
+    for (auto& x : next) x = tok(rng);
+    const auto ds = to_host(model.decode(st_split, ws_split, next));
+    const auto db = to_host(model.decode(st_bf16, ws_bf16, next));
+    worst = std::max(worst, compare(ds, db));
+  }
+  check(worst, "decode B = 12");
+  CHECK(ws_bf16.graph.recorded() == is_cuda_space_v<Space>);
+
+  // The precision is part of a recorded step's key: a workspace holding a Split graph for this
+  // state and batch, switched to Bf16, must run Bf16 (as a fresh workspace does on a clone of
+  // the state), not replay its Split graph (as a fresh Split workspace would compute).
+  REQUIRE(ws_split.graph.recorded() == is_cuda_space_v<Space>);
+  for (auto& x : next) x = tok(rng);
+  auto st_b = st_split.clone(), st_s = st_split.clone();
+  Workspace<Space> ws_fresh_bf16, ws_fresh_split;
+  ws_fresh_bf16.gpu_operands = OperandPrecision::Bf16;
+  ws_split.gpu_operands = OperandPrecision::Bf16;
+  const auto d_switched = to_host(model.decode(st_split, ws_split, next));
+  const auto d_bf16 = to_host(model.decode(st_b, ws_fresh_bf16, next));
+  const auto d_split = to_host(model.decode(st_s, ws_fresh_split, next));
+  CHECK(compare(d_bf16, d_switched) <= 1e-6);
+  check(compare(d_split, d_switched), "decode after switching a workspace to bf16");
 }

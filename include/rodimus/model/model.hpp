@@ -11,6 +11,7 @@
 #include "rodimus/backend/cuda/step_graph.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/instantiation.hpp"
+#include "rodimus/core/precision.hpp"
 #include "rodimus/io/checkpoint.hpp"
 #include "rodimus/io/config_json.hpp"
 #include "rodimus/layers/rodimus_plus_block.hpp"
@@ -104,6 +105,11 @@ class Workspace {
   /// Decode steps on CUDA are recorded once and replayed as a CUDA graph (one launch instead of
   /// ~36 per layer); set false to launch every kernel directly.
   bool cuda_graphs = true;
+  /// How the GPU's tensor-core products (projections of more than a few tokens, the chunked
+  /// GLA scan, the prefill attention) take their fp32 operands: Split (default, fp32 accuracy)
+  /// or Bf16 (rounded once, half the GEMM work; about 1e-2 relative error in the logits, as
+  /// a bf16 PyTorch model). No effect on the host, which computes in fp32.
+  OperandPrecision gpu_operands = OperandPrecision::Split;
   backend::cuda::StepGraph graph;
 };
 
@@ -315,8 +321,10 @@ View2<const float, Space> Model<Space, W, Policy>::forward(State<Space>& state,
     if (mode != LogitsMode::None) logits(space, ws, batch, mode);
   };
   if constexpr (is_cuda_space_v<Space>) {
+    const backend::cuda::detail::OperandPrecisionScope operands(ws.gpu_operands);
     if (ws.cuda_graphs && batch.max_len == 1 && nt > 0 && mode != LogitsMode::All && !trace) {
-      const backend::cuda::StepGraphKey key{this, &state, nt, detail::buffer_generation()};
+      const backend::cuda::StepGraphKey key{this, &state, nt, detail::buffer_generation(),
+                                            ws.gpu_operands};
       ws.graph.run(space.cuda_stream(), key, launch);
     } else {
       launch();

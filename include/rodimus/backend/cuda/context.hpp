@@ -9,6 +9,7 @@
 
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/error.hpp"
+#include "rodimus/core/precision.hpp"
 #include "rodimus/core/views.hpp"
 
 #if RODIMUS_CUDA_KERNELS
@@ -50,6 +51,9 @@ struct CudaContext {
   /// Set while a decode step is warmed up for or recorded into a CUDA graph (step_graph.hpp):
   /// launch shapes must then not depend on sequence positions.
   bool graph_mode = false;
+  /// The tensor-core operand precision of the forward call in flight (OperandPrecisionScope):
+  /// read by cublas_linear, gla_scan_cuda and window_attention.
+  OperandPrecision operands = OperandPrecision::Split;
   /// cuBLAS's workspace (32 MiB, NVIDIA's figure for Hopper).
   static constexpr std::size_t kCublasWorkspaceBytes = std::size_t(32) << 20;
   void* cublas_workspace = nullptr;
@@ -123,6 +127,31 @@ struct CudaContext {
   }
 };
 
+/// Sets CudaContext::operands for a scope (a forward call) and restores it.
+class OperandPrecisionScope {
+ public:
+  explicit OperandPrecisionScope(OperandPrecision p)
+      : ctx_(CudaContext::get()), saved_(ctx_.operands) {
+    ctx_.operands = p;
+  }
+  ~OperandPrecisionScope() { ctx_.operands = saved_; }
+  OperandPrecisionScope(const OperandPrecisionScope&) = delete;
+  OperandPrecisionScope& operator=(const OperandPrecisionScope&) = delete;
+
+ private:
+  CudaContext& ctx_;
+  OperandPrecision saved_;
+};
+
 }  // namespace rodimus::backend::cuda::detail
 
 #endif  // RODIMUS_CUDA_KERNELS
+
+#if !RODIMUS_CUDA_KERNELS
+namespace rodimus::backend::cuda::detail {
+/// Without CUDA kernels there is no tensor-core path to configure.
+struct OperandPrecisionScope {
+  explicit OperandPrecisionScope(OperandPrecision) {}
+};
+}  // namespace rodimus::backend::cuda::detail
+#endif

@@ -10,6 +10,7 @@
 #include "rodimus/core/views.hpp"
 
 #if RODIMUS_CUDA_KERNELS
+#include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/cuda/gla_chunk_scan.cuh"
 #endif
 
@@ -20,8 +21,9 @@ inline bool gla_chunk_scan_supports(int n, std::int64_t e) {
   return (n == 32 || n == 64 || n == 128) && e > 0 && e % 64 == 0;
 }
 
-/// Runs the scan of `batch` with the tensor-core chunk kernel (fp32 inputs, split-precision
-/// operands: about fp32 accuracy) on `space`'s stream and returns true, when `Space` is
+/// Runs the scan of `batch` with the tensor-core chunk kernel (fp32 inputs; split-precision
+/// operands, about fp32 accuracy, or bf16 ones under OperandPrecision::Bf16, see
+/// CudaContext::operands) on `space`'s stream and returns true, when `Space` is
 /// Kokkos::Cuda and the shapes fit the kernel; returns false (nothing done) otherwise.
 /// Long sequences (prefill) take the kernel's split schedule (chunks of 32: two CTAs per
 /// multiprocessor at n <= 64, faster than 64 in bench_gla_chunk_scan) with `scratch`, grown
@@ -57,22 +59,29 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
     const cudaStream_t stream = space.cuda_stream();
     const int B = batch.num_seqs, E = static_cast<int>(e);
     Kokkos::Profiling::pushRegion("rodimus::gla_scan.cuda_chunk");  // for profilers
-    // chunks of 32: the split schedule's (two CTAs per SM at n <= 64) and, with fp32 inputs
-    // (u split too), the largest the fused schedule's shared memory allows below n = 128
-    const GlaChunkScanPlan plan =
-        gla_chunk_scan_plan<32, ScanPrecision::Split, float>(B, 0, n, E, true, opts);
-    if (plan.workspace_bytes > 0) {  // long sequences: the split schedule's workspace
-      rodimus::detail::ensure_length(scratch, (plan.workspace_bytes + 3) / 4,
-                                     "rodimus::gla.cuda_split");
-      opts.workspace = scratch.data();
-      opts.workspace_bytes = scratch.extent(0) * sizeof(float);
-    }
-    if (n == 128 && plan.workspace_bytes == 0 && !plan.recurrent)  // fused, n = 128: chunks of 16
-      gla_chunk_scan<float, float, 16>(q.data(), k.data(), a.data(), u.data(), state.data(),
-                                       o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
+    auto go = [&]<ScanPrecision P>() {
+      // chunks of 32: the split schedule's (two CTAs per SM at n <= 64) and, with fp32 inputs
+      // (u split too), the largest the fused schedule's shared memory allows below n = 128
+      const GlaChunkScanPlan plan = gla_chunk_scan_plan<32, P, float>(B, 0, n, E, true, opts);
+      if (plan.workspace_bytes > 0) {  // long sequences: the split schedule's workspace
+        rodimus::detail::ensure_length(scratch, (plan.workspace_bytes + 3) / 4,
+                                       "rodimus::gla.cuda_split");
+        opts.workspace = scratch.data();
+        opts.workspace_bytes = scratch.extent(0) * sizeof(float);
+      }
+      if (n == 128 && plan.workspace_bytes == 0 && !plan.recurrent)  // fused, n = 128: C = 16
+        gla_chunk_scan<float, float, 16, P>(q.data(), k.data(), a.data(), u.data(), state.data(),
+                                            o.data(), B, 0, n, E, stream, batch.offsets.data(),
+                                            opts);
+      else
+        gla_chunk_scan<float, float, 32, P>(q.data(), k.data(), a.data(), u.data(), state.data(),
+                                            o.data(), B, 0, n, E, stream, batch.offsets.data(),
+                                            opts);
+    };
+    if (detail::CudaContext::get().operands == OperandPrecision::Bf16)
+      go.template operator()<ScanPrecision::Bf16>();
     else
-      gla_chunk_scan<float, float, 32>(q.data(), k.data(), a.data(), u.data(), state.data(),
-                                       o.data(), B, 0, n, E, stream, batch.offsets.data(), opts);
+      go.template operator()<ScanPrecision::Split>();
     Kokkos::Profiling::popRegion();
     return true;
   }

@@ -9,6 +9,7 @@
 
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/core/precision.hpp"
 
 namespace rodimus::backend::cuda {
 
@@ -21,6 +22,7 @@ struct StepGraphKey {
   const void* state = nullptr;  ///< the decode state
   int tokens = 0;               ///< tokens of the step (the batch size in decode)
   std::uint64_t generation = 0;
+  OperandPrecision operands = OperandPrecision::Split;  ///< the step's tensor-core operands
   bool operator==(const StepGraphKey&) const = default;
 };
 

@@ -206,7 +206,8 @@ __global__ void __launch_bounds__(kAttnThreads)
 // The keys and values of every sequence the flash kernel takes, as bf16 hi / lo rows: the key of
 // position p of sequence s goes to row offsets[s] + (s + 1) key_pad + p - pos0[s], for p from
 // pos0[s] - min(pos0[s], key_pad) (earlier keys, from the cache) to the sequence's last
-// position. grid (blocks, B), block 256; grid-stride over a sequence's rows x (Hk + Hv) hd.
+// position (kl and vl null: the hi rows only). grid (blocks, B), block 256; grid-stride over a
+// sequence's rows x (Hk + Hv) hd.
 template <int Unused = 0>  // a template: one definition across translation units
 __global__ void attn_gather_kernel(AttnDev a, int key_pad, __nv_bfloat16* __restrict__ kh,
                                    __nv_bfloat16* __restrict__ kl, __nv_bfloat16* __restrict__ vh,
@@ -227,11 +228,11 @@ __global__ void attn_gather_kernel(AttnDev a, int key_pad, __nv_bfloat16* __rest
     if (c < kd) {
       split_halves(*key_row(a, s, j, c), hi, lo);
       kh[(row0 + r) * kd + c] = hi;
-      kl[(row0 + r) * kd + c] = lo;
+      if (kl) kl[(row0 + r) * kd + c] = lo;
     } else {
       split_halves(*value_row(a, s, j, c - kd), hi, lo);
       vh[(row0 + r) * vd + c - kd] = hi;
-      vl[(row0 + r) * vd + c - kd] = lo;
+      if (vl) vl[(row0 + r) * vd + c - kd] = lo;
     }
   }
 }
@@ -244,7 +245,8 @@ inline AttnDev device_args(const WindowAttentionArgs& w, int flash_min_len) {
 }
 
 /// The flash path for every sequence of at least kFlashMinTokens tokens: gathers their keys and
-/// values (split into bf16 halves) into scratch, then runs the flash kernel.
+/// values (split into bf16 halves, or rounded to bf16 under OperandPrecision::Bf16) into
+/// scratch, then runs the flash kernel.
 inline void attn_flash(const WindowAttentionArgs& w, const AttnDev& dev, cudaStream_t stream) {
   auto& ctx = CudaContext::get();
   int key_pad = 0, max_len = 0, flash_seqs = 0;
@@ -262,6 +264,10 @@ inline void attn_flash(const WindowAttentionArgs& w, const AttnDev& dev, cudaStr
   auto* kh = static_cast<__nv_bfloat16*>(ctx.scratch(
       kScratchAttnKeys, std::size_t(2 * k_elems + 2 * v_elems) * sizeof(__nv_bfloat16)));
   __nv_bfloat16 *kl = kh + k_elems, *vh = kl + k_elems, *vl = vh + v_elems;
+  // bf16 operands: the hi halves only (the flash kernel then takes no lo halves)
+  const AttnPrecision precision =
+      ctx.operands == OperandPrecision::Bf16 ? AttnPrecision::Bf16 : AttnPrecision::Split;
+  if (precision == AttnPrecision::Bf16) kl = vl = nullptr;
   const std::int64_t per_seq = (std::int64_t(max_len) + key_pad) * (kd + vd);
   const unsigned bx = static_cast<unsigned>(std::min<std::int64_t>((per_seq + 255) / 256, 1024));
   attn_gather_kernel<><<<dim3(bx, static_cast<unsigned>(w.num_seqs)), 256, 0, stream>>>(
@@ -290,7 +296,7 @@ inline void attn_flash(const WindowAttentionArgs& w, const AttnDev& dev, cudaStr
   f.num_seqs = w.num_seqs;
   f.max_len = max_len;
   f.min_len = kFlashMinTokens;
-  flash_attention(f, AttnPrecision::Split, stream);
+  flash_attention(f, precision, stream);
 }
 
 }  // namespace detail

@@ -1,0 +1,19 @@
+// The operand precision of the GPU's tensor-core products (projections, GLA scan, attention).
+#pragma once
+
+namespace rodimus {
+
+/// How fp32 activations enter the tensor cores on a GPU (the host always computes in fp32).
+/// Accumulation and every stored activation stay fp32 either way.
+enum class OperandPrecision {
+  /// Each fp32 operand as two 16-bit halves (x = hi + lo, ~16 significant bits): results as
+  /// accurate as fp32 products (~1e-5 relative), at two to three times the tensor-core work.
+  /// The default.
+  Split,
+  /// Each fp32 operand rounded once to bf16 (the weights' 16-bit type for the projections),
+  /// as the authors' bf16 PyTorch release computes: about 1e-2 relative error in the logits,
+  /// half the GEMM work of Split.
+  Bf16
+};
+
+}  // namespace rodimus
