@@ -1,5 +1,8 @@
 // linear (y = x W^T + b) on every backend against the fp64 reference, fp32/bf16/fp16 weights.
+#include <array>
+
 #include "op_test_util.hpp"
+#include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/ops/linear.hpp"
 #include "rodimus/reference/linear.hpp"
 
@@ -119,5 +122,76 @@ TEST_CASE("linear rejects wrong extents", "[ops][linear][errors]") {
     CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y5, 2), ArgumentError);
     lw.b = test::upload1<Space>({1, 2});  // bias of 2 for 4 outputs
     CHECK_THROWS_AS(linear(Space{}, View2<const float, Space>(x3), lw, y, 2), ArgumentError);
+  });
+}
+
+namespace {
+
+// linear_shared_input against one linear() per projection on the same input: the same kernels
+// on the same operands, so the results must be bit-identical (on a GPU also with the bf16
+// tensor-core operands, under which the shared conversion is rounding, not splitting).
+template <class W>
+void check_shared_input(TestRng& rng, int n_tok, int in) {
+  RODIMUS_SEED_INFO(rng);
+  const int outs[3] = {rng.integer(1, 140), rng.integer(1, 70), rng.integer(1, 40)};
+  INFO("weights " << dtype_traits<W>::name << " N=" << n_tok << " in=" << in << " out=" << outs[0]
+                  << "," << outs[1] << "," << outs[2]);
+  const int rows = n_tok + 1;
+  const auto x = rng.vec(std::size_t(rows) * in);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    std::array<LinearWeights<W, Space>, 3> lw;
+    std::array<View2<float, Space>, 3> shared, single;
+    for (int i = 0; i < 3; ++i) {
+      lw[i].w = test::upload2<W, Space>(rng.vec(std::size_t(outs[i]) * in), outs[i], in);
+      if (i != 1) lw[i].b = test::upload1<Space>(rng.vec(outs[i]));  // the middle one: no bias
+      shared[i] = test::upload2<float, Space>({}, rows, outs[i], 7.0);
+      single[i] = test::upload2<float, Space>({}, rows, outs[i], 7.0);
+    }
+    const View2<const float, Space> dx = test::upload2<float, Space>(x, rows, in);
+    auto run = [&] {
+      linear_shared_input(Space{}, dx, std::array{&lw[0], &lw[1], &lw[2]}, shared, n_tok);
+      for (int i = 0; i < 3; ++i) linear(Space{}, dx, lw[i], single[i], n_tok);
+      for (int i = 0; i < 3; ++i) {
+        const auto a = test::download2(shared[i]), b = test::download2(single[i]);
+        int differ = 0, untouched = 0;
+        for (std::size_t j = 0; j < a.size(); ++j) differ += a[j] != b[j];
+        for (std::size_t j = 0; j < std::size_t(n_tok) * outs[i]; ++j) untouched += a[j] == 7.0;
+        for (std::size_t j = std::size_t(n_tok) * outs[i]; j < a.size(); ++j) differ += a[j] != 7.0;
+        CHECK(differ == 0);
+        CHECK(untouched == 0);
+      }
+    };
+    run();
+    if constexpr (is_cuda_space_v<Space>) {
+      const backend::cuda::detail::OperandPrecisionScope bf16_operands(OperandPrecision::Bf16);
+      run();
+    }
+  });
+}
+
+}  // namespace
+
+TEST_CASE("linear_shared_input matches one linear per projection", "[ops][linear]") {
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  // 3 tokens: the CUDA decode GEMV; 20: the stacked halves; 300: two GEMMs (cuBLAS)
+  for (int n : {3, 20, 300, rng.integer(1, 400)}) {
+    check_shared_input<float>(rng, n, 64);
+    check_shared_input<bf16>(rng, n, 96);
+    check_shared_input<fp16>(rng, n, rng.integer(1, 50) * 8);
+  }
+}
+
+TEST_CASE("linear_shared_input rejects wrong extents", "[ops][linear][errors]") {
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    LinearWeights<float, Space> a, b;
+    a.w = test::upload2<float, Space>(std::vector<double>(12, 1.0), 4, 3);
+    b.w = test::upload2<float, Space>(std::vector<double>(10, 1.0), 2, 5);  // in = 5, not 3
+    const View2<const float, Space> x = test::upload2<float, Space>({}, 2, 3, 1.0);
+    auto ya = test::upload2<float, Space>({}, 2, 4), yb = test::upload2<float, Space>({}, 2, 2);
+    CHECK_THROWS_AS(linear_shared_input(Space{}, x, std::array{&a, &b}, std::array{ya, yb}, 2),
+                    ArgumentError);
   });
 }

@@ -2,6 +2,8 @@
 // causal attention over the growing KV cache, output projection.
 #pragma once
 
+#include <array>
+
 #include "rodimus/layers/kv_cache.hpp"
 #include "rodimus/model/weights.hpp"
 #include "rodimus/ops/causal_attention.hpp"
@@ -39,9 +41,8 @@ void gqa_attention(const Space& space, const CausalAttentionShape& shape,
   using CV = View2<const float, Space>;
   const int nt = batch.num_tokens;
   ws.reserve(shape, nt);
-  linear(space, h, aw.q, ws.q, nt);  // [N, D] -> [N, H*hd]
-  linear(space, h, aw.k, ws.k, nt);  // [N, D] -> [N, Hkv*hd]
-  linear(space, h, aw.v, ws.v, nt);  // [N, D] -> [N, Hkv*hd]
+  // [N, D] -> [N, H*hd], 2 x [N, Hkv*hd]
+  linear_shared_input(space, h, std::array{&aw.q, &aw.k, &aw.v}, std::array{ws.q, ws.k, ws.v}, nt);
   rope(space, ws.q, shape.heads, shape.head_dim, inv_freq, shape.head_dim, batch);
   rope(space, ws.k, shape.kv_heads, shape.head_dim, inv_freq, shape.head_dim, batch);
   causal_attention(space, CV(ws.q), CV(ws.k), CV(ws.v), cache.k(), cache.v(), batch, ws.o,

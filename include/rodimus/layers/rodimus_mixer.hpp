@@ -2,6 +2,7 @@
 // gated RMSNorm, output projection.
 #pragma once
 
+#include <array>
 #include <cmath>
 
 #include "rodimus/model/config.hpp"
@@ -44,18 +45,15 @@ void rodimus_mixer(const Space& space, const ModelConfig& cfg, const MixerWeight
   const int nt = batch.num_tokens;
   ws.reserve(cfg, nt);
   // 1. [x, g] = split(h W_fc^T)                                  [N, D] -> 2 x [N, E]
-  linear(space, h, mw.fc_x, ws.x, nt);
-  linear(space, h, mw.fc_g, ws.g, nt);
+  linear_shared_input(space, h, std::array{&mw.fc_x, &mw.fc_g}, std::array{ws.x, ws.g}, nt);
   // 2. xs = silu(conv(x))                                        [N, E]
   short_conv(space, CV(ws.x), mw.conv_w, mw.conv_b, conv_state, batch, ws.xs);
-  // 3. [q, k] = split(xs W_in^T)                                 [N, E] -> 2 x [N, n]
-  linear(space, CV(ws.xs), mw.in_q, ws.q, nt);
-  linear(space, CV(ws.xs), mw.in_k, ws.k, nt);
+  // 3. [q, k] = split(xs W_in^T), and the DDTS gates' inputs     [N, E] -> 2 x [N, n], 2 x [N, r]
+  linear_shared_input(space, CV(ws.xs), std::array{&mw.in_q, &mw.in_k, &mw.mem_s, &mw.mem_t},
+                      std::array{ws.q, ws.k, ws.sr, ws.tr}, nt);
   // 4. u = sigmoid((x W1^T) W2^T + b2) * x                       [N, E]
   channel_gate(space, CV(ws.x), mw.ch_gate, ws.zr, ws.ze, ws.u, nt);
   // 5-6. DDTS gates: a = -tau * s, k' = s^tau * k / ||k||        [N, n]
-  linear(space, CV(ws.xs), mw.mem_s, ws.sr, nt);
-  linear(space, CV(ws.xs), mw.mem_t, ws.tr, nt);
   ddts_gate(space, CV(ws.sr), CV(ws.tr), CV(ws.k), ws.a, ws.k, nt,
             static_cast<float>(cfg.mixer.normalize_epsilon));
   // 7. o_t = q_t S_t / sqrt(n)                                   [N, E]

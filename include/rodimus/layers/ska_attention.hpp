@@ -2,6 +2,8 @@
 // windowed attention over the rolling cache, output projection.
 #pragma once
 
+#include <array>
+
 #include "rodimus/model/config.hpp"
 #include "rodimus/model/weights.hpp"
 #include "rodimus/ops/linear.hpp"
@@ -49,9 +51,8 @@ void ska_attention(const Space& space, const ModelConfig& cfg, const AttentionWe
   using CV = View2<const float, Space>;
   const int nt = batch.num_tokens;
   ws.reserve(cfg, nt);
-  linear(space, h, aw.q, ws.q, nt);  // [N, D] -> [N, H*hd]
-  linear(space, h, aw.k, ws.k, nt);  // [N, D] -> [N, Hk*hd]
-  linear(space, h, aw.v, ws.v, nt);  // [N, D] -> [N, Hv*hd]
+  // [N, D] -> [N, H*hd], [N, Hk*hd], [N, Hv*hd]
+  linear_shared_input(space, h, std::array{&aw.q, &aw.k, &aw.v}, std::array{ws.q, ws.k, ws.v}, nt);
   rope(space, ws.q, cfg.num_heads(), cfg.head_dim(), inv_freq, cfg.rotary_dim(), batch);
   rope(space, ws.k, cfg.num_heads_k(), cfg.head_dim(), inv_freq, cfg.rotary_dim(), batch);
   sliding_window_attention(space, CV(ws.q), CV(ws.k), CV(ws.v), k_cache, v_cache, batch, ws.o,

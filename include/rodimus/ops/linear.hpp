@@ -1,7 +1,10 @@
 // Linear layer y = x W^T + b (PyTorch weight convention W: [out, in]), weights in any dtype.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "rodimus/backend/cuda/cublas_linear.hpp"
@@ -32,6 +35,24 @@ struct LinearWeights {
 };
 
 namespace detail {
+
+/// Whether the CUDA kernels take these operands: unit column strides, dense weights.
+template <class Space, StorageType W>
+bool cuda_dense(const View2<const float, Space>& x, const LinearWeights<W, Space>& lw,
+                const View2<float, Space>& y) {
+  return x.stride(1) == 1 && y.stride(1) == 1 && lw.w.stride(1) == 1 &&
+         lw.w.stride(0) == static_cast<std::size_t>(lw.in_features());
+}
+
+template <class Space, WeightType W>
+void check_linear_args(const View2<const compute_t<W>, Space>& x, const LinearWeights<W, Space>& lw,
+                       const View2<compute_t<W>, Space>& y, int n_tokens) {
+  check_extent(x, 1, lw.in_features(), "linear: x");
+  check_extent(y, 1, lw.out_features(), "linear: y");
+  check_extent_at_least(x, 0, n_tokens, "linear: x");
+  check_extent_at_least(y, 0, n_tokens, "linear: y");
+  if (lw.has_bias()) check_extent(lw.b, 0, lw.out_features(), "linear: bias");
+}
 
 /// The fp32-activation linear: host GEMV / BLAS, CUDA GEMV / cuBLAS, else the generic kernel.
 template <class Space, StorageType W>
@@ -75,8 +96,7 @@ void linear_fp32(const Space& space, const View2<const float, Space>& x,
   if constexpr (is_cuda_space_v<Space>) {
     // decode-sized batches: the GEMV kernel; else cuBLAS (bf16 / fp16 weights on the tensor
     // cores, fp32 weights as an fp32 SGEMM). The regions name them for profilers (free otherwise).
-    if (x.stride(1) == 1 && y.stride(1) == 1 && lw.w.stride(1) == 1 &&
-        lw.w.stride(0) == static_cast<std::size_t>(lw.in_features())) {
+    if (cuda_dense(x, lw, y)) {
       namespace bc = backend::cuda;
       if (bc::gemv_supports<W>(n_tokens, lw.in_features(), x.data(),
                                static_cast<std::int64_t>(x.stride(0)), lw.w.data())) {
@@ -105,17 +125,60 @@ void linear_fp32(const Space& space, const View2<const float, Space>& x,
 template <class Space, WeightType W>
 void linear(const Space& space, const View2<const compute_t<W>, Space>& x,
             const LinearWeights<W, Space>& lw, const View2<compute_t<W>, Space>& y, int n_tokens) {
-  detail::check_extent(x, 1, lw.in_features(), "linear: x");
-  detail::check_extent(y, 1, lw.out_features(), "linear: y");
-  detail::check_extent_at_least(x, 0, n_tokens, "linear: x");
-  detail::check_extent_at_least(y, 0, n_tokens, "linear: y");
-  if (lw.has_bias()) detail::check_extent(lw.b, 0, lw.out_features(), "linear: bias");
+  detail::check_linear_args<Space, W>(x, lw, y, n_tokens);
   if (n_tokens <= 0) return;
   if constexpr (std::is_same_v<W, double>) {
     detail::linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
   } else {
     detail::linear_fp32(space, x, lw, y, n_tokens);
   }
+}
+
+/// Several projections of one input, y[i][0:N] = x[0:N] W_i^T + b_i: the same results as
+/// linear() for each, but on a GPU the tensor-core GEMMs convert x to their operand form once
+/// for all of them (split halves or bf16, see OperandPrecision) instead of once per projection.
+///   linear_shared_input(space, h, std::array{&w.fc_x, &w.fc_g}, std::array{x, g}, n);
+template <class Space, WeightType W, std::size_t K>
+void linear_shared_input(const Space& space,
+                         const std::type_identity_t<View2<const compute_t<W>, Space>>& x,
+                         const std::array<const LinearWeights<W, Space>*, K>& lw,
+                         const std::array<View2<compute_t<W>, Space>, K>& y, int n_tokens) {
+  static_assert(K > 0, "linear_shared_input: no projection");
+  for (std::size_t i = 0; i < K; ++i) detail::check_linear_args<Space, W>(x, *lw[i], y[i], n_tokens);
+  if (n_tokens <= 0) return;
+  if constexpr (is_cuda_space_v<Space> && StorageType<W>) {
+    namespace bc = backend::cuda;
+    const int in = lw[0]->in_features();
+    const auto ldx = static_cast<std::int64_t>(x.stride(0));
+    bool cublas = true;  // every projection on cuBLAS (not the decode GEMV)
+    std::array<bc::CublasProjection<W>, K> proj;
+    for (std::size_t i = 0; i < K; ++i) {
+      const auto& l = *lw[i];
+      cublas = cublas && detail::cuda_dense(x, l, y[i]) &&
+               !bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, l.w.data());
+      proj[i] = {l.w.data(), l.has_bias() ? l.b.data() : nullptr, y[i].data(),
+                 static_cast<std::int64_t>(y[i].stride(0)), l.out_features()};
+    }
+    if (cublas) {
+      Kokkos::Profiling::pushRegion("rodimus::linear.cublas");
+      bc::cublas_linear_shared<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
+                                  space.cuda_stream());
+      Kokkos::Profiling::popRegion();
+      return;
+    }
+  }
+  for (std::size_t i = 0; i < K; ++i) linear(space, x, *lw[i], y[i], n_tokens);
+}
+
+/// linear_shared_input with pointers to mutable weights.
+template <class Space, WeightType W, std::size_t K>
+void linear_shared_input(const Space& space,
+                         const std::type_identity_t<View2<const compute_t<W>, Space>>& x,
+                         const std::array<LinearWeights<W, Space>*, K>& lw,
+                         const std::array<View2<compute_t<W>, Space>, K>& y, int n_tokens) {
+  std::array<const LinearWeights<W, Space>*, K> c;
+  for (std::size_t i = 0; i < K; ++i) c[i] = lw[i];
+  linear_shared_input(space, x, c, y, n_tokens);
 }
 
 }  // namespace rodimus

@@ -1,6 +1,8 @@
 // SwiGLU feed-forward network of the Rodimus+ block (SPEC 4).
 #pragma once
 
+#include <array>
+
 #include "rodimus/ops/impl/gate_host.hpp"
 #include "rodimus/ops/impl/gate_kernels.hpp"
 #include "rodimus/ops/linear.hpp"
@@ -39,8 +41,7 @@ template <class Space, StorageType W>
 void swiglu_ffn(const Space& space, const View2<const float, Space>& h,
                 const SwigluWeights<W, Space>& fw, const View2<float, Space>& a,
                 const View2<float, Space>& g, const View2<float, Space>& y, int n_tokens) {
-  linear(space, h, fw.fc_a, a, n_tokens);
-  linear(space, h, fw.fc_g, g, n_tokens);
+  linear_shared_input(space, h, std::array{&fw.fc_a, &fw.fc_g}, std::array{a, g}, n_tokens);
   swiglu(space, View2<const float, Space>(a), View2<const float, Space>(g), a, n_tokens);
   linear(space, View2<const float, Space>(a), fw.out, y, n_tokens);
 }

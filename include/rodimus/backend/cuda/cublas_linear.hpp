@@ -1,7 +1,8 @@
 // Linear layers on Kokkos::Cuda through cuBLAS: y = x W^T + b with bf16 / fp16 weights as
-// tensor-core GEMMs (fp32 activations split into two halves of the weight type, fp32
-// accumulation and output) and fp32 weights as a plain fp32 SGEMM (no TF32, so fp32 models
-// keep fp32 accuracy).
+// tensor-core GEMMs (fp32 activations split into two halves of the weight type, or rounded once
+// under OperandPrecision::Bf16; fp32 accumulation and output) and fp32 weights as a plain fp32
+// SGEMM (no TF32, so fp32 models keep fp32 accuracy). Projections that read the same input
+// convert it once (cublas_linear_shared).
 #pragma once
 
 #include <cstddef>
@@ -14,6 +15,7 @@
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
+#include "rodimus/core/precision.hpp"
 
 #if RODIMUS_CUDA_KERNELS
 #include <cublas_v2.h>
@@ -124,101 +126,109 @@ void cublas_gemm_rows([[maybe_unused]] const W* x, [[maybe_unused]] const W* w,
 #endif
 }
 
-#if RODIMUS_CUDA_KERNELS
-namespace detail {
-
-/// y = x W^T with the activations rounded once to the weight type: one GEMM straight into y.
+/// One projection of a shared input for cublas_linear_shared: y = x W^T + b with w: [out, in]
+/// dense, b: [out] or null, y: [N, out] with leading dimension ldy; device pointers.
 template <StorageType W>
-void linear_rounded(CudaContext& ctx, const float* x, std::int64_t ldx, const W* w, float* y,
-                    std::int64_t ldy, int n_tokens, int in, int out, cudaStream_t s) {
-  using T = typename CudaWeightType<W>::type;
-  constexpr cudaDataType_t kType = CudaWeightType<W>::id;
-  const float one = 1.f, zero = 0.f;
-  const std::int64_t nx = std::int64_t(n_tokens) * in;
-  auto* xr = static_cast<T*>(ctx.scratch(kScratchLinearInput, nx * sizeof(T)));
-  round_rows<T><<<grid_for(nx), 256, 0, s>>>(x, ldx, xr, n_tokens, in);
-  check_cuda_call(cudaGetLastError(), "rounding the activations");
-  check_cublas(cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, n_tokens, in, &one, w,
-                            kType, in, xr, kType, in, &zero, y, CUDA_R_32F,
-                            static_cast<int>(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-               "cublasGemmEx");
-}
+struct CublasProjection {
+  const W* w = nullptr;
+  const float* b = nullptr;
+  float* y = nullptr;
+  std::int64_t ldy = 0;
+  int out = 0;
+};
 
-/// y = x W^T with the activations in two halves of the weight type: x keeps ~16 bits of
-/// mantissa, so the result is the fp32-activation product to ~1e-5 (the host's numerics). Few
-/// tokens (batch decode): the halves stacked as 2N rows of one GEMM, weights read once, then a
-/// pass adds the halves and the bias (returns false: the bias is in y). Many tokens (prefill,
-/// compute-bound): hi then lo as two GEMMs accumulating into y (beta = 0, then 1; returns
-/// true: the bias is still to add). (1-8 tokens take the GEMV, not this path.)
+/// y_i[0:N] = x[0:N] W_i^T + b_i for `count` projections of the same input on `stream`, all
+/// pointers device memory, row-major: x: [N, in] (leading dimension ldx). bf16 / fp16 weights:
+/// x converted once for all of them to the tensor cores' operand form, then per projection
+///   - OperandPrecision::Split (CudaContext::operands, the default): x as hi and lo halves of
+///     the weight type (~16 bits of mantissa: the fp32-activation product to ~1e-5, the
+///     host's numerics); below kStackedHalvesMaxTokens tokens (batch decode: memory-bound)
+///     the halves stacked as 2N rows of one GEMM, weights read once, and a pass adding the
+///     halves and the bias; from there (prefill: compute-bound) hi then lo as two GEMMs
+///     accumulating into y;
+///   - OperandPrecision::Bf16: x rounded once to the weight type, one GEMM;
+/// fp32 weights: fp32 SGEMM (no TF32). fp32 accumulation and output. (1-8 tokens take the
+/// GEMV, not this path.) Asynchronous. Throws BackendError on a CUDA or cuBLAS error. Only in
+/// CUDA translation units.
 template <StorageType W>
-bool linear_split(CudaContext& ctx, const float* x, std::int64_t ldx, const W* w, const float* b,
-                  float* y, std::int64_t ldy, int n_tokens, int in, int out, cudaStream_t s) {
-  using T = typename CudaWeightType<W>::type;
-  constexpr cudaDataType_t kType = CudaWeightType<W>::id;
-  const float one = 1.f, zero = 0.f;
-  const std::int64_t nx = std::int64_t(n_tokens) * in;
-  auto* xs = static_cast<T*>(ctx.scratch(kScratchLinearInput, 2 * nx * sizeof(T)));
-  split_rows<T><<<grid_for(nx), 256, 0, s>>>(x, ldx, xs, n_tokens, in);
-  check_cuda_call(cudaGetLastError(), "splitting the activations");
-  if (n_tokens < kStackedHalvesMaxTokens) {
-    const std::int64_t ny = std::int64_t(n_tokens) * out;
-    auto* ys = static_cast<float*>(ctx.scratch(kScratchLinearOutput, 2 * ny * 4));
-    check_cublas(cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, 2 * n_tokens, in, &one,
-                              w, kType, in, xs, kType, in, &zero, ys, CUDA_R_32F, out,
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmEx");
-    sum_halves<float><<<grid_for(ny), 256, 0, s>>>(y, ldy, ys, b, n_tokens, out);
-    check_cuda_call(cudaGetLastError(), "summing the halves");
-    return false;
-  }
-  for (int half = 0; half < 2; ++half)
-    check_cublas(cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, n_tokens, in, &one, w,
-                              kType, in, xs + half * nx, kType, in, half == 0 ? &zero : &one, y,
-                              CUDA_R_32F, static_cast<int>(ldy), CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmEx");
-  return true;
-}
-
-}  // namespace detail
-#endif  // RODIMUS_CUDA_KERNELS
-
-/// y[0:N] = x[0:N] W^T + b on `stream` with cuBLAS, all pointers device memory, row-major:
-/// x: [N, in] (leading dimension ldx), w: [out, in] dense, b: [out] or null,
-/// y: [N, out] (leading dimension ldy). bf16 / fp16 weights: tensor-core GEMMs on the
-/// activations' hi and lo halves in the weight type (fp32 accumulation): stacked as 2N rows of
-/// one GEMM below kStackedHalvesMaxTokens tokens, two GEMMs accumulating into y from there;
-/// with OperandPrecision::Bf16 in the context (OperandPrecisionScope) the activations rounded
-/// once to the weight type and one GEMM; fp32 weights: fp32 SGEMM. Asynchronous.
-/// Throws BackendError on a CUDA or cuBLAS error. Only in CUDA translation units.
-template <StorageType W>
-void cublas_linear([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
-                   [[maybe_unused]] const W* w, [[maybe_unused]] const float* b,
-                   [[maybe_unused]] float* y, [[maybe_unused]] std::int64_t ldy,
-                   [[maybe_unused]] int n_tokens, [[maybe_unused]] int in, [[maybe_unused]] int out,
-                   [[maybe_unused]] void* stream) {
+void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
+                          [[maybe_unused]] const CublasProjection<W>* proj,
+                          [[maybe_unused]] int count, [[maybe_unused]] int n_tokens,
+                          [[maybe_unused]] int in, [[maybe_unused]] void* stream) {
 #if RODIMUS_CUDA_KERNELS
   auto& ctx = detail::CudaContext::get();
   const auto s = static_cast<cudaStream_t>(stream);
   ctx.blas_on(s);
   const float one = 1.f, zero = 0.f;
+  auto add_bias = [&](const CublasProjection<W>& p) {
+    if (!p.b) return;
+    const std::int64_t ny = std::int64_t(n_tokens) * p.out;
+    detail::add_bias_rows<float><<<detail::grid_for(ny), 256, 0, s>>>(p.y, p.ldy, p.b, n_tokens,
+                                                                      p.out);
+    detail::check_cuda_call(cudaGetLastError(), "adding the bias");
+  };
   // Column-major view: y^T [out, N] = W [in, out]^T x^T [in, N].
   if constexpr (std::is_same_v<W, float>) {
-    detail::check_cublas(
-        cublasSgemm(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, out, n_tokens, in, &one, w, in, x,
-                    static_cast<int>(ldx), &zero, y, static_cast<int>(ldy)),
-        "cublasSgemm");
-  } else if (ctx.operands == OperandPrecision::Bf16) {
-    detail::linear_rounded<W>(ctx, x, ldx, w, y, ldy, n_tokens, in, out, s);
-  } else if (!detail::linear_split<W>(ctx, x, ldx, w, b, y, ldy, n_tokens, in, out, s)) {
-    return;  // the bias is in y already
-  }
-  if (b) {
-    const std::int64_t ny = std::int64_t(n_tokens) * out;
-    detail::add_bias_rows<float><<<detail::grid_for(ny), 256, 0, s>>>(y, ldy, b, n_tokens, out);
-    detail::check_cuda_call(cudaGetLastError(), "adding the bias");
+    for (int i = 0; i < count; ++i) {
+      const auto& p = proj[i];
+      detail::check_cublas(cublasSgemm(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, p.out, n_tokens, in,
+                                       &one, p.w, in, x, static_cast<int>(ldx), &zero, p.y,
+                                       static_cast<int>(p.ldy)),
+                           "cublasSgemm");
+      add_bias(p);
+    }
+  } else {
+    using T = typename detail::CudaWeightType<W>::type;
+    constexpr cudaDataType_t kType = detail::CudaWeightType<W>::id;
+    const std::int64_t nx = std::int64_t(n_tokens) * in;
+    auto gemm = [&](const CublasProjection<W>& p, const T* xs, int rows, const float* beta,
+                    float* y, std::int64_t ldy) {
+      detail::check_cublas(
+          cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, p.out, rows, in, &one, p.w, kType,
+                       in, xs, kType, in, beta, y, CUDA_R_32F, static_cast<int>(ldy),
+                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "cublasGemmEx");
+    };
+    if (ctx.operands == OperandPrecision::Bf16) {
+      auto* xr = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, nx * sizeof(T)));
+      detail::round_rows<T><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xr, n_tokens, in);
+      detail::check_cuda_call(cudaGetLastError(), "rounding the activations");
+      for (int i = 0; i < count; ++i) {
+        gemm(proj[i], xr, n_tokens, &zero, proj[i].y, proj[i].ldy);
+        add_bias(proj[i]);
+      }
+      return;
+    }
+    auto* xs = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, 2 * nx * sizeof(T)));
+    detail::split_rows<T><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xs, n_tokens, in);
+    detail::check_cuda_call(cudaGetLastError(), "splitting the activations");
+    for (int i = 0; i < count; ++i) {
+      const auto& p = proj[i];
+      if (n_tokens < detail::kStackedHalvesMaxTokens) {
+        const std::int64_t ny = std::int64_t(n_tokens) * p.out;
+        auto* ys = static_cast<float*>(ctx.scratch(detail::kScratchLinearOutput, 2 * ny * 4));
+        gemm(p, xs, 2 * n_tokens, &zero, ys, p.out);
+        detail::sum_halves<float>
+            <<<detail::grid_for(ny), 256, 0, s>>>(p.y, p.ldy, ys, p.b, n_tokens, p.out);
+        detail::check_cuda_call(cudaGetLastError(), "summing the halves");
+      } else {
+        gemm(p, xs, n_tokens, &zero, p.y, p.ldy);
+        gemm(p, xs + nx, n_tokens, &one, p.y, p.ldy);
+        add_bias(p);
+      }
+    }
   }
 #endif
+}
+
+/// y[0:N] = x[0:N] W^T + b on `stream` with cuBLAS: cublas_linear_shared with one projection
+/// (x: [N, in] with leading dimension ldx, w: [out, in] dense, b: [out] or null, y: [N, out]
+/// with leading dimension ldy).
+template <StorageType W>
+void cublas_linear(const float* x, std::int64_t ldx, const W* w, const float* b, float* y,
+                   std::int64_t ldy, int n_tokens, int in, int out, void* stream) {
+  const CublasProjection<W> p{w, b, y, ldy, out};
+  cublas_linear_shared<W>(x, ldx, &p, 1, n_tokens, in, stream);
 }
 
 }  // namespace rodimus::backend::cuda
