@@ -11,8 +11,8 @@ enum class OperandPrecision {
   /// The default.
   Split,
   /// Each fp32 operand rounded once to bf16 (the weights' 16-bit type for the projections),
-  /// as the authors' bf16 PyTorch release computes: about 1e-2 relative error in the logits,
-  /// half the GEMM work of Split.
+  /// as the authors' bf16 PyTorch release computes: half the GEMM work of Split; the logits
+  /// moved by 0.3 % (2-norm) on test_model_device's random Rodimus+ model on an H200.
   Bf16
 };
 

@@ -107,8 +107,8 @@ class Workspace {
   bool cuda_graphs = true;
   /// How the GPU's tensor-core products (projections of more than a few tokens, the chunked
   /// GLA scan, the prefill attention) take their fp32 operands: Split (default, fp32 accuracy)
-  /// or Bf16 (rounded once, half the GEMM work; about 1e-2 relative error in the logits, as
-  /// a bf16 PyTorch model). No effect on the host, which computes in fp32.
+  /// or Bf16 (rounded once, half the GEMM work, as a bf16 PyTorch model; see OperandPrecision).
+  /// No effect on the host, which computes in fp32.
   OperandPrecision gpu_operands = OperandPrecision::Split;
   backend::cuda::StepGraph graph;
 };

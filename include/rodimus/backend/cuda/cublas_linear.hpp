@@ -29,29 +29,22 @@ namespace rodimus::backend::cuda {
 #if RODIMUS_CUDA_KERNELS
 namespace detail {
 
-/// x = hi + lo with hi = T(x), lo = T(x - hi): xs[r] = hi of row r, xs[rows + r] = its lo, for
-/// r < rows, c < cols; xs dense [2 rows, cols]. Two halves carry about 16 bits of mantissa.
-template <class T>
-__global__ void split_rows(const float* __restrict__ x, std::int64_t ldx, T* __restrict__ xs,
-                           std::int64_t rows, std::int64_t cols) {
+/// The activations x [rows, cols] (leading dimension ldx) as tensor-core operands in T, xs
+/// dense: Split: x = hi + lo with hi = T(x), lo = T(x - hi) (~16 bits of mantissa), xs[r] = hi
+/// of row r, xs[rows + r] = its lo; else xs[r] = T(x[r]) (rounded to nearest).
+template <class T, bool Split>
+__global__ void operand_rows(const float* __restrict__ x, std::int64_t ldx, T* __restrict__ xs,
+                             std::int64_t rows, std::int64_t cols) {
   const std::int64_t n = rows * cols;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const std::int64_t r = i / cols, c = i - r * cols;
     const float v = x[r * ldx + c];
-    split_halves(v, xs[i], xs[n + i]);
-  }
-}
-
-/// xs[r, c] = T(x[r * ldx + c]) (rounded to nearest), xs dense [rows, cols].
-template <class T>
-__global__ void round_rows(const float* __restrict__ x, std::int64_t ldx, T* __restrict__ xs,
-                           std::int64_t rows, std::int64_t cols) {
-  const std::int64_t n = rows * cols;
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += std::int64_t(gridDim.x) * blockDim.x) {
-    const std::int64_t r = i / cols, c = i - r * cols;
-    xs[i] = from_f32<T>(x[r * ldx + c]);
+    if constexpr (Split) {
+      split_halves(v, xs[i], xs[n + i]);
+    } else {
+      xs[i] = from_f32<T>(v);
+    }
   }
 }
 
@@ -191,7 +184,7 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
     };
     if (ctx.operands == OperandPrecision::Bf16) {
       auto* xr = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, nx * sizeof(T)));
-      detail::round_rows<T><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xr, n_tokens, in);
+      detail::operand_rows<T, false><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xr, n_tokens, in);
       detail::check_cuda_call(cudaGetLastError(), "rounding the activations");
       for (int i = 0; i < count; ++i) {
         gemm(proj[i], xr, n_tokens, &zero, proj[i].y, proj[i].ldy);
@@ -200,7 +193,7 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
       return;
     }
     auto* xs = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, 2 * nx * sizeof(T)));
-    detail::split_rows<T><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xs, n_tokens, in);
+    detail::operand_rows<T, true><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xs, n_tokens, in);
     detail::check_cuda_call(cudaGetLastError(), "splitting the activations");
     for (int i = 0; i < count; ++i) {
       const auto& p = proj[i];

@@ -261,13 +261,15 @@ inline void attn_flash(const WindowAttentionArgs& w, const AttnDev& dev, cudaStr
   const std::int64_t rows = std::int64_t(w.num_tokens) + std::int64_t(w.num_seqs) * key_pad;
   const std::int64_t kd = std::int64_t(w.heads_k) * w.hd, vd = std::int64_t(w.heads_v) * w.hd;
   const std::int64_t k_elems = (rows * kd + 7) / 8 * 8, v_elems = (rows * vd + 7) / 8 * 8;
-  auto* kh = static_cast<__nv_bfloat16*>(ctx.scratch(
-      kScratchAttnKeys, std::size_t(2 * k_elems + 2 * v_elems) * sizeof(__nv_bfloat16)));
-  __nv_bfloat16 *kl = kh + k_elems, *vh = kl + k_elems, *vl = vh + v_elems;
-  // bf16 operands: the hi halves only (the flash kernel then takes no lo halves)
+  // bf16 operands: the hi rows only (the flash kernel then takes no lo halves)
   const AttnPrecision precision =
       ctx.operands == OperandPrecision::Bf16 ? AttnPrecision::Bf16 : AttnPrecision::Split;
-  if (precision == AttnPrecision::Bf16) kl = vl = nullptr;
+  const int halves = precision == AttnPrecision::Split ? 2 : 1;
+  auto* kh = static_cast<__nv_bfloat16*>(ctx.scratch(
+      kScratchAttnKeys, std::size_t(halves * (k_elems + v_elems)) * sizeof(__nv_bfloat16)));
+  __nv_bfloat16* vh = kh + halves * k_elems;
+  __nv_bfloat16* kl = halves == 2 ? kh + k_elems : nullptr;
+  __nv_bfloat16* vl = halves == 2 ? vh + v_elems : nullptr;
   const std::int64_t per_seq = (std::int64_t(max_len) + key_pad) * (kd + vd);
   const unsigned bx = static_cast<unsigned>(std::min<std::int64_t>((per_seq + 255) / 256, 1024));
   attn_gather_kernel<><<<dim3(bx, static_cast<unsigned>(w.num_seqs)), 256, 0, stream>>>(
