@@ -73,15 +73,20 @@ TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops]
                                {9, 130, 33},
                                {17, 31, 1},
                                {33, 257, 19},
-                               // the CUDA decode GEMV: 1..8 tokens, in % 8 == 0, long rows
+                               // the CUDA decode GEMV: 1..8 tokens, in % 8 == 0; one row
+                               // per block (few rows), a partial second slice (2736), ...
                                {3, 256, 40},
                                {8, 2048, 17},
                                {5, 1024, 65},
-                               // ... with the input split across blocks (split-K: few rows)
                                {1, 4096, 64},
                                {3, 4096, 33},
                                {8, 2736, 130},
-                               {1, 2048, 2048}};
+                               // ... two and four rows per block, rows past the last block's end,
+                               // more than one step of two slices (in 8200)
+                               {2, 4096, 601},
+                               {1, 2048, 2048},
+                               {4, 1000, 1299},
+                               {1, 8200, 70}};
   for (int i = 0; i < 3; ++i)
     shapes.push_back({rng.integer(1, 40), rng.integer(1, 300), rng.integer(1, 150)});
   double worst_f32 = 0, worst_bf16 = 0, worst_f16 = 0;

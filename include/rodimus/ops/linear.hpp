@@ -100,10 +100,10 @@ void linear_fp32(const Space& space, const View2<const float, Space>& x,
       namespace bc = backend::cuda;
       if (bc::gemv_supports<W>(n_tokens, lw.in_features(), x.data(),
                                static_cast<std::int64_t>(x.stride(0)), lw.w.data())) {
+        const bc::Projection<W> p{lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
+                                  static_cast<std::int64_t>(y.stride(0)), lw.out_features()};
         Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
-        bc::gemv<W>(x.data(), x.stride(0), lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr,
-                    y.data(), y.stride(0), n_tokens, lw.in_features(), lw.out_features(),
-                    space.cuda_stream());
+        bc::gemv<W>(x.data(), x.stride(0), &p, 1, n_tokens, lw.in_features(), space.cuda_stream());
         Kokkos::Profiling::popRegion();
         return;
       }
@@ -118,6 +118,18 @@ void linear_fp32(const Space& space, const View2<const float, Space>& x,
   linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
 }
 
+/// linear() after its argument checks.
+template <class Space, WeightType W>
+void linear_checked(const Space& space, const View2<const compute_t<W>, Space>& x,
+                    const LinearWeights<W, Space>& lw, const View2<compute_t<W>, Space>& y,
+                    int n_tokens) {
+  if constexpr (std::is_same_v<W, double>) {
+    linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
+  } else {
+    linear_fp32(space, x, lw, y, n_tokens);
+  }
+}
+
 }  // namespace detail
 
 /// y[0:N] = x[0:N] W^T + b.  x: [>=N, in], y: [>=N, out]. Activations are fp32, or fp64 for
@@ -126,17 +138,13 @@ template <class Space, WeightType W>
 void linear(const Space& space, const View2<const compute_t<W>, Space>& x,
             const LinearWeights<W, Space>& lw, const View2<compute_t<W>, Space>& y, int n_tokens) {
   detail::check_linear_args<Space, W>(x, lw, y, n_tokens);
-  if (n_tokens <= 0) return;
-  if constexpr (std::is_same_v<W, double>) {
-    detail::linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
-  } else {
-    detail::linear_fp32(space, x, lw, y, n_tokens);
-  }
+  if (n_tokens > 0) detail::linear_checked(space, x, lw, y, n_tokens);
 }
 
 /// Several projections of one input, y[i][0:N] = x[0:N] W_i^T + b_i: the same results as
-/// linear() for each, but on a GPU the tensor-core GEMMs convert x to their operand form once
-/// for all of them (split halves or bf16, see OperandPrecision) instead of once per projection.
+/// linear() for each, but on a GPU a decode-sized N takes one GEMV launch for all of them, and a
+/// larger N converts x to the tensor cores' operand form once for all of them (split halves or
+/// bf16, see OperandPrecision) instead of once per projection.
 ///   linear_shared_input(space, h, std::array{&w.fc_x, &w.fc_g}, std::array{x, g}, n);
 template <class Space, WeightType W, std::size_t K>
 void linear_shared_input(const Space& space,
@@ -147,19 +155,28 @@ void linear_shared_input(const Space& space,
   for (std::size_t i = 0; i < K; ++i) detail::check_linear_args<Space, W>(x, *lw[i], y[i], n_tokens);
   if (n_tokens <= 0) return;
   if constexpr (is_cuda_space_v<Space> && StorageType<W>) {
+    // all projections dense: one decode GEMV launch for all of them, or cuBLAS with x converted
+    // once; a mix (a misaligned weight) goes projection by projection below
     namespace bc = backend::cuda;
     const int in = lw[0]->in_features();
     const auto ldx = static_cast<std::int64_t>(x.stride(0));
-    bool cublas = true;  // every projection on cuBLAS (not the decode GEMV)
-    std::array<bc::CublasProjection<W>, K> proj;
+    int dense = 0, gemv = 0;
+    std::array<bc::Projection<W>, K> proj;
     for (std::size_t i = 0; i < K; ++i) {
       const auto& l = *lw[i];
-      cublas = cublas && detail::cuda_dense(x, l, y[i]) &&
-               !bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, l.w.data());
+      dense += detail::cuda_dense(x, l, y[i]);
+      gemv += bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, l.w.data());
       proj[i] = {l.w.data(), l.has_bias() ? l.b.data() : nullptr, y[i].data(),
                  static_cast<std::int64_t>(y[i].stride(0)), l.out_features()};
     }
-    if (cublas) {
+    if (dense == int(K) && gemv == int(K)) {
+      Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
+      bc::gemv<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
+                  space.cuda_stream());
+      Kokkos::Profiling::popRegion();
+      return;
+    }
+    if (dense == int(K) && gemv == 0) {
       Kokkos::Profiling::pushRegion("rodimus::linear.cublas");
       bc::cublas_linear_shared<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
                                   space.cuda_stream());
@@ -167,7 +184,7 @@ void linear_shared_input(const Space& space,
       return;
     }
   }
-  for (std::size_t i = 0; i < K; ++i) linear(space, x, *lw[i], y[i], n_tokens);
+  for (std::size_t i = 0; i < K; ++i) detail::linear_checked(space, x, *lw[i], y[i], n_tokens);
 }
 
 /// linear_shared_input with pointers to mutable weights.

@@ -36,8 +36,6 @@ enum ScratchSlot : int {
   kScratchLinearOutput,     // the two halves' products, few tokens (cublas_linear)
   kScratchAttnKeys,         // keys and values gathered for the flash attention (window_attention)
   kScratchAttnPartials,     // split-key partial results
-  kScratchGemvPartials,     // split-K partial sums of the decode GEMV
-  kScratchGemvCounters,     // its per-row-tile arrival counters (kept zero between launches)
   kScratchSlots
 };
 
@@ -103,15 +101,6 @@ struct CudaContext {
     return sms;
   }
   int sms = 0;
-
-  /// As scratch(), but zero-filled whenever it is (re)allocated.
-  void* zeroed_scratch(ScratchSlot slot, std::size_t n) {
-    const std::size_t had = bytes[slot];
-    void* p = scratch(slot, n);
-    if (bytes[slot] != had)
-      check_cuda_call(cudaMemset(p, 0, bytes[slot]), "cudaMemset of a scratch buffer");
-    return p;
-  }
 
   /// At least `n` bytes of device memory for `slot` (contents not kept when it grows).
   void* scratch(ScratchSlot slot, std::size_t n) {

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "rodimus/backend/cuda/context.hpp"
+#include "rodimus/backend/cuda/projection.hpp"
 #include "rodimus/backend/cuda/split_operands.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
@@ -119,17 +120,6 @@ void cublas_gemm_rows([[maybe_unused]] const W* x, [[maybe_unused]] const W* w,
 #endif
 }
 
-/// One projection of a shared input for cublas_linear_shared: y = x W^T + b with w: [out, in]
-/// dense, b: [out] or null, y: [N, out] with leading dimension ldy; device pointers.
-template <StorageType W>
-struct CublasProjection {
-  const W* w = nullptr;
-  const float* b = nullptr;
-  float* y = nullptr;
-  std::int64_t ldy = 0;
-  int out = 0;
-};
-
 /// y_i[0:N] = x[0:N] W_i^T + b_i for `count` projections of the same input on `stream`, all
 /// pointers device memory, row-major: x: [N, in] (leading dimension ldx). bf16 / fp16 weights:
 /// x converted once for all of them to the tensor cores' operand form, then per projection
@@ -145,7 +135,7 @@ struct CublasProjection {
 /// CUDA translation units.
 template <StorageType W>
 void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
-                          [[maybe_unused]] const CublasProjection<W>* proj,
+                          [[maybe_unused]] const Projection<W>* proj,
                           [[maybe_unused]] int count, [[maybe_unused]] int n_tokens,
                           [[maybe_unused]] int in, [[maybe_unused]] void* stream) {
 #if RODIMUS_CUDA_KERNELS
@@ -153,7 +143,7 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
   const auto s = static_cast<cudaStream_t>(stream);
   ctx.blas_on(s);
   const float one = 1.f, zero = 0.f;
-  auto add_bias = [&](const CublasProjection<W>& p) {
+  auto add_bias = [&](const Projection<W>& p) {
     if (!p.b) return;
     const std::int64_t ny = std::int64_t(n_tokens) * p.out;
     detail::add_bias_rows<float><<<detail::grid_for(ny), 256, 0, s>>>(p.y, p.ldy, p.b, n_tokens,
@@ -174,7 +164,7 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
     using T = typename detail::CudaWeightType<W>::type;
     constexpr cudaDataType_t kType = detail::CudaWeightType<W>::id;
     const std::int64_t nx = std::int64_t(n_tokens) * in;
-    auto gemm = [&](const CublasProjection<W>& p, const T* xs, int rows, const float* beta,
+    auto gemm = [&](const Projection<W>& p, const T* xs, int rows, const float* beta,
                     float* y, std::int64_t ldy) {
       detail::check_cublas(
           cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, p.out, rows, in, &one, p.w, kType,
@@ -220,7 +210,7 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
 template <StorageType W>
 void cublas_linear(const float* x, std::int64_t ldx, const W* w, const float* b, float* y,
                    std::int64_t ldy, int n_tokens, int in, int out, void* stream) {
-  const CublasProjection<W> p{w, b, y, ldy, out};
+  const Projection<W> p{w, b, y, ldy, out};
   cublas_linear_shared<W>(x, ldx, &p, 1, n_tokens, in, stream);
 }
 

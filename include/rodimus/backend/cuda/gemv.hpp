@@ -1,19 +1,22 @@
-// Decode-sized linear layers on a CUDA GPU: y[0:N] = x[0:N] W^T + b for N <= kGemvMaxTokens
-// tokens with bf16 / fp16 weights and fp32 activations, one launch, every weight read once for
-// all N tokens. Only in CUDA translation units.
+// Decode-sized linear layers on a CUDA GPU: y_j[0:N] = x[0:N] W_j^T + b_j for N <=
+// kGemvMaxTokens tokens and up to kGemvMaxProjections projections of the same input, bf16 /
+// fp16 weights and fp32 activations, one launch, every weight read once for all N tokens. Only
+// in CUDA translation units.
 //
 // Roofline: a decode step reads every weight once, so this is bandwidth work (2 bytes per
-// weight, 2N flops): a warp owns kGemvRowsPerWarp output rows and streams them in 16-byte loads
-// (8 weights per lane and load, 512 bytes per warp and row), all rows' loads in flight before
-// the arithmetic; x rows (N x in fp32, a few KiB) come through L1/L2. The activations stay fp32:
-// the result is the host's (bf16 weights x fp32 activations, fp32 accumulation).
+// weight, 2N flops). A block of kGemvWarps warps owns RB consecutive rows of one projection;
+// its warps interleave over the input dimension (warp w, lane l reads the 16-byte groups
+// w * 32 + l, + 256, ...: each row's 4 KiB slices are read contiguously by the whole block),
+// S slices' loads of all RB rows in flight before the arithmetic, then a warp-shuffle and
+// shared-memory reduction in a fixed order (deterministic, no second pass, no atomics, nothing
+// to reset between launches: graph-capturable). x rows (N x in fp32, a few KiB) come through
+// L1/L2. The activations stay fp32: the result is the host's (bf16 weights x fp32
+// activations, fp32 accumulation).
 //
-// Matrices with few rows (the mixer's [64, 4096] projections, the low-rank gate) would leave
-// most of the GPU idle, each warp walking a long row with one load in flight: the input
-// dimension is split as well (split-K) until there are about 4 blocks per SM. Each block
-// writes its partial sums, and the last block of a row tile to arrive (an atomic counter,
-// reset by that block for the next launch) adds the partials in split order: one launch,
-// deterministic results, graph-capturable.
+// RB (rows per block) shrinks until there are about two blocks per SM, so that a small
+// projection ([64, 4096]) still spreads over the GPU (launch_gemv picks RB and S). Projections
+// of one input share the launch (the grid is their blocks end to end): that saves a launch and
+// a kernel's ramp-up and drain per projection, about 4-5 us each on the H200 (bench_linear).
 #pragma once
 
 #include <algorithm>
@@ -21,8 +24,10 @@
 #include <type_traits>
 
 #include "rodimus/backend/cuda/context.hpp"
+#include "rodimus/backend/cuda/projection.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
+#include "rodimus/core/error.hpp"
 
 #if RODIMUS_CUDA_KERNELS
 #include <cuda_bf16.h>
@@ -33,12 +38,14 @@ namespace rodimus::backend::cuda {
 
 /// Most tokens the GEMV kernel serves (larger batches go to the tensor-core GEMM).
 inline constexpr int kGemvMaxTokens = 8;
+/// Most projections one GEMV launch serves (gemv() splits longer lists).
+inline constexpr int kGemvMaxProjections = 8;
 
 #if RODIMUS_CUDA_KERNELS
 namespace detail {
 
-inline constexpr int kGemvWarps = 8;        // warps per block
-inline constexpr int kGemvRowsPerWarp = 2;  // output rows per warp
+inline constexpr int kGemvWarps = 8;                // warps per block
+inline constexpr int kGemvSlice = 32 * kGemvWarps;  // 16-byte groups one block step reads per row
 
 template <class W>
 __device__ inline void widen8(const uint4& raw, float (&w)[8]) {
@@ -53,104 +60,114 @@ __device__ inline void widen8(const uint4& raw, float (&w)[8]) {
   }
 }
 
-inline constexpr int kGemvRowsPerBlock = kGemvWarps * kGemvRowsPerWarp;
+/// The projections of one launch (a kernel parameter): block_end[j] is one past projection j's
+/// last block.
+template <class W>
+struct GemvLaunch {
+  Projection<W> p[kGemvMaxProjections];
+  int block_end[kGemvMaxProjections];
+  int count;
+};
 
-// grid (ceil(out / kGemvRowsPerBlock), splits), block 32 * kGemvWarps. Block (tile, split) sums
-// the 8-weight groups [split * gps, (split + 1) * gps) of its rows. splits == 1: writes y;
-// else partial [splits, N, out] and counters [tiles] (zero on entry and on exit).
-template <class W, int N>
-__global__ void __launch_bounds__(32 * kGemvWarps)
-    gemv_kernel(const float* __restrict__ x, std::int64_t ldx, const W* __restrict__ w,
-                const float* __restrict__ b, float* __restrict__ y, std::int64_t ldy, int in,
-                int out, int gps, float* __restrict__ partial, unsigned* __restrict__ counters) {
-  const int lane = threadIdx.x % 32;
-  const int tile0 = blockIdx.x * kGemvRowsPerBlock;
-  const int row0 = tile0 + (threadIdx.x / 32) * kGemvRowsPerWarp;
-  const int split = blockIdx.y, splits = gridDim.y;
-  float acc[kGemvRowsPerWarp][N] = {};
-  const int groups = in / 8;  // 8 weights per 16-byte load
-  const int g1 = min(groups, (split + 1) * gps);
-  for (int g = split * gps + lane; g < g1; g += 32) {
-    uint4 raw[kGemvRowsPerWarp];
+// acc[r][n] += dot(8 weights of raw[r], the 8 activations of group g of token n)
+template <class W, int N, int RB>
+__device__ inline void gemv_accumulate(const uint4 (&raw)[RB], const float* __restrict__ x,
+                                       std::int64_t ldx, int g, float (&acc)[RB][N]) {
+  float xv[N][8];
 #pragma unroll
-    for (int r = 0; r < kGemvRowsPerWarp; ++r)
-      raw[r] = row0 + r < out
-                   ? __ldg(reinterpret_cast<const uint4*>(w + std::int64_t(row0 + r) * in) + g)
-                   : make_uint4(0, 0, 0, 0);
-    float xv[N][8];
-#pragma unroll
-    for (int n = 0; n < N; ++n) {
-      const float4* xp = reinterpret_cast<const float4*>(x + n * ldx) + 2 * g;
-      const float4 a = __ldg(xp), c = __ldg(xp + 1);
-      xv[n][0] = a.x, xv[n][1] = a.y, xv[n][2] = a.z, xv[n][3] = a.w;
-      xv[n][4] = c.x, xv[n][5] = c.y, xv[n][6] = c.z, xv[n][7] = c.w;
-    }
-#pragma unroll
-    for (int r = 0; r < kGemvRowsPerWarp; ++r) {
-      float wf[8];
-      widen8<W>(raw[r], wf);
-#pragma unroll
-      for (int n = 0; n < N; ++n)
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[r][n] = fmaf(wf[i], xv[n][i], acc[r][n]);
-    }
+  for (int n = 0; n < N; ++n) {
+    const float4* xp = reinterpret_cast<const float4*>(x + n * ldx) + 2 * g;
+    const float4 a = __ldg(xp), c = __ldg(xp + 1);
+    xv[n][0] = a.x, xv[n][1] = a.y, xv[n][2] = a.z, xv[n][3] = a.w;
+    xv[n][4] = c.x, xv[n][5] = c.y, xv[n][6] = c.z, xv[n][7] = c.w;
   }
 #pragma unroll
-  for (int r = 0; r < kGemvRowsPerWarp; ++r)
+  for (int r = 0; r < RB; ++r) {
+    float wf[8];
+    widen8<W>(raw[r], wf);
+#pragma unroll
+    for (int n = 0; n < N; ++n)
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[r][n] = fmaf(wf[i], xv[n][i], acc[r][n]);
+  }
+}
+
+// grid (total blocks of all projections), block 32 * kGemvWarps; S slices' loads in flight.
+template <class W, int N, int RB, int S>
+__global__ void __launch_bounds__(32 * kGemvWarps)
+    gemv_kernel(const float* __restrict__ x, std::int64_t ldx,
+                const __grid_constant__ GemvLaunch<W> launch, int in) {
+  int j = 0;
+  while (j + 1 < launch.count && int(blockIdx.x) >= launch.block_end[j]) ++j;
+  const Projection<W>& p = launch.p[j];
+  const int row0 = (int(blockIdx.x) - (j ? launch.block_end[j - 1] : 0)) * RB;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const W* __restrict__ w = p.w;
+  const int groups = in / 8;  // 8 weights per 16-byte load
+  float acc[RB][N] = {};
+  for (int g = warp * 32 + lane; g < groups; g += S * kGemvSlice) {
+    uint4 raw[S][RB];
+#pragma unroll
+    for (int s = 0; s < S; ++s)
+#pragma unroll
+      for (int r = 0; r < RB; ++r)
+        raw[s][r] = row0 + r < p.out && g + s * kGemvSlice < groups
+                        ? __ldg(reinterpret_cast<const uint4*>(w + std::int64_t(row0 + r) * in) +
+                                g + s * kGemvSlice)
+                        : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int s = 0; s < S; ++s)
+      if (g + s * kGemvSlice < groups) gemv_accumulate<W, N, RB>(raw[s], x, ldx, g + s * kGemvSlice, acc);
+  }
+  __shared__ float part[kGemvWarps][RB * N];
+#pragma unroll
+  for (int r = 0; r < RB; ++r)
 #pragma unroll
     for (int n = 0; n < N; ++n) {
       float v = acc[r][n];
       for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == 0 && row0 + r < out) {
-        if (splits == 1)
-          y[n * ldy + row0 + r] = v + (b ? b[row0 + r] : 0.f);
-        else
-          partial[(std::int64_t(split) * N + n) * out + row0 + r] = v;
-      }
+      if (lane == 0) part[warp][r * N + n] = v;
     }
-  if (splits == 1) return;
-  // the last block of this row tile to finish adds the partials, in split order
-  __shared__ bool last;
-  __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(&counters[blockIdx.x], 1u) == unsigned(splits - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < N * kGemvRowsPerBlock; i += blockDim.x) {
-    const int n = i / kGemvRowsPerBlock, row = tile0 + i % kGemvRowsPerBlock;
-    if (row >= out) continue;
+  for (int i = threadIdx.x; i < RB * N; i += blockDim.x) {
+    const int r = i / N, n = i % N, row = row0 + r;
+    if (row >= p.out) continue;
     float v = 0.f;
-    for (int sp = 0; sp < splits; ++sp)
-      v += __ldcg(partial + (std::int64_t(sp) * N + n) * out + row);
-    y[n * ldy + row] = v + (b ? b[row] : 0.f);
+#pragma unroll
+    for (int k = 0; k < kGemvWarps; ++k) v += part[k][i];
+    p.y[n * p.ldy + row] = v + (p.b ? p.b[row] : 0.f);
   }
-  if (threadIdx.x == 0) counters[blockIdx.x] = 0u;
 }
 
-template <class W, int N>
-void launch_gemv(const float* x, std::int64_t ldx, const W* w, const float* b, float* y,
-                 std::int64_t ldy, int in, int out, cudaStream_t stream) {
-  auto& ctx = CudaContext::get();
-  const int tiles = (out + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock;
-  const int groups = in / 8;
-  // split K until ~4 blocks per SM, keeping at least 32 groups (one load per lane) per split
-  const int target = 4 * ctx.sm_count();
-  int splits = tiles >= target ? 1 : (target + tiles - 1) / tiles;
-  splits = std::max(1, std::min(splits, groups / 32));
-  const int gps = (groups + splits - 1) / splits;
-  splits = (groups + gps - 1) / gps;
-  float* partial = nullptr;
-  unsigned* counters = nullptr;
-  if (splits > 1) {
-    partial = static_cast<float*>(
-        ctx.scratch(kScratchGemvPartials, std::size_t(splits) * N * out * sizeof(float)));
-    counters = static_cast<unsigned*>(
-        ctx.zeroed_scratch(kScratchGemvCounters, std::size_t(tiles) * sizeof(unsigned)));
-  }
-  gemv_kernel<W, N><<<dim3(tiles, splits), 32 * kGemvWarps, 0, stream>>>(
-      x, ldx, w, b, y, ldy, in, out, gps, partial, counters);
+template <class W, int N, int RB, int S>
+void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
+                 cudaStream_t stream) {
+  int blocks = 0;
+  for (int j = 0; j < launch.count; ++j)
+    launch.block_end[j] = blocks += (launch.p[j].out + RB - 1) / RB;
+  gemv_kernel<W, N, RB, S><<<blocks, 32 * kGemvWarps, 0, stream>>>(x, ldx, launch, in);
   check_cuda_call(cudaGetLastError(), "gemv kernel");
+}
+
+// Rows per block and slices in flight: one or two tokens take up to 8 rows (the LM head: fewer,
+// larger blocks) and two slices (up to 4 rows); more tokens hold more activations in registers
+// and take at most 2 rows and one slice. Rows per block shrink until there are about two
+// blocks per SM.
+template <class W, int N>
+void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, int in,
+                 cudaStream_t stream) {
+  long rows = 0;
+  for (int j = 0; j < launch.count; ++j) rows += launch.p[j].out;
+  const long sms = CudaContext::get().sm_count();
+  if constexpr (N <= 2) {
+    if (rows / 8 >= 16 * sms) return launch_gemv<W, N, 8, 1>(x, ldx, launch, in, stream);
+    if (rows / 4 >= 2 * sms) return launch_gemv<W, N, 4, 2>(x, ldx, launch, in, stream);
+    if (rows / 2 >= 2 * sms) return launch_gemv<W, N, 2, 2>(x, ldx, launch, in, stream);
+    launch_gemv<W, N, 1, 2>(x, ldx, launch, in, stream);
+  } else {
+    if (rows / 2 >= 2 * sms) return launch_gemv<W, N, 2, 1>(x, ldx, launch, in, stream);
+    launch_gemv<W, N, 1, 1>(x, ldx, launch, in, stream);
+  }
 }
 
 }  // namespace detail
@@ -165,33 +182,46 @@ bool gemv_supports(int n_tokens, int in, const void* x, std::int64_t ldx, const 
          reinterpret_cast<std::uintptr_t>(w) % 16 == 0;
 }
 
-/// y[0:N] = x[0:N] W^T + b on `stream` (see the file comment); call only where gemv_supports().
-// x: [N, in] (row stride ldx), w: [out, in] dense, b: [out] or null, y: [N, out] (ldy)
-template <class W>
+/// y_j[0:N] = x[0:N] W_j^T + b_j for `count` projections of one input on `stream` (see the file
+/// comment): x: [N, in] (row stride ldx), device pointers; call only where gemv_supports() holds
+/// for every projection.
+template <StorageType W>
 void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
-          [[maybe_unused]] const W* w, [[maybe_unused]] const float* b, [[maybe_unused]] float* y,
-          [[maybe_unused]] std::int64_t ldy, [[maybe_unused]] int n_tokens, [[maybe_unused]] int in,
-          [[maybe_unused]] int out, [[maybe_unused]] void* stream) {
+          [[maybe_unused]] const Projection<W>* proj, [[maybe_unused]] int count,
+          [[maybe_unused]] int n_tokens, [[maybe_unused]] int in, [[maybe_unused]] void* stream) {
 #if RODIMUS_CUDA_KERNELS
   if constexpr (!std::is_same_v<W, float>) {
     const auto s = static_cast<cudaStream_t>(stream);
-    switch (n_tokens) {
-      case 1:
-        return detail::launch_gemv<W, 1>(x, ldx, w, b, y, ldy, in, out, s);
-      case 2:
-        return detail::launch_gemv<W, 2>(x, ldx, w, b, y, ldy, in, out, s);
-      case 3:
-        return detail::launch_gemv<W, 3>(x, ldx, w, b, y, ldy, in, out, s);
-      case 4:
-        return detail::launch_gemv<W, 4>(x, ldx, w, b, y, ldy, in, out, s);
-      case 5:
-        return detail::launch_gemv<W, 5>(x, ldx, w, b, y, ldy, in, out, s);
-      case 6:
-        return detail::launch_gemv<W, 6>(x, ldx, w, b, y, ldy, in, out, s);
-      case 7:
-        return detail::launch_gemv<W, 7>(x, ldx, w, b, y, ldy, in, out, s);
-      default:
-        return detail::launch_gemv<W, 8>(x, ldx, w, b, y, ldy, in, out, s);
+    for (int j0 = 0; j0 < count; j0 += kGemvMaxProjections) {
+      detail::GemvLaunch<W> launch{};
+      launch.count = std::min(kGemvMaxProjections, count - j0);
+      for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
+      switch (n_tokens) {
+        case 1:
+          detail::launch_gemv<W, 1>(x, ldx, launch, in, s);
+          break;
+        case 2:
+          detail::launch_gemv<W, 2>(x, ldx, launch, in, s);
+          break;
+        case 3:
+          detail::launch_gemv<W, 3>(x, ldx, launch, in, s);
+          break;
+        case 4:
+          detail::launch_gemv<W, 4>(x, ldx, launch, in, s);
+          break;
+        case 5:
+          detail::launch_gemv<W, 5>(x, ldx, launch, in, s);
+          break;
+        case 6:
+          detail::launch_gemv<W, 6>(x, ldx, launch, in, s);
+          break;
+        case 7:
+          detail::launch_gemv<W, 7>(x, ldx, launch, in, s);
+          break;
+        default:
+          detail::launch_gemv<W, 8>(x, ldx, launch, in, s);
+          break;
+      }
     }
   }
 #endif

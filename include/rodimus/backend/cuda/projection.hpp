@@ -1,0 +1,22 @@
+// One projection of a shared input, y = x W^T + b, as the CUDA linear kernels take it (device
+// pointers): the decode GEMV (gemv.hpp) and cuBLAS (cublas_linear.hpp) serve several of them
+// per call.
+#pragma once
+
+#include <cstdint>
+
+#include "rodimus/core/dtype.hpp"
+
+namespace rodimus::backend::cuda {
+
+/// w: [out, in] dense, b: [out] or null, y: [N, out] with leading dimension ldy.
+template <StorageType W>
+struct Projection {
+  const W* w = nullptr;
+  const float* b = nullptr;
+  float* y = nullptr;
+  std::int64_t ldy = 0;
+  int out = 0;
+};
+
+}  // namespace rodimus::backend::cuda
