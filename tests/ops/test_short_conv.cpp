@@ -138,3 +138,51 @@ TEST_CASE("short_conv rejects wrong extents", "[ops][short_conv][errors]") {
         ArgumentError);
   });
 }
+
+namespace {
+template <int K>
+void check_blocked(TestRng& rng) {
+  // long sequences (blocks inside one sequence), short ones (several sequences in a block, one
+  // shorter than K-1 reaching into its state), block boundaries at random places
+  const std::vector<int> lengths = {rng.integer(20, 70), 1, 2, rng.integer(0, 5), 33,
+                                    rng.integer(1, 50)};
+  const int nseq = static_cast<int>(lengths.size()), slots = nseq + 1;
+  const int e = rng.integer(1, 70);
+  INFO("K=" << K << " E=" << e);
+  const auto slot = test::shuffled_slots(rng, nseq, slots);
+  std::vector<int> pos0(nseq);
+  for (auto& p : pos0) p = rng.integer(0, 100);
+  int n = 0;
+  for (int l : lengths) n += l;
+  const auto x = rng.vec(std::size_t(n) * e, -2, 2);
+  const auto w = rng.vec(std::size_t(e) * K);
+  const auto b = rng.vec(e);
+  const auto state0 = rng.vec(std::size_t(slots) * (K - 1) * e, -2, 2);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    test::Batch<Space> batch(lengths, pos0, slot);
+    const auto dx = test::upload2<float, Space>(x, n, e);
+    const auto dw = test::upload2<float, Space>(w, e, K);
+    const auto db = test::upload1<Space>(b);
+    const View3<const float, Space> state = test::upload3<Space>(state0, slots, K - 1, e);
+    auto blocked = test::upload2<float, Space>({}, n, e, 7.0);
+    auto generic = test::upload2<float, Space>({}, n, e, 9.0);
+    detail::short_conv_blocked<K, Space>(Space{}, CV(dx), CV(dw), View1<const float, Space>(db),
+                                         state, batch.seq, blocked);
+    detail::short_conv_generic<Space>(Space{}, CV(dx), CV(dw), View1<const float, Space>(db),
+                                      state, batch.seq, generic);
+    CHECK(test::download2(blocked) == test::download2(generic));
+  });
+}
+}  // namespace
+
+TEST_CASE("short_conv's token-blocked kernel equals the generic one", "[ops][short_conv]") {
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  for (int rep = 0; rep < 3; ++rep) {
+    check_blocked<2>(rng);
+    check_blocked<3>(rng);
+    check_blocked<4>(rng);
+  }
+}

@@ -43,6 +43,25 @@ inline int row_team_size(int width) {
   return t < 32 ? 32 : (t > 512 ? 512 : t);
 }
 
+/// A flat index of a [rows, d] launch split into its row and column.
+struct RowCol {
+  int row, col;
+};
+
+/// {idx / d, idx % d}. GPUs have no integer divide instruction: a 64-bit division is a long
+/// software routine, costly beside an element-wise kernel's few memory accesses per element,
+/// while a 32-bit one is a short sequence; indices below 2^32 (every launch rodimus makes in
+/// practice) take the 32-bit form.
+KOKKOS_FORCEINLINE_FUNCTION RowCol split_index(std::int64_t idx, int d) {
+  if (static_cast<std::uint64_t>(idx) < (std::uint64_t(1) << 32)) {
+    const auto u = static_cast<std::uint32_t>(idx), ud = static_cast<std::uint32_t>(d);
+    const std::uint32_t q = u / ud;
+    return {static_cast<int>(q), static_cast<int>(u - q * ud)};
+  }
+  const std::int64_t q = idx / d;
+  return {static_cast<int>(q), static_cast<int>(idx - q * d)};
+}
+
 /// Runs f(t, c) for every t < rows, c < cols. Host spaces: one work item per row with a
 /// unit-stride inner loop over c (vectorisable; no integer division per element). GPUs: one
 /// thread per element. `f` must be a KOKKOS_LAMBDA (it runs on the device on GPUs).
@@ -58,7 +77,8 @@ void parallel_rows_cols(const std::string& label, const Space& space, int rows, 
     Kokkos::parallel_for(
         label, range_policy(space, 0, std::int64_t(rows) * cols),
         KOKKOS_LAMBDA(const std::int64_t idx) {
-          f(static_cast<int>(idx / cols), static_cast<int>(idx % cols));
+          const RowCol rc = split_index(idx, cols);
+          f(rc.row, rc.col);
         });
   }
 }

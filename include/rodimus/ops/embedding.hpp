@@ -22,8 +22,8 @@ void embedding(const Space& space, const View1<const int, Space>& ids,
       RODIMUS_KERNEL_LABEL("rodimus::embedding"),
       detail::range_policy(space, 0, std::int64_t(n_tokens) * d),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int t = static_cast<int>(idx / d);
-        const int c = static_cast<int>(idx % d);
+        const auto t_c = detail::split_index(idx, d);
+        const int t = t_c.row, c = t_c.col;
         h(t, c) = to_compute(table(ids(t), c)) * scale;
       });
 }

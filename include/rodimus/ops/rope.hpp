@@ -81,9 +81,10 @@ void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x,
       RODIMUS_KERNEL_LABEL("rodimus::rope"),
       detail::range_policy(space, 0, std::int64_t(batch.num_tokens) * heads * half),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int i = static_cast<int>(idx % half);
-        const int h = static_cast<int>((idx / half) % heads);
-        const int t = static_cast<int>(idx / (std::int64_t(half) * heads));
+        const auto th_i = detail::split_index(idx, half);
+        const int th = th_i.row, i = th_i.col;
+        const auto t_h = detail::split_index(th, heads);
+        const int t = t_h.row, h = t_h.col;
         const int s = token_seq(t);
         const Real pos = static_cast<Real>(pos0(s) + (t - offsets(s)));
         const Real ang = pos * inv_freq(i);

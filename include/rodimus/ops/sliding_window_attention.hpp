@@ -48,8 +48,8 @@ void swa_generic(const Space& space, const View2<const std::type_identity_t<Real
       RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention"),
       detail::range_policy(space, 0, std::int64_t(batch.num_tokens) * heads),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int t = static_cast<int>(idx / heads);
-        const int h = static_cast<int>(idx % heads);
+        const auto t_h = detail::split_index(idx, heads);
+        const int t = t_h.row, h = t_h.col;
         const int s = token_seq(t);
         const int p0 = pos0(s);
         const int p = p0 + (t - offsets(s));
@@ -111,7 +111,8 @@ void kv_cache_update_generic(const Space& space,
       RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update"),
       detail::range_policy(space, 0, std::int64_t(batch.num_tokens) * width),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int t = static_cast<int>(idx / width), c = static_cast<int>(idx % width);
+        const auto t_c = split_index(idx, width);
+        const int t = t_c.row, c = t_c.col;
         const int s = token_seq(t);
         const int len = offsets(s + 1) - offsets(s);
         const int i = t - offsets(s);

@@ -15,6 +15,7 @@
 #include "rodimus/backend/cuda/split_operands.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/error.hpp"
 #include "rodimus/core/precision.hpp"
 
@@ -39,7 +40,8 @@ __global__ void operand_rows(const float* __restrict__ x, std::int64_t ldx, T* _
   const std::int64_t n = rows * cols;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
-    const std::int64_t r = i / cols, c = i - r * cols;
+    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(cols));
+    const std::int64_t r = rc.row, c = rc.col;
     const float v = x[r * ldx + c];
     if constexpr (Split) {
       split_halves(v, xs[i], xs[n + i]);
@@ -56,7 +58,8 @@ __global__ void sum_halves(T* __restrict__ y, std::int64_t ldy, const T* __restr
   const std::int64_t n = rows * cols;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
-    const std::int64_t r = i / cols, c = i - r * cols;
+    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(cols));
+    const std::int64_t r = rc.row, c = rc.col;
     y[r * ldy + c] = ys[i] + ys[n + i] + (b ? b[c] : T(0));
   }
 }
@@ -73,7 +76,8 @@ __global__ void add_bias_rows(T* __restrict__ y, std::int64_t ldy, const T* __re
   const std::int64_t n = rows * cols;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
-    const std::int64_t r = i / cols, c = i - r * cols;
+    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(cols));
+    const std::int64_t r = rc.row, c = rc.col;
     y[r * ldy + c] += b[c];
   }
 }

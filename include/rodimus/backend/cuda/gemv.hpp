@@ -73,22 +73,18 @@ struct GemvLaunch {
 template <class W, int N, int RB>
 __device__ inline void gemv_accumulate(const uint4 (&raw)[RB], const float* __restrict__ x,
                                        std::int64_t ldx, int g, float (&acc)[RB][N]) {
-  float xv[N][8];
+  float wf[RB][8];
+#pragma unroll
+  for (int r = 0; r < RB; ++r) widen8<W>(raw[r], wf[r]);
 #pragma unroll
   for (int n = 0; n < N; ++n) {
     const float4* xp = reinterpret_cast<const float4*>(x + n * ldx) + 2 * g;
     const float4 a = __ldg(xp), c = __ldg(xp + 1);
-    xv[n][0] = a.x, xv[n][1] = a.y, xv[n][2] = a.z, xv[n][3] = a.w;
-    xv[n][4] = c.x, xv[n][5] = c.y, xv[n][6] = c.z, xv[n][7] = c.w;
-  }
+    const float xv[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
 #pragma unroll
-  for (int r = 0; r < RB; ++r) {
-    float wf[8];
-    widen8<W>(raw[r], wf);
+    for (int r = 0; r < RB; ++r)
 #pragma unroll
-    for (int n = 0; n < N; ++n)
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc[r][n] = fmaf(wf[i], xv[n][i], acc[r][n]);
+      for (int i = 0; i < 8; ++i) acc[r][n] = fmaf(wf[r][i], xv[i], acc[r][n]);
   }
 }
 
@@ -117,7 +113,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
                         : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int s = 0; s < S; ++s)
-      if (g + s * kGemvSlice < groups) gemv_accumulate<W, N, RB>(raw[s], x, ldx, g + s * kGemvSlice, acc);
+      if (g + s * kGemvSlice < groups)
+        gemv_accumulate<W, N, RB>(raw[s], x, ldx, g + s * kGemvSlice, acc);
   }
   __shared__ float part[kGemvWarps][RB * N];
 #pragma unroll
@@ -150,7 +147,7 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
 }
 
 // Rows per block and slices in flight: one or two tokens take up to 8 rows (the LM head: fewer,
-// larger blocks) and two slices (up to 4 rows); more tokens hold more activations in registers
+// larger blocks) and two slices (up to 4 rows); more tokens hold more accumulators in registers
 // and take at most 2 rows and one slice. Rows per block shrink until there are about two
 // blocks per SM.
 template <class W, int N>
@@ -196,30 +193,31 @@ void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
       detail::GemvLaunch<W> launch{};
       launch.count = std::min(kGemvMaxProjections, count - j0);
       for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
+      auto run = [&]<int N>() { detail::launch_gemv<W, N>(x, ldx, launch, in, s); };
       switch (n_tokens) {
         case 1:
-          detail::launch_gemv<W, 1>(x, ldx, launch, in, s);
+          run.template operator()<1>();
           break;
         case 2:
-          detail::launch_gemv<W, 2>(x, ldx, launch, in, s);
+          run.template operator()<2>();
           break;
         case 3:
-          detail::launch_gemv<W, 3>(x, ldx, launch, in, s);
+          run.template operator()<3>();
           break;
         case 4:
-          detail::launch_gemv<W, 4>(x, ldx, launch, in, s);
+          run.template operator()<4>();
           break;
         case 5:
-          detail::launch_gemv<W, 5>(x, ldx, launch, in, s);
+          run.template operator()<5>();
           break;
         case 6:
-          detail::launch_gemv<W, 6>(x, ldx, launch, in, s);
+          run.template operator()<6>();
           break;
         case 7:
-          detail::launch_gemv<W, 7>(x, ldx, launch, in, s);
+          run.template operator()<7>();
           break;
         default:
-          detail::launch_gemv<W, 8>(x, ldx, launch, in, s);
+          run.template operator()<8>();
           break;
       }
     }

@@ -114,6 +114,8 @@ __global__ void __launch_bounds__(kAttnThreads)
   __shared__ float qs[kAttnMaxHeadDim];
   __shared__ float ps[kSplitKeys];
   __shared__ float red[kAttnThreads / 32];
+  __shared__ const float* krow[kSplitKeys];  // this CTA's key and value rows
+  __shared__ const float* vrow[kSplitKeys];
   const int sp = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int s = a.token_seq[t];
@@ -134,19 +136,35 @@ __global__ void __launch_bounds__(kAttnThreads)
     return;
   }
   const int kcol = (h % a.heads_k) * hd, vcol = (h % a.heads_v) * hd;
+  const int nk = j1 - j0;
   for (int c = tid; c < hd; c += kAttnThreads)
     qs[c] = a.q[std::int64_t(t) * a.ldq + std::int64_t(h) * hd + c] * a.scale;
+  for (int i = tid; i < nk; i += kAttnThreads) {
+    krow[i] = key_row(a, s, j0 + i, kcol);
+    vrow[i] = value_row(a, s, j0 + i, vcol);
+  }
   __syncthreads();
-  const int nk = j1 - j0;
-  // unrolled so that several key rows' loads are in flight at once (latency, not bandwidth,
-  // bounds a decode step's attention)
-#pragma unroll 4
-  for (int i = warp; i < nk; i += kAttnThreads / 32) {
-    const float* kr = key_row(a, s, j0 + i, kcol);
-    float d = 0.f;
-    for (int c = lane; c < hd; c += 32) d += qs[c] * kr[c];
-    d = warp_sum(d);
-    if (lane == 0) ps[i] = d;
+  // Latency, not bandwidth, bounds a decode step's attention: each warp's key rows are read
+  // with all their loads in flight (fully unrolled over rows and head-dim strides, predicated).
+  constexpr int kRowsPerWarp = kSplitKeys / (kAttnThreads / 32);
+  float d[kRowsPerWarp] = {};
+#pragma unroll
+  for (int cc = 0; cc < kAttnMaxHeadDim / 32; ++cc) {
+    const int c = cc * 32 + lane;
+    if (c < hd) {
+      const float qc = qs[c];
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; ++r) {
+        const int i = warp + r * (kAttnThreads / 32);
+        if (i < nk) d[r] += qc * krow[i][c];
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const int i = warp + r * (kAttnThreads / 32);
+    const float v = warp_sum(d[r]);
+    if (lane == 0 && i < nk) ps[i] = v;
   }
   __syncthreads();
   float mx = -FLT_MAX;
@@ -161,9 +179,9 @@ __global__ void __launch_bounds__(kAttnThreads)
   sum = block_reduce<false>(sum, red);  // its barriers also publish ps
   float acc0 = 0.f, acc1 = 0.f;
   const int c0 = tid, c1 = tid + kAttnThreads;
-#pragma unroll 8
+#pragma unroll 16
   for (int i = 0; i < nk; ++i) {
-    const float* vr = value_row(a, s, j0 + i, vcol);
+    const float* vr = vrow[i];
     const float w = ps[i];
     if (c0 < hd) acc0 += w * vr[c0];
     if (c1 < hd) acc1 += w * vr[c1];

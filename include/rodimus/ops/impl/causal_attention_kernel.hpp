@@ -30,8 +30,8 @@ void kv_append_generic(const Space& space, const View2<const float, Space>& k,
       RODIMUS_KERNEL_LABEL("rodimus::kv_append"),
       detail::range_policy(space, 0, std::int64_t(batch.num_tokens) * kvd),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int t = static_cast<int>(idx / kvd);
-        const int c = static_cast<int>(idx % kvd);
+        const auto t_c = split_index(idx, kvd);
+        const int t = t_c.row, c = t_c.col;
         const int s = token_seq(t);
         const int p = pos0(s) + (t - offsets(s));
         k_cache(slot(s), p, c) = k(t, c);

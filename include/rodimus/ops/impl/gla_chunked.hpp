@@ -135,8 +135,9 @@ void gla_chunked_generic(const Space& space,
       RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_scan"),
       detail::range_policy(space, 0, std::int64_t(batch.num_seqs) * tiles),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int sq = static_cast<int>(idx / tiles);
-        const int e0 = static_cast<int>(idx % tiles) * TE;
+        const auto sq_tile = split_index(idx, tiles);
+        const int sq = sq_tile.row, tile = sq_tile.col;
+        const int e0 = tile * TE;
         const int ne = e_dim - e0 < TE ? e_dim - e0 : TE;
         const int sl = slot(sq);
         for (int c = seq_chunk(sq); c < seq_chunk(sq + 1); ++c) {

@@ -37,8 +37,9 @@ void gla_recurrent_generic(const Space& space,
       RODIMUS_KERNEL_LABEL("rodimus::gla_recurrent"),
       detail::range_policy(space, 0, std::int64_t(batch.num_seqs) * tiles),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int s = static_cast<int>(idx / tiles);
-        const int e0 = static_cast<int>(idx % tiles) * TE;
+        const auto s_tile = split_index(idx, tiles);
+        const int s = s_tile.row, tile = s_tile.col;
+        const int e0 = tile * TE;
         const int ne = e_dim - e0 < TE ? e_dim - e0 : TE;
         const int sl = slot(s);
         for (int t = offsets(s); t < offsets(s + 1); ++t) {
@@ -71,8 +72,8 @@ void exp_generic(const Space& space, const View2<const std::type_identity_t<Real
       RODIMUS_KERNEL_LABEL("rodimus::exp"),
       detail::range_policy(space, 0, std::int64_t(n_tokens) * n),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int t = static_cast<int>(idx / n);
-        const int i = static_cast<int>(idx % n);
+        const auto t_i = split_index(idx, n);
+        const int t = t_i.row, i = t_i.col;
         out(t, i) = kmath::exp(a(t, i));
       });
 }

@@ -24,8 +24,9 @@ void linear_generic(const Space& space, const View2<const compute_t<W>, Space>& 
       RODIMUS_KERNEL_LABEL("rodimus::linear"),
       detail::range_policy(space, 0, std::int64_t(blocks) * out),
       KOKKOS_LAMBDA(const std::int64_t idx) {
-        const int o = static_cast<int>(idx % out);
-        const int t0 = static_cast<int>(idx / out) * kLinearTokenBlock;
+        const auto blk_o = split_index(idx, out);
+        const int blk = blk_o.row, o = blk_o.col;
+        const int t0 = blk * kLinearTokenBlock;
         const int nt = (n_tokens - t0) < kLinearTokenBlock ? (n_tokens - t0) : kLinearTokenBlock;
         C acc[kLinearTokenBlock] = {};
         if (nt == kLinearTokenBlock) {
