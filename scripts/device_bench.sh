@@ -9,7 +9,8 @@
 #   model  the library on Kokkos::Cuda: test_ops (every op on Cuda and Serial against the fp64
 #          reference) and test_model (golden vectors, bf16 vs fp32), then bench_model at the
 #          Rodimus+-1.6B shape (random bf16 weights): prefill T = 2k, 8k and decode B = 1, 16,
-#          128 beside the rooflines the same binary measures (cuBLAS bf16 GEMM, device triad).
+#          128 beside the rooflines the same binary measures (cuBLAS bf16 GEMM, device triad),
+#          split and bf16 tensor-core operands; bench_linear (decode-sized projections alone).
 #          The binaries come from $RODIMUS_CUDA_BIN (built elsewhere against a CUDA Kokkos), or
 #          are built here with cmake against the CUDA Kokkos at $KOKKOS_CUDA_ROOT.
 #   attn   the flash attention kernel's test and benchmark (tests/cuda/test_flash_attention.cu,
@@ -150,7 +151,7 @@ stage_model() {
       -DCMAKE_CXX_COMPILER="$k/bin/nvcc_wrapper" -DKokkos_ROOT="$k" \
       -DRODIMUS_BUILD_TESTS=ON -DRODIMUS_BUILD_BENCH=ON -DRODIMUS_BUILD_EXAMPLES=OFF \
       -DRODIMUS_USE_BLAS=OFF -DRODIMUS_INSTALL=OFF >"$logs/model_configure.log" 2>&1 &&
-      cmake --build build-cuda-kokkos -j"$(nproc)" --target test_ops test_model bench_model \
+      cmake --build build-cuda-kokkos -j"$(nproc)" --target test_ops test_model bench_model bench_linear \
         >"$logs/model_build.log" 2>&1 || {
       say "model: build failed"
       tail -n 40 "$logs/model_build.log"
@@ -159,7 +160,7 @@ stage_model() {
     }
     mkdir -p "$build/bin"
     cp build-cuda-kokkos/tests/ops/test_ops build-cuda-kokkos/tests/model/test_model \
-      build-cuda-kokkos/bench/bench_model "$build/bin/"
+      build-cuda-kokkos/bench/bench_model build-cuda-kokkos/bench/bench_linear "$build/bin/"
     dir=$build/bin
   fi
   local t0=$SECONDS
@@ -176,7 +177,7 @@ stage_model() {
   say "model: tests took $((SECONDS - t0)) s"
   RODIMUS_BENCH_SHAPES=plus-1.6b RODIMUS_BENCH_DIR=${RODIMUS_BENCH_DIR:-/tmp} \
     timeout ${MODEL_TIMEOUT:-400} "$dir/bench_model" \
-    --benchmark_filter='machine_limits|prefill/plus-1.6b/bf16/T:(2048|8192)|decode(_nograph)?/plus-1.6b/bf16/ctx:1024/' \
+    --benchmark_filter='machine_limits|prefill(_bf16ops)?/plus-1.6b/bf16/T:(2048|8192)|decode(_nograph|_bf16ops)?/plus-1.6b/bf16/ctx:1024/' \
     --benchmark_out="$logs/bench_model.json" --benchmark_out_format=json 2>&1 |
     tee "$logs/bench_model.log" | grep -v '^\*\*\*' || say "model: bench_model FAILED"
   python3 - "$logs/bench_model.json" >"$logs/table_model.txt" <<'PY'
@@ -199,6 +200,25 @@ for name, x in b.items():
     print(f"{name:<45} {ms:10.2f} {x.get('tokens_per_s', 0):12.0f} {x.get('roofline_fraction', 0):9.3f}")
 PY
   tables+=("$logs/table_model.txt")
+  # decode-sized linear layers alone (one token; one launch per projection or per shared input)
+  if [[ -x $dir/bench_linear ]]; then
+    timeout 200 "$dir/bench_linear" --benchmark_filter='bf16/N:1/' \
+      --benchmark_out="$logs/bench_linear.json" --benchmark_out_format=json >"$logs/bench_linear.log" 2>&1 ||
+      say "model: bench_linear FAILED"
+    python3 - "$logs/bench_linear.json" >"$logs/table_linear.txt" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except (OSError, ValueError) as e:
+    print(f"linear bench: no results ({e})")
+    sys.exit(0)
+print("decode-sized linear layers, 1 token, bf16 weights (roofline: weight bytes / device triad)")
+print(f"{'benchmark':<62} {'us/call':>9} {'roofline':>9}")
+for x in d["benchmarks"]:
+    print(f"{x['name'].split('/min_time')[0]:<62} {x['s_per_call'] * 1e6:9.2f} {x['roofline_fraction']:9.3f}")
+PY
+    tables+=("$logs/table_linear.txt")
+  fi
 }
 
 stage_attn() {
