@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "bench_main.hpp"
+#include "rodimus/ops/linear.hpp"
 #include "roofline.hpp"
 #include "synthetic_state.hpp"
-#include "rodimus/ops/linear.hpp"
 
 namespace {
 
@@ -28,8 +28,7 @@ using Space = Kokkos::DefaultExecutionSpace;
 using namespace rodimus;
 
 // past an H200's 50 MB L2 and a large server CPU's L3 (this VM's Xeon: 260 MB)
-constexpr std::size_t kRotateBytes =
-    std::size_t(rodimus::is_host_space_v<Space> ? 640 : 160) << 20;
+constexpr std::size_t kRotateBytes = std::size_t(rodimus::is_host_space_v<Space> ? 640 : 160) << 20;
 
 template <class W>
 void fill_weights(const View2<W, Space>& w, unsigned seed) {
@@ -54,7 +53,8 @@ struct WeightSets {
 
   WeightSets(const std::array<int, K>& outs, int in) {
     for (int o : outs) bytes_per_set += std::size_t(o) * in * sizeof(W);
-    const std::size_t copies = std::max<std::size_t>(2, (kRotateBytes + bytes_per_set - 1) / bytes_per_set);
+    const std::size_t copies =
+        std::max<std::size_t>(2, (kRotateBytes + bytes_per_set - 1) / bytes_per_set);
     for (std::size_t c = 0; c < copies; ++c) {
       std::array<LinearWeights<W, Space>, K> set;
       for (std::size_t i = 0; i < K; ++i) {
@@ -70,8 +70,10 @@ struct WeightSets {
 
 template <class W>
 constexpr const char* wname() {
-  if constexpr (std::is_same_v<W, float>) return "f32";
-  else return "bf16";
+  if constexpr (std::is_same_v<W, float>)
+    return "f32";
+  else
+    return "bf16";
 }
 
 template <class W, std::size_t K>
@@ -119,8 +121,8 @@ void add(const std::string& name, std::array<int, K> outs, int in, bool group) {
       std::string full = std::string(group ? "linear_group/" : "linear/") + name + "/" +
                          wname<W>() + "/N:" + std::to_string(n);
       if (group) full += mode == 1 ? "/shared" : "/separate";
-      benchmark::RegisterBenchmark(full.c_str(),
-                                   [=](benchmark::State& st) { run_linear<W, K>(st, outs, in, n, mode); })
+      benchmark::RegisterBenchmark(
+          full.c_str(), [=](benchmark::State& st) { run_linear<W, K>(st, outs, in, n, mode); })
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime()
           ->MinTime(0.3);

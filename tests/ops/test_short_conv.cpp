@@ -144,8 +144,8 @@ template <int K>
 void check_blocked(TestRng& rng) {
   // long sequences (blocks inside one sequence), short ones (several sequences in a block, one
   // shorter than K-1 reaching into its state), block boundaries at random places
-  const std::vector<int> lengths = {rng.integer(20, 70), 1, 2, rng.integer(0, 5), 33,
-                                    rng.integer(1, 50)};
+  const std::vector<int> lengths = {rng.integer(20, 70), 1,  2,
+                                    rng.integer(0, 5),   33, rng.integer(1, 50)};
   const int nseq = static_cast<int>(lengths.size()), slots = nseq + 1;
   const int e = rng.integer(1, 70);
   INFO("K=" << K << " E=" << e);
@@ -170,8 +170,8 @@ void check_blocked(TestRng& rng) {
     auto generic = test::upload2<float, Space>({}, n, e, 9.0);
     detail::short_conv_blocked<K, Space>(Space{}, CV(dx), CV(dw), View1<const float, Space>(db),
                                          state, batch.seq, blocked);
-    detail::short_conv_generic<Space>(Space{}, CV(dx), CV(dw), View1<const float, Space>(db),
-                                      state, batch.seq, generic);
+    detail::short_conv_generic<Space>(Space{}, CV(dx), CV(dw), View1<const float, Space>(db), state,
+                                      batch.seq, generic);
     CHECK(test::download2(blocked) == test::download2(generic));
   });
 }

@@ -54,6 +54,52 @@ void check_linear_args(const View2<const compute_t<W>, Space>& x, const LinearWe
   if (lw.has_bias()) check_extent(lw.b, 0, lw.out_features(), "linear: bias");
 }
 
+/// Whether the host GEMV takes `n_tokens` tokens of weights W: a few tokens (decode, batch
+/// decode); fp32 weights on a CPU without AVX2 go to the BLAS instead.
+template <StorageType W>
+bool host_gemv_takes(int n_tokens) {
+  namespace hb = backend::host;
+  return n_tokens <= hb::kGemvMaxTokens &&
+         (!std::is_same_v<W, float> || !hb::has_cblas || hb::host_isa() != hb::HostIsa::Generic);
+}
+
+/// y[i][0:N] = x[0:N] W_i^T + b_i on the host GEMV (backend/host/gemv.hpp): each weight row
+/// streamed once for all tokens, blocks of rows of every projection in one parallel loop (one
+/// fork / join for all of them).
+template <class Space, StorageType W, std::size_t K>
+void host_gemv(const Space& space, const View2<const float, Space>& x,
+               const std::array<const LinearWeights<W, Space>*, K>& lw,
+               const std::array<View2<float, Space>, K>& y, int n_tokens) {
+  constexpr int kRowsPerItem = 16;
+  struct Part {
+    const W* w;
+    const float* b;
+    float* y;
+    int ldy, out, item0;  // item0: the part's first work item
+  };
+  std::array<Part, K> parts;
+  int items = 0;
+  for (std::size_t i = 0; i < K; ++i) {
+    const auto& l = *lw[i];
+    parts[i] = {l.w.data(),       l.has_bias() ? l.b.data() : nullptr,
+                y[i].data(),      static_cast<int>(y[i].stride(0)),
+                l.out_features(), items};
+    items += (l.out_features() + kRowsPerItem - 1) / kRowsPerItem;
+  }
+  const float* xp = x.data();
+  const int ldx = static_cast<int>(x.stride(0)), in = lw[0]->in_features();
+  Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gemv"),
+                       Kokkos::RangePolicy<Space>(space, 0, items), [=](const int item) {
+                         std::size_t j = K - 1;
+                         while (item < parts[j].item0) --j;
+                         const Part& p = parts[j];
+                         const int o0 = (item - p.item0) * kRowsPerItem;
+                         const int o1 = o0 + kRowsPerItem < p.out ? o0 + kRowsPerItem : p.out;
+                         backend::host::gemv_rows<W>(xp, ldx, p.w, p.b, p.y, p.ldy, n_tokens, in,
+                                                     o0, o1);
+                       });
+}
+
 /// The fp32-activation linear: host GEMV / BLAS, CUDA GEMV / cuBLAS, else the generic kernel.
 template <class Space, StorageType W>
 void linear_fp32(const Space& space, const View2<const float, Space>& x,
@@ -61,35 +107,15 @@ void linear_fp32(const Space& space, const View2<const float, Space>& x,
   if constexpr (is_host_space_v<Space>) {
     // A few tokens (decode, batch decode): stream each weight row once, all tokens at a time,
     // rows split across threads. fp32 weights on a CPU without AVX2 go to the BLAS instead.
-    namespace hb = backend::host;
-    const bool gemv =
-        n_tokens <= hb::kGemvMaxTokens &&
-        (!std::is_same_v<W, float> || !hb::has_cblas || hb::host_isa() != hb::HostIsa::Generic);
-    if (gemv) {
-      constexpr int kRowsPerItem = 16;
-      const int out = lw.out_features(), in = lw.in_features();
-      const float* xp = x.data();
-      const int ldx = static_cast<int>(x.stride(0)), ldy = static_cast<int>(y.stride(0));
-      const W* wp = lw.w.data();
-      const float* bp = lw.has_bias() ? lw.b.data() : nullptr;
-      float* yp = y.data();
-      Kokkos::parallel_for(
-          RODIMUS_KERNEL_LABEL("rodimus::gemv"),
-          Kokkos::RangePolicy<Space>(space, 0, (out + kRowsPerItem - 1) / kRowsPerItem),
-          [=](const int item) {
-            const int o0 = item * kRowsPerItem;
-            const int o1 = o0 + kRowsPerItem < out ? o0 + kRowsPerItem : out;
-            hb::gemv_rows<W>(xp, ldx, wp, bp, yp, ldy, n_tokens, in, o0, o1);
-          });
-      return;
-    }
+    if (host_gemv_takes<W>(n_tokens))
+      return host_gemv(space, x, std::array{&lw}, std::array{y}, n_tokens);
     // Token blocks: the BLAS (reduced-precision weights widened to fp32 in row panels).
-    if constexpr (hb::has_cblas) {
+    if constexpr (backend::host::has_cblas) {
       space.fence();
-      hb::blas_linear<W>(x.data(), static_cast<int>(x.stride(0)), lw.w.data(),
-                         lw.has_bias() ? lw.b.data() : nullptr, y.data(),
-                         static_cast<int>(y.stride(0)), n_tokens, lw.in_features(),
-                         lw.out_features());
+      backend::host::blas_linear<W>(x.data(), static_cast<int>(x.stride(0)), lw.w.data(),
+                                    lw.has_bias() ? lw.b.data() : nullptr, y.data(),
+                                    static_cast<int>(y.stride(0)), n_tokens, lw.in_features(),
+                                    lw.out_features());
       return;
     }
   }
@@ -142,9 +168,9 @@ void linear(const Space& space, const View2<const compute_t<W>, Space>& x,
 }
 
 /// Several projections of one input, y[i][0:N] = x[0:N] W_i^T + b_i: the same results as
-/// linear() for each, but on a GPU a decode-sized N takes one GEMV launch for all of them, and a
-/// larger N converts x to the tensor cores' operand form once for all of them (split halves or
-/// bf16, see OperandPrecision) instead of once per projection.
+/// linear() for each, but a decode-sized N takes one GEMV launch for all of them (one parallel
+/// loop on the host), and on a GPU a larger N converts x to the tensor cores' operand form once
+/// for all of them (split halves or bf16, see OperandPrecision) instead of once per projection.
 ///   linear_shared_input(space, h, std::array{&w.fc_x, &w.fc_g}, std::array{x, g}, n);
 template <class Space, WeightType W, std::size_t K>
 void linear_shared_input(const Space& space,
@@ -152,8 +178,12 @@ void linear_shared_input(const Space& space,
                          const std::array<const LinearWeights<W, Space>*, K>& lw,
                          const std::array<View2<compute_t<W>, Space>, K>& y, int n_tokens) {
   static_assert(K > 0, "linear_shared_input: no projection");
-  for (std::size_t i = 0; i < K; ++i) detail::check_linear_args<Space, W>(x, *lw[i], y[i], n_tokens);
+  for (std::size_t i = 0; i < K; ++i)
+    detail::check_linear_args<Space, W>(x, *lw[i], y[i], n_tokens);
   if (n_tokens <= 0) return;
+  if constexpr (is_host_space_v<Space> && StorageType<W>) {
+    if (detail::host_gemv_takes<W>(n_tokens)) return detail::host_gemv(space, x, lw, y, n_tokens);
+  }
   if constexpr (is_cuda_space_v<Space> && StorageType<W>) {
     // all projections dense: one decode GEMV launch for all of them, or cuBLAS with x converted
     // once; a mix (a misaligned weight) goes projection by projection below

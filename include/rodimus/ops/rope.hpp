@@ -51,11 +51,10 @@ bool rope_host(const Space& space, const View2<float, Space>& x, int heads, int 
     a.half = half;
     const std::int64_t nt = batch.num_tokens;
     constexpr std::int64_t kb = hb::kRopeTokenBlock;
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::rope.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, (nt + kb - 1) / kb),
-                         [=](const std::int64_t blk) {
-                           hb::rope_rows(a, blk * kb, std::min(nt, (blk + 1) * kb));
-                         });
+    Kokkos::parallel_for(
+        RODIMUS_KERNEL_LABEL("rodimus::rope.host"),
+        Kokkos::RangePolicy<Space>(space, 0, (nt + kb - 1) / kb),
+        [=](const std::int64_t blk) { hb::rope_rows(a, blk * kb, std::min(nt, (blk + 1) * kb)); });
     return true;
   }
   return false;

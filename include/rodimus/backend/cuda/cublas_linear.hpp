@@ -15,8 +15,8 @@
 #include "rodimus/backend/cuda/split_operands.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
-#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/error.hpp"
+#include "rodimus/core/parallel.hpp"
 #include "rodimus/core/precision.hpp"
 
 #if RODIMUS_CUDA_KERNELS
@@ -139,9 +139,9 @@ void cublas_gemm_rows([[maybe_unused]] const W* x, [[maybe_unused]] const W* w,
 /// CUDA translation units.
 template <StorageType W>
 void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
-                          [[maybe_unused]] const Projection<W>* proj,
-                          [[maybe_unused]] int count, [[maybe_unused]] int n_tokens,
-                          [[maybe_unused]] int in, [[maybe_unused]] void* stream) {
+                          [[maybe_unused]] const Projection<W>* proj, [[maybe_unused]] int count,
+                          [[maybe_unused]] int n_tokens, [[maybe_unused]] int in,
+                          [[maybe_unused]] void* stream) {
 #if RODIMUS_CUDA_KERNELS
   auto& ctx = detail::CudaContext::get();
   const auto s = static_cast<cudaStream_t>(stream);
@@ -150,29 +150,29 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
   auto add_bias = [&](const Projection<W>& p) {
     if (!p.b) return;
     const std::int64_t ny = std::int64_t(n_tokens) * p.out;
-    detail::add_bias_rows<float><<<detail::grid_for(ny), 256, 0, s>>>(p.y, p.ldy, p.b, n_tokens,
-                                                                      p.out);
+    detail::add_bias_rows<float>
+        <<<detail::grid_for(ny), 256, 0, s>>>(p.y, p.ldy, p.b, n_tokens, p.out);
     detail::check_cuda_call(cudaGetLastError(), "adding the bias");
   };
   // Column-major view: y^T [out, N] = W [in, out]^T x^T [in, N].
   if constexpr (std::is_same_v<W, float>) {
     for (int i = 0; i < count; ++i) {
       const auto& p = proj[i];
-      detail::check_cublas(cublasSgemm(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, p.out, n_tokens, in,
-                                       &one, p.w, in, x, static_cast<int>(ldx), &zero, p.y,
-                                       static_cast<int>(p.ldy)),
-                           "cublasSgemm");
+      detail::check_cublas(
+          cublasSgemm(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, p.out, n_tokens, in, &one, p.w, in, x,
+                      static_cast<int>(ldx), &zero, p.y, static_cast<int>(p.ldy)),
+          "cublasSgemm");
       add_bias(p);
     }
   } else {
     using T = typename detail::CudaWeightType<W>::type;
     constexpr cudaDataType_t kType = detail::CudaWeightType<W>::id;
     const std::int64_t nx = std::int64_t(n_tokens) * in;
-    auto gemm = [&](const Projection<W>& p, const T* xs, int rows, const float* beta,
-                    float* y, std::int64_t ldy) {
+    auto gemm = [&](const Projection<W>& p, const T* xs, int rows, const float* beta, float* y,
+                    std::int64_t ldy) {
       detail::check_cublas(
-          cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, p.out, rows, in, &one, p.w, kType,
-                       in, xs, kType, in, beta, y, CUDA_R_32F, static_cast<int>(ldy),
+          cublasGemmEx(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, p.out, rows, in, &one, p.w, kType, in,
+                       xs, kType, in, beta, y, CUDA_R_32F, static_cast<int>(ldy),
                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
           "cublasGemmEx");
     };

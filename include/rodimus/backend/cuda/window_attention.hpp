@@ -256,9 +256,9 @@ __global__ void attn_gather_kernel(AttnDev a, int key_pad, __nv_bfloat16* __rest
 }
 
 inline AttnDev device_args(const WindowAttentionArgs& w, int flash_min_len) {
-  return AttnDev{w.q,       w.k,    w.v,           w.k_cache,   w.v_cache, w.out,
-                 w.ldq,     w.ldk,  w.ldv,         w.ldo,       w.heads,   w.heads_k,
-                 w.heads_v, w.hd,   w.window_back, w.wc,        w.scale,   w.offsets,
+  return AttnDev{w.q,       w.k,    w.v,           w.k_cache,    w.v_cache, w.out,
+                 w.ldq,     w.ldk,  w.ldv,         w.ldo,        w.heads,   w.heads_k,
+                 w.heads_v, w.hd,   w.window_back, w.wc,         w.scale,   w.offsets,
                  w.pos0,    w.slot, w.token_seq,   flash_min_len};
 }
 
@@ -335,8 +335,7 @@ inline bool window_attention([[maybe_unused]] const WindowAttentionArgs& w,
     return w.window_back < 0 ? p_last + 1 : std::min(p_last + 1, w.window_back + 1);
   };
   const bool flash_dims = (w.hd == 32 || w.hd == 64 || w.hd == 128) && w.ldq % 2 == 0 &&
-                          w.ldo % 2 == 0 &&
-                          reinterpret_cast<std::uintptr_t>(w.q) % 8 == 0 &&
+                          w.ldo % 2 == 0 && reinterpret_cast<std::uintptr_t>(w.q) % 8 == 0 &&
                           reinterpret_cast<std::uintptr_t>(w.out) % 8 == 0;
   const int flash_min_len = flash_dims ? detail::kFlashMinTokens : INT32_MAX;
   auto long_seq = [&](int s) { return w.h_offsets[s + 1] - w.h_offsets[s] >= flash_min_len; };
