@@ -100,13 +100,49 @@ void host_gemv(const Space& space, const View2<const float, Space>& x,
                        });
 }
 
+/// The CUDA fast paths of K projections of one input, all operands dense: one decode GEMV launch
+/// for all of them (decode-sized N), else cuBLAS (bf16 / fp16 weights on the tensor cores with x
+/// converted once, fp32 weights as an fp32 SGEMM). False, having done nothing, when an operand
+/// is strided or only some weights suit the GEMV. The regions name the paths for profilers.
+template <class Space, StorageType W, std::size_t K>
+bool cuda_linear([[maybe_unused]] const Space& space,
+                 [[maybe_unused]] const View2<const float, Space>& x,
+                 [[maybe_unused]] const std::array<const LinearWeights<W, Space>*, K>& lw,
+                 [[maybe_unused]] const std::array<View2<float, Space>, K>& y,
+                 [[maybe_unused]] int n_tokens) {
+  if constexpr (is_cuda_space_v<Space>) {
+    namespace bc = backend::cuda;
+    const int in = lw[0]->in_features();
+    const auto ldx = static_cast<std::int64_t>(x.stride(0));
+    std::size_t dense = 0, gemv = 0;
+    std::array<bc::Projection<W>, K> proj;
+    for (std::size_t i = 0; i < K; ++i) {
+      const auto& l = *lw[i];
+      dense += cuda_dense(x, l, y[i]);
+      gemv += bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, l.w.data());
+      proj[i] = {l.w.data(), l.has_bias() ? l.b.data() : nullptr, y[i].data(),
+                 static_cast<std::int64_t>(y[i].stride(0)), l.out_features()};
+    }
+    if (dense != K || (gemv != 0 && gemv != K)) return false;
+    const bool decode = gemv == K;
+    Kokkos::Profiling::pushRegion(decode ? "rodimus::linear.gemv" : "rodimus::linear.cublas");
+    if (decode)
+      bc::gemv<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
+                  space.cuda_stream());
+    else
+      bc::cublas_linear_shared<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
+                                  space.cuda_stream());
+    Kokkos::Profiling::popRegion();
+    return true;
+  }
+  return false;
+}
+
 /// The fp32-activation linear: host GEMV / BLAS, CUDA GEMV / cuBLAS, else the generic kernel.
 template <class Space, StorageType W>
 void linear_fp32(const Space& space, const View2<const float, Space>& x,
                  const LinearWeights<W, Space>& lw, const View2<float, Space>& y, int n_tokens) {
   if constexpr (is_host_space_v<Space>) {
-    // A few tokens (decode, batch decode): stream each weight row once, all tokens at a time,
-    // rows split across threads. fp32 weights on a CPU without AVX2 go to the BLAS instead.
     if (host_gemv_takes<W>(n_tokens))
       return host_gemv(space, x, std::array{&lw}, std::array{y}, n_tokens);
     // Token blocks: the BLAS (reduced-precision weights widened to fp32 in row panels).
@@ -119,28 +155,7 @@ void linear_fp32(const Space& space, const View2<const float, Space>& x,
       return;
     }
   }
-  if constexpr (is_cuda_space_v<Space>) {
-    // decode-sized batches: the GEMV kernel; else cuBLAS (bf16 / fp16 weights on the tensor
-    // cores, fp32 weights as an fp32 SGEMM). The regions name them for profilers (free otherwise).
-    if (cuda_dense(x, lw, y)) {
-      namespace bc = backend::cuda;
-      if (bc::gemv_supports<W>(n_tokens, lw.in_features(), x.data(),
-                               static_cast<std::int64_t>(x.stride(0)), lw.w.data())) {
-        const bc::Projection<W> p{lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
-                                  static_cast<std::int64_t>(y.stride(0)), lw.out_features()};
-        Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
-        bc::gemv<W>(x.data(), x.stride(0), &p, 1, n_tokens, lw.in_features(), space.cuda_stream());
-        Kokkos::Profiling::popRegion();
-        return;
-      }
-      Kokkos::Profiling::pushRegion("rodimus::linear.cublas");
-      backend::cuda::cublas_linear<W>(
-          x.data(), x.stride(0), lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
-          y.stride(0), n_tokens, lw.in_features(), lw.out_features(), space.cuda_stream());
-      Kokkos::Profiling::popRegion();
-      return;
-    }
-  }
+  if (cuda_linear(space, x, std::array{&lw}, std::array{y}, n_tokens)) return;
   linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
 }
 
@@ -184,36 +199,10 @@ void linear_shared_input(const Space& space,
   if constexpr (is_host_space_v<Space> && StorageType<W>) {
     if (detail::host_gemv_takes<W>(n_tokens)) return detail::host_gemv(space, x, lw, y, n_tokens);
   }
-  if constexpr (is_cuda_space_v<Space> && StorageType<W>) {
-    // all projections dense: one decode GEMV launch for all of them, or cuBLAS with x converted
-    // once; a mix (a misaligned weight) goes projection by projection below
-    namespace bc = backend::cuda;
-    const int in = lw[0]->in_features();
-    const auto ldx = static_cast<std::int64_t>(x.stride(0));
-    int dense = 0, gemv = 0;
-    std::array<bc::Projection<W>, K> proj;
-    for (std::size_t i = 0; i < K; ++i) {
-      const auto& l = *lw[i];
-      dense += detail::cuda_dense(x, l, y[i]);
-      gemv += bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, l.w.data());
-      proj[i] = {l.w.data(), l.has_bias() ? l.b.data() : nullptr, y[i].data(),
-                 static_cast<std::int64_t>(y[i].stride(0)), l.out_features()};
-    }
-    if (dense == int(K) && gemv == int(K)) {
-      Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
-      bc::gemv<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
-                  space.cuda_stream());
-      Kokkos::Profiling::popRegion();
-      return;
-    }
-    if (dense == int(K) && gemv == 0) {
-      Kokkos::Profiling::pushRegion("rodimus::linear.cublas");
-      bc::cublas_linear_shared<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
-                                  space.cuda_stream());
-      Kokkos::Profiling::popRegion();
-      return;
-    }
+  if constexpr (StorageType<W>) {
+    if (detail::cuda_linear(space, x, lw, y, n_tokens)) return;
   }
+  // a strided operand, or a weight the GEMV cannot take beside ones it can: one by one
   for (std::size_t i = 0; i < K; ++i) detail::linear_checked(space, x, *lw[i], y[i], n_tokens);
 }
 

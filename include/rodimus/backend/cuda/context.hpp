@@ -32,10 +32,11 @@ inline void check_cuda_call(cudaError_t err, const char* what) {
 
 /// Scratch buffers by purpose (one index per user, so that users never share one).
 enum ScratchSlot : int {
-  kScratchLinearInput = 0,  // activations split into halves of the weight type (cublas_linear)
-  kScratchLinearOutput,     // the two halves' products, few tokens (cublas_linear)
-  kScratchAttnKeys,         // keys and values gathered for the flash attention (window_attention)
-  kScratchAttnPartials,     // split-key partial results
+  kScratchLinearInput =
+      0,                 // activations split into halves of the weight type (cublas_linear_shared)
+  kScratchLinearOutput,  // the two halves' products, few tokens (cublas_linear_shared)
+  kScratchAttnKeys,      // keys and values gathered for the flash attention (window_attention)
+  kScratchAttnPartials,  // split-key partial results
   kScratchSlots
 };
 
@@ -50,7 +51,7 @@ struct CudaContext {
   /// launch shapes must then not depend on sequence positions.
   bool graph_mode = false;
   /// The tensor-core operand precision of the forward call in flight (OperandPrecisionScope):
-  /// read by cublas_linear, gla_scan_cuda and window_attention.
+  /// read by cublas_linear_shared, gla_scan_cuda and window_attention.
   OperandPrecision operands = OperandPrecision::Split;
   /// cuBLAS's workspace (32 MiB, NVIDIA's figure for Hopper).
   static constexpr std::size_t kCublasWorkspaceBytes = std::size_t(32) << 20;

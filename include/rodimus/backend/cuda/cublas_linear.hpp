@@ -99,8 +99,8 @@ struct CudaWeightType<fp16> {
 #endif  // RODIMUS_CUDA_KERNELS
 
 /// y = x W^T on `stream` for activations already in the weight type (no conversion pass): the
-/// plain tensor-core GEMM behind cublas_linear, also timed by the roofline measurements. x: [N,
-/// in], w: [out, in], y: [N, out], all dense, device memory, fp32 accumulation and output.
+/// plain tensor-core GEMM behind cublas_linear_shared, also timed by the roofline measurements. x:
+/// [N, in], w: [out, in], y: [N, out], all dense, device memory, fp32 accumulation and output.
 template <StorageType W>
 void cublas_gemm_rows([[maybe_unused]] const W* x, [[maybe_unused]] const W* w,
                       [[maybe_unused]] float* y, [[maybe_unused]] int n_tokens,
@@ -206,16 +206,6 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
     }
   }
 #endif
-}
-
-/// y[0:N] = x[0:N] W^T + b on `stream` with cuBLAS: cublas_linear_shared with one projection
-/// (x: [N, in] with leading dimension ldx, w: [out, in] dense, b: [out] or null, y: [N, out]
-/// with leading dimension ldy).
-template <StorageType W>
-void cublas_linear(const float* x, std::int64_t ldx, const W* w, const float* b, float* y,
-                   std::int64_t ldy, int n_tokens, int in, int out, void* stream) {
-  const Projection<W> p{w, b, y, ldy, out};
-  cublas_linear_shared<W>(x, ldx, &p, 1, n_tokens, in, stream);
 }
 
 }  // namespace rodimus::backend::cuda

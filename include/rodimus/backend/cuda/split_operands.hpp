@@ -1,5 +1,5 @@
 // fp32 values as two halves of a 16-bit float type (x = hi + lo, ~16 significant bits), the
-// operand form of rodimus's tensor-core products that keep fp32-like accuracy (cublas_linear's
+// operand form of rodimus's tensor-core products that keep fp32-like accuracy (the projections'
 // activations, window_attention's Q, K, V and P), and the grid of their grid-stride kernels.
 // Only in CUDA translation units.
 #pragma once
