@@ -142,6 +142,7 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
   int blocks = 0;
   for (int j = 0; j < launch.count; ++j)
     launch.block_end[j] = blocks += (launch.p[j].out + RB - 1) / RB;
+  if (blocks == 0) return;  // no output rows (an empty grid is a launch error)
   gemv_kernel<W, N, RB, S><<<blocks, 32 * kGemvWarps, 0, stream>>>(x, ldx, launch, in);
   check_cuda_call(cudaGetLastError(), "gemv kernel");
 }
