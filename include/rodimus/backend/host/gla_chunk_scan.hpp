@@ -22,7 +22,9 @@
 //   A[t, s], J = I: sum_i q_t[i] k_s[i] exp(sum_{s < r <= t} a_r[i])   (pairwise, 8 x 8)
 // Every factor is in [0, 1], so nothing overflows for any a in [-inf, 0] (a > 0 or NaN counts as
 // 0, like the recurrent host kernel); an underflow to 0 is below the factor's true value's
-// relevance (each factor bounds the product).
+// relevance (each factor bounds the product). Products over several sub-chunks do reach
+// subnormal floats under strong decay, which x86 cores process many times slower: both passes
+// flush them to zero (FlushSubnormals, cpu_features.hpp).
 //
 // Work split. Two passes. (1) prep: one work item per chunk (all chunks of all sequences are
 // independent here) writes the chunk's [Qd | A], Kd^T and tot into the workspace; (2) columns:
@@ -95,8 +97,8 @@ struct GlaChunkArgs {
 /// for the prep pass (k exp(r): C x n; exp(tot_J): C/8 x n; two rows of n), rounded to 16.
 inline std::int64_t gla_chunk_prep_floats(int n, int c) {
   const std::int64_t sub = (c + kChunkSub - 1) / kChunkSub;
-  const std::int64_t f = std::int64_t(c) * (n + c) + std::int64_t(n) * c + n +
-                         std::int64_t(c) * n + sub * n + 2 * std::int64_t(n);
+  const std::int64_t f = std::int64_t(c) * (n + c) + std::int64_t(n) * c + n + std::int64_t(c) * n +
+                         sub * n + 2 * std::int64_t(n);
   return (f + 15) / 16 * 16;
 }
 
@@ -161,7 +163,7 @@ template <bool Fma>
   float* __restrict khm = tot + n;                      // [n, c] scratch, k exp(r) M_IJ
   float* __restrict es = khm + std::int64_t(c) * n;     // [nsub, n] exp(tot_J)
   float* __restrict w = es + std::int64_t((c + kChunkSub - 1) / kChunkSub) * n;  // [n]
-  float* __restrict m = w + n;                                                    // [n]
+  float* __restrict m = w + n;                                                   // [n]
   auto la = [&](int t, int i) {
     const float x = g.a[(t0 + t) * g.lda + i];
     return x < 0.f ? x : 0.f;  // a > 0 and NaN count as no decay, like the recurrent kernel
@@ -256,8 +258,8 @@ template <bool Fma>
 // portable loops over blocks of 64 columns.
 template <bool Fma>
 [[gnu::always_inline]] inline void chunk_cols_portable(const GlaChunkArgs& g, const float* qa,
-                                                       float* st, std::int64_t t0, int len,
-                                                       int c0, int c1) {
+                                                       float* st, std::int64_t t0, int len, int c0,
+                                                       int c1) {
   constexpr int W = 64;
   const int n = g.n, c = g.chunk, ldqa = n + c;
   const float* kdt = qa + std::int64_t(c) * ldqa;
@@ -302,8 +304,8 @@ template <bool Fma>
 template <int MR, int NV>
 RODIMUS_TARGET_AVX512 inline void chunk_mk_avx512(const float* A, std::int64_t lda,
                                                   const float* __restrict B, int kn,
-                                                  const float* init, float* out,
-                                                  std::int64_t ldo, const __mmask16* mk) {
+                                                  const float* init, float* out, std::int64_t ldo,
+                                                  const __mmask16* mk) {
   __m512 acc[MR][NV];
   if (init != nullptr) {
 #pragma GCC unroll 16
@@ -452,6 +454,7 @@ inline std::int64_t gla_chunk_items(const GlaChunkArgs& g) {
 
 /// Pass 1 for chunk `ci` (< the count gla_chunk_index returned), widest ISA host_isa() allows.
 inline void gla_chunk_prep(const GlaChunkArgs& g, std::int64_t ci) {
+  const FlushSubnormals ftz;  // decay products of long chunks reach subnormals (file comment)
 #if RODIMUS_HAVE_X86_DISPATCH
   switch (host_isa()) {
     case HostIsa::Avx512:
@@ -469,6 +472,7 @@ inline void gla_chunk_prep(const GlaChunkArgs& g, std::int64_t ci) {
 
 /// Pass 2, work item `item` (< gla_chunk_items(g)); every chunk's prep must have run.
 inline void gla_chunk_item(const GlaChunkArgs& g, std::int64_t item) {
+  const FlushSubnormals ftz;
 #if RODIMUS_HAVE_X86_DISPATCH
   switch (host_isa()) {
     case HostIsa::Avx512:
