@@ -34,15 +34,16 @@ class FlushSubnormals {
 #if RODIMUS_HAVE_X86_DISPATCH
   FlushSubnormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }  // FTZ | DAZ
   ~FlushSubnormals() { _mm_setcsr(saved_); }
-
- private:
-  unsigned saved_;
 #else
   FlushSubnormals() = default;
 #endif
- public:
   FlushSubnormals(const FlushSubnormals&) = delete;
   FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+
+#if RODIMUS_HAVE_X86_DISPATCH
+ private:
+  unsigned saved_;
+#endif
 };
 
 /// The widest host instruction set rodimus kernels use.
