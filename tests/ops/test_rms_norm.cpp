@@ -30,6 +30,7 @@ TEST_CASE("rms_norm matches the fp64 reference", "[ops][rms_norm]") {
   double worst = 0;
   for (auto [n, d] : std::vector<std::pair<int, int>>{
            {1, 1}, {1, 64}, {5, 3}, {13, 127}, {33, 100}, {4, 1000},  // vector tails: D % 16 != 0
+           {2, 1500}, {1, 601},  // the CUDA kernel's float4 and scalar rows, 2 and 4 per thread
            {rng.integer(1, 40), rng.integer(1, 400)}}) {
     INFO("N=" << n << " D=" << d);
     const float eps = 1e-5f;
@@ -60,7 +61,10 @@ TEST_CASE("add_rms_norm matches the fp64 reference in every residual mode", "[op
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
   for (auto [n, d] : std::vector<std::pair<int, int>>{
-           {1, 7}, {9, 64}, {17, 31}, {40, 257}, {rng.integer(1, 30), rng.integer(2, 300)}}) {
+           {1, 7}, {9, 64}, {17, 31}, {40, 257}, {rng.integer(1, 30), rng.integer(2, 300)},
+           // the CUDA kernel: float4 rows of 2 / 4 / 8 vectors per thread, a scalar row too
+           // long for it (9 per thread) and a row past 8192 floats (the generic kernel)
+           {2, 2048}, {1, 4096}, {2, 6000}, {3, 2050}, {1, 9000}}) {
     INFO("N=" << n << " D=" << d);
     const float eps = 1e-6f;
     const auto h = scaled_rows(rng, n, d);

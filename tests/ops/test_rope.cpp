@@ -113,3 +113,43 @@ TEST_CASE("rope rejects wrong extents", "[ops][rope][errors]") {
                     ArgumentError);  // odd rd
   });
 }
+
+TEST_CASE("rope_qk rotates queries and keys as two rope calls", "[ops][rope]") {
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  const int hq = rng.integer(1, 6), hk = rng.integer(1, 3), hd = 16, rd = 12;
+  const std::vector<int> lengths = {1, rng.integer(1, 20), 1};
+  const std::vector<int> pos0 = {rng.integer(0, 900), rng.integer(0, 900), 0};
+  int nt = 0, max_pos = 1;
+  for (int s = 0; s < 3; ++s) nt += lengths[s], max_pos = std::max(max_pos, pos0[s] + lengths[s]);
+  const auto q = rng.vec(std::size_t(nt) * hq * hd, -2, 2);
+  const auto k = rng.vec(std::size_t(nt) * hk * hd, -2, 2);
+  std::vector<double> ref_q, ref_k;
+  for (int s = 0, off = 0; s < 3; off += lengths[s], ++s) {
+    const auto rq = reference::rope(test::rows_of(q, off, lengths[s], hq * hd), lengths[s], hq, hd,
+                                    rd, 10000.0, pos0[s]);
+    const auto rk = reference::rope(test::rows_of(k, off, lengths[s], hk * hd), lengths[s], hk, hd,
+                                    rd, 10000.0, pos0[s]);
+    ref_q.insert(ref_q.end(), rq.begin(), rq.end());
+    ref_k.insert(ref_k.end(), rk.begin(), rk.end());
+  }
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    test::Batch<Space> batch(lengths, pos0, {2, 0, 1});
+    const View1<const float, Space> inv = rope_inv_freq<Space>(rd, 10000.0);
+    auto dq = test::upload2<float, Space>(q, nt, hq * hd);
+    auto dk = test::upload2<float, Space>(k, nt, hk * hd);
+    rope_qk(Space{}, dq, hq, dk, hk, hd, inv, rd, batch.seq);
+    CHECK(test::rel_err(test::download2(dq), ref_q) <= tolerance(max_pos));
+    CHECK(test::rel_err(test::download2(dk), ref_k) <= tolerance(max_pos));
+    // the generic kernel over both tensors equals it over each alone (what GPUs run)
+    auto gq = test::upload2<float, Space>(q, nt, hq * hd), gk = test::upload2<float, Space>(k, nt, hk * hd);
+    detail::rope_generic<float>(Space{}, gq, hq, gk, hk, hd, inv, rd / 2, batch.seq);
+    auto sq = test::upload2<float, Space>(q, nt, hq * hd), sk = test::upload2<float, Space>(k, nt, hk * hd);
+    detail::rope_generic<float>(Space{}, sq, hq, View2<float, Space>(), 0, hd, inv, rd / 2, batch.seq);
+    detail::rope_generic<float>(Space{}, sk, hk, View2<float, Space>(), 0, hd, inv, rd / 2, batch.seq);
+    CHECK(test::download2(gq) == test::download2(sq));
+    CHECK(test::download2(gk) == test::download2(sk));
+    CHECK(test::rel_err(test::download2(gk), ref_k) <= tolerance(max_pos));
+  });
+}

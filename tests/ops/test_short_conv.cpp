@@ -186,3 +186,50 @@ TEST_CASE("short_conv's token-blocked kernel equals the generic one", "[ops][sho
     check_blocked<4>(rng);
   }
 }
+
+TEST_CASE("short_conv's decode-step kernel equals the reference and shifts the state",
+          "[ops][short_conv]") {
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  for (int k : {2, 3, 4, 7}) {
+    const int nseq = rng.integer(1, 6), slots = nseq + 2, e = rng.integer(1, 90);
+    INFO("K=" << k << " E=" << e << " sequences " << nseq);
+    const std::vector<int> lengths(nseq, 1);  // one token each: a decode step
+    const auto slot = test::shuffled_slots(rng, nseq, slots);
+    std::vector<int> pos0(nseq);
+    for (auto& p : pos0) p = rng.integer(k, 500);
+    const auto w = rng.vec(std::size_t(e) * k);
+    const auto b = rng.vec(e, -0.5, 0.5);
+    const auto state0 = rng.vec(std::size_t(slots) * (k - 1) * e, -2, 2);
+    const auto x = rng.vec(std::size_t(nseq) * e, -2, 2);
+    std::vector<double> ref_y(std::size_t(nseq) * e), ref_state = state0;
+    const std::size_t ss = std::size_t(k - 1) * e;
+    for (int s = 0; s < nseq; ++s) {
+      const auto st = test::slice(state0, slot[s] * ss, ss);
+      const auto r = reference::short_conv(test::rows_of(x, s, 1, e), w, b, 1, e, k, &st);
+      std::copy(r.y.begin(), r.y.end(), ref_y.begin() + std::ptrdiff_t(s) * e);
+      std::copy(r.state.begin(), r.state.end(), ref_state.begin() + std::ptrdiff_t(slot[s] * ss));
+    }
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      using CV = View2<const float, Space>;
+      test::Batch<Space> batch(lengths, pos0, slot);
+      const auto dx = test::upload2<float, Space>(x, nseq, e);
+      const auto dw = test::upload2<float, Space>(w, e, k);
+      const auto db = test::upload1<Space>(b);
+      // the kernel itself (host spaces take their own kernel through short_conv), then the op
+      for (bool direct : {true, false}) {
+        INFO("direct " << direct);
+        auto state = test::upload3<Space>(state0, slots, k - 1, e);
+        auto xs = test::upload2<float, Space>({}, nseq, e, 7.0);
+        if (direct)
+          detail::short_conv_step_generic<Space>(Space{}, CV(dx), CV(dw),
+                                                 View1<const float, Space>(db), state, batch.seq, xs);
+        else
+          short_conv(Space{}, CV(dx), CV(dw), View1<const float, Space>(db), state, batch.seq, xs);
+        CHECK(test::rel_err(test::download2(xs), ref_y) <= kTol);
+        CHECK(test::download3(state) == ref_state);
+      }
+    });
+  }
+}

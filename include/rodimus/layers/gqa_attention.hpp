@@ -43,8 +43,8 @@ void gqa_attention(const Space& space, const CausalAttentionShape& shape,
   ws.reserve(shape, nt);
   // [N, D] -> [N, H*hd], 2 x [N, Hkv*hd]
   linear_shared_input(space, h, std::array{&aw.q, &aw.k, &aw.v}, std::array{ws.q, ws.k, ws.v}, nt);
-  rope(space, ws.q, shape.heads, shape.head_dim, inv_freq, shape.head_dim, batch);
-  rope(space, ws.k, shape.kv_heads, shape.head_dim, inv_freq, shape.head_dim, batch);
+  rope_qk(space, ws.q, shape.heads, ws.k, shape.kv_heads, shape.head_dim, inv_freq,
+          shape.head_dim, batch);
   causal_attention(space, CV(ws.q), CV(ws.k), CV(ws.v), cache.k(), cache.v(), batch, ws.o,
                    shape);                 // [N, H*hd]
   linear(space, CV(ws.o), aw.o, out, nt);  // [N, H*hd] -> [N, D]

@@ -53,8 +53,8 @@ void ska_attention(const Space& space, const ModelConfig& cfg, const AttentionWe
   ws.reserve(cfg, nt);
   // [N, D] -> [N, H*hd], [N, Hk*hd], [N, Hv*hd]
   linear_shared_input(space, h, std::array{&aw.q, &aw.k, &aw.v}, std::array{ws.q, ws.k, ws.v}, nt);
-  rope(space, ws.q, cfg.num_heads(), cfg.head_dim(), inv_freq, cfg.rotary_dim(), batch);
-  rope(space, ws.k, cfg.num_heads_k(), cfg.head_dim(), inv_freq, cfg.rotary_dim(), batch);
+  rope_qk(space, ws.q, cfg.num_heads(), ws.k, cfg.num_heads_k(), cfg.head_dim(), inv_freq,
+          cfg.rotary_dim(), batch);
   sliding_window_attention(space, CV(ws.q), CV(ws.k), CV(ws.v), k_cache, v_cache, batch, ws.o,
                            attention_shape(cfg));
   linear(space, CV(ws.o), aw.o, out, nt);  // [N, H*hd] -> [N, D]

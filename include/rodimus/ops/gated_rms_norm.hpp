@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "rodimus/backend/cuda/rms_norm.hpp"
 #include "rodimus/backend/host/rms_norm.hpp"
 #include "rodimus/ops/impl/norm_kernels.hpp"
 
@@ -14,21 +15,21 @@ namespace detail {
 /// Tokens per work item of the host norm kernels.
 inline constexpr std::int64_t kHostNormRows = 16;
 
-/// Runs the gated norm with the host kernel (backend/host/rms_norm.hpp) when `Space` is a host
-/// space and every operand has unit-stride rows; false otherwise.
+/// Runs the gated norm with a fast kernel when every operand has unit-stride rows: the host
+/// kernel (backend/host/rms_norm.hpp) on host spaces, the CUDA one (backend/cuda/rms_norm.hpp)
+/// on Kokkos::Cuda; false (nothing done) otherwise.
 template <class Space>
-bool gated_rms_norm_host(const Space& space, const View2<const float, Space>& o,
+bool gated_rms_norm_fast(const Space& space, const View2<const float, Space>& o,
                          const View2<const float, Space>& xs, const View1<const float, Space>& w_res,
                          const View2<const float, Space>& g, const View1<const float, Space>& w,
                          const View2<float, Space>& y, int n_tokens, float eps) {
-  if constexpr (is_host_space_v<Space>) {
-    namespace hb = backend::host;
+  if constexpr (is_host_space_v<Space> || is_cuda_space_v<Space>) {
     const bool has_res = w_res.extent(0) > 0;
     auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
     if (st(o, 1) != 1 || st(g, 1) != 1 || st(y, 1) != 1 || st(w, 0) != 1 ||
         (has_res && (st(xs, 1) != 1 || st(w_res, 0) != 1)))
       return false;
-    hb::GatedRmsNormArgs a;
+    backend::GatedRmsNormArgs a;
     a.o = o.data();
     a.xs = has_res ? xs.data() : nullptr;
     a.w_res = has_res ? w_res.data() : nullptr;
@@ -41,14 +42,19 @@ bool gated_rms_norm_host(const Space& space, const View2<const float, Space>& o,
     a.ldy = st(y, 0);
     a.e = static_cast<int>(w.extent(0));
     a.eps = eps;
-    const std::int64_t nt = n_tokens;
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gated_rms_norm.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, (nt + kHostNormRows - 1) / kHostNormRows),
-                         [=](const std::int64_t blk) {
-                           hb::gated_rms_norm_rows(a, blk * kHostNormRows,
-                                                   std::min(nt, (blk + 1) * kHostNormRows));
-                         });
-    return true;
+    if constexpr (is_cuda_space_v<Space>) {
+      return backend::cuda::gated_rms_norm_rows(a, n_tokens, space.cuda_stream());
+    } else {
+      const std::int64_t nt = n_tokens;
+      Kokkos::parallel_for(
+          RODIMUS_KERNEL_LABEL("rodimus::gated_rms_norm.host"),
+          Kokkos::RangePolicy<Space>(space, 0, (nt + kHostNormRows - 1) / kHostNormRows),
+          [=](const std::int64_t blk) {
+            backend::host::gated_rms_norm_rows(a, blk * kHostNormRows,
+                                               std::min(nt, (blk + 1) * kHostNormRows));
+          });
+      return true;
+    }
   }
   return false;
 }
@@ -79,7 +85,7 @@ void gated_rms_norm(const Space& space, const View2<const std::type_identity_t<R
   detail::check_extent_at_least(y, 0, n_tokens, "gated_rms_norm: y");
   if (n_tokens <= 0) return;
   if constexpr (std::is_same_v<Real, float>)
-    if (detail::gated_rms_norm_host(space, o, xs, w_res, g, w, y, n_tokens, eps)) return;
+    if (detail::gated_rms_norm_fast(space, o, xs, w_res, g, w, y, n_tokens, eps)) return;
   detail::gated_rms_norm_generic<Space, Real>(space, o, xs, w_res, g, w, y, n_tokens, eps);
 }
 

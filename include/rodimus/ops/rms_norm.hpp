@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "rodimus/backend/cuda/rms_norm.hpp"
 #include "rodimus/backend/host/rms_norm.hpp"
 #include "rodimus/ops/impl/norm_kernels.hpp"
 
@@ -21,20 +22,20 @@ namespace detail {
 /// Tokens per work item of the host RMSNorm kernels.
 inline constexpr std::int64_t kHostRmsRows = 16;
 
-/// Runs the (residual-add) RMSNorm with the host kernel (backend/host/rms_norm.hpp) when `Space`
-/// is a host space and every operand has unit-stride rows; false otherwise. `r` empty: the plain
-/// norm of h.
+/// Runs the (residual-add) RMSNorm with a fast kernel when every operand has unit-stride rows:
+/// the host kernel (backend/host/rms_norm.hpp) on host spaces, the CUDA one
+/// (backend/cuda/rms_norm.hpp) on Kokkos::Cuda; false (nothing done) otherwise. `r` empty: the
+/// plain norm of h.
 template <class Space>
-bool rms_norm_host(const Space& space, const View2<const float, Space>& h,
+bool rms_norm_fast(const Space& space, const View2<const float, Space>& h,
                    const View2<float, Space>& r, const View1<const float, Space>& w,
                    const View2<float, Space>& out, int n_tokens, float eps, int mode) {
-  if constexpr (is_host_space_v<Space>) {
-    namespace hb = backend::host;
+  if constexpr (is_host_space_v<Space> || is_cuda_space_v<Space>) {
     const bool has_r = r.data() != nullptr;
     auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
     if (st(h, 1) != 1 || st(out, 1) != 1 || st(w, 0) != 1 || (has_r && st(r, 1) != 1))
       return false;
-    hb::RmsNormArgs a;
+    backend::RmsNormArgs a;
     a.h = h.data();
     a.r = has_r ? r.data() : nullptr;
     a.w = w.data();
@@ -45,15 +46,20 @@ bool rms_norm_host(const Space& space, const View2<const float, Space>& h,
     a.d = static_cast<int>(w.extent(0));
     a.eps = eps;
     a.mode = mode;
-    const std::int64_t nt = n_tokens;
-    Kokkos::parallel_for(has_r ? RODIMUS_KERNEL_LABEL("rodimus::add_rms_norm.host")
-                               : RODIMUS_KERNEL_LABEL("rodimus::rms_norm.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, (nt + kHostRmsRows - 1) / kHostRmsRows),
-                         [=](const std::int64_t blk) {
-                           hb::rms_norm_rows(a, blk * kHostRmsRows,
-                                             std::min(nt, (blk + 1) * kHostRmsRows));
-                         });
-    return true;
+    if constexpr (is_cuda_space_v<Space>) {
+      return backend::cuda::rms_norm_rows(a, n_tokens, space.cuda_stream());
+    } else {
+      const std::int64_t nt = n_tokens;
+      Kokkos::parallel_for(
+          has_r ? RODIMUS_KERNEL_LABEL("rodimus::add_rms_norm.host")
+                : RODIMUS_KERNEL_LABEL("rodimus::rms_norm.host"),
+          Kokkos::RangePolicy<Space>(space, 0, (nt + kHostRmsRows - 1) / kHostRmsRows),
+          [=](const std::int64_t blk) {
+            backend::host::rms_norm_rows(a, blk * kHostRmsRows,
+                                         std::min(nt, (blk + 1) * kHostRmsRows));
+          });
+      return true;
+    }
   }
   return false;
 }
@@ -72,7 +78,7 @@ void rms_norm(const Space& space, const View2<const std::type_identity_t<Real>, 
   detail::check_extent_at_least(out, 0, n_tokens, "rms_norm: out");
   if (n_tokens <= 0) return;
   if constexpr (std::is_same_v<Real, float>)
-    if (detail::rms_norm_host(space, x, View2<float, Space>(), w, out, n_tokens, eps, 0)) return;
+    if (detail::rms_norm_fast(space, x, View2<float, Space>(), w, out, n_tokens, eps, 0)) return;
   detail::rms_norm_generic<Space, Real>(space, x, w, out, n_tokens, eps);
 }
 
@@ -93,7 +99,7 @@ void add_rms_norm(const Space& space, const View2<const std::type_identity_t<Rea
   detail::check_extent_at_least(out, 0, n_tokens, "add_rms_norm: out");
   if (n_tokens <= 0) return;
   if constexpr (std::is_same_v<Real, float>)
-    if (detail::rms_norm_host(space, h, r, w, out, n_tokens, eps, static_cast<int>(mode))) return;
+    if (detail::rms_norm_fast(space, h, r, w, out, n_tokens, eps, static_cast<int>(mode))) return;
   detail::add_rms_norm_generic<Space, Real>(space, h, r, w, out, n_tokens, eps,
                                             static_cast<int>(mode));
 }

@@ -61,21 +61,18 @@ bool rope_host(const Space& space, const View2<float, Space>& x, int heads, int 
 }
 }  // namespace detail
 
-template <class Real = float, class Space>
-void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x, int heads,
-          int head_dim, const View1<const std::type_identity_t<Real>, Space>& inv_freq,
-          int rotary_dim, const SeqBatch<Space>& batch) {
-  if (rotary_dim == 0 || batch.num_tokens == 0) return;
-  if (rotary_dim % 2 != 0 || rotary_dim > head_dim)
-    throw ArgumentError("rope: rotary_dim must be even and <= head_dim");
-  detail::check_extent(x, 1, std::int64_t(heads) * head_dim, "rope: x");
-  detail::check_extent_at_least(x, 0, batch.num_tokens, "rope: x");
-  const int half = rotary_dim / 2;
-  if constexpr (std::is_same_v<Real, float>)
-    if (detail::rope_host(space, x, heads, head_dim, inv_freq, half, batch)) return;
+namespace detail {
+/// The generic kernel: rotates the heads of x (heads_x of them) and of y (heads_y; none when
+/// heads_y is 0) in one launch, a work item per (token, head, rotated pair).
+template <class Real, class Space>
+void rope_generic(const Space& space, const View2<Real, Space>& x, int heads_x,
+                  const View2<Real, Space>& y, int heads_y, int head_dim,
+                  const View1<const Real, Space>& inv_freq, int half,
+                  const SeqBatch<Space>& batch) {
   const auto offsets = batch.offsets;
   const auto pos0 = batch.pos0;
   const auto token_seq = batch.token_seq;
+  const int heads = heads_x + heads_y;
   Kokkos::parallel_for(
       RODIMUS_KERNEL_LABEL("rodimus::rope"),
       detail::range_policy(space, 0, std::int64_t(batch.num_tokens) * heads * half),
@@ -83,18 +80,64 @@ void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x,
         const auto th_i = detail::split_index(idx, half);
         const int th = th_i.row, i = th_i.col;
         const auto t_h = detail::split_index(th, heads);
-        const int t = t_h.row, h = t_h.col;
+        const int t = t_h.row, hh = t_h.col;
+        const auto& v = hh < heads_x ? x : y;
+        const int h = hh < heads_x ? hh : hh - heads_x;
         const int s = token_seq(t);
         const Real pos = static_cast<Real>(pos0(s) + (t - offsets(s)));
         const Real ang = pos * inv_freq(i);
         const Real c = detail::kmath::cos(ang);
         const Real sn = detail::kmath::sin(ang);
         const int base = h * head_dim;
-        const Real x1 = x(t, base + i);
-        const Real x2 = x(t, base + i + half);
-        x(t, base + i) = x1 * c - x2 * sn;
-        x(t, base + i + half) = x2 * c + x1 * sn;
+        const Real x1 = v(t, base + i);
+        const Real x2 = v(t, base + i + half);
+        v(t, base + i) = x1 * c - x2 * sn;
+        v(t, base + i + half) = x2 * c + x1 * sn;
       });
+}
+
+/// The checks of rope and rope_qk; returns rotary_dim / 2.
+template <class View>
+int rope_checked(const View& x, int heads, int head_dim, int rotary_dim, int num_tokens,
+                 const char* what) {
+  if (rotary_dim % 2 != 0 || rotary_dim > head_dim)
+    throw ArgumentError("rope: rotary_dim must be even and <= head_dim");
+  detail::check_extent(x, 1, std::int64_t(heads) * head_dim, what);
+  detail::check_extent_at_least(x, 0, num_tokens, what);
+  return rotary_dim / 2;
+}
+}  // namespace detail
+
+template <class Real = float, class Space>
+void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x, int heads,
+          int head_dim, const View1<const std::type_identity_t<Real>, Space>& inv_freq,
+          int rotary_dim, const SeqBatch<Space>& batch) {
+  if (rotary_dim == 0 || batch.num_tokens == 0) return;
+  const int half = detail::rope_checked(x, heads, head_dim, rotary_dim, batch.num_tokens, "rope: x");
+  if constexpr (std::is_same_v<Real, float>)
+    if (detail::rope_host(space, x, heads, head_dim, inv_freq, half, batch)) return;
+  detail::rope_generic<Real>(space, x, heads, View2<Real, Space>(), 0, head_dim, inv_freq, half,
+                             batch);
+}
+
+/// rope of the queries q (heads_q heads) and the keys k (heads_k heads) of one attention layer,
+/// same positions: one launch on GPUs (two kernels of the host backends).
+// q: [>=N, heads_q * hd], k: [>=N, heads_k * hd], inv_freq: [rd / 2]
+template <class Real = float, class Space>
+void rope_qk(const Space& space, const View2<std::type_identity_t<Real>, Space>& q, int heads_q,
+             const View2<std::type_identity_t<Real>, Space>& k, int heads_k, int head_dim,
+             const View1<const std::type_identity_t<Real>, Space>& inv_freq, int rotary_dim,
+             const SeqBatch<Space>& batch) {
+  if (rotary_dim == 0 || batch.num_tokens == 0) return;
+  const int half =
+      detail::rope_checked(q, heads_q, head_dim, rotary_dim, batch.num_tokens, "rope_qk: q");
+  detail::rope_checked(k, heads_k, head_dim, rotary_dim, batch.num_tokens, "rope_qk: k");
+  if constexpr (is_host_space_v<Space>) {  // the host kernels, one call per tensor
+    rope<Real>(space, q, heads_q, head_dim, inv_freq, rotary_dim, batch);
+    rope<Real>(space, k, heads_k, head_dim, inv_freq, rotary_dim, batch);
+    return;
+  }
+  detail::rope_generic<Real>(space, q, heads_q, k, heads_k, head_dim, inv_freq, half, batch);
 }
 
 }  // namespace rodimus

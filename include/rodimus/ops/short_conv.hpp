@@ -86,6 +86,11 @@ void short_conv(const Space& space, const View2<const std::type_identity_t<Real>
   bool done = false;
   if constexpr (std::is_same_v<Real, float>)
     done = detail::short_conv_host(space, x, w, b, View3<float, Space>(state), batch, xs);
+  if (!done && update_state && k > 1 && batch.max_len == 1 &&
+      batch.num_tokens == batch.num_seqs) {  // a decode step: conv and state shift in one kernel
+    detail::short_conv_step_generic<Space, Real>(space, x, w, b, state, batch, xs);
+    return;
+  }
   if (!done) detail::short_conv_kernel<Space, Real>(space, x, w, b, state, batch, xs);
   if (update_state && k > 1)
     detail::short_conv_update_state_generic<Space, Real>(space, x, state, batch);

@@ -117,6 +117,40 @@ void short_conv_kernel(const Space& space, const View2<const std::type_identity_
   short_conv_generic<Space, Real>(space, x, w, b, state, batch, xs);
 }
 
+/// A decode step (every sequence of the batch one token long) in one kernel: the conv output
+/// and the state shift of each (sequence, channel) by one work item, which alone reads and
+/// writes that channel's state, so no second launch is needed for the update.
+// x: [N, E], w: [E, K], b: [E], state: [S, K-1, E] (oldest first), xs: [N, E]
+template <class Space, class Real = float>
+void short_conv_step_generic(const Space& space,
+                             const View2<const std::type_identity_t<Real>, Space>& x,
+                             const View2<const std::type_identity_t<Real>, Space>& w,
+                             const View1<const std::type_identity_t<Real>, Space>& b,
+                             const View3<std::type_identity_t<Real>, Space>& state,
+                             const SeqBatch<Space>& batch,
+                             const View2<std::type_identity_t<Real>, Space>& xs) {
+  const int e_dim = static_cast<int>(w.extent(0));
+  const int km1 = static_cast<int>(w.extent(1)) - 1;
+  const auto offsets = batch.offsets;
+  const auto slot = batch.slot;
+  parallel_rows_cols(
+      RODIMUS_KERNEL_LABEL("rodimus::short_conv_step"), space, batch.num_seqs, e_dim,
+      KOKKOS_LAMBDA(const int s, const int c) {
+        const int t = offsets(s), sl = slot(s);
+        const Real v = x(t, c);
+        Real acc = b(c);
+        Real prev = km1 > 0 ? state(sl, 0, c) : Real(0);
+        for (int j = 0; j < km1; ++j) {
+          const Real next = j + 1 < km1 ? state(sl, j + 1, c) : v;
+          acc += w(c, j) * prev;
+          state(sl, j, c) = next;  // shifted by one: the oldest input drops out
+          prev = next;
+        }
+        acc += w(c, km1) * v;
+        xs(t, c) = silu(acc);
+      });
+}
+
 /// Shifts the last K-1 conv inputs of each sequence into its state slot.
 template <class Space, class Real = float>
 void short_conv_update_state_generic(const Space& space,
