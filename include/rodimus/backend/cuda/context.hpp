@@ -103,6 +103,19 @@ struct CudaContext {
   }
   int sms = 0;
 
+  /// True when the current device launches kernels early on request (programmatic dependent
+  /// launch, compute capability 9.0 and later; asked once): see dependent_launch.cuh.
+  bool dependent_launch() {
+    if (cc_major == 0) {
+      int dev = 0;
+      check_cuda_call(cudaGetDevice(&dev), "cudaGetDevice");
+      check_cuda_call(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, dev),
+                      "cudaDeviceGetAttribute");
+    }
+    return cc_major >= 9;
+  }
+  int cc_major = 0;
+
   /// At least `n` bytes of device memory for `slot` (contents not kept when it grows).
   void* scratch(ScratchSlot slot, std::size_t n) {
     if (n > bytes[slot]) {

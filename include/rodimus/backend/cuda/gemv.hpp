@@ -32,6 +32,8 @@
 #if RODIMUS_CUDA_KERNELS
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+
+#include "rodimus/backend/cuda/dependent_launch.cuh"
 #endif
 
 namespace rodimus::backend::cuda {
@@ -101,8 +103,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   const W* __restrict__ w = p.w;
   const int groups = in / 8;  // 8 weights per 16-byte load
   float acc[RB][N] = {};
-  for (int g = warp * 32 + lane; g < groups; g += S * kGemvSlice) {
-    uint4 raw[S][RB];
+  uint4 raw[S][RB];
+  auto load = [&](int g) {
 #pragma unroll
     for (int s = 0; s < S; ++s)
 #pragma unroll
@@ -111,10 +113,19 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
                         ? __ldg(reinterpret_cast<const uint4*>(w + std::int64_t(row0 + r) * in) +
                                 g + s * kGemvSlice)
                         : make_uint4(0, 0, 0, 0);
+  };
+  int g = warp * 32 + lane;
+  // the first slices' weights are in flight before the wait for the kernel that writes x (a
+  // dependent launch, dependent_launch.cuh), so they overlap its tail and this launch
+  load(g);
+  grid_dependency_wait();
+  while (g < groups) {
 #pragma unroll
     for (int s = 0; s < S; ++s)
       if (g + s * kGemvSlice < groups)
         gemv_accumulate<W, N, RB>(raw[s], x, ldx, g + s * kGemvSlice, acc);
+    g += S * kGemvSlice;
+    if (g < groups) load(g);
   }
   __shared__ float part[kGemvWarps][RB * N];
 #pragma unroll
@@ -143,8 +154,8 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
   for (int j = 0; j < launch.count; ++j)
     launch.block_end[j] = blocks += (launch.p[j].out + RB - 1) / RB;
   if (blocks == 0) return;  // no output rows (an empty grid is a launch error)
-  gemv_kernel<W, N, RB, S><<<blocks, 32 * kGemvWarps, 0, stream>>>(x, ldx, launch, in);
-  check_cuda_call(cudaGetLastError(), "gemv kernel");
+  launch_dependent(gemv_kernel<W, N, RB, S>, dim3(blocks), dim3(32 * kGemvWarps), 0, stream,
+                   "gemv kernel", x, ldx, launch, in);
 }
 
 // Rows per block and slices in flight: one or two tokens take up to 8 rows (the LM head: fewer,
