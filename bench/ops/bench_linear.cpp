@@ -138,6 +138,7 @@ void register_type() {
   add<W, 1>("attn_q:2048x2048", {2048}, 2048, false);
   add<W, 1>("ffn_down:2048x2736", {2048}, 2736, false);
   add<W, 1>("in_q:64x4096", {64}, 4096, false);
+  add<W, 1>("ch_up:4096x32", {4096}, 32, false);  // the channel gate's up-projection: short rows
   add<W, 1>("lm_head:126464x2048", {126464}, 2048, false);
   add<W, 2>("mixer_fc:2x4096x2048", {4096, 4096}, 2048, true);
   add<W, 4>("mixer_in:64,64,32,32x4096", {64, 64, 32, 32}, 4096, true);

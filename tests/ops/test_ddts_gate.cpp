@@ -95,6 +95,41 @@ TEST_CASE("channel_gate matches the fp64 reference", "[ops][ddts_gate][channel_g
   WARN("channel_gate max rel err " << worst);
 }
 
+TEST_CASE("channel_gate with bf16 weights keeps the pre-activation it gates",
+          "[ops][ddts_gate][channel_gate]") {
+  // On Kokkos::Cuda up to 8 tokens take the decode GEMV with the product as its epilogue; z_e
+  // must still hold z_r W2^T + b2 (what the backward reads), and u its gate.
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  for (auto [n_tok, e, r] : std::vector<std::tuple<int, int, int>>{
+           {1, 64, 32}, {3, 200, 16}, {8, 96, 8}, {9, 40, 32}, {rng.integer(1, 12), 72, 24}}) {
+    INFO("N=" << n_tok << " E=" << e << " R=" << r);
+    const auto x = rng.vec(std::size_t(n_tok) * e, -2, 2);
+    const auto w1 = rng.vec(std::size_t(r) * e);
+    const auto w2 = rng.vec(std::size_t(e) * r);
+    const auto b2 = rng.vec(e);
+    const auto ref = reference::channel_gate(x, test::dequantised<bf16>(w1),
+                                             test::dequantised<bf16>(w2), b2, n_tok, e, r);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      ChannelGateWeights<bf16, Space> cw;
+      cw.down.w = test::upload2<bf16, Space>(w1, r, e);
+      cw.up.w = test::upload2<bf16, Space>(w2, e, r);
+      cw.up.b = test::upload1<Space>(b2);
+      auto dx = test::upload2<float, Space>(x, n_tok, e);
+      auto zr = test::upload2<float, Space>({}, n_tok, r);
+      auto ze = test::upload2<float, Space>({}, n_tok, e, 5.0);
+      auto u = test::upload2<float, Space>({}, n_tok, e);
+      channel_gate(Space{}, View2<const float, Space>(dx), cw, zr, ze, u, n_tok);
+      // bf16 weights with split activations on the GPU: a few times 1e-6 (test_linear)
+      CHECK(test::rel_err(test::download2(u), ref) <= 3e-5);
+      auto ze2 = test::upload2<float, Space>({}, n_tok, e, 6.0);
+      linear(Space{}, View2<const float, Space>(zr), cw.up, ze2, n_tok);
+      CHECK(test::download2(ze) == test::download2(ze2));
+    });
+  }
+}
+
 TEST_CASE("ddts_gate and channel_gate reject wrong extents", "[ops][ddts_gate][errors]") {
   test::for_each_space([&]<class Space>() {
     INFO("backend " << Space::name());

@@ -86,7 +86,12 @@ TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops]
                                {2, 4096, 601},
                                {1, 2048, 2048},
                                {4, 1000, 1299},
-                               {1, 8200, 70}};
+                               {1, 8200, 70},
+                               // short rows (in <= 256): a few threads per row, 1..32 of them
+                               {1, 32, 300},
+                               {4, 8, 70},
+                               {7, 200, 50},
+                               {2, 48, 513}};
   for (int i = 0; i < 3; ++i)
     shapes.push_back({rng.integer(1, 40), rng.integer(1, 300), rng.integer(1, 150)});
   double worst_f32 = 0, worst_bf16 = 0, worst_f16 = 0;

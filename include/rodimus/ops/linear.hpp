@@ -138,6 +138,39 @@ bool cuda_linear([[maybe_unused]] const Space& space,
   return false;
 }
 
+/// y = x W^T + b and gated = sigmoid(y) * gate in one CUDA decode-GEMV launch (the channel
+/// gate's up-projection with its product as the epilogue). False, having done nothing, off
+/// Kokkos::Cuda, for strided operands, or where the GEMV does not take the shapes (more than
+/// kGemvMaxTokens tokens: cuBLAS, then the separate product).
+template <class Space, StorageType W>
+bool cuda_linear_gated([[maybe_unused]] const Space& space,
+                       [[maybe_unused]] const View2<const float, Space>& x,
+                       [[maybe_unused]] const LinearWeights<W, Space>& lw,
+                       [[maybe_unused]] const View2<float, Space>& y,
+                       [[maybe_unused]] const View2<const float, Space>& gate,
+                       [[maybe_unused]] const View2<float, Space>& gated,
+                       [[maybe_unused]] int n_tokens) {
+  if constexpr (is_cuda_space_v<Space>) {
+    namespace bc = backend::cuda;
+    const int in = lw.in_features();
+    const auto ldx = static_cast<std::int64_t>(x.stride(0));
+    if (!cuda_dense(x, lw, y) || gate.stride(1) != 1 || gated.stride(1) != 1 ||
+        !bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, lw.w.data()))
+      return false;
+    bc::Projection<W> p{lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
+                        static_cast<std::int64_t>(y.stride(0)), lw.out_features()};
+    p.gate = gate.data();
+    p.gated = gated.data();
+    p.ldgate = static_cast<std::int64_t>(gate.stride(0));
+    p.ldgated = static_cast<std::int64_t>(gated.stride(0));
+    Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
+    bc::gemv<W>(x.data(), ldx, &p, 1, n_tokens, in, space.cuda_stream());
+    Kokkos::Profiling::popRegion();
+    return true;
+  }
+  return false;
+}
+
 /// The fp32-activation linear: host GEMV / BLAS, CUDA GEMV / cuBLAS, else the generic kernel.
 template <class Space, StorageType W>
 void linear_fp32(const Space& space, const View2<const float, Space>& x,

@@ -34,6 +34,7 @@
 #include <cuda_fp16.h>
 
 #include "rodimus/backend/cuda/dependent_launch.cuh"
+#include "rodimus/core/math.hpp"
 #endif
 
 namespace rodimus::backend::cuda {
@@ -90,6 +91,14 @@ __device__ inline void gemv_accumulate(const uint4 (&raw)[RB], const float* __re
   }
 }
 
+/// Stores y[n, row] = v + b[row], and the gated product when the projection has a gate.
+template <class W>
+__device__ inline void gemv_store(const Projection<W>& p, int n, int row, float v) {
+  v += p.b ? p.b[row] : 0.f;
+  p.y[n * p.ldy + row] = v;
+  if (p.gate) p.gated[n * p.ldgated + row] = rodimus::detail::sigmoid(v) * p.gate[n * p.ldgate + row];
+}
+
 // grid (total blocks of all projections), block 32 * kGemvWarps; S slices' loads in flight.
 template <class W, int N, int RB, int S>
 __global__ void __launch_bounds__(32 * kGemvWarps)
@@ -143,8 +152,50 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     float v = 0.f;
 #pragma unroll
     for (int k = 0; k < kGemvWarps; ++k) v += part[k][i];
-    p.y[n * p.ldy + row] = v + (p.b ? p.b[row] : 0.f);
+    gemv_store(p, n, row, v);
   }
+}
+
+// Short rows (in <= 256: at most 32 16-byte groups, the channel gate's [E, 32] up-projection):
+// TPR threads per row (the power of two covering its groups), one group each, reduced by
+// shuffles among those TPR lanes; 256 / TPR rows per block. The wide kernel would leave all but
+// `groups` of its 256 threads idle on such rows.
+template <class W, int N, int TPR>
+__global__ void __launch_bounds__(32 * kGemvWarps)
+    gemv_thin_kernel(const float* __restrict__ x, std::int64_t ldx,
+                     const __grid_constant__ GemvLaunch<W> launch, int in) {
+  constexpr int kRows = 32 * kGemvWarps / TPR;
+  int j = 0;
+  while (j + 1 < launch.count && int(blockIdx.x) >= launch.block_end[j]) ++j;
+  const Projection<W>& p = launch.p[j];
+  const int row = (int(blockIdx.x) - (j ? launch.block_end[j - 1] : 0)) * kRows +
+                  int(threadIdx.x) / TPR;
+  const int g = int(threadIdx.x) % TPR;
+  const bool live = row < p.out && g < in / 8;
+  const uint4 raw[1] = {live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
+                             : make_uint4(0, 0, 0, 0)};
+  grid_dependency_wait();  // x is written by the kernel before (a dependent launch)
+  float acc[1][N] = {};
+  if (live) gemv_accumulate<W, N, 1>(raw, x, ldx, g, acc);
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    float v = acc[0][n];
+#pragma unroll
+    for (int o = TPR / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (g == 0 && row < p.out) gemv_store(p, n, row, v);
+  }
+}
+
+template <class W, int N, int TPR>
+void launch_gemv_thin(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
+                      cudaStream_t stream) {
+  constexpr int kRows = 32 * kGemvWarps / TPR;
+  int blocks = 0;
+  for (int j = 0; j < launch.count; ++j)
+    launch.block_end[j] = blocks += (launch.p[j].out + kRows - 1) / kRows;
+  if (blocks == 0) return;
+  launch_dependent(gemv_thin_kernel<W, N, TPR>, dim3(blocks), dim3(32 * kGemvWarps), 0, stream,
+                   "gemv kernel (short rows)", x, ldx, launch, in);
 }
 
 template <class W, int N, int RB, int S>
@@ -165,6 +216,15 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
 template <class W, int N>
 void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, int in,
                  cudaStream_t stream) {
+  const int groups = in / 8;
+  if (groups <= 32) {  // short rows: a few threads per row
+    if (groups <= 1) return launch_gemv_thin<W, N, 1>(x, ldx, launch, in, stream);
+    if (groups <= 2) return launch_gemv_thin<W, N, 2>(x, ldx, launch, in, stream);
+    if (groups <= 4) return launch_gemv_thin<W, N, 4>(x, ldx, launch, in, stream);
+    if (groups <= 8) return launch_gemv_thin<W, N, 8>(x, ldx, launch, in, stream);
+    if (groups <= 16) return launch_gemv_thin<W, N, 16>(x, ldx, launch, in, stream);
+    return launch_gemv_thin<W, N, 32>(x, ldx, launch, in, stream);
+  }
   long rows = 0;
   for (int j = 0; j < launch.count; ++j) rows += launch.p[j].out;
   const long sms = CudaContext::get().sm_count();

@@ -10,6 +10,8 @@
 namespace rodimus::backend::cuda {
 
 /// w: [out, in] dense, b: [out] or null, y: [N, out] with leading dimension ldy.
+/// gate (the decode GEMV only; null elsewhere): gated[n, j] = sigmoid(y[n, j]) * gate[n, j]
+/// as well, the channel gate of SPEC 2 step 4 in the projection's epilogue.
 template <StorageType W>
 struct Projection {
   const W* w = nullptr;
@@ -17,6 +19,9 @@ struct Projection {
   float* y = nullptr;
   std::int64_t ldy = 0;
   int out = 0;
+  const float* gate = nullptr;
+  float* gated = nullptr;
+  std::int64_t ldgate = 0, ldgated = 0;
 };
 
 }  // namespace rodimus::backend::cuda
