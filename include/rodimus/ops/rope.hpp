@@ -25,11 +25,6 @@ View1<float, Space> rope_inv_freq(int rotary_dim, double base) {
   return inv;
 }
 
-/// Rotates the first `rd` dims of every head of x in place, at absolute position
-/// pos = pos0[seq] + index in call: (x_i, x_{i+rd/2}) -> (x_i cos - x_{i+rd/2} sin,
-/// x_{i+rd/2} cos + x_i sin), angle = pos * inv_freq_i (fp32).
-/// Real: float, or double (`rope<double>` with grad::rope_inv_freq<double>: angles in fp64).
-// x: [>=N, heads * hd], inv_freq: [rd / 2]
 namespace detail {
 /// Runs the rotary embedding with the host kernel (backend/host/rope.hpp) when `Space` is a host
 /// space, x has unit-stride rows and rotary_dim / 2 fits its table; false otherwise.
@@ -108,6 +103,11 @@ int rope_checked(const View& x, int heads, int head_dim, int rotary_dim, int num
 }
 }  // namespace detail
 
+/// Rotates the first `rd` dims of every head of x in place, at absolute position
+/// pos = pos0[seq] + index in call: (x_i, x_{i+rd/2}) -> (x_i cos - x_{i+rd/2} sin,
+/// x_{i+rd/2} cos + x_i sin), angle = pos * inv_freq_i (fp32).
+/// Real: float, or double (`rope<double>` with grad::rope_inv_freq<double>: angles in fp64).
+// x: [>=N, heads * hd], inv_freq: [rd / 2]
 template <class Real = float, class Space>
 void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x, int heads,
           int head_dim, const View1<const std::type_identity_t<Real>, Space>& inv_freq,
