@@ -26,30 +26,43 @@ View1<float, Space> rope_inv_freq(int rotary_dim, double base) {
 }
 
 namespace detail {
-/// Runs the rotary embedding with the host kernel (backend/host/rope.hpp) when `Space` is a host
-/// space, x has unit-stride rows and rotary_dim / 2 fits its table; false otherwise.
+/// Runs the rotary embedding of x (heads_x heads) and, when heads_y > 0, of y (heads_y heads)
+/// with the host kernel (backend/host/rope.hpp), both in one parallel loop, when `Space` is a
+/// host space, the tensors have unit-stride rows and rotary_dim / 2 fits its table; false
+/// (nothing done) otherwise.
 template <class Space>
-bool rope_host(const Space& space, const View2<float, Space>& x, int heads, int head_dim,
+bool rope_host(const Space& space, const View2<float, Space>& x, int heads_x,
+               const View2<float, Space>& y, int heads_y, int head_dim,
                const View1<const float, Space>& inv_freq, int half, const SeqBatch<Space>& batch) {
   if constexpr (is_host_space_v<Space>) {
     namespace hb = backend::host;
-    if (half > hb::kRopeMaxHalf || x.stride(1) != 1 || inv_freq.stride(0) != 1) return false;
-    hb::RopeArgs a;
-    a.x = x.data();
-    a.ldx = static_cast<std::int64_t>(x.stride(0));
-    a.inv_freq = inv_freq.data();
-    a.offsets = batch.offsets.data();
-    a.pos0 = batch.pos0.data();
-    a.token_seq = batch.token_seq.data();
-    a.heads = heads;
-    a.head_dim = head_dim;
-    a.half = half;
+    if (half > hb::kRopeMaxHalf || x.stride(1) != 1 || inv_freq.stride(0) != 1 ||
+        (heads_y > 0 && y.stride(1) != 1))
+      return false;
+    auto args = [&](const View2<float, Space>& v, int heads) {
+      hb::RopeArgs a;
+      a.x = v.data();
+      a.ldx = static_cast<std::int64_t>(v.stride(0));
+      a.inv_freq = inv_freq.data();
+      a.offsets = batch.offsets.data();
+      a.pos0 = batch.pos0.data();
+      a.token_seq = batch.token_seq.data();
+      a.heads = heads;
+      a.head_dim = head_dim;
+      a.half = half;
+      return a;
+    };
+    const hb::RopeArgs ax = args(x, heads_x);
+    const hb::RopeArgs ay = heads_y > 0 ? args(y, heads_y) : hb::RopeArgs{};
     const std::int64_t nt = batch.num_tokens;
     constexpr std::int64_t kb = hb::kRopeTokenBlock;
-    Kokkos::parallel_for(
-        RODIMUS_KERNEL_LABEL("rodimus::rope.host"),
-        Kokkos::RangePolicy<Space>(space, 0, (nt + kb - 1) / kb),
-        [=](const std::int64_t blk) { hb::rope_rows(a, blk * kb, std::min(nt, (blk + 1) * kb)); });
+    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::rope.host"),
+                         Kokkos::RangePolicy<Space>(space, 0, (nt + kb - 1) / kb),
+                         [=](const std::int64_t blk) {
+                           const std::int64_t t0 = blk * kb, t1 = std::min(nt, (blk + 1) * kb);
+                           hb::rope_rows(ax, t0, t1);
+                           if (ay.x) hb::rope_rows(ay, t0, t1);
+                         });
     return true;
   }
   return false;
@@ -115,13 +128,15 @@ void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x,
   if (rotary_dim == 0 || batch.num_tokens == 0) return;
   const int half = detail::rope_checked(x, heads, head_dim, rotary_dim, batch.num_tokens, "rope: x");
   if constexpr (std::is_same_v<Real, float>)
-    if (detail::rope_host(space, x, heads, head_dim, inv_freq, half, batch)) return;
+    if (detail::rope_host(space, x, heads, View2<float, Space>(), 0, head_dim, inv_freq, half,
+                          batch))
+      return;
   detail::rope_generic<Real>(space, x, heads, View2<Real, Space>(), 0, head_dim, inv_freq, half,
                              batch);
 }
 
 /// rope of the queries q (heads_q heads) and the keys k (heads_k heads) of one attention layer,
-/// same positions: one launch on GPUs (two kernels of the host backends).
+/// same positions, in one launch (one parallel loop on the host).
 // q: [>=N, heads_q * hd], k: [>=N, heads_k * hd], inv_freq: [rd / 2]
 template <class Real = float, class Space>
 void rope_qk(const Space& space, const View2<std::type_identity_t<Real>, Space>& q, int heads_q,
@@ -132,11 +147,8 @@ void rope_qk(const Space& space, const View2<std::type_identity_t<Real>, Space>&
   const int half =
       detail::rope_checked(q, heads_q, head_dim, rotary_dim, batch.num_tokens, "rope_qk: q");
   detail::rope_checked(k, heads_k, head_dim, rotary_dim, batch.num_tokens, "rope_qk: k");
-  if constexpr (is_host_space_v<Space>) {  // the host kernels, one call per tensor
-    rope<Real>(space, q, heads_q, head_dim, inv_freq, rotary_dim, batch);
-    rope<Real>(space, k, heads_k, head_dim, inv_freq, rotary_dim, batch);
-    return;
-  }
+  if constexpr (std::is_same_v<Real, float>)
+    if (detail::rope_host(space, q, heads_q, k, heads_k, head_dim, inv_freq, half, batch)) return;
   detail::rope_generic<Real>(space, q, heads_q, k, heads_k, head_dim, inv_freq, half, batch);
 }
 

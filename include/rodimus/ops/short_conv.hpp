@@ -18,7 +18,7 @@ template <class Space>
 bool short_conv_host(const Space& space, const View2<const float, Space>& x,
                      const View2<const float, Space>& w, const View1<const float, Space>& b,
                      const View3<float, Space>& state, const SeqBatch<Space>& batch,
-                     const View2<float, Space>& xs) {
+                     const View2<float, Space>& xs, bool shift_state) {
   if constexpr (is_host_space_v<Space>) {
     namespace hb = backend::host;
     const auto e = static_cast<std::int64_t>(w.extent(0));
@@ -39,6 +39,7 @@ bool short_conv_host(const Space& space, const View2<const float, Space>& x,
     a.wt = wt.data();
     a.b = b.data();
     a.state = state.data();
+    a.shift_state = shift_state;
     a.xs = xs.data();
     a.offsets = batch.offsets.data();
     a.slot = batch.slot.data();
@@ -83,15 +84,20 @@ void short_conv(const Space& space, const View2<const std::type_identity_t<Real>
   detail::check_extent_at_least(x, 0, batch.num_tokens, "short_conv: x");
   detail::check_extent_at_least(xs, 0, batch.num_tokens, "short_conv: xs");
   if (batch.num_tokens == 0) return;
-  bool done = false;
+  // a decode step (one token per sequence): the conv and the state shift in one kernel
+  const bool step = update_state && k > 1 && batch.max_len == 1 &&
+                    batch.num_tokens == batch.num_seqs;
   if constexpr (std::is_same_v<Real, float>)
-    done = detail::short_conv_host(space, x, w, b, View3<float, Space>(state), batch, xs);
-  if (!done && update_state && k > 1 && batch.max_len == 1 &&
-      batch.num_tokens == batch.num_seqs) {  // a decode step: conv and state shift in one kernel
+    if (detail::short_conv_host(space, x, w, b, View3<float, Space>(state), batch, xs, step)) {
+      if (update_state && k > 1 && !step)
+        detail::short_conv_update_state_generic<Space, Real>(space, x, state, batch);
+      return;
+    }
+  if (step) {
     detail::short_conv_step_generic<Space, Real>(space, x, w, b, state, batch, xs);
     return;
   }
-  if (!done) detail::short_conv_kernel<Space, Real>(space, x, w, b, state, batch, xs);
+  detail::short_conv_kernel<Space, Real>(space, x, w, b, state, batch, xs);
   if (update_state && k > 1)
     detail::short_conv_update_state_generic<Space, Real>(space, x, state, batch);
 }

@@ -19,11 +19,15 @@ inline constexpr int kShortConvTokenBlock = 32;
 
 /// Operands of short_conv_rows: x, xs [N, E] rows of stride ldx / ldxs (xs must not overlap x);
 /// wt [K, E] (the conv weights transposed) and b [E] contiguous; state [S, K-1, E] contiguous; the packed batch's offsets / slot / token_seq.
+/// shift_state (decode steps only: every sequence of the batch one token long): each token's
+/// sequence state is shifted by one input after its conv (the oldest row drops out, the token's
+/// input becomes the newest), by the work item that computed it.
 struct ShortConvArgs {
   const float* x = nullptr;
   const float* wt = nullptr;  ///< the weights transposed: [K, E]
   const float* b = nullptr;
-  const float* state = nullptr;
+  float* state = nullptr;
+  bool shift_state = false;
   float* xs = nullptr;
   const int* offsets = nullptr;
   const int* slot = nullptr;
@@ -56,6 +60,13 @@ template <bool Fma>
       for (int c = 0; c < e; ++c) y[c] = madd<Fma>(wj[c], v[c], y[c]);
     }
     for (int c = 0; c < e; ++c) y[c] = y[c] * (1.f / (1.f + exp_clamped(-y[c])));
+    if (a.shift_state && k > 1) {  // this token was its sequence's only one: it alone reads it
+      float* st = a.state + std::int64_t(a.slot[s]) * (k - 1) * e;
+      for (int j = 0; j + 1 < k - 1; ++j)
+        for (int c = 0; c < e; ++c) st[std::int64_t(j) * e + c] = st[std::int64_t(j + 1) * e + c];
+      const float* xt = a.x + t * a.ldx;
+      for (int c = 0; c < e; ++c) st[std::int64_t(k - 2) * e + c] = xt[c];
+    }
   }
 }
 
@@ -77,7 +88,7 @@ RODIMUS_TARGET_AVX512 inline void short_conv_rows_avx512(const ShortConvArgs& a,
 }  // namespace detail
 
 /// xs for tokens [t0, t1) (any tokens of the batch, in any order of calls), with the widest
-/// kernel host_isa() allows. The state is only read.
+/// kernel host_isa() allows. The state is only read, unless shift_state.
 inline void short_conv_rows(const ShortConvArgs& a, std::int64_t t0, std::int64_t t1) {
 #if RODIMUS_HAVE_X86_DISPATCH
   switch (host_isa()) {
