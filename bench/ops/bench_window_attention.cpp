@@ -1,13 +1,19 @@
 // Sliding-window shared-key attention alone (SW-SKA, SPEC 3) at the Rodimus+-1.6B attention
-// shape: 16 query heads of 128, one shared key head, 16 value heads, window 2048 back; one
-// sequence of T tokens from an empty cache (prefill). Issue 5's peer is PyTorch's
-// scaled_dot_product_attention at the same shape (scripts/device_attn_peer.py).
+// shape: 16 query heads of 128, one shared key head, 16 value heads, window 2048 back.
 //
+// window_attention/...: one sequence of T tokens from an empty cache (prefill). Issue 5's peer
+// is PyTorch's scaled_dot_product_attention at the same shape (scripts/device_attn_peer.py).
 // Work: each query sees min(p + 1, 2049) keys; scores and values cost 2 x 2 x hd FLOPs per
 // (query, key, head) pair. `tflops` reports that useful work over the measured time.
+//
+// window_attention_decode/.../ctx:C/B:b: one decode step of b sequences, each at position C
+// with C keys in its cache slot (fp32): bandwidth work, every key and value row of the window
+// read once per token ((C + 1) x (1 + 16) x 128 floats). `roofline_fraction` is those bytes
+// per second over the triad bandwidth measured in this binary.
 #include <random>
 
 #include "bench_main.hpp"
+#include "roofline.hpp"
 #include "synthetic_state.hpp"
 #include "rodimus/ops/sliding_window_attention.hpp"
 
@@ -58,6 +64,51 @@ BENCHMARK(BM_window_attention)
     ->Arg(4096)
     ->Arg(16384)
     ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_window_attention_decode(benchmark::State& st) {
+  const int ctx = static_cast<int>(st.range(0)), b = static_cast<int>(st.range(1));
+  std::mt19937 rng(7);
+  View2<float, Space> q("q", b, kHeads * kHeadDim), k("k", b, kHeadDim),
+      v("v", b, kHeads * kHeadDim), out("out", b, kHeads * kHeadDim);
+  View3<float, Space> kc("k_cache", b, kWindowBack, kHeadDim),
+      vc("v_cache", b, kWindowBack, kHeads * kHeadDim);
+  for (auto* x : {&q, &k, &v}) bench::fill_random(*x, rng);
+  bench::fill_random(kc, rng);
+  bench::fill_random(vc, rng);
+  detail::SeqBatchBuffers<Space> buffers;
+  std::vector<int> len(b, 1), pos0(b, ctx), slot(b);
+  for (int i = 0; i < b; ++i) slot[i] = i;
+  const SeqBatch<Space> batch = buffers.build(len, pos0, slot);
+  AttentionShape shape;
+  shape.heads = kHeads;
+  shape.heads_k = 1;
+  shape.heads_v = kHeads;
+  shape.head_dim = kHeadDim;
+  shape.window_back = kWindowBack;
+  shape.scale = 1.f / std::sqrt(float(kHeadDim));
+  using CV = View2<const float, Space>;
+  for (auto _ : st) {  // the same step again: the cache row it writes is the same each time
+    sliding_window_attention(Space(), CV(q), CV(k), CV(v), kc, vc, batch, out, shape);
+    Space().fence();
+  }
+  const int keys = std::min(ctx + 1, kWindowBack + 1);
+  const double bytes = double(b) * keys * (1 + kHeads) * kHeadDim * sizeof(float);
+  const double bw = bench::triad_bandwidth();
+  st.counters["tokens_per_s"] =
+      benchmark::Counter(double(b) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["gbs"] =
+      benchmark::Counter(bytes * 1e-9 * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["roofline_fraction"] =
+      benchmark::Counter(bytes / bw * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["triad_gbs"] = bw * 1e-9;
+}
+
+BENCHMARK(BM_window_attention_decode)
+    ->Name("window_attention_decode/H:16/hd:128/window_back:2048")
+    ->ArgNames({"ctx", "B"})
+    ->ArgsProduct({{1024, 2047}, {1, 16}})
+    ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
 }  // namespace

@@ -204,6 +204,42 @@ TEST_CASE("sliding_window_attention matches the fp64 reference over a packed bat
   WARN("sliding_window_attention max rel err " << worst);
 }
 
+TEST_CASE("sliding_window_attention of a decode step matches the fp64 reference",
+          "[ops][sliding_window_attention]") {
+  // one token per sequence: the host's decode kernel (groups of up to 16 heads over chunks of
+  // 128 keys, one shared key head) and the GPU's split-key kernel; positions past the cache
+  // (its rows wrap), windows over several key chunks, more than 16 heads (two groups)
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  double worst = 0;
+  const std::vector<int> pos0 = {0, 1, 130, 300, rng.integer(2, 400), 17};
+  const std::vector<int> lengths(pos0.size(), 1);
+  int longest = 0;
+  for (int p : pos0) longest = std::max(longest, p + 1);
+  struct Geo {
+    int heads, hk, hv, hd, wb, wc;
+  };
+  const std::vector<Geo> geos = {
+      {4, 1, 4, 16, 5, 6},   {16, 1, 16, 128, 140, 141}, {20, 1, 20, 32, -1, longest},
+      {3, 1, 1, 80, 33, 40}, {5, 1, 5, 12, 200, 256},     {2, 2, 2, 20, 90, 90},  // Hk > 1
+  };
+  for (const auto& g : geos) {
+    const auto shape = make_shape(g.heads, g.hk, g.hv, g.hd, g.wb);
+    INFO(describe(shape, g.wc));
+    const auto c = make_case(rng, shape, g.wc, lengths, pos0);
+    const auto ref = reference_out(c);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      const auto r = run_attn<Space>(c);
+      const double e = test::rel_err(r.out, ref);
+      worst = std::max(worst, e);
+      CHECK(e <= attn_tol<Space>);
+      check_caches(c, r);
+    });
+  }
+  WARN("decode-step attention max rel err " << worst);
+}
+
 TEST_CASE("sliding_window_attention: long sequences across query blocks and key tiles",
           "[ops][sliding_window_attention]") {
   TestRng rng;

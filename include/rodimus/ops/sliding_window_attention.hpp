@@ -209,11 +209,22 @@ void sliding_window_attention(const Space& space,
       a.slot = batch.slot.data();
       a.num_seqs = batch.num_seqs;
       space.fence();
-      Kokkos::parallel_for(
-          RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention.host"),
-          Kokkos::RangePolicy<Space, Kokkos::Schedule<Kokkos::Dynamic>>(
-              space, 0, backend::host::attention_items(a)),
-          [=](const std::int64_t item) { backend::host::attention_item(a, item); });
+      if (backend::host::attention_decode_takes(a, batch.num_tokens, batch.max_len)) {
+        // decode: (sequence, group of heads) items, each key and value row read once per group
+        const int group =
+            backend::host::attention_decode_group(a.heads, a.num_seqs, space.concurrency());
+        Kokkos::parallel_for(
+            RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention.host_decode"),
+            Kokkos::RangePolicy<Space>(space, 0,
+                                       std::int64_t(a.num_seqs) * ((a.heads + group - 1) / group)),
+            [=](const std::int64_t item) { backend::host::attention_decode_item(a, group, item); });
+      } else {
+        Kokkos::parallel_for(
+            RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention.host"),
+            Kokkos::RangePolicy<Space, Kokkos::Schedule<Kokkos::Dynamic>>(
+                space, 0, backend::host::attention_items(a)),
+            [=](const std::int64_t item) { backend::host::attention_item(a, item); });
+      }
       done = true;
     }
   }

@@ -250,7 +250,158 @@ RODIMUS_TARGET_AVX512 inline void attention_block_avx512(const AttentionArgs& a,
 }
 #endif
 
+/// Keys per chunk of the decode kernel.
+inline constexpr int kAttnDecodeChunk = 128;
+
+// Scratch of one decode work item, on the stack (about 42 KiB at the largest head size).
+struct AttnDecodeScratch {
+  alignas(64) float qt[kAttnMaxHeadDim * kAttnLanes];   // scaled queries [hd][16 heads]
+  alignas(64) float p[kAttnDecodeChunk * kAttnLanes];   // scores, then weights: [key][16 heads]
+  alignas(64) float acc[kAttnLanes * kAttnMaxHeadDim];  // running outputs [head][hd]
+  const float* krow[kAttnDecodeChunk];                  // the shared key head's rows
+  const float* vrow[kAttnDecodeChunk];                  // value rows (all heads)
+};
+
+// One decode work item: heads [h0, h1) (at most 16) of sequence s, whose call has one token at
+// position pos0[s], with one shared key head. Per chunk of keys: the scores of all the group's
+// heads as one vector per key (each key row read once for the group: 8 keys x 16 heads of
+// accumulators), the online softmax across the heads as vectors, then P V with each value row
+// of the chunk read once, in order (the group's heads are adjacent in the row). The query-block
+// kernel would pad one query to 32 and read the keys once per head.
+[[gnu::always_inline]] inline void attention_decode_portable(const AttentionArgs& a, int s,
+                                                             int h0, int h1) {
+  constexpr int L = kAttnLanes, KC = kAttnDecodeChunk, KG = kAttnKeyGroup;
+  const int hd = a.hd, G = h1 - h0;
+  AttnDecodeScratch sc;
+  float* __restrict qt = sc.qt;
+  float* __restrict pb = sc.p;
+  float* __restrict acc = sc.acc;
+  const std::int64_t t = a.offsets[s];
+  const int pos = a.pos0[s], sl = a.slot[s], wb = a.window_back;
+  const int lo = (wb < 0 || pos - wb < 0) ? 0 : pos - wb;
+  for (int g = 0; g < L; ++g) {
+    const float* qr = a.q + t * a.ldq + std::int64_t(h0 + g) * hd;
+    for (int c = 0; c < hd; ++c) qt[std::size_t(c) * L + g] = g < G ? qr[c] * a.scale : 0.f;
+  }
+  float m[L], l[L], mx[L], corr[L], lsum[L];
+  for (int g = 0; g < L; ++g) m[g] = -3.0e38f, l[g] = 0.f;
+  std::fill(acc, acc + std::size_t(G) * hd, 0.f);
+  for (int j0 = lo; j0 <= pos; j0 += KC) {
+    const int nk = std::min(KC, pos + 1 - j0);
+    const int nkr = (nk + KG - 1) / KG * KG;
+    for (int j = 0; j < nk; ++j) {
+      const int kp = j0 + j;
+      if (kp == pos) {  // the call's own token
+        sc.krow[j] = a.k + t * a.ldk;
+        sc.vrow[j] = a.v + t * a.ldv;
+      } else {
+        const std::int64_t r = std::int64_t(sl) * a.wc + kp % a.wc;
+        sc.krow[j] = a.k_cache + r * a.ldkc;
+        sc.vrow[j] = a.v_cache + r * a.ldvc;
+      }
+    }
+    for (int j = nk; j < nkr; ++j) sc.krow[j] = sc.krow[nk - 1];  // never read past nk
+    for (int j = 0; j < nkr; j += KG) {
+      AttnVec sv[KG];
+      for (int i = 0; i < KG; ++i) sv[i] = AttnVec{};
+      for (int c = 0; c < hd; ++c) {
+        AttnVec qv;
+        std::memcpy(&qv, qt + std::size_t(c) * L, sizeof(AttnVec));
+        for (int i = 0; i < KG; ++i) sv[i] += sc.krow[j + i][c] * qv;
+      }
+      for (int i = 0; i < KG; ++i) std::memcpy(pb + std::size_t(j + i) * L, &sv[i], sizeof(AttnVec));
+    }
+    for (int g = 0; g < L; ++g) mx[g] = m[g], lsum[g] = 0.f;
+    for (int j = 0; j < nk; ++j)
+      for (int g = 0; g < L; ++g) mx[g] = pb[j * L + g] > mx[g] ? pb[j * L + g] : mx[g];
+    for (int j = 0; j < nk; ++j)
+      for (int g = 0; g < L; ++g) {
+        const float e = exp_clamped(pb[j * L + g] - mx[g]);  // <= 0 in, vectorises
+        pb[j * L + g] = e;
+        lsum[g] += e;
+      }
+    for (int g = 0; g < L; ++g) {
+      corr[g] = exp_nonpositive(m[g] - mx[g]);
+      l[g] = l[g] * corr[g] + lsum[g];
+      m[g] = mx[g];
+    }
+    for (int g = 0; g < G; ++g) {
+      float* __restrict ag = acc + std::size_t(g) * hd;
+      const float cg = corr[g];
+      for (int c = 0; c < hd; ++c) ag[c] *= cg;
+    }
+    for (int j = 0; j < nk; ++j) {
+      const float* vr = sc.vrow[j];
+      for (int g = 0; g < G; ++g) {
+        const float w = pb[j * L + g];
+        const float* __restrict vg = vr + std::int64_t((h0 + g) % a.heads_v) * hd;
+        float* __restrict ag = acc + std::size_t(g) * hd;
+        for (int c = 0; c < hd; ++c) ag[c] += w * vg[c];
+      }
+    }
+  }
+  for (int g = 0; g < G; ++g) {
+    const float inv = 1.f / l[g];
+    float* __restrict o = a.out + t * a.ldo + std::int64_t(h0 + g) * hd;
+    const float* __restrict ag = acc + std::size_t(g) * hd;
+    for (int c = 0; c < hd; ++c) o[c] = ag[c] * inv;
+  }
+}
+
+inline void attention_decode_generic(const AttentionArgs& a, int s, int h0, int h1) {
+  attention_decode_portable(a, s, h0, h1);
+}
+
+#if RODIMUS_HAVE_X86_DISPATCH
+RODIMUS_TARGET_AVX2 inline void attention_decode_avx2(const AttentionArgs& a, int s, int h0,
+                                                      int h1) {
+  attention_decode_portable(a, s, h0, h1);
+}
+RODIMUS_TARGET_AVX512 inline void attention_decode_avx512(const AttentionArgs& a, int s, int h0,
+                                                          int h1) {
+  attention_decode_portable(a, s, h0, h1);
+}
+#endif
+
 }  // namespace detail
+
+/// True when the decode kernel takes the call: one token per sequence (the batch's longest
+/// sequence one token, as many tokens as sequences), one shared key head.
+inline bool attention_decode_takes(const AttentionArgs& a, int num_tokens, int max_len) {
+  return a.heads_k == 1 && max_len == 1 && num_tokens == a.num_seqs && a.hd <= kAttnMaxHeadDim;
+}
+
+/// Heads per work item of the decode kernel: up to 16 (one vector of scores per key), fewer
+/// when the batch's sequences would leave some of `threads` idle (one token on two threads:
+/// two items of 8 heads, each streaming its half of every value row).
+inline int attention_decode_group(int heads, int num_seqs, int threads) {
+  int groups = (heads + detail::kAttnLanes - 1) / detail::kAttnLanes;
+  while (std::int64_t(num_seqs) * groups < threads && groups < heads) groups *= 2;
+  groups = std::min(groups, heads);
+  return (heads + groups - 1) / groups;
+}
+
+/// Runs decode work item `item` (< num_seqs x ceil(heads / group)) with the widest kernel
+/// host_isa() allows.
+inline void attention_decode_item(const AttentionArgs& a, int group, std::int64_t item) {
+  const int groups = (a.heads + group - 1) / group;
+  const int s = static_cast<int>(item / groups);
+  const int h0 = static_cast<int>(item % groups) * group;
+  const int h1 = std::min(a.heads, h0 + group);
+#if RODIMUS_HAVE_X86_DISPATCH
+  switch (host_isa()) {
+    case HostIsa::Avx512:
+      detail::attention_decode_avx512(a, s, h0, h1);
+      return;
+    case HostIsa::Avx2:
+      detail::attention_decode_avx2(a, s, h0, h1);
+      return;
+    default:
+      break;
+  }
+#endif
+  detail::attention_decode_generic(a, s, h0, h1);
+}
 
 /// Work items of a call: blocks of kAttnQueryBlock queries per sequence, times heads.
 inline std::int64_t attention_items(const AttentionArgs& a) {
