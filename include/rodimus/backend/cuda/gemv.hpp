@@ -70,6 +70,20 @@ struct GemvLaunch {
   Projection<W> p[kGemvMaxProjections];
   int block_end[kGemvMaxProjections];
   int count;
+
+  /// Lays the projections' blocks of `rows` rows end to end; returns the grid size.
+  int layout(int rows) {
+    int blocks = 0;
+    for (int j = 0; j < count; ++j) block_end[j] = blocks += (p[j].out + rows - 1) / rows;
+    return blocks;
+  }
+  /// The projection of block `b` and the block's index inside it.
+  __device__ int projection_of(int b, int& local) const {
+    int j = 0;
+    while (j + 1 < count && b >= block_end[j]) ++j;
+    local = b - (j ? block_end[j - 1] : 0);
+    return j;
+  }
 };
 
 // acc[r][n] += dot(8 weights of raw[r], the 8 activations of group g of token n)
@@ -104,10 +118,9 @@ template <class W, int N, int RB, int S>
 __global__ void __launch_bounds__(32 * kGemvWarps)
     gemv_kernel(const float* __restrict__ x, std::int64_t ldx,
                 const __grid_constant__ GemvLaunch<W> launch, int in) {
-  int j = 0;
-  while (j + 1 < launch.count && int(blockIdx.x) >= launch.block_end[j]) ++j;
-  const Projection<W>& p = launch.p[j];
-  const int row0 = (int(blockIdx.x) - (j ? launch.block_end[j - 1] : 0)) * RB;
+  int local = 0;
+  const Projection<W>& p = launch.p[launch.projection_of(int(blockIdx.x), local)];
+  const int row0 = local * RB;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const W* __restrict__ w = p.w;
   const int groups = in / 8;  // 8 weights per 16-byte load
@@ -165,11 +178,9 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     gemv_thin_kernel(const float* __restrict__ x, std::int64_t ldx,
                      const __grid_constant__ GemvLaunch<W> launch, int in) {
   constexpr int kRows = 32 * kGemvWarps / TPR;
-  int j = 0;
-  while (j + 1 < launch.count && int(blockIdx.x) >= launch.block_end[j]) ++j;
-  const Projection<W>& p = launch.p[j];
-  const int row = (int(blockIdx.x) - (j ? launch.block_end[j - 1] : 0)) * kRows +
-                  int(threadIdx.x) / TPR;
+  int local = 0;
+  const Projection<W>& p = launch.p[launch.projection_of(int(blockIdx.x), local)];
+  const int row = local * kRows + int(threadIdx.x) / TPR;
   const int g = int(threadIdx.x) % TPR;
   const bool live = row < p.out && g < in / 8;
   const uint4 raw[1] = {live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
@@ -189,11 +200,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 template <class W, int N, int TPR>
 void launch_gemv_thin(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
                       cudaStream_t stream) {
-  constexpr int kRows = 32 * kGemvWarps / TPR;
-  int blocks = 0;
-  for (int j = 0; j < launch.count; ++j)
-    launch.block_end[j] = blocks += (launch.p[j].out + kRows - 1) / kRows;
-  if (blocks == 0) return;
+  const int blocks = launch.layout(32 * kGemvWarps / TPR);
+  if (blocks == 0) return;  // no output rows (an empty grid is a launch error)
   launch_dependent(gemv_thin_kernel<W, N, TPR>, dim3(blocks), dim3(32 * kGemvWarps), 0, stream,
                    "gemv kernel (short rows)", x, ldx, launch, in);
 }
@@ -201,9 +209,7 @@ void launch_gemv_thin(const float* x, std::int64_t ldx, GemvLaunch<W> launch, in
 template <class W, int N, int RB, int S>
 void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
                  cudaStream_t stream) {
-  int blocks = 0;
-  for (int j = 0; j < launch.count; ++j)
-    launch.block_end[j] = blocks += (launch.p[j].out + RB - 1) / RB;
+  const int blocks = launch.layout(RB);
   if (blocks == 0) return;  // no output rows (an empty grid is a launch error)
   launch_dependent(gemv_kernel<W, N, RB, S>, dim3(blocks), dim3(32 * kGemvWarps), 0, stream,
                    "gemv kernel", x, ldx, launch, in);

@@ -152,38 +152,26 @@ __global__ void __launch_bounds__(kNormThreads) gated_rms_norm_kernel(GatedRmsNo
 
 inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
-/// Launches kernel<V, NV> for the smallest power-of-two NV covering a row of `d` floats, with
-/// float4 vectors when `vec4`; false (nothing launched) when the row is too long.
-template <template <int, int> class K, class Args>
-bool launch_norm(const Args& a, int d, bool vec4, int rows, cudaStream_t stream) {
+/// Calls launch.template operator()<V, NV>() for the smallest power-of-two NV covering a row of
+/// `d` floats, V = 4 (float4 vectors) when `vec4`, else 1; false (nothing launched) when the
+/// row is too long.
+template <class Launch>
+bool launch_norm(int d, bool vec4, const Launch& launch) {
   const int v = vec4 ? 4 : 1;
   const int need = (d / v + kNormThreads - 1) / kNormThreads;
   if (d <= 0 || need > kNormMaxVecs || (vec4 && d % 4 != 0)) return false;
-  auto go = [&]<int V, int NV>() {
-    K<V, NV>::launch(a, rows, stream);
-    return true;
-  };
   auto by_nv = [&]<int V>() {
-    if (need <= 1) return go.template operator()<V, 1>();
-    if (need <= 2) return go.template operator()<V, 2>();
-    if (need <= 4) return go.template operator()<V, 4>();
-    return go.template operator()<V, 8>();
+    if (need <= 1) return launch.template operator()<V, 1>();
+    if (need <= 2) return launch.template operator()<V, 2>();
+    if (need <= 4) return launch.template operator()<V, 4>();
+    return launch.template operator()<V, 8>();
   };
-  return vec4 ? by_nv.template operator()<4>() : by_nv.template operator()<1>();
+  if (vec4)
+    by_nv.template operator()<4>();
+  else
+    by_nv.template operator()<1>();
+  return true;
 }
-
-template <int V, int NV>
-struct RmsNormLaunch {
-  static void launch(const RmsNormArgs& a, int rows, cudaStream_t stream) {
-    rms_norm_kernel<V, NV><<<rows, kNormThreads, 0, stream>>>(a);
-  }
-};
-template <int V, int NV>
-struct GatedRmsNormLaunch {
-  static void launch(const GatedRmsNormArgs& a, int rows, cudaStream_t stream) {
-    gated_rms_norm_kernel<V, NV><<<rows, kNormThreads, 0, stream>>>(a);
-  }
-};
 
 }  // namespace detail
 #endif
@@ -198,8 +186,10 @@ inline bool rms_norm_rows([[maybe_unused]] const RmsNormArgs& a, [[maybe_unused]
   const bool vec4 = a.d % 4 == 0 && aligned16(a.h) && aligned16(a.w) && aligned16(a.out) &&
                     a.ldh % 4 == 0 && a.ldo % 4 == 0 &&
                     (!a.r || (aligned16(a.r) && a.ldr % 4 == 0));
-  if (!detail::launch_norm<detail::RmsNormLaunch>(a, a.d, vec4, rows,
-                                                  static_cast<cudaStream_t>(stream)))
+  const auto st = static_cast<cudaStream_t>(stream);
+  if (!detail::launch_norm(a.d, vec4, [&]<int V, int NV>() {
+        detail::rms_norm_kernel<V, NV><<<rows, detail::kNormThreads, 0, st>>>(a);
+      }))
     return false;
   detail::check_cuda_call(cudaGetLastError(), "rms_norm kernel");
   return true;
@@ -218,8 +208,10 @@ inline bool gated_rms_norm_rows([[maybe_unused]] const GatedRmsNormArgs& a,
   const bool vec4 = a.e % 4 == 0 && aligned16(a.o) && aligned16(a.g) && aligned16(a.w) &&
                     aligned16(a.y) && a.ldo % 4 == 0 && a.ldg % 4 == 0 && a.ldy % 4 == 0 &&
                     (!a.xs || (aligned16(a.xs) && aligned16(a.w_res) && a.ldxs % 4 == 0));
-  if (!detail::launch_norm<detail::GatedRmsNormLaunch>(a, a.e, vec4, rows,
-                                                       static_cast<cudaStream_t>(stream)))
+  const auto st = static_cast<cudaStream_t>(stream);
+  if (!detail::launch_norm(a.e, vec4, [&]<int V, int NV>() {
+        detail::gated_rms_norm_kernel<V, NV><<<rows, detail::kNormThreads, 0, st>>>(a);
+      }))
     return false;
   detail::check_cuda_call(cudaGetLastError(), "gated_rms_norm kernel");
   return true;

@@ -129,6 +129,26 @@ template <int G>
     }
 }
 
+// Key and value rows of positions j0 .. j0 + nk - 1 of a sequence whose call starts at position
+// p0 at row off and whose earlier keys are in cache slot sl: the call's own rows from p0 on,
+// the cache's row position % wc before. kb / vb: the head's column in a row.
+[[gnu::always_inline]] inline void attention_rows(const AttentionArgs& a, int off, int p0, int sl,
+                                                  int j0, int nk, int kb, int vb,
+                                                  const float** krow, const float** vrow) {
+  for (int j = 0; j < nk; ++j) {
+    const int kp = j0 + j;
+    if (kp >= p0) {
+      const std::int64_t r = off + (kp - p0);
+      krow[j] = a.k + r * a.ldk + kb;
+      vrow[j] = a.v + r * a.ldv + vb;
+    } else {
+      const std::int64_t r = std::int64_t(sl) * a.wc + kp % a.wc;
+      krow[j] = a.k_cache + r * a.ldkc + kb;
+      vrow[j] = a.v_cache + r * a.ldvc + vb;
+    }
+  }
+}
+
 // One work item: queries [i0, i1) (indices within sequence s) of head h, at most
 // kAttnQueryBlock of them. Flash-attention order: per key tile, scores S = (scale Q) K^T as a
 // register-blocked product, the window mask and the online softmax vectorised across the
@@ -166,18 +186,7 @@ template <int G>
   for (int j0 = lo; j0 <= plast; j0 += KT) {
     const int nk = std::min(KT, plast + 1 - j0);
     const int nkr = (nk + KG - 1) / KG * KG;  // rounded up to whole key groups
-    for (int j = 0; j < nk; ++j) {
-      const int kp = j0 + j;
-      if (kp >= p0) {
-        const std::int64_t r = off + (kp - p0);
-        sc.krow[j] = a.k + r * a.ldk + kb;
-        sc.vrow[j] = a.v + r * a.ldv + vb;
-      } else {
-        const std::int64_t r = std::int64_t(sl) * a.wc + kp % a.wc;
-        sc.krow[j] = a.k_cache + r * a.ldkc + kb;
-        sc.vrow[j] = a.v_cache + r * a.ldvc + vb;
-      }
-    }
+    attention_rows(a, off, p0, sl, j0, nk, kb, vb, sc.krow, sc.vrow);
     for (int j = nk; j < nkr; ++j) sc.krow[j] = sc.krow[nk - 1];  // masked below
     for (int j = 0; j < nkr; j += KG) attention_scores_keys(sc.krow + j, qt, hd, sb + j * QB);
     // Mask outside each query's window (and the key padding), running maximum per query. Loops
@@ -289,17 +298,7 @@ struct AttnDecodeScratch {
   for (int j0 = lo; j0 <= pos; j0 += KC) {
     const int nk = std::min(KC, pos + 1 - j0);
     const int nkr = (nk + KG - 1) / KG * KG;
-    for (int j = 0; j < nk; ++j) {
-      const int kp = j0 + j;
-      if (kp == pos) {  // the call's own token
-        sc.krow[j] = a.k + t * a.ldk;
-        sc.vrow[j] = a.v + t * a.ldv;
-      } else {
-        const std::int64_t r = std::int64_t(sl) * a.wc + kp % a.wc;
-        sc.krow[j] = a.k_cache + r * a.ldkc;
-        sc.vrow[j] = a.v_cache + r * a.ldvc;
-      }
-    }
+    attention_rows(a, static_cast<int>(t), pos, sl, j0, nk, 0, 0, sc.krow, sc.vrow);
     for (int j = nk; j < nkr; ++j) sc.krow[j] = sc.krow[nk - 1];  // never read past nk
     for (int j = 0; j < nkr; j += KG) {
       AttnVec sv[KG];
