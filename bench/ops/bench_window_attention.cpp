@@ -9,8 +9,11 @@
 // window_attention_decode/.../ctx:C/B:b: one decode step of b sequences, each at position C
 // with C keys in its cache slot (fp32): bandwidth work, every key and value row of the window
 // read once per token ((C + 1) x (1 + 16) x 128 floats). `roofline_fraction` is those bytes
-// per second over the triad bandwidth measured in this binary.
+// per second over the triad bandwidth measured in this binary. On CUDA also
+// window_attention_decode_two_kernels: the same steps through the two-kernel split-key path.
+#include <cstdint>
 #include <random>
+#include <vector>
 
 #include "bench_main.hpp"
 #include "roofline.hpp"
@@ -66,7 +69,7 @@ BENCHMARK(BM_window_attention)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-void BM_window_attention_decode(benchmark::State& st) {
+void window_attention_decode(benchmark::State& st) {
   const int ctx = static_cast<int>(st.range(0)), b = static_cast<int>(st.range(1));
   std::mt19937 rng(7);
   View2<float, Space> q("q", b, kHeads * kHeadDim), k("k", b, kHeadDim),
@@ -104,12 +107,51 @@ void BM_window_attention_decode(benchmark::State& st) {
   st.counters["triad_gbs"] = bw * 1e-9;
 }
 
+// B = 128 on the GPU only: its caches (2.3 GB) take minutes to fill on a 2-core host
+#if RODIMUS_CUDA_KERNELS
+const std::vector<std::int64_t> kDecodeBatches = {1, 16, 128};
+#else
+const std::vector<std::int64_t> kDecodeBatches = {1, 16};
+#endif
+
+void BM_window_attention_decode(benchmark::State& st) { window_attention_decode(st); }
 BENCHMARK(BM_window_attention_decode)
     ->Name("window_attention_decode/H:16/hd:128/window_back:2048")
     ->ArgNames({"ctx", "B"})
-    ->ArgsProduct({{1024, 2047}, {1, 16}})
+    ->ArgsProduct({{1024, 2047}, kDecodeBatches})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+
+#if RODIMUS_CUDA_KERNELS
+// The same steps through the two-kernel split-key path (split kernel + combine kernel + cache
+// update) instead of the one-kernel decode path: the A/B of decode_attention.cuh.
+void BM_window_attention_decode_two_kernels(benchmark::State& st) {
+  auto& cuda = backend::cuda::detail::CudaContext::get();
+  cuda.one_kernel_decode_attention = false;
+  window_attention_decode(st);
+  cuda.one_kernel_decode_attention = true;
+}
+BENCHMARK(BM_window_attention_decode_two_kernels)
+    ->Name("window_attention_decode_two_kernels/H:16/hd:128/window_back:2048")
+    ->ArgNames({"ctx", "B"})
+    ->ArgsProduct({{1024, 2047}, kDecodeBatches})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+// The one-kernel path's grid target (CTAs per SM before a CTA walks several chunks of keys).
+void BM_window_attention_decode_ctas(benchmark::State& st) {
+  auto& cuda = backend::cuda::detail::CudaContext::get();
+  const int saved = cuda.decode_attention_ctas_per_sm;
+  cuda.decode_attention_ctas_per_sm = static_cast<int>(st.range(2));
+  window_attention_decode(st);
+  cuda.decode_attention_ctas_per_sm = saved;
+}
+BENCHMARK(BM_window_attention_decode_ctas)
+    ->Name("window_attention_decode_ctas/H:16/hd:128/window_back:2048")
+    ->ArgNames({"ctx", "B", "ctas_per_sm"})
+    ->ArgsProduct({{1024}, {16, 128}, {2, 4, 16, 32}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+#endif
 
 }  // namespace
 

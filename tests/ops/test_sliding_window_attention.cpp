@@ -207,8 +207,9 @@ TEST_CASE("sliding_window_attention matches the fp64 reference over a packed bat
 TEST_CASE("sliding_window_attention of a decode step matches the fp64 reference",
           "[ops][sliding_window_attention]") {
   // one token per sequence: the host's decode kernel (groups of up to 16 heads over chunks of
-  // 128 keys, one shared key head) and the GPU's split-key kernel; positions past the cache
-  // (its rows wrap), windows over several key chunks, more than 16 heads (two groups)
+  // 128 keys, one shared key head) and the GPU's decode kernel (splits of 32 keys merged in
+  // the kernel, the caches written by it); positions past the cache (its rows wrap), windows
+  // over several key chunks, more than 16 heads (two groups)
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst = 0;
@@ -222,6 +223,9 @@ TEST_CASE("sliding_window_attention of a decode step matches the fp64 reference"
   const std::vector<Geo> geos = {
       {4, 1, 4, 16, 5, 6},   {16, 1, 16, 128, 140, 141}, {20, 1, 20, 32, -1, longest},
       {3, 1, 1, 80, 33, 40}, {5, 1, 5, 12, 200, 256},     {2, 2, 2, 20, 90, 90},  // Hk > 1
+      {3, 1, 3, 10, 70, 70},  // rows not 16-byte aligned: the GPU's two-kernel split path
+      {2, 1, 2, 192, 100, 100},  // two float4s per lane in the GPU's decode kernel
+      {4, 1, 4, 16, 7, 7},  // cache rows = window: the GPU kernel's cache write waits for reads
   };
   for (const auto& g : geos) {
     const auto shape = make_shape(g.heads, g.hk, g.hv, g.hd, g.wb);
@@ -235,6 +239,24 @@ TEST_CASE("sliding_window_attention of a decode step matches the fp64 reference"
       worst = std::max(worst, e);
       CHECK(e <= attn_tol<Space>);
       check_caches(c, r);
+#if RODIMUS_CUDA_KERNELS
+      if constexpr (is_cuda_space_v<Space>) {
+        // the GPU's other decode schedules: each CTA walking several chunks of keys (a grid
+        // of one CTA per SM), and the two-kernel split-key path
+        auto& cuda = backend::cuda::detail::CudaContext::get();
+        const int ctas_per_sm = cuda.decode_attention_ctas_per_sm;
+        for (int variant = 0; variant < 2; ++variant) {
+          INFO((variant == 0 ? "several chunks per CTA" : "two-kernel path"));
+          if (variant == 0) cuda.decode_attention_ctas_per_sm = 1;
+          if (variant == 1) cuda.one_kernel_decode_attention = false;
+          const auto rv = run_attn<Space>(c);
+          cuda.decode_attention_ctas_per_sm = ctas_per_sm;
+          cuda.one_kernel_decode_attention = true;
+          CHECK(test::rel_err(rv.out, ref) <= attn_tol<Space>);
+          check_caches(c, rv);
+        }
+      }
+#endif
     });
   }
   WARN("decode-step attention max rel err " << worst);

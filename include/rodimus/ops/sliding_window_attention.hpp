@@ -179,7 +179,7 @@ void sliding_window_attention(const Space& space,
   for (auto* x : {&q, &k, &v})
     detail::check_extent_at_least(*x, 0, batch.num_tokens, "sliding_window_attention: input");
   if (batch.num_tokens == 0) return;
-  bool done = false;
+  bool done = false, cache_done = false;
   constexpr bool fp32 = std::is_same_v<Real, float>;
   if constexpr (fp32 && is_host_space_v<Space>) {
     // Host: query blocks x key tiles with an online softmax (backend/host/attention.hpp).
@@ -260,11 +260,18 @@ void sliding_window_attention(const Space& space,
       a.h_pos0 = batch.h_pos0;
       a.num_seqs = batch.num_seqs;
       a.num_tokens = batch.num_tokens;
-      done = backend::cuda::window_attention(a, space.cuda_stream());
+      if (batch.max_len <= 1) {  // a decode step: the kernel may write the caches itself
+        a.k_cache_w = k_cache.data();
+        a.v_cache_w = v_cache.data();
+      }
+      const auto r = backend::cuda::window_attention(a, space.cuda_stream());
+      done = r.out;
+      cache_done = r.cache;
     }
   }
   if (!done) detail::swa_generic<Space, Real>(space, q, k, v, k_cache, v_cache, batch, out, shape);
-  if (wc > 0) detail::kv_cache_update_generic<Space, Real>(space, k, v, k_cache, v_cache, batch);
+  if (wc > 0 && !cache_done)
+    detail::kv_cache_update_generic<Space, Real>(space, k, v, k_cache, v_cache, batch);
 }
 
 }  // namespace rodimus

@@ -37,6 +37,7 @@ enum ScratchSlot : int {
   kScratchLinearOutput,  // the two halves' products, few tokens (cublas_linear_shared)
   kScratchAttnKeys,      // keys and values gathered for the flash attention (window_attention)
   kScratchAttnPartials,  // split-key partial results
+  kScratchAttnCounters,  // the decode attention's completion counters (zero between launches)
   kScratchSlots
 };
 
@@ -53,6 +54,12 @@ struct CudaContext {
   /// The tensor-core operand precision of the forward call in flight (OperandPrecisionScope):
   /// read by cublas_linear_shared, gla_scan_cuda and window_attention.
   OperandPrecision operands = OperandPrecision::Split;
+  /// The attention of short calls through the one-kernel decode path (decode_attention.cuh)
+  /// where its shapes allow; false: the two-kernel split-key path (for A/B benchmarks).
+  bool one_kernel_decode_attention = true;
+  /// CTAs per SM the decode attention's grid aims at before each CTA walks several chunks of
+  /// keys (decode_attention.cuh); tests lower it to force the multi-chunk walk.
+  int decode_attention_ctas_per_sm = 4;
   /// cuBLAS's workspace (32 MiB, NVIDIA's figure for Hopper).
   static constexpr std::size_t kCublasWorkspaceBytes = std::size_t(32) << 20;
   void* cublas_workspace = nullptr;
@@ -127,6 +134,15 @@ struct CudaContext {
       ::rodimus::detail::note_reallocation();
     }
     return buf[slot];
+  }
+
+  /// As scratch(), and zero-filled on `stream` whenever it is (re)allocated: for counters that
+  /// the kernels using them return to zero before they exit.
+  void* scratch_zeroed(ScratchSlot slot, std::size_t n, cudaStream_t stream) {
+    const bool grows = n > bytes[slot];
+    void* p = scratch(slot, n);
+    if (grows) check_cuda_call(cudaMemsetAsync(p, 0, bytes[slot], stream), "cudaMemsetAsync");
+    return p;
   }
 };
 

@@ -756,48 +756,64 @@ __device__ __forceinline__ float to_f32(T x) {
 
 /// The recurrent schedule (decode-sized calls: a few tokens per sequence): the recurrence token
 /// by token in fp32, S_t = diag(exp(a_t)) S_{t-1} + k_t^T u_t, o_t = scale q_t S_t. Grid
-/// (ceil(E / 128), B), block 128: a thread owns one column e of the state, its n entries in
-/// registers (state rows are read and written once, coalesced across the block); q, k and the
-/// decays of each token go through shared memory (dynamic, 3 N floats).
-template <int N, class Tin, class Tout>
+/// (ceil(E / (128 / RG)), B), block 128: a group of RG threads owns one column e of the state,
+/// each thread N / RG of its entries in registers (state rows are read and written once,
+/// coalesced across the block); q, k and the decays of each token go through shared memory
+/// (dynamic, 3 N floats, and 128 more for RG > 1). RG = 4 when one sequence's 128-column CTAs would leave most SMs idle
+/// (a decode step at batch 1: 128 CTAs instead of 32); the RG partial dot products of a column
+/// are summed in shared memory.
+template <int N, int RG, class Tin, class Tout>
 __global__ void __launch_bounds__(128)
     gla_recurrent_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
                          const float* __restrict__ a, const Tin* __restrict__ u,
                          float* __restrict__ state, Tout* __restrict__ o,
                          const int* __restrict__ offsets, const int* __restrict__ slots, int T,
                          int E, float scale) {
-  extern __shared__ __align__(16) unsigned char smem[];  // 3 N floats: q, k, decays
+  static_assert(RG >= 1 && 128 % RG == 0 && N % RG == 0);
+  constexpr int CW = 128 / RG, NR = N / RG;  // columns per CTA, state rows per thread
+  extern __shared__ __align__(16) unsigned char smem[];  // q, k, decays; RG > 1: 128 partials
   float* sq = reinterpret_cast<float*>(smem);
   float* sk = sq + N;
   float* sd = sk + N;
+  float* red = sd + N;
   constexpr float kLog2e = 1.4426950408889634f;
   const int tid = static_cast<int>(threadIdx.x);
+  const int cl = tid % CW, g = tid / CW, i0 = g * NR;
   const int b = static_cast<int>(blockIdx.y);
-  const int e = static_cast<int>(blockIdx.x) * 128 + tid;
+  const int e = static_cast<int>(blockIdx.x) * CW + cl;
   const bool col = e < E;
   const std::int64_t row0 = offsets ? offsets[b] : std::int64_t(b) * T;
   const int len = offsets ? offsets[b + 1] - offsets[b] : T;
   float* st = state + std::int64_t(slots ? slots[b] : b) * N * E + (col ? e : 0);
-  float s[N];
+  float s[NR];
 #pragma unroll
-  for (int i = 0; i < N; ++i) s[i] = col ? st[std::int64_t(i) * E] : 0.f;
+  for (int i = 0; i < NR; ++i) s[i] = col ? st[std::int64_t(i0 + i) * E] : 0.f;
   for (int t = 0; t < len; ++t) {
     const std::int64_t r = row0 + t;
-    __syncthreads();  // the previous token's q, k, d are read
+    __syncthreads();  // the previous token's q, k, d and partial sums are read
     for (int i = tid; i < N; i += 128) {
       sq[i] = to_f32(q[r * N + i]);
       sk[i] = to_f32(k[r * N + i]);
       sd[i] = exp2_approx(a[r * N + i] * kLog2e);
     }
     __syncthreads();
+    float acc = 0.f;
     if (col) {
       const float uu = to_f32(u[r * E + e]);
-      float acc = 0.f;
 #pragma unroll
-      for (int i = 0; i < N; ++i) {
-        s[i] = sd[i] * s[i] + sk[i] * uu;
-        acc += sq[i] * s[i];
+      for (int i = 0; i < NR; ++i) {
+        s[i] = sd[i0 + i] * s[i] + sk[i0 + i] * uu;
+        acc += sq[i0 + i] * s[i];
       }
+    }
+    if constexpr (RG > 1) {
+      red[tid] = acc;
+      __syncthreads();
+      acc = 0.f;
+#pragma unroll
+      for (int gg = 0; gg < RG; ++gg) acc += red[gg * CW + cl];
+    }
+    if (col && g == 0) {
       if constexpr (std::is_same_v<Tout, float>)
         o[r * E + e] = scale * acc;
       else
@@ -806,7 +822,7 @@ __global__ void __launch_bounds__(128)
   }
   if (col) {
 #pragma unroll
-    for (int i = 0; i < N; ++i) st[std::int64_t(i) * E] = s[i];
+    for (int i = 0; i < NR; ++i) st[std::int64_t(i0 + i) * E] = s[i];
   }
 }
 
@@ -1056,6 +1072,7 @@ struct GlaChunkScanOptions {
 /// per sequence and the workspace the split schedule needs (0 when fused).
 struct GlaChunkScanPlan {
   bool recurrent = false;
+  int row_groups = 1;  // recurrent: threads per state column (1 or 4)
   bool split = false;
   int column_tile = 64;
   int groups = 1;
@@ -1083,6 +1100,8 @@ inline GlaChunkScanPlan make_plan(int B, int T, int n, int E, int C, bool packed
       (opts.schedule == ScanSchedule::Auto && ntok <= std::int64_t(kRecurrentTokens) * B &&
        (packed || T <= kRecurrentTokens))) {
     plan.recurrent = true;
+    // four threads per state column while the batch's 128-column CTAs fill under half the SMs
+    plan.row_groups = std::int64_t(B) * ((E + 127) / 128) * 2 <= sms ? 4 : 1;
     return plan;
   }
   bool want = opts.schedule == ScanSchedule::Split ||
@@ -1193,10 +1212,16 @@ void launch_plan(const Launch& launch, const GlaChunkScanPlan& plan, const Tin* 
                  const float* a, const Tin* u, float* state, Tout* o, const int* offsets,
                  const int* slots, int B, int T, int E, float scale, void* workspace) {
   if (plan.recurrent) {
-    launch(gla_recurrent_kernel<N, Tin, Tout>,
-           dim3(static_cast<unsigned>((E + 127) / 128), static_cast<unsigned>(B)), dim3(128),
-           3 * N * static_cast<int>(sizeof(float)), q, k, a, u, state, o, offsets, slots, T, E,
-           scale);
+    if (plan.row_groups == 4)
+      launch(gla_recurrent_kernel<N, 4, Tin, Tout>,
+             dim3(static_cast<unsigned>((E + 31) / 32), static_cast<unsigned>(B)), dim3(128),
+             (3 * N + 128) * static_cast<int>(sizeof(float)), q, k, a, u, state, o, offsets, slots, T, E,
+             scale);
+    else
+      launch(gla_recurrent_kernel<N, 1, Tin, Tout>,
+             dim3(static_cast<unsigned>((E + 127) / 128), static_cast<unsigned>(B)), dim3(128),
+             3 * N * static_cast<int>(sizeof(float)), q, k, a, u, state, o, offsets, slots, T, E,
+             scale);
   } else if (plan.split) {
     if (plan.column_tile == 128)
       launch_split<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale,

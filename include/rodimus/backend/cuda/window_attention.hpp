@@ -1,16 +1,20 @@
 // Sliding-window shared-key attention (SPEC 3) on a CUDA GPU, in raw CUDA and cuBLAS, for
 // ops/sliding_window_attention.hpp on Kokkos::Cuda. Only in CUDA translation units.
 //
-// Two paths, chosen per sequence of a packed batch:
+// Three paths, chosen per sequence of a packed batch:
 //   long sequences (>= kFlashMinTokens tokens, head_dim 32, 64 or 128): the flash kernel of
 //     flash_attention.cuh on the tensor cores, fp32-accurate (split bf16 operands). A gather
 //     kernel first writes each such sequence's keys and values as bf16 hi / lo rows: the
 //     window's earlier keys from the cache (a continued sequence) right before the call's own,
 //     so that the flash kernel reads every key at one row per position.
-//   every other token (decode steps, short prompts): split-key flash decoding. One CTA per
-//     (token, head, split of kSplitKeys keys) scores its keys (a warp per key row, lanes over
-//     head dims, shuffle reduction), takes their softmax statistics and P V in registers, and
-//     writes (max, sum, acc[hd]); a second kernel combines the splits of each (token, head).
+//   every other token (decode steps, short prompts), head_dim a multiple of 4 up to 256 and
+//     16-byte aligned rows: the decode kernel of decode_attention.cuh (split-key flash
+//     decoding, the splits merged in the same kernel; with one token per sequence it can also
+//     write the caches).
+//   the same tokens otherwise: split-key flash decoding in two kernels. One CTA per (token,
+//     head, split of kSplitKeys keys) scores its keys (a warp per key row, lanes over head dims,
+//     shuffle reduction), takes their softmax statistics and P V in registers, and writes
+//     (max, sum, acc[hd]); a second kernel combines the splits of each (token, head).
 // Key j of a sequence continuing at pos0 is row offsets + j - pos0 of the call (j >= pos0) or
 // row j % Wc of its cache slot.
 #pragma once
@@ -27,6 +31,8 @@
 #if RODIMUS_CUDA_KERNELS
 #include <cuda_bf16.h>
 
+#include "rodimus/backend/cuda/attention_rows.cuh"
+#include "rodimus/backend/cuda/decode_attention.cuh"
 #include "rodimus/backend/cuda/flash_attention.cuh"
 #endif
 
@@ -52,60 +58,23 @@ struct WindowAttentionArgs {
   const int* token_seq = nullptr;          // [N]
   std::span<const int> h_offsets, h_pos0;  // host copies
   int num_seqs = 0, num_tokens = 0;
+  /// Set only when every sequence has at most one token in this call: the caches (the same
+  /// arrays as k_cache / v_cache) into which the decode kernel may write the call's rows.
+  float* k_cache_w = nullptr;
+  float* v_cache_w = nullptr;
+};
+
+/// What window_attention did: the output, and whether it also wrote the caches.
+struct WindowAttentionDone {
+  bool out = false;
+  bool cache = false;
 };
 
 #if RODIMUS_CUDA_KERNELS
 namespace detail {
 
-inline constexpr int kAttnThreads = 128;
 inline constexpr int kSplitKeys = 64;       // keys per CTA of the split-key kernel
 inline constexpr int kFlashMinTokens = 64;  // sequences this long take the flash kernel
-
-struct AttnDev {
-  const float *q, *k, *v, *k_cache, *v_cache;
-  float* out;
-  std::int64_t ldq, ldk, ldv, ldo;
-  int heads, heads_k, heads_v, hd, window_back, wc;
-  float scale;
-  const int *offsets, *pos0, *slot, *token_seq;
-  int flash_min_len;  // tokens of sequences at least this long are done by the flash kernel
-};
-
-/// Row of key j (absolute position) of sequence s, and of its value.
-__device__ inline const float* key_row(const AttnDev& a, int s, int j, int kcol) {
-  const int p0 = a.pos0[s];
-  if (j >= p0) return a.k + std::int64_t(a.offsets[s] + j - p0) * a.ldk + kcol;
-  const std::int64_t kd = std::int64_t(a.heads_k) * a.hd;
-  return a.k_cache + (std::int64_t(a.slot[s]) * a.wc + j % a.wc) * kd + kcol;
-}
-__device__ inline const float* value_row(const AttnDev& a, int s, int j, int vcol) {
-  const int p0 = a.pos0[s];
-  if (j >= p0) return a.v + std::int64_t(a.offsets[s] + j - p0) * a.ldv + vcol;
-  const std::int64_t vd = std::int64_t(a.heads_v) * a.hd;
-  return a.v_cache + (std::int64_t(a.slot[s]) * a.wc + j % a.wc) * vd + vcol;
-}
-
-__device__ inline float warp_sum(float x) {
-  for (int o = 16; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-__device__ inline float warp_max(float x) {
-  for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-
-/// Block-wide reduction of 128 threads (4 warps) through `red` (4 floats of shared memory).
-template <bool Max>
-__device__ inline float block_reduce(float x, float* red) {
-  x = Max ? warp_max(x) : warp_sum(x);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads();
-  if (lane == 0) red[warp] = x;
-  __syncthreads();
-  float r = red[0];
-  for (int w = 1; w < kAttnThreads / 32; ++w) r = Max ? fmaxf(r, red[w]) : r + red[w];
-  return r;
-}
 
 /// Largest head dimension whose value rows the split-key kernel stages in shared memory
 /// (kSplitKeys rows of it: 32 KB, inside the default 48 KB of a launch).
@@ -364,16 +333,78 @@ inline void attn_flash(const WindowAttentionArgs& w, const AttnDev& dev, cudaStr
   flash_attention(f, precision, stream);
 }
 
+/// The two-kernel split-key path (any head_dim up to kAttnMaxHeadDim, any alignment).
+inline void attn_split(const WindowAttentionArgs& w, const AttnDev& dev, int max_keys,
+                       cudaStream_t stream) {
+  auto& ctx = CudaContext::get();
+  const int splits = (max_keys + kSplitKeys - 1) / kSplitKeys;
+  auto* part = static_cast<float*>(ctx.scratch(
+      kScratchAttnPartials, std::size_t(w.num_tokens) * w.heads * splits * (w.hd + 2) * sizeof(float)));
+  const dim3 grid(splits, w.heads, w.num_tokens);
+  // Stage the value rows (16-byte aligned rows of at most 128 floats) only while the grid is
+  // about one wave at the staged kernel's occupancy (its 34 KB of shared memory allow ~6
+  // CTAs per SM against 16): one decode token. Measured on the H200 (1.6B shape, ctx 1024):
+  // 16.8 -> 13.9 us per layer at B = 1, but whole steps 5.9 -> 6.3 ms at B = 16 and 17.4 ->
+  // 21.0 ms at B = 128, where the lower occupancy hides less latency.
+  auto al16 = [](const float* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  const long ctas = long(splits) * w.heads * w.num_tokens;
+  const bool stage_v = w.hd <= kAttnStageMaxHeadDim && w.hd % 4 == 0 && w.ldv % 4 == 0 &&
+                       al16(w.v) && al16(w.v_cache) && ctas <= 6L * ctx.sm_count();
+  if (stage_v)
+    attn_split_kernel<true><<<grid, kAttnThreads, kSplitKeys * w.hd * sizeof(float), stream>>>(
+        dev, splits, part);
+  else
+    attn_split_kernel<false><<<grid, kAttnThreads, 0, stream>>>(dev, splits, part);
+  check_cuda_call(cudaGetLastError(), "attention split-key kernel");
+  attn_combine_kernel<><<<dim3(w.heads, w.num_tokens), kAttnThreads, 0, stream>>>(dev, splits,
+                                                                                  part);
+  check_cuda_call(cudaGetLastError(), "attention combine kernel");
+}
+
+/// The one-kernel decode path (attn_decode_kernel): head_dim a multiple of 4 up to 256, rows
+/// 16-byte aligned. Writes the caches too when w.k_cache_w is set.
+inline void attn_decode(const WindowAttentionArgs& w, const AttnDev& dev, int max_keys,
+                        cudaStream_t stream) {
+  auto& ctx = CudaContext::get();
+  DecodeScratch d;
+  // One chunk of 32 keys per CTA while the grid stays within about
+  // decode_attention_ctas_per_sm CTAs per SM; beyond, each CTA walks several chunks (fewer
+  // CTAs, partials and merges per token).
+  const long chunks = (max_keys + kDecodeKeys - 1) / kDecodeKeys;
+  const long pairs = long(w.num_tokens) * w.heads;
+  const long target = long(std::max(1, ctx.decode_attention_ctas_per_sm)) * ctx.sm_count();
+  d.chunks = static_cast<int>(std::clamp((pairs * chunks + target - 1) / target, 1L, chunks));
+  d.splits = static_cast<int>((chunks + d.chunks - 1) / d.chunks);
+  const std::size_t parts = std::size_t(w.num_tokens) * w.heads * d.splits;
+  d.acc = static_cast<float*>(ctx.scratch(
+      kScratchAttnPartials, parts * (std::size_t(w.hd) * sizeof(float) + sizeof(float2))));
+  d.stat = reinterpret_cast<float2*>(d.acc + parts * w.hd);  // hd % 4 == 0: 16-byte aligned
+  d.done = static_cast<unsigned*>(ctx.scratch_zeroed(
+      kScratchAttnCounters, std::size_t(w.num_tokens) * (w.heads + 1) * sizeof(unsigned), stream));
+  d.k_cache = w.k_cache_w;
+  d.v_cache = w.v_cache_w;
+  const dim3 grid(static_cast<unsigned>(d.splits), static_cast<unsigned>(w.heads),
+                  static_cast<unsigned>(w.num_tokens));
+  if (w.hd <= 128)
+    launch_dependent(attn_decode_kernel<1>, grid, dim3(kDecodeThreads), 0, stream,
+                     "attention decode kernel", dev, d);
+  else
+    launch_dependent(attn_decode_kernel<2>, grid, dim3(kDecodeThreads), 0, stream,
+                     "attention decode kernel", dev, d);
+}
+
 }  // namespace detail
 #endif  // RODIMUS_CUDA_KERNELS
 
-/// Runs the attention of every token of the batch on `stream` and returns true, or returns
-/// false (nothing done) when the shapes are outside these kernels (head_dim > 256).
-inline bool window_attention([[maybe_unused]] const WindowAttentionArgs& w,
-                             [[maybe_unused]] void* stream_ptr) {
+/// Runs the attention of every token of the batch on `stream`; nothing is done (`out` false)
+/// when the shapes are outside these kernels (head_dim > 256).
+inline WindowAttentionDone window_attention([[maybe_unused]] const WindowAttentionArgs& w,
+                                            [[maybe_unused]] void* stream_ptr) {
+  WindowAttentionDone done;
 #if RODIMUS_CUDA_KERNELS
-  if (w.hd <= 0 || w.hd > kAttnMaxHeadDim) return false;
+  if (w.hd <= 0 || w.hd > kAttnMaxHeadDim) return done;
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  auto& ctx = detail::CudaContext::get();
   // Keys a token of sequence s sees at most, and whether the flash kernel takes s.
   auto keys_of = [&](int s) {
     const int p_last = w.h_pos0[s] + (w.h_offsets[s + 1] - w.h_offsets[s]) - 1;
@@ -384,7 +415,7 @@ inline bool window_attention([[maybe_unused]] const WindowAttentionArgs& w,
                           reinterpret_cast<std::uintptr_t>(w.out) % 8 == 0;
   const int flash_min_len = flash_dims ? detail::kFlashMinTokens : INT32_MAX;
   auto long_seq = [&](int s) { return w.h_offsets[s + 1] - w.h_offsets[s] >= flash_min_len; };
-  // The split-key kernel takes the rest.
+  // The split-key kernels take the rest.
   int max_keys = 0;
   bool any_long = false;
   for (int s = 0; s < w.num_seqs; ++s) {
@@ -400,42 +431,26 @@ inline bool window_attention([[maybe_unused]] const WindowAttentionArgs& w,
   if (any_split) {
     // While a decode step is recorded into a CUDA graph the grid must serve every later
     // position too: size it for the most keys a token can see (splits past a token's keys
-    // write empty partials, which the merge skips).
-    if (detail::CudaContext::get().graph_mode)
+    // return at once, or write empty partials, which the merge skips).
+    if (ctx.graph_mode)
       max_keys =
           w.window_back >= 0 ? std::max(w.window_back + 1, max_keys) : std::max(w.wc, max_keys);
-    const int splits = (max_keys + detail::kSplitKeys - 1) / detail::kSplitKeys;
-    auto* part = static_cast<float*>(detail::CudaContext::get().scratch(
-        detail::kScratchAttnPartials,
-        std::size_t(w.num_tokens) * w.heads * splits * (w.hd + 2) * sizeof(float)));
-    const dim3 grid(splits, w.heads, w.num_tokens);
-    // Stage the value rows (16-byte aligned rows of at most 128 floats) only while the grid is
-    // about one wave at the staged kernel's occupancy (its 34 KB of shared memory allow ~6
-    // CTAs per SM against 16): one decode token. Measured on the H200 (1.6B shape, ctx 1024):
-    // 16.8 -> 13.9 us per layer at B = 1, but whole steps 5.9 -> 6.3 ms at B = 16 and 17.4 ->
-    // 21.0 ms at B = 128, where the lower occupancy hides less latency.
-    auto al16 = [](const float* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-    const long ctas = long(splits) * w.heads * w.num_tokens;
-    const bool stage_v = w.hd <= detail::kAttnStageMaxHeadDim && w.hd % 4 == 0 &&
-                         w.ldv % 4 == 0 && al16(w.v) && al16(w.v_cache) &&
-                         ctas <= 6L * detail::CudaContext::get().sm_count();
-    if (stage_v)
-      detail::attn_split_kernel<true>
-          <<<grid, detail::kAttnThreads, detail::kSplitKeys * w.hd * sizeof(float), stream>>>(
-              dev, splits, part);
-    else
-      detail::attn_split_kernel<false><<<grid, detail::kAttnThreads, 0, stream>>>(dev, splits, part);
-    detail::check_cuda_call(cudaGetLastError(), "attention split-key kernel");
-    detail::attn_combine_kernel<>
-        <<<dim3(w.heads, w.num_tokens), detail::kAttnThreads, 0, stream>>>(dev, splits, part);
-    detail::check_cuda_call(cudaGetLastError(), "attention combine kernel");
+    auto al16 = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+    const bool rows16 = w.hd % 4 == 0 && w.ldq % 4 == 0 && w.ldk % 4 == 0 && w.ldv % 4 == 0 &&
+                        w.ldo % 4 == 0 && al16(w.q) && al16(w.k) && al16(w.v) &&
+                        al16(w.k_cache) && al16(w.v_cache) && al16(w.out);
+    if (rows16 && w.hd <= detail::kDecodeMaxHeadDim && ctx.one_kernel_decode_attention) {
+      detail::attn_decode(w, dev, max_keys, stream);
+      done.cache = w.k_cache_w != nullptr;
+    } else {
+      detail::attn_split(w, dev, max_keys, stream);
+    }
   }
   if (any_long) detail::attn_flash(w, dev, stream);
   Kokkos::Profiling::popRegion();
-  return true;
-#else
-  return false;
+  done.out = true;
 #endif
+  return done;
 }
 
 }  // namespace rodimus::backend::cuda
