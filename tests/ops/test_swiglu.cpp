@@ -74,6 +74,11 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
   check.operator()<float>(1, 8, 16);
   check.operator()<float>(9, 64, 88);
   check.operator()<bf16>(5, 33, 47);
+  // decode-sized bf16 (the CUDA GEMV, with SwiGLU's product formed in the down-projection's
+  // input loads when F > 256)
+  check.operator()<bf16>(1, 48, 264);
+  check.operator()<bf16>(rng.integer(2, 8), 56, 520);
+  check.operator()<bf16>(3, 40, 128);
   check.operator()<float>(rng.integer(1, 20), rng.integer(1, 100), rng.integer(1, 140));
   WARN("swiglu_ffn max rel err " << worst);
 }

@@ -171,6 +171,35 @@ bool cuda_linear_gated([[maybe_unused]] const Space& space,
   return false;
 }
 
+/// y = (silu(g) * a) W^T + b in one CUDA decode-GEMV launch (SwiGLU's product formed as the
+/// GEMV loads its input; `a` is left as it was). False, having done nothing, off Kokkos::Cuda,
+/// for strided or misaligned operands, or where the GEMV does not take the shapes.
+template <class Space, StorageType W>
+bool cuda_linear_glu([[maybe_unused]] const Space& space,
+                     [[maybe_unused]] const View2<const float, Space>& a,
+                     [[maybe_unused]] const View2<const float, Space>& g,
+                     [[maybe_unused]] const LinearWeights<W, Space>& lw,
+                     [[maybe_unused]] const View2<float, Space>& y,
+                     [[maybe_unused]] int n_tokens) {
+  if constexpr (is_cuda_space_v<Space>) {
+    namespace bc = backend::cuda;
+    const int in = lw.in_features();
+    const auto lda = static_cast<std::int64_t>(a.stride(0));
+    const auto ldg = static_cast<std::int64_t>(g.stride(0));
+    if (!cuda_dense(a, lw, y) || g.stride(1) != 1 || in <= 256 ||
+        !bc::gemv_supports<W>(n_tokens, in, a.data(), lda, lw.w.data()) ||
+        !bc::gemv_supports<W>(n_tokens, in, g.data(), ldg, lw.w.data()))
+      return false;
+    bc::Projection<W> p{lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
+                        static_cast<std::int64_t>(y.stride(0)), lw.out_features()};
+    Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
+    bc::gemv<W>(a.data(), lda, &p, 1, n_tokens, in, space.cuda_stream(), g.data(), ldg);
+    Kokkos::Profiling::popRegion();
+    return true;
+  }
+  return false;
+}
+
 /// The fp32-activation linear: host GEMV / BLAS, CUDA GEMV / cuBLAS, else the generic kernel.
 template <class Space, StorageType W>
 void linear_fp32(const Space& space, const View2<const float, Space>& x,

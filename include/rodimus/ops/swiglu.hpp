@@ -41,9 +41,18 @@ template <class Space, StorageType W>
 void swiglu_ffn(const Space& space, const View2<const float, Space>& h,
                 const SwigluWeights<W, Space>& fw, const View2<float, Space>& a,
                 const View2<float, Space>& g, const View2<float, Space>& y, int n_tokens) {
+  using CV = View2<const float, Space>;
   linear_shared_input(space, h, std::array{&fw.fc_a, &fw.fc_g}, std::array{a, g}, n_tokens);
-  swiglu(space, View2<const float, Space>(a), View2<const float, Space>(g), a, n_tokens);
-  linear(space, View2<const float, Space>(a), fw.out, y, n_tokens);
+  // CUDA decode: the product inside the down-projection's GEMV (one launch fewer; a keeps the
+  // up-projection). Elsewhere the product overwrites a, then the down-projection.
+  if constexpr (is_cuda_space_v<Space>) {
+    detail::check_linear_args<Space, W>(CV(a), fw.out, y, n_tokens);
+    detail::check_extent(g, 1, a.extent(1), "swiglu_ffn: g");
+    detail::check_extent_at_least(g, 0, n_tokens, "swiglu_ffn: g");
+    if (detail::cuda_linear_glu(space, CV(a), CV(g), fw.out, y, n_tokens)) return;
+  }
+  swiglu(space, CV(a), CV(g), a, n_tokens);
+  linear(space, CV(a), fw.out, y, n_tokens);
 }
 
 }  // namespace rodimus

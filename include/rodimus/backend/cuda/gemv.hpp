@@ -70,6 +70,10 @@ struct GemvLaunch {
   Projection<W> p[kGemvMaxProjections];
   int block_end[kGemvMaxProjections];
   int count;
+  /// Set: the input is silu(xg) * x (SwiGLU's product, formed as the activations are loaded;
+  /// the wide kernel only), xg: [N, in] with row stride ldxg.
+  const float* xg = nullptr;
+  std::int64_t ldxg = 0;
 
   /// Lays the projections' blocks of `rows` rows end to end; returns the grid size.
   int layout(int rows) {
@@ -86,10 +90,13 @@ struct GemvLaunch {
   }
 };
 
-// acc[r][n] += dot(8 weights of raw[r], the 8 activations of group g of token n)
-template <class W, int N, int RB>
+// acc[r][n] += dot(8 weights of raw[r], the 8 activations of group g of token n); Glu: the
+// activations are silu(xg) * x
+template <class W, int N, int RB, bool Glu = false>
 __device__ inline void gemv_accumulate(const uint4 (&raw)[RB], const float* __restrict__ x,
-                                       std::int64_t ldx, int g, float (&acc)[RB][N]) {
+                                       std::int64_t ldx, int g, float (&acc)[RB][N],
+                                       const float* __restrict__ xg = nullptr,
+                                       std::int64_t ldxg = 0) {
   float wf[RB][8];
 #pragma unroll
   for (int r = 0; r < RB; ++r) widen8<W>(raw[r], wf[r]);
@@ -97,7 +104,14 @@ __device__ inline void gemv_accumulate(const uint4 (&raw)[RB], const float* __re
   for (int n = 0; n < N; ++n) {
     const float4* xp = reinterpret_cast<const float4*>(x + n * ldx) + 2 * g;
     const float4 a = __ldg(xp), c = __ldg(xp + 1);
-    const float xv[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+    float xv[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+    if constexpr (Glu) {  // the same silu(g) * a as the swiglu kernel
+      const float4* gp = reinterpret_cast<const float4*>(xg + n * ldxg) + 2 * g;
+      const float4 ga = __ldg(gp), gc = __ldg(gp + 1);
+      const float gv[8] = {ga.x, ga.y, ga.z, ga.w, gc.x, gc.y, gc.z, gc.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) xv[i] = rodimus::detail::silu(gv[i]) * xv[i];
+    }
 #pragma unroll
     for (int r = 0; r < RB; ++r)
 #pragma unroll
@@ -114,7 +128,8 @@ __device__ inline void gemv_store(const Projection<W>& p, int n, int row, float 
 }
 
 // grid (total blocks of all projections), block 32 * kGemvWarps; S slices' loads in flight.
-template <class W, int N, int RB, int S>
+// Glu: the input is silu(launch.xg) * x.
+template <class W, int N, int RB, int S, bool Glu>
 __global__ void __launch_bounds__(32 * kGemvWarps)
     gemv_kernel(const float* __restrict__ x, std::int64_t ldx,
                 const __grid_constant__ GemvLaunch<W> launch, int in) {
@@ -145,7 +160,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 #pragma unroll
     for (int s = 0; s < S; ++s)
       if (g + s * kGemvSlice < groups)
-        gemv_accumulate<W, N, RB>(raw[s], x, ldx, g + s * kGemvSlice, acc);
+        gemv_accumulate<W, N, RB, Glu>(raw[s], x, ldx, g + s * kGemvSlice, acc, launch.xg,
+                                       launch.ldxg);
     g += S * kGemvSlice;
     if (g < groups) load(g);
   }
@@ -211,8 +227,12 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
                  cudaStream_t stream) {
   const int blocks = launch.layout(RB);
   if (blocks == 0) return;  // no output rows (an empty grid is a launch error)
-  launch_dependent(gemv_kernel<W, N, RB, S>, dim3(blocks), dim3(32 * kGemvWarps), 0, stream,
-                   "gemv kernel", x, ldx, launch, in);
+  if (launch.xg)
+    launch_dependent(gemv_kernel<W, N, RB, S, true>, dim3(blocks), dim3(32 * kGemvWarps), 0,
+                     stream, "gemv kernel (SwiGLU input)", x, ldx, launch, in);
+  else
+    launch_dependent(gemv_kernel<W, N, RB, S, false>, dim3(blocks), dim3(32 * kGemvWarps), 0,
+                     stream, "gemv kernel", x, ldx, launch, in);
 }
 
 // Rows per block and slices in flight: one or two tokens take up to 8 rows (the LM head: fewer,
@@ -223,7 +243,7 @@ template <class W, int N>
 void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, int in,
                  cudaStream_t stream) {
   const int groups = in / 8;
-  if (groups <= 32) {  // short rows: a few threads per row
+  if (groups <= 32 && !launch.xg) {  // short rows: a few threads per row
     if (groups <= 1) return launch_gemv_thin<W, N, 1>(x, ldx, launch, in, stream);
     if (groups <= 2) return launch_gemv_thin<W, N, 2>(x, ldx, launch, in, stream);
     if (groups <= 4) return launch_gemv_thin<W, N, 4>(x, ldx, launch, in, stream);
@@ -260,15 +280,20 @@ bool gemv_supports(int n_tokens, int in, const void* x, std::int64_t ldx, const 
 /// y_j[0:N] = x[0:N] W_j^T + b_j for `count` projections of one input on `stream` (see the file
 /// comment): x: [N, in] (row stride ldx), device pointers; call only where gemv_supports() holds
 /// for every projection.
+/// With xg (the SwiGLU down-projection): the input is silu(xg) * x, xg: [N, in] (row stride
+/// ldxg, 16-byte aligned rows), formed as the activations are loaded.
 template <StorageType W>
 void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
           [[maybe_unused]] const Projection<W>* proj, [[maybe_unused]] int count,
-          [[maybe_unused]] int n_tokens, [[maybe_unused]] int in, [[maybe_unused]] void* stream) {
+          [[maybe_unused]] int n_tokens, [[maybe_unused]] int in, [[maybe_unused]] void* stream,
+          [[maybe_unused]] const float* xg = nullptr, [[maybe_unused]] std::int64_t ldxg = 0) {
 #if RODIMUS_CUDA_KERNELS
   if constexpr (!std::is_same_v<W, float>) {
     const auto s = static_cast<cudaStream_t>(stream);
     for (int j0 = 0; j0 < count; j0 += kGemvMaxProjections) {
       detail::GemvLaunch<W> launch{};
+      launch.xg = xg;
+      launch.ldxg = ldxg;
       launch.count = std::min(kGemvMaxProjections, count - j0);
       for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
       auto run = [&]<int N>() { detail::launch_gemv<W, N>(x, ldx, launch, in, s); };
