@@ -1,6 +1,7 @@
 // ddts_gate (SPEC 2 steps 5-6) and channel_gate (step 4) on every backend against fp64.
 #include "op_test_util.hpp"
 #include "rodimus/ops/ddts_gate.hpp"
+#include "rodimus/ops/ddts_gla_scan.hpp"
 #include "rodimus/reference/ddts_gate.hpp"
 
 using namespace rodimus;
@@ -187,4 +188,67 @@ TEST_CASE("ddts_gate with strong gate inputs (saturated softplus and sigmoid)", 
     });
   }
   WARN("ddts_gate (strong inputs) max rel err a " << worst_a << ", k " << worst_k);
+}
+
+TEST_CASE("ddts_gla_scan equals ddts_gate then gla_scan", "[ops][ddts_gate][gla_scan]") {
+  // The fused op against its two parts on the same backend: on Kokkos::Cuda decode-sized
+  // calls (<= 4 tokens per sequence) take the one-kernel path (one or four threads per state
+  // column), longer ones the parts themselves; elsewhere the op is the parts.
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  struct Case {
+    int n, E;
+    std::vector<int> lengths;
+  };
+  const std::vector<Case> cases = {
+      {64, 192, {1, 1, 1}},                          // batch 3 of decode tokens
+      {32, 128, {2, 4, 1}},                          // a few tokens per sequence
+      {64, 4096, {1, 1, 1}},                         // the 1.6B width: one thread per column
+      {128, 256, {1, rng.integer(1, 4)}},            // n = 128
+      {64, 128, {rng.integer(9, 40), 3}},            // longer: the parts
+  };
+  for (const auto& c : cases) {
+    const int B = static_cast<int>(c.lengths.size()), n = c.n, E = c.E;
+    const auto slots = test::shuffled_slots(rng, B, B + 1);
+    int nt = 0;
+    for (int l : c.lengths) nt += l;
+    INFO("n=" << n << " E=" << E << " tokens " << nt);
+    const float eps = 1e-6f, scale = static_cast<float>(1.0 / std::sqrt(double(n)));
+    const auto q = rng.vec(std::size_t(nt) * n, -1, 1), k = rng.vec(std::size_t(nt) * n, -2, 2);
+    const auto s_raw = rng.vec(std::size_t(nt) * n, -6, 6);
+    const auto tau_raw = rng.vec(std::size_t(nt) * n, -4, 4);
+    const auto u = rng.vec(std::size_t(nt) * E, -1, 1);
+    const auto s0 = rng.vec(std::size_t(B + 1) * n * E, -1, 1);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      using CV = View2<const float, Space>;
+      test::Batch<Space> batch(c.lengths, std::vector<int>(B, 5), slots);
+      auto run = [&](bool fused) {
+        auto dq = test::upload2<float, Space>(q, nt, n);
+        auto dk = test::upload2<float, Space>(k, nt, n);
+        auto ds = test::upload2<float, Space>(s_raw, nt, n);
+        auto dt = test::upload2<float, Space>(tau_raw, nt, n);
+        auto du = test::upload2<float, Space>(u, nt, E);
+        auto da = test::upload2<float, Space>({}, nt, n);
+        auto dout = test::upload2<float, Space>({}, nt, E);
+        auto state = test::upload3<Space>(s0, B + 1, n, E);
+        GlaScanWorkspace<Space, float> ws;
+        if (fused) {
+          ddts_gla_scan<RecurrentScan>(Space{}, CV(dq), CV(ds), CV(dt), dk, da, CV(du), state,
+                                       batch.seq, dout, scale, eps, ws);
+        } else {
+          ddts_gate(Space{}, CV(ds), CV(dt), CV(dk), da, dk, nt, eps);
+          gla_scan<RecurrentScan>(Space{}, CV(dq), CV(dk), CV(da), CV(du), state, batch.seq, dout,
+                                  scale, ws);
+        }
+        return std::pair{test::download2(dout), test::download3(state)};
+      };
+      const auto [o_f, s_f] = run(true);
+      const auto [o_p, s_p] = run(false);
+      // the same formulas; the key norm's reduction order may differ: a few fp32 roundings
+      CHECK(test::rel_err(o_f, o_p) <= 1e-5);
+      CHECK(test::rel_err(s_f, s_p) <= 1e-5);
+      CHECK(test::rel_err(s_f, s0) > 1e-3);  // the state moved
+    });
+  }
 }

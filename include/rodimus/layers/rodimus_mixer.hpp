@@ -8,6 +8,7 @@
 #include "rodimus/model/config.hpp"
 #include "rodimus/model/weights.hpp"
 #include "rodimus/ops/ddts_gate.hpp"
+#include "rodimus/ops/ddts_gla_scan.hpp"
 #include "rodimus/ops/gated_rms_norm.hpp"
 #include "rodimus/ops/gla_scan.hpp"
 #include "rodimus/ops/linear.hpp"
@@ -53,12 +54,11 @@ void rodimus_mixer(const Space& space, const ModelConfig& cfg, const MixerWeight
                       std::array{ws.q, ws.k, ws.sr, ws.tr}, nt);
   // 4. u = sigmoid((x W1^T) W2^T + b2) * x                       [N, E]
   channel_gate(space, CV(ws.x), mw.ch_gate, ws.zr, ws.ze, ws.u, nt);
-  // 5-6. DDTS gates: a = -tau * s, k' = s^tau * k / ||k||        [N, n]
-  ddts_gate(space, CV(ws.sr), CV(ws.tr), CV(ws.k), ws.a, ws.k, nt,
-            static_cast<float>(cfg.mixer.normalize_epsilon));
-  // 7. o_t = q_t S_t / sqrt(n)                                   [N, E]
-  gla_scan<Scan>(space, CV(ws.q), CV(ws.k), CV(ws.a), CV(ws.u), gla_state, batch, ws.o,
-                 static_cast<float>(1.0 / std::sqrt(double(cfg.mem_size()))), ws.scan);
+  // 5-7. DDTS gates a = -tau * s, k' = s^tau * k / ||k||, and the scan o_t = q_t S_t / sqrt(n)
+  //      (one kernel for a CUDA decode step)                     [N, n], [N, E]
+  ddts_gla_scan<Scan>(space, CV(ws.q), CV(ws.sr), CV(ws.tr), ws.k, ws.a, CV(ws.u), gla_state,
+                      batch, ws.o, static_cast<float>(1.0 / std::sqrt(double(cfg.mem_size()))),
+                      static_cast<float>(cfg.mixer.normalize_epsilon), ws.scan);
   // 8-9. y = rmsnorm((o + xs * w_res) * silu(g)) * w             [N, E]
   gated_rms_norm(space, CV(ws.o), CV(ws.xs), mw.w_res, CV(ws.g), mw.act_norm, ws.ze, nt,
                  static_cast<float>(cfg.norm_epsilon));

@@ -3,8 +3,8 @@
 // launched by window_attention.hpp.
 //
 // grid (splits, H, N), 128 threads: CTA (sp, h, t) takes chunks sp C .. sp C + C - 1 of 32 keys
-// of token t's window for query head h (C = DecodeScratch::chunks: 1 for small grids, more when
-// a batch would otherwise launch many waves of CTAs). For each chunk, each of its 4 warps holds
+// of token t's window for query head h, C = ceil(chunks / splits) for the token's own chunks
+// (1 for small grids; more when the batch would otherwise launch many waves of CTAs). For each chunk, each of its 4 warps holds
 // 8 key rows and their 8 value rows in registers (lanes over the head dimension in float4s),
 // all loaded at once: a decode step's attention reads little and is bound by how many
 // dependent memory round trips it takes, so the kernel takes few. Per warp: scores (shuffle
@@ -43,7 +43,6 @@ struct DecodeScratch {
   float* k_cache = nullptr;   // non-null: write each token's key and value rows into its
   float* v_cache = nullptr;   // cache row (only with one token per sequence)
   int splits = 0;  // CTAs per (token, head) in the grid
-  int chunks = 1;  // chunks of kDecodeKeys keys per CTA
 };
 
 __device__ __forceinline__ float4 ldg4(const float* p) {
@@ -105,10 +104,13 @@ __global__ void __launch_bounds__(kDecodeThreads)
   if (len >= a.flash_min_len) return;  // the flash kernel owns this sequence
   const int p = p0 + (t - off);
   const int lo = (a.window_back < 0 || p < a.window_back) ? 0 : p - a.window_back;
-  const int nch = (p + 1 - lo + kDecodeKeys - 1) / kDecodeKeys;  // this token's chunks
-  const int nsp = (nch + d.chunks - 1) / d.chunks;                 // and splits
+  // this token's chunks, spread evenly over the grid's splits (a token with fewer keys than
+  // the grid was sized for, as in a recorded graph, still uses all of them)
+  const int nch = (p + 1 - lo + kDecodeKeys - 1) / kDecodeKeys;
+  const int cpc = (nch + d.splits - 1) / d.splits;  // chunks per CTA
+  const int nsp = (nch + cpc - 1) / cpc;            // splits this token uses
   if (sp >= nsp) return;
-  const int c_end = min(nch, (sp + 1) * d.chunks);
+  const int c_end = min(nch, (sp + 1) * cpc);
   const int hd = a.hd, h4 = hd / 4;
   const int kcol = (h % a.heads_k) * hd, vcol = (h % a.heads_v) * hd;
   const std::int64_t kd = std::int64_t(a.heads_k) * hd, vd = std::int64_t(a.heads_v) * hd;
@@ -126,7 +128,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
 #pragma unroll
   for (int n = 0; n < NV; ++n) acc[n] = zero;
 #pragma unroll 1
-  for (int c = sp * d.chunks; c < c_end; ++c) {
+  for (int c = sp * cpc; c < c_end; ++c) {
     const int j0 = lo + c * kDecodeKeys;
     const int nk = min(kDecodeKeys, p + 1 - j0);
     if (warp * R >= nk) break;  // this warp's rows of the (last) chunk are past the token

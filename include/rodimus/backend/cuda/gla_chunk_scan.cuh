@@ -754,29 +754,84 @@ __device__ __forceinline__ float to_f32(T x) {
     return __bfloat162float(x);
 }
 
+/// The recurrent kernel's per-token inputs: token r's q, k and decays exp(a) into shared memory
+/// (sq, sk, sd: N floats each). Called by every thread of the block; `scratch` (32 floats) is
+/// free for a block reduction.
+template <int N, class Tin>
+struct RecurrentInputs {
+  const Tin* q;
+  const Tin* k;
+  const float* a;
+  __device__ void operator()(std::int64_t r, float* sq, float* sk, float* sd, float*) const {
+    constexpr float kLog2e = 1.4426950408889634f;
+    for (int i = static_cast<int>(threadIdx.x); i < N; i += 128) {
+      sq[i] = to_f32(q[r * N + i]);
+      sk[i] = to_f32(k[r * N + i]);
+      sd[i] = exp2_approx(a[r * N + i] * kLog2e);
+    }
+  }
+};
+
+/// The same inputs with the DDTS gates (SPEC 2 steps 5-6) computed on the way, from the gate
+/// projections: s = softplus(s_raw), tau = sigmoid(tau_raw), a = -tau s, and the key
+/// k' = s^tau k / max(||k||, eps) (ops/ddts_gate.hpp's formulas, in fp32). Rows of N floats.
+template <int N>
+struct DdtsRecurrentInputs {
+  static_assert(N <= 128, "one thread per gate");
+  const float* q;
+  const float* k;  // before the gates
+  const float* s_raw;
+  const float* tau_raw;
+  float eps;
+  __device__ void operator()(std::int64_t r, float* sq, float* sk, float* sd,
+                             float* scratch) const {
+    constexpr float kLog2e = 1.4426950408889634f;
+    const int i = static_cast<int>(threadIdx.x);
+    float kb = 0.f, kk = 0.f;  // beta k, k^2
+    if (i < N) {
+      const float kr = k[r * N + i], z = s_raw[r * N + i], zt = tau_raw[r * N + i];
+      const float az = z < 0.f ? -z : z;
+      const float sp = (z > 0.f ? z : 0.f) + log1pf(expf(-az));  // softplus, overflow-safe
+      const float tau = 1.f / (1.f + expf(-zt));                  // sigmoid
+      sd[i] = exp2_approx(-tau * sp * kLog2e);
+      sq[i] = q[r * N + i];
+      kb = expf(tau * logf(sp)) * kr;
+      kk = kr * kr;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) kk += __shfl_xor_sync(0xffffffffu, kk, o);
+    if (i % 32 == 0) scratch[i / 32] = kk;
+    __syncthreads();
+    float ss = 0.f;
+#pragma unroll
+    for (int w = 0; w < (N + 31) / 32; ++w) ss += scratch[w];
+    const float norm = sqrtf(ss);
+    if (i < N) sk[i] = kb * (1.f / (norm > eps ? norm : eps));
+  }
+};
+
 /// The recurrent schedule (decode-sized calls: a few tokens per sequence): the recurrence token
 /// by token in fp32, S_t = diag(exp(a_t)) S_{t-1} + k_t^T u_t, o_t = scale q_t S_t. Grid
 /// (ceil(E / (128 / RG)), B), block 128: a group of RG threads owns one column e of the state,
 /// each thread N / RG of its entries in registers (state rows are read and written once,
 /// coalesced across the block); q, k and the decays of each token go through shared memory
-/// (dynamic, 3 N floats, and 128 more for RG > 1). RG = 4 when one sequence's 128-column CTAs would leave most SMs idle
-/// (a decode step at batch 1: 128 CTAs instead of 32); the RG partial dot products of a column
-/// are summed in shared memory.
-template <int N, int RG, class Tin, class Tout>
+/// (dynamic: 3 N + 160 floats, see recurrent_shared_bytes), put there by `in`
+/// (RecurrentInputs, or DdtsRecurrentInputs with the gates fused). RG = 4 when one sequence's
+/// 128-column CTAs would leave most SMs idle (a decode step at batch 1: 128 CTAs instead of
+/// 32); the RG partial dot products of a column are summed in shared memory.
+template <int N, int RG, class Inputs, class Tin, class Tout>
 __global__ void __launch_bounds__(128)
-    gla_recurrent_kernel(const Tin* __restrict__ q, const Tin* __restrict__ k,
-                         const float* __restrict__ a, const Tin* __restrict__ u,
-                         float* __restrict__ state, Tout* __restrict__ o,
-                         const int* __restrict__ offsets, const int* __restrict__ slots, int T,
-                         int E, float scale) {
+    gla_recurrent_kernel(const Inputs in, const Tin* __restrict__ u, float* __restrict__ state,
+                         Tout* __restrict__ o, const int* __restrict__ offsets,
+                         const int* __restrict__ slots, int T, int E, float scale) {
   static_assert(RG >= 1 && 128 % RG == 0 && N % RG == 0);
   constexpr int CW = 128 / RG, NR = N / RG;  // columns per CTA, state rows per thread
-  extern __shared__ __align__(16) unsigned char smem[];  // q, k, decays; RG > 1: 128 partials
+  extern __shared__ __align__(16) unsigned char smem[];
   float* sq = reinterpret_cast<float*>(smem);
   float* sk = sq + N;
   float* sd = sk + N;
-  float* red = sd + N;
-  constexpr float kLog2e = 1.4426950408889634f;
+  float* red = sd + N;         // RG > 1: 128 partial dot products
+  float* scratch = red + 128;  // 32 floats for `in`
   const int tid = static_cast<int>(threadIdx.x);
   const int cl = tid % CW, g = tid / CW, i0 = g * NR;
   const int b = static_cast<int>(blockIdx.y);
@@ -791,11 +846,7 @@ __global__ void __launch_bounds__(128)
   for (int t = 0; t < len; ++t) {
     const std::int64_t r = row0 + t;
     __syncthreads();  // the previous token's q, k, d and partial sums are read
-    for (int i = tid; i < N; i += 128) {
-      sq[i] = to_f32(q[r * N + i]);
-      sk[i] = to_f32(k[r * N + i]);
-      sd[i] = exp2_approx(a[r * N + i] * kLog2e);
-    }
+    in(r, sq, sk, sd, scratch);
     __syncthreads();
     float acc = 0.f;
     if (col) {
@@ -824,6 +875,32 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
     for (int i = 0; i < NR; ++i) st[std::int64_t(i0 + i) * E] = s[i];
   }
+}
+
+/// Dynamic shared memory of gla_recurrent_kernel<N, ...>.
+constexpr int recurrent_shared_bytes(int n) {
+  return (3 * n + 128 + 32) * static_cast<int>(sizeof(float));
+}
+
+/// Threads per state column of the recurrent kernel: 4 while the batch's 128-column CTAs would
+/// fill under half the SMs, else 1.
+inline int recurrent_row_groups(int B, int E, int sms) {
+  return std::int64_t(B) * ((E + 127) / 128) * 2 <= sms ? 4 : 1;
+}
+
+/// Launches the recurrent kernel for B sequences (grid and shared memory as it needs).
+template <int N, class Inputs, class Tin, class Tout, class Launch>
+void launch_recurrent(const Launch& launch, int row_groups, const Inputs& in, const Tin* u,
+                      float* state, Tout* o, const int* offsets, const int* slots, int B, int T,
+                      int E, float scale) {
+  if (row_groups == 4)
+    launch(gla_recurrent_kernel<N, 4, Inputs, Tin, Tout>,
+           dim3(static_cast<unsigned>((E + 31) / 32), static_cast<unsigned>(B)), dim3(128),
+           recurrent_shared_bytes(N), in, u, state, o, offsets, slots, T, E, scale);
+  else
+    launch(gla_recurrent_kernel<N, 1, Inputs, Tin, Tout>,
+           dim3(static_cast<unsigned>((E + 127) / 128), static_cast<unsigned>(B)), dim3(128),
+           recurrent_shared_bytes(N), in, u, state, o, offsets, slots, T, E, scale);
 }
 
 // ---- The split schedule (long sequences) -------------------------------------------------
@@ -1101,7 +1178,7 @@ inline GlaChunkScanPlan make_plan(int B, int T, int n, int E, int C, bool packed
        (packed || T <= kRecurrentTokens))) {
     plan.recurrent = true;
     // four threads per state column while the batch's 128-column CTAs fill under half the SMs
-    plan.row_groups = std::int64_t(B) * ((E + 127) / 128) * 2 <= sms ? 4 : 1;
+    plan.row_groups = recurrent_row_groups(B, E, sms);
     return plan;
   }
   bool want = opts.schedule == ScanSchedule::Split ||
@@ -1212,16 +1289,8 @@ void launch_plan(const Launch& launch, const GlaChunkScanPlan& plan, const Tin* 
                  const float* a, const Tin* u, float* state, Tout* o, const int* offsets,
                  const int* slots, int B, int T, int E, float scale, void* workspace) {
   if (plan.recurrent) {
-    if (plan.row_groups == 4)
-      launch(gla_recurrent_kernel<N, 4, Tin, Tout>,
-             dim3(static_cast<unsigned>((E + 31) / 32), static_cast<unsigned>(B)), dim3(128),
-             (3 * N + 128) * static_cast<int>(sizeof(float)), q, k, a, u, state, o, offsets, slots, T, E,
-             scale);
-    else
-      launch(gla_recurrent_kernel<N, 1, Tin, Tout>,
-             dim3(static_cast<unsigned>((E + 127) / 128), static_cast<unsigned>(B)), dim3(128),
-             3 * N * static_cast<int>(sizeof(float)), q, k, a, u, state, o, offsets, slots, T, E,
-             scale);
+    launch_recurrent<N>(launch, plan.row_groups, RecurrentInputs<N, Tin>{q, k, a}, u, state, o,
+                        offsets, slots, B, T, E, scale);
   } else if (plan.split) {
     if (plan.column_tile == 128)
       launch_split<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale,

@@ -89,4 +89,55 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
   return false;
 }
 
+/// The DDTS gates and the scan in one kernel for decode-sized calls (up to 4 tokens per
+/// sequence, the calls the recurrent schedule takes): the recurrent kernel computes each
+/// token's decays and gated, normalised key from s_raw, tau_raw and k (ops/ddts_gate.hpp's
+/// formulas) as it loads them, so the gates need no launch of their own and write nothing.
+/// Returns false (nothing done) off Kokkos::Cuda, for other shapes, strided operands or longer
+/// calls.
+// q, k, s_raw, tau_raw: [>=N, n]; u, o: [>=N, E]; state: [S, n, E]
+template <class Space>
+bool ddts_gla_scan_cuda([[maybe_unused]] const Space& space,
+                        [[maybe_unused]] const View2<const float, Space>& q,
+                        [[maybe_unused]] const View2<const float, Space>& k,
+                        [[maybe_unused]] const View2<const float, Space>& s_raw,
+                        [[maybe_unused]] const View2<const float, Space>& tau_raw,
+                        [[maybe_unused]] const View2<const float, Space>& u,
+                        [[maybe_unused]] const View3<float, Space>& state,
+                        [[maybe_unused]] const SeqBatch<Space>& batch,
+                        [[maybe_unused]] const View2<float, Space>& o, [[maybe_unused]] float scale,
+                        [[maybe_unused]] float eps) {
+#if RODIMUS_CUDA_KERNELS
+  if constexpr (is_cuda_space_v<Space>) {
+    const int n = static_cast<int>(q.extent(1));
+    const auto e = static_cast<std::int64_t>(u.extent(1));
+    auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
+    auto dense = [&](const auto& v) {
+      return st(v, 1) == 1 && st(v, 0) == static_cast<std::int64_t>(v.extent(1));
+    };
+    const int B = batch.num_seqs, E = static_cast<int>(e);
+    if (!gla_chunk_scan_supports(n, e) || !dense(q) || !dense(k) || !dense(s_raw) ||
+        !dense(tau_raw) || !dense(u) || !dense(o) || st(state, 2) != 1 || st(state, 1) != e ||
+        st(state, 0) != std::int64_t(n) * e ||
+        std::int64_t(batch.num_tokens) > std::int64_t(detail::kRecurrentTokens) * B)
+      return false;
+    const detail::CudaLaunch launch{space.cuda_stream(), "rodimus::backend::cuda::ddts_gla_scan"};
+    const int groups = detail::recurrent_row_groups(B, E, detail::multiprocessors());
+    auto go = [&]<int N>() {
+      const detail::DdtsRecurrentInputs<N> in{q.data(), k.data(), s_raw.data(), tau_raw.data(),
+                                              eps};
+      detail::launch_recurrent<N>(launch, groups, in, u.data(), state.data(), o.data(),
+                                  batch.offsets.data(), batch.slot.data(), B, 0, E, scale);
+    };
+    Kokkos::Profiling::pushRegion("rodimus::ddts_gla_scan.cuda_recurrent");  // for profilers
+    if (n == 32) go.template operator()<32>();
+    if (n == 64) go.template operator()<64>();
+    if (n == 128) go.template operator()<128>();
+    Kokkos::Profiling::popRegion();
+    return true;
+  }
+#endif
+  return false;
+}
+
 }  // namespace rodimus::backend::cuda

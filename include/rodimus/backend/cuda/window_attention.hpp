@@ -367,14 +367,15 @@ inline void attn_decode(const WindowAttentionArgs& w, const AttnDev& dev, int ma
                         cudaStream_t stream) {
   auto& ctx = CudaContext::get();
   DecodeScratch d;
-  // One chunk of 32 keys per CTA while the grid stays within about
-  // decode_attention_ctas_per_sm CTAs per SM; beyond, each CTA walks several chunks (fewer
-  // CTAs, partials and merges per token).
+  // Splits per (token, head): one per chunk of 32 keys while the grid stays within about
+  // decode_attention_ctas_per_sm CTAs per SM; beyond, fewer splits, each walking several
+  // chunks (fewer CTAs, partials and merges per token). The kernel spreads each token's own
+  // chunks over the splits, so a grid sized for the longest window (a recorded graph) serves
+  // shorter contexts with the same number of CTAs.
   const long chunks = (max_keys + kDecodeKeys - 1) / kDecodeKeys;
   const long pairs = long(w.num_tokens) * w.heads;
   const long target = long(std::max(1, ctx.decode_attention_ctas_per_sm)) * ctx.sm_count();
-  d.chunks = static_cast<int>(std::clamp((pairs * chunks + target - 1) / target, 1L, chunks));
-  d.splits = static_cast<int>((chunks + d.chunks - 1) / d.chunks);
+  d.splits = static_cast<int>(std::clamp((target + pairs - 1) / pairs, 1L, chunks));
   const std::size_t parts = std::size_t(w.num_tokens) * w.heads * d.splits;
   d.acc = static_cast<float*>(ctx.scratch(
       kScratchAttnPartials, parts * (std::size_t(w.hd) * sizeof(float) + sizeof(float2))));

@@ -23,6 +23,16 @@
 #define RODIMUS_TARGET_AVX2
 #endif
 
+/// `#pragma GCC unroll n` for host loops; nothing in a translation unit nvcc compiles, whose
+/// front end does not know the pragma (warning 1675-D) and whose host kernels are not the
+/// hot paths there.
+#if defined(__CUDACC__)
+#define RODIMUS_HOST_UNROLL(n)
+#else
+#define RODIMUS_HOST_PRAGMA(x) _Pragma(#x)
+#define RODIMUS_HOST_UNROLL(n) RODIMUS_HOST_PRAGMA(GCC unroll n)
+#endif
+
 namespace rodimus::backend::host {
 
 /// Flushes subnormal floats to zero on the calling thread for a scope (x86 MXCSR FTZ and DAZ,

@@ -289,15 +289,15 @@ RODIMUS_TARGET_AVX512 inline void gemv_block_avx512(const float* x, int ldx, con
   constexpr int kLineBytes = 64;
   constexpr int kStepBytes = 32 * int(sizeof(W));
   const W* wr[R];
-#pragma GCC unroll 4
+RODIMUS_HOST_UNROLL(4)
   for (int r = 0; r < R; ++r) wr[r] = w + std::int64_t(o + r) * in;
   // (fully unrolled loops over constant bounds: the accumulators must stay in registers)
   __m512 acc[R][NT][P];
-#pragma GCC unroll 4
+RODIMUS_HOST_UNROLL(4)
   for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
+RODIMUS_HOST_UNROLL(4)
     for (int t = 0; t < NT; ++t)
-#pragma GCC unroll 2
+RODIMUS_HOST_UNROLL(2)
       for (int p = 0; p < P; ++p) acc[r][t][p] = _mm512_setzero_ps();
 
   // Each row is a stream; prefetch kGemvPrefetchBytes ahead in it, and once that passes the
@@ -311,18 +311,18 @@ RODIMUS_TARGET_AVX512 inline void gemv_block_avx512(const float* x, int ldx, con
     const std::int64_t ahead = std::int64_t(i) * std::int64_t(sizeof(W)) + kGemvPrefetchBytes;
     const std::int64_t off = ahead + (ahead >= row_bytes ? next_block : 0);
     __m512 wv[R][2];
-#pragma GCC unroll 4
+RODIMUS_HOST_UNROLL(4)
     for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 2
+RODIMUS_HOST_UNROLL(2)
       for (int b = 0; b < kStepBytes; b += kLineBytes)
         _mm_prefetch(reinterpret_cast<const char*>(wr[r]) + off + b, _MM_HINT_T0);
       load32_avx512<W>(wr[r], i, m, wv[r][0], wv[r][1]);
     }
-#pragma GCC unroll 4
+RODIMUS_HOST_UNROLL(4)
     for (int t = 0; t < NT; ++t) {
       __m512 x0, x1;
       xload32_avx512<W>(x + std::int64_t(t) * ldx, i, m, x0, x1);
-#pragma GCC unroll 4
+RODIMUS_HOST_UNROLL(4)
       for (int r = 0; r < R; ++r) {
         acc[r][t][0] = _mm512_fmadd_ps(x0, wv[r][0], acc[r][t][0]);
         acc[r][t][P - 1] = _mm512_fmadd_ps(x1, wv[r][1], acc[r][t][P - 1]);
@@ -332,10 +332,10 @@ RODIMUS_TARGET_AVX512 inline void gemv_block_avx512(const float* x, int ldx, con
 
   const __mmask8 rows = static_cast<__mmask8>((1u << R) - 1u);
   const __m128 b = bias ? _mm_maskz_loadu_ps(rows, bias + o) : _mm_setzero_ps();
-#pragma GCC unroll 4
+RODIMUS_HOST_UNROLL(4)
   for (int t = 0; t < NT; ++t) {
     __m512 s[kGemvRowBlock];
-#pragma GCC unroll 4
+RODIMUS_HOST_UNROLL(4)
     for (int r = 0; r < kGemvRowBlock; ++r) {
       if (r < R) {
         s[r] = P == 2 ? _mm512_add_ps(acc[r][t][0], acc[r][t][P - 1]) : acc[r][t][0];

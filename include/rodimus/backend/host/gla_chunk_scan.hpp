@@ -308,33 +308,33 @@ RODIMUS_TARGET_AVX512 inline void chunk_mk_avx512(const float* A, std::int64_t l
                                                   const __mmask16* mk) {
   __m512 acc[MR][NV];
   if (init != nullptr) {
-#pragma GCC unroll 16
+RODIMUS_HOST_UNROLL(16)
     for (int r = 0; r < MR; ++r) {
       const __m512 f = _mm512_set1_ps(init[r]);
-#pragma GCC unroll 8
+RODIMUS_HOST_UNROLL(8)
       for (int v = 0; v < NV; ++v)
         acc[r][v] = _mm512_mul_ps(f, _mm512_maskz_loadu_ps(mk[v], out + r * ldo + 16 * v));
     }
   } else {
-#pragma GCC unroll 16
+RODIMUS_HOST_UNROLL(16)
     for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
+RODIMUS_HOST_UNROLL(8)
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   }
   for (int kk = 0; kk < kn; ++kk) {
     __m512 b[NV];
-#pragma GCC unroll 8
+RODIMUS_HOST_UNROLL(8)
     for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(B + kk * (16 * NV) + 16 * v);
-#pragma GCC unroll 16
+RODIMUS_HOST_UNROLL(16)
     for (int r = 0; r < MR; ++r) {
       const __m512 x = _mm512_set1_ps(A[r * lda + kk]);
-#pragma GCC unroll 8
+RODIMUS_HOST_UNROLL(8)
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
     }
   }
-#pragma GCC unroll 16
+RODIMUS_HOST_UNROLL(16)
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
+RODIMUS_HOST_UNROLL(8)
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out + r * ldo + 16 * v, mk[v], acc[r][v]);
 }
 
