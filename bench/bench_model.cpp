@@ -186,9 +186,49 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
   bs.counters["gemm_peak_gflops"] = peak / 1e9;
 }
 
+/// CUDA decode settings an A/B variant changes for one benchmark (CudaContext): L2 weight
+/// prefetch bytes ahead, evict-last marking, the decode attention's CTAs per SM.
+struct DecodeKnobs {
+  std::size_t prefetch_bytes = 0;
+  bool evict_last = false;
+  int attention_ctas_per_sm = 0;
+};
+
+#if RODIMUS_CUDA_KERNELS
+/// Applies DecodeKnobs for a scope and restores the defaults.
+class KnobScope {
+ public:
+  explicit KnobScope(const DecodeKnobs* k) : ctx_(backend::cuda::detail::CudaContext::get()) {
+    saved_ = {ctx_.decode_prefetch_bytes, ctx_.decode_prefetch_evict_last,
+              ctx_.decode_attention_ctas_per_sm};
+    if (!k) return;
+    ctx_.decode_prefetch_bytes = k->prefetch_bytes;
+    ctx_.decode_prefetch_evict_last = k->evict_last;
+    if (k->attention_ctas_per_sm > 0) ctx_.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
+  }
+  ~KnobScope() {
+    ctx_.decode_prefetch_bytes = saved_.prefetch_bytes;
+    ctx_.decode_prefetch_evict_last = saved_.evict_last;
+    ctx_.decode_attention_ctas_per_sm = saved_.attention_ctas_per_sm;
+  }
+  KnobScope(const KnobScope&) = delete;
+  KnobScope& operator=(const KnobScope&) = delete;
+
+ private:
+  backend::cuda::detail::CudaContext& ctx_;
+  DecodeKnobs saved_;
+};
+#else
+struct KnobScope {
+  explicit KnobScope(const DecodeKnobs*) {}
+};
+#endif
+
 template <class W>
 void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bool prefilled,
-               bool graphs = true, OperandPrecision operands = OperandPrecision::Split) {
+               bool graphs = true, OperandPrecision operands = OperandPrecision::Split,
+               const DecodeKnobs* knobs = nullptr) {
+  const KnobScope knob_scope(knobs);
   const auto& m = cached_model<W>(s);
   Workspace<Space> ws;
   ws.cuda_graphs = graphs;
@@ -302,6 +342,30 @@ void register_shape(const Shape& s) {
           });
       b->Unit(benchmark::kMillisecond)->UseRealTime();
     }
+    // A/B variants of the CUDA decode settings (the benchmarks above: CudaContext's defaults).
+    // The L2 weight prefetch serves the GEMV (<= 8 tokens); the attention's CTAs per SM matter
+    // at the larger batches.
+    struct Variant {
+      std::string name;
+      DecodeKnobs knobs;
+      std::vector<int> batches;
+    };
+    const std::vector<Variant> variants = {
+        {"prefetch:0", {0, false, 0}, {1, 4}},
+        {"prefetch:16M", {std::size_t(16) << 20, false, 0}, {1}},
+        {"prefetch:24M", {std::size_t(24) << 20, false, 0}, {1, 4}},
+        {"prefetch:32M", {std::size_t(32) << 20, false, 0}, {1}},
+        {"prefetch:24M_evict_last", {std::size_t(24) << 20, true, 0}, {1}},
+        {"attn_ctas:4", {0, false, 4}, {16, 128}}};
+    for (const auto& v : variants)
+      for (int nb : v.batches) {
+        auto* b = benchmark::RegisterBenchmark(
+            ("decode_variant/" + base + "/" + v.name + "/ctx:1024/B:" + std::to_string(nb)).c_str(),
+            [s, nb, knobs = v.knobs](benchmark::State& st) {
+              BM_decode<W>(st, s, 1024, nb, false, true, OperandPrecision::Bf16, &knobs);
+            });
+        b->Unit(benchmark::kMillisecond)->UseRealTime();
+      }
   }
   if (!published)
     for (std::int64_t ctx : {1024, 8192}) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <string>
 
+#include "rodimus/backend/cuda/weight_prefetch.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/error.hpp"
 #include "rodimus/core/precision.hpp"
@@ -59,7 +60,17 @@ struct CudaContext {
   bool one_kernel_decode_attention = true;
   /// CTAs per SM the decode attention's grid aims at before each CTA walks several chunks of
   /// keys (decode_attention.cuh); tests lower it to force the multi-chunk walk.
-  int decode_attention_ctas_per_sm = 4;
+  int decode_attention_ctas_per_sm = 8;
+  /// The decode step's weight prefetch plan while StepGraph warms up (records the GEMVs'
+  /// weights in order) or records its graph (hands each GEMV the spans to prefetch into L2);
+  /// null otherwise (weight_prefetch.hpp).
+  WeightPrefetchPlan* weight_prefetch = nullptr;
+  /// Bytes of weights prefetched into L2 ahead of the GEMV in flight (0: no prefetch), and
+  /// whether the prefetched lines are marked evict-last. Off by default: on the H200 the 1.6B
+  /// decode at B = 1 took 2.33-2.46 ms with 16-32 MiB ahead against 2.16 ms without
+  /// (docs/performance.md, session 13).
+  std::size_t decode_prefetch_bytes = 0;
+  bool decode_prefetch_evict_last = false;
   /// cuBLAS's workspace (32 MiB, NVIDIA's figure for Hopper).
   static constexpr std::size_t kCublasWorkspaceBytes = std::size_t(32) << 20;
   void* cublas_workspace = nullptr;

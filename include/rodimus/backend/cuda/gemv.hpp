@@ -25,6 +25,7 @@
 
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/cuda/projection.hpp"
+#include "rodimus/backend/cuda/weight_prefetch.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
@@ -74,6 +75,9 @@ struct GemvLaunch {
   /// the wide kernel only), xg: [N, in] with row stride ldxg.
   const float* xg = nullptr;
   std::int64_t ldxg = 0;
+  /// Weights of later launches that the blocks prefetch into L2 once their own loads are done
+  /// (weight_prefetch.hpp).
+  L2Prefetch prefetch;
 
   /// Lays the projections' blocks of `rows` rows end to end; returns the grid size.
   int layout(int rows) {
@@ -165,6 +169,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     g += S * kGemvSlice;
     if (g < groups) load(g);
   }
+  if (warp == 0) issue_l2_prefetch(launch.prefetch, blockIdx.x, gridDim.x, lane);
   __shared__ float part[kGemvWarps][RB * N];
 #pragma unroll
   for (int r = 0; r < RB; ++r)
@@ -202,6 +207,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   const uint4 raw[1] = {live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
                              : make_uint4(0, 0, 0, 0)};
   grid_dependency_wait();  // x is written by the kernel before (a dependent launch)
+  if (threadIdx.x < 32) issue_l2_prefetch(launch.prefetch, blockIdx.x, gridDim.x, threadIdx.x);
   float acc[1][N] = {};
   if (live) gemv_accumulate<W, N, 1>(raw, x, ldx, g, acc);
 #pragma unroll
@@ -296,6 +302,12 @@ void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
       launch.ldxg = ldxg;
       launch.count = std::min(kGemvMaxProjections, count - j0);
       for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
+      if (auto* plan = detail::CudaContext::get().weight_prefetch) {
+        WeightPrefetchPlan::Span spans[kGemvMaxProjections];
+        for (int j = 0; j < launch.count; ++j)
+          spans[j] = {launch.p[j].w, std::size_t(launch.p[j].out) * std::size_t(in) * sizeof(W)};
+        launch.prefetch = plan->next(spans, launch.count);
+      }
       auto run = [&]<int N>() { detail::launch_gemv<W, N>(x, ldx, launch, in, s); };
       switch (n_tokens) {
         case 1:
