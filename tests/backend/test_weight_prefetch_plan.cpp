@@ -5,8 +5,8 @@
 // usable span exactly once and in order, never more than the budget ahead of the launch in
 // flight, as early as the budget and the per-launch span limit allow, and stop when a launch
 // differs from the recorded one. The seed is fresh each run and printed.
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <random>
 #include <vector>

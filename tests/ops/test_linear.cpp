@@ -250,7 +250,8 @@ TEST_CASE("decode GEMVs under an L2 weight-prefetch plan give the same results",
       plan.start_recording();
       CHECK(run() == plain);
       CHECK(plan.order().size() == shapes.size() + 2);
-      for (std::size_t budget : {std::size_t(64) << 10, std::size_t(3) << 20, std::size_t(64) << 20})
+      for (std::size_t budget :
+           {std::size_t(64) << 10, std::size_t(3) << 20, std::size_t(64) << 20})
         for (bool evict_last : {false, true}) {
           INFO("budget " << budget << " evict_last " << evict_last);
           plan.start_replay(budget, evict_last);

@@ -107,7 +107,9 @@ class StepGraph {
   };
   /// Hands `plan` to the GEMV launches of a scope (CudaContext::weight_prefetch).
   struct PlanGuard {
-    explicit PlanGuard(WeightPrefetchPlan& plan) { detail::CudaContext::get().weight_prefetch = &plan; }
+    explicit PlanGuard(WeightPrefetchPlan& plan) {
+      detail::CudaContext::get().weight_prefetch = &plan;
+    }
     ~PlanGuard() { detail::CudaContext::get().weight_prefetch = nullptr; }
     PlanGuard(const PlanGuard&) = delete;
     PlanGuard& operator=(const PlanGuard&) = delete;

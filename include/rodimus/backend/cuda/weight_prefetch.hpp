@@ -135,7 +135,8 @@ __device__ inline void issue_l2_prefetch(const L2Prefetch& pf, unsigned block, u
       block + 1 == blocks ? total : (total * (block + 1) / blocks) & ~std::uint64_t(15);
   constexpr std::uint64_t kPiece = 4096;
   std::uint64_t policy = 0;
-  if (pf.evict_last) asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+  if (pf.evict_last)
+    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
   for (std::uint64_t off = lo + lane * kPiece; off < hi; off += 32 * kPiece) {
     std::uint64_t cur = off;
     const std::uint64_t stop = off + kPiece < hi ? off + kPiece : hi;
