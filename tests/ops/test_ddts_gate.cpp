@@ -98,12 +98,15 @@ TEST_CASE("channel_gate matches the fp64 reference", "[ops][ddts_gate][channel_g
 
 TEST_CASE("channel_gate with bf16 weights keeps the pre-activation it gates",
           "[ops][ddts_gate][channel_gate]") {
-  // On Kokkos::Cuda up to 8 tokens take the decode GEMV with the product as its epilogue; z_e
-  // must still hold z_r W2^T + b2 (what the backward reads), and u its gate.
+  // On Kokkos::Cuda up to 8 tokens take the decode GEMV with the product as its epilogue, more
+  // take cuBLAS with the product in the bias's pass (the split halves stacked below 256 tokens,
+  // two GEMMs from there); z_e must still hold z_r W2^T + b2 (what the backward reads), and u
+  // its gate.
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
   for (auto [n_tok, e, r] : std::vector<std::tuple<int, int, int>>{
-           {1, 64, 32}, {3, 200, 16}, {8, 96, 8}, {9, 40, 32}, {rng.integer(1, 12), 72, 24}}) {
+           {1, 64, 32}, {3, 200, 16}, {8, 96, 8}, {9, 40, 32}, {rng.integer(1, 12), 72, 24},
+           {rng.integer(256, 300), 48, 16}}) {
     INFO("N=" << n_tok << " E=" << e << " R=" << r);
     const auto x = rng.vec(std::size_t(n_tok) * e, -2, 2);
     const auto w1 = rng.vec(std::size_t(r) * e);

@@ -57,7 +57,7 @@ void channel_gate(const Space& space, const View2<const compute_t<W>, Space>& x,
   detail::check_extent(u, 1, x.extent(1), "channel_gate: u");
   detail::check_extent_at_least(u, 0, n_tokens, "channel_gate: u");
   linear(space, x, cw.down, z_r, n_tokens);
-  if constexpr (StorageType<W>) {  // CUDA decode: the product as the GEMV's epilogue
+  if constexpr (StorageType<W>) {  // CUDA: the product in the GEMV's epilogue or the bias pass
     detail::check_linear_args<Space, W>(View2<const C, Space>(z_r), cw.up, z_e, n_tokens);
     if (n_tokens > 0 && detail::cuda_linear_gated(space, View2<const C, Space>(z_r), cw.up, z_e,
                                                   x, u, n_tokens))

@@ -100,6 +100,15 @@ void host_gemv(const Space& space, const View2<const float, Space>& x,
                        });
 }
 
+/// The CUDA kernels' view of one projection: weights, bias, output (dense rows checked by
+/// cuda_dense()).
+template <class Space, StorageType W>
+backend::cuda::Projection<W> cuda_projection(const LinearWeights<W, Space>& lw,
+                                             const View2<float, Space>& y) {
+  return {lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
+          static_cast<std::int64_t>(y.stride(0)), lw.out_features()};
+}
+
 /// The CUDA fast paths of K projections of one input, all operands dense: one decode GEMV launch
 /// for all of them (decode-sized N), else cuBLAS (bf16 / fp16 weights on the tensor cores with x
 /// converted once, fp32 weights as an fp32 SGEMM). False, having done nothing, when an operand
@@ -120,8 +129,7 @@ bool cuda_linear([[maybe_unused]] const Space& space,
       const auto& l = *lw[i];
       dense += cuda_dense(x, l, y[i]);
       gemv += bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, l.w.data());
-      proj[i] = {l.w.data(), l.has_bias() ? l.b.data() : nullptr, y[i].data(),
-                 static_cast<std::int64_t>(y[i].stride(0)), l.out_features()};
+      proj[i] = cuda_projection(l, y[i]);
     }
     if (dense != K || (gemv != 0 && gemv != K)) return false;
     const bool decode = gemv == K;
@@ -138,10 +146,10 @@ bool cuda_linear([[maybe_unused]] const Space& space,
   return false;
 }
 
-/// y = x W^T + b and gated = sigmoid(y) * gate in one CUDA decode-GEMV launch (the channel
-/// gate's up-projection with its product as the epilogue). False, having done nothing, off
-/// Kokkos::Cuda, for strided operands, or where the GEMV does not take the shapes (more than
-/// kGemvMaxTokens tokens: cuBLAS, then the separate product).
+/// y = x W^T + b and gated = sigmoid(y) * gate on Kokkos::Cuda without a pass of its own for
+/// the product: decode-sized N in one GEMV launch (the product as its epilogue), larger N on
+/// cuBLAS with the product in the bias's pass (the channel gate's up-projection). False, having
+/// done nothing, off Kokkos::Cuda or for strided operands.
 template <class Space, StorageType W>
 bool cuda_linear_gated([[maybe_unused]] const Space& space,
                        [[maybe_unused]] const View2<const float, Space>& x,
@@ -154,26 +162,30 @@ bool cuda_linear_gated([[maybe_unused]] const Space& space,
     namespace bc = backend::cuda;
     const int in = lw.in_features();
     const auto ldx = static_cast<std::int64_t>(x.stride(0));
-    if (!cuda_dense(x, lw, y) || gate.stride(1) != 1 || gated.stride(1) != 1 ||
-        !bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, lw.w.data()))
-      return false;
-    bc::Projection<W> p{lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
-                        static_cast<std::int64_t>(y.stride(0)), lw.out_features()};
+    if (!cuda_dense(x, lw, y) || gate.stride(1) != 1 || gated.stride(1) != 1) return false;
+    auto p = cuda_projection(lw, y);
     p.gate = gate.data();
     p.gated = gated.data();
     p.ldgate = static_cast<std::int64_t>(gate.stride(0));
     p.ldgated = static_cast<std::int64_t>(gated.stride(0));
-    Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
-    bc::gemv<W>(x.data(), ldx, &p, 1, n_tokens, in, space.cuda_stream());
+    const bool decode = bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, lw.w.data());
+    Kokkos::Profiling::pushRegion(decode ? "rodimus::linear.gemv" : "rodimus::linear.cublas");
+    if (decode)
+      bc::gemv<W>(x.data(), ldx, &p, 1, n_tokens, in, space.cuda_stream());
+    else
+      bc::cublas_linear_shared<W>(x.data(), ldx, &p, 1, n_tokens, in, space.cuda_stream());
     Kokkos::Profiling::popRegion();
     return true;
   }
   return false;
 }
 
-/// y = (silu(g) * a) W^T + b in one CUDA decode-GEMV launch (SwiGLU's product formed as the
-/// GEMV loads its input; `a` is left as it was). False, having done nothing, off Kokkos::Cuda,
-/// for strided or misaligned operands, or where the GEMV does not take the shapes.
+/// y = (silu(g) * a) W^T + b on Kokkos::Cuda without a pass of its own for SwiGLU's product
+/// (`a` is left as it was): decode-sized N in one GEMV launch (the product formed as the GEMV
+/// loads its input; rows of more than 256 inputs), larger N on cuBLAS with bf16 / fp16 weights
+/// (the product formed by the pass that converts the input to tensor-core operands). False,
+/// having done nothing, off Kokkos::Cuda, for strided or misaligned operands, or where neither
+/// takes the shapes.
 template <class Space, StorageType W>
 bool cuda_linear_glu([[maybe_unused]] const Space& space,
                      [[maybe_unused]] const View2<const float, Space>& a,
@@ -186,12 +198,22 @@ bool cuda_linear_glu([[maybe_unused]] const Space& space,
     const int in = lw.in_features();
     const auto lda = static_cast<std::int64_t>(a.stride(0));
     const auto ldg = static_cast<std::int64_t>(g.stride(0));
-    if (!cuda_dense(a, lw, y) || g.stride(1) != 1 || in <= 256 ||
-        !bc::gemv_supports<W>(n_tokens, in, a.data(), lda, lw.w.data()) ||
+    if (!cuda_dense(a, lw, y) || g.stride(1) != 1) return false;
+    const auto p = cuda_projection(lw, y);
+    if (n_tokens > bc::kGemvMaxTokens) {  // cuBLAS: the tensor-core operand pass forms it
+      if constexpr (std::is_same_v<W, float>) {
+        return false;  // SGEMM reads the fp32 input as it is
+      } else {
+        Kokkos::Profiling::pushRegion("rodimus::linear.cublas");
+        bc::cublas_linear_shared<W>(a.data(), lda, &p, 1, n_tokens, in, space.cuda_stream(),
+                                    g.data(), ldg);
+        Kokkos::Profiling::popRegion();
+        return true;
+      }
+    }
+    if (in <= 256 || !bc::gemv_supports<W>(n_tokens, in, a.data(), lda, lw.w.data()) ||
         !bc::gemv_supports<W>(n_tokens, in, g.data(), ldg, lw.w.data()))
       return false;
-    bc::Projection<W> p{lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
-                        static_cast<std::int64_t>(y.stride(0)), lw.out_features()};
     Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
     bc::gemv<W>(a.data(), lda, &p, 1, n_tokens, in, space.cuda_stream(), g.data(), ldg);
     Kokkos::Profiling::popRegion();

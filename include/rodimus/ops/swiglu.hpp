@@ -43,8 +43,9 @@ void swiglu_ffn(const Space& space, const View2<const float, Space>& h,
                 const View2<float, Space>& g, const View2<float, Space>& y, int n_tokens) {
   using CV = View2<const float, Space>;
   linear_shared_input(space, h, std::array{&fw.fc_a, &fw.fc_g}, std::array{a, g}, n_tokens);
-  // CUDA decode: the product inside the down-projection's GEMV (one launch fewer; a keeps the
-  // up-projection). Elsewhere the product overwrites a, then the down-projection.
+  // CUDA: the product formed by the down-projection as it reads its input (the decode GEMV's
+  // loads, or cuBLAS's operand conversion: one pass fewer; a keeps the up-projection).
+  // Elsewhere the product overwrites a, then the down-projection.
   if constexpr (is_cuda_space_v<Space>) {
     detail::check_linear_args<Space, W>(CV(a), fw.out, y, n_tokens);
     detail::check_extent(g, 1, a.extent(1), "swiglu_ffn: g");

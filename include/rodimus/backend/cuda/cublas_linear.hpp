@@ -24,6 +24,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include "rodimus/core/math.hpp"
 #endif
 
 namespace rodimus::backend::cuda {
@@ -33,16 +35,20 @@ namespace detail {
 
 /// The activations x [rows, cols] (leading dimension ldx) as tensor-core operands in T, xs
 /// dense: Split: x = hi + lo with hi = T(x), lo = T(x - hi) (~16 bits of mantissa), xs[r] = hi
-/// of row r, xs[rows + r] = its lo; else xs[r] = T(x[r]) (rounded to nearest).
+/// of row r, xs[rows + r] = its lo; else xs[r] = T(x[r]) (rounded to nearest). With xg (leading
+/// dimension ldxg; SwiGLU's down-projection) the activations are silu(xg) * x, the swiglu
+/// kernel's product, formed here instead of in a pass of its own.
 template <class T, bool Split>
 __global__ void operand_rows(const float* __restrict__ x, std::int64_t ldx, T* __restrict__ xs,
-                             std::int64_t rows, std::int64_t cols) {
+                             std::int64_t rows, std::int64_t cols,
+                             const float* __restrict__ xg = nullptr, std::int64_t ldxg = 0) {
   const std::int64_t n = rows * cols;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(cols));
     const std::int64_t r = rc.row, c = rc.col;
-    const float v = x[r * ldx + c];
+    float v = x[r * ldx + c];
+    if (xg) v = ::rodimus::detail::silu(xg[r * ldxg + c]) * v;
     if constexpr (Split) {
       split_halves(v, xs[i], xs[n + i]);
     } else {
@@ -69,16 +75,25 @@ __global__ void sum_halves(T* __restrict__ y, std::int64_t ldy, const T* __restr
 /// H200); this many or more: two GEMMs accumulating into y (no partial buffer, no summing pass).
 inline constexpr int kStackedHalvesMaxTokens = 256;
 
-/// y[r * ldy + c] += b[c].
+/// y[r * ldy + c] += b[c] (b may be null when gate is set); with gate (the channel gate's
+/// up-projection) also gated[r, c] = sigmoid(y[r, c]) * gate[r, c]: the bias and the gate's
+/// product in one pass over y instead of two.
 template <class T>
 __global__ void add_bias_rows(T* __restrict__ y, std::int64_t ldy, const T* __restrict__ b,
-                              std::int64_t rows, std::int64_t cols) {
+                              std::int64_t rows, std::int64_t cols,
+                              const T* __restrict__ gate = nullptr, std::int64_t ldgate = 0,
+                              T* __restrict__ gated = nullptr, std::int64_t ldgated = 0) {
   const std::int64_t n = rows * cols;
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(cols));
     const std::int64_t r = rc.row, c = rc.col;
-    y[r * ldy + c] += b[c];
+    T v = y[r * ldy + c];
+    if (b) {
+      v += b[c];
+      y[r * ldy + c] = v;
+    }
+    if (gate) gated[r * ldgated + c] = ::rodimus::detail::sigmoid(v) * gate[r * ldgate + c];
   }
 }
 
@@ -135,34 +150,43 @@ void cublas_gemm_rows([[maybe_unused]] const W* x, [[maybe_unused]] const W* w,
 ///     accumulating into y;
 ///   - OperandPrecision::Bf16: x rounded once to the weight type, one GEMM;
 /// fp32 weights: fp32 SGEMM (no TF32). fp32 accumulation and output. (1-8 tokens take the
-/// GEMV, not this path.) Asynchronous. Throws BackendError on a CUDA or cuBLAS error. Only in
-/// CUDA translation units.
+/// GEMV, not this path.) A projection with a gate (Projection::gate) also gets
+/// gated = sigmoid(y) * gate, in the bias's pass. With xg (bf16 / fp16 weights only; leading
+/// dimension ldxg) the input is silu(xg) * x, formed by the conversion pass. Asynchronous.
+/// Throws BackendError on a CUDA or cuBLAS error, or for xg with fp32 weights. Only in CUDA
+/// translation units.
 template <StorageType W>
 void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
                           [[maybe_unused]] const Projection<W>* proj, [[maybe_unused]] int count,
                           [[maybe_unused]] int n_tokens, [[maybe_unused]] int in,
-                          [[maybe_unused]] void* stream) {
+                          [[maybe_unused]] void* stream,
+                          [[maybe_unused]] const float* xg = nullptr,
+                          [[maybe_unused]] std::int64_t ldxg = 0) {
 #if RODIMUS_CUDA_KERNELS
   auto& ctx = detail::CudaContext::get();
   const auto s = static_cast<cudaStream_t>(stream);
   ctx.blas_on(s);
   const float one = 1.f, zero = 0.f;
-  auto add_bias = [&](const Projection<W>& p) {
-    if (!p.b) return;
+  // after the GEMM(s): the bias (unless already added) and the gate's product, one pass
+  auto epilogue = [&](const Projection<W>& p, bool bias_added) {
+    const float* b = bias_added ? nullptr : p.b;
+    if (!b && !p.gate) return;
     const std::int64_t ny = std::int64_t(n_tokens) * p.out;
-    detail::add_bias_rows<float>
-        <<<detail::grid_for(ny), 256, 0, s>>>(p.y, p.ldy, p.b, n_tokens, p.out);
+    detail::add_bias_rows<float><<<detail::grid_for(ny), 256, 0, s>>>(
+        p.y, p.ldy, b, n_tokens, p.out, p.gate, p.ldgate, p.gated, p.ldgated);
     detail::check_cuda_call(cudaGetLastError(), "adding the bias");
   };
   // Column-major view: y^T [out, N] = W [in, out]^T x^T [in, N].
   if constexpr (std::is_same_v<W, float>) {
+    if (xg)
+      throw BackendError("cublas_linear_shared: the SwiGLU input (xg) needs bf16 / fp16 weights");
     for (int i = 0; i < count; ++i) {
       const auto& p = proj[i];
       detail::check_cublas(
           cublasSgemm(ctx.handle, CUBLAS_OP_T, CUBLAS_OP_N, p.out, n_tokens, in, &one, p.w, in, x,
                       static_cast<int>(ldx), &zero, p.y, static_cast<int>(p.ldy)),
           "cublasSgemm");
-      add_bias(p);
+      epilogue(p, false);
     }
   } else {
     using T = typename detail::CudaWeightType<W>::type;
@@ -178,16 +202,18 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
     };
     if (ctx.operands == OperandPrecision::Bf16) {
       auto* xr = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, nx * sizeof(T)));
-      detail::operand_rows<T, false><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xr, n_tokens, in);
+      detail::operand_rows<T, false>
+          <<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xr, n_tokens, in, xg, ldxg);
       detail::check_cuda_call(cudaGetLastError(), "rounding the activations");
       for (int i = 0; i < count; ++i) {
         gemm(proj[i], xr, n_tokens, &zero, proj[i].y, proj[i].ldy);
-        add_bias(proj[i]);
+        epilogue(proj[i], false);
       }
       return;
     }
     auto* xs = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, 2 * nx * sizeof(T)));
-    detail::operand_rows<T, true><<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xs, n_tokens, in);
+    detail::operand_rows<T, true>
+        <<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xs, n_tokens, in, xg, ldxg);
     detail::check_cuda_call(cudaGetLastError(), "splitting the activations");
     for (int i = 0; i < count; ++i) {
       const auto& p = proj[i];
@@ -198,10 +224,11 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
         detail::sum_halves<float>
             <<<detail::grid_for(ny), 256, 0, s>>>(p.y, p.ldy, ys, p.b, n_tokens, p.out);
         detail::check_cuda_call(cudaGetLastError(), "summing the halves");
+        epilogue(p, true);
       } else {
         gemm(p, xs, n_tokens, &zero, p.y, p.ldy);
         gemm(p, xs + nx, n_tokens, &one, p.y, p.ldy);
-        add_bias(p);
+        epilogue(p, false);
       }
     }
   }

@@ -10,8 +10,8 @@
 namespace rodimus::backend::cuda {
 
 /// w: [out, in] dense, b: [out] or null, y: [N, out] with leading dimension ldy.
-/// gate (the decode GEMV only; null elsewhere): gated[n, j] = sigmoid(y[n, j]) * gate[n, j]
-/// as well, the channel gate of SPEC 2 step 4 in the projection's epilogue.
+/// gate (or null): gated[n, j] = sigmoid(y[n, j]) * gate[n, j] as well, the channel gate of
+/// SPEC 2 step 4 in the projection's epilogue (the GEMV's, or cuBLAS's bias pass).
 template <StorageType W>
 struct Projection {
   const W* w = nullptr;
