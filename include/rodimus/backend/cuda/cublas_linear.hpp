@@ -159,8 +159,7 @@ template <StorageType W>
 void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
                           [[maybe_unused]] const Projection<W>* proj, [[maybe_unused]] int count,
                           [[maybe_unused]] int n_tokens, [[maybe_unused]] int in,
-                          [[maybe_unused]] void* stream,
-                          [[maybe_unused]] const float* xg = nullptr,
+                          [[maybe_unused]] void* stream, [[maybe_unused]] const float* xg = nullptr,
                           [[maybe_unused]] std::int64_t ldxg = 0) {
 #if RODIMUS_CUDA_KERNELS
   auto& ctx = detail::CudaContext::get();

@@ -269,6 +269,9 @@ __global__ void attn_gather_kernel(AttnDev a, int key_pad, __nv_bfloat16* __rest
   }
 }
 
+/// Whether p may be read in 16-byte vectors.
+inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
 inline AttnDev device_args(const WindowAttentionArgs& w, int flash_min_len) {
   return AttnDev{w.q,       w.k,    w.v,           w.k_cache,    w.v_cache, w.out,
                  w.ldq,     w.ldk,  w.ldv,         w.ldo,        w.heads,   w.heads_k,
@@ -346,10 +349,9 @@ inline void attn_split(const WindowAttentionArgs& w, const AttnDev& dev, int max
   // CTAs per SM against 16): one decode token. Measured on the H200 (1.6B shape, ctx 1024):
   // 16.8 -> 13.9 us per layer at B = 1, but whole steps 5.9 -> 6.3 ms at B = 16 and 17.4 ->
   // 21.0 ms at B = 128, where the lower occupancy hides less latency.
-  auto al16 = [](const float* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
   const long ctas = long(splits) * w.heads * w.num_tokens;
   const bool stage_v = w.hd <= kAttnStageMaxHeadDim && w.hd % 4 == 0 && w.ldv % 4 == 0 &&
-                       al16(w.v) && al16(w.v_cache) && ctas <= 6L * ctx.sm_count();
+                       aligned16(w.v) && aligned16(w.v_cache) && ctas <= 6L * ctx.sm_count();
   if (stage_v)
     attn_split_kernel<true><<<grid, kAttnThreads, kSplitKeys * w.hd * sizeof(float), stream>>>(
         dev, splits, part);
@@ -436,10 +438,10 @@ inline WindowAttentionDone window_attention([[maybe_unused]] const WindowAttenti
     if (ctx.graph_mode)
       max_keys =
           w.window_back >= 0 ? std::max(w.window_back + 1, max_keys) : std::max(w.wc, max_keys);
-    auto al16 = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+    using detail::aligned16;
     const bool rows16 = w.hd % 4 == 0 && w.ldq % 4 == 0 && w.ldk % 4 == 0 && w.ldv % 4 == 0 &&
-                        w.ldo % 4 == 0 && al16(w.q) && al16(w.k) && al16(w.v) &&
-                        al16(w.k_cache) && al16(w.v_cache) && al16(w.out);
+                        w.ldo % 4 == 0 && aligned16(w.q) && aligned16(w.k) && aligned16(w.v) &&
+                        aligned16(w.k_cache) && aligned16(w.v_cache) && aligned16(w.out);
     if (rows16 && w.hd <= detail::kDecodeMaxHeadDim && ctx.one_kernel_decode_attention) {
       detail::attn_decode(w, dev, max_keys, stream);
       done.cache = w.k_cache_w != nullptr;
