@@ -16,6 +16,7 @@
 
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/cuda/dependent_launch.cuh"
+#include "rodimus/backend/cuda/launch.cuh"
 #include "rodimus/core/math.hpp"
 #endif
 
@@ -149,8 +150,6 @@ __global__ void __launch_bounds__(kNormThreads) gated_rms_norm_kernel(GatedRmsNo
     }
   }
 }
-
-inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 /// Calls launch.template operator()<V, NV>() for the smallest power-of-two NV covering a row of
 /// `d` floats, V = 4 (float4 vectors) when `vec4`, else 1; false (nothing launched) when the

@@ -34,6 +34,7 @@
 #include "rodimus/backend/cuda/attention_rows.cuh"
 #include "rodimus/backend/cuda/decode_attention.cuh"
 #include "rodimus/backend/cuda/flash_attention.cuh"
+#include "rodimus/backend/cuda/launch.cuh"
 #endif
 
 namespace rodimus::backend::cuda {
@@ -268,9 +269,6 @@ __global__ void attn_gather_kernel(AttnDev a, int key_pad, __nv_bfloat16* __rest
     }
   }
 }
-
-/// Whether p may be read in 16-byte vectors.
-inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 inline AttnDev device_args(const WindowAttentionArgs& w, int flash_min_len) {
   return AttnDev{w.q,       w.k,    w.v,           w.k_cache,    w.v_cache, w.out,
