@@ -100,6 +100,33 @@ inline double grad_err(const std::vector<double>& got, const std::vector<double>
   return n > 0 ? norm2(d) / n : INFINITY;
 }
 
+/// ||got - ref||_2 / || |part_a| + |part_b| ||_2: the error measured against the size of the
+/// two contributions whose sum `ref` is (ref = part_a + part_b elementwise), not against the
+/// sum. A backward pass is linear in its upstream gradients, so running it once per upstream
+/// gradient gives the parts. Where the parts nearly cancel, fp32 rounding is relative to the
+/// parts, and ||ref|| alone would turn a correct kernel's rounding into a failure (one element,
+/// ten-fold cancellation: 1.2e-5 in CI). Infinite when `got` holds a non-finite value or both
+/// parts are zero.
+inline double grad_err_parts(const std::vector<double>& got, const std::vector<double>& ref,
+                             const std::vector<double>& part_a,
+                             const std::vector<double>& part_b) {
+  REQUIRE(got.size() == ref.size());
+  REQUIRE(part_a.size() == ref.size());
+  REQUIRE(part_b.size() == ref.size());
+  std::vector<double> d(got.size()), scale(got.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    d[i] = got[i] - ref[i];
+    scale[i] = std::fabs(part_a[i]) + std::fabs(part_b[i]);
+  }
+  const double n = norm2(scale);
+  // the parts must add up to ref, or the measure would be against the wrong size
+  std::vector<double> split(got.size());
+  for (std::size_t i = 0; i < got.size(); ++i) split[i] = part_a[i] + part_b[i] - ref[i];
+  CHECK(norm2(split) <= 1e-12 * n);
+  return n > 0 ? norm2(d) / n : INFINITY;
+}
+
 /// Tolerance of the fp64 analytic gradient against central differences.
 inline constexpr double kFdTol = 1e-6;
 /// Tolerance of the fp32 backward against the fp64 backward (norm-wise relative error).
