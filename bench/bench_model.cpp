@@ -187,11 +187,14 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 }
 
 /// CUDA decode settings an A/B variant changes for one benchmark (CudaContext): L2 weight
-/// prefetch bytes ahead, evict-last marking, the decode attention's CTAs per SM.
+/// prefetch bytes ahead, evict-last marking, the decode attention's CTAs per SM, the GEMV's
+/// early trigger and dependent norm launches (CudaContext::gemv_early_trigger, dependent_norms).
 struct DecodeKnobs {
   std::size_t prefetch_bytes = 0;
   bool evict_last = false;
   int attention_ctas_per_sm = 0;
+  bool gemv_early_trigger = false;
+  bool dependent_norms = false;
 };
 
 #if RODIMUS_CUDA_KERNELS
@@ -200,8 +203,10 @@ class KnobScope {
  public:
   explicit KnobScope(const DecodeKnobs* k) : ctx_(backend::cuda::detail::CudaContext::get()) {
     saved_ = {ctx_.decode_prefetch_bytes, ctx_.decode_prefetch_evict_last,
-              ctx_.decode_attention_ctas_per_sm};
+              ctx_.decode_attention_ctas_per_sm, ctx_.gemv_early_trigger, ctx_.dependent_norms};
     if (!k) return;
+    ctx_.gemv_early_trigger = k->gemv_early_trigger;
+    ctx_.dependent_norms = k->dependent_norms;
     ctx_.decode_prefetch_bytes = k->prefetch_bytes;
     ctx_.decode_prefetch_evict_last = k->evict_last;
     if (k->attention_ctas_per_sm > 0) ctx_.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
@@ -210,6 +215,8 @@ class KnobScope {
     ctx_.decode_prefetch_bytes = saved_.prefetch_bytes;
     ctx_.decode_prefetch_evict_last = saved_.evict_last;
     ctx_.decode_attention_ctas_per_sm = saved_.attention_ctas_per_sm;
+    ctx_.gemv_early_trigger = saved_.gemv_early_trigger;
+    ctx_.dependent_norms = saved_.dependent_norms;
   }
   KnobScope(const KnobScope&) = delete;
   KnobScope& operator=(const KnobScope&) = delete;
@@ -356,7 +363,10 @@ void register_shape(const Shape& s) {
         {"prefetch:24M", {std::size_t(24) << 20, false, 0}, {1, 4}},
         {"prefetch:32M", {std::size_t(32) << 20, false, 0}, {1}},
         {"prefetch:24M_evict_last", {std::size_t(24) << 20, true, 0}, {1}},
-        {"attn_ctas:4", {0, false, 4}, {16, 128}}};
+        {"attn_ctas:4", {0, false, 4}, {16, 128}},
+        {"pdl:gemv_trigger", {0, false, 0, true, false}, {1, 4}},
+        {"pdl:dependent_norms", {0, false, 0, false, true}, {1, 4}},
+        {"pdl:both", {0, false, 0, true, true}, {1, 4, 16}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {
         auto* b = benchmark::RegisterBenchmark(

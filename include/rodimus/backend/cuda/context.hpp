@@ -61,6 +61,15 @@ struct CudaContext {
   /// CTAs per SM the decode attention's grid aims at before each CTA walks several chunks of
   /// keys (decode_attention.cuh); tests lower it to force the multi-chunk walk.
   int decode_attention_ctas_per_sm = 8;
+  /// Programmatic dependent launch beyond the GEMV's own wait (dependent_launch.cuh): the
+  /// GEMV kernels let the next dependent kernel start once all their blocks are running
+  /// (gemv_early_trigger), and the RMS norms are launched as dependents that load their
+  /// weights before waiting (dependent_norms). Off until measured: A/B knobs for bench_model's
+  /// decode_variant/.../pdl:* benchmarks (written in session 16, no GPU was lent to run them).
+  /// Both kernels read their weights before the wait: safe while the kernel right before them
+  /// on the stream writes no weights (in a forward pass it is a norm, a GEMV or the embedding).
+  bool gemv_early_trigger = false;
+  bool dependent_norms = false;
   /// The decode step's weight prefetch plan while StepGraph warms up (records the GEMVs'
   /// weights in order) or records its graph (hands each GEMV the spans to prefetch into L2);
   /// null otherwise (weight_prefetch.hpp).

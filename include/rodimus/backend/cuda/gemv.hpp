@@ -78,6 +78,9 @@ struct GemvLaunch {
   /// Weights of later launches that the blocks prefetch into L2 once their own loads are done
   /// (weight_prefetch.hpp).
   L2Prefetch prefetch;
+  /// Set: every block lets the next kernel of the stream start (allow_dependents) once its
+  /// first weights are in flight, so a dependent GEMV's loads fill this one's last wave.
+  bool trigger = false;
 
   /// Lays the projections' blocks of `rows` rows end to end; returns the grid size.
   int layout(int rows) {
@@ -159,6 +162,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   // the first slices' weights are in flight before the wait for the kernel that writes x (a
   // dependent launch, dependent_launch.cuh), so they overlap its tail and this launch
   load(g);
+  if (launch.trigger) allow_dependents();
   grid_dependency_wait();
   while (g < groups) {
 #pragma unroll
@@ -206,6 +210,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   const bool live = row < p.out && g < in / 8;
   const uint4 raw[1] = {live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
                              : make_uint4(0, 0, 0, 0)};
+  if (launch.trigger) allow_dependents();
   grid_dependency_wait();  // x is written by the kernel before (a dependent launch)
   if (threadIdx.x < 32) issue_l2_prefetch(launch.prefetch, blockIdx.x, gridDim.x, threadIdx.x);
   float acc[1][N] = {};
@@ -301,6 +306,7 @@ void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
       launch.xg = xg;
       launch.ldxg = ldxg;
       launch.count = std::min(kGemvMaxProjections, count - j0);
+      launch.trigger = detail::CudaContext::get().gemv_early_trigger;
       for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
       if (auto* plan = detail::CudaContext::get().weight_prefetch) {
         WeightPrefetchPlan::Span spans[kGemvMaxProjections];

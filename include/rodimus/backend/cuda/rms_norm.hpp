@@ -73,11 +73,16 @@ __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(RmsNormArgs a) {
   float z[NV][V], w[NV][V];
   float ss = 0.f;
 #pragma unroll
+  for (int i = 0; i < NV; ++i) {  // the weights are no earlier kernel's output
+    const int c = (threadIdx.x + i * kNormThreads) * V;
+    if (c < nvec * V) Vec::get(a.w + c, w[i]);
+  }
+  grid_dependency_wait();  // h and r come from the kernels before (a dependent launch)
+#pragma unroll
   for (int i = 0; i < NV; ++i) {
     const int c = (threadIdx.x + i * kNormThreads) * V;
     if (c < nvec * V) {
       Vec::get(h + c, z[i]);
-      Vec::get(a.w + c, w[i]);
       if (a.mode != 0) {
         float rv[V];
         Vec::get(r + c, rv);
@@ -114,8 +119,17 @@ __global__ void __launch_bounds__(kNormThreads) gated_rms_norm_kernel(GatedRmsNo
   const float* g = a.g + t * a.ldg;
   float* y = a.y + t * a.ldy;
   const int nvec = a.e / V;
-  float z[NV][V], w[NV][V];
+  float z[NV][V], w[NV][V], wr[NV][V];
   float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < NV; ++i) {  // the weights are no earlier kernel's output
+    const int c = (threadIdx.x + i * kNormThreads) * V;
+    if (c < nvec * V) {
+      Vec::get(a.w + c, w[i]);
+      if (xs) Vec::get(a.w_res + c, wr[i]);
+    }
+  }
+  grid_dependency_wait();  // o, xs and g come from the kernels before (a dependent launch)
 #pragma unroll
   for (int i = 0; i < NV; ++i) {
     const int c = (threadIdx.x + i * kNormThreads) * V;
@@ -123,13 +137,11 @@ __global__ void __launch_bounds__(kNormThreads) gated_rms_norm_kernel(GatedRmsNo
       float gv[V];
       Vec::get(o + c, z[i]);
       Vec::get(g + c, gv);
-      Vec::get(a.w + c, w[i]);
       if (xs) {
-        float xv[V], wr[V];
+        float xv[V];
         Vec::get(xs + c, xv);
-        Vec::get(a.w_res + c, wr);
 #pragma unroll
-        for (int j = 0; j < V; ++j) z[i][j] += xv[j] * wr[j];
+        for (int j = 0; j < V; ++j) z[i][j] += xv[j] * wr[i][j];
       }
 #pragma unroll
       for (int j = 0; j < V; ++j) {
@@ -149,6 +161,17 @@ __global__ void __launch_bounds__(kNormThreads) gated_rms_norm_kernel(GatedRmsNo
       Vec::put(y + c, v);
     }
   }
+}
+
+/// Launches a norm kernel, one CTA per row: as a programmatic dependent of the kernel before
+/// (its weight loads overlap that kernel's tail) when CudaContext::dependent_norms is set.
+template <class Args>
+void launch_norm_kernel(void (*kernel)(Args), int rows, cudaStream_t st, const char* what,
+                        const Args& a) {
+  if (CudaContext::get().dependent_norms)
+    launch_dependent(kernel, dim3(rows), dim3(kNormThreads), 0, st, what, a);
+  else
+    kernel<<<rows, kNormThreads, 0, st>>>(a);
 }
 
 /// Calls launch.template operator()<V, NV>() for the smallest power-of-two NV covering a row of
@@ -187,7 +210,7 @@ inline bool rms_norm_rows([[maybe_unused]] const RmsNormArgs& a, [[maybe_unused]
                     (!a.r || (aligned16(a.r) && a.ldr % 4 == 0));
   const auto st = static_cast<cudaStream_t>(stream);
   if (!detail::launch_norm(a.d, vec4, [&]<int V, int NV>() {
-        detail::rms_norm_kernel<V, NV><<<rows, detail::kNormThreads, 0, st>>>(a);
+        detail::launch_norm_kernel(detail::rms_norm_kernel<V, NV>, rows, st, "rms_norm kernel", a);
       }))
     return false;
   detail::check_cuda_call(cudaGetLastError(), "rms_norm kernel");
@@ -209,7 +232,8 @@ inline bool gated_rms_norm_rows([[maybe_unused]] const GatedRmsNormArgs& a,
                     (!a.xs || (aligned16(a.xs) && aligned16(a.w_res) && a.ldxs % 4 == 0));
   const auto st = static_cast<cudaStream_t>(stream);
   if (!detail::launch_norm(a.e, vec4, [&]<int V, int NV>() {
-        detail::gated_rms_norm_kernel<V, NV><<<rows, detail::kNormThreads, 0, st>>>(a);
+        detail::launch_norm_kernel(detail::gated_rms_norm_kernel<V, NV>, rows, st,
+                                   "gated_rms_norm kernel", a);
       }))
     return false;
   detail::check_cuda_call(cudaGetLastError(), "gated_rms_norm kernel");
