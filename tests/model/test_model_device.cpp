@@ -25,6 +25,29 @@ auto to_host(const V& v) {
   return h;
 }
 
+// CudaContext's programmatic-launch knobs (gemv_early_trigger, dependent_norms) for a scope;
+// nothing off CUDA.
+struct PdlKnobs {
+#if RODIMUS_CUDA_KERNELS
+  explicit PdlKnobs(bool on)
+      : ctx(backend::cuda::detail::CudaContext::get()),
+        saved{ctx.gemv_early_trigger, ctx.dependent_norms} {
+    ctx.gemv_early_trigger = on;
+    ctx.dependent_norms = on;
+  }
+  ~PdlKnobs() {
+    ctx.gemv_early_trigger = saved[0];
+    ctx.dependent_norms = saved[1];
+  }
+  PdlKnobs(const PdlKnobs&) = delete;
+  PdlKnobs& operator=(const PdlKnobs&) = delete;
+  backend::cuda::detail::CudaContext& ctx;
+  bool saved[2];
+#else
+  explicit PdlKnobs(bool) {}
+#endif
+};
+
 }  // namespace
 
 TEST_CASE("default execution space: golden prefill and decode in fp32, bf16 close to fp32",
@@ -92,78 +115,86 @@ TEST_CASE("default execution space: decode steps replayed as a CUDA graph match 
   const unsigned seed = std::random_device{}();
   INFO("space " << Space::name() << ", seed " << seed);
   std::mt19937 rng(seed);
+  const std::vector<bool> pdl_modes =
+      is_cuda_space_v<Space> ? std::vector<bool>{false, true} : std::vector<bool>{false};
   for (const char* name : {"tiny_rodimus_plus", "tiny_rodimus"}) {
     SECTION(name) {
-      const auto model = Model<Space, bf16>::load(test::golden_dir(name));
-      const int vocab = model.config().vocab_size;
-      std::uniform_int_distribution<int> tok(0, vocab - 1);
-      auto ids = [&](int n) {
-        std::vector<std::int32_t> v(n);
-        for (auto& x : v) x = tok(rng);
-        return v;
-      };
-      const int slots = 12;  // decode runs B = 3, 1 (decode GEMV) and 12 (cuBLAS) of them
-      auto st_graph = model.make_state(slots), st_direct = model.make_state(slots);
-      Workspace<Space> ws_graph, ws_direct;
-      ws_direct.cuda_graphs = false;
-      // prompts of different lengths in every slot
-      TokenBatch prompt;
-      for (int s = 0; s < slots; ++s) {
-        const auto p = ids(5 + 7 * (s % 3));
-        prompt.ids.insert(prompt.ids.end(), p.begin(), p.end());
-        prompt.lengths.push_back(static_cast<int>(p.size()));
-        prompt.slots.push_back(s);
-      }
-      model.forward(st_graph, ws_graph, prompt, LogitsMode::None);
-      model.forward(st_direct, ws_direct, prompt, LogitsMode::None);
-      double scale = 0, err = 0;
-      std::vector<int> replayed;  // per step: 1 when it ran from a recorded graph
-      auto step = [&](std::span<const std::int32_t> next) {
-        auto lg = to_host(model.decode(st_graph, ws_graph, next));
-        auto ld = to_host(model.decode(st_direct, ws_direct, next));
-        REQUIRE(lg.extent(0) == ld.extent(0));
-        for (std::size_t r = 0; r < ld.extent(0); ++r)
-          for (std::size_t c = 0; c < ld.extent(1); ++c) {
-            scale = std::max(scale, double(std::fabs(ld(r, c))));
-            err = std::max(err, std::fabs(double(lg(r, c)) - double(ld(r, c))));
-          }
-        replayed.push_back(ws_graph.graph.recorded() ? 1 : 0);
-      };
-      for (int i = 0; i < 12; ++i) step(ids(3));  // B = 3: records at the third step
-      for (int i = 0; i < 4; ++i) step(ids(1));   // B = 1: a new key, records again
-      // a longer prompt in slot 0 grows the workspaces: the graph must be recorded afresh
-      TokenBatch longer;
-      longer.ids = ids(40);
-      longer.lengths = {40};
-      longer.slots = {0};
-      model.forward(st_graph, ws_graph, longer, LogitsMode::None);
-      model.forward(st_direct, ws_direct, longer, LogitsMode::None);
-      for (int i = 0; i < 6; ++i) step(ids(3));
-      for (int i = 0; i < 6; ++i) step(ids(slots));  // B = 12: projections on cuBLAS
-      auto count = [&](int from, int to) {
-        int c = 0;
-        for (int i = from; i < to; ++i) c += replayed[i];
-        return c;
-      };
-      WARN(Space::name() << " " << name << " graph vs direct: max err / scale " << err / scale
-                         << ", steps replayed from a graph " << count(0, 28) << " of 28");
-      CHECK(scale > 0);
-      CHECK(err <= 1e-5 * scale);
-      if constexpr (is_cuda_space_v<Space>) {
-        // each new key (B = 3, then B = 1, then B = 3 after the workspace grew, then B = 12) is
-        // first run directly (once or twice, while buffers grow), then recorded and replayed
-        CHECK(replayed[0] == 0);
-        CHECK(count(0, 12) >= 10);
-        CHECK(replayed[12] == 0);
-        CHECK(count(12, 16) >= 2);
-        CHECK(replayed[16] == 0);
-        CHECK(count(16, 22) >= 4);
-        CHECK(replayed[21] == 1);
-        CHECK(replayed[22] == 0);
-        CHECK(count(22, 28) >= 4);
-        CHECK(replayed[27] == 1);
-      } else {
-        CHECK(count(0, 28) == 0);
+      // on CUDA also with the programmatic-launch knobs on (GEMV early trigger, dependent norm
+      // launches): an early start must never let a kernel read its inputs before they are written
+      for (const bool pdl : pdl_modes) {
+        const PdlKnobs knobs(pdl);
+        INFO("programmatic-launch knobs " << (pdl ? "on" : "off"));
+        const auto model = Model<Space, bf16>::load(test::golden_dir(name));
+        const int vocab = model.config().vocab_size;
+        std::uniform_int_distribution<int> tok(0, vocab - 1);
+        auto ids = [&](int n) {
+          std::vector<std::int32_t> v(n);
+          for (auto& x : v) x = tok(rng);
+          return v;
+        };
+        const int slots = 12;  // decode runs B = 3, 1 (decode GEMV) and 12 (cuBLAS) of them
+        auto st_graph = model.make_state(slots), st_direct = model.make_state(slots);
+        Workspace<Space> ws_graph, ws_direct;
+        ws_direct.cuda_graphs = false;
+        // prompts of different lengths in every slot
+        TokenBatch prompt;
+        for (int s = 0; s < slots; ++s) {
+          const auto p = ids(5 + 7 * (s % 3));
+          prompt.ids.insert(prompt.ids.end(), p.begin(), p.end());
+          prompt.lengths.push_back(static_cast<int>(p.size()));
+          prompt.slots.push_back(s);
+        }
+        model.forward(st_graph, ws_graph, prompt, LogitsMode::None);
+        model.forward(st_direct, ws_direct, prompt, LogitsMode::None);
+        double scale = 0, err = 0;
+        std::vector<int> replayed;  // per step: 1 when it ran from a recorded graph
+        auto step = [&](std::span<const std::int32_t> next) {
+          auto lg = to_host(model.decode(st_graph, ws_graph, next));
+          auto ld = to_host(model.decode(st_direct, ws_direct, next));
+          REQUIRE(lg.extent(0) == ld.extent(0));
+          for (std::size_t r = 0; r < ld.extent(0); ++r)
+            for (std::size_t c = 0; c < ld.extent(1); ++c) {
+              scale = std::max(scale, double(std::fabs(ld(r, c))));
+              err = std::max(err, std::fabs(double(lg(r, c)) - double(ld(r, c))));
+            }
+          replayed.push_back(ws_graph.graph.recorded() ? 1 : 0);
+        };
+        for (int i = 0; i < 12; ++i) step(ids(3));  // B = 3: records at the third step
+        for (int i = 0; i < 4; ++i) step(ids(1));   // B = 1: a new key, records again
+        // a longer prompt in slot 0 grows the workspaces: the graph must be recorded afresh
+        TokenBatch longer;
+        longer.ids = ids(40);
+        longer.lengths = {40};
+        longer.slots = {0};
+        model.forward(st_graph, ws_graph, longer, LogitsMode::None);
+        model.forward(st_direct, ws_direct, longer, LogitsMode::None);
+        for (int i = 0; i < 6; ++i) step(ids(3));
+        for (int i = 0; i < 6; ++i) step(ids(slots));  // B = 12: projections on cuBLAS
+        auto count = [&](int from, int to) {
+          int c = 0;
+          for (int i = from; i < to; ++i) c += replayed[i];
+          return c;
+        };
+        WARN(Space::name() << " " << name << " graph vs direct: max err / scale " << err / scale
+                           << ", steps replayed from a graph " << count(0, 28) << " of 28");
+        CHECK(scale > 0);
+        CHECK(err <= 1e-5 * scale);
+        if constexpr (is_cuda_space_v<Space>) {
+          // each new key (B = 3, then B = 1, then B = 3 after the workspace grew, then B = 12) is
+          // first run directly (once or twice, while buffers grow), then recorded and replayed
+          CHECK(replayed[0] == 0);
+          CHECK(count(0, 12) >= 10);
+          CHECK(replayed[12] == 0);
+          CHECK(count(12, 16) >= 2);
+          CHECK(replayed[16] == 0);
+          CHECK(count(16, 22) >= 4);
+          CHECK(replayed[21] == 1);
+          CHECK(replayed[22] == 0);
+          CHECK(count(22, 28) >= 4);
+          CHECK(replayed[27] == 1);
+        } else {
+          CHECK(count(0, 28) == 0);
+        }
       }
     }
   }
