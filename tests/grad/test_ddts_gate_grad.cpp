@@ -127,13 +127,14 @@ TEST_CASE("channel_gate_backward matches finite differences in fp64 and fp64 in 
     const auto dx0 = rng.vec(std::size_t(t) * e);
     test::for_each_space([&]<class Space>() {
       INFO("backend " << Space::name());
-      const auto run = [&]<class Real>(grad::GradMode mode, const std::vector<double>& du) {
+      // upstream: the gradient of the gated output (du, or one element of it)
+      const auto run = [&]<class Real>(grad::GradMode mode, const std::vector<double>& upstream) {
         auto vx = test::upload2r<Real, Space>(x, t, e);
         auto vw1 = test::upload2r<Real, Space>(w1, r, e);
         auto vw2 = test::upload2r<Real, Space>(w2, e, r);
         auto vzr = test::upload2r<Real, Space>(z_r, t, r);
         auto vze = test::upload2r<Real, Space>(z_e, t, e);
-        auto vdu = test::upload2r<Real, Space>(du, t, e);
+        auto vdu = test::upload2r<Real, Space>(upstream, t, e);
         auto dzr = test::upload2r<Real, Space>({}, t, r);
         auto dze = test::upload2r<Real, Space>({}, t, e);
         auto vdx = test::upload2r<Real, Space>(dx0, t, e);
