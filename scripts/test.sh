@@ -3,8 +3,8 @@
 #
 # Stages, in order (each prints one line; logs go under the build folders):
 #   deps  scripts/deps.sh: apt packages, the OpenMP Kokkos in the cache
-#   main  Release build (-O2; the benchmarks only compiled, at -O0) against the OpenMP Kokkos in build/ (or $RODIMUS_BUILD_DIR), then
-#         ctest
+#   main  Release build (-O2; the benchmarks only compiled, at -O0) against the OpenMP Kokkos in
+#         build/ (or $RODIMUS_BUILD_DIR), then ctest
 #   asan  the same tests under ASan + UBSan (-O0), against Debian's Serial Kokkos 3.4, in
 #         build-asan/ (the examples no test runs are not built there; train_hybrid's test is
 #         Release only)
