@@ -72,7 +72,10 @@ TEST_CASE("ddts_gate_backward matches finite differences in fp64 and fp64 in fp3
       if (n > 1) {
         CHECK(test::grad_err(g.dk, fd_k) < test::kFdTol);
       } else {  // one slot: k' = beta sign(k) does not depend on k (outside the clipped rows)
-        CHECK(test::abs_max(fd_k) < 1e-9);
+        // (rows whose |k| is within the differences' steps, 1e-5 and 2e-5, of 0 straddle the
+        // jump of sign(k): 1.3e4 at seed 1592658825)
+        for (int r = 0; r < t; ++r)
+          if (std::fabs(k[r]) > 4e-5) CHECK(std::fabs(fd_k[r]) < 1e-9);
         // dk = dk' beta / |k| - k (dk' beta k) / |k|^3: two equal terms, so what is left is
         // their rounding, relative to their size (which grows without bound as |k| -> 0)
         const auto gates = reference::ddts_gates(test::hcat(s_raw, tau_raw, t), t, n);

@@ -75,8 +75,10 @@ TEST_CASE("linear_backward matches finite differences in fp64 and fp64 in fp32",
       const auto gf = run_linear_backward<float, Space>(x, w, dy, dx0, dw0, db0, n, in, out,
                                                         grad::GradMode::Overwrite);
       CHECK(test::grad_err(gf.dx, g.dx) < test::kF32Tol);
-      CHECK(test::grad_err(gf.dw, g.dw) < test::kF32Tol);
-      CHECK(test::grad_err(gf.db, g.db) < test::kF32Tol);
+      // the weight gradients are added to dw0 / db0: held to the size of the two addends, which
+      // can nearly cancel (N = in = out = 1: 2.1e-5 of the sum, seed 2231981141)
+      CHECK(test::grad_err_parts(gf.dw, g.dw, {dw0, minus(g.dw, dw0)}) < test::kF32Tol);
+      CHECK(test::grad_err_parts(gf.db, g.db, {db0, minus(g.db, db0)}) < test::kF32Tol);
     });
   }
 }

@@ -1,4 +1,6 @@
 // grad::swiglu_backward: fp64 against finite differences, fp32 against fp64, argument errors.
+#include <cmath>
+
 #include "grad_test_util.hpp"
 #include "rodimus/grad/swiglu.hpp"
 #include "rodimus/reference/swiglu.hpp"
@@ -44,7 +46,15 @@ TEST_CASE("swiglu_backward matches finite differences in fp64 and fp64 in fp32",
       CHECK(dg_alias == dg);
       const auto [da32, dg32] = run.template operator()<float>(false);
       CHECK(test::grad_err(da32, da) < test::kF32Tol);
-      CHECK(test::grad_err(dg32, dg) < test::kF32Tol);
+      // dg = dout a silu'(g), silu'(g) = s + g s (1 - s): held to the size of the two terms,
+      // which cancel near g ~ -1.28 (N = F = 1: 1.6e-5, seed 986101146)
+      std::vector<double> dg_s(dg.size()), dg_z(dg.size());
+      for (std::size_t i = 0; i < dg.size(); ++i) {
+        const double sg = 1.0 / (1.0 + std::exp(-g[i]));
+        dg_s[i] = dout[i] * a[i] * sg;
+        dg_z[i] = dout[i] * a[i] * sg * g[i] * (1.0 - sg);
+      }
+      CHECK(test::grad_err_parts(dg32, dg, {dg_s, dg_z}) < test::kF32Tol);
     });
   }
 }
