@@ -6,11 +6,13 @@
 // Work: each query sees min(p + 1, 2049) keys; scores and values cost 2 x 2 x hd FLOPs per
 // (query, key, head) pair. `tflops` reports that useful work over the measured time.
 //
+// window_attention_decode_cold/...: the same step with every operand coming from memory.
 // window_attention_decode/.../ctx:C/B:b: one decode step of b sequences, each at position C
 // with C keys in its cache slot (fp32): bandwidth work, every key and value row of the window
 // read once per token ((C + 1) x (1 + 16) x 128 floats). `roofline_fraction` is those bytes
 // per second over the triad bandwidth measured in this binary. On CUDA also
 // window_attention_decode_two_kernels: the same steps through the two-kernel split-key path.
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -106,6 +108,70 @@ void window_attention_decode(benchmark::State& st) {
       benchmark::Counter(bytes / bw * st.iterations(), benchmark::Counter::kIsRate);
   st.counters["triad_gbs"] = bw * 1e-9;
 }
+
+// The same step with the caches coming from memory, as in a model's decode step (each layer's
+// cache is read once per token and evicted by the others' weights): the step cycles through
+// copies of q, k, v and the caches, at least 256 MiB in all, so none is in cache when it is read.
+// Shapes: 8 heads, window 512 back (bench_model's small-plus) and 16 heads, 2048 back (1.6B).
+void BM_window_attention_decode_cold(benchmark::State& st) {
+  const int heads = static_cast<int>(st.range(0)), wb = static_cast<int>(st.range(1)),
+            b = static_cast<int>(st.range(2));
+  const int ctx = wb;  // a full window: wb cached keys and the token's own
+  const double set_bytes = double(b) * (wb + 1) * (1 + heads) * kHeadDim * sizeof(float);
+  const int sets = std::max(2, static_cast<int>((256.0 * (1 << 20)) / set_bytes) + 1);
+  std::mt19937 rng(7);
+  struct Set {
+    View2<float, Space> q, k, v, out;
+    View3<float, Space> kc, vc;
+  };
+  std::vector<Set> data;
+  for (int i = 0; i < sets; ++i) {
+    Set d{View2<float, Space>("q", b, heads * kHeadDim), View2<float, Space>("k", b, kHeadDim),
+          View2<float, Space>("v", b, heads * kHeadDim),
+          View2<float, Space>("out", b, heads * kHeadDim),
+          View3<float, Space>("k_cache", b, wb, kHeadDim),
+          View3<float, Space>("v_cache", b, wb, heads * kHeadDim)};
+    for (auto* x : {&d.q, &d.k, &d.v}) bench::fill_random(*x, rng);
+    bench::fill_random(d.kc, rng);
+    bench::fill_random(d.vc, rng);
+    data.push_back(d);
+  }
+  detail::SeqBatchBuffers<Space> buffers;
+  std::vector<int> len(b, 1), pos0(b, ctx), slot(b);
+  for (int i = 0; i < b; ++i) slot[i] = i;
+  const SeqBatch<Space> batch = buffers.build(len, pos0, slot);
+  AttentionShape shape;
+  shape.heads = heads;
+  shape.heads_k = 1;
+  shape.heads_v = heads;
+  shape.head_dim = kHeadDim;
+  shape.window_back = wb;
+  shape.scale = 1.f / std::sqrt(float(kHeadDim));
+  using CV = View2<const float, Space>;
+  std::size_t next = 0;
+  for (auto _ : st) {
+    const Set& d = data[next];
+    next = (next + 1) % data.size();
+    sliding_window_attention(Space(), CV(d.q), CV(d.k), CV(d.v), d.kc, d.vc, batch, d.out, shape);
+    Space().fence();
+  }
+  const double bw = bench::triad_bandwidth();
+  st.counters["tokens_per_s"] =
+      benchmark::Counter(double(b) * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["gbs"] =
+      benchmark::Counter(set_bytes * 1e-9 * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["roofline_fraction"] =
+      benchmark::Counter(set_bytes / bw * st.iterations(), benchmark::Counter::kIsRate);
+  st.counters["triad_gbs"] = bw * 1e-9;
+}
+BENCHMARK(BM_window_attention_decode_cold)
+    ->Name("window_attention_decode_cold/hd:128")
+    ->ArgNames({"H", "window_back", "B"})
+    ->Args({8, 512, 1})
+    ->Args({8, 512, 4})
+    ->Args({16, 2048, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // B = 128 on the GPU only: its caches (2.3 GB) take minutes to fill on a 2-core host
 #if RODIMUS_CUDA_KERNELS

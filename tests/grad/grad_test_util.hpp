@@ -106,6 +106,16 @@ inline double grad_err(const std::vector<double>& got, const std::vector<double>
   return n > 0 ? norm2(d) / n : INFINITY;
 }
 
+/// silu'(p) = s + p s (1 - s) (s = sigmoid(p)) as its two terms, for grad_err_parts: near the
+/// root of silu' (p ~ -1.28) they cancel, and fp32 rounding is relative to the terms.
+struct SiluPrimeTerms {
+  double s, z;  ///< s and p s (1 - s)
+};
+inline SiluPrimeTerms silu_prime_terms(double p) {
+  const double s = 1.0 / (1.0 + std::exp(-p));
+  return {s, p * s * (1.0 - s)};
+}
+
 /// ||got - ref||_2 / || sum_j |parts[j]| ||_2: the error measured against the size of the
 /// contributions whose sum `ref` is (ref = sum_j parts[j] elementwise), not against the sum.
 /// A backward pass is linear in its upstream gradient, so running it once per piece of that

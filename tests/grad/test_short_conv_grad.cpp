@@ -120,10 +120,10 @@ TEST_CASE("short_conv_backward matches finite differences in fp64 and fp64 in fp
       // upstream gradient scaled by term / silu'(p) (the backward is linear in it).
       std::vector<double> up_s(dxs.size()), up_z(dxs.size());
       for (std::size_t i = 0; i < dxs.size(); ++i) {
-        const double sg = 1.0 / (1.0 + std::exp(-p[i]));
-        const double t_s = sg, t_z = sg * p[i] * (1.0 - sg), d = t_s + t_z;
-        up_s[i] = d != 0.0 ? dxs[i] * t_s / d : dxs[i];
-        up_z[i] = d != 0.0 ? dxs[i] * t_z / d : 0.0;
+        const auto t = test::silu_prime_terms(p[i]);
+        const double d = t.s + t.z;
+        up_s[i] = d != 0.0 ? dxs[i] * t.s / d : dxs[i];
+        up_z[i] = d != 0.0 ? dxs[i] * t.z / d : 0.0;
       }
       const auto gs =
           run_conv<double, Space>(x, w, b, up_s, dx0, cs.lengths, e, k, grad::GradMode::Overwrite);

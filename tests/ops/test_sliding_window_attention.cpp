@@ -296,6 +296,46 @@ TEST_CASE("sliding_window_attention: long sequences across query blocks and key 
   }
 }
 
+TEST_CASE("sliding_window_attention of one sequence's decode step splits its keys across threads",
+          "[ops][sliding_window_attention]") {
+  // one sequence with hundreds of keys: on a host of several threads the decode kernel cuts its
+  // keys into ranges whose partial softmax results the last range to finish merges
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  const int pos = rng.integer(300, 700);
+  const std::vector<int> pos0 = {pos}, lengths = {1};
+  struct Geo {
+    int heads, hv, hd, wb, wc;
+  };
+  const std::vector<Geo> geos = {{16, 16, 128, -1, pos + 1},
+                                 {8, 8, 64, 400, 401},
+                                 {40, 40, 32, -1, pos + 1},  // three groups of heads
+                                 {3, 1, 24, 290, 300}};
+  for (const auto& g : geos) {
+    const auto shape = make_shape(g.heads, 1, g.hv, g.hd, g.wb);
+    INFO(describe(shape, g.wc) << " position " << pos);
+    const auto c = make_case(rng, shape, g.wc, lengths, pos0);
+    const auto ref = reference_out(c);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      if constexpr (is_host_space_v<Space>) {
+        backend::host::AttentionArgs a{};
+        a.heads = g.heads;
+        a.window_back = g.wb;
+        a.pos0 = pos0.data();
+        a.num_seqs = 1;
+        const auto plan = backend::host::attention_decode_plan(a, Space().concurrency());
+        if (plan.groups < Space().concurrency()) CHECK(plan.splits > 1);  // the path under test
+      }
+      const auto r = run_attn<Space>(c);
+      CHECK(test::rel_err(r.out, ref) <= attn_tol<Space>);
+      check_caches(c, r);
+      const auto again = run_attn<Space>(c);  // the counters are zero again after a call
+      CHECK(again.out == r.out);
+    });
+  }
+}
+
 TEST_CASE("sliding_window_attention: prefix then rest, and token by token, equal one call",
           "[ops][sliding_window_attention]") {
   TestRng rng;

@@ -210,14 +210,24 @@ void sliding_window_attention(const Space& space,
       a.num_seqs = batch.num_seqs;
       space.fence();
       if (backend::host::attention_decode_takes(a, batch.num_tokens, batch.max_len)) {
-        // decode: (sequence, group of heads) items, each key and value row read once per group
-        const int group =
-            backend::host::attention_decode_group(a.heads, a.num_seqs, space.concurrency());
+        // decode: (sequence, group of heads, range of keys) items, each key and value row read
+        // once per group
+        const auto plan = backend::host::attention_decode_plan(a, space.concurrency());
+        float* partials = nullptr;
+        int* counters = nullptr;
+        if (plan.splits > 1) {
+          auto& buffers = backend::host::attention_decode_buffers();
+          buffers.reserve(plan, a.num_seqs, a.hd);
+          partials = buffers.partials.data();
+          counters = buffers.done.data();
+        }
         Kokkos::parallel_for(
             RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention.host_decode"),
-            Kokkos::RangePolicy<Space>(space, 0,
-                                       std::int64_t(a.num_seqs) * ((a.heads + group - 1) / group)),
-            [=](const std::int64_t item) { backend::host::attention_decode_item(a, group, item); });
+            Kokkos::RangePolicy<Space>(space, 0, plan.items(a.num_seqs)),
+            [=](const std::int64_t item) {
+              backend::host::attention_decode_item(a, plan, item, partials, counters);
+            });
+        if (plan.splits > 1) space.fence();  // the buffers serve this thread's next call
       } else {
         Kokkos::parallel_for(
             RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention.host"),

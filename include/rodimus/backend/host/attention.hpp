@@ -11,8 +11,10 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "rodimus/backend/host/cpu_features.hpp"
 #include "rodimus/backend/host/fast_math.hpp"
@@ -261,6 +263,14 @@ RODIMUS_TARGET_AVX512 inline void attention_block_avx512(const AttentionArgs& a,
 
 /// Keys per chunk of the decode kernel.
 inline constexpr int kAttnDecodeChunk = 128;
+/// Keys per register block of the decode kernel's P V (each output vector loaded and stored once
+/// per block).
+inline constexpr int kAttnDecodeRowBlock = 4;
+/// Fewest keys a decode work item takes when a sequence's keys are split across threads.
+inline constexpr int kAttnDecodeMinSplitKeys = 128;
+/// Distance of the decode kernel's software prefetch, in bytes of the item's key / value stream
+/// (2026-12-05, AMD EPYC Zen 5 VM: without it a thread streams the caches at about 13 GB/s).
+inline constexpr int kAttnDecodePrefetchBytes = 4096;
 
 // Scratch of one decode work item, on the stack (about 42 KiB at the largest head size).
 struct AttnDecodeScratch {
@@ -271,42 +281,66 @@ struct AttnDecodeScratch {
   const float* vrow[kAttnDecodeChunk];                  // value rows (all heads)
 };
 
-// One decode work item: heads [h0, h1) (at most 16) of sequence s, whose call has one token at
-// position pos0[s], with one shared key head. Per chunk of keys: the scores of all the group's
+/// Floats of one decode item's partial result when a sequence's keys are split: the running
+/// maximum and sum of each of 16 heads, then 16 heads' unnormalised outputs.
+inline std::size_t attention_decode_partial_floats(int hd) {
+  return std::size_t(2 * kAttnLanes) + std::size_t(kAttnLanes) * std::size_t(hd);
+}
+
+// Keys [j_begin, j_end) of heads [h0, h1) (at most 16) of sequence s, whose call has one token
+// at position pos0[s], with one shared key head. Per chunk of keys: the scores of all the group's
 // heads as one vector per key (each key row read once for the group: 8 keys x 16 heads of
 // accumulators), the online softmax across the heads as vectors, then P V with each value row
-// of the chunk read once, in order (the group's heads are adjacent in the row). The query-block
-// kernel would pad one query to 32 and read the keys once per head.
+// of the chunk read once, in order, kAttnDecodeRowBlock rows per pass over the outputs (the
+// group's heads are adjacent in a row). Both streams are prefetched kAttnDecodePrefetchBytes
+// ahead, one line per line read. With `partial` null the item holds all the sequence's keys and
+// writes the output; otherwise it writes its maximum, sum and unnormalised outputs there
+// (attention_decode_partial_floats) for attention_decode_merge.
 [[gnu::always_inline]] inline void attention_decode_portable(const AttentionArgs& a, int s,
-                                                             int h0, int h1) {
-  constexpr int L = kAttnLanes, KC = kAttnDecodeChunk, KG = kAttnKeyGroup;
+                                                             int h0, int h1, int j_begin,
+                                                             int j_end, float* partial) {
+  constexpr int L = kAttnLanes, KC = kAttnDecodeChunk, KG = kAttnKeyGroup,
+                RB = kAttnDecodeRowBlock;
   const int hd = a.hd, G = h1 - h0;
   AttnDecodeScratch sc;
   float* __restrict qt = sc.qt;
   float* __restrict pb = sc.p;
   float* __restrict acc = sc.acc;
   const std::int64_t t = a.offsets[s];
-  const int pos = a.pos0[s], sl = a.slot[s], wb = a.window_back;
-  const int lo = (wb < 0 || pos - wb < 0) ? 0 : pos - wb;
+  const int pos = a.pos0[s], sl = a.slot[s];
   for (int g = 0; g < L; ++g) {
     const float* qr = a.q + t * a.ldq + std::int64_t(h0 + g) * hd;
     for (int c = 0; c < hd; ++c) qt[std::size_t(c) * L + g] = g < G ? qr[c] * a.scale : 0.f;
   }
+  std::int64_t voff[L];  // each head's value columns
+  for (int g = 0; g < G; ++g) voff[g] = std::int64_t((h0 + g) % a.heads_v) * hd;
+  // prefetch distances in rows: the key stream moves hd floats per key, the value stream the
+  // group's G * hd floats (rows of the current token and the cache may differ in stride, and
+  // the rolling cache wraps: prefetches follow the row pointers, never addresses past them)
+  const int row_bytes_k = hd * int(sizeof(float)), row_bytes_v = G * hd * int(sizeof(float));
+  const int kd = std::max(KG, (kAttnDecodePrefetchBytes / row_bytes_k + KG - 1) / KG * KG);
+  const int vd = std::max(RB, (kAttnDecodePrefetchBytes / row_bytes_v + RB - 1) / RB * RB);
   float m[L], l[L], mx[L], corr[L], lsum[L];
   for (int g = 0; g < L; ++g) m[g] = -3.0e38f, l[g] = 0.f;
   std::fill(acc, acc + std::size_t(G) * hd, 0.f);
-  for (int j0 = lo; j0 <= pos; j0 += KC) {
-    const int nk = std::min(KC, pos + 1 - j0);
+  for (int j0 = j_begin; j0 < j_end; j0 += KC) {
+    const int nk = std::min(KC, j_end - j0);
     const int nkr = (nk + KG - 1) / KG * KG;
     attention_rows(a, static_cast<int>(t), pos, sl, j0, nk, 0, 0, sc.krow, sc.vrow);
     for (int j = nk; j < nkr; ++j) sc.krow[j] = sc.krow[nk - 1];  // never read past nk
     for (int j = 0; j < nkr; j += KG) {
+      const int jp = j + kd;  // prefetched group (within the chunk)
       AttnVec sv[KG];
       for (int i = 0; i < KG; ++i) sv[i] = AttnVec{};
-      for (int c = 0; c < hd; ++c) {
-        AttnVec qv;
-        std::memcpy(&qv, qt + std::size_t(c) * L, sizeof(AttnVec));
-        for (int i = 0; i < KG; ++i) sv[i] += sc.krow[j + i][c] * qv;
+      for (int c0 = 0; c0 < hd; c0 += 16) {
+        if (jp < nk)
+          for (int i = 0; i < KG; ++i) __builtin_prefetch(sc.krow[std::min(jp + i, nk - 1)] + c0);
+        const int c1 = std::min(hd, c0 + 16);
+        for (int c = c0; c < c1; ++c) {
+          AttnVec qv;
+          std::memcpy(&qv, qt + std::size_t(c) * L, sizeof(AttnVec));
+          for (int i = 0; i < KG; ++i) sv[i] += sc.krow[j + i][c] * qv;
+        }
       }
       for (int i = 0; i < KG; ++i) std::memcpy(pb + std::size_t(j + i) * L, &sv[i], sizeof(AttnVec));
     }
@@ -329,15 +363,47 @@ struct AttnDecodeScratch {
       const float cg = corr[g];
       for (int c = 0; c < hd; ++c) ag[c] *= cg;
     }
-    for (int j = 0; j < nk; ++j) {
-      const float* vr = sc.vrow[j];
+    // P V, RB rows per pass; the rows past nk of the last block get weight 0 and repeat row
+    // nk - 1 (read, never past the chunk)
+    for (int j = 0; j < nk; j += RB) {
+      const float* vr[RB];
+      float wz[RB][L];
+      for (int i = 0; i < RB; ++i) {
+        const bool in = j + i < nk;
+        vr[i] = sc.vrow[in ? j + i : nk - 1];
+        for (int g = 0; g < L; ++g) wz[i][g] = in ? pb[(j + i) * L + g] : 0.f;
+      }
+      const bool pf = j + vd < nk;
+      const float* vn[RB];
+      for (int i = 0; i < RB; ++i) vn[i] = sc.vrow[std::min(j + vd + i, nk - 1)];
       for (int g = 0; g < G; ++g) {
-        const float w = pb[j * L + g];
-        const float* __restrict vg = vr + std::int64_t((h0 + g) % a.heads_v) * hd;
+        const std::int64_t vo = voff[g];
+        const float w0 = wz[0][g], w1 = wz[1][g], w2 = wz[2][g], w3 = wz[3][g];
+        const float* __restrict v0 = vr[0] + vo;
+        const float* __restrict v1 = vr[1] + vo;
+        const float* __restrict v2 = vr[2] + vo;
+        const float* __restrict v3 = vr[3] + vo;
         float* __restrict ag = acc + std::size_t(g) * hd;
-        for (int c = 0; c < hd; ++c) ag[c] += w * vg[c];
+        for (int c0 = 0; c0 < hd; c0 += 16) {
+          if (pf)
+            for (int i = 0; i < RB; ++i) __builtin_prefetch(vn[i] + vo + c0);
+          const int c1 = std::min(hd, c0 + 16);
+          for (int c = c0; c < c1; ++c) {  // row by row, in order: the block kernel's sums
+            float x = ag[c];
+            x += w0 * v0[c];
+            x += w1 * v1[c];
+            x += w2 * v2[c];
+            x += w3 * v3[c];
+            ag[c] = x;
+          }
+        }
       }
     }
+  }
+  if (partial) {
+    for (int g = 0; g < L; ++g) partial[g] = m[g], partial[L + g] = l[g];
+    std::copy(acc, acc + std::size_t(G) * hd, partial + 2 * L);
+    return;
   }
   for (int g = 0; g < G; ++g) {
     const float inv = 1.f / l[g];
@@ -346,21 +412,50 @@ struct AttnDecodeScratch {
     for (int c = 0; c < hd; ++c) o[c] = ag[c] * inv;
   }
 }
+static_assert(kAttnDecodeRowBlock == 4, "the P V block above is written out for four rows");
 
-inline void attention_decode_generic(const AttentionArgs& a, int s, int h0, int h1) {
-  attention_decode_portable(a, s, h0, h1);
+inline void attention_decode_generic(const AttentionArgs& a, int s, int h0, int h1, int jb,
+                                     int je, float* partial) {
+  attention_decode_portable(a, s, h0, h1, jb, je, partial);
 }
 
 #if RODIMUS_HAVE_X86_DISPATCH
 RODIMUS_TARGET_AVX2 inline void attention_decode_avx2(const AttentionArgs& a, int s, int h0,
-                                                      int h1) {
-  attention_decode_portable(a, s, h0, h1);
+                                                      int h1, int jb, int je, float* partial) {
+  attention_decode_portable(a, s, h0, h1, jb, je, partial);
 }
 RODIMUS_TARGET_AVX512 inline void attention_decode_avx512(const AttentionArgs& a, int s, int h0,
-                                                          int h1) {
-  attention_decode_portable(a, s, h0, h1);
+                                                          int h1, int jb, int je, float* partial) {
+  attention_decode_portable(a, s, h0, h1, jb, je, partial);
 }
 #endif
+
+// Output of heads [h0, h1) of sequence s from `splits` partial results (the split-key form of
+// the online softmax): o = sum_k e^(m_k - M) acc_k / sum_k e^(m_k - M) l_k, M = max_k m_k. A
+// split that held no key has m = -3e38 and l = 0, and weighs nothing.
+inline void attention_decode_merge(const AttentionArgs& a, int s, int h0, int h1,
+                                   const float* parts, int splits) {
+  constexpr int L = kAttnLanes;
+  const int hd = a.hd;
+  const std::size_t stride = attention_decode_partial_floats(hd);
+  const std::int64_t t = a.offsets[s];
+  for (int g = 0; g < h1 - h0; ++g) {
+    float mmax = -3.0e38f;
+    for (int k = 0; k < splits; ++k) mmax = std::max(mmax, parts[k * stride + g]);
+    float den = 0.f;
+    float* __restrict o = a.out + t * a.ldo + std::int64_t(h0 + g) * hd;
+    for (int c = 0; c < hd; ++c) o[c] = 0.f;
+    for (int k = 0; k < splits; ++k) {
+      const float* pk = parts + k * stride;
+      const float w = exp_nonpositive(pk[g] - mmax);
+      den += w * pk[L + g];
+      const float* __restrict ak = pk + 2 * L + std::size_t(g) * hd;
+      for (int c = 0; c < hd; ++c) o[c] += w * ak[c];
+    }
+    const float inv = 1.f / den;
+    for (int c = 0; c < hd; ++c) o[c] *= inv;
+  }
+}
 
 }  // namespace detail
 
@@ -370,36 +465,100 @@ inline bool attention_decode_takes(const AttentionArgs& a, int num_tokens, int m
   return a.heads_k == 1 && max_len == 1 && num_tokens == a.num_seqs && a.hd <= kAttnMaxHeadDim;
 }
 
-/// Heads per work item of the decode kernel: up to 16 (one vector of scores per key), fewer
-/// when the batch's sequences would leave some of `threads` idle (one token on two threads:
-/// two items of 8 heads, each streaming its half of every value row).
-inline int attention_decode_group(int heads, int num_seqs, int threads) {
-  int groups = (heads + detail::kAttnLanes - 1) / detail::kAttnLanes;
-  while (std::int64_t(num_seqs) * groups < threads && groups < heads) groups *= 2;
-  groups = std::min(groups, heads);
-  return (heads + groups - 1) / groups;
+/// How a decode call is cut into work items: each sequence's heads into groups of at most 16
+/// (one vector of scores per key), and, when that leaves threads idle, each (sequence, group)'s
+/// keys into `splits` ranges of at least kAttnDecodeMinSplitKeys keys whose partial results the
+/// last item of the (sequence, group) to finish merges. Splitting keys rather than heads keeps
+/// each item's reads contiguous (whole value rows, its own part of the key rows): one sequence
+/// on two threads reads each row once instead of every key row twice and half of each value row.
+struct AttnDecodePlan {
+  int group = 1;   ///< heads per group
+  int groups = 1;  ///< groups per sequence
+  int splits = 1;  ///< key ranges per (sequence, group)
+  std::int64_t items(int num_seqs) const { return std::int64_t(num_seqs) * groups * splits; }
+};
+
+/// The plan for a call on `threads` threads (each sequence's keys: its position and the window).
+inline AttnDecodePlan attention_decode_plan(const AttentionArgs& a, int threads) {
+  AttnDecodePlan p;
+  p.groups = (a.heads + detail::kAttnLanes - 1) / detail::kAttnLanes;
+  p.group = (a.heads + p.groups - 1) / p.groups;
+  const std::int64_t base = std::int64_t(a.num_seqs) * p.groups;
+  if (base >= threads) return p;
+  int max_keys = 0;
+  for (int s = 0; s < a.num_seqs; ++s) {
+    const int pos = a.pos0[s];
+    const int lo = (a.window_back < 0 || pos - a.window_back < 0) ? 0 : pos - a.window_back;
+    max_keys = std::max(max_keys, pos + 1 - lo);
+  }
+  const int by_threads = static_cast<int>((threads + base - 1) / base);
+  p.splits = std::max(1, std::min(by_threads, max_keys / detail::kAttnDecodeMinSplitKeys));
+  return p;
 }
 
-/// Runs decode work item `item` (< num_seqs x ceil(heads / group)) with the widest kernel
-/// host_isa() allows.
-inline void attention_decode_item(const AttentionArgs& a, int group, std::int64_t item) {
-  const int groups = (a.heads + group - 1) / group;
-  const int s = static_cast<int>(item / groups);
-  const int h0 = static_cast<int>(item % groups) * group;
-  const int h1 = std::min(a.heads, h0 + group);
+/// Where split decode calls keep their partial results and counters: per calling thread, grown
+/// to the largest call seen and then reused (decode steps of a batch size seen before allocate
+/// nothing). The host backends run a call's items before the call returns, so one call's
+/// buffers are free again when the thread makes the next.
+struct AttnDecodeBuffers {
+  std::vector<float> partials;
+  std::vector<int> done;  ///< zero between calls
+  void reserve(const AttnDecodePlan& plan, int num_seqs, int hd) {
+    const auto items = static_cast<std::size_t>(plan.items(num_seqs));
+    const std::size_t floats = items * detail::attention_decode_partial_floats(hd);
+    if (partials.size() < floats) partials.resize(floats);
+    const std::size_t counters = std::size_t(num_seqs) * std::size_t(plan.groups);
+    if (done.size() < counters) done.resize(counters, 0);
+  }
+};
+inline AttnDecodeBuffers& attention_decode_buffers() {
+  thread_local AttnDecodeBuffers buffers;
+  return buffers;
+}
+
+/// Runs decode work item `item` (< plan.items(num_seqs)) with the widest kernel host_isa()
+/// allows. With plan.splits > 1, `partials` holds plan.items() x
+/// attention_decode_partial_floats(hd) floats and `done` one zeroed counter per (sequence,
+/// group); the counters are zero again when the call's items have all run.
+inline void attention_decode_item(const AttentionArgs& a, const AttnDecodePlan& plan,
+                                  std::int64_t item, float* partials, int* done) {
+  const int split = static_cast<int>(item % plan.splits);
+  const std::int64_t sg = item / plan.splits;
+  const int s = static_cast<int>(sg / plan.groups);
+  const int h0 = static_cast<int>(sg % plan.groups) * plan.group;
+  const int h1 = std::min(a.heads, h0 + plan.group);
+  const int pos = a.pos0[s];
+  const int lo = (a.window_back < 0 || pos - a.window_back < 0) ? 0 : pos - a.window_back;
+  const std::int64_t n = pos + 1 - lo;
+  const int jb = lo + static_cast<int>(n * split / plan.splits);
+  const int je = lo + static_cast<int>(n * (split + 1) / plan.splits);
+  float* part = plan.splits > 1
+                    ? partials + std::size_t(item) * detail::attention_decode_partial_floats(a.hd)
+                    : nullptr;
 #if RODIMUS_HAVE_X86_DISPATCH
   switch (host_isa()) {
     case HostIsa::Avx512:
-      detail::attention_decode_avx512(a, s, h0, h1);
-      return;
+      detail::attention_decode_avx512(a, s, h0, h1, jb, je, part);
+      break;
     case HostIsa::Avx2:
-      detail::attention_decode_avx2(a, s, h0, h1);
-      return;
+      detail::attention_decode_avx2(a, s, h0, h1, jb, je, part);
+      break;
     default:
+      detail::attention_decode_generic(a, s, h0, h1, jb, je, part);
       break;
   }
+#else
+  detail::attention_decode_generic(a, s, h0, h1, jb, je, part);
 #endif
-  detail::attention_decode_generic(a, s, h0, h1);
+  if (!part) return;
+  // the last of the (sequence, group)'s items to finish merges: its acquire sees every other
+  // item's partial result (each released by its own increment)
+  std::atomic_ref<int> count(done[sg]);
+  if (count.fetch_add(1, std::memory_order_acq_rel) != plan.splits - 1) return;
+  count.store(0, std::memory_order_relaxed);
+  detail::attention_decode_merge(
+      a, s, h0, h1, partials + std::size_t(sg * plan.splits) * detail::attention_decode_partial_floats(a.hd),
+      plan.splits);
 }
 
 /// Work items of a call: blocks of kAttnQueryBlock queries per sequence, times heads.
