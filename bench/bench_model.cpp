@@ -16,6 +16,8 @@
 // decode_prefilled/... (context built by a real prefill, to check the synthetic one),
 // decode_nograph/... (GPU: decode steps launched kernel by kernel, not replayed as a graph),
 // prefill_bf16ops/..., decode_bf16ops/... (GPU, bf16 weights: OperandPrecision::Bf16),
+// prefill_bf16ops/<model>/bf16/T:<tokens> on the host (Workspace::host_operands = Bf16: the
+// projections on vdpbf16ps where the CPU has AVX512_BF16),
 // B: 1, 4, 16 on the host, 1, 16, 128 on a GPU (Kokkos::DefaultExecutionSpace),
 // state_memory/<model>/ctx:<C>. Threads: the process's (OMP_NUM_THREADS / --kokkos-threads).
 //
@@ -166,6 +168,7 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
   tb.slots = {0};
   Workspace<Space> ws;
   ws.gpu_operands = operands;
+  ws.host_operands = operands;
   auto st = m.make_state(1);
   for (auto _ : bs) {
     st.reset(0);
@@ -240,6 +243,7 @@ void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bo
   Workspace<Space> ws;
   ws.cuda_graphs = graphs;
   ws.gpu_operands = operands;
+  ws.host_operands = operands;
   auto st = m.make_state(b, static_cast<int>(ctx + 4096));
   if (prefilled) {
     // A real context: the same random prompt of ctx tokens in every slot, in blocks of 2048.
@@ -333,6 +337,15 @@ void register_shape(const Shape& s) {
           [s, nb](benchmark::State& st) { BM_decode<W>(st, s, 1024, nb, false, false); });
       b->Unit(benchmark::kMillisecond)->UseRealTime();
     }
+  if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>) {
+    // OperandPrecision::Bf16 on the host: the prefill projections on vdpbf16ps
+    for (int t : {512, 2048}) {
+      auto* b = benchmark::RegisterBenchmark(
+          ("prefill_bf16ops/" + base + "/T:" + std::to_string(t)).c_str(),
+          [s, t](benchmark::State& st) { BM_prefill<W>(st, s, t, OperandPrecision::Bf16); });
+      b->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+  }
   if constexpr (is_cuda_space_v<Space> && !std::is_same_v<W, float>) {
     // OperandPrecision::Bf16: the activations rounded once to bf16 for the tensor cores
     for (int t : {2048, 8192}) {

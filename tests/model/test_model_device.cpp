@@ -298,3 +298,65 @@ TEST_CASE("default execution space: bf16 tensor-core operands close to the split
   CHECK(compare(d_bf16, d_switched) <= 1e-6);
   check(compare(d_split, d_switched), "decode after switching a workspace to bf16");
 }
+
+TEST_CASE("host: bf16 operands (vdpbf16ps) move the prefill logits a little, decode not at all",
+          "[model][precision]") {
+  // Workspace::host_operands = Bf16 rounds the activations of the bf16-weight projections of
+  // more than 16 tokens once to bf16 (backend/host/bf16_gemm.hpp). The prefill logits must move
+  // (the switch takes effect) but stay within 3e-2 relative (2-norm) of the fp32-operand ones;
+  // a decode step (the GEMV, fp32 activations) from equal states must not move at all.
+  if constexpr (is_host_space_v<Space>) {
+    const unsigned seed = std::random_device{}();
+    INFO("seed " << seed);
+    ModelConfig cfg;
+    cfg.block_type = BlockType::RodimusPlus;
+    cfg.d_model = 192;
+    cfg.n_layer = 2;
+    cfg.vocab_size = 300;
+    cfg.mixer.mem_size = 32;
+    cfg.attn.num_heads = 3;
+    cfg.attn.num_heads_k = 1;
+    cfg.attn.num_heads_v = 3;
+    cfg.attn.window_size = 32;
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("rodimus_host_operands_test_" + std::to_string(seed));
+    io::write_random_checkpoint(cfg, dir, seed, io::StDType::BF16);
+    const auto model = Model<Space, bf16>::load(dir);
+    std::filesystem::remove_all(dir);
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
+    TokenBatch prompt;
+    for (int s = 0; s < 2; ++s) {
+      const int len = 40 + 23 * s;
+      for (int i = 0; i < len; ++i) prompt.ids.push_back(tok(rng));
+      prompt.lengths.push_back(len);
+      prompt.slots.push_back(s);
+    }
+    auto st_split = model.make_state(2), st_bf16 = model.make_state(2);
+    Workspace<Space> ws_split, ws_bf16;
+    ws_bf16.host_operands = OperandPrecision::Bf16;
+    auto rel = [](const auto& a, const auto& b) {
+      double d2 = 0, r2 = 0;
+      for (std::size_t r = 0; r < a.extent(0); ++r)
+        for (std::size_t c = 0; c < a.extent(1); ++c) {
+          const double d = double(b(r, c)) - double(a(r, c));
+          d2 += d * d;
+          r2 += double(a(r, c)) * a(r, c);
+        }
+      REQUIRE(r2 > 0);
+      return std::sqrt(d2 / r2);
+    };
+    const auto ls = to_host(model.forward(st_split, ws_split, prompt, LogitsMode::All));
+    const auto lb = to_host(model.forward(st_bf16, ws_bf16, prompt, LogitsMode::All));
+    const double r = rel(ls, lb);
+    WARN("host prefill logits, bf16 vs fp32 operands: relative " << r);
+    CHECK(r > 1e-6);
+    CHECK(r < 3e-2);
+    CHECK(backend::host::host_operands() == OperandPrecision::Split);  // the scope restored it
+    std::vector<std::int32_t> next = {tok(rng), tok(rng)};
+    auto st_a = st_split.clone(), st_b = st_split.clone();
+    const auto da = to_host(model.decode(st_a, ws_split, next));
+    const auto db = to_host(model.decode(st_b, ws_bf16, next));
+    CHECK(rel(da, db) == 0);
+  }
+}

@@ -272,3 +272,80 @@ TEST_CASE("decode GEMVs under an L2 weight-prefetch plan give the same results",
   SUCCEED("no CUDA kernels in this build: the plan's bookkeeping is tested in test_backend");
 #endif
 }
+
+TEST_CASE("host bf16 operands: linear and linear_shared_input round the activations once",
+          "[ops][linear]") {
+  // OperandPrecision::Bf16 on the host: bf16 weights, more than kGemvMaxTokens tokens -> the
+  // activations rounded to bf16, then vdpbf16ps (AVX512_BF16) or, without it, the fp32 path on
+  // the rounded values. Either way the reference is the fp64 product of the rounded operands.
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  struct Shape {
+    int n, in, out;
+  };
+  // tails of every kind: tokens % 6, outputs % 64 and % 16, inputs odd / past one 512 block
+  std::vector<Shape> shapes = {{17, 1, 1},   {23, 33, 65},   {50, 1030, 130},
+                               {97, 513, 64}, {200, 96, 200}, {18, 2049, 17}};
+  shapes.push_back({rng.integer(17, 300), rng.integer(1, 1100), rng.integer(1, 300)});
+  double worst = 0;
+  test::for_each_space([&]<class Space>() {
+    if constexpr (is_host_space_v<Space>) {
+      for (const auto& s : shapes) {
+        INFO("backend " << Space::name() << " N=" << s.n << " in=" << s.in << " out=" << s.out);
+        const auto x = rng.vec(std::size_t(s.n) * s.in);
+        const auto w = rng.vec(std::size_t(s.out) * s.in), w2 = rng.vec(std::size_t(7) * s.in);
+        const auto b = rng.vec(s.out);
+        const auto xq = test::dequantised<bf16>(x);
+        const auto wq = test::dequantised<bf16>(w), w2q = test::dequantised<bf16>(w2);
+        const auto ref = reference::linear(xq, wq, s.n, s.in, s.out, &b);
+        const auto ref_fp32x = reference::linear(x, wq, s.n, s.in, s.out, &b);
+        const auto ref2 = reference::linear(xq, w2q, s.n, s.in, 7, nullptr);
+        LinearWeights<bf16, Space> lw, lw2;
+        lw.w = test::upload2<bf16, Space>(w, s.out, s.in);
+        lw.b = test::upload1<Space>(b);
+        lw2.w = test::upload2<bf16, Space>(w2, 7, s.in);
+        const auto dx = test::upload2<float, Space>(x, s.n + 2, s.in, 3.0);
+        auto dy = test::upload2<float, Space>({}, s.n + 2, s.out, 7.0);
+        auto dy2 = test::upload2<float, Space>({}, s.n, 7, 7.0);
+        {
+          const backend::host::HostOperandScope scope(OperandPrecision::Bf16);
+          linear(Space{}, View2<const float, Space>(dx), lw, dy, s.n);
+        }
+        CHECK(backend::host::host_operands() == OperandPrecision::Split);  // restored
+        const auto got = test::download2(dy);
+        const double e = test::rel_err(test::slice(got, 0, std::size_t(s.n) * s.out), ref);
+        worst = std::max(worst, e);
+        CHECK(e <= 2e-5);
+        // the rounding took effect: 8-bit activations move the result far beyond fp32 error
+        if (s.in >= 8) CHECK(test::rel_err(test::slice(got, 0, std::size_t(s.n) * s.out),
+                                           ref_fp32x) > 1e-4);
+        int touched = 0;
+        for (std::size_t i = std::size_t(s.n) * s.out; i < got.size(); ++i)
+          touched += got[i] != 7.0;
+        CHECK(touched == 0);
+        // two projections of one input in one call
+        {
+          const backend::host::HostOperandScope scope(OperandPrecision::Bf16);
+          linear_shared_input(Space{}, View2<const float, Space>(dx), std::array{&lw, &lw2},
+                              std::array{dy, dy2}, s.n);
+        }
+        CHECK(test::rel_err(test::slice(test::download2(dy), 0, std::size_t(s.n) * s.out), ref) <=
+              2e-5);
+        CHECK(test::rel_err(test::download2(dy2), ref2) <= 2e-5);
+      }
+      // decode-sized calls keep fp32 activations (the GEMV) under Bf16
+      const int in = rng.integer(8, 300), out = rng.integer(1, 100), n = rng.integer(1, 16);
+      const auto x = rng.vec(std::size_t(n) * in), w = rng.vec(std::size_t(out) * in);
+      const auto ref = reference::linear(x, test::dequantised<bf16>(w), n, in, out, nullptr);
+      LinearWeights<bf16, Space> lw;
+      lw.w = test::upload2<bf16, Space>(w, out, in);
+      const auto dx = test::upload2<float, Space>(x, n, in, 3.0);
+      auto dy = test::upload2<float, Space>({}, n, out, 7.0);
+      const backend::host::HostOperandScope scope(OperandPrecision::Bf16);
+      linear(Space{}, View2<const float, Space>(dx), lw, dy, n);
+      CHECK(test::rel_err(test::download2(dy), ref) <= kTol);
+    }
+  });
+  WARN("host bf16 operands: max rel err " << worst << " (avx512_bf16: "
+                                          << backend::host::host_has_avx512_bf16() << ")");
+}

@@ -3,7 +3,8 @@
 
 namespace rodimus {
 
-/// How fp32 activations enter the tensor cores on a GPU (the host always computes in fp32).
+/// How fp32 activations enter the tensor cores on a GPU (Workspace::gpu_operands) and the
+/// bf16-weight GEMMs on the host (Workspace::host_operands; Split there means fp32 operands).
 /// Accumulation and every stored activation stay fp32 either way.
 enum class OperandPrecision {
   /// Each fp32 operand as two 16-bit halves (x = hi + lo, ~16 significant bits): results as

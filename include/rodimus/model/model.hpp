@@ -10,6 +10,7 @@
 
 #include "rodimus/backend/cuda/step_graph.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/backend/host/operands.hpp"
 #include "rodimus/core/instantiation.hpp"
 #include "rodimus/core/precision.hpp"
 #include "rodimus/io/checkpoint.hpp"
@@ -110,6 +111,11 @@ class Workspace {
   /// or Bf16 (rounded once, half the GEMM work, as a bf16 PyTorch model; see OperandPrecision).
   /// No effect on the host, which computes in fp32.
   OperandPrecision gpu_operands = OperandPrecision::Split;
+  /// The host's counterpart: Split (default) keeps the projections' activations in fp32; Bf16
+  /// rounds them once to bf16 for the bf16-weight projections of more than 16 tokens (prefill),
+  /// which then run on AVX512_BF16's vdpbf16ps where the CPU has it (backend/host/bf16_gemm.hpp,
+  /// twice the rate of the fp32 GEMM). Decode steps (the GEMV) keep fp32 activations.
+  OperandPrecision host_operands = OperandPrecision::Split;
   backend::cuda::StepGraph graph;
 };
 
@@ -330,6 +336,7 @@ View2<const float, Space> Model<Space, W, Policy>::forward(State<Space>& state,
       launch();
     }
   } else {
+    const backend::host::HostOperandScope operands(ws.host_operands);
     launch();
   }
   space.fence();

@@ -6,12 +6,15 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "rodimus/backend/cuda/cublas_linear.hpp"
 #include "rodimus/backend/cuda/gemv.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/backend/host/bf16_gemm.hpp"
 #include "rodimus/backend/host/blas_linear.hpp"
 #include "rodimus/backend/host/gemv.hpp"
+#include "rodimus/backend/host/operands.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/views.hpp"
 #include "rodimus/ops/impl/linear_kernel.hpp"
@@ -222,6 +225,92 @@ bool cuda_linear_glu([[maybe_unused]] const Space& space,
   return false;
 }
 
+/// Whether the host's bf16-operand GEMM takes the call: bf16 weights, more tokens than the GEMV
+/// serves, host_operands() == OperandPrecision::Bf16 (set by the model from its Workspace).
+template <class Space, class W>
+bool host_bf16_operands_take(int n_tokens) {
+  if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>) {
+    return n_tokens > backend::host::kGemvMaxTokens &&
+           backend::host::host_operands() == OperandPrecision::Bf16;
+  } else {
+    return false;
+  }
+}
+
+template <class Space, StorageType W>
+void linear_fp32(const Space& space, const View2<const float, Space>& x,
+                 const LinearWeights<W, Space>& lw, const View2<float, Space>& y, int n_tokens);
+
+/// y[i][0:N] = bf16(x[0:N]) W_i^T + b_i on the host (OperandPrecision::Bf16): x rounded once for
+/// all projections, then the vdpbf16ps GEMM (backend/host/bf16_gemm.hpp), every projection's
+/// work items in one parallel loop; without AVX512_BF16 the rounded x, widened back to fp32,
+/// goes through the fp32 path (the same operands).
+template <class Space, std::size_t K>
+void host_bf16_linear(const Space& space, const View2<const float, Space>& x,
+                      const std::array<const LinearWeights<bf16, Space>*, K>& lw,
+                      const std::array<View2<float, Space>, K>& y, int n_tokens) {
+  namespace hb = backend::host;
+  const int in = lw[0]->in_features(), ldxb = hb::bf16_gemm_ld(in);
+  const std::int64_t ldx = static_cast<std::int64_t>(x.stride(0));
+  thread_local std::vector<bf16> xb_buf;
+  if (xb_buf.size() < std::size_t(n_tokens) * ldxb) {
+    xb_buf.resize(std::size_t(n_tokens) * ldxb);
+    note_reallocation();
+  }
+  bf16* xb = xb_buf.data();
+  const float* xp = x.data();
+  constexpr int kRows = 16;
+  space.fence();
+  Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.round_bf16"),
+                       Kokkos::RangePolicy<Space>(space, 0, (n_tokens + kRows - 1) / kRows),
+                       [=](const int item) {
+                         const int r0 = item * kRows;
+                         const int r1 = r0 + kRows < n_tokens ? r0 + kRows : n_tokens;
+                         hb::round_rows_bf16(xp, ldx, in, xb, ldxb, r0, r1);
+                       });
+  if (!hb::host_has_avx512_bf16()) {
+    thread_local std::vector<float> xr_buf;
+    if (xr_buf.size() < std::size_t(n_tokens) * in) {
+      xr_buf.resize(std::size_t(n_tokens) * in);
+      note_reallocation();
+    }
+    float* xr = xr_buf.data();
+    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.widen_bf16"),
+                         Kokkos::RangePolicy<Space>(space, 0, n_tokens), [=](const int t) {
+                           for (int i = 0; i < in; ++i)
+                             xr[std::int64_t(t) * in + i] =
+                                 to_f32(xb[std::int64_t(t) * ldxb + i]);
+                         });
+    space.fence();
+    const View2<const float, Space> xv(xr, n_tokens, in);
+    for (std::size_t i = 0; i < K; ++i) linear_fp32(space, xv, *lw[i], y[i], n_tokens);
+    return;
+  }
+  std::array<hb::Bf16GemmArgs, K> args;
+  std::array<int, K + 1> item0{};
+  for (std::size_t i = 0; i < K; ++i) {
+    auto& a = args[i];
+    a.xb = xb;
+    a.ldxb = ldxb;
+    a.m = n_tokens;
+    a.in = in;
+    a.w = lw[i]->w.data();
+    a.bias = lw[i]->has_bias() ? lw[i]->b.data() : nullptr;
+    a.y = y[i].data();
+    a.ldy = static_cast<std::int64_t>(y[i].stride(0));
+    a.out = lw[i]->out_features();
+    hb::bf16_gemm_plan(a, 4 * space.concurrency());
+    item0[i + 1] = item0[i] + hb::bf16_gemm_items(a);
+  }
+  Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.bf16_gemm"),
+                       Kokkos::RangePolicy<Space>(space, 0, item0[K]), [=](const int item) {
+                         std::size_t j = K - 1;
+                         while (item < item0[j]) --j;
+                         hb::bf16_gemm_item(args[j], item - item0[j]);
+                       });
+  space.fence();
+}
+
 /// The fp32-activation linear: host GEMV / BLAS, CUDA GEMV / cuBLAS, else the generic kernel.
 template <class Space, StorageType W>
 void linear_fp32(const Space& space, const View2<const float, Space>& x,
@@ -250,6 +339,9 @@ void linear_checked(const Space& space, const View2<const compute_t<W>, Space>& 
                     int n_tokens) {
   if constexpr (std::is_same_v<W, double>) {
     linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
+  } else if (host_bf16_operands_take<Space, W>(n_tokens) && lw.w.stride(0) == std::size_t(lw.in_features())) {
+    if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>)
+      host_bf16_linear(space, x, std::array{&lw}, std::array{y}, n_tokens);
   } else {
     linear_fp32(space, x, lw, y, n_tokens);
   }
@@ -282,6 +374,13 @@ void linear_shared_input(const Space& space,
   if (n_tokens <= 0) return;
   if constexpr (is_host_space_v<Space> && StorageType<W>) {
     if (detail::host_gemv_takes<W>(n_tokens)) return detail::host_gemv(space, x, lw, y, n_tokens);
+  }
+  if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>) {
+    bool dense = true;
+    for (std::size_t i = 0; i < K; ++i)
+      dense = dense && lw[i]->w.stride(0) == std::size_t(lw[i]->in_features());
+    if (dense && detail::host_bf16_operands_take<Space, W>(n_tokens))
+      return detail::host_bf16_linear(space, x, lw, y, n_tokens);
   }
   if constexpr (StorageType<W>) {
     if (detail::cuda_linear(space, x, lw, y, n_tokens)) return;

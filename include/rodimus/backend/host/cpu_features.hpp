@@ -15,11 +15,15 @@
 #include <immintrin.h>
 /// Compiles a function for AVX-512 (F, BW, VL, DQ) with FMA.
 #define RODIMUS_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+/// Compiles a function for AVX-512 with the bf16 dot product (vdpbf16ps, AVX512_BF16).
+#define RODIMUS_TARGET_AVX512BF16 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 /// Compiles a function for AVX2 with FMA and F16C.
 #define RODIMUS_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #else
 #define RODIMUS_HAVE_X86_DISPATCH 0
 #define RODIMUS_TARGET_AVX512
+#define RODIMUS_TARGET_AVX512BF16
 #define RODIMUS_TARGET_AVX2
 #endif
 
@@ -115,6 +119,20 @@ inline HostIsa host_isa() {
                                    detected_host_isa());
   }();
   return isa;
+}
+
+/// Whether host kernels may use AVX512_BF16's vdpbf16ps: the CPU has it and host_isa() is
+/// avx512 (RODIMUS_HOST_ISA=avx2 or generic turns it off with the rest of AVX-512).
+inline bool host_has_avx512_bf16() {
+  static const bool has = [] {
+#if RODIMUS_HAVE_X86_DISPATCH
+    __builtin_cpu_init();
+    return host_isa() == HostIsa::Avx512 && __builtin_cpu_supports("avx512bf16");
+#else
+    return false;
+#endif
+  }();
+  return has;
 }
 
 }  // namespace rodimus::backend::host
