@@ -25,6 +25,20 @@ auto to_host(const V& v) {
   return h;
 }
 
+// The relative 2-norm difference of two host logit tables.
+template <class A, class B>
+double rel_2norm(const A& a, const B& b) {
+  double d2 = 0, r2 = 0;
+  for (std::size_t r = 0; r < a.extent(0); ++r)
+    for (std::size_t c = 0; c < a.extent(1); ++c) {
+      const double d = double(b(r, c)) - double(a(r, c));
+      d2 += d * d;
+      r2 += double(a(r, c)) * a(r, c);
+    }
+  REQUIRE(r2 > 0);
+  return std::sqrt(d2 / r2);
+}
+
 // CudaContext's programmatic-launch knobs (gemv_early_trigger, dependent_norms) for a scope;
 // nothing off CUDA.
 struct PdlKnobs {
@@ -238,18 +252,7 @@ TEST_CASE("default execution space: bf16 tensor-core operands close to the split
   auto st_split = model.make_state(slots), st_bf16 = model.make_state(slots);
   Workspace<Space> ws_split, ws_bf16;
   ws_bf16.gpu_operands = OperandPrecision::Bf16;
-  // relative 2-norm difference of two logit tables
-  auto compare = [](const auto& a, const auto& b) {
-    double d2 = 0, r2 = 0;
-    for (std::size_t r = 0; r < a.extent(0); ++r)
-      for (std::size_t c = 0; c < a.extent(1); ++c) {
-        const double d = double(b(r, c)) - double(a(r, c));
-        d2 += d * d;
-        r2 += double(a(r, c)) * a(r, c);
-      }
-    REQUIRE(r2 > 0);
-    return std::sqrt(d2 / r2);
-  };
+  const auto compare = [](const auto& a, const auto& b) { return rel_2norm(a, b); };
   auto check = [&](double rel, const char* what) {
     WARN(Space::name() << " " << what << ": bf16 vs split operands, relative " << rel);
     if constexpr (is_cuda_space_v<Space>) {
@@ -335,20 +338,9 @@ TEST_CASE("host: bf16 operands (vdpbf16ps) move the prefill logits a little, dec
     auto st_split = model.make_state(2), st_bf16 = model.make_state(2);
     Workspace<Space> ws_split, ws_bf16;
     ws_bf16.host_operands = OperandPrecision::Bf16;
-    auto rel = [](const auto& a, const auto& b) {
-      double d2 = 0, r2 = 0;
-      for (std::size_t r = 0; r < a.extent(0); ++r)
-        for (std::size_t c = 0; c < a.extent(1); ++c) {
-          const double d = double(b(r, c)) - double(a(r, c));
-          d2 += d * d;
-          r2 += double(a(r, c)) * a(r, c);
-        }
-      REQUIRE(r2 > 0);
-      return std::sqrt(d2 / r2);
-    };
     const auto ls = to_host(model.forward(st_split, ws_split, prompt, LogitsMode::All));
     const auto lb = to_host(model.forward(st_bf16, ws_bf16, prompt, LogitsMode::All));
-    const double r = rel(ls, lb);
+    const double r = rel_2norm(ls, lb);
     WARN("host prefill logits, bf16 vs fp32 operands: relative " << r);
     CHECK(r > 1e-6);
     CHECK(r < 3e-2);
@@ -357,6 +349,6 @@ TEST_CASE("host: bf16 operands (vdpbf16ps) move the prefill logits a little, dec
     auto st_a = st_split.clone(), st_b = st_split.clone();
     const auto da = to_host(model.decode(st_a, ws_split, next));
     const auto db = to_host(model.decode(st_b, ws_bf16, next));
-    CHECK(rel(da, db) == 0);
+    CHECK(rel_2norm(da, db) == 0);
   }
 }

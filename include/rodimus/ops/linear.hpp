@@ -225,16 +225,17 @@ bool cuda_linear_glu([[maybe_unused]] const Space& space,
   return false;
 }
 
-/// Whether the host's bf16-operand GEMM takes the call: bf16 weights, more tokens than the GEMV
-/// serves, host_operands() == OperandPrecision::Bf16 (set by the model from its Workspace).
-template <class Space, class W>
-bool host_bf16_operands_take(int n_tokens) {
-  if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>) {
-    return n_tokens > backend::host::kGemvMaxTokens &&
-           backend::host::host_operands() == OperandPrecision::Bf16;
-  } else {
+/// Whether the host's bf16-operand GEMM takes the call: more tokens than the GEMV serves,
+/// host_operands() == OperandPrecision::Bf16 (set by the model from its Workspace), dense rows.
+template <class Space, std::size_t K>
+bool host_bf16_operands_take(const std::array<const LinearWeights<bf16, Space>*, K>& lw,
+                             int n_tokens) {
+  if (n_tokens <= backend::host::kGemvMaxTokens ||
+      backend::host::host_operands() != OperandPrecision::Bf16)
     return false;
-  }
+  for (const auto* l : lw)
+    if (l->w.stride(0) != std::size_t(l->in_features())) return false;
+  return true;
 }
 
 template <class Space, StorageType W>
@@ -243,31 +244,17 @@ void linear_fp32(const Space& space, const View2<const float, Space>& x,
 
 /// y[i][0:N] = bf16(x[0:N]) W_i^T + b_i on the host (OperandPrecision::Bf16): x rounded once for
 /// all projections, then the vdpbf16ps GEMM (backend/host/bf16_gemm.hpp), every projection's
-/// work items in one parallel loop; without AVX512_BF16 the rounded x, widened back to fp32,
-/// goes through the fp32 path (the same operands).
+/// work items in one parallel loop; without AVX512_BF16 the rounded x (as fp32 values) goes
+/// through the fp32 path (the same operands).
 template <class Space, std::size_t K>
 void host_bf16_linear(const Space& space, const View2<const float, Space>& x,
                       const std::array<const LinearWeights<bf16, Space>*, K>& lw,
                       const std::array<View2<float, Space>, K>& y, int n_tokens) {
   namespace hb = backend::host;
-  const int in = lw[0]->in_features(), ldxb = hb::bf16_gemm_ld(in);
+  const int in = lw[0]->in_features();
   const std::int64_t ldx = static_cast<std::int64_t>(x.stride(0));
-  thread_local std::vector<bf16> xb_buf;
-  if (xb_buf.size() < std::size_t(n_tokens) * ldxb) {
-    xb_buf.resize(std::size_t(n_tokens) * ldxb);
-    note_reallocation();
-  }
-  bf16* xb = xb_buf.data();
   const float* xp = x.data();
-  constexpr int kRows = 16;
   space.fence();
-  Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.round_bf16"),
-                       Kokkos::RangePolicy<Space>(space, 0, (n_tokens + kRows - 1) / kRows),
-                       [=](const int item) {
-                         const int r0 = item * kRows;
-                         const int r1 = r0 + kRows < n_tokens ? r0 + kRows : n_tokens;
-                         hb::round_rows_bf16(xp, ldx, in, xb, ldxb, r0, r1);
-                       });
   if (!hb::host_has_avx512_bf16()) {
     thread_local std::vector<float> xr_buf;
     if (xr_buf.size() < std::size_t(n_tokens) * in) {
@@ -275,17 +262,32 @@ void host_bf16_linear(const Space& space, const View2<const float, Space>& x,
       note_reallocation();
     }
     float* xr = xr_buf.data();
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.widen_bf16"),
+    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.round_bf16"),
                          Kokkos::RangePolicy<Space>(space, 0, n_tokens), [=](const int t) {
                            for (int i = 0; i < in; ++i)
                              xr[std::int64_t(t) * in + i] =
-                                 to_f32(xb[std::int64_t(t) * ldxb + i]);
+                                 to_f32(from_f32<bf16>(xp[t * ldx + i]));
                          });
     space.fence();
     const View2<const float, Space> xv(xr, n_tokens, in);
     for (std::size_t i = 0; i < K; ++i) linear_fp32(space, xv, *lw[i], y[i], n_tokens);
     return;
   }
+  const int ldxb = hb::bf16_gemm_ld(in);
+  thread_local std::vector<bf16> xb_buf;
+  if (xb_buf.size() < std::size_t(n_tokens) * ldxb) {
+    xb_buf.resize(std::size_t(n_tokens) * ldxb);
+    note_reallocation();
+  }
+  bf16* xb = xb_buf.data();
+  constexpr int kRows = 16;
+  Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.round_bf16"),
+                       Kokkos::RangePolicy<Space>(space, 0, (n_tokens + kRows - 1) / kRows),
+                       [=](const int item) {
+                         const int r0 = item * kRows;
+                         const int r1 = r0 + kRows < n_tokens ? r0 + kRows : n_tokens;
+                         hb::round_rows_bf16(xp, ldx, in, xb, ldxb, r0, r1);
+                       });
   std::array<hb::Bf16GemmArgs, K> args;
   std::array<int, K + 1> item0{};
   for (std::size_t i = 0; i < K; ++i) {
@@ -339,10 +341,10 @@ void linear_checked(const Space& space, const View2<const compute_t<W>, Space>& 
                     int n_tokens) {
   if constexpr (std::is_same_v<W, double>) {
     linear_generic<Space, W>(space, x, lw.w, lw.b, y, n_tokens);
-  } else if (host_bf16_operands_take<Space, W>(n_tokens) && lw.w.stride(0) == std::size_t(lw.in_features())) {
-    if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>)
-      host_bf16_linear(space, x, std::array{&lw}, std::array{y}, n_tokens);
   } else {
+    if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>)
+      if (host_bf16_operands_take(std::array{&lw}, n_tokens))
+        return host_bf16_linear(space, x, std::array{&lw}, std::array{y}, n_tokens);
     linear_fp32(space, x, lw, y, n_tokens);
   }
 }
@@ -376,10 +378,7 @@ void linear_shared_input(const Space& space,
     if (detail::host_gemv_takes<W>(n_tokens)) return detail::host_gemv(space, x, lw, y, n_tokens);
   }
   if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>) {
-    bool dense = true;
-    for (std::size_t i = 0; i < K; ++i)
-      dense = dense && lw[i]->w.stride(0) == std::size_t(lw[i]->in_features());
-    if (dense && detail::host_bf16_operands_take<Space, W>(n_tokens))
+    if (detail::host_bf16_operands_take(lw, n_tokens))
       return detail::host_bf16_linear(space, x, lw, y, n_tokens);
   }
   if constexpr (StorageType<W>) {
