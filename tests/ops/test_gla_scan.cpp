@@ -210,10 +210,12 @@ Errors compare(const ScanCase& c, const std::vector<double>& o, const std::vecto
 }
 
 /// Runs every algorithm on every backend; checks against fp64 and against the fp32 recurrence.
-void check_all(const ScanCase& c, const char* what) {
+/// `row_groups` > 0 forces the host decode kernel's groups of state rows per sequence.
+void check_all(const ScanCase& c, const char* what, int row_groups = 0) {
   Errors worst;
   test::for_each_space([&]<class Space>() {
     GlaScanWorkspace<Space> ws;  // reused across algorithms and calls: it only grows
+    ws.decode_row_groups = row_groups;
     ScanResult rec;
     for_each_algo([&]<class Algo>(const char* algo) {
       INFO(what << ": backend " << Space::name() << ", " << algo << ", n=" << c.n << " E=" << c.e);
@@ -285,6 +287,41 @@ TEST_CASE("gla_scan: recurrence and chunk scanner match the fp64 recurrence, mix
     const auto c = make_case(rng, 4, 5, {300, 129, 2}, std::vector<Decay>(4, Decay::Weak));
     check_all(c, "weak decays");
   }
+}
+
+TEST_CASE("gla_scan: decode calls with the state rows split into groups", "[ops][gla_scan]") {
+  // decode calls (<= 4 tokens a sequence) run (sequence, row group) items on host spaces, the
+  // last item of a sequence adding the groups' parts of o; each group count twice in a row
+  // (the merge counters must be zero again after a call)
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  const int n = 64, e = rng.integer(40, 72);
+  for (const int groups : {1, 2, 3, 5, 16, 64, 0}) {
+    for (int call = 0; call < 2; ++call) {
+      std::vector<int> lengths;
+      const int nseq = rng.integer(1, 5);
+      for (int i = 0; i < nseq; ++i) lengths.push_back(rng.integer(1, 4));
+      if (call == 1) lengths.push_back(0);
+      INFO("row groups " << groups << " (0 = automatic), call " << call << ", E=" << e);
+      const auto c = make_case(rng, n, e, lengths, mixed_regimes(rng, n));
+      check_all(c, "decode row groups", groups);
+    }
+  }
+  // odd height: n=7 in 3 groups (rows 2, 2, 3: no 4-row pass)
+  const auto c = make_case(rng, 7, 33, {1, 3, 2}, mixed_regimes(rng, 7));
+  check_all(c, "decode row groups, n=7", 3);
+}
+
+TEST_CASE("gla_scan: the decode row-group plan", "[ops][gla_scan]") {
+  using backend::host::gla_scan_decode_row_groups;
+  CHECK(gla_scan_decode_row_groups(64, 1, 1) == 1);
+  CHECK(gla_scan_decode_row_groups(64, 1, 2) == 2);   // one sequence: both threads, rows split
+  CHECK(gla_scan_decode_row_groups(64, 2, 2) == 1);   // a sequence per thread
+  CHECK(gla_scan_decode_row_groups(64, 3, 2) == 2);   // 6 items: 3 half-states each
+  CHECK(gla_scan_decode_row_groups(64, 1, 32) == 16); // at least 4 rows a group
+  CHECK(gla_scan_decode_row_groups(64, 4, 16) == 4);
+  CHECK(gla_scan_decode_row_groups(64, 9, 2) == 1);   // >= 4 sequences a thread: no split
+  CHECK(gla_scan_decode_row_groups(2, 1, 8) == 1);    // too few rows to split
 }
 
 TEST_CASE("gla_scan: decays exactly 0 (no forgetting) over hundreds of steps", "[ops][gla_scan]") {

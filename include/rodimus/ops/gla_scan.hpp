@@ -51,6 +51,11 @@ struct GlaScanWorkspace {
   View2<int, Space> chunk_first;   // [B + 1, 1] host chunk path: first chunk of each sequence
   detail::GlaChunkWorkspace<Space, Real> chunk;
   View1<float, Space> cuda_split;  // the CUDA chunk kernel's split-schedule workspace (prefill)
+  View2<float, Space> decode_partial;  // [(groups - 1) N, E] host decode: row groups' parts of o
+  View1<int, Space> decode_done;       // [B] host decode: zero counters between calls
+  /// Host decode: groups of state rows per sequence (threads of one sequence split its rows);
+  /// 0 = chosen from the batch size and the space's concurrency (gla_scan_decode_row_groups).
+  int decode_row_groups = 0;
 };
 
 namespace detail {
@@ -73,17 +78,14 @@ bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
         st(state, 1) != e || st(state, 2) != 1 || st(q, 1) != 1 || st(k, 1) != 1 || st(a, 1) != 1 ||
         st(u, 1) != 1 || st(o, 1) != 1)
       return false;
-    ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
     hb::GlaScanArgs args{};
     args.q = q.data();
     args.k = k.data();
-    args.decay = ws.decay.data();
     args.u = u.data();
     args.o = o.data();
     args.state = state.data();
     args.ldq = q.stride(0);
     args.ldk = k.stride(0);
-    args.ldd = ws.decay.stride(0);
     args.ldu = u.stride(0);
     args.ldo = o.stride(0);
     args.n = n;
@@ -92,6 +94,35 @@ bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
     args.offsets = batch.offsets.data();
     args.slot = batch.slot.data();
     args.num_seqs = batch.num_seqs;
+    if (batch.max_len <= hb::kScanDecodeTokens) {
+      // decode: (sequence, row group) items over all columns, exp(a) taken in the items
+      const int groups = ws.decode_row_groups > 0
+                             ? std::min(ws.decode_row_groups, n)
+                             : hb::gla_scan_decode_row_groups(n, batch.num_seqs,
+                                                              space.concurrency());
+      args.log_decay = a.data();
+      args.ldl = a.stride(0);
+      args.row_groups = groups;
+      if (groups > 1) {
+        ensure_capacity(ws.decode_partial, std::size_t(groups - 1) * batch.num_tokens, e,
+                        "rodimus::gla.decode_partial");
+        if (ws.decode_done.extent(0) < std::size_t(batch.num_seqs)) {
+          note_reallocation();
+          ws.decode_done = View1<int, Space>("rodimus::gla.decode_done", batch.num_seqs);
+        }
+        args.partial = ws.decode_partial.data();
+        args.ldp = static_cast<std::int64_t>(ws.decode_partial.stride(0));
+        args.done = ws.decode_done.data();
+      }
+      space.fence();
+      Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_scan.host_decode"),
+                           Kokkos::RangePolicy<Space>(space, 0, hb::gla_scan_items(args)),
+                           [=](const std::int64_t item) { hb::gla_scan_item(args, item); });
+      return true;
+    }
+    ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
+    args.decay = ws.decay.data();
+    args.ldd = ws.decay.stride(0);
     args.token_block = hb::kScanTokenBlock;
     args.tiles_per_item = hb::gla_scan_tiles_per_item(batch.max_len);
     constexpr int kExpBlock = 64;  // tokens per work item of the exp pass

@@ -11,8 +11,16 @@
 //   least the recurrence needs (the chunkwise form of SPEC 2.1 needs as many FLOPs at best: on
 //   a CPU its advantage is only matrix-product shape, which the register blocks already give).
 // - Decode (a few tokens per sequence) streams each token through the state rows in memory
-//   order instead, in items of kScanDecodeCols columns; without AVX-512 every call does.
-// - exp(a) is computed once per (token, row) before the items run (a vectorised polynomial).
+//   order instead. Its items are (sequence, group of rows) over all E columns: each item
+//   computes exp(a) for its own rows and adds its rows' part of o_t into its own output buffer;
+//   the last item of a sequence to finish adds the parts (scan_item_decode_rows). Splitting
+//   rows, not columns, between threads matters: two threads streaming the column halves of the
+//   same rows (16 KiB apart) run into each other's lines at every row (prefetchers), which made
+//   a 2-thread decode step 2.5x slower than 1 thread on Zen 5 (docs/performance.md).
+// - Without AVX-512, prefill streams too, in items of kScanDecodeCols columns of one sequence
+//   (few long items: the column split costs little there).
+// - exp(a) is computed once per (token, row) before prefill items run (a vectorised
+//   polynomial).
 //
 // Roofline at the Rodimus shape (n = 64, E = 4096): 4 n E = 1.05 MFLOP per token; prefill moves
 // q, k, a, u in and o out (4 (3n + 2E) B = 33 KiB per token), so it is compute-bound
@@ -21,6 +29,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "rodimus/backend/exec_space_traits.hpp"
@@ -60,7 +69,14 @@ struct GlaScanArgs {
   const int* slot;     // [B]
   int num_seqs;
   int token_block;  // tokens per pass, 1..kScanMaxTokenBlock
-  int tiles_per_item;  // column tiles per work item, 0 = decode (gla_scan_tiles_per_item)
+  int tiles_per_item;  // column tiles per work item, 0 = streaming (gla_scan_tiles_per_item)
+  // decode by row groups (row_groups > 0; then decay, token_block, tiles_per_item are unused):
+  const float* log_decay;  // [N, ldl]  a (<= 0 expected; clamped), exp taken per item
+  std::int64_t ldl;
+  int row_groups;  // groups of state rows per sequence, 1..n
+  float* partial;  // [(row_groups - 1) * N, ldp]: groups 1.. write their part of o here
+  std::int64_t ldp;
+  int* done;       // [num_seqs] counters, zero between calls
 };
 
 namespace detail {
@@ -205,11 +221,11 @@ template <int Isa, bool Fma>
   }
 }
 
-// Decode (a few tokens per sequence): an item is kScanDecodeCols columns of one sequence; for
+// Streaming prefill (no AVX-512): an item is kScanDecodeCols columns of one sequence; for
 // each token the state rows are streamed in order (contiguous, prefetcher-friendly), each row
 // updated in place and added into the output columns, which stay in L1.
 template <bool Fma>
-[[gnu::always_inline]] inline void scan_item_decode(const GlaScanArgs& a, int s, int c0, int c1) {
+[[gnu::always_inline]] inline void scan_item_stream(const GlaScanArgs& a, int s, int c0, int c1) {
   alignas(64) float acc[kScanDecodeCols];
   float* st = a.state + std::int64_t(a.slot[s]) * a.n * a.e;
   const int w = c1 - c0;
@@ -233,13 +249,104 @@ template <bool Fma>
   }
 }
 
+// Decode by row groups: R state rows (row stride e) of one token take one pass over the
+// columns: each row updated in place, its q-weighted values (q pre-scaled) added into `out`
+// (First: out is written, not read). Four rows per pass read u and out once for four rows.
+template <int R, bool First, bool Fma>
+[[gnu::always_inline]] inline void decode_rows_pass(float* __restrict s, std::int64_t lds,
+                                                    const float* __restrict u,
+                                                    float* __restrict out, int e,
+                                                    const float* d, const float* k,
+                                                    const float* q) {
+  float* __restrict sr[R];
+  for (int r = 0; r < R; ++r) sr[r] = s + r * lds;
+  for (int j = 0; j < e; ++j) {
+    const float uu = u[j];
+    float acc = First ? 0.f : out[j];
+    for (int r = 0; r < R; ++r) {
+      const float v = madd<Fma>(sr[r][j], d[r], k[r] * uu);
+      sr[r][j] = v;
+      acc = madd<Fma>(q[r], v, acc);
+    }
+    out[j] = acc;
+  }
+}
+
+// Rows [r0, r1) of sequence s for each of its tokens; their part of o_t into row t of `out`.
+template <bool Fma>
+[[gnu::always_inline]] inline void scan_rows_decode(const GlaScanArgs& a, int s, int r0, int r1,
+                                                    float* out, std::int64_t ld_out) {
+  float* st = a.state + std::int64_t(a.slot[s]) * a.n * a.e;
+  for (std::int64_t t = a.offsets[s]; t < a.offsets[s + 1]; ++t) {
+    const float* ut = a.u + t * a.ldu;
+    const float* qt = a.q + t * a.ldq;
+    const float* kt = a.k + t * a.ldk;
+    const float* lt = a.log_decay + t * a.ldl;
+    float* ot = out + t * ld_out;
+    float d[4], k[4], q[4];
+    for (int i = r0; i < r1;) {
+      const int nr = r1 - i >= 4 ? 4 : 1;
+      for (int r = 0; r < nr; ++r) {
+        d[r] = exp_nonpositive(lt[i + r] < 0.f ? lt[i + r] : 0.f);
+        k[r] = kt[i + r];
+        q[r] = a.scale * qt[i + r];
+      }
+      float* si = st + std::int64_t(i) * a.e;
+      if (nr == 4) {
+        if (i == r0)
+          decode_rows_pass<4, true, Fma>(si, a.e, ut, ot, a.e, d, k, q);
+        else
+          decode_rows_pass<4, false, Fma>(si, a.e, ut, ot, a.e, d, k, q);
+      } else {
+        if (i == r0)
+          decode_rows_pass<1, true, Fma>(si, a.e, ut, ot, a.e, d, k, q);
+        else
+          decode_rows_pass<1, false, Fma>(si, a.e, ut, ot, a.e, d, k, q);
+      }
+      i += nr;
+    }
+  }
+}
+
+// One decode item: row group g of sequence s. Group 0 writes o, the others their partial rows;
+// the last of the sequence's items to finish adds the partial rows into o (its acquire sees
+// every other item's stores, each released by its own increment).
+template <bool Fma>
+[[gnu::always_inline]] inline void scan_item_decode_rows(const GlaScanArgs& a,
+                                                         std::int64_t item) {
+  const int s = static_cast<int>(item / a.row_groups);
+  const int g = static_cast<int>(item % a.row_groups);
+  const int r0 = static_cast<int>(std::int64_t(a.n) * g / a.row_groups);
+  const int r1 = static_cast<int>(std::int64_t(a.n) * (g + 1) / a.row_groups);
+  const std::int64_t ntok = a.offsets[a.num_seqs];
+  if (g == 0)
+    scan_rows_decode<Fma>(a, s, r0, r1, a.o, a.ldo);
+  else
+    scan_rows_decode<Fma>(a, s, r0, r1, a.partial + (g - 1) * ntok * a.ldp, a.ldp);
+  if (a.row_groups == 1) return;
+  std::atomic_ref<int> count(a.done[s]);
+  if (count.fetch_add(1, std::memory_order_acq_rel) != a.row_groups - 1) return;
+  count.store(0, std::memory_order_relaxed);
+  for (std::int64_t t = a.offsets[s]; t < a.offsets[s + 1]; ++t) {
+    float* __restrict ot = a.o + t * a.ldo;
+    for (int p = 1; p < a.row_groups; ++p) {
+      const float* __restrict pt = a.partial + ((p - 1) * ntok + t) * a.ldp;
+      for (int j = 0; j < a.e; ++j) ot[j] += pt[j];
+    }
+  }
+}
+
 template <int Isa, bool Fma>
 [[gnu::always_inline]] inline void scan_item_portable(const GlaScanArgs& a, std::int64_t item) {
-  if (a.tiles_per_item == 0) {  // decode
+  if (a.row_groups > 0) {  // decode
+    scan_item_decode_rows<Fma>(a, item);
+    return;
+  }
+  if (a.tiles_per_item == 0) {  // streaming prefill (no AVX-512)
     const int chunks = (a.e + kScanDecodeCols - 1) / kScanDecodeCols;
     const int s = static_cast<int>(item / chunks);
     const int c0 = static_cast<int>(item % chunks) * kScanDecodeCols;
-    scan_item_decode<Fma>(a, s, c0, std::min(a.e, c0 + kScanDecodeCols));
+    scan_item_stream<Fma>(a, s, c0, std::min(a.e, c0 + kScanDecodeCols));
     return;
   }
   const int tiles = (a.e + kScanCols - 1) / kScanCols;
@@ -292,8 +399,9 @@ RODIMUS_TARGET_AVX512 inline void exp_rows_avx512(const float* a, std::int64_t l
 /// True when the host kernel handles a state of `n` rows (else use the generic kernel).
 inline constexpr bool gla_scan_host_supports(int n) { return n >= 1 && n <= kScanMaxRows; }
 
-/// Column tiles per work item for a call whose longest sequence has `max_len` tokens: 0 selects
-/// the decode kernel (state rows streamed once per token); prefill items are kScanGroupTiles
+/// Column tiles per work item for a prefill call whose longest sequence has `max_len` tokens
+/// (decode calls take row groups instead): 0 selects the streaming kernel (state rows streamed
+/// once per token); prefill items are kScanGroupTiles
 /// tiles, so that an item walks each token's u and o row in order (hardware prefetchers follow
 /// that, not 16 KiB strides).
 /// Without AVX-512 the streaming kernel is faster for every call (the portable row blocks do not
@@ -302,8 +410,25 @@ inline int gla_scan_tiles_per_item(int max_len) {
   return max_len <= kScanDecodeTokens || host_isa() != HostIsa::Avx512 ? 0 : kScanGroupTiles;
 }
 
-/// Work items of a call: column chunks (decode) or groups of column tiles of every sequence.
+/// Row groups per sequence for a decode call (every sequence <= kScanDecodeTokens tokens) of
+/// `num_seqs` sequences on `threads` threads: enough items to give every thread the same
+/// number of rows (threads / gcd(num_seqs, threads) groups), at least 4 rows a group; one group
+/// (no merge) once every thread has 4 or more whole sequences.
+inline int gla_scan_decode_row_groups(int n, int num_seqs, int threads) {
+  if (num_seqs <= 0 || threads <= 1 || num_seqs >= 4 * threads) return 1;
+  int a = num_seqs, b = threads;
+  while (b != 0) {
+    const int r = a % b;
+    a = b;
+    b = r;
+  }
+  return std::clamp(threads / a, 1, std::max(1, n / 4));
+}
+
+/// Work items of a call: (sequence, row group) pairs (decode), column chunks (streaming
+/// prefill) or groups of column tiles of every sequence.
 inline std::int64_t gla_scan_items(const GlaScanArgs& a) {
+  if (a.row_groups > 0) return std::int64_t(a.num_seqs) * a.row_groups;
   if (a.tiles_per_item == 0)
     return std::int64_t(a.num_seqs) * ((a.e + kScanDecodeCols - 1) / kScanDecodeCols);
   const int tiles = (a.e + kScanCols - 1) / kScanCols;
