@@ -20,9 +20,10 @@ inline constexpr std::int64_t kHostNormRows = 16;
 /// on Kokkos::Cuda; false (nothing done) otherwise.
 template <class Space>
 bool gated_rms_norm_fast(const Space& space, const View2<const float, Space>& o,
-                         const View2<const float, Space>& xs, const View1<const float, Space>& w_res,
-                         const View2<const float, Space>& g, const View1<const float, Space>& w,
-                         const View2<float, Space>& y, int n_tokens, float eps) {
+                         const View2<const float, Space>& xs,
+                         const View1<const float, Space>& w_res, const View2<const float, Space>& g,
+                         const View1<const float, Space>& w, const View2<float, Space>& y,
+                         int n_tokens, float eps) {
   if constexpr (is_host_space_v<Space> || is_cuda_space_v<Space>) {
     const bool has_res = w_res.extent(0) > 0;
     auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
@@ -46,13 +47,11 @@ bool gated_rms_norm_fast(const Space& space, const View2<const float, Space>& o,
       return backend::cuda::gated_rms_norm_rows(a, n_tokens, space.cuda_stream());
     } else {
       const std::int64_t nt = n_tokens;
-      Kokkos::parallel_for(
-          RODIMUS_KERNEL_LABEL("rodimus::gated_rms_norm.host"),
-          Kokkos::RangePolicy<Space>(space, 0, (nt + kHostNormRows - 1) / kHostNormRows),
-          [=](const std::int64_t blk) {
-            backend::host::gated_rms_norm_rows(a, blk * kHostNormRows,
-                                               std::min(nt, (blk + 1) * kHostNormRows));
-          });
+      detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::gated_rms_norm.host"),
+                             (nt + kHostNormRows - 1) / kHostNormRows, [=](const std::int64_t blk) {
+                               backend::host::gated_rms_norm_rows(
+                                   a, blk * kHostNormRows, std::min(nt, (blk + 1) * kHostNormRows));
+                             });
       return true;
     }
   }

@@ -46,11 +46,11 @@ concept ScanAlgorithm = std::is_same_v<A, RecurrentScan> || detail::is_chunked_s
 /// the scan's arithmetic type (float; double for the fp64 training forward).
 template <class Space, class Real = float>
 struct GlaScanWorkspace {
-  View2<Real, Space> decay;  // [N, n] exp(a), recurrent path
+  View2<Real, Space> decay;        // [N, n] exp(a), recurrent path
   View2<float, Space> chunk_prep;  // [chunks, gla_chunk_prep_floats] host chunk path
   View2<int, Space> chunk_first;   // [B + 1, 1] host chunk path: first chunk of each sequence
   detail::GlaChunkWorkspace<Space, Real> chunk;
-  View1<float, Space> cuda_split;  // the CUDA chunk kernel's split-schedule workspace (prefill)
+  View1<float, Space> cuda_split;      // the CUDA chunk kernel's split-schedule workspace (prefill)
   View2<float, Space> decode_partial;  // [(groups - 1) N, E] host decode: row groups' parts of o
   View1<int, Space> decode_done;       // [B] host decode: zero counters between calls
   /// Host decode: groups of state rows per sequence (threads of one sequence split its rows);
@@ -96,10 +96,9 @@ bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
     args.num_seqs = batch.num_seqs;
     if (batch.max_len <= hb::kScanDecodeTokens) {
       // decode: (sequence, row group) items over all columns, exp(a) taken in the items
-      const int groups = ws.decode_row_groups > 0
-                             ? std::min(ws.decode_row_groups, n)
-                             : hb::gla_scan_decode_row_groups(n, batch.num_seqs,
-                                                              space.concurrency());
+      const int groups = ws.decode_row_groups > 0 ? std::min(ws.decode_row_groups, n)
+                                                  : hb::gla_scan_decode_row_groups(
+                                                        n, batch.num_seqs, space.concurrency());
       args.log_decay = a.data();
       args.ldl = a.stride(0);
       args.row_groups = groups;
@@ -115,9 +114,9 @@ bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
         args.done = ws.decode_done.data();
       }
       space.fence();
-      Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_scan.host_decode"),
-                           Kokkos::RangePolicy<Space>(space, 0, hb::gla_scan_items(args)),
-                           [=](const std::int64_t item) { hb::gla_scan_item(args, item); });
+      detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::gla_scan.host_decode"),
+                             hb::gla_scan_items(args),
+                             [=](const std::int64_t item) { hb::gla_scan_item(args, item); });
       return true;
     }
     ensure_capacity(ws.decay, batch.num_tokens, q.extent(1), "rodimus::gla.decay");
@@ -132,15 +131,14 @@ bool gla_scan_host(const Space& space, const View2<const float, Space>& q,
     const std::int64_t ldd = args.ldd;
     const std::int64_t nt = batch.num_tokens;
     space.fence();
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_decay.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, (nt + kExpBlock - 1) / kExpBlock),
-                         [=](const std::int64_t blk) {
-                           hb::gla_decay_rows(ap, lda, dp, ldd, n, blk * kExpBlock,
-                                              std::min(nt, (blk + 1) * kExpBlock));
-                         });
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_scan.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, hb::gla_scan_items(args)),
-                         [=](const std::int64_t item) { hb::gla_scan_item(args, item); });
+    detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::gla_decay.host"),
+                           (nt + kExpBlock - 1) / kExpBlock, [=](const std::int64_t blk) {
+                             hb::gla_decay_rows(ap, lda, dp, ldd, n, blk * kExpBlock,
+                                                std::min(nt, (blk + 1) * kExpBlock));
+                           });
+    detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::gla_scan.host"),
+                           hb::gla_scan_items(args),
+                           [=](const std::int64_t item) { hb::gla_scan_item(args, item); });
     return true;
   }
   return false;
@@ -169,8 +167,8 @@ bool gla_chunk_scan_host(const Space& space, int c, const View2<const float, Spa
         st(u, 1) != 1 || st(o, 1) != 1)
       return false;
     ensure_capacity(ws.chunk_first, batch.num_seqs + 1, 1, "rodimus::gla.chunk_first");
-    const int chunks = hb::gla_chunk_index(batch.offsets.data(), batch.num_seqs, c,
-                                           ws.chunk_first.data());
+    const int chunks =
+        hb::gla_chunk_index(batch.offsets.data(), batch.num_seqs, c, ws.chunk_first.data());
     const std::int64_t ld_prep = hb::gla_chunk_prep_floats(n, c);
     ensure_capacity(ws.chunk_prep, std::max(chunks, 1), ld_prep, "rodimus::gla.chunk_prep");
     hb::GlaChunkArgs args{};
@@ -197,12 +195,11 @@ bool gla_chunk_scan_host(const Space& space, int c, const View2<const float, Spa
     args.ld_prep = static_cast<std::int64_t>(ws.chunk_prep.stride(0));
     args.group_cols = hb::kChunkGroupCols;
     space.fence();
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_prep.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, chunks),
-                         [=](const std::int64_t ci) { hb::gla_chunk_prep(args, ci); });
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_scan.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, hb::gla_chunk_items(args)),
-                         [=](const std::int64_t item) { hb::gla_chunk_item(args, item); });
+    detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_prep.host"), chunks,
+                           [=](const std::int64_t ci) { hb::gla_chunk_prep(args, ci); });
+    detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::gla_chunk_scan.host"),
+                           hb::gla_chunk_items(args),
+                           [=](const std::int64_t item) { hb::gla_chunk_item(args, item); });
     return true;
   }
   return false;

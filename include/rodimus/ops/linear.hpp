@@ -91,16 +91,14 @@ void host_gemv(const Space& space, const View2<const float, Space>& x,
   }
   const float* xp = x.data();
   const int ldx = static_cast<int>(x.stride(0)), in = lw[0]->in_features();
-  Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::gemv"),
-                       Kokkos::RangePolicy<Space>(space, 0, items), [=](const int item) {
-                         std::size_t j = K - 1;
-                         while (item < parts[j].item0) --j;
-                         const Part& p = parts[j];
-                         const int o0 = (item - p.item0) * kRowsPerItem;
-                         const int o1 = o0 + kRowsPerItem < p.out ? o0 + kRowsPerItem : p.out;
-                         backend::host::gemv_rows<W>(xp, ldx, p.w, p.b, p.y, p.ldy, n_tokens, in,
-                                                     o0, o1);
-                       });
+  detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::gemv"), items, [=](const int item) {
+    std::size_t j = K - 1;
+    while (item < parts[j].item0) --j;
+    const Part& p = parts[j];
+    const int o0 = (item - p.item0) * kRowsPerItem;
+    const int o1 = o0 + kRowsPerItem < p.out ? o0 + kRowsPerItem : p.out;
+    backend::host::gemv_rows<W>(xp, ldx, p.w, p.b, p.y, p.ldy, n_tokens, in, o0, o1);
+  });
 }
 
 /// The CUDA kernels' view of one projection: weights, bias, output (dense rows checked by
@@ -194,8 +192,7 @@ bool cuda_linear_glu([[maybe_unused]] const Space& space,
                      [[maybe_unused]] const View2<const float, Space>& a,
                      [[maybe_unused]] const View2<const float, Space>& g,
                      [[maybe_unused]] const LinearWeights<W, Space>& lw,
-                     [[maybe_unused]] const View2<float, Space>& y,
-                     [[maybe_unused]] int n_tokens) {
+                     [[maybe_unused]] const View2<float, Space>& y, [[maybe_unused]] int n_tokens) {
   if constexpr (is_cuda_space_v<Space>) {
     namespace bc = backend::cuda;
     const int in = lw.in_features();
@@ -262,12 +259,11 @@ void host_bf16_linear(const Space& space, const View2<const float, Space>& x,
       note_reallocation();
     }
     float* xr = xr_buf.data();
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.round_bf16"),
-                         Kokkos::RangePolicy<Space>(space, 0, n_tokens), [=](const int t) {
-                           for (int i = 0; i < in; ++i)
-                             xr[std::int64_t(t) * in + i] =
-                                 to_f32(from_f32<bf16>(xp[t * ldx + i]));
-                         });
+    detail::host_items_for(
+        space, RODIMUS_KERNEL_LABEL("rodimus::linear.round_bf16"), n_tokens, [=](const int t) {
+          for (int i = 0; i < in; ++i)
+            xr[std::int64_t(t) * in + i] = to_f32(from_f32<bf16>(xp[t * ldx + i]));
+        });
     space.fence();
     const View2<const float, Space> xv(xr, n_tokens, in);
     for (std::size_t i = 0; i < K; ++i) linear_fp32(space, xv, *lw[i], y[i], n_tokens);
@@ -281,13 +277,12 @@ void host_bf16_linear(const Space& space, const View2<const float, Space>& x,
   }
   bf16* xb = xb_buf.data();
   constexpr int kRows = 16;
-  Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.round_bf16"),
-                       Kokkos::RangePolicy<Space>(space, 0, (n_tokens + kRows - 1) / kRows),
-                       [=](const int item) {
-                         const int r0 = item * kRows;
-                         const int r1 = r0 + kRows < n_tokens ? r0 + kRows : n_tokens;
-                         hb::round_rows_bf16(xp, ldx, in, xb, ldxb, r0, r1);
-                       });
+  detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::linear.round_bf16"),
+                         (n_tokens + kRows - 1) / kRows, [=](const int item) {
+                           const int r0 = item * kRows;
+                           const int r1 = r0 + kRows < n_tokens ? r0 + kRows : n_tokens;
+                           hb::round_rows_bf16(xp, ldx, in, xb, ldxb, r0, r1);
+                         });
   std::array<hb::Bf16GemmArgs, K> args;
   std::array<int, K + 1> item0{};
   for (std::size_t i = 0; i < K; ++i) {
@@ -304,12 +299,12 @@ void host_bf16_linear(const Space& space, const View2<const float, Space>& x,
     hb::bf16_gemm_plan(a, 4 * space.concurrency());
     item0[i + 1] = item0[i] + hb::bf16_gemm_items(a);
   }
-  Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::linear.bf16_gemm"),
-                       Kokkos::RangePolicy<Space>(space, 0, item0[K]), [=](const int item) {
-                         std::size_t j = K - 1;
-                         while (item < item0[j]) --j;
-                         hb::bf16_gemm_item(args[j], item - item0[j]);
-                       });
+  detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::linear.bf16_gemm"), item0[K],
+                         [=](const int item) {
+                           std::size_t j = K - 1;
+                           while (item < item0[j]) --j;
+                           hb::bf16_gemm_item(args[j], item - item0[j]);
+                         });
   space.fence();
 }
 

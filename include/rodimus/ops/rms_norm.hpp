@@ -33,8 +33,7 @@ bool rms_norm_fast(const Space& space, const View2<const float, Space>& h,
   if constexpr (is_host_space_v<Space> || is_cuda_space_v<Space>) {
     const bool has_r = r.data() != nullptr;
     auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
-    if (st(h, 1) != 1 || st(out, 1) != 1 || st(w, 0) != 1 || (has_r && st(r, 1) != 1))
-      return false;
+    if (st(h, 1) != 1 || st(out, 1) != 1 || st(w, 0) != 1 || (has_r && st(r, 1) != 1)) return false;
     backend::RmsNormArgs a;
     a.h = h.data();
     a.r = has_r ? r.data() : nullptr;
@@ -50,14 +49,13 @@ bool rms_norm_fast(const Space& space, const View2<const float, Space>& h,
       return backend::cuda::rms_norm_rows(a, n_tokens, space.cuda_stream());
     } else {
       const std::int64_t nt = n_tokens;
-      Kokkos::parallel_for(
-          has_r ? RODIMUS_KERNEL_LABEL("rodimus::add_rms_norm.host")
-                : RODIMUS_KERNEL_LABEL("rodimus::rms_norm.host"),
-          Kokkos::RangePolicy<Space>(space, 0, (nt + kHostRmsRows - 1) / kHostRmsRows),
-          [=](const std::int64_t blk) {
-            backend::host::rms_norm_rows(a, blk * kHostRmsRows,
-                                         std::min(nt, (blk + 1) * kHostRmsRows));
-          });
+      detail::host_items_for(space,
+                             has_r ? RODIMUS_KERNEL_LABEL("rodimus::add_rms_norm.host")
+                                   : RODIMUS_KERNEL_LABEL("rodimus::rms_norm.host"),
+                             (nt + kHostRmsRows - 1) / kHostRmsRows, [=](const std::int64_t blk) {
+                               backend::host::rms_norm_rows(a, blk * kHostRmsRows,
+                                                            std::min(nt, (blk + 1) * kHostRmsRows));
+                             });
       return true;
     }
   }

@@ -56,13 +56,12 @@ bool rope_host(const Space& space, const View2<float, Space>& x, int heads_x,
     const hb::RopeArgs ay = heads_y > 0 ? args(y, heads_y) : hb::RopeArgs{};
     const std::int64_t nt = batch.num_tokens;
     constexpr std::int64_t kb = hb::kRopeTokenBlock;
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::rope.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, (nt + kb - 1) / kb),
-                         [=](const std::int64_t blk) {
-                           const std::int64_t t0 = blk * kb, t1 = std::min(nt, (blk + 1) * kb);
-                           hb::rope_rows(ax, t0, t1);
-                           if (ay.x) hb::rope_rows(ay, t0, t1);
-                         });
+    detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::rope.host"), (nt + kb - 1) / kb,
+                           [=](const std::int64_t blk) {
+                             const std::int64_t t0 = blk * kb, t1 = std::min(nt, (blk + 1) * kb);
+                             hb::rope_rows(ax, t0, t1);
+                             if (ay.x) hb::rope_rows(ay, t0, t1);
+                           });
     return true;
   }
   return false;
@@ -126,7 +125,8 @@ void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x,
           int head_dim, const View1<const std::type_identity_t<Real>, Space>& inv_freq,
           int rotary_dim, const SeqBatch<Space>& batch) {
   if (rotary_dim == 0 || batch.num_tokens == 0) return;
-  const int half = detail::rope_checked(x, heads, head_dim, rotary_dim, batch.num_tokens, "rope: x");
+  const int half =
+      detail::rope_checked(x, heads, head_dim, rotary_dim, batch.num_tokens, "rope: x");
   if constexpr (std::is_same_v<Real, float>)
     if (detail::rope_host(space, x, heads, View2<float, Space>(), 0, head_dim, inv_freq, half,
                           batch))

@@ -50,11 +50,10 @@ bool short_conv_host(const Space& space, const View2<const float, Space>& x,
     a.k = static_cast<int>(k);
     const std::int64_t nt = batch.num_tokens;
     constexpr std::int64_t kb = hb::kShortConvTokenBlock;
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::short_conv.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, (nt + kb - 1) / kb),
-                         [=](const std::int64_t blk) {
-                           hb::short_conv_rows(a, blk * kb, std::min(nt, (blk + 1) * kb));
-                         });
+    detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::short_conv.host"),
+                           (nt + kb - 1) / kb, [=](const std::int64_t blk) {
+                             hb::short_conv_rows(a, blk * kb, std::min(nt, (blk + 1) * kb));
+                           });
     return true;
   }
   return false;
@@ -85,8 +84,8 @@ void short_conv(const Space& space, const View2<const std::type_identity_t<Real>
   detail::check_extent_at_least(xs, 0, batch.num_tokens, "short_conv: xs");
   if (batch.num_tokens == 0) return;
   // a decode step (one token per sequence): the conv and the state shift in one kernel
-  const bool step = update_state && k > 1 && batch.max_len == 1 &&
-                    batch.num_tokens == batch.num_seqs;
+  const bool step =
+      update_state && k > 1 && batch.max_len == 1 && batch.num_tokens == batch.num_seqs;
   if constexpr (std::is_same_v<Real, float>)
     if (detail::short_conv_host(space, x, w, b, View3<float, Space>(state), batch, xs, step)) {
       if (update_state && k > 1 && !step)

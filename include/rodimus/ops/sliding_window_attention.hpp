@@ -221,10 +221,9 @@ void sliding_window_attention(const Space& space,
           partials = buffers.partials.data();
           counters = buffers.done.data();
         }
-        Kokkos::parallel_for(
-            RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention.host_decode"),
-            Kokkos::RangePolicy<Space>(space, 0, plan.items(a.num_seqs)),
-            [=](const std::int64_t item) {
+        detail::host_items_for(
+            space, RODIMUS_KERNEL_LABEL("rodimus::sliding_window_attention.host_decode"),
+            plan.items(a.num_seqs), [=](const std::int64_t item) {
               backend::host::attention_decode_item(a, plan, item, partials, counters);
             });
         if (plan.splits > 1) space.fence();  // the buffers serve this thread's next call

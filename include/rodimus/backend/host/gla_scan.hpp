@@ -68,7 +68,7 @@ struct GlaScanArgs {
   const int* offsets;  // [B + 1]
   const int* slot;     // [B]
   int num_seqs;
-  int token_block;  // tokens per pass, 1..kScanMaxTokenBlock
+  int token_block;     // tokens per pass, 1..kScanMaxTokenBlock
   int tiles_per_item;  // column tiles per work item, 0 = streaming (gla_scan_tiles_per_item)
   // decode by row groups (row_groups > 0; then decay, token_block, tiles_per_item are unused):
   const float* log_decay;  // [N, ldl]  a (<= 0 expected; clamped), exp taken per item
@@ -76,7 +76,7 @@ struct GlaScanArgs {
   int row_groups;  // groups of state rows per sequence, 1..n
   float* partial;  // [(row_groups - 1) * N, ldp]: groups 1.. write their part of o here
   std::int64_t ldp;
-  int* done;       // [num_seqs] counters, zero between calls
+  int* done;  // [num_seqs] counters, zero between calls
 };
 
 namespace detail {
@@ -105,7 +105,7 @@ template <int R, bool Full, bool Fma>
         uu[j] = j < ne ? ut[j] : 0.f;
       for (int p = 0; p < P; ++p) acc[p][j] = 0.f;
     }
-RODIMUS_UNROLL_16
+    RODIMUS_UNROLL_16
     for (int r = 0; r < R; ++r) {
       const float d = dt[r], kk = kt[r], qq = qt[r];
       float* __restrict sr = s + r * lds;
@@ -127,9 +127,8 @@ RODIMUS_UNROLL_16
 // The rows of a state tile (row stride lds) in register blocks of kScanRows, then one by one.
 template <bool Full, bool Fma>
 [[gnu::always_inline]] inline void scan_rows_portable(float* s, std::int64_t lds,
-                                                      const GlaScanArgs& a, std::int64_t t0,
-                                                      int nt, int e0, int ne,
-                                                      float (*ob)[kScanCols]) {
+                                                      const GlaScanArgs& a, std::int64_t t0, int nt,
+                                                      int e0, int ne, float (*ob)[kScanCols]) {
   int row0 = 0;
   for (; row0 + kScanRows <= a.n; row0 += kScanRows)
     scan_row_block<kScanRows, Full, Fma>(s + row0 * lds, lds, a, t0, nt, e0, ne, row0, row0 == 0,
@@ -147,7 +146,7 @@ RODIMUS_TARGET_AVX512 inline void scan_row_block_avx512(float* s, std::int64_t l
                                                         int nt, int e0, int row0, bool first,
                                                         float (*ob)[kScanCols]) {
   __m512 sr[R];  // fully unrolled loops over r keep these in registers
-RODIMUS_UNROLL_16
+  RODIMUS_UNROLL_16
   for (int r = 0; r < R; ++r) sr[r] = _mm512_loadu_ps(s + r * lds);
   for (int t = 0; t < nt; ++t) {
     const std::int64_t tt = t0 + t;
@@ -157,7 +156,7 @@ RODIMUS_UNROLL_16
     const float* dt = a.decay + tt * a.ldd + row0;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
-RODIMUS_UNROLL_16
+    RODIMUS_UNROLL_16
     for (int r = 0; r < R; ++r) {
       const __m512 ku = _mm512_mul_ps(_mm512_set1_ps(kt[r]), uu);
       sr[r] = _mm512_fmadd_ps(sr[r], _mm512_set1_ps(dt[r]), ku);
@@ -167,13 +166,13 @@ RODIMUS_UNROLL_16
     if (!first) sum = _mm512_add_ps(sum, _mm512_load_ps(ob[t]));
     _mm512_store_ps(ob[t], sum);
   }
-RODIMUS_UNROLL_16
+  RODIMUS_UNROLL_16
   for (int r = 0; r < R; ++r) _mm512_storeu_ps(s + r * lds, sr[r]);
 }
 
-RODIMUS_TARGET_AVX512 inline void scan_rows_avx512(float* s, std::int64_t lds,
-                                                   const GlaScanArgs& a, std::int64_t t0, int nt,
-                                                   int e0, float (*ob)[kScanCols]) {
+RODIMUS_TARGET_AVX512 inline void scan_rows_avx512(float* s, std::int64_t lds, const GlaScanArgs& a,
+                                                   std::int64_t t0, int nt, int e0,
+                                                   float (*ob)[kScanCols]) {
   int row0 = 0;
   for (; row0 + kScanRows <= a.n; row0 += kScanRows)
     scan_row_block_avx512<kScanRows>(s + row0 * lds, lds, a, t0, nt, e0, row0, row0 == 0, ob);
@@ -255,9 +254,8 @@ template <bool Fma>
 template <int R, bool First, bool Fma>
 [[gnu::always_inline]] inline void decode_rows_pass(float* __restrict s, std::int64_t lds,
                                                     const float* __restrict u,
-                                                    float* __restrict out, int e,
-                                                    const float* d, const float* k,
-                                                    const float* q) {
+                                                    float* __restrict out, int e, const float* d,
+                                                    const float* k, const float* q) {
   float* __restrict sr[R];
   for (int r = 0; r < R; ++r) sr[r] = s + r * lds;
   for (int j = 0; j < e; ++j) {
@@ -312,8 +310,7 @@ template <bool Fma>
 // the last of the sequence's items to finish adds the partial rows into o (its acquire sees
 // every other item's stores, each released by its own increment).
 template <bool Fma>
-[[gnu::always_inline]] inline void scan_item_decode_rows(const GlaScanArgs& a,
-                                                         std::int64_t item) {
+[[gnu::always_inline]] inline void scan_item_decode_rows(const GlaScanArgs& a, std::int64_t item) {
   const int s = static_cast<int>(item / a.row_groups);
   const int g = static_cast<int>(item % a.row_groups);
   const int r0 = static_cast<int>(std::int64_t(a.n) * g / a.row_groups);
@@ -357,9 +354,9 @@ template <int Isa, bool Fma>
 }
 
 // decay[t, i] = exp(a[t, i]) for tokens [t0, t1).
-[[gnu::always_inline]] inline void exp_rows_portable(const float* a, std::int64_t lda,
-                                                     float* out, std::int64_t ldo, int n,
-                                                     std::int64_t t0, std::int64_t t1) {
+[[gnu::always_inline]] inline void exp_rows_portable(const float* a, std::int64_t lda, float* out,
+                                                     std::int64_t ldo, int n, std::int64_t t0,
+                                                     std::int64_t t1) {
   for (std::int64_t t = t0; t < t1; ++t) {
     const float* __restrict ar = a + t * lda;
     float* __restrict orow = out + t * ldo;
@@ -370,8 +367,8 @@ template <int Isa, bool Fma>
 inline void scan_item_generic(const GlaScanArgs& a, std::int64_t item) {
   scan_item_portable<0, false>(a, item);
 }
-inline void exp_rows_generic(const float* a, std::int64_t lda, float* out, std::int64_t ldo,
-                             int n, std::int64_t t0, std::int64_t t1) {
+inline void exp_rows_generic(const float* a, std::int64_t lda, float* out, std::int64_t ldo, int n,
+                             std::int64_t t0, std::int64_t t1) {
   exp_rows_portable(a, lda, out, ldo, n, t0, t1);
 }
 

@@ -40,12 +40,11 @@ bool ddts_gate_host(const Space& space, const View2<const float, Space>& s_raw,
     g.n = static_cast<int>(k.extent(1));
     g.eps = norm_eps;
     const std::int64_t nt = n_tokens;
-    Kokkos::parallel_for(RODIMUS_KERNEL_LABEL("rodimus::ddts_gate.host"),
-                         Kokkos::RangePolicy<Space>(space, 0, (nt + kHostGateRows - 1) / kHostGateRows),
-                         [=](const std::int64_t blk) {
-                           hb::ddts_gate_rows(g, blk * kHostGateRows,
-                                              std::min(nt, (blk + 1) * kHostGateRows));
-                         });
+    detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::ddts_gate.host"),
+                           (nt + kHostGateRows - 1) / kHostGateRows, [=](const std::int64_t blk) {
+                             hb::ddts_gate_rows(g, blk * kHostGateRows,
+                                                std::min(nt, (blk + 1) * kHostGateRows));
+                           });
     return true;
   }
   return false;
@@ -69,14 +68,13 @@ bool gate_product_host(const Space& space, const View2<const float, Space>& z,
     g.ldo = st(out, 0);
     g.width = static_cast<int>(x.extent(1));
     const std::int64_t nt = n_tokens;
-    const auto& label = P == hb::GateProduct::Silu ? RODIMUS_KERNEL_LABEL("rodimus::swiglu.host")
-                                                   : RODIMUS_KERNEL_LABEL("rodimus::channel_gate.host");
-    Kokkos::parallel_for(label,
-                         Kokkos::RangePolicy<Space>(space, 0, (nt + kHostGateRows - 1) / kHostGateRows),
-                         [=](const std::int64_t blk) {
-                           hb::gate_product_rows<P>(g, blk * kHostGateRows,
-                                                    std::min(nt, (blk + 1) * kHostGateRows));
-                         });
+    const auto& label = P == hb::GateProduct::Silu
+                            ? RODIMUS_KERNEL_LABEL("rodimus::swiglu.host")
+                            : RODIMUS_KERNEL_LABEL("rodimus::channel_gate.host");
+    detail::host_items_for(
+        space, label, (nt + kHostGateRows - 1) / kHostGateRows, [=](const std::int64_t blk) {
+          hb::gate_product_rows<P>(g, blk * kHostGateRows, std::min(nt, (blk + 1) * kHostGateRows));
+        });
     return true;
   }
   return false;
