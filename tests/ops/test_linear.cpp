@@ -91,7 +91,11 @@ TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops]
                                {1, 32, 300},
                                {4, 8, 70},
                                {7, 200, 50},
-                               {2, 48, 513}};
+                               {2, 48, 513},
+                               // one token on the host: rows shorter than 512 take the
+                               // row-blocked kernel, longer ones the row-wise kernel
+                               {1, 511, 7},
+                               {1, 512, 6}};
   for (int i = 0; i < 3; ++i)
     shapes.push_back({rng.integer(1, 40), rng.integer(1, 300), rng.integer(1, 150)});
   double worst_f32 = 0, worst_bf16 = 0, worst_f16 = 0;

@@ -28,15 +28,18 @@ bool short_conv_host(const Space& space, const View2<const float, Space>& x,
         st(w, 0) != k || st(b, 0) != 1 ||
         (k > 1 && (st(state, 2) != 1 || st(state, 1) != e || st(state, 0) != (k - 1) * e)))
       return false;
-    // the weights transposed to [K, E] for unit-stride rows; the buffer of the calling thread
-    // (host parallel_for returns when the kernel is done)
-    thread_local std::vector<float> wt;
-    wt.resize(static_cast<std::size_t>(k * e));
-    for (std::int64_t c = 0; c < e; ++c)
-      for (std::int64_t j = 0; j < k; ++j) wt[j * e + c] = w.data()[c * k + j];
     hb::ShortConvArgs a;
+    a.w = w.data();
+    if (k != 4) {
+      // other widths than 4 take the weights transposed to [K, E] for unit-stride rows; the
+      // buffer of the calling thread (host kernels have run when their launch returns)
+      thread_local std::vector<float> wt;
+      wt.resize(static_cast<std::size_t>(k * e));
+      for (std::int64_t c = 0; c < e; ++c)
+        for (std::int64_t j = 0; j < k; ++j) wt[j * e + c] = w.data()[c * k + j];
+      a.wt = wt.data();
+    }
     a.x = x.data();
-    a.wt = wt.data();
     a.b = b.data();
     a.state = state.data();
     a.shift_state = shift_state;

@@ -1,6 +1,7 @@
 // Sliding-window shared-key softmax attention with a rolling KV cache (SPEC 3, steps 3-4).
 #pragma once
 
+#include <cstring>
 #include <string>
 #include <type_traits>
 
@@ -124,6 +125,49 @@ void kv_cache_update_generic(const Space& space,
           v_cache(slot(s), r, c - kd) = v(t, c - kd);
         }
       });
+}
+
+/// The rolling-cache update on host spaces (unit-stride k / v rows, contiguous caches): the
+/// last min(len, Wc) keys and values of each sequence copied row by row into their ring rows.
+/// A decode-sized call (up to 64 Ki floats) is one work item, run on the calling thread; larger
+/// ones take a sequence per item. False (nothing done) for other layouts.
+template <class Space>
+bool kv_cache_update_host(const Space& space, const View2<const float, Space>& k,
+                          const View2<const float, Space>& v, const View3<float, Space>& k_cache,
+                          const View3<float, Space>& v_cache, const SeqBatch<Space>& batch) {
+  const int wc = static_cast<int>(k_cache.extent(1));
+  const auto kd = static_cast<std::int64_t>(k.extent(1));
+  const auto vd = static_cast<std::int64_t>(v.extent(1));
+  if (k.stride(1) != 1 || v.stride(1) != 1 || !k_cache.span_is_contiguous() ||
+      !v_cache.span_is_contiguous() || static_cast<std::int64_t>(k_cache.extent(2)) != kd ||
+      static_cast<std::int64_t>(v_cache.extent(2)) != vd)
+    return false;
+  const float* kp = k.data();
+  const float* vp = v.data();
+  float* kc = k_cache.data();
+  float* vc = v_cache.data();
+  const auto ldk = static_cast<std::int64_t>(k.stride(0));
+  const auto ldv = static_cast<std::int64_t>(v.stride(0));
+  const int* offsets = batch.offsets.data();
+  const int* pos0 = batch.pos0.data();
+  const int* slot = batch.slot.data();
+  const int nseq = batch.num_seqs;
+  const std::int64_t items =
+      std::int64_t(batch.num_tokens) * (kd + vd) <= (std::int64_t(1) << 16) ? 1 : nseq;
+  host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update.host"), items,
+                 [=](const std::int64_t item) {
+                   const int s0 = items == 1 ? 0 : static_cast<int>(item);
+                   const int s1 = items == 1 ? nseq : s0 + 1;
+                   for (int s = s0; s < s1; ++s) {
+                     const int off = offsets[s], len = offsets[s + 1] - off;
+                     for (int i = len > wc ? len - wc : 0; i < len; ++i) {
+                       const std::int64_t row = std::int64_t(slot[s]) * wc + (pos0[s] + i) % wc;
+                       std::memcpy(kc + row * kd, kp + (off + i) * ldk, sizeof(float) * kd);
+                       std::memcpy(vc + row * vd, vp + (off + i) * ldv, sizeof(float) * vd);
+                     }
+                   }
+                 });
+  return true;
 }
 
 }  // namespace detail
@@ -279,6 +323,9 @@ void sliding_window_attention(const Space& space,
     }
   }
   if (!done) detail::swa_generic<Space, Real>(space, q, k, v, k_cache, v_cache, batch, out, shape);
+  if constexpr (fp32 && is_host_space_v<Space>)
+    if (wc > 0 && !cache_done)
+      cache_done = detail::kv_cache_update_host(space, k, v, k_cache, v_cache, batch);
   if (wc > 0 && !cache_done)
     detail::kv_cache_update_generic<Space, Real>(space, k, v, k_cache, v_cache, batch);
 }

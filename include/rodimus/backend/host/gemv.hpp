@@ -6,8 +6,8 @@
 //   avx512   explicit intrinsics: 4 rows per pass, 32 columns per step, up to 4 tokens per
 //            register block, one transpose-add reduction per token and 4 rows; bf16 widened
 //            even/odd by a shift and a mask, fp16 by vcvtph2ps, masked tails (the previous
-//            one-row-at-a-time kernel, gemv_rows_avx512_rowwise, serves one token: measured no
-//            slower there)
+//            one-row-at-a-time kernel, gemv_rows_avx512_rowwise, serves one token over rows of
+//            kGemvRowwiseMinIn or more: measured no slower there)
 //   avx2     the portable loop compiled for AVX2 + FMA
 //   generic  the portable loop for the build's baseline ISA (any CPU, any compiler)
 #pragma once
@@ -396,7 +396,11 @@ RODIMUS_TARGET_AVX512 void gemv_rows_avx512_blocked(const float* x, int ldx, con
   }
 }
 
-// The AVX-512 build: one token row-wise, more tokens row-blocked. Measured 2026-12-02 (Zen 5,
+/// Shortest rows the AVX-512 build serves one token row by row (shorter rows: the row-blocked
+/// kernel, whose transposing reduction shares the horizontal sums of 4 rows).
+inline constexpr int kGemvRowwiseMinIn = 512;
+
+// The AVX-512 build: one token row-wise (rows of kGemvRowwiseMinIn or more), else row-blocked. Measured 2026-12-02 (Zen 5,
 // 1 thread, bf16 matrices streamed from memory, GB/s of weights, row-wise / blocked):
 // 1 token 23.3 / 22.0 at in = 1024, 23.5 / 24.4 at in = 2048 (both memory-bound; the blocked
 // kernel was 5-12 % slower at in = 1024 in every run, so one token stays row-wise);
@@ -406,7 +410,7 @@ template <StorageType W>
 RODIMUS_TARGET_AVX512 void gemv_rows_avx512(const float* x, int ldx, const W* w, const float* bias,
                                             float* y, int ldy, int n, int in, int o_begin,
                                             int o_end) {
-  if (n == 1) {
+  if (n == 1 && in >= kGemvRowwiseMinIn) {
     gemv_rows_avx512_rowwise<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
   } else {
     gemv_rows_avx512_blocked<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
