@@ -92,7 +92,6 @@ void check_all_isas(std::mt19937& rng) {
           if (isa >= hb::HostIsa::Avx2) c.check(hb::detail::gemv_rows_avx2<W>, "avx2", mid);
           if (isa >= hb::HostIsa::Avx512) {
             c.check(hb::detail::gemv_rows_avx512<W>, "avx512", mid);
-            c.check(hb::detail::gemv_rows_avx512_rowwise<W>, "avx512 row-wise", mid);
             c.check(hb::detail::gemv_rows_avx512_blocked<W>, "avx512 row-blocked", mid);
           }
 #endif

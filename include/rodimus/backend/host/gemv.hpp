@@ -5,9 +5,8 @@
 // Three builds of the same loop, chosen at run time by host_isa() (cpu_features.hpp):
 //   avx512   explicit intrinsics: 4 rows per pass, 32 columns per step, up to 4 tokens per
 //            register block, one transpose-add reduction per token and 4 rows; bf16 widened
-//            even/odd by a shift and a mask, fp16 by vcvtph2ps, masked tails (the previous
-//            one-row-at-a-time kernel, gemv_rows_avx512_rowwise, serves one token over rows of
-//            kGemvRowwiseMinIn or more: measured no slower there)
+//            even/odd by a shift and a mask, fp16 by vcvtph2ps, masked tails (one token too:
+//            the one-row-at-a-time kernel it replaced streamed slower, see gemv_rows_avx512)
 //   avx2     the portable loop compiled for AVX2 + FMA
 //   generic  the portable loop for the build's baseline ISA (any CPU, any compiler)
 #pragma once
@@ -30,7 +29,6 @@ inline constexpr int kGemvLanes = 16;
 /// (2026-12-02, AMD EPYC Zen 5 VM, 1 thread: 2048 as fast as any of 1024..6144; without
 /// software prefetch the bf16 kernel streams at about half the rate).
 inline constexpr int kGemvPrefetchBytes = 2048;
-
 namespace detail {
 
 // The portable loop: rows [o_begin, o_end), tokens [0, n) in blocks of kGemvTokens, lanes of
@@ -80,119 +78,6 @@ RODIMUS_TARGET_AVX2 void gemv_rows_avx2(const float* x, int ldx, const W* w, con
   gemv_rows_portable<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
 }
 
-// 16 weights of row `wr` from column i as fp32 (the first `m` lanes when masked).
-template <StorageType W>
-RODIMUS_TARGET_AVX512 inline __m512 load16_avx512(const W* wr, int i, __mmask16 m) {
-  if constexpr (std::is_same_v<W, float>) {
-    return _mm512_maskz_loadu_ps(m, wr + i);
-  } else {
-    const __m256i h = _mm256_maskz_loadu_epi16(m, reinterpret_cast<const std::uint16_t*>(wr + i));
-    if constexpr (std::is_same_v<W, bf16>) {
-      // maskz forms throughout: GCC 12 warns about the undefined source of the plain ones.
-      const __mmask16 all = 0xffff;
-      return _mm512_castsi512_ps(
-          _mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, h), 16));
-    } else {
-      return _mm512_maskz_cvtph_ps(__mmask16(0xffff), h);
-    }
-  }
-}
-
-// Sum of the 16 lanes.
-RODIMUS_TARGET_AVX512 inline float hsum_avx512(__m512 v) {
-  const __m256 lo = _mm512_maskz_extractf32x8_ps(__mmask8(0xff), v, 0);
-  const __m256 hi = _mm512_maskz_extractf32x8_ps(__mmask8(0xff), v, 1);
-  const __m256 s8 = _mm256_add_ps(lo, hi);
-  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
-}
-
-// One row, NT tokens (compile-time so the accumulators live in registers). With one or two
-// tokens a single FMA chain per token would bind on FMA latency (16 weights per 4 cycles, below
-// the memory rate of bf16 weights), so P independent partial sums per token break the chain.
-template <StorageType W, int NT>
-RODIMUS_TARGET_AVX512 inline void gemv_row_avx512(const float* x, int ldx, const W* wr, float bias,
-                                                  float* y, int ldy, int in) {
-  constexpr int P = NT == 1 ? 4 : NT == 2 ? 2 : 1;
-  __m512 acc[NT][P];
-  for (int t = 0; t < NT; ++t)
-    for (int p = 0; p < P; ++p) acc[t][p] = _mm512_setzero_ps();
-  int i = 0;
-  for (; i + 16 * P <= in; i += 16 * P) {
-    // rows are consecutive in memory: fetch kGemvPrefetchBytes ahead (into the next rows), more
-    // loads in flight than the hardware prefetcher keeps for one stream
-    _mm_prefetch(reinterpret_cast<const char*>(wr + i) + kGemvPrefetchBytes, _MM_HINT_T0);
-    if constexpr (P * 16 * sizeof(W) > 64)
-      _mm_prefetch(reinterpret_cast<const char*>(wr + i) + kGemvPrefetchBytes + 64, _MM_HINT_T0);
-    for (int p = 0; p < P; ++p) {
-      const __m512 wv = load16_avx512<W>(wr, i + 16 * p, __mmask16(0xffff));
-      for (int t = 0; t < NT; ++t)
-        acc[t][p] = _mm512_fmadd_ps(_mm512_loadu_ps(x + std::int64_t(t) * ldx + i + 16 * p), wv,
-                                    acc[t][p]);
-    }
-  }
-  for (; i + 16 <= in; i += 16) {
-    const __m512 wv = load16_avx512<W>(wr, i, __mmask16(0xffff));
-    for (int t = 0; t < NT; ++t)
-      acc[t][0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + std::int64_t(t) * ldx + i), wv, acc[t][0]);
-  }
-  if (i < in) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (in - i)) - 1u);
-    const __m512 wv = load16_avx512<W>(wr, i, m);
-    for (int t = 0; t < NT; ++t)
-      acc[t][0] =
-          _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + std::int64_t(t) * ldx + i), wv, acc[t][0]);
-  }
-  for (int t = 0; t < NT; ++t) {
-    for (int p = 1; p < P; ++p) acc[t][0] = _mm512_add_ps(acc[t][0], acc[t][p]);
-    y[std::int64_t(t) * ldy] = hsum_avx512(acc[t][0]) + bias;
-  }
-}
-
-// All rows one at a time with gemv_row_avx512 (the kernel before the row-blocked one; the
-// AVX-512 build uses it for one token, see gemv_rows_avx512).
-template <StorageType W>
-RODIMUS_TARGET_AVX512 void gemv_rows_avx512_rowwise(const float* x, int ldx, const W* w,
-                                                    const float* bias, float* y, int ldy, int n,
-                                                    int in, int o_begin, int o_end) {
-  for (int o = o_begin; o < o_end; ++o) {
-    const W* wr = w + std::int64_t(o) * in;
-    const float b = bias ? bias[o] : 0.f;
-    // Token blocks of 8; the row stays in L1 between blocks, so memory sees it once.
-    for (int t0 = 0; t0 < n; t0 += 8) {
-      const float* xt = x + std::int64_t(t0) * ldx;
-      float* yt = y + std::int64_t(t0) * ldy + o;
-      switch (n - t0 < 8 ? n - t0 : 8) {
-        case 1:
-          gemv_row_avx512<W, 1>(xt, ldx, wr, b, yt, ldy, in);
-          break;
-        case 2:
-          gemv_row_avx512<W, 2>(xt, ldx, wr, b, yt, ldy, in);
-          break;
-        case 3:
-          gemv_row_avx512<W, 3>(xt, ldx, wr, b, yt, ldy, in);
-          break;
-        case 4:
-          gemv_row_avx512<W, 4>(xt, ldx, wr, b, yt, ldy, in);
-          break;
-        case 5:
-          gemv_row_avx512<W, 5>(xt, ldx, wr, b, yt, ldy, in);
-          break;
-        case 6:
-          gemv_row_avx512<W, 6>(xt, ldx, wr, b, yt, ldy, in);
-          break;
-        case 7:
-          gemv_row_avx512<W, 7>(xt, ldx, wr, b, yt, ldy, in);
-          break;
-        default:
-          gemv_row_avx512<W, 8>(xt, ldx, wr, b, yt, ldy, in);
-          break;
-      }
-    }
-  }
-}
-
 // --- The row-blocked AVX-512 kernel -------------------------------------------------------
 // kGemvRowBlock rows at a time, columns in steps of 32, tokens in blocks of up to 4 held in
 // registers: each step loads 32 weights of every row of the block once and the 32 activations
@@ -227,7 +112,8 @@ template <StorageType W>
     h1 = _mm512_maskz_loadu_ps(m1, wr + i + 16);
   } else if constexpr (std::is_same_v<W, bf16>) {
     const __m512i v = _mm512_maskz_loadu_epi16(m, reinterpret_cast<const std::uint16_t*>(wr + i));
-    const __mmask16 all = 0xffff;  // maskz forms: see load16_avx512
+    const __mmask16 all =
+        0xffff;  // maskz forms: GCC 12 warns about the plain ones' undefined source
     h0 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, v, 16));
     h1 = _mm512_castsi512_ps(_mm512_maskz_and_epi32(all, v, _mm512_set1_epi32(int(0xffff0000u))));
   } else {
@@ -289,16 +175,14 @@ RODIMUS_TARGET_AVX512 inline void gemv_block_avx512(const float* x, int ldx, con
   constexpr int kLineBytes = 64;
   constexpr int kStepBytes = 32 * int(sizeof(W));
   const W* wr[R];
-RODIMUS_HOST_UNROLL(4)
+  RODIMUS_HOST_UNROLL(4)
   for (int r = 0; r < R; ++r) wr[r] = w + std::int64_t(o + r) * in;
   // (fully unrolled loops over constant bounds: the accumulators must stay in registers)
   __m512 acc[R][NT][P];
-RODIMUS_HOST_UNROLL(4)
-  for (int r = 0; r < R; ++r)
-RODIMUS_HOST_UNROLL(4)
-    for (int t = 0; t < NT; ++t)
-RODIMUS_HOST_UNROLL(2)
-      for (int p = 0; p < P; ++p) acc[r][t][p] = _mm512_setzero_ps();
+  RODIMUS_HOST_UNROLL(4)
+  for (int r = 0; r < R; ++r) RODIMUS_HOST_UNROLL(4)
+  for (int t = 0; t < NT; ++t) RODIMUS_HOST_UNROLL(2)
+  for (int p = 0; p < P; ++p) acc[r][t][p] = _mm512_setzero_ps();
 
   // Each row is a stream; prefetch kGemvPrefetchBytes ahead in it, and once that passes the
   // row's end, in the same row of the next block (the rows between are this block's). The
@@ -311,18 +195,18 @@ RODIMUS_HOST_UNROLL(2)
     const std::int64_t ahead = std::int64_t(i) * std::int64_t(sizeof(W)) + kGemvPrefetchBytes;
     const std::int64_t off = ahead + (ahead >= row_bytes ? next_block : 0);
     __m512 wv[R][2];
-RODIMUS_HOST_UNROLL(4)
+    RODIMUS_HOST_UNROLL(4)
     for (int r = 0; r < R; ++r) {
-RODIMUS_HOST_UNROLL(2)
+      RODIMUS_HOST_UNROLL(2)
       for (int b = 0; b < kStepBytes; b += kLineBytes)
         _mm_prefetch(reinterpret_cast<const char*>(wr[r]) + off + b, _MM_HINT_T0);
       load32_avx512<W>(wr[r], i, m, wv[r][0], wv[r][1]);
     }
-RODIMUS_HOST_UNROLL(4)
+    RODIMUS_HOST_UNROLL(4)
     for (int t = 0; t < NT; ++t) {
       __m512 x0, x1;
       xload32_avx512<W>(x + std::int64_t(t) * ldx, i, m, x0, x1);
-RODIMUS_HOST_UNROLL(4)
+      RODIMUS_HOST_UNROLL(4)
       for (int r = 0; r < R; ++r) {
         acc[r][t][0] = _mm512_fmadd_ps(x0, wv[r][0], acc[r][t][0]);
         acc[r][t][P - 1] = _mm512_fmadd_ps(x1, wv[r][1], acc[r][t][P - 1]);
@@ -332,10 +216,10 @@ RODIMUS_HOST_UNROLL(4)
 
   const __mmask8 rows = static_cast<__mmask8>((1u << R) - 1u);
   const __m128 b = bias ? _mm_maskz_loadu_ps(rows, bias + o) : _mm_setzero_ps();
-RODIMUS_HOST_UNROLL(4)
+  RODIMUS_HOST_UNROLL(4)
   for (int t = 0; t < NT; ++t) {
     __m512 s[kGemvRowBlock];
-RODIMUS_HOST_UNROLL(4)
+    RODIMUS_HOST_UNROLL(4)
     for (int r = 0; r < kGemvRowBlock; ++r) {
       if (r < R) {
         s[r] = P == 2 ? _mm512_add_ps(acc[r][t][0], acc[r][t][P - 1]) : acc[r][t][0];
@@ -396,25 +280,20 @@ RODIMUS_TARGET_AVX512 void gemv_rows_avx512_blocked(const float* x, int ldx, con
   }
 }
 
-/// Shortest rows the AVX-512 build serves one token row by row (shorter rows: the row-blocked
-/// kernel, whose transposing reduction shares the horizontal sums of 4 rows).
-inline constexpr int kGemvRowwiseMinIn = 512;
-
-// The AVX-512 build: one token row-wise (rows of kGemvRowwiseMinIn or more), else row-blocked. Measured 2026-12-02 (Zen 5,
-// 1 thread, bf16 matrices streamed from memory, GB/s of weights, row-wise / blocked):
-// 1 token 23.3 / 22.0 at in = 1024, 23.5 / 24.4 at in = 2048 (both memory-bound; the blocked
-// kernel was 5-12 % slower at in = 1024 in every run, so one token stays row-wise);
-// 2 tokens 22.1 / 22.2 and 21.6 / 25.4; 4 tokens 15.5 / 20.9 and 14.0 / 13.4; 8 tokens
-// 6.7 / 8.9 and 4.8 / 12.3.
+// The AVX-512 build: the row-blocked kernel for every token count. Until session 20 one token
+// took a row-by-row kernel (one horizontal sum per row, software prefetch 2 KiB ahead), chosen
+// on 2026-12-02 at 1 thread (23.3 / 22.0 GB/s row-wise / blocked at in = 1024). Session 20
+// (Zen 5 VM, bench_linear bf16 N:1, 3 alternated runs, GB/s of weights, row-wise / blocked):
+// 2 threads: out 2048x4096 24-30 / 34-40, lm_head 28-34 / 36-42 (triad 38-42), in_q 19-22 /
+// 23-25, fc_x 32-35 / 32-38; 1 thread: out 15.5-19.5 / 20-21.6, lm_head 18.6-20 / 22.4-24,
+// in_q 13.5-17.7 / 17.4-18.6, fc_x 19.4-20.7 / 19.1-21.6. Four rows streamed at once keep
+// more loads in flight than one row and its prefetch, which matters most with both cores
+// streaming.
 template <StorageType W>
 RODIMUS_TARGET_AVX512 void gemv_rows_avx512(const float* x, int ldx, const W* w, const float* bias,
                                             float* y, int ldy, int n, int in, int o_begin,
                                             int o_end) {
-  if (n == 1 && in >= kGemvRowwiseMinIn) {
-    gemv_rows_avx512_rowwise<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
-  } else {
-    gemv_rows_avx512_blocked<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
-  }
+  gemv_rows_avx512_blocked<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
 }
 
 #endif  // RODIMUS_HAVE_X86_DISPATCH
