@@ -11,12 +11,12 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "rodimus/backend/host/cpu_features.hpp"
+#include "rodimus/backend/host/last_arrival.hpp"
 #include "rodimus/backend/host/fast_math.hpp"
 
 namespace rodimus::backend::host {
@@ -551,11 +551,8 @@ inline void attention_decode_item(const AttentionArgs& a, const AttnDecodePlan& 
   detail::attention_decode_generic(a, s, h0, h1, jb, je, part);
 #endif
   if (!part) return;
-  // the last of the (sequence, group)'s items to finish merges: its acquire sees every other
-  // item's partial result (each released by its own increment)
-  std::atomic_ref<int> count(done[sg]);
-  if (count.fetch_add(1, std::memory_order_acq_rel) != plan.splits - 1) return;
-  count.store(0, std::memory_order_relaxed);
+  // the last of the (sequence, group)'s items to finish merges
+  if (!last_arrival(done[sg], plan.splits)) return;
   detail::attention_decode_merge(
       a, s, h0, h1, partials + std::size_t(sg * plan.splits) * detail::attention_decode_partial_floats(a.hd),
       plan.splits);

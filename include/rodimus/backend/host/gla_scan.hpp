@@ -29,11 +29,11 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/cpu_features.hpp"
+#include "rodimus/backend/host/last_arrival.hpp"
 #include "rodimus/backend/host/fast_math.hpp"
 
 namespace rodimus::backend::host {
@@ -307,8 +307,7 @@ template <bool Fma>
 }
 
 // One decode item: row group g of sequence s. Group 0 writes o, the others their partial rows;
-// the last of the sequence's items to finish adds the partial rows into o (its acquire sees
-// every other item's stores, each released by its own increment).
+// the last of the sequence's items to finish adds the partial rows into o (last_arrival.hpp).
 template <bool Fma>
 [[gnu::always_inline]] inline void scan_item_decode_rows(const GlaScanArgs& a, std::int64_t item) {
   const int s = static_cast<int>(item / a.row_groups);
@@ -321,9 +320,7 @@ template <bool Fma>
   else
     scan_rows_decode<Fma>(a, s, r0, r1, a.partial + (g - 1) * ntok * a.ldp, a.ldp);
   if (a.row_groups == 1) return;
-  std::atomic_ref<int> count(a.done[s]);
-  if (count.fetch_add(1, std::memory_order_acq_rel) != a.row_groups - 1) return;
-  count.store(0, std::memory_order_relaxed);
+  if (!last_arrival(a.done[s], a.row_groups)) return;
   for (std::int64_t t = a.offsets[s]; t < a.offsets[s + 1]; ++t) {
     float* __restrict ot = a.o + t * a.ldo;
     for (int p = 1; p < a.row_groups; ++p) {
