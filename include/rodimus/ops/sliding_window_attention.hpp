@@ -1,13 +1,13 @@
 // Sliding-window shared-key softmax attention with a rolling KV cache (SPEC 3, steps 3-4).
 #pragma once
 
-#include <cstring>
 #include <string>
 #include <type_traits>
 
 #include "rodimus/backend/cuda/window_attention.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/attention.hpp"
+#include "rodimus/backend/host/kv_cache.hpp"
 #include "rodimus/core/parallel.hpp"
 #include "rodimus/core/seq_batch.hpp"
 
@@ -127,10 +127,8 @@ void kv_cache_update_generic(const Space& space,
       });
 }
 
-/// The rolling-cache update on host spaces (unit-stride k / v rows, contiguous caches): the
-/// last min(len, Wc) keys and values of each sequence copied row by row into their ring rows.
-/// A decode-sized call (up to 64 Ki floats) is one work item, run on the calling thread; larger
-/// ones take a sequence per item. False (nothing done) for other layouts.
+/// The rolling-cache update on host spaces (unit-stride k / v rows, contiguous caches), by the
+/// row-copy kernel of backend/host/kv_cache.hpp. False (nothing done) for other layouts.
 template <class Space>
 bool kv_cache_update_host(const Space& space, const View2<const float, Space>& k,
                           const View2<const float, Space>& v, const View3<float, Space>& k_cache,
@@ -142,31 +140,15 @@ bool kv_cache_update_host(const Space& space, const View2<const float, Space>& k
       !v_cache.span_is_contiguous() || static_cast<std::int64_t>(k_cache.extent(2)) != kd ||
       static_cast<std::int64_t>(v_cache.extent(2)) != vd)
     return false;
-  const float* kp = k.data();
-  const float* vp = v.data();
-  float* kc = k_cache.data();
-  float* vc = v_cache.data();
-  const auto ldk = static_cast<std::int64_t>(k.stride(0));
-  const auto ldv = static_cast<std::int64_t>(v.stride(0));
-  const int* offsets = batch.offsets.data();
-  const int* pos0 = batch.pos0.data();
-  const int* slot = batch.slot.data();
-  const int nseq = batch.num_seqs;
-  const std::int64_t items =
-      std::int64_t(batch.num_tokens) * (kd + vd) <= (std::int64_t(1) << 16) ? 1 : nseq;
+  namespace bh = backend::host;
+  const bh::KvCacheArgs a{k.data(), v.data(), k_cache.data(), v_cache.data(),
+                          static_cast<std::int64_t>(k.stride(0)),
+                          static_cast<std::int64_t>(v.stride(0)), kd, vd, wc, batch.num_seqs,
+                          batch.num_tokens, batch.offsets.data(), batch.pos0.data(),
+                          batch.slot.data()};
+  const std::int64_t items = bh::kv_cache_items(a);
   host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update.host"), items,
-                 [=](const std::int64_t item) {
-                   const int s0 = items == 1 ? 0 : static_cast<int>(item);
-                   const int s1 = items == 1 ? nseq : s0 + 1;
-                   for (int s = s0; s < s1; ++s) {
-                     const int off = offsets[s], len = offsets[s + 1] - off;
-                     for (int i = len > wc ? len - wc : 0; i < len; ++i) {
-                       const std::int64_t row = std::int64_t(slot[s]) * wc + (pos0[s] + i) % wc;
-                       std::memcpy(kc + row * kd, kp + (off + i) * ldk, sizeof(float) * kd);
-                       std::memcpy(vc + row * vd, vp + (off + i) * ldv, sizeof(float) * vd);
-                     }
-                   }
-                 });
+                 [=](const std::int64_t item) { bh::kv_cache_update_item(a, items, item); });
   return true;
 }
 
