@@ -189,50 +189,30 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
   bs.counters["gemm_peak_gflops"] = peak / 1e9;
 }
 
-/// CUDA decode settings an A/B variant changes for one benchmark (CudaContext): L2 weight
-/// prefetch bytes ahead, evict-last marking, the decode attention's CTAs per SM, the GEMV's
-/// early trigger and dependent norm launches (CudaContext::gemv_early_trigger, dependent_norms).
+/// CUDA decode settings an A/B variant changes for one benchmark (CudaContext): the decode
+/// attention's CTAs per SM (0: the default), the GEMV's early trigger and the dependent norm
+/// launches (CudaContext::gemv_early_trigger, dependent_norms; on by default).
 struct DecodeKnobs {
-  std::size_t prefetch_bytes = 0;
-  bool evict_last = false;
   int attention_ctas_per_sm = 0;
-  bool gemv_early_trigger = false;
-  bool dependent_norms = false;
+  bool gemv_early_trigger = true;
+  bool dependent_norms = true;
 };
 
-#if RODIMUS_CUDA_KERNELS
-/// Applies DecodeKnobs for a scope and restores the defaults.
-class KnobScope {
- public:
-  explicit KnobScope(const DecodeKnobs* k) : ctx_(backend::cuda::detail::CudaContext::get()) {
-    saved_ = {ctx_.decode_prefetch_bytes, ctx_.decode_prefetch_evict_last,
-              ctx_.decode_attention_ctas_per_sm, ctx_.gemv_early_trigger, ctx_.dependent_norms};
-    if (!k) return;
-    ctx_.gemv_early_trigger = k->gemv_early_trigger;
-    ctx_.dependent_norms = k->dependent_norms;
-    ctx_.decode_prefetch_bytes = k->prefetch_bytes;
-    ctx_.decode_prefetch_evict_last = k->evict_last;
-    if (k->attention_ctas_per_sm > 0) ctx_.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
-  }
-  ~KnobScope() {
-    ctx_.decode_prefetch_bytes = saved_.prefetch_bytes;
-    ctx_.decode_prefetch_evict_last = saved_.evict_last;
-    ctx_.decode_attention_ctas_per_sm = saved_.attention_ctas_per_sm;
-    ctx_.gemv_early_trigger = saved_.gemv_early_trigger;
-    ctx_.dependent_norms = saved_.dependent_norms;
-  }
-  KnobScope(const KnobScope&) = delete;
-  KnobScope& operator=(const KnobScope&) = delete;
-
- private:
-  backend::cuda::detail::CudaContext& ctx_;
-  DecodeKnobs saved_;
-};
-#else
+/// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
 struct KnobScope {
+#if RODIMUS_CUDA_KERNELS
+  explicit KnobScope(const DecodeKnobs* k) {
+    if (!k) return;
+    auto& ctx = scope.context();
+    ctx.gemv_early_trigger = k->gemv_early_trigger;
+    ctx.dependent_norms = k->dependent_norms;
+    if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
+  }
+  backend::cuda::detail::DecodeSettingsScope scope;
+#else
   explicit KnobScope(const DecodeKnobs*) {}
-};
 #endif
+};
 
 template <class W>
 void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bool prefilled,
@@ -363,23 +343,18 @@ void register_shape(const Shape& s) {
       b->Unit(benchmark::kMillisecond)->UseRealTime();
     }
     // A/B variants of the CUDA decode settings (the benchmarks above: CudaContext's defaults).
-    // The L2 weight prefetch serves the GEMV (<= 8 tokens); the attention's CTAs per SM matter
-    // at the larger batches.
+    // The programmatic-launch knobs act on the GEMV steps (<= 8 tokens); the attention's CTAs
+    // per SM matter at the larger batches.
     struct Variant {
       std::string name;
       DecodeKnobs knobs;
       std::vector<int> batches;
     };
     const std::vector<Variant> variants = {
-        {"prefetch:0", {0, false, 0}, {1, 4}},
-        {"prefetch:16M", {std::size_t(16) << 20, false, 0}, {1}},
-        {"prefetch:24M", {std::size_t(24) << 20, false, 0}, {1, 4}},
-        {"prefetch:32M", {std::size_t(32) << 20, false, 0}, {1}},
-        {"prefetch:24M_evict_last", {std::size_t(24) << 20, true, 0}, {1}},
-        {"attn_ctas:4", {0, false, 4}, {16, 128}},
-        {"pdl:gemv_trigger", {0, false, 0, true, false}, {1, 4}},
-        {"pdl:dependent_norms", {0, false, 0, false, true}, {1, 4}},
-        {"pdl:both", {0, false, 0, true, true}, {1, 4, 16}}};
+        {"attn_ctas:4", {4, true, true}, {16, 128}},
+        {"pdl:off", {0, false, false}, {1, 4, 16}},
+        {"pdl:gemv_trigger_only", {0, true, false}, {1, 4}},
+        {"pdl:dependent_norms_only", {0, false, true}, {1, 4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {
         auto* b = benchmark::RegisterBenchmark(

@@ -192,10 +192,9 @@ BENCHMARK(BM_window_attention_decode)
 // The same steps through the two-kernel split-key path (split kernel + combine kernel + cache
 // update) instead of the one-kernel decode path: the A/B of decode_attention.cuh.
 void BM_window_attention_decode_two_kernels(benchmark::State& st) {
-  auto& cuda = backend::cuda::detail::CudaContext::get();
-  cuda.one_kernel_decode_attention = false;
+  const backend::cuda::detail::DecodeSettingsScope scope;
+  scope.context().one_kernel_decode_attention = false;
   window_attention_decode(st);
-  cuda.one_kernel_decode_attention = true;
 }
 BENCHMARK(BM_window_attention_decode_two_kernels)
     ->Name("window_attention_decode_two_kernels/H:16/hd:128/window_back:2048")
@@ -205,11 +204,9 @@ BENCHMARK(BM_window_attention_decode_two_kernels)
     ->UseRealTime();
 // The one-kernel path's grid target (CTAs per SM before a CTA walks several chunks of keys).
 void BM_window_attention_decode_ctas(benchmark::State& st) {
-  auto& cuda = backend::cuda::detail::CudaContext::get();
-  const int saved = cuda.decode_attention_ctas_per_sm;
-  cuda.decode_attention_ctas_per_sm = static_cast<int>(st.range(2));
+  const backend::cuda::detail::DecodeSettingsScope scope;
+  scope.context().decode_attention_ctas_per_sm = static_cast<int>(st.range(2));
   window_attention_decode(st);
-  cuda.decode_attention_ctas_per_sm = saved;
 }
 BENCHMARK(BM_window_attention_decode_ctas)
     ->Name("window_attention_decode_ctas/H:16/hd:128/window_back:2048")

@@ -39,24 +39,15 @@ double rel_2norm(const A& a, const B& b) {
   return std::sqrt(d2 / r2);
 }
 
-// CudaContext's programmatic-launch knobs (gemv_early_trigger, dependent_norms) for a scope;
-// nothing off CUDA.
+// CudaContext's programmatic-launch knobs (gemv_early_trigger, dependent_norms) set for a
+// scope; nothing off CUDA.
 struct PdlKnobs {
 #if RODIMUS_CUDA_KERNELS
-  explicit PdlKnobs(bool on)
-      : ctx(backend::cuda::detail::CudaContext::get()),
-        saved{ctx.gemv_early_trigger, ctx.dependent_norms} {
-    ctx.gemv_early_trigger = on;
-    ctx.dependent_norms = on;
+  explicit PdlKnobs(bool on) {
+    scope.context().gemv_early_trigger = on;
+    scope.context().dependent_norms = on;
   }
-  ~PdlKnobs() {
-    ctx.gemv_early_trigger = saved[0];
-    ctx.dependent_norms = saved[1];
-  }
-  PdlKnobs(const PdlKnobs&) = delete;
-  PdlKnobs& operator=(const PdlKnobs&) = delete;
-  backend::cuda::detail::CudaContext& ctx;
-  bool saved[2];
+  backend::cuda::detail::DecodeSettingsScope scope;
 #else
   explicit PdlKnobs(bool) {}
 #endif

@@ -216,67 +216,6 @@ TEST_CASE("linear_shared_input rejects wrong extents", "[ops][linear][errors]") 
   });
 }
 
-TEST_CASE("decode GEMVs under an L2 weight-prefetch plan give the same results",
-          "[ops][linear][cuda][prefetch]") {
-  // On Kokkos::Cuda: a sequence of decode-sized projections (the wide and the short-row GEMV,
-  // one and several projections per launch) is recorded into a WeightPrefetchPlan, then
-  // replayed with budgets from 64 KiB (prefixes of spans larger than the budget) to 64 MiB.
-  // The prefetches only move weights into L2: every output must be bit-identical to the run
-  // without a plan, and nothing may fault. Elsewhere there is no plan to test.
-  TestRng rng;
-  RODIMUS_SEED_INFO(rng);
-#if RODIMUS_CUDA_KERNELS
-  test::for_each_space([&]<class Space>() {
-    if constexpr (is_cuda_space_v<Space>) {
-      auto& ctx = backend::cuda::detail::CudaContext::get();
-      const int n_tok = rng.integer(1, 8);
-      struct Proj {
-        int in, out;
-      };
-      // 1 MiB-class weights, a [E, 32] short-row one, a tiny one
-      const std::vector<Proj> shapes = {{2048, 256 + rng.integer(0, 64)}, {32, 4096},
-                                        {1024, 64}, {4096, 200}, {2048, 2048}, {256, 40}};
-      std::vector<LinearWeights<bf16, Space>> lw(shapes.size());
-      std::vector<View2<float, Space>> x(shapes.size()), y(shapes.size());
-      for (std::size_t i = 0; i < shapes.size(); ++i) {
-        const auto [in, out] = shapes[i];
-        lw[i].w = test::upload2<bf16, Space>(rng.vec(std::size_t(out) * in), out, in);
-        x[i] = test::upload2<float, Space>(rng.vec(std::size_t(n_tok) * in), n_tok, in);
-        y[i] = test::upload2<float, Space>({}, n_tok, out, 7.0);
-      }
-      auto run = [&] {
-        for (std::size_t i = 0; i < shapes.size(); ++i)
-          linear(Space{}, View2<const float, Space>(x[i]), lw[i], y[i], n_tok);
-        // two projections of one input in one launch
-        linear_shared_input(Space{}, View2<const float, Space>(x[4]), std::array{&lw[4], &lw[4]},
-                            std::array{y[4], y[4]}, n_tok);
-        std::vector<std::vector<double>> out;
-        for (auto& v : y) out.push_back(test::download2(v));
-        return out;
-      };
-      const auto plain = run();
-      backend::cuda::WeightPrefetchPlan plan;
-      ctx.weight_prefetch = &plan;
-      plan.start_recording();
-      CHECK(run() == plain);
-      CHECK(plan.order().size() == shapes.size() + 2);
-      for (std::size_t budget :
-           {std::size_t(64) << 10, std::size_t(3) << 20, std::size_t(64) << 20})
-        for (bool evict_last : {false, true}) {
-          INFO("budget " << budget << " evict_last " << evict_last);
-          plan.start_replay(budget, evict_last);
-          CHECK(run() == plain);
-          CHECK(plan.mode() == backend::cuda::WeightPrefetchPlan::Mode::Replay);  // no divergence
-          Kokkos::fence();
-        }
-      ctx.weight_prefetch = nullptr;
-    }
-  });
-#else
-  SUCCEED("no CUDA kernels in this build: the plan's bookkeeping is tested in test_backend");
-#endif
-}
-
 TEST_CASE("host bf16 operands: linear and linear_shared_input round the activations once",
           "[ops][linear]") {
   // OperandPrecision::Bf16 on the host: bf16 weights, more than kGemvMaxTokens tokens -> the

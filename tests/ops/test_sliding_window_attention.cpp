@@ -1,6 +1,8 @@
 // sliding_window_attention (SPEC 3 steps 3-4): windowed and unbounded causal softmax attention
 // with shared key/value heads and a rolling K/V cache, over packed batches continuing earlier
 // context, on every backend against the fp64 reference over the whole sequence.
+#include <optional>
+
 #include "op_test_util.hpp"
 #include "rodimus/ops/sliding_window_attention.hpp"
 #include "rodimus/reference/sliding_window_attention.hpp"
@@ -243,15 +245,14 @@ TEST_CASE("sliding_window_attention of a decode step matches the fp64 reference"
       if constexpr (is_cuda_space_v<Space>) {
         // the GPU's other decode schedules: each CTA walking several chunks of keys (a grid
         // of one CTA per SM), and the two-kernel split-key path
-        auto& cuda = backend::cuda::detail::CudaContext::get();
-        const int ctas_per_sm = cuda.decode_attention_ctas_per_sm;
         for (int variant = 0; variant < 2; ++variant) {
           INFO((variant == 0 ? "several chunks per CTA" : "two-kernel path"));
+          std::optional<backend::cuda::detail::DecodeSettingsScope> scope(std::in_place);
+          auto& cuda = scope->context();
           if (variant == 0) cuda.decode_attention_ctas_per_sm = 1;
           if (variant == 1) cuda.one_kernel_decode_attention = false;
           const auto rv = run_attn<Space>(c);
-          cuda.decode_attention_ctas_per_sm = ctas_per_sm;
-          cuda.one_kernel_decode_attention = true;
+          scope.reset();
           CHECK(test::rel_err(rv.out, ref) <= attn_tol<Space>);
           check_caches(c, rv);
         }

@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <string>
 
-#include "rodimus/backend/cuda/weight_prefetch.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/error.hpp"
 #include "rodimus/core/precision.hpp"
@@ -64,22 +63,13 @@ struct CudaContext {
   /// Programmatic dependent launch beyond the GEMV's own wait (dependent_launch.cuh): the
   /// GEMV kernels let the next dependent kernel start once all their blocks are running
   /// (gemv_early_trigger), and the RMS norms are launched as dependents that load their
-  /// weights before waiting (dependent_norms). Off until measured: A/B knobs for bench_model's
-  /// decode_variant/.../pdl:* benchmarks (written in session 16, no GPU was lent to run them).
-  /// Both kernels read their weights before the wait: safe while the kernel right before them
-  /// on the stream writes no weights (in a forward pass it is a norm, a GEMV or the embedding).
-  bool gemv_early_trigger = false;
-  bool dependent_norms = false;
-  /// The decode step's weight prefetch plan while StepGraph warms up (records the GEMVs'
-  /// weights in order) or records its graph (hands each GEMV the spans to prefetch into L2);
-  /// null otherwise (weight_prefetch.hpp).
-  WeightPrefetchPlan* weight_prefetch = nullptr;
-  /// Bytes of weights prefetched into L2 ahead of the GEMV in flight (0: no prefetch), and
-  /// whether the prefetched lines are marked evict-last. Off by default: on the H200 the 1.6B
-  /// decode at B = 1 took 2.33-2.46 ms with 16-32 MiB ahead against 2.16 ms without
-  /// (docs/performance.md, session 13).
-  std::size_t decode_prefetch_bytes = 0;
-  bool decode_prefetch_evict_last = false;
+  /// weights before waiting (dependent_norms). On by default since session 21: the 1.6B decode
+  /// was 2-3 % faster with both at B = 1 and 4 and equal at B = 16, on an H200 (session 18)
+  /// and again on an H100 (session 21; docs/performance.md). Both kernels read their weights
+  /// before the wait: safe while the kernel right before them on the stream writes no weights
+  /// (in a forward pass it is a norm, a GEMV or the embedding). Off: the plain stream order.
+  bool gemv_early_trigger = true;
+  bool dependent_norms = true;
   /// cuBLAS's workspace (32 MiB, NVIDIA's figure for Hopper).
   static constexpr std::size_t kCublasWorkspaceBytes = std::size_t(32) << 20;
   void* cublas_workspace = nullptr;
@@ -180,6 +170,34 @@ class OperandPrecisionScope {
  private:
   CudaContext& ctx_;
   OperandPrecision saved_;
+};
+
+/// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
+/// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms) and restores them at the
+/// end of the scope: tests and benchmarks change them inside one.
+class DecodeSettingsScope {
+ public:
+  DecodeSettingsScope()
+      : ctx_(CudaContext::get()),
+        one_kernel_(ctx_.one_kernel_decode_attention),
+        ctas_(ctx_.decode_attention_ctas_per_sm),
+        trigger_(ctx_.gemv_early_trigger),
+        norms_(ctx_.dependent_norms) {}
+  ~DecodeSettingsScope() {
+    ctx_.one_kernel_decode_attention = one_kernel_;
+    ctx_.decode_attention_ctas_per_sm = ctas_;
+    ctx_.gemv_early_trigger = trigger_;
+    ctx_.dependent_norms = norms_;
+  }
+  DecodeSettingsScope(const DecodeSettingsScope&) = delete;
+  DecodeSettingsScope& operator=(const DecodeSettingsScope&) = delete;
+  CudaContext& context() const { return ctx_; }
+
+ private:
+  CudaContext& ctx_;
+  bool one_kernel_;
+  int ctas_;
+  bool trigger_, norms_;
 };
 
 }  // namespace rodimus::backend::cuda::detail

@@ -25,7 +25,6 @@
 
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/cuda/projection.hpp"
-#include "rodimus/backend/cuda/weight_prefetch.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
@@ -75,9 +74,6 @@ struct GemvLaunch {
   /// the wide kernel only), xg: [N, in] with row stride ldxg.
   const float* xg = nullptr;
   std::int64_t ldxg = 0;
-  /// Weights of later launches that the blocks prefetch into L2 once their own loads are done
-  /// (weight_prefetch.hpp).
-  L2Prefetch prefetch;
   /// Set: every block lets the next kernel of the stream start (allow_dependents) once its
   /// first weights are in flight, so a dependent GEMV's loads fill this one's last wave.
   bool trigger = false;
@@ -173,7 +169,6 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     g += S * kGemvSlice;
     if (g < groups) load(g);
   }
-  if (warp == 0) issue_l2_prefetch(launch.prefetch, blockIdx.x, gridDim.x, lane);
   __shared__ float part[kGemvWarps][RB * N];
 #pragma unroll
   for (int r = 0; r < RB; ++r)
@@ -212,7 +207,6 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
                              : make_uint4(0, 0, 0, 0)};
   if (launch.trigger) allow_dependents();
   grid_dependency_wait();  // x is written by the kernel before (a dependent launch)
-  if (threadIdx.x < 32) issue_l2_prefetch(launch.prefetch, blockIdx.x, gridDim.x, threadIdx.x);
   float acc[1][N] = {};
   if (live) gemv_accumulate<W, N, 1>(raw, x, ldx, g, acc);
 #pragma unroll
@@ -308,12 +302,6 @@ void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
       launch.count = std::min(kGemvMaxProjections, count - j0);
       launch.trigger = detail::CudaContext::get().gemv_early_trigger;
       for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
-      if (auto* plan = detail::CudaContext::get().weight_prefetch) {
-        WeightPrefetchPlan::Span spans[kGemvMaxProjections];
-        for (int j = 0; j < launch.count; ++j)
-          spans[j] = {launch.p[j].w, std::size_t(launch.p[j].out) * std::size_t(in) * sizeof(W)};
-        launch.prefetch = plan->next(spans, launch.count);
-      }
       auto run = [&]<int N>() { detail::launch_gemv<W, N>(x, ldx, launch, in, s); };
       switch (n_tokens) {
         case 1:

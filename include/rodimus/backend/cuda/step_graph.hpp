@@ -58,17 +58,11 @@ class StepGraph {
     }
     reset();
     GraphModeGuard guard;
-    auto& ctx = detail::CudaContext::get();
     if (warm_key_ != key) {  // first sight of this key: run directly, grow buffers
-      plan_.start_recording();  // and note the order in which the GEMVs read their weights
-      PlanGuard plan_guard(plan_);
       launch();
-      plan_.stop();
       warm_key_ = key;
       return;
     }
-    plan_.start_replay(ctx.decode_prefetch_bytes, ctx.decode_prefetch_evict_last);
-    PlanGuard plan_guard(plan_);
     check_cuda_call(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal),
                     "cudaStreamBeginCapture");
     cudaGraph_t graph = nullptr;
@@ -105,26 +99,15 @@ class StepGraph {
     GraphModeGuard() { detail::CudaContext::get().graph_mode = true; }
     ~GraphModeGuard() { detail::CudaContext::get().graph_mode = false; }
   };
-  /// Hands `plan` to the GEMV launches of a scope (CudaContext::weight_prefetch).
-  struct PlanGuard {
-    explicit PlanGuard(WeightPrefetchPlan& plan) {
-      detail::CudaContext::get().weight_prefetch = &plan;
-    }
-    ~PlanGuard() { detail::CudaContext::get().weight_prefetch = nullptr; }
-    PlanGuard(const PlanGuard&) = delete;
-    PlanGuard& operator=(const PlanGuard&) = delete;
-  };
   void swap(StepGraph& o) noexcept {
     std::swap(exec_, o.exec_);
     std::swap(key_, o.key_);
     std::swap(warm_key_, o.warm_key_);
-    std::swap(plan_, o.plan_);
   }
 
   cudaGraphExec_t exec_ = nullptr;
   StepGraphKey key_{};                    ///< what exec_ was recorded for
   std::optional<StepGraphKey> warm_key_;  ///< the key last run directly
-  WeightPrefetchPlan plan_;  ///< the warm-up run's GEMV weights, prefetched in the graph
 };
 
 #else
