@@ -1,8 +1,6 @@
 // sliding_window_attention (SPEC 3 steps 3-4): windowed and unbounded causal softmax attention
 // with shared key/value heads and a rolling K/V cache, over packed batches continuing earlier
 // context, on every backend against the fp64 reference over the whole sequence.
-#include <optional>
-
 #include "op_test_util.hpp"
 #include "rodimus/ops/sliding_window_attention.hpp"
 #include "rodimus/reference/sliding_window_attention.hpp"
@@ -247,12 +245,12 @@ TEST_CASE("sliding_window_attention of a decode step matches the fp64 reference"
         // of one CTA per SM), and the two-kernel split-key path
         for (int variant = 0; variant < 2; ++variant) {
           INFO((variant == 0 ? "several chunks per CTA" : "two-kernel path"));
-          std::optional<backend::cuda::detail::DecodeSettingsScope> scope(std::in_place);
-          auto& cuda = scope->context();
-          if (variant == 0) cuda.decode_attention_ctas_per_sm = 1;
-          if (variant == 1) cuda.one_kernel_decode_attention = false;
-          const auto rv = run_attn<Space>(c);
-          scope.reset();
+          const auto rv = [&] {  // the settings changed for this run only
+            const backend::cuda::detail::DecodeSettingsScope scope;
+            if (variant == 0) scope.context().decode_attention_ctas_per_sm = 1;
+            if (variant == 1) scope.context().one_kernel_decode_attention = false;
+            return run_attn<Space>(c);
+          }();
           CHECK(test::rel_err(rv.out, ref) <= attn_tol<Space>);
           check_caches(c, rv);
         }

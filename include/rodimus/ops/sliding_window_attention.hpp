@@ -146,9 +146,9 @@ bool kv_cache_update_host(const Space& space, const View2<const float, Space>& k
                           static_cast<std::int64_t>(v.stride(0)), kd, vd, wc, batch.num_seqs,
                           batch.num_tokens, batch.offsets.data(), batch.pos0.data(),
                           batch.slot.data()};
-  const std::int64_t items = bh::kv_cache_items(a);
-  host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update.host"), items,
-                 [=](const std::int64_t item) { bh::kv_cache_update_item(a, items, item); });
+  host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::kv_cache_update.host"),
+                 bh::kv_cache_items(a),
+                 [=](const std::int64_t item) { bh::kv_cache_update_item(a, item); });
   return true;
 }
 

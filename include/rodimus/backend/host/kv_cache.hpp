@@ -31,9 +31,10 @@ inline std::int64_t kv_cache_items(const KvCacheArgs& a) {
 }
 
 /// Runs work item `item` of kv_cache_items(a) items.
-inline void kv_cache_update_item(const KvCacheArgs& a, std::int64_t items, std::int64_t item) {
-  const int s0 = items == 1 ? 0 : static_cast<int>(item);
-  const int s1 = items == 1 ? a.num_seqs : s0 + 1;
+inline void kv_cache_update_item(const KvCacheArgs& a, std::int64_t item) {
+  const bool whole = kv_cache_items(a) == 1;  // one item: every sequence
+  const int s0 = whole ? 0 : static_cast<int>(item);
+  const int s1 = whole ? a.num_seqs : s0 + 1;
   for (int s = s0; s < s1; ++s) {
     const int off = a.offsets[s], len = a.offsets[s + 1] - off;
     for (int i = len > a.wc ? len - a.wc : 0; i < len; ++i) {
