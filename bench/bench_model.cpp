@@ -191,11 +191,13 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 
 /// CUDA decode settings an A/B variant changes for one benchmark (CudaContext): the decode
 /// attention's CTAs per SM (0: the default), the GEMV's early trigger and the dependent norm
-/// launches (CudaContext::gemv_early_trigger, dependent_norms; on by default).
+/// launches (CudaContext::gemv_early_trigger, dependent_norms), the GEMV's RoPE / ShortConv
+/// epilogues (gemv_epilogues); all on by default.
 struct DecodeKnobs {
   int attention_ctas_per_sm = 0;
   bool gemv_early_trigger = true;
   bool dependent_norms = true;
+  bool gemv_epilogues = true;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -206,6 +208,7 @@ struct KnobScope {
     auto& ctx = scope.context();
     ctx.gemv_early_trigger = k->gemv_early_trigger;
     ctx.dependent_norms = k->dependent_norms;
+    ctx.gemv_epilogues = k->gemv_epilogues;
     if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
   }
   backend::cuda::detail::DecodeSettingsScope scope;
@@ -351,10 +354,10 @@ void register_shape(const Shape& s) {
       std::vector<int> batches;
     };
     const std::vector<Variant> variants = {
-        {"attn_ctas:4", {4, true, true}, {16, 128}},
-        {"pdl:off", {0, false, false}, {1, 4, 16}},
-        {"pdl:gemv_trigger_only", {0, true, false}, {1, 4}},
-        {"pdl:dependent_norms_only", {0, false, true}, {1, 4}}};
+        {"attn_ctas:4", {4, true, true, true}, {16, 128}},
+        {"pdl:off", {0, false, false, true}, {1, 4, 16}},
+        {"epilogues:off", {0, true, true, false}, {1, 4}},
+        {"defaults", {}, {4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {
         auto* b = benchmark::RegisterBenchmark(

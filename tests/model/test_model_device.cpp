@@ -205,6 +205,64 @@ TEST_CASE("default execution space: decode steps replayed as a CUDA graph match 
   }
 }
 
+TEST_CASE("default execution space: decode with the GEMV's RoPE and ShortConv epilogues matches "
+          "the separate kernels",
+          "[model][device][epilogues]") {
+  // On Kokkos::Cuda a decode step of <= 8 sequences runs q / k's RoPE and the mixer's ShortConv
+  // (with its state shift) in the projections' GEMV (CudaContext::gemv_epilogues); with the
+  // knob off the ops run their own kernels. The same steps both ways: logits equal to fp32
+  // rounding, and the carried states stay in step (checked by the later steps' logits).
+  // Elsewhere the knob does not exist and both runs are the same code.
+  const unsigned seed = std::random_device{}();
+  INFO("space " << Space::name() << ", seed " << seed);
+  std::mt19937 rng(seed);
+  for (const char* name : {"tiny_rodimus_plus", "tiny_rodimus"}) {
+    SECTION(name) {
+      const auto model = Model<Space, bf16>::load(test::golden_dir(name));
+      std::uniform_int_distribution<int> tok(0, model.config().vocab_size - 1);
+      auto ids = [&](int n) {
+        std::vector<std::int32_t> v(n);
+        for (auto& x : v) x = tok(rng);
+        return v;
+      };
+      const int slots = 5;
+      auto st_on = model.make_state(slots), st_off = model.make_state(slots);
+      Workspace<Space> ws_on, ws_off;
+      TokenBatch prompt;
+      for (int s = 0; s < slots; ++s) {
+        const auto p = ids(3 + 4 * s);
+        prompt.ids.insert(prompt.ids.end(), p.begin(), p.end());
+        prompt.lengths.push_back(static_cast<int>(p.size()));
+        prompt.slots.push_back(s);
+      }
+      model.forward(st_on, ws_on, prompt, LogitsMode::None);
+      model.forward(st_off, ws_off, prompt, LogitsMode::None);
+      double scale = 0, err = 0;
+      for (int i = 0; i < 10; ++i) {
+        const auto next = ids(i < 6 ? slots : 1);  // B = 5, then B = 1 (slot 0)
+        const auto lon = to_host(model.decode(st_on, ws_on, next));
+        decltype(to_host(model.decode(st_off, ws_off, next))) loff;
+        {
+#if RODIMUS_CUDA_KERNELS
+          backend::cuda::detail::DecodeSettingsScope scope;
+          scope.context().gemv_epilogues = false;
+#endif
+          loff = to_host(model.decode(st_off, ws_off, next));
+        }
+        for (std::size_t r = 0; r < lon.extent(0); ++r)
+          for (std::size_t c = 0; c < lon.extent(1); ++c) {
+            scale = std::max(scale, double(std::fabs(loff(r, c))));
+            err = std::max(err, std::fabs(double(lon(r, c)) - double(loff(r, c))));
+          }
+      }
+      WARN(Space::name() << " " << name << " GEMV epilogues on vs off: max err / scale "
+                         << err / scale);
+      CHECK(scale > 0);
+      CHECK(err <= 1e-5 * scale);
+    }
+  }
+}
+
 TEST_CASE("default execution space: bf16 tensor-core operands close to the split ones",
           "[model][device][precision]") {
   // A Rodimus+ shape whose every prefill path has a tensor-core kernel on CUDA (n = 64 for the

@@ -1,7 +1,12 @@
 // rope (SPEC 3 step 2, non-interleaved "rotate half") over packed batches at nonzero absolute
 // positions, on every backend against the fp64 reference run per sequence.
+#include <array>
+#include <utility>
+
 #include "op_test_util.hpp"
+#include "rodimus/ops/linear_rope.hpp"
 #include "rodimus/ops/rope.hpp"
+#include "rodimus/reference/linear.hpp"
 #include "rodimus/reference/rope.hpp"
 
 using namespace rodimus;
@@ -151,5 +156,119 @@ TEST_CASE("rope_qk rotates queries and keys as two rope calls", "[ops][rope]") {
     CHECK(test::download2(gq) == test::download2(sq));
     CHECK(test::download2(gk) == test::download2(sk));
     CHECK(test::rel_err(test::download2(gk), ref_k) <= tolerance(max_pos));
+  });
+}
+
+namespace {
+struct QkvGeo {
+  int hq, hk, hv, hd, rd;
+};
+
+// linear_rope of three projections (q and k rotated, v not) against the fp64 projections and
+// rope per sequence. Calls of at most 8 tokens with bf16 / fp16 weights take the CUDA GEMV with
+// the rotation in its epilogue; d (the input width) a multiple of 8 for it.
+template <class W>
+void check_linear_rope(TestRng& rng, const std::vector<int>& lengths, int d, const QkvGeo& g,
+                       bool bias) {
+  RODIMUS_SEED_INFO(rng);
+  const int nseq = static_cast<int>(lengths.size());
+  int n = 0, max_pos = 1;
+  std::vector<int> pos0(nseq);
+  for (auto& p : pos0) p = rng.integer(0, 3000);
+  for (int s = 0; s < nseq; ++s) {
+    n += lengths[s];
+    max_pos = std::max(max_pos, pos0[s] + lengths[s]);
+  }
+  const double base = 10000.0;
+  INFO("weights " << dtype_traits<W>::name << " N=" << n << " D=" << d << " heads " << g.hq << "/"
+                  << g.hk << "/" << g.hv << " hd=" << g.hd << " rd=" << g.rd << " bias " << bias);
+  const std::array<int, 3> outs = {g.hq * g.hd, g.hk * g.hd, g.hv * g.hd};
+  const auto h = rng.vec(std::size_t(n) * d);
+  std::array<std::vector<double>, 3> w, b, ref;
+  for (int i = 0; i < 3; ++i) {
+    w[i] = test::dequantised<W>(rng.vec(std::size_t(outs[i]) * d));
+    b[i] = rng.vec(outs[i], -0.5, 0.5);
+    const auto y = reference::linear(h, w[i], n, d, outs[i], bias ? &b[i] : nullptr);
+    if (i == 2) {
+      ref[i] = y;
+      continue;
+    }
+    for (int s = 0, off = 0; s < nseq; off += lengths[s], ++s) {
+      const auto r = reference::rope(test::rows_of(y, off, lengths[s], outs[i]), lengths[s],
+                                     i == 0 ? g.hq : g.hk, g.hd, g.rd, base, pos0[s]);
+      ref[i].insert(ref[i].end(), r.begin(), r.end());
+    }
+  }
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    // the projections' error (cuBLAS's split activations past 8 tokens) plus rope's
+    const double tol =
+        tolerance(max_pos) + (is_cuda_space_v<Space> && !std::is_same_v<W, float> ? 3e-5 : 1e-5);
+    test::Batch<Space> batch(lengths, pos0, test::shuffled_slots(rng, nseq, nseq));
+    std::array<LinearWeights<W, Space>, 3> lw;
+    std::array<View2<float, Space>, 3> y;
+    for (int i = 0; i < 3; ++i) {
+      lw[i].w = test::upload2<W, Space>(w[i], outs[i], d);
+      if (bias) lw[i].b = test::upload1<Space>(b[i]);
+      y[i] = test::upload2<float, Space>({}, n + 1, outs[i], 5.0);
+    }
+    const auto inv = rope_inv_freq<Space>(g.rd, base);
+    const auto dh = test::upload2<float, Space>(h, n + 1, d, 3.0);
+    linear_rope(Space{}, View2<const float, Space>(dh),
+                std::array{&std::as_const(lw[0]), &std::as_const(lw[1]), &std::as_const(lw[2])},
+                y, std::array{true, true, false}, g.hd, View1<const float, Space>(inv), g.rd,
+                batch.seq);
+    for (int i = 0; i < 3; ++i) {
+      INFO("projection " << i);
+      const auto got = test::download2(y[i]);
+      CHECK(test::rel_err(test::rows_of(got, 0, n, outs[i]), ref[i]) <= tol);
+      CHECK(test::rows_of(got, n, 1, outs[i]) == std::vector<double>(outs[i], 5.0));
+    }
+  });
+}
+}  // namespace
+
+TEST_CASE("linear_rope equals the projections then rope of q and k", "[ops][rope][linear]") {
+  TestRng rng;
+  // the Rodimus+ shape in small: one shared key head (the GPU's GEMV rotates in its epilogue)
+  check_linear_rope<bf16>(rng, {1}, 64, {4, 1, 4, 32, 32}, false);
+  check_linear_rope<bf16>(rng, std::vector<int>(rng.integer(2, 8), 1), 48, {2, 1, 2, 16, 16}, true);
+  // partial rotation, half = 1, several heads of keys, a short prompt of several sequences
+  check_linear_rope<bf16>(rng, {1, 1, 1}, 32, {3, 3, 1, 16, 8}, true);
+  check_linear_rope<fp16>(rng, {1, 1}, 40, {2, 2, 2, 8, 2}, false);
+  check_linear_rope<bf16>(rng, {3, 4, 1}, 56, {2, 1, 1, 24, 24}, true);
+  check_linear_rope<bf16>(rng, {2}, 24, {1, 1, 1, 8, 0}, false);  // no rotation
+  // fp32 weights, more tokens than the GEMV serves, an input width it does not take
+  check_linear_rope<float>(rng, {1, 1}, 32, {2, 1, 2, 16, 16}, true);
+  check_linear_rope<bf16>(rng, {rng.integer(5, 20), 7}, 32, {2, 1, 2, 16, 12}, true);
+  check_linear_rope<bf16>(rng, {1, 1}, 20, {2, 1, 2, 16, 16}, false);
+}
+
+TEST_CASE("linear_rope rejects wrong extents", "[ops][rope][linear][errors]") {
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    test::Batch<Space> batch({1, 1}, {4, 9}, {0, 1});
+    LinearWeights<bf16, Space> lq, lk;
+    lq.w = test::upload2<bf16, Space>({}, 16, 8, 0.5);
+    lk.w = test::upload2<bf16, Space>({}, 12, 8, 0.5);  // 12 outputs: not whole heads of 8
+    const auto h = test::upload2<float, Space>({}, 2, 8, 1.0);
+    auto q = test::upload2<float, Space>({}, 2, 16, 0.0);
+    auto k = test::upload2<float, Space>({}, 2, 12, 0.0);
+    const auto inv = rope_inv_freq<Space>(8, 10000.0);
+    const auto inv_short = rope_inv_freq<Space>(4, 10000.0);
+    const auto lws = std::array{&std::as_const(lq), &std::as_const(lk)};
+    using C1 = View1<const float, Space>;
+    using CV = View2<const float, Space>;
+    CHECK_THROWS_AS(linear_rope(Space{}, CV(h), lws, std::array{q, k}, std::array{true, true}, 8,
+                                C1(inv), 8, batch.seq),
+                    ArgumentError);
+    CHECK_THROWS_AS(linear_rope(Space{}, CV(h), lws, std::array{q, k}, std::array{true, false}, 8,
+                                C1(inv_short), 8, batch.seq),
+                    ArgumentError);
+    CHECK_THROWS_AS(linear_rope(Space{}, CV(h), lws, std::array{q, k}, std::array{true, false}, 8,
+                                C1(inv), 10, batch.seq),  // rotary_dim past head_dim
+                    ArgumentError);
+    CHECK_NOTHROW(linear_rope(Space{}, CV(h), lws, std::array{q, k}, std::array{true, false}, 8,
+                              C1(inv), 8, batch.seq));
   });
 }

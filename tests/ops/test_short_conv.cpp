@@ -1,7 +1,11 @@
 // short_conv (causal depthwise conv + SiLU, SPEC 2 step 2) over packed batches with carried
 // state, on every backend against the fp64 reference run per sequence.
+#include <utility>
+
 #include "op_test_util.hpp"
+#include "rodimus/ops/linear_short_conv.hpp"
 #include "rodimus/ops/short_conv.hpp"
+#include "rodimus/reference/linear.hpp"
 #include "rodimus/reference/short_conv.hpp"
 
 using namespace rodimus;
@@ -232,4 +236,123 @@ TEST_CASE("short_conv's decode-step kernel equals the reference and shifts the s
       }
     });
   }
+}
+
+namespace {
+// linear_short_conv against the fp64 projections and conv, per sequence from each slot's state:
+// lengths give the batch (all ones: a decode step, the CUDA GEMV's conv epilogue when at most
+// 8 sequences with bf16 / fp16 weights); d: the input width (a multiple of 8 for the GEMV).
+template <class W>
+void check_linear_short_conv(TestRng& rng, const std::vector<int>& lengths, int d, int e, int k,
+                             bool bias) {
+  RODIMUS_SEED_INFO(rng);
+  const int nseq = static_cast<int>(lengths.size()), slots = nseq + 2, g_out = e + 3;
+  int n = 0;
+  for (int l : lengths) n += l;
+  INFO("weights " << dtype_traits<W>::name << " N=" << n << " sequences " << nseq << " D=" << d
+                  << " E=" << e << " K=" << k << " bias " << bias);
+  const auto slot = test::shuffled_slots(rng, nseq, slots);
+  std::vector<int> pos0(nseq);
+  for (auto& p : pos0) p = rng.integer(k, 500);
+  const auto h = rng.vec(std::size_t(n) * d);
+  const auto wx = test::dequantised<W>(rng.vec(std::size_t(e) * d));
+  const auto wg = test::dequantised<W>(rng.vec(std::size_t(g_out) * d));
+  const auto bx = rng.vec(e, -0.5, 0.5);
+  const auto cw = rng.vec(std::size_t(e) * k);
+  const auto cb = rng.vec(e, -0.5, 0.5);
+  const auto state0 = rng.vec(std::size_t(slots) * (k - 1) * e, -2, 2);
+  const auto ref_x = reference::linear(h, wx, n, d, e, bias ? &bx : nullptr);
+  const auto ref_g = reference::linear(h, wg, n, d, g_out);
+  std::vector<double> ref_xs(std::size_t(n) * e), ref_state = state0;
+  const std::size_t ss = std::size_t(k - 1) * e;
+  for (int s = 0, off = 0; s < nseq; off += lengths[s], ++s) {
+    const auto st = test::slice(state0, slot[s] * ss, ss);
+    const auto r = reference::short_conv(test::rows_of(ref_x, off, lengths[s], e), cw, cb,
+                                         lengths[s], e, k, &st);
+    std::copy(r.y.begin(), r.y.end(), ref_xs.begin() + std::ptrdiff_t(off) * e);
+    std::copy(r.state.begin(), r.state.end(), ref_state.begin() + std::ptrdiff_t(slot[s] * ss));
+  }
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    // more tokens than the GEMV serves go to cuBLAS with split activations (see test_linear)
+    const double tol = is_cuda_space_v<Space> && !std::is_same_v<W, float> ? 3e-5 : kTol;
+    test::Batch<Space> batch(lengths, pos0, slot);
+    LinearWeights<W, Space> lx, lg;
+    lx.w = test::upload2<W, Space>(wx, e, d);
+    if (bias) lx.b = test::upload1<Space>(bx);
+    lg.w = test::upload2<W, Space>(wg, g_out, d);
+    const auto dh = test::upload2<float, Space>(h, n + 1, d, 3.0);
+    auto x = test::upload2<float, Space>({}, n + 1, e, 5.0);
+    auto g = test::upload2<float, Space>({}, n + 1, g_out, 5.0);
+    auto xs = test::upload2<float, Space>({}, n + 1, e, 7.0);
+    const auto dcw = test::upload2<float, Space>(cw, e, k);
+    const auto dcb = test::upload1<Space>(cb);
+    auto state = test::upload3<Space>(state0, slots, k - 1, e);
+    linear_short_conv(Space{}, CV(dh), std::array{&std::as_const(lx), &std::as_const(lg)},
+                      std::array{x, g}, CV(dcw), View1<const float, Space>(dcb), state, batch.seq,
+                      xs);
+    const auto gx = test::download2(x), gg = test::download2(g), gxs = test::download2(xs);
+    CHECK(test::rel_err(test::rows_of(gx, 0, n, e), ref_x) <= tol);
+    CHECK(test::rel_err(test::rows_of(gg, 0, n, g_out), ref_g) <= tol);
+    CHECK(test::rel_err(test::rows_of(gxs, 0, n, e), ref_xs) <= tol);
+    // the state now holds the projection's last inputs (fp32 values of ref_x); other slots as
+    // they were
+    CHECK(test::rel_err(test::download3(state), ref_state) <= tol);
+    CHECK(test::rows_of(gx, n, 1, e) == std::vector<double>(e, 5.0));
+    CHECK(test::rows_of(gg, n, 1, g_out) == std::vector<double>(g_out, 5.0));
+    CHECK(test::rows_of(gxs, n, 1, e) == std::vector<double>(e, 7.0));
+  });
+}
+}  // namespace
+
+TEST_CASE("linear_short_conv equals the projections then the conv, decode steps and prefill",
+          "[ops][short_conv][linear]") {
+  TestRng rng;
+  // decode steps of 1..8 sequences (the GPU's GEMV with the conv in its epilogue)
+  check_linear_short_conv<bf16>(rng, {1}, 64, 48, 4, false);
+  check_linear_short_conv<bf16>(rng, std::vector<int>(rng.integer(2, 8), 1), 48, rng.integer(1, 90),
+                                rng.integer(2, 5), true);
+  check_linear_short_conv<fp16>(rng, {1, 1, 1}, 56, 33, 3, true);
+  check_linear_short_conv<bf16>(rng, {1, 1}, 24, 20, 4, false);  // short rows
+  check_linear_short_conv<bf16>(rng, {1, 1, 1}, 32, 24, 5, true);  // wider than the GEMV's conv
+  // no state (K = 1), fp32 weights, more sequences than the GEMV serves, a prefill, a width
+  // the GEMV does not take: the two ops in turn
+  check_linear_short_conv<bf16>(rng, {1, 1}, 32, 17, 1, true);
+  check_linear_short_conv<float>(rng, {1, 1, 1}, 40, 24, 4, true);
+  check_linear_short_conv<bf16>(rng, std::vector<int>(rng.integer(9, 20), 1), 32, 40, 4, false);
+  check_linear_short_conv<bf16>(rng, {3, 0, 5, 1}, 48, 29, 4, true);
+  check_linear_short_conv<bf16>(rng, {1, 1}, 36, 16, 4, false);
+}
+
+TEST_CASE("linear_short_conv rejects wrong extents", "[ops][short_conv][linear][errors]") {
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    test::Batch<Space> batch({1, 1}, {4, 9}, {0, 1});
+    LinearWeights<bf16, Space> lx, lg;
+    lx.w = test::upload2<bf16, Space>({}, 16, 8, 0.5);
+    lg.w = test::upload2<bf16, Space>({}, 16, 8, 0.5);
+    const auto h = test::upload2<float, Space>({}, 2, 8, 1.0);
+    auto x = test::upload2<float, Space>({}, 2, 16, 0.0);
+    auto g = test::upload2<float, Space>({}, 2, 16, 0.0);
+    auto xs = test::upload2<float, Space>({}, 2, 16, 0.0);
+    const auto cw = test::upload2<float, Space>({}, 16, 4, 0.1);
+    const auto cw_bad = test::upload2<float, Space>({}, 15, 4, 0.1);  // E != out of the first
+    const auto cb = test::upload1<Space>(std::vector<double>(16, 0.0));
+    auto state = test::upload3<Space>(std::vector<double>(2 * 3 * 16, 0.0), 2, 3, 16);
+    auto state_bad = test::upload3<Space>(std::vector<double>(2 * 2 * 16, 0.0), 2, 2, 16);
+    const auto lws = std::array{&std::as_const(lx), &std::as_const(lg)};
+    using C1 = View1<const float, Space>;
+    CHECK_THROWS_AS(linear_short_conv(Space{}, CV(h), lws, std::array{x, g}, CV(cw_bad), C1(cb),
+                                      state, batch.seq, xs),
+                    ArgumentError);
+    CHECK_THROWS_AS(linear_short_conv(Space{}, CV(h), lws, std::array{x, g}, CV(cw), C1(cb),
+                                      state_bad, batch.seq, xs),
+                    ArgumentError);
+    auto g_short = test::upload2<float, Space>({}, 1, 16, 0.0);  // fewer rows than tokens
+    CHECK_THROWS_AS(linear_short_conv(Space{}, CV(h), lws, std::array{x, g_short}, CV(cw),
+                                      C1(cb), state, batch.seq, xs),
+                    ArgumentError);
+  });
 }

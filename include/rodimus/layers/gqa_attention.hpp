@@ -8,7 +8,7 @@
 #include "rodimus/model/weights.hpp"
 #include "rodimus/ops/causal_attention.hpp"
 #include "rodimus/ops/linear.hpp"
-#include "rodimus/ops/rope.hpp"
+#include "rodimus/ops/linear_rope.hpp"
 
 namespace rodimus {
 
@@ -41,10 +41,9 @@ void gqa_attention(const Space& space, const CausalAttentionShape& shape,
   using CV = View2<const float, Space>;
   const int nt = batch.num_tokens;
   ws.reserve(shape, nt);
-  // [N, D] -> [N, H*hd], 2 x [N, Hkv*hd]
-  linear_shared_input(space, h, std::array{&aw.q, &aw.k, &aw.v}, std::array{ws.q, ws.k, ws.v}, nt);
-  rope_qk(space, ws.q, shape.heads, ws.k, shape.kv_heads, shape.head_dim, inv_freq,
-          shape.head_dim, batch);
+  // [N, D] -> [N, H*hd], 2 x [N, Hkv*hd]; RoPE of q and k (a CUDA decode step: in the GEMV)
+  linear_rope(space, h, std::array{&aw.q, &aw.k, &aw.v}, std::array{ws.q, ws.k, ws.v},
+              std::array{true, true, false}, shape.head_dim, inv_freq, shape.head_dim, batch);
   causal_attention(space, CV(ws.q), CV(ws.k), CV(ws.v), cache.k(), cache.v(), batch, ws.o,
                    shape);                 // [N, H*hd]
   linear(space, CV(ws.o), aw.o, out, nt);  // [N, H*hd] -> [N, D]

@@ -12,6 +12,7 @@
 #include "rodimus/ops/gated_rms_norm.hpp"
 #include "rodimus/ops/gla_scan.hpp"
 #include "rodimus/ops/linear.hpp"
+#include "rodimus/ops/linear_short_conv.hpp"
 #include "rodimus/ops/short_conv.hpp"
 
 namespace rodimus {
@@ -46,9 +47,10 @@ void rodimus_mixer(const Space& space, const ModelConfig& cfg, const MixerWeight
   const int nt = batch.num_tokens;
   ws.reserve(cfg, nt);
   // 1. [x, g] = split(h W_fc^T)                                  [N, D] -> 2 x [N, E]
-  linear_shared_input(space, h, std::array{&mw.fc_x, &mw.fc_g}, std::array{ws.x, ws.g}, nt);
   // 2. xs = silu(conv(x))                                        [N, E]
-  short_conv(space, CV(ws.x), mw.conv_w, mw.conv_b, conv_state, batch, ws.xs);
+  //    (a CUDA decode step: the conv in the projections' GEMV)
+  linear_short_conv(space, h, std::array{&mw.fc_x, &mw.fc_g}, std::array{ws.x, ws.g}, mw.conv_w,
+                    mw.conv_b, conv_state, batch, ws.xs);
   // 3. [q, k] = split(xs W_in^T), and the DDTS gates' inputs     [N, E] -> 2 x [N, n], 2 x [N, r]
   linear_shared_input(space, CV(ws.xs), std::array{&mw.in_q, &mw.in_k, &mw.mem_s, &mw.mem_t},
                       std::array{ws.q, ws.k, ws.sr, ws.tr}, nt);

@@ -7,7 +7,7 @@
 #include "rodimus/model/config.hpp"
 #include "rodimus/model/weights.hpp"
 #include "rodimus/ops/linear.hpp"
-#include "rodimus/ops/rope.hpp"
+#include "rodimus/ops/linear_rope.hpp"
 #include "rodimus/ops/sliding_window_attention.hpp"
 
 namespace rodimus {
@@ -51,10 +51,10 @@ void ska_attention(const Space& space, const ModelConfig& cfg, const AttentionWe
   using CV = View2<const float, Space>;
   const int nt = batch.num_tokens;
   ws.reserve(cfg, nt);
-  // [N, D] -> [N, H*hd], [N, Hk*hd], [N, Hv*hd]
-  linear_shared_input(space, h, std::array{&aw.q, &aw.k, &aw.v}, std::array{ws.q, ws.k, ws.v}, nt);
-  rope_qk(space, ws.q, cfg.num_heads(), ws.k, cfg.num_heads_k(), cfg.head_dim(), inv_freq,
-          cfg.rotary_dim(), batch);
+  // [N, D] -> [N, H*hd], [N, Hk*hd], [N, Hv*hd]; RoPE of q and k (a CUDA decode step: in the
+  // projections' GEMV)
+  linear_rope(space, h, std::array{&aw.q, &aw.k, &aw.v}, std::array{ws.q, ws.k, ws.v},
+              std::array{true, true, false}, cfg.head_dim(), inv_freq, cfg.rotary_dim(), batch);
   sliding_window_attention(space, CV(ws.q), CV(ws.k), CV(ws.v), k_cache, v_cache, batch, ws.o,
                            attention_shape(cfg));
   linear(space, CV(ws.o), aw.o, out, nt);  // [N, H*hd] -> [N, D]

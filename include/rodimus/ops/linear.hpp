@@ -106,8 +106,13 @@ void host_gemv(const Space& space, const View2<const float, Space>& x,
 template <class Space, StorageType W>
 backend::cuda::Projection<W> cuda_projection(const LinearWeights<W, Space>& lw,
                                              const View2<float, Space>& y) {
-  return {lw.w.data(), lw.has_bias() ? lw.b.data() : nullptr, y.data(),
-          static_cast<std::int64_t>(y.stride(0)), lw.out_features()};
+  backend::cuda::Projection<W> p;
+  p.w = lw.w.data();
+  p.b = lw.has_bias() ? lw.b.data() : nullptr;
+  p.y = y.data();
+  p.ldy = static_cast<std::int64_t>(y.stride(0));
+  p.out = lw.out_features();
+  return p;
 }
 
 /// The CUDA fast paths of K projections of one input, all operands dense: one decode GEMV launch
@@ -141,6 +146,39 @@ bool cuda_linear([[maybe_unused]] const Space& space,
     else
       bc::cublas_linear_shared<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
                                   space.cuda_stream());
+    Kokkos::Profiling::popRegion();
+    return true;
+  }
+  return false;
+}
+
+/// The decode GEMV alone for K projections of one input, `decorate(proj)` setting epilogues on
+/// the projections (std::array<backend::cuda::Projection<W>, K>&) before the launch. False,
+/// having done nothing, off Kokkos::Cuda, for strided operands, where the GEMV does not take
+/// the shapes, or with CudaContext::gemv_epilogues off: the caller then runs the linear layers
+/// and the epilogue's own op.
+template <class Space, StorageType W, std::size_t K, class Decorate>
+bool cuda_gemv_with([[maybe_unused]] const Space& space,
+                    [[maybe_unused]] const View2<const float, Space>& x,
+                    [[maybe_unused]] const std::array<const LinearWeights<W, Space>*, K>& lw,
+                    [[maybe_unused]] const std::array<View2<float, Space>, K>& y,
+                    [[maybe_unused]] int n_tokens, [[maybe_unused]] Decorate&& decorate) {
+  if constexpr (is_cuda_space_v<Space>) {
+    namespace bc = backend::cuda;
+    if (!bc::gemv_epilogues_enabled()) return false;
+    const int in = lw[0]->in_features();
+    const auto ldx = static_cast<std::int64_t>(x.stride(0));
+    std::array<bc::Projection<W>, K> proj;
+    for (std::size_t i = 0; i < K; ++i) {
+      const auto& l = *lw[i];
+      if (!cuda_dense(x, l, y[i]) || !bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, l.w.data()))
+        return false;
+      proj[i] = cuda_projection(l, y[i]);
+    }
+    decorate(proj);
+    Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
+    bc::gemv<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
+                space.cuda_stream());
     Kokkos::Profiling::popRegion();
     return true;
   }

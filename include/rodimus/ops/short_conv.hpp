@@ -61,6 +61,31 @@ bool short_conv_host(const Space& space, const View2<const float, Space>& x,
   }
   return false;
 }
+
+/// short_conv's argument checks.
+template <class Real, class Space>
+void check_short_conv_args(const View2<const Real, Space>& x, const View2<const Real, Space>& w,
+                           const View1<const Real, Space>& b, const View3<Real, Space>& state,
+                           const SeqBatch<Space>& batch, const View2<Real, Space>& xs) {
+  const auto e = w.extent(0);
+  const auto k = w.extent(1);
+  if (k < 1 || k > static_cast<std::size_t>(kMaxConv))
+    throw ArgumentError("short_conv: kernel width out of range [1, 64]");
+  check_extent(b, 0, e, "short_conv: bias");
+  check_extent(x, 1, e, "short_conv: x");
+  check_extent(xs, 1, e, "short_conv: xs");
+  check_extent(state, 1, k - 1, "short_conv: state");
+  check_extent(state, 2, e, "short_conv: state");
+  check_extent_at_least(x, 0, batch.num_tokens, "short_conv: x");
+  check_extent_at_least(xs, 0, batch.num_tokens, "short_conv: xs");
+}
+
+/// Whether a call is a decode step for the conv: one token per sequence, the state updated, a
+/// width with a state (the conv and the state shift then take one kernel).
+template <class Space>
+bool short_conv_is_step(const SeqBatch<Space>& batch, std::size_t k, bool update_state) {
+  return update_state && k > 1 && batch.max_len == 1 && batch.num_tokens == batch.num_seqs;
+}
 }  // namespace detail
 
 /// xs_t[c] = silu(b[c] + sum_j w[c, j] * x_{t-K+1+j}[c]), inputs before the call taken from the
@@ -74,21 +99,11 @@ void short_conv(const Space& space, const View2<const std::type_identity_t<Real>
                 const View1<const std::type_identity_t<Real>, Space>& b,
                 const View3<std::type_identity_t<Real>, Space>& state, const SeqBatch<Space>& batch,
                 const View2<std::type_identity_t<Real>, Space>& xs, bool update_state = true) {
-  const auto e = w.extent(0);
-  const auto k = w.extent(1);
-  if (k < 1 || k > static_cast<std::size_t>(detail::kMaxConv))
-    throw ArgumentError("short_conv: kernel width out of range [1, 64]");
-  detail::check_extent(b, 0, e, "short_conv: bias");
-  detail::check_extent(x, 1, e, "short_conv: x");
-  detail::check_extent(xs, 1, e, "short_conv: xs");
-  detail::check_extent(state, 1, k - 1, "short_conv: state");
-  detail::check_extent(state, 2, e, "short_conv: state");
-  detail::check_extent_at_least(x, 0, batch.num_tokens, "short_conv: x");
-  detail::check_extent_at_least(xs, 0, batch.num_tokens, "short_conv: xs");
+  detail::check_short_conv_args<Real, Space>(x, w, b, state, batch, xs);
   if (batch.num_tokens == 0) return;
+  const auto k = w.extent(1);
   // a decode step (one token per sequence): the conv and the state shift in one kernel
-  const bool step =
-      update_state && k > 1 && batch.max_len == 1 && batch.num_tokens == batch.num_seqs;
+  const bool step = detail::short_conv_is_step(batch, k, update_state);
   if constexpr (std::is_same_v<Real, float>)
     if (detail::short_conv_host(space, x, w, b, View3<float, Space>(state), batch, xs, step)) {
       if (update_state && k > 1 && !step)

@@ -70,6 +70,10 @@ struct CudaContext {
   /// (in a forward pass it is a norm, a GEMV or the embedding). Off: the plain stream order.
   bool gemv_early_trigger = true;
   bool dependent_norms = true;
+  /// The decode GEMV runs the ops that follow a projection element by element in its epilogue
+  /// (linear_rope: RoPE of q and k; linear_short_conv: a decode step's ShortConv): one launch
+  /// fewer each. Off: the ops run their own kernels after the GEMV (for A/B benchmarks).
+  bool gemv_epilogues = true;
   /// cuBLAS's workspace (32 MiB, NVIDIA's figure for Hopper).
   static constexpr std::size_t kCublasWorkspaceBytes = std::size_t(32) << 20;
   void* cublas_workspace = nullptr;
@@ -173,7 +177,7 @@ class OperandPrecisionScope {
 };
 
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
-/// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms) and restores them at the
+/// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues) and restores them at the
 /// end of the scope: tests and benchmarks change them inside one.
 class DecodeSettingsScope {
  public:
@@ -182,12 +186,14 @@ class DecodeSettingsScope {
         one_kernel_(ctx_.one_kernel_decode_attention),
         ctas_(ctx_.decode_attention_ctas_per_sm),
         trigger_(ctx_.gemv_early_trigger),
-        norms_(ctx_.dependent_norms) {}
+        norms_(ctx_.dependent_norms),
+        epilogues_(ctx_.gemv_epilogues) {}
   ~DecodeSettingsScope() {
     ctx_.one_kernel_decode_attention = one_kernel_;
     ctx_.decode_attention_ctas_per_sm = ctas_;
     ctx_.gemv_early_trigger = trigger_;
     ctx_.dependent_norms = norms_;
+    ctx_.gemv_epilogues = epilogues_;
   }
   DecodeSettingsScope(const DecodeSettingsScope&) = delete;
   DecodeSettingsScope& operator=(const DecodeSettingsScope&) = delete;
@@ -197,7 +203,7 @@ class DecodeSettingsScope {
   CudaContext& ctx_;
   bool one_kernel_;
   int ctas_;
-  bool trigger_, norms_;
+  bool trigger_, norms_, epilogues_;
 };
 
 }  // namespace rodimus::backend::cuda::detail

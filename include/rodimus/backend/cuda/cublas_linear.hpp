@@ -162,6 +162,9 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
                           [[maybe_unused]] void* stream, [[maybe_unused]] const float* xg = nullptr,
                           [[maybe_unused]] std::int64_t ldxg = 0) {
 #if RODIMUS_CUDA_KERNELS
+  for (int i = 0; i < count; ++i)
+    if (proj[i].gemv_only())
+      throw BackendError("cublas_linear_shared: a rotary or ShortConv epilogue needs the GEMV");
   auto& ctx = detail::CudaContext::get();
   const auto s = static_cast<cudaStream_t>(stream);
   ctx.blas_on(s);

@@ -17,6 +17,12 @@
 // projection ([64, 4096]) still spreads over the GPU (launch_gemv picks RB and S). Projections
 // of one input share the launch (the grid is their blocks end to end): that saves a launch and
 // a kernel's ramp-up and drain per projection, about 4-5 us each on the H200 (bench_linear).
+//
+// Epilogues (projection.hpp) save the launch of the element-wise op after a projection: the
+// channel gate's sigmoid product, RoPE of q and k (the block's rows permuted so that both
+// halves of a rotated pair land in one block) and a decode step's ShortConv with its state
+// shift. Their operands that do not depend on the kernel before (angles, conv weights and
+// state) are loaded before the wait, so the epilogue adds no memory round trip to a block's tail.
 #pragma once
 
 #include <algorithm>
@@ -43,6 +49,8 @@ namespace rodimus::backend::cuda {
 inline constexpr int kGemvMaxTokens = 8;
 /// Most projections one GEMV launch serves (gemv() splits longer lists).
 inline constexpr int kGemvMaxProjections = 8;
+/// Widest ShortConv the GEMV's ConvEpilogue takes (its weights and state held in registers).
+inline constexpr int kGemvConvMaxWidth = 4;
 
 #if RODIMUS_CUDA_KERNELS
 namespace detail {
@@ -78,6 +86,18 @@ struct GemvLaunch {
   /// first weights are in flight, so a dependent GEMV's loads fill this one's last wave.
   bool trigger = false;
 
+  /// Whether a projection rotates its output (RopeEpilogue: needs pairs of rows per block).
+  bool rotates() const {
+    for (int j = 0; j < count; ++j)
+      if (p[j].rope.inv_freq) return true;
+    return false;
+  }
+  /// Whether a projection has a ShortConv epilogue.
+  bool convolves() const {
+    for (int j = 0; j < count; ++j)
+      if (p[j].conv.w) return true;
+    return false;
+  }
   /// Lays the projections' blocks of `rows` rows end to end; returns the grid size.
   int layout(int rows) {
     int blocks = 0;
@@ -122,17 +142,118 @@ __device__ inline void gemv_accumulate(const uint4 (&raw)[RB], const float* __re
   }
 }
 
+/// The output feature (and weight row) of a block's row `row`: the row itself, except under a
+/// RopeEpilogue, where each head's first 2 half rows take the rotated pairs in turn (row 2i is
+/// feature i, row 2i + 1 feature i + half), so both halves of a pair land in one block.
+template <class W>
+__device__ inline int gemv_feature(const Projection<W>& p, int row) {
+  if (!p.rope.inv_freq) return row;
+  const int j = row % p.rope.head_dim;
+  return j < 2 * p.rope.half ? row - j + j / 2 + (j % 2) * p.rope.half : row;
+}
+
 /// Stores y[n, row] = v + b[row], and the gated product when the projection has a gate.
 template <class W>
-__device__ inline void gemv_store(const Projection<W>& p, int n, int row, float v) {
+__device__ inline float gemv_store(const Projection<W>& p, int n, int row, float v) {
   v += p.b ? p.b[row] : 0.f;
   p.y[n * p.ldy + row] = v;
   if (p.gate) p.gated[n * p.ldgated + row] = rodimus::detail::sigmoid(v) * p.gate[n * p.ldgate + row];
+  return v;
+}
+
+/// What a wide GEMV kernel does besides y = x W^T + b (a template parameter, so the plain
+/// kernel carries no epilogue registers): the SwiGLU input, or the RoPE / ShortConv epilogue of
+/// the launch's projections that set one (the others of the launch stay plain).
+enum class GemvMode { Plain, Glu, Rope, Conv };
+
+/// The operands a thread's epilogue item needs besides its sums, loaded before the wait for the
+/// kernel before, which does not write them: a pair's rotation (the positions are uploaded
+/// before the step's first kernel), or the conv's weights, bias and state rows (written only
+/// by this projection's launch of the previous step). Item i of a block: row r, token n with
+/// i = r N + n (Conv), i = (r / 2) N + n for the pair (r, r + 1) (Rope).
+struct GemvEpilogueInputs {
+  float c = 1.f, sn = 0.f;
+  float w[kGemvConvMaxWidth] = {}, st[kGemvConvMaxWidth - 1] = {}, b = 0.f;
+};
+
+template <GemvMode M, class W, int N, int RB>
+__device__ inline GemvEpilogueInputs gemv_epilogue_inputs(const Projection<W>& p, int row0) {
+  GemvEpilogueInputs e;
+  const int i = threadIdx.x;
+  if constexpr (M == GemvMode::Rope) {
+    const RopeEpilogue& q = p.rope;
+    const int r = 2 * (i / N), n = i % N, row = row0 + r;
+    if (!q.inv_freq || i >= RB / 2 * N || row >= p.out || row % q.head_dim >= 2 * q.half)
+      return e;
+    // the generic rope's operations
+    const int s = q.token_seq[n];
+    const float pos = static_cast<float>(q.pos0[s] + (n - q.offsets[s]));
+    const float ang = pos * q.inv_freq[(row % q.head_dim) / 2];
+    e.c = cosf(ang);
+    e.sn = sinf(ang);
+  } else if constexpr (M == GemvMode::Conv) {
+    const ConvEpilogue& c = p.conv;
+    const int r = i / N, n = i % N, row = row0 + r;
+    if (!c.w || i >= RB * N || row >= p.out) return e;
+    const float* st = c.state + std::int64_t(c.slot[n]) * (c.k - 1) * p.out + row;
+#pragma unroll
+    for (int j = 0; j < kGemvConvMaxWidth; ++j) {
+      if (j < c.k) e.w[j] = c.w[std::int64_t(row) * c.k + j];
+      if (j < c.k - 1) e.st[j] = st[std::int64_t(j) * p.out];
+    }
+    e.b = c.b[row];
+  }
+  return e;
+}
+
+/// The ShortConv epilogue of item (row, n) with its prefetched operands: the operations of
+/// short_conv_step_generic in the same order; y = v is already stored.
+template <class W>
+__device__ inline void gemv_store_conv(const Projection<W>& p, int n, int row, float v,
+                                       const GemvEpilogueInputs& e) {
+  const ConvEpilogue& c = p.conv;
+  const int km1 = c.k - 1;
+  float* st = c.state + std::int64_t(c.slot[n]) * km1 * p.out + row;
+  float acc = e.b;
+#pragma unroll
+  for (int j = 0; j < kGemvConvMaxWidth - 1; ++j) {
+    if (j >= km1) break;
+    const float next = j + 1 < km1 ? e.st[j + 1] : v;
+    acc += e.w[j] * e.st[j];
+    st[std::int64_t(j) * p.out] = next;  // shifted by one: the oldest input drops out
+  }
+#pragma unroll
+  for (int j = 0; j < kGemvConvMaxWidth; ++j)
+    if (j == km1) acc += e.w[j] * v;
+  c.xs[n * c.ldxs + row] = rodimus::detail::silu(acc);
+}
+
+/// The epilogue of a block whose projection rotates its output: rows r, r + 1 (r even) are the
+/// pair (i, i + half) of one head, or two unrotated dims past 2 half; part: the warps' sums.
+template <class W, int N, int RB>
+__device__ inline void gemv_store_rotated(const Projection<W>& p, int row0,
+                                          const float (&part)[kGemvWarps][RB * N],
+                                          const GemvEpilogueInputs& e) {
+  const int i = threadIdx.x;
+  const int r = 2 * (i / N), n = i % N, row = row0 + r;
+  if (i >= RB / 2 * N || row >= p.out) return;  // out is even: row + 1 is in range with row
+  const int f0 = gemv_feature(p, row), f1 = gemv_feature(p, row + 1);
+  float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+  for (int k = 0; k < kGemvWarps; ++k) {
+    s0 += part[k][r * N + n];
+    s1 += part[k][(r + 1) * N + n];
+  }
+  const float x1 = s0 + (p.b ? p.b[f0] : 0.f), x2 = s1 + (p.b ? p.b[f1] : 0.f);
+  // unrotated dims have c = 1, sn = 0: the same values
+  p.y[n * p.ldy + f0] = x1 * e.c - x2 * e.sn;
+  p.y[n * p.ldy + f1] = x2 * e.c + x1 * e.sn;
 }
 
 // grid (total blocks of all projections), block 32 * kGemvWarps; S slices' loads in flight.
-// Glu: the input is silu(launch.xg) * x.
-template <class W, int N, int RB, int S, bool Glu>
+// M: Glu: the input is silu(launch.xg) * x; Rope / Conv: the epilogues of the projections that
+// set one.
+template <class W, int N, int RB, int S, GemvMode M>
 __global__ void __launch_bounds__(32 * kGemvWarps)
     gemv_kernel(const float* __restrict__ x, std::int64_t ldx,
                 const __grid_constant__ GemvLaunch<W> launch, int in) {
@@ -140,8 +261,13 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   const Projection<W>& p = launch.p[launch.projection_of(int(blockIdx.x), local)];
   const int row0 = local * RB;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const W* __restrict__ w = p.w;
   const int groups = in / 8;  // 8 weights per 16-byte load
+  const uint4* wrow[RB];       // the block's weight rows (permuted under a RopeEpilogue)
+#pragma unroll
+  for (int r = 0; r < RB; ++r)
+    wrow[r] = row0 + r < p.out ? reinterpret_cast<const uint4*>(
+                                     p.w + std::int64_t(gemv_feature(p, row0 + r)) * in)
+                               : nullptr;
   float acc[RB][N] = {};
   uint4 raw[S][RB];
   auto load = [&](int g) {
@@ -149,22 +275,21 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
     for (int s = 0; s < S; ++s)
 #pragma unroll
       for (int r = 0; r < RB; ++r)
-        raw[s][r] = row0 + r < p.out && g + s * kGemvSlice < groups
-                        ? __ldg(reinterpret_cast<const uint4*>(w + std::int64_t(row0 + r) * in) +
-                                g + s * kGemvSlice)
-                        : make_uint4(0, 0, 0, 0);
+        raw[s][r] = wrow[r] && g + s * kGemvSlice < groups ? __ldg(wrow[r] + g + s * kGemvSlice)
+                                                          : make_uint4(0, 0, 0, 0);
   };
   int g = warp * 32 + lane;
   // the first slices' weights are in flight before the wait for the kernel that writes x (a
   // dependent launch, dependent_launch.cuh), so they overlap its tail and this launch
   load(g);
+  [[maybe_unused]] const GemvEpilogueInputs epi = gemv_epilogue_inputs<M, W, N, RB>(p, row0);
   if (launch.trigger) allow_dependents();
   grid_dependency_wait();
   while (g < groups) {
 #pragma unroll
     for (int s = 0; s < S; ++s)
       if (g + s * kGemvSlice < groups)
-        gemv_accumulate<W, N, RB, Glu>(raw[s], x, ldx, g + s * kGemvSlice, acc, launch.xg,
+        gemv_accumulate<W, N, RB, M == GemvMode::Glu>(raw[s], x, ldx, g + s * kGemvSlice, acc, launch.xg,
                                        launch.ldxg);
     g += S * kGemvSlice;
     if (g < groups) load(g);
@@ -179,13 +304,19 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
       if (lane == 0) part[warp][r * N + n] = v;
     }
   __syncthreads();
-  for (int i = threadIdx.x; i < RB * N; i += blockDim.x) {
-    const int r = i / N, n = i % N, row = row0 + r;
-    if (row >= p.out) continue;
-    float v = 0.f;
+  if constexpr (M == GemvMode::Rope && RB % 2 == 0) {
+    if (p.rope.inv_freq) return gemv_store_rotated<W, N, RB>(p, row0, part, epi);
+  }
+  static_assert(RB * N <= 32 * kGemvWarps, "one epilogue item per thread");
+  const int i = threadIdx.x;
+  const int r = i / N, n = i % N, row = row0 + r;
+  if (i >= RB * N || row >= p.out) return;
+  float v = 0.f;
 #pragma unroll
-    for (int k = 0; k < kGemvWarps; ++k) v += part[k][i];
-    gemv_store(p, n, row, v);
+  for (int k = 0; k < kGemvWarps; ++k) v += part[k][i];
+  v = gemv_store(p, n, row, v);
+  if constexpr (M == GemvMode::Conv) {
+    if (p.conv.w) gemv_store_conv(p, n, row, v, epi);
   }
 }
 
@@ -232,23 +363,31 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
                  cudaStream_t stream) {
   const int blocks = launch.layout(RB);
   if (blocks == 0) return;  // no output rows (an empty grid is a launch error)
+  const dim3 grid(blocks), block(32 * kGemvWarps);
   if (launch.xg)
-    launch_dependent(gemv_kernel<W, N, RB, S, true>, dim3(blocks), dim3(32 * kGemvWarps), 0,
-                     stream, "gemv kernel (SwiGLU input)", x, ldx, launch, in);
+    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Glu>, grid, block, 0, stream,
+                     "gemv kernel (SwiGLU input)", x, ldx, launch, in);
+  else if (launch.rotates())
+    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Rope>, grid, block, 0, stream,
+                     "gemv kernel (RoPE epilogue)", x, ldx, launch, in);
+  else if (launch.convolves())
+    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Conv>, grid, block, 0, stream,
+                     "gemv kernel (ShortConv epilogue)", x, ldx, launch, in);
   else
-    launch_dependent(gemv_kernel<W, N, RB, S, false>, dim3(blocks), dim3(32 * kGemvWarps), 0,
-                     stream, "gemv kernel", x, ldx, launch, in);
+    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Plain>, grid, block, 0, stream,
+                     "gemv kernel", x, ldx, launch, in);
 }
 
 // Rows per block and slices in flight: one or two tokens take up to 8 rows (the LM head: fewer,
 // larger blocks) and two slices (up to 4 rows); more tokens hold more accumulators in registers
 // and take at most 2 rows and one slice. Rows per block shrink until there are about two
-// blocks per SM.
+// blocks per SM, but not below 2 where a projection rotates its output (a pair per block).
 template <class W, int N>
 void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, int in,
                  cudaStream_t stream) {
   const int groups = in / 8;
-  if (groups <= 32 && !launch.xg) {  // short rows: a few threads per row
+  const bool pairs = launch.rotates();
+  if (groups <= 32 && !launch.xg && !pairs && !launch.convolves()) {  // short rows
     if (groups <= 1) return launch_gemv_thin<W, N, 1>(x, ldx, launch, in, stream);
     if (groups <= 2) return launch_gemv_thin<W, N, 2>(x, ldx, launch, in, stream);
     if (groups <= 4) return launch_gemv_thin<W, N, 4>(x, ldx, launch, in, stream);
@@ -262,16 +401,26 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
   if constexpr (N <= 2) {
     if (rows / 8 >= 16 * sms) return launch_gemv<W, N, 8, 1>(x, ldx, launch, in, stream);
     if (rows / 4 >= 2 * sms) return launch_gemv<W, N, 4, 2>(x, ldx, launch, in, stream);
-    if (rows / 2 >= 2 * sms) return launch_gemv<W, N, 2, 2>(x, ldx, launch, in, stream);
+    if (rows / 2 >= 2 * sms || pairs) return launch_gemv<W, N, 2, 2>(x, ldx, launch, in, stream);
     launch_gemv<W, N, 1, 2>(x, ldx, launch, in, stream);
   } else {
-    if (rows / 2 >= 2 * sms) return launch_gemv<W, N, 2, 1>(x, ldx, launch, in, stream);
+    if (rows / 2 >= 2 * sms || pairs) return launch_gemv<W, N, 2, 1>(x, ldx, launch, in, stream);
     launch_gemv<W, N, 1, 1>(x, ldx, launch, in, stream);
   }
 }
 
 }  // namespace detail
 #endif  // RODIMUS_CUDA_KERNELS
+
+/// Whether the GEMV's element-wise epilogues (RopeEpilogue, ConvEpilogue) are on
+/// (CudaContext::gemv_epilogues); false without CUDA kernels.
+inline bool gemv_epilogues_enabled() {
+#if RODIMUS_CUDA_KERNELS
+  return detail::CudaContext::get().gemv_epilogues;
+#else
+  return false;
+#endif
+}
 
 /// True when gemv() takes these shapes: 1..kGemvMaxTokens tokens, bf16 or fp16 weights, `in` a
 /// multiple of 8, 16-byte aligned weight and activation rows.
@@ -302,6 +451,11 @@ void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
       launch.count = std::min(kGemvMaxProjections, count - j0);
       launch.trigger = detail::CudaContext::get().gemv_early_trigger;
       for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
+      if ((launch.rotates() && launch.convolves()) || (xg && (launch.rotates() || launch.convolves())))
+        throw BackendError("gemv: one launch takes one kind of epilogue (SwiGLU input, RoPE or ShortConv)");
+      for (int j = 0; j < launch.count; ++j)
+        if (launch.p[j].conv.w && (launch.p[j].conv.k < 1 || launch.p[j].conv.k > kGemvConvMaxWidth))
+          throw BackendError("gemv: the ShortConv epilogue takes widths 1 to 4");
       auto run = [&]<int N>() { detail::launch_gemv<W, N>(x, ldx, launch, in, s); };
       switch (n_tokens) {
         case 1:

@@ -9,9 +9,38 @@
 
 namespace rodimus::backend::cuda {
 
+/// The rotary embedding of y (SPEC 3 step 2, "rotate half") in the decode GEMV's epilogue: in
+/// every head of head_dim outputs, the pairs (i, i + half), i < half, rotated by the angle
+/// pos * inv_freq[i], pos = pos0[s] + n - offsets[s] for token n of sequence s = token_seq[n]
+/// (the call's SeqBatch). The GEMV only; inactive while inv_freq is null.
+struct RopeEpilogue {
+  const float* inv_freq = nullptr;  // [half]
+  int head_dim = 0, half = 0;
+  const int* offsets = nullptr;
+  const int* pos0 = nullptr;
+  const int* token_seq = nullptr;
+};
+
+/// ShortConv + SiLU of a decode step in the decode GEMV's epilogue (SPEC 2 step 2; token n is the
+/// only token of sequence n): xs[n, c] = silu(b[c] + sum_j w[c, j] x_{t-k+1+j}[c]), the k - 1
+/// earlier inputs from state[slot[n], :, c] (oldest first), which then shifts by one. The same
+/// operations in the same order as short_conv's step kernel. The GEMV only; inactive while w is
+/// null.
+struct ConvEpilogue {
+  const float* w = nullptr;  // [out, k]
+  const float* b = nullptr;  // [out]
+  float* state = nullptr;    // [S, k - 1, out]
+  const int* slot = nullptr;  // [N]
+  float* xs = nullptr;        // [N, out], row stride ldxs
+  std::int64_t ldxs = 0;
+  int k = 0;
+};
+
 /// w: [out, in] dense, b: [out] or null, y: [N, out] with leading dimension ldy.
 /// gate (or null): gated[n, j] = sigmoid(y[n, j]) * gate[n, j] as well, the channel gate of
 /// SPEC 2 step 4 in the projection's epilogue (the GEMV's, or cuBLAS's bias pass).
+/// rope / conv: the GEMV's other epilogues (cuBLAS rejects them); at most one of gate, rope and
+/// conv per projection.
 template <StorageType W>
 struct Projection {
   const W* w = nullptr;
@@ -22,6 +51,11 @@ struct Projection {
   const float* gate = nullptr;
   float* gated = nullptr;
   std::int64_t ldgate = 0, ldgated = 0;
+  RopeEpilogue rope;
+  ConvEpilogue conv;
+
+  /// Whether an epilogue only the GEMV runs is set.
+  bool gemv_only() const { return rope.inv_freq != nullptr || conv.w != nullptr; }
 };
 
 }  // namespace rodimus::backend::cuda
