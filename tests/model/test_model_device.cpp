@@ -205,9 +205,10 @@ TEST_CASE("default execution space: decode steps replayed as a CUDA graph match 
   }
 }
 
-TEST_CASE("default execution space: decode with the GEMV's RoPE and ShortConv epilogues matches "
-          "the separate kernels",
-          "[model][device][epilogues]") {
+TEST_CASE(
+    "default execution space: decode with the GEMV's RoPE and ShortConv epilogues matches "
+    "the separate kernels",
+    "[model][device][epilogues]") {
   // On Kokkos::Cuda a decode step of <= 8 sequences runs q / k's RoPE and the mixer's ShortConv
   // (with its state shift) in the projections' GEMV (CudaContext::gemv_epilogues); with the
   // knob off the ops run their own kernels. The same steps both ways: logits equal to fp32
@@ -238,17 +239,20 @@ TEST_CASE("default execution space: decode with the GEMV's RoPE and ShortConv ep
       model.forward(st_on, ws_on, prompt, LogitsMode::None);
       model.forward(st_off, ws_off, prompt, LogitsMode::None);
       double scale = 0, err = 0;
+      // each decode with the knob set explicitly (whatever its default)
+      auto decode = [&](bool epilogues, auto& st, auto& ws, const std::vector<std::int32_t>& next) {
+#if RODIMUS_CUDA_KERNELS
+        backend::cuda::detail::DecodeSettingsScope scope;
+        scope.context().gemv_epilogues = epilogues;
+#else
+        (void)epilogues;
+#endif
+        return to_host(model.decode(st, ws, next));
+      };
       for (int i = 0; i < 10; ++i) {
         const auto next = ids(i < 6 ? slots : 1);  // B = 5, then B = 1 (slot 0)
-        const auto lon = to_host(model.decode(st_on, ws_on, next));
-        decltype(to_host(model.decode(st_off, ws_off, next))) loff;
-        {
-#if RODIMUS_CUDA_KERNELS
-          backend::cuda::detail::DecodeSettingsScope scope;
-          scope.context().gemv_epilogues = false;
-#endif
-          loff = to_host(model.decode(st_off, ws_off, next));
-        }
+        const auto lon = decode(true, st_on, ws_on, next);
+        const auto loff = decode(false, st_off, ws_off, next);
         for (std::size_t r = 0; r < lon.extent(0); ++r)
           for (std::size_t c = 0; c < lon.extent(1); ++c) {
             scale = std::max(scale, double(std::fabs(loff(r, c))));
@@ -282,8 +286,8 @@ TEST_CASE("default execution space: bf16 tensor-core operands close to the split
   cfg.attn.num_heads_k = 1;
   cfg.attn.num_heads_v = 4;
   cfg.attn.window_size = 64;
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("rodimus_operands_test_" + std::to_string(seed));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("rodimus_operands_test_" + std::to_string(seed));
   io::write_random_checkpoint(cfg, dir, seed, io::StDType::BF16);
   const auto model = Model<Space, bf16>::load(dir);
   std::filesystem::remove_all(dir);

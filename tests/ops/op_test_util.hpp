@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/seq_batch.hpp"
@@ -225,6 +226,23 @@ struct Batch {
   int offset(int b) const { return seq.h_offsets[b]; }
   int tokens() const { return seq.num_tokens; }
 };
+
+/// Runs fn(epilogues) with CudaContext::gemv_epilogues set each way on a CUDA space (the decode
+/// GEMV's fused RoPE / ShortConv epilogues, then the separate kernels), once (true) elsewhere.
+template <class Space, class F>
+void for_each_gemv_epilogue_mode(F&& fn) {
+#if RODIMUS_CUDA_KERNELS
+  if constexpr (is_cuda_space_v<Space>) {
+    for (const bool on : {true, false}) {
+      backend::cuda::detail::DecodeSettingsScope scope;
+      scope.context().gemv_epilogues = on;
+      fn(on);
+    }
+    return;
+  }
+#endif
+  fn(true);
+}
 
 /// A random permutation of 0..n-1 (slot assignments that differ from the sequence order).
 inline std::vector<int> shuffled_slots(TestRng& rng, int n, int slots) {

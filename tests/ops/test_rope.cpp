@@ -29,12 +29,10 @@ TEST_CASE("rope matches the fp64 reference per sequence at absolute positions", 
     int heads, hd, rd;
     double base;
   };
-  const std::vector<Geo> geos = {{1, 2, 2, 10000.0},
-                                 {4, 16, 16, 10000.0},
-                                 {3, 10, 6, 500.0},
-                                 {2, 64, 32, 1e6},
-                                 {5, 40, 40, 10000.0},  // half = 20: a vector tail per head
-                                 {1, 8, 0, 10000.0}};
+  const std::vector<Geo> geos = {
+      {1, 2, 2, 10000.0}, {4, 16, 16, 10000.0}, {3, 10, 6, 500.0},
+      {2, 64, 32, 1e6},   {5, 40, 40, 10000.0},  // half = 20: a vector tail per head
+      {1, 8, 0, 10000.0}};
   for (const auto& g : geos) {
     INFO("heads=" << g.heads << " hd=" << g.hd << " rd=" << g.rd << " base=" << g.base);
     const std::vector<int> lengths = {0, 1, 9, 40, rng.integer(0, 30)};
@@ -148,11 +146,15 @@ TEST_CASE("rope_qk rotates queries and keys as two rope calls", "[ops][rope]") {
     CHECK(test::rel_err(test::download2(dq), ref_q) <= tolerance(max_pos));
     CHECK(test::rel_err(test::download2(dk), ref_k) <= tolerance(max_pos));
     // the generic kernel over both tensors equals it over each alone (what GPUs run)
-    auto gq = test::upload2<float, Space>(q, nt, hq * hd), gk = test::upload2<float, Space>(k, nt, hk * hd);
+    auto gq = test::upload2<float, Space>(q, nt, hq * hd),
+         gk = test::upload2<float, Space>(k, nt, hk * hd);
     detail::rope_generic<float>(Space{}, gq, hq, gk, hk, hd, inv, rd / 2, batch.seq);
-    auto sq = test::upload2<float, Space>(q, nt, hq * hd), sk = test::upload2<float, Space>(k, nt, hk * hd);
-    detail::rope_generic<float>(Space{}, sq, hq, View2<float, Space>(), 0, hd, inv, rd / 2, batch.seq);
-    detail::rope_generic<float>(Space{}, sk, hk, View2<float, Space>(), 0, hd, inv, rd / 2, batch.seq);
+    auto sq = test::upload2<float, Space>(q, nt, hq * hd),
+         sk = test::upload2<float, Space>(k, nt, hk * hd);
+    detail::rope_generic<float>(Space{}, sq, hq, View2<float, Space>(), 0, hd, inv, rd / 2,
+                                batch.seq);
+    detail::rope_generic<float>(Space{}, sk, hk, View2<float, Space>(), 0, hd, inv, rd / 2,
+                                batch.seq);
     CHECK(test::download2(gq) == test::download2(sq));
     CHECK(test::download2(gk) == test::download2(sk));
     CHECK(test::rel_err(test::download2(gk), ref_k) <= tolerance(max_pos));
@@ -206,24 +208,27 @@ void check_linear_rope(TestRng& rng, const std::vector<int>& lengths, int d, con
         tolerance(max_pos) + (is_cuda_space_v<Space> && !std::is_same_v<W, float> ? 3e-5 : 1e-5);
     test::Batch<Space> batch(lengths, pos0, test::shuffled_slots(rng, nseq, nseq));
     std::array<LinearWeights<W, Space>, 3> lw;
-    std::array<View2<float, Space>, 3> y;
     for (int i = 0; i < 3; ++i) {
       lw[i].w = test::upload2<W, Space>(w[i], outs[i], d);
       if (bias) lw[i].b = test::upload1<Space>(b[i]);
-      y[i] = test::upload2<float, Space>({}, n + 1, outs[i], 5.0);
     }
     const auto inv = rope_inv_freq<Space>(g.rd, base);
     const auto dh = test::upload2<float, Space>(h, n + 1, d, 3.0);
-    linear_rope(Space{}, View2<const float, Space>(dh),
-                std::array{&std::as_const(lw[0]), &std::as_const(lw[1]), &std::as_const(lw[2])},
-                y, std::array{true, true, false}, g.hd, View1<const float, Space>(inv), g.rd,
-                batch.seq);
-    for (int i = 0; i < 3; ++i) {
-      INFO("projection " << i);
-      const auto got = test::download2(y[i]);
-      CHECK(test::rel_err(test::rows_of(got, 0, n, outs[i]), ref[i]) <= tol);
-      CHECK(test::rows_of(got, n, 1, outs[i]) == std::vector<double>(outs[i], 5.0));
-    }
+    test::for_each_gemv_epilogue_mode<Space>([&](bool epilogues) {
+      INFO("GEMV epilogues " << epilogues);
+      std::array<View2<float, Space>, 3> y;
+      for (int i = 0; i < 3; ++i) y[i] = test::upload2<float, Space>({}, n + 1, outs[i], 5.0);
+      linear_rope(Space{}, View2<const float, Space>(dh),
+                  std::array{&std::as_const(lw[0]), &std::as_const(lw[1]), &std::as_const(lw[2])},
+                  y, std::array{true, true, false}, g.hd, View1<const float, Space>(inv), g.rd,
+                  batch.seq);
+      for (int i = 0; i < 3; ++i) {
+        INFO("projection " << i);
+        const auto got = test::download2(y[i]);
+        CHECK(test::rel_err(test::rows_of(got, 0, n, outs[i]), ref[i]) <= tol);
+        CHECK(test::rows_of(got, n, 1, outs[i]) == std::vector<double>(outs[i], 5.0));
+      }
+    });
   });
 }
 }  // namespace

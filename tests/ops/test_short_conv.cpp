@@ -227,8 +227,8 @@ TEST_CASE("short_conv's decode-step kernel equals the reference and shifts the s
         auto state = test::upload3<Space>(state0, slots, k - 1, e);
         auto xs = test::upload2<float, Space>({}, nseq, e, 7.0);
         if (direct)
-          detail::short_conv_step_generic<Space>(Space{}, CV(dx), CV(dw),
-                                                 View1<const float, Space>(db), state, batch.seq, xs);
+          detail::short_conv_step_generic<Space>(
+              Space{}, CV(dx), CV(dw), View1<const float, Space>(db), state, batch.seq, xs);
         else
           short_conv(Space{}, CV(dx), CV(dw), View1<const float, Space>(db), state, batch.seq, xs);
         CHECK(test::rel_err(test::download2(xs), ref_y) <= kTol);
@@ -283,25 +283,28 @@ void check_linear_short_conv(TestRng& rng, const std::vector<int>& lengths, int 
     if (bias) lx.b = test::upload1<Space>(bx);
     lg.w = test::upload2<W, Space>(wg, g_out, d);
     const auto dh = test::upload2<float, Space>(h, n + 1, d, 3.0);
-    auto x = test::upload2<float, Space>({}, n + 1, e, 5.0);
-    auto g = test::upload2<float, Space>({}, n + 1, g_out, 5.0);
-    auto xs = test::upload2<float, Space>({}, n + 1, e, 7.0);
     const auto dcw = test::upload2<float, Space>(cw, e, k);
     const auto dcb = test::upload1<Space>(cb);
-    auto state = test::upload3<Space>(state0, slots, k - 1, e);
-    linear_short_conv(Space{}, CV(dh), std::array{&std::as_const(lx), &std::as_const(lg)},
-                      std::array{x, g}, CV(dcw), View1<const float, Space>(dcb), state, batch.seq,
-                      xs);
-    const auto gx = test::download2(x), gg = test::download2(g), gxs = test::download2(xs);
-    CHECK(test::rel_err(test::rows_of(gx, 0, n, e), ref_x) <= tol);
-    CHECK(test::rel_err(test::rows_of(gg, 0, n, g_out), ref_g) <= tol);
-    CHECK(test::rel_err(test::rows_of(gxs, 0, n, e), ref_xs) <= tol);
-    // the state now holds the projection's last inputs (fp32 values of ref_x); other slots as
-    // they were
-    CHECK(test::rel_err(test::download3(state), ref_state) <= tol);
-    CHECK(test::rows_of(gx, n, 1, e) == std::vector<double>(e, 5.0));
-    CHECK(test::rows_of(gg, n, 1, g_out) == std::vector<double>(g_out, 5.0));
-    CHECK(test::rows_of(gxs, n, 1, e) == std::vector<double>(e, 7.0));
+    test::for_each_gemv_epilogue_mode<Space>([&](bool epilogues) {
+      INFO("GEMV epilogues " << epilogues);
+      auto x = test::upload2<float, Space>({}, n + 1, e, 5.0);
+      auto g = test::upload2<float, Space>({}, n + 1, g_out, 5.0);
+      auto xs = test::upload2<float, Space>({}, n + 1, e, 7.0);
+      auto state = test::upload3<Space>(state0, slots, k - 1, e);
+      linear_short_conv(Space{}, CV(dh), std::array{&std::as_const(lx), &std::as_const(lg)},
+                        std::array{x, g}, CV(dcw), View1<const float, Space>(dcb), state, batch.seq,
+                        xs);
+      const auto gx = test::download2(x), gg = test::download2(g), gxs = test::download2(xs);
+      CHECK(test::rel_err(test::rows_of(gx, 0, n, e), ref_x) <= tol);
+      CHECK(test::rel_err(test::rows_of(gg, 0, n, g_out), ref_g) <= tol);
+      CHECK(test::rel_err(test::rows_of(gxs, 0, n, e), ref_xs) <= tol);
+      // the state now holds the projection's last inputs (fp32 values of ref_x); other slots as
+      // they were
+      CHECK(test::rel_err(test::download3(state), ref_state) <= tol);
+      CHECK(test::rows_of(gx, n, 1, e) == std::vector<double>(e, 5.0));
+      CHECK(test::rows_of(gg, n, 1, g_out) == std::vector<double>(g_out, 5.0));
+      CHECK(test::rows_of(gxs, n, 1, e) == std::vector<double>(e, 7.0));
+    });
   });
 }
 }  // namespace
@@ -314,7 +317,7 @@ TEST_CASE("linear_short_conv equals the projections then the conv, decode steps 
   check_linear_short_conv<bf16>(rng, std::vector<int>(rng.integer(2, 8), 1), 48, rng.integer(1, 90),
                                 rng.integer(2, 5), true);
   check_linear_short_conv<fp16>(rng, {1, 1, 1}, 56, 33, 3, true);
-  check_linear_short_conv<bf16>(rng, {1, 1}, 24, 20, 4, false);  // short rows
+  check_linear_short_conv<bf16>(rng, {1, 1}, 24, 20, 4, false);    // short rows
   check_linear_short_conv<bf16>(rng, {1, 1, 1}, 32, 24, 5, true);  // wider than the GEMV's conv
   // no state (K = 1), fp32 weights, more sequences than the GEMV serves, a prefill, a width
   // the GEMV does not take: the two ops in turn
@@ -351,8 +354,8 @@ TEST_CASE("linear_short_conv rejects wrong extents", "[ops][short_conv][linear][
                                       state_bad, batch.seq, xs),
                     ArgumentError);
     auto g_short = test::upload2<float, Space>({}, 1, 16, 0.0);  // fewer rows than tokens
-    CHECK_THROWS_AS(linear_short_conv(Space{}, CV(h), lws, std::array{x, g_short}, CV(cw),
-                                      C1(cb), state, batch.seq, xs),
+    CHECK_THROWS_AS(linear_short_conv(Space{}, CV(h), lws, std::array{x, g_short}, CV(cw), C1(cb),
+                                      state, batch.seq, xs),
                     ArgumentError);
   });
 }
