@@ -4,6 +4,9 @@
 //   prefill  floor = 2 x (matrix-product parameters) x tokens / best GEMM rate here (host:
 //            sgemm; GPU: cuBLAS in the weight type, bf16 on the tensor cores)
 // Every benchmark reports `tokens_per_s` and `roofline_fraction` (floor / measured time).
+// Decode also reports `compute_fraction`: the arithmetic floor (2 x matrix parameters x B
+// FLOPs over the same GEMM rate as prefill's) / measured time; the step's real floor is the
+// larger of the two, which on a few CPU cores is the arithmetic one from B = 16 on.
 //
 // Shapes (RODIMUS_BENCH_SHAPES, comma-separated; default "small"):
 //   small        Rodimus and Rodimus+ at D=1024, 12 layers, n=64, E=2048, 8 heads of 128, one
@@ -254,12 +257,23 @@ void BM_decode(benchmark::State& bs, const Shape& s, std::int64_t ctx, int b, bo
   }
   const double bytes = decode_weight_bytes(m) + b * decode_state_bytes(m, ctx);
   const double floor_s = bytes / bench::triad_bandwidth();
+  // The arithmetic floor: every matrix parameter (the tied head counted as a matrix, the
+  // embedding lookup not) multiplied with each of the b tokens, at the GEMM rate of this binary.
+  // Large batches on a few CPU cores are bound by it rather than by the bytes.
+  const auto& c = m.config();
+  const double embed = double(c.vocab_size) * c.d_model;
+  const double mm_params = double(m.parameter_count()) - (c.tie_word_embeddings ? 0.0 : embed);
+  const double flops = 2.0 * mm_params * b;
+  const double peak = bench::gemm_peak<W>();
+  const double compute_floor_s = peak > 0 ? flops / peak : 0;
   bs.counters["tokens_per_s"] =
       benchmark::Counter(double(b) * bs.iterations(), benchmark::Counter::kIsRate);
   bs.counters["roofline_fraction"] =
       benchmark::Counter(floor_s * bs.iterations(), benchmark::Counter::kIsRate);
   bs.counters["ms_per_step"] = benchmark::Counter(
       1e-3, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  bs.counters["compute_fraction"] =
+      benchmark::Counter(compute_floor_s * bs.iterations(), benchmark::Counter::kIsRate);
   bs.counters["bytes_per_step"] = bytes;
   bs.counters["triad_gbs"] = bench::triad_bandwidth() / 1e9;
   bs.counters["state_bytes"] = double(st.bytes_per_sequence());
