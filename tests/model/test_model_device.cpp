@@ -206,14 +206,15 @@ TEST_CASE("default execution space: decode steps replayed as a CUDA graph match 
 }
 
 TEST_CASE(
-    "default execution space: decode with the GEMV's RoPE and ShortConv epilogues matches "
-    "the separate kernels",
+    "default execution space: decode with the GEMV's RoPE and ShortConv epilogues and the "
+    "two-input launch matches the separate kernels",
     "[model][device][epilogues]") {
   // On Kokkos::Cuda a decode step of <= 8 sequences runs q / k's RoPE and the mixer's ShortConv
-  // (with its state shift) in the projections' GEMV (CudaContext::gemv_epilogues); with the
-  // knob off the ops run their own kernels. The same steps both ways: logits equal to fp32
+  // (with its state shift) in the projections' GEMV (CudaContext::gemv_epilogues), and the
+  // channel gate's down-projection in the DDTS projections' launch (gemv_two_inputs); with the
+  // knobs off the ops run their own kernels. The same steps both ways: logits equal to fp32
   // rounding, and the carried states stay in step (checked by the later steps' logits).
-  // Elsewhere the knob does not exist and both runs are the same code.
+  // Elsewhere the knobs do not exist and both runs are the same code.
   const unsigned seed = std::random_device{}();
   INFO("space " << Space::name() << ", seed " << seed);
   std::mt19937 rng(seed);
@@ -244,6 +245,7 @@ TEST_CASE(
 #if RODIMUS_CUDA_KERNELS
         backend::cuda::detail::DecodeSettingsScope scope;
         scope.context().gemv_epilogues = epilogues;
+        scope.context().gemv_two_inputs = epilogues;
 #else
         (void)epilogues;
 #endif

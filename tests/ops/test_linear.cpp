@@ -86,6 +86,7 @@ TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops]
                                {2, 4096, 601},
                                {1, 2048, 2048},
                                {4, 1000, 1299},
+                               {6, 2048, 1100},  // 3-8 tokens: 4 rows per block on 132 SMs
                                {1, 8200, 70},
                                // short rows (in <= 256): a few threads per row, 1..32 of them
                                {1, 32, 300},
@@ -216,6 +217,96 @@ TEST_CASE("linear_shared_input rejects wrong extents", "[ops][linear][errors]") 
   });
 }
 
+namespace {
+
+// linear_two_inputs against one linear() per projection: bit-identical, as linear_shared_input
+// (every output row is summed in the same order whichever launch it rides in). The two inputs
+// have different row strides; in2 != in1 takes the two launches in turn.
+template <class W>
+void check_two_inputs(TestRng& rng, int n_tok, int in1, int in2) {
+  RODIMUS_SEED_INFO(rng);
+  const int outs[4] = {rng.integer(1, 140), rng.integer(1, 40), rng.integer(1, 70),
+                       rng.integer(1, 40)};
+  INFO("weights " << dtype_traits<W>::name << " N=" << n_tok << " in=" << in1 << "," << in2
+                  << " out=" << outs[0] << "," << outs[1] << " | " << outs[2] << "," << outs[3]);
+  constexpr double kUnwritten = 0x1p100;  // no projection of values in [-1, 1] gives it
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    std::array<LinearWeights<W, Space>, 4> lw;
+    std::array<View2<float, Space>, 4> both, single;
+    for (int i = 0; i < 4; ++i) {
+      const int in = i < 2 ? in1 : in2;
+      lw[i].w = test::upload2<W, Space>(rng.vec(std::size_t(outs[i]) * in), outs[i], in);
+      if (i != 1) lw[i].b = test::upload1<Space>(rng.vec(outs[i]));
+      both[i] = test::upload2<float, Space>({}, n_tok + 1, outs[i], kUnwritten);
+      single[i] = test::upload2<float, Space>({}, n_tok + 1, outs[i], kUnwritten);
+    }
+    const View2<const float, Space> x1 =
+        test::upload2<float, Space>(rng.vec(std::size_t(n_tok + 1) * in1), n_tok + 1, in1);
+    const View2<const float, Space> x2 =
+        test::upload2<float, Space>(rng.vec(std::size_t(n_tok + 3) * in2), n_tok + 3, in2);
+    auto run = [&] {
+      using CL = const LinearWeights<W, Space>*;
+      linear_two_inputs(Space{}, x1, std::array<CL, 2>{&lw[0], &lw[1]},
+                        std::array{both[0], both[1]}, x2, std::array<CL, 2>{&lw[2], &lw[3]},
+                        std::array{both[2], both[3]}, n_tok);
+      for (int i = 0; i < 4; ++i) linear(Space{}, i < 2 ? x1 : x2, lw[i], single[i], n_tok);
+      for (int i = 0; i < 4; ++i) {
+        INFO("projection " << i);
+        const auto a = test::download2(both[i]), b = test::download2(single[i]);
+        int differ = 0, untouched = 0;
+        for (std::size_t j = 0; j < a.size(); ++j) differ += a[j] != b[j];
+        for (std::size_t j = 0; j < std::size_t(n_tok) * outs[i]; ++j)
+          untouched += a[j] == kUnwritten;
+        for (std::size_t j = std::size_t(n_tok) * outs[i]; j < a.size(); ++j)
+          differ += a[j] != kUnwritten;
+        CHECK(differ == 0);
+        CHECK(untouched == 0);
+      }
+    };
+    run();
+    if constexpr (is_cuda_space_v<Space>) {
+      const backend::cuda::detail::OperandPrecisionScope bf16_operands(OperandPrecision::Bf16);
+      run();
+    }
+  });
+}
+
+}  // namespace
+
+TEST_CASE("linear_two_inputs matches one linear per projection", "[ops][linear]") {
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  // 1 and 5 tokens: one decode GEMV launch for both inputs (the host GEMV on the host); 40: in
+  // turn; in = 512: the wide GEMV kernel, 64 / 96: its short-row kernel
+  for (int n : {1, 5, 40, rng.integer(1, 8)}) {
+    check_two_inputs<bf16>(rng, n, 512, 512);
+    check_two_inputs<fp16>(rng, n, 96, 96);
+    check_two_inputs<float>(rng, n, 64, 64);
+    check_two_inputs<bf16>(rng, n, 64, 128);  // different widths: two launches
+  }
+}
+
+TEST_CASE("linear_two_inputs rejects wrong extents", "[ops][linear][errors]") {
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    LinearWeights<float, Space> wa, wb;
+    wa.w = test::upload2<float, Space>(std::vector<double>(12, 1.0), 4, 3);
+    wb.w = test::upload2<float, Space>(std::vector<double>(10, 1.0), 2, 5);
+    const std::array<const LinearWeights<float, Space>*, 1> a{&wa}, b{&wb};
+    const View2<const float, Space> x3 = test::upload2<float, Space>({}, 2, 3, 1.0);
+    const View2<const float, Space> x5 = test::upload2<float, Space>({}, 2, 5, 1.0);
+    auto ya = test::upload2<float, Space>({}, 2, 4), yb = test::upload2<float, Space>({}, 2, 2);
+    CHECK_NOTHROW(linear_two_inputs(Space{}, x3, a, std::array{ya}, x5, b, std::array{yb}, 2));
+    // b's input is 5 wide, x3 is 3 wide
+    CHECK_THROWS_AS(linear_two_inputs(Space{}, x3, a, std::array{ya}, x3, b, std::array{yb}, 2),
+                    ArgumentError);
+    // more tokens than the inputs' rows
+    CHECK_THROWS_AS(linear_two_inputs(Space{}, x3, a, std::array{ya}, x5, b, std::array{yb}, 3),
+                    ArgumentError);
+  });
+}
+
 TEST_CASE("host bf16 operands: linear and linear_shared_input round the activations once",
           "[ops][linear]") {
   // OperandPrecision::Bf16 on the host: bf16 weights, more than kGemvMaxTokens tokens -> the
@@ -227,7 +318,7 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
     int n, in, out;
   };
   // tails of every kind: tokens % 6, outputs % 64 and % 16, inputs odd / past one 512 block
-  std::vector<Shape> shapes = {{17, 1, 1},   {23, 33, 65},   {50, 1030, 130},
+  std::vector<Shape> shapes = {{17, 1, 1},    {23, 33, 65},   {50, 1030, 130},
                                {97, 513, 64}, {200, 96, 200}, {18, 2049, 17}};
   shapes.push_back({rng.integer(17, 300), rng.integer(1, 1100), rng.integer(1, 300)});
   double worst = 0;
@@ -260,8 +351,8 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
         worst = std::max(worst, e);
         CHECK(e <= 2e-5);
         // the rounding took effect: 8-bit activations move the result far beyond fp32 error
-        if (s.in >= 8) CHECK(test::rel_err(test::slice(got, 0, std::size_t(s.n) * s.out),
-                                           ref_fp32x) > 1e-4);
+        if (s.in >= 8)
+          CHECK(test::rel_err(test::slice(got, 0, std::size_t(s.n) * s.out), ref_fp32x) > 1e-4);
         int touched = 0;
         for (std::size_t i = std::size_t(s.n) * s.out; i < got.size(); ++i)
           touched += got[i] != 7.0;
@@ -289,6 +380,6 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
       CHECK(test::rel_err(test::download2(dy), ref) <= kTol);
     }
   });
-  WARN("host bf16 operands: max rel err " << worst << " (avx512_bf16: "
-                                          << backend::host::host_has_avx512_bf16() << ")");
+  WARN("host bf16 operands: max rel err "
+       << worst << " (avx512_bf16: " << backend::host::host_has_avx512_bf16() << ")");
 }

@@ -90,6 +90,10 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
   check.operator()<bf16>(1, 48, 264);
   check.operator()<bf16>(rng.integer(2, 8), 56, 520);
   check.operator()<bf16>(3, 40, 128);
+  // the gate / up GEMV with SwiGLU's product as its epilogue at 2 and 4 rows per block (1200
+  // paired rows: 4 at 3-8 tokens on a GPU of 132 SMs)
+  check.operator()<bf16>(rng.integer(3, 8), 64, 600);
+  check.operator()<fp16>(2, 24, 36);
   check.operator()<float>(rng.integer(1, 20), rng.integer(1, 100), rng.integer(1, 140));
   // more tokens than the GEMV serves (CUDA: cuBLAS, the product formed by the pass converting
   // the input to tensor-core operands; split halves stacked below 256 tokens, two GEMMs from
@@ -108,5 +112,33 @@ TEST_CASE("swiglu rejects wrong extents", "[ops][swiglu][errors]") {
     auto g = test::upload2<float, Space>({}, 2, 9, 1.0);
     CHECK_THROWS_AS(swiglu(Space{}, CV(a), CV(g), a, 2), ArgumentError);
     CHECK_THROWS_AS(swiglu(Space{}, CV(a), CV(a), a, 3), ArgumentError);
+  });
+}
+
+TEST_CASE("swiglu_ffn rejects mismatched weights and extents", "[ops][swiglu][errors]") {
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    auto make = [](int f_a, int f_g) {
+      SwigluWeights<bf16, Space> fw;
+      fw.fc_a.w =
+          test::upload2<bf16, Space>(std::vector<double>(std::size_t(f_a) * 16, 0.5), f_a, 16);
+      fw.fc_g.w =
+          test::upload2<bf16, Space>(std::vector<double>(std::size_t(f_g) * 16, 0.5), f_g, 16);
+      fw.out.w =
+          test::upload2<bf16, Space>(std::vector<double>(std::size_t(16) * f_a, 0.5), 16, f_a);
+      return fw;
+    };
+    const CV h = test::upload2<float, Space>({}, 2, 16, 1.0);
+    auto a = test::upload2<float, Space>({}, 2, 24), g = test::upload2<float, Space>({}, 2, 24);
+    auto y = test::upload2<float, Space>({}, 2, 16);
+    CHECK_NOTHROW(swiglu_ffn(Space{}, h, make(24, 24), a, g, y, 1));
+    // the gate has 32 outputs, the up-projection 24 (g sized for the gate)
+    auto g32 = test::upload2<float, Space>({}, 2, 32);
+    CHECK_THROWS_AS(swiglu_ffn(Space{}, h, make(24, 32), a, g32, y, 1), ArgumentError);
+    // g narrower than the gate's outputs; more tokens than rows
+    auto g20 = test::upload2<float, Space>({}, 2, 20);
+    CHECK_THROWS_AS(swiglu_ffn(Space{}, h, make(24, 24), a, g20, y, 1), ArgumentError);
+    CHECK_THROWS_AS(swiglu_ffn(Space{}, h, make(24, 24), a, g, y, 3), ArgumentError);
   });
 }

@@ -66,39 +66,55 @@ bool host_gemv_takes(int n_tokens) {
          (!std::is_same_v<W, float> || !hb::has_cblas || hb::host_isa() != hb::HostIsa::Generic);
 }
 
-/// y[i][0:N] = x[0:N] W_i^T + b_i on the host GEMV (backend/host/gemv.hpp): each weight row
+/// y[i][0:N] = x[i][0:N] W_i^T + b_i on the host GEMV (backend/host/gemv.hpp): each weight row
 /// streamed once for all tokens, blocks of rows of every projection in one parallel loop (one
-/// fork / join for all of them).
+/// fork / join for all of them). Each projection has its input (the same view for projections
+/// of a shared input), all of the same width.
 template <class Space, StorageType W, std::size_t K>
-void host_gemv(const Space& space, const View2<const float, Space>& x,
+void host_gemv(const Space& space, const std::array<View2<const float, Space>, K>& x,
                const std::array<const LinearWeights<W, Space>*, K>& lw,
                const std::array<View2<float, Space>, K>& y, int n_tokens) {
   constexpr int kRowsPerItem = 16;
   struct Part {
+    const float* x;
     const W* w;
     const float* b;
     float* y;
-    int ldy, out, item0;  // item0: the part's first work item
+    int ldx, ldy, out, item0;  // item0: the part's first work item
   };
   std::array<Part, K> parts;
   int items = 0;
   for (std::size_t i = 0; i < K; ++i) {
     const auto& l = *lw[i];
-    parts[i] = {l.w.data(),       l.has_bias() ? l.b.data() : nullptr,
-                y[i].data(),      static_cast<int>(y[i].stride(0)),
-                l.out_features(), items};
+    parts[i] = {x[i].data(),
+                l.w.data(),
+                l.has_bias() ? l.b.data() : nullptr,
+                y[i].data(),
+                static_cast<int>(x[i].stride(0)),
+                static_cast<int>(y[i].stride(0)),
+                l.out_features(),
+                items};
     items += (l.out_features() + kRowsPerItem - 1) / kRowsPerItem;
   }
-  const float* xp = x.data();
-  const int ldx = static_cast<int>(x.stride(0)), in = lw[0]->in_features();
+  const int in = lw[0]->in_features();
   detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::gemv"), items, [=](const int item) {
     std::size_t j = K - 1;
     while (item < parts[j].item0) --j;
     const Part& p = parts[j];
     const int o0 = (item - p.item0) * kRowsPerItem;
     const int o1 = o0 + kRowsPerItem < p.out ? o0 + kRowsPerItem : p.out;
-    backend::host::gemv_rows<W>(xp, ldx, p.w, p.b, p.y, p.ldy, n_tokens, in, o0, o1);
+    backend::host::gemv_rows<W>(p.x, p.ldx, p.w, p.b, p.y, p.ldy, n_tokens, in, o0, o1);
   });
+}
+
+/// host_gemv of K projections of one input.
+template <class Space, StorageType W, std::size_t K>
+void host_gemv(const Space& space, const View2<const float, Space>& x,
+               const std::array<const LinearWeights<W, Space>*, K>& lw,
+               const std::array<View2<float, Space>, K>& y, int n_tokens) {
+  std::array<View2<const float, Space>, K> xs;
+  xs.fill(x);
+  host_gemv(space, xs, lw, y, n_tokens);
 }
 
 /// The CUDA kernels' view of one projection: weights, bias, output (dense rows checked by
@@ -115,10 +131,55 @@ backend::cuda::Projection<W> cuda_projection(const LinearWeights<W, Space>& lw,
   return p;
 }
 
+/// K projections of one input as the CUDA kernels take them, with how many have dense operands
+/// (cuda_dense) and how many weights the decode GEMV takes at the call's token count.
+template <StorageType W, std::size_t K>
+struct CudaProjections {
+  std::array<backend::cuda::Projection<W>, K> proj;
+  std::size_t dense = 0, gemv = 0;
+};
+
+template <class Space, StorageType W, std::size_t K>
+CudaProjections<W, K> cuda_projections(const View2<const float, Space>& x,
+                                       const std::array<const LinearWeights<W, Space>*, K>& lw,
+                                       const std::array<View2<float, Space>, K>& y, int n_tokens) {
+  CudaProjections<W, K> ps;
+  const auto ldx = static_cast<std::int64_t>(x.stride(0));
+  for (std::size_t i = 0; i < K; ++i) {
+    const auto& l = *lw[i];
+    ps.dense += cuda_dense(x, l, y[i]);
+    ps.gemv +=
+        backend::cuda::gemv_supports<W>(n_tokens, l.in_features(), x.data(), ldx, l.w.data());
+    ps.proj[i] = cuda_projection(l, y[i]);
+  }
+  return ps;
+}
+
+/// The decode GEMV (decode-sized N) or cuBLAS on `count` projections of the input x (row stride
+/// ldx) with `in` features, inside a profiler region naming the path. xg: SwiGLU's gate input
+/// (the GEMV, or cuBLAS's operand pass, forms silu(xg) * x).
+template <class Space, StorageType W>
+void cuda_linear_launch([[maybe_unused]] const Space& space, [[maybe_unused]] bool gemv,
+                        [[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
+                        [[maybe_unused]] const backend::cuda::Projection<W>* proj,
+                        [[maybe_unused]] int count, [[maybe_unused]] int n_tokens,
+                        [[maybe_unused]] int in, [[maybe_unused]] const float* xg = nullptr,
+                        [[maybe_unused]] std::int64_t ldxg = 0) {
+  if constexpr (is_cuda_space_v<Space>) {
+    namespace bc = backend::cuda;
+    Kokkos::Profiling::pushRegion(gemv ? "rodimus::linear.gemv" : "rodimus::linear.cublas");
+    if (gemv)
+      bc::gemv<W>(x, ldx, proj, count, n_tokens, in, space.cuda_stream(), xg, ldxg);
+    else
+      bc::cublas_linear_shared<W>(x, ldx, proj, count, n_tokens, in, space.cuda_stream(), xg, ldxg);
+    Kokkos::Profiling::popRegion();
+  }
+}
+
 /// The CUDA fast paths of K projections of one input, all operands dense: one decode GEMV launch
 /// for all of them (decode-sized N), else cuBLAS (bf16 / fp16 weights on the tensor cores with x
 /// converted once, fp32 weights as an fp32 SGEMM). False, having done nothing, when an operand
-/// is strided or only some weights suit the GEMV. The regions name the paths for profilers.
+/// is strided or only some weights suit the GEMV.
 template <class Space, StorageType W, std::size_t K>
 bool cuda_linear([[maybe_unused]] const Space& space,
                  [[maybe_unused]] const View2<const float, Space>& x,
@@ -126,27 +187,11 @@ bool cuda_linear([[maybe_unused]] const Space& space,
                  [[maybe_unused]] const std::array<View2<float, Space>, K>& y,
                  [[maybe_unused]] int n_tokens) {
   if constexpr (is_cuda_space_v<Space>) {
-    namespace bc = backend::cuda;
-    const int in = lw[0]->in_features();
-    const auto ldx = static_cast<std::int64_t>(x.stride(0));
-    std::size_t dense = 0, gemv = 0;
-    std::array<bc::Projection<W>, K> proj;
-    for (std::size_t i = 0; i < K; ++i) {
-      const auto& l = *lw[i];
-      dense += cuda_dense(x, l, y[i]);
-      gemv += bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, l.w.data());
-      proj[i] = cuda_projection(l, y[i]);
-    }
-    if (dense != K || (gemv != 0 && gemv != K)) return false;
-    const bool decode = gemv == K;
-    Kokkos::Profiling::pushRegion(decode ? "rodimus::linear.gemv" : "rodimus::linear.cublas");
-    if (decode)
-      bc::gemv<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
-                  space.cuda_stream());
-    else
-      bc::cublas_linear_shared<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
-                                  space.cuda_stream());
-    Kokkos::Profiling::popRegion();
+    const auto ps = cuda_projections(x, lw, y, n_tokens);
+    if (ps.dense != K || (ps.gemv != 0 && ps.gemv != K)) return false;
+    cuda_linear_launch<Space, W>(space, ps.gemv == K, x.data(),
+                                 static_cast<std::int64_t>(x.stride(0)), ps.proj.data(),
+                                 static_cast<int>(K), n_tokens, lw[0]->in_features());
     return true;
   }
   return false;
@@ -164,22 +209,13 @@ bool cuda_gemv_with([[maybe_unused]] const Space& space,
                     [[maybe_unused]] const std::array<View2<float, Space>, K>& y,
                     [[maybe_unused]] int n_tokens, [[maybe_unused]] Decorate&& decorate) {
   if constexpr (is_cuda_space_v<Space>) {
-    namespace bc = backend::cuda;
-    if (!bc::gemv_epilogues_enabled()) return false;
-    const int in = lw[0]->in_features();
-    const auto ldx = static_cast<std::int64_t>(x.stride(0));
-    std::array<bc::Projection<W>, K> proj;
-    for (std::size_t i = 0; i < K; ++i) {
-      const auto& l = *lw[i];
-      if (!cuda_dense(x, l, y[i]) || !bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, l.w.data()))
-        return false;
-      proj[i] = cuda_projection(l, y[i]);
-    }
-    decorate(proj);
-    Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
-    bc::gemv<W>(x.data(), ldx, proj.data(), static_cast<int>(K), n_tokens, in,
-                space.cuda_stream());
-    Kokkos::Profiling::popRegion();
+    if (!backend::cuda::gemv_epilogues_enabled()) return false;
+    auto ps = cuda_projections(x, lw, y, n_tokens);
+    if (ps.dense != K || ps.gemv != K) return false;
+    decorate(ps.proj);
+    cuda_linear_launch<Space, W>(space, true, x.data(), static_cast<std::int64_t>(x.stride(0)),
+                                 ps.proj.data(), static_cast<int>(K), n_tokens,
+                                 lw[0]->in_features());
     return true;
   }
   return false;
@@ -207,13 +243,9 @@ bool cuda_linear_gated([[maybe_unused]] const Space& space,
     p.gated = gated.data();
     p.ldgate = static_cast<std::int64_t>(gate.stride(0));
     p.ldgated = static_cast<std::int64_t>(gated.stride(0));
-    const bool decode = bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, lw.w.data());
-    Kokkos::Profiling::pushRegion(decode ? "rodimus::linear.gemv" : "rodimus::linear.cublas");
-    if (decode)
-      bc::gemv<W>(x.data(), ldx, &p, 1, n_tokens, in, space.cuda_stream());
-    else
-      bc::cublas_linear_shared<W>(x.data(), ldx, &p, 1, n_tokens, in, space.cuda_stream());
-    Kokkos::Profiling::popRegion();
+    cuda_linear_launch<Space, W>(space,
+                                 bc::gemv_supports<W>(n_tokens, in, x.data(), ldx, lw.w.data()),
+                                 x.data(), ldx, &p, 1, n_tokens, in);
     return true;
   }
   return false;
@@ -242,19 +274,15 @@ bool cuda_linear_glu([[maybe_unused]] const Space& space,
       if constexpr (std::is_same_v<W, float>) {
         return false;  // SGEMM reads the fp32 input as it is
       } else {
-        Kokkos::Profiling::pushRegion("rodimus::linear.cublas");
-        bc::cublas_linear_shared<W>(a.data(), lda, &p, 1, n_tokens, in, space.cuda_stream(),
-                                    g.data(), ldg);
-        Kokkos::Profiling::popRegion();
+        cuda_linear_launch<Space, W>(space, false, a.data(), lda, &p, 1, n_tokens, in, g.data(),
+                                     ldg);
         return true;
       }
     }
     if (in <= 256 || !bc::gemv_supports<W>(n_tokens, in, a.data(), lda, lw.w.data()) ||
         !bc::gemv_supports<W>(n_tokens, in, g.data(), ldg, lw.w.data()))
       return false;
-    Kokkos::Profiling::pushRegion("rodimus::linear.gemv");
-    bc::gemv<W>(a.data(), lda, &p, 1, n_tokens, in, space.cuda_stream(), g.data(), ldg);
-    Kokkos::Profiling::popRegion();
+    cuda_linear_launch<Space, W>(space, true, a.data(), lda, &p, 1, n_tokens, in, g.data(), ldg);
     return true;
   }
   return false;
@@ -384,6 +412,27 @@ void linear_checked(const Space& space, const View2<const compute_t<W>, Space>& 
 
 }  // namespace detail
 
+namespace detail {
+/// linear_shared_input after its argument checks (the fused ops' fallbacks call it).
+template <class Space, WeightType W, std::size_t K>
+void linear_shared_input_checked(const Space& space, const View2<const compute_t<W>, Space>& x,
+                                 const std::array<const LinearWeights<W, Space>*, K>& lw,
+                                 const std::array<View2<compute_t<W>, Space>, K>& y, int n_tokens) {
+  if (n_tokens <= 0) return;
+  if constexpr (is_host_space_v<Space> && StorageType<W>) {
+    if (host_gemv_takes<W>(n_tokens)) return host_gemv(space, x, lw, y, n_tokens);
+  }
+  if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>) {
+    if (host_bf16_operands_take(lw, n_tokens)) return host_bf16_linear(space, x, lw, y, n_tokens);
+  }
+  if constexpr (StorageType<W>) {
+    if (cuda_linear(space, x, lw, y, n_tokens)) return;
+  }
+  // a strided operand, or a weight the GEMV cannot take beside ones it can: one by one
+  for (std::size_t i = 0; i < K; ++i) linear_checked(space, x, *lw[i], y[i], n_tokens);
+}
+}  // namespace detail
+
 /// y[0:N] = x[0:N] W^T + b.  x: [>=N, in], y: [>=N, out]. Activations are fp32, or fp64 for
 /// `W = double` (always the generic kernel; the BLAS, GEMV and cuBLAS paths are fp32).
 template <class Space, WeightType W>
@@ -406,19 +455,7 @@ void linear_shared_input(const Space& space,
   static_assert(K > 0, "linear_shared_input: no projection");
   for (std::size_t i = 0; i < K; ++i)
     detail::check_linear_args<Space, W>(x, *lw[i], y[i], n_tokens);
-  if (n_tokens <= 0) return;
-  if constexpr (is_host_space_v<Space> && StorageType<W>) {
-    if (detail::host_gemv_takes<W>(n_tokens)) return detail::host_gemv(space, x, lw, y, n_tokens);
-  }
-  if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>) {
-    if (detail::host_bf16_operands_take(lw, n_tokens))
-      return detail::host_bf16_linear(space, x, lw, y, n_tokens);
-  }
-  if constexpr (StorageType<W>) {
-    if (detail::cuda_linear(space, x, lw, y, n_tokens)) return;
-  }
-  // a strided operand, or a weight the GEMV cannot take beside ones it can: one by one
-  for (std::size_t i = 0; i < K; ++i) detail::linear_checked(space, x, *lw[i], y[i], n_tokens);
+  detail::linear_shared_input_checked(space, x, lw, y, n_tokens);
 }
 
 /// linear_shared_input with pointers to mutable weights.
@@ -430,6 +467,62 @@ void linear_shared_input(const Space& space,
   std::array<const LinearWeights<W, Space>*, K> c;
   for (std::size_t i = 0; i < K; ++i) c[i] = lw[i];
   linear_shared_input(space, x, c, y, n_tokens);
+}
+
+/// linear_shared_input(x1, lw1, y1) and linear_shared_input(x2, lw2, y2), the same results, for
+/// two inputs of the same width: a decode-sized call takes one GEMV launch for all projections
+/// of both (one parallel loop on the host), one kernel fewer per call on a GPU (the Rodimus
+/// mixer's DDTS projections of xs beside the channel gate's down-projection of x); larger calls
+/// run the two in turn.
+template <class Space, StorageType W, std::size_t K1, std::size_t K2>
+void linear_two_inputs(const Space& space, const View2<const float, Space>& x1,
+                       const std::array<const LinearWeights<W, Space>*, K1>& lw1,
+                       const std::array<View2<float, Space>, K1>& y1,
+                       const View2<const float, Space>& x2,
+                       const std::array<const LinearWeights<W, Space>*, K2>& lw2,
+                       const std::array<View2<float, Space>, K2>& y2, int n_tokens) {
+  static_assert(K1 > 0 && K2 > 0, "linear_two_inputs: no projection");
+  for (std::size_t i = 0; i < K1; ++i)
+    detail::check_linear_args<Space, W>(x1, *lw1[i], y1[i], n_tokens);
+  for (std::size_t i = 0; i < K2; ++i)
+    detail::check_linear_args<Space, W>(x2, *lw2[i], y2[i], n_tokens);
+  if (n_tokens <= 0) return;
+  if (x1.extent(1) == x2.extent(1)) {
+    constexpr std::size_t K = K1 + K2;
+    std::array<View2<const float, Space>, K> x;
+    std::array<const LinearWeights<W, Space>*, K> lw;
+    std::array<View2<float, Space>, K> y;
+    for (std::size_t i = 0; i < K; ++i) {
+      x[i] = i < K1 ? x1 : x2;
+      lw[i] = i < K1 ? lw1[i] : lw2[i - K1];
+      y[i] = i < K1 ? y1[i] : y2[i - K1];
+    }
+    if constexpr (is_host_space_v<Space>) {
+      if (detail::host_gemv_takes<W>(n_tokens)) return detail::host_gemv(space, x, lw, y, n_tokens);
+    }
+    if constexpr (is_cuda_space_v<Space>) {
+      // both inputs' projections on the GEMV: the second input's named per projection
+      auto p1 = detail::cuda_projections(x1, lw1, y1, n_tokens);
+      auto p2 = detail::cuda_projections(x2, lw2, y2, n_tokens);
+      if (backend::cuda::gemv_two_inputs_enabled() && p1.dense + p2.dense == K &&
+          p1.gemv + p2.gemv == K) {
+        std::array<backend::cuda::Projection<W>, K> proj;
+        for (std::size_t i = 0; i < K; ++i) {
+          proj[i] = i < K1 ? p1.proj[i] : p2.proj[i - K1];
+          if (i >= K1) {
+            proj[i].x = x2.data();
+            proj[i].ldx = static_cast<std::int64_t>(x2.stride(0));
+          }
+        }
+        detail::cuda_linear_launch<Space, W>(space, true, x1.data(),
+                                             static_cast<std::int64_t>(x1.stride(0)), proj.data(),
+                                             static_cast<int>(K), n_tokens, lw1[0]->in_features());
+        return;
+      }
+    }
+  }
+  detail::linear_shared_input_checked(space, x1, lw1, y1, n_tokens);
+  detail::linear_shared_input_checked(space, x2, lw2, y2, n_tokens);
 }
 
 }  // namespace rodimus

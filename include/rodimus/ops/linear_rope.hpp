@@ -54,7 +54,7 @@ void linear_rope(const Space& space, const View2<const float, Space>& x,
         }))
       return;
   }
-  linear_shared_input(space, x, lw, y, nt);
+  detail::linear_shared_input_checked(space, x, lw, y, nt);
   if (rotary_dim == 0) return;
   // the rotated outputs two at a time (one launch for a layer's q and k)
   int pending = -1;
@@ -64,11 +64,13 @@ void linear_rope(const Space& space, const View2<const float, Space>& x,
       pending = static_cast<int>(i);
       continue;
     }
-    rope_qk(space, y[pending], heads[pending], y[i], heads[i], head_dim, inv_freq, rotary_dim,
-            batch);
+    detail::rope_run<float>(space, y[pending], heads[pending], y[i], heads[i], head_dim, inv_freq,
+                            rotary_dim / 2, batch);
     pending = -1;
   }
-  if (pending >= 0) rope(space, y[pending], heads[pending], head_dim, inv_freq, rotary_dim, batch);
+  if (pending >= 0)
+    detail::rope_run<float>(space, y[pending], heads[pending], View2<float, Space>(), 0, head_dim,
+                            inv_freq, rotary_dim / 2, batch);
 }
 
 }  // namespace rodimus

@@ -53,8 +53,9 @@ void linear_short_conv(const Space& space, const View2<const float, Space>& x,
         }))
       return;
   }
-  linear_shared_input(space, x, lw, y, nt);
-  short_conv(space, View2<const float, Space>(y[0]), conv_w, conv_b, conv_state, batch, xs);
+  detail::linear_shared_input_checked(space, x, lw, y, nt);
+  detail::short_conv_checked<float>(space, View2<const float, Space>(y[0]), conv_w, conv_b,
+                                    conv_state, batch, xs, true);
 }
 
 }  // namespace rodimus

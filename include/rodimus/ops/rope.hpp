@@ -113,6 +113,17 @@ int rope_checked(const View& x, int heads, int head_dim, int rotary_dim, int num
   detail::check_extent_at_least(x, 0, num_tokens, what);
   return rotary_dim / 2;
 }
+
+/// rope / rope_qk after their checks: x (heads_x heads) and, when heads_y > 0, y in one launch,
+/// the host kernel where it takes the operands, else the generic one. half = rotary_dim / 2 > 0.
+template <class Real, class Space>
+void rope_run(const Space& space, const View2<Real, Space>& x, int heads_x,
+              const View2<Real, Space>& y, int heads_y, int head_dim,
+              const View1<const Real, Space>& inv_freq, int half, const SeqBatch<Space>& batch) {
+  if constexpr (std::is_same_v<Real, float>)
+    if (rope_host(space, x, heads_x, y, heads_y, head_dim, inv_freq, half, batch)) return;
+  rope_generic<Real>(space, x, heads_x, y, heads_y, head_dim, inv_freq, half, batch);
+}
 }  // namespace detail
 
 /// Rotates the first `rd` dims of every head of x in place, at absolute position
@@ -127,12 +138,7 @@ void rope(const Space& space, const View2<std::type_identity_t<Real>, Space>& x,
   if (rotary_dim == 0 || batch.num_tokens == 0) return;
   const int half =
       detail::rope_checked(x, heads, head_dim, rotary_dim, batch.num_tokens, "rope: x");
-  if constexpr (std::is_same_v<Real, float>)
-    if (detail::rope_host(space, x, heads, View2<float, Space>(), 0, head_dim, inv_freq, half,
-                          batch))
-      return;
-  detail::rope_generic<Real>(space, x, heads, View2<Real, Space>(), 0, head_dim, inv_freq, half,
-                             batch);
+  detail::rope_run<Real>(space, x, heads, View2<Real, Space>(), 0, head_dim, inv_freq, half, batch);
 }
 
 /// rope of the queries q (heads_q heads) and the keys k (heads_k heads) of one attention layer,
@@ -147,9 +153,7 @@ void rope_qk(const Space& space, const View2<std::type_identity_t<Real>, Space>&
   const int half =
       detail::rope_checked(q, heads_q, head_dim, rotary_dim, batch.num_tokens, "rope_qk: q");
   detail::rope_checked(k, heads_k, head_dim, rotary_dim, batch.num_tokens, "rope_qk: k");
-  if constexpr (std::is_same_v<Real, float>)
-    if (detail::rope_host(space, q, heads_q, k, heads_k, head_dim, inv_freq, half, batch)) return;
-  detail::rope_generic<Real>(space, q, heads_q, k, heads_k, head_dim, inv_freq, half, batch);
+  detail::rope_run<Real>(space, q, heads_q, k, heads_k, head_dim, inv_freq, half, batch);
 }
 
 }  // namespace rodimus

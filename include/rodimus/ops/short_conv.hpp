@@ -86,6 +86,30 @@ template <class Space>
 bool short_conv_is_step(const SeqBatch<Space>& batch, std::size_t k, bool update_state) {
   return update_state && k > 1 && batch.max_len == 1 && batch.num_tokens == batch.num_seqs;
 }
+
+/// short_conv after its argument checks.
+template <class Real, class Space>
+void short_conv_checked(const Space& space, const View2<const Real, Space>& x,
+                        const View2<const Real, Space>& w, const View1<const Real, Space>& b,
+                        const View3<Real, Space>& state, const SeqBatch<Space>& batch,
+                        const View2<Real, Space>& xs, bool update_state) {
+  if (batch.num_tokens == 0) return;
+  const auto k = w.extent(1);
+  // a decode step (one token per sequence): the conv and the state shift in one kernel
+  const bool step = detail::short_conv_is_step(batch, k, update_state);
+  if constexpr (std::is_same_v<Real, float>)
+    if (short_conv_host(space, x, w, b, View3<float, Space>(state), batch, xs, step)) {
+      if (update_state && k > 1 && !step)
+        short_conv_update_state_generic<Space, Real>(space, x, state, batch);
+      return;
+    }
+  if (step) {
+    short_conv_step_generic<Space, Real>(space, x, w, b, state, batch, xs);
+    return;
+  }
+  short_conv_kernel<Space, Real>(space, x, w, b, state, batch, xs);
+  if (update_state && k > 1) short_conv_update_state_generic<Space, Real>(space, x, state, batch);
+}
 }  // namespace detail
 
 /// xs_t[c] = silu(b[c] + sum_j w[c, j] * x_{t-K+1+j}[c]), inputs before the call taken from the
@@ -100,23 +124,7 @@ void short_conv(const Space& space, const View2<const std::type_identity_t<Real>
                 const View3<std::type_identity_t<Real>, Space>& state, const SeqBatch<Space>& batch,
                 const View2<std::type_identity_t<Real>, Space>& xs, bool update_state = true) {
   detail::check_short_conv_args<Real, Space>(x, w, b, state, batch, xs);
-  if (batch.num_tokens == 0) return;
-  const auto k = w.extent(1);
-  // a decode step (one token per sequence): the conv and the state shift in one kernel
-  const bool step = detail::short_conv_is_step(batch, k, update_state);
-  if constexpr (std::is_same_v<Real, float>)
-    if (detail::short_conv_host(space, x, w, b, View3<float, Space>(state), batch, xs, step)) {
-      if (update_state && k > 1 && !step)
-        detail::short_conv_update_state_generic<Space, Real>(space, x, state, batch);
-      return;
-    }
-  if (step) {
-    detail::short_conv_step_generic<Space, Real>(space, x, w, b, state, batch, xs);
-    return;
-  }
-  detail::short_conv_kernel<Space, Real>(space, x, w, b, state, batch, xs);
-  if (update_state && k > 1)
-    detail::short_conv_update_state_generic<Space, Real>(space, x, state, batch);
+  detail::short_conv_checked<Real>(space, x, w, b, state, batch, xs, update_state);
 }
 
 }  // namespace rodimus

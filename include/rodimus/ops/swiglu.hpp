@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <string>
 
 #include "rodimus/ops/impl/gate_host.hpp"
 #include "rodimus/ops/impl/gate_kernels.hpp"
@@ -42,18 +43,38 @@ void swiglu_ffn(const Space& space, const View2<const float, Space>& h,
                 const SwigluWeights<W, Space>& fw, const View2<float, Space>& a,
                 const View2<float, Space>& g, const View2<float, Space>& y, int n_tokens) {
   using CV = View2<const float, Space>;
-  linear_shared_input(space, h, std::array{&fw.fc_a, &fw.fc_g}, std::array{a, g}, n_tokens);
+  detail::check_linear_args<Space, W>(h, fw.fc_a, a, n_tokens);
+  detail::check_linear_args<Space, W>(h, fw.fc_g, g, n_tokens);
+  detail::check_linear_args<Space, W>(CV(a), fw.out, y, n_tokens);
+  if (fw.fc_g.out_features() != fw.fc_a.out_features())
+    throw ArgumentError("swiglu_ffn: fc_g has " + std::to_string(fw.fc_g.out_features()) +
+                        " outputs, fc_a " + std::to_string(fw.fc_a.out_features()));
+  if (n_tokens <= 0) return;
+  if constexpr (is_cuda_space_v<Space>) {
+    // A decode step: the product in the up-projections' GEMV epilogue (gate and up rows paired
+    // in its blocks; `a` receives silu(g) * a, g is not written), then a plain GEMV.
+    if (detail::cuda_dense(h, fw.fc_g, g) &&
+        backend::cuda::gemv_supports<W>(n_tokens, fw.fc_g.in_features(), h.data(),
+                                        static_cast<std::int64_t>(h.stride(0)), fw.fc_g.w.data()) &&
+        detail::cuda_gemv_with(space, h, std::array{&fw.fc_a}, std::array{a}, n_tokens,
+                               [&](auto& proj) {
+                                 proj[0].glu_w = fw.fc_g.w.data();
+                                 proj[0].glu_b = fw.fc_g.has_bias() ? fw.fc_g.b.data() : nullptr;
+                               })) {
+      detail::linear_checked(space, CV(a), fw.out, y, n_tokens);
+      return;
+    }
+  }
+  detail::linear_shared_input_checked(space, h, std::array{&fw.fc_a, &fw.fc_g}, std::array{a, g},
+                                      n_tokens);
   // CUDA: the product formed by the down-projection as it reads its input (the decode GEMV's
   // loads, or cuBLAS's operand conversion: one pass fewer; a keeps the up-projection).
   // Elsewhere the product overwrites a, then the down-projection.
   if constexpr (is_cuda_space_v<Space>) {
-    detail::check_linear_args<Space, W>(CV(a), fw.out, y, n_tokens);
-    detail::check_extent(g, 1, a.extent(1), "swiglu_ffn: g");
-    detail::check_extent_at_least(g, 0, n_tokens, "swiglu_ffn: g");
     if (detail::cuda_linear_glu(space, CV(a), CV(g), fw.out, y, n_tokens)) return;
   }
   swiglu(space, CV(a), CV(g), a, n_tokens);
-  linear(space, CV(a), fw.out, y, n_tokens);
+  detail::linear_checked(space, CV(a), fw.out, y, n_tokens);
 }
 
 }  // namespace rodimus

@@ -74,6 +74,14 @@ struct CudaContext {
   /// (linear_rope: RoPE of q and k; linear_short_conv: a decode step's ShortConv): one launch
   /// fewer each. Off: the ops run their own kernels after the GEMV (for A/B benchmarks).
   bool gemv_epilogues = true;
+  /// linear_two_inputs runs the projections of both its inputs in one decode GEMV launch (the
+  /// Rodimus mixer: the channel gate's down-projection beside the DDTS projections): one launch
+  /// fewer per mixer. Off: one launch per input (for A/B benchmarks).
+  bool gemv_two_inputs = true;
+  /// Rows per block of the decode GEMV at 3-8 tokens (2 or 4). Every block reads the whole
+  /// input from L2, N tokens x 4 bytes per input feature against its RB rows x 2 bytes of
+  /// weights: at 4 tokens and 2 rows the L2 traffic of the activations is 4x the weights'.
+  int gemv_batch_rows = 4;
   /// cuBLAS's workspace (32 MiB, NVIDIA's figure for Hopper).
   static constexpr std::size_t kCublasWorkspaceBytes = std::size_t(32) << 20;
   void* cublas_workspace = nullptr;
@@ -177,8 +185,9 @@ class OperandPrecisionScope {
 };
 
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
-/// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues) and restores them at the
-/// end of the scope: tests and benchmarks change them inside one.
+/// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
+/// gemv_two_inputs, gemv_batch_rows) and restores them at the end of the scope: tests and
+/// benchmarks change them inside one.
 class DecodeSettingsScope {
  public:
   DecodeSettingsScope()
@@ -187,13 +196,17 @@ class DecodeSettingsScope {
         ctas_(ctx_.decode_attention_ctas_per_sm),
         trigger_(ctx_.gemv_early_trigger),
         norms_(ctx_.dependent_norms),
-        epilogues_(ctx_.gemv_epilogues) {}
+        epilogues_(ctx_.gemv_epilogues),
+        two_inputs_(ctx_.gemv_two_inputs),
+        batch_rows_(ctx_.gemv_batch_rows) {}
   ~DecodeSettingsScope() {
     ctx_.one_kernel_decode_attention = one_kernel_;
     ctx_.decode_attention_ctas_per_sm = ctas_;
     ctx_.gemv_early_trigger = trigger_;
     ctx_.dependent_norms = norms_;
     ctx_.gemv_epilogues = epilogues_;
+    ctx_.gemv_two_inputs = two_inputs_;
+    ctx_.gemv_batch_rows = batch_rows_;
   }
   DecodeSettingsScope(const DecodeSettingsScope&) = delete;
   DecodeSettingsScope& operator=(const DecodeSettingsScope&) = delete;
@@ -203,7 +216,8 @@ class DecodeSettingsScope {
   CudaContext& ctx_;
   bool one_kernel_;
   int ctas_;
-  bool trigger_, norms_, epilogues_;
+  bool trigger_, norms_, epilogues_, two_inputs_;
+  int batch_rows_;
 };
 
 }  // namespace rodimus::backend::cuda::detail

@@ -18,11 +18,18 @@
 // of one input share the launch (the grid is their blocks end to end): that saves a launch and
 // a kernel's ramp-up and drain per projection, about 4-5 us each on the H200 (bench_linear).
 //
+// A projection may name its own input of the same width (Projection::x): projections of two
+// inputs then share a launch too.
+//
 // Epilogues (projection.hpp) save the launch of the element-wise op after a projection: the
 // channel gate's sigmoid product, RoPE of q and k (the block's rows permuted so that both
-// halves of a rotated pair land in one block) and a decode step's ShortConv with its state
-// shift. Their operands that do not depend on the kernel before (angles, conv weights and
-// state) are loaded before the wait, so the epilogue adds no memory round trip to a block's tail.
+// halves of a rotated pair land in one block), a decode step's ShortConv with its state
+// shift, and SwiGLU's product silu(g) * a (the gate's and the up-projection's rows paired in
+// one block: the down-projection then reads the product, not both inputs, and silu is
+// evaluated once per feature instead of once per feature in every block of the
+// down-projection). Their operands that do not depend on the kernel before (angles, conv weights
+// and state) are loaded before the wait, so the epilogue adds no memory round trip to a block's
+// tail.
 #pragma once
 
 #include <algorithm>
@@ -86,22 +93,25 @@ struct GemvLaunch {
   /// first weights are in flight, so a dependent GEMV's loads fill this one's last wave.
   bool trigger = false;
 
-  /// Whether a projection rotates its output (RopeEpilogue: needs pairs of rows per block).
-  bool rotates() const {
-    for (int j = 0; j < count; ++j)
-      if (p[j].rope.inv_freq) return true;
-    return false;
+  /// Whether a projection rotates its output (RopeEpilogue: needs pairs of rows per block) /
+  /// has a ShortConv epilogue / forms SwiGLU's product (pairs of rows too): set once by
+  /// classify() after the projections are filled in.
+  bool rotates = false, convolves = false, glu_out = false;
+
+  void classify() {
+    rotates = convolves = glu_out = false;
+    for (int j = 0; j < count; ++j) {
+      rotates = rotates || p[j].rope.inv_freq != nullptr;
+      convolves = convolves || p[j].conv.w != nullptr;
+      glu_out = glu_out || p[j].glu_w != nullptr;
+    }
   }
-  /// Whether a projection has a ShortConv epilogue.
-  bool convolves() const {
-    for (int j = 0; j < count; ++j)
-      if (p[j].conv.w) return true;
-    return false;
-  }
+  /// Whether blocks must hold whole pairs of rows.
+  bool pairs() const { return rotates || glu_out; }
   /// Lays the projections' blocks of `rows` rows end to end; returns the grid size.
   int layout(int rows) {
     int blocks = 0;
-    for (int j = 0; j < count; ++j) block_end[j] = blocks += (p[j].out + rows - 1) / rows;
+    for (int j = 0; j < count; ++j) block_end[j] = blocks += (p[j].rows() + rows - 1) / rows;
     return blocks;
   }
   /// The projection of block `b` and the block's index inside it.
@@ -152,19 +162,34 @@ __device__ inline int gemv_feature(const Projection<W>& p, int row) {
   return j < 2 * p.rope.half ? row - j + j / 2 + (j % 2) * p.rope.half : row;
 }
 
+/// Projection::rows() in device code.
+template <class W>
+__device__ inline int gemv_rows(const Projection<W>& p) {
+  return p.glu_w ? 2 * p.out : p.out;
+}
+
+/// The weight row of a block's row `row`: gemv_feature's, or of a SwiGLU pair row 2i the
+/// up-projection's row i and row 2i + 1 the gate's.
+template <class W>
+__device__ inline const W* gemv_weight_row(const Projection<W>& p, int row, int in) {
+  if (p.glu_w) return (row % 2 ? p.glu_w : p.w) + std::int64_t(row / 2) * in;
+  return p.w + std::int64_t(gemv_feature(p, row)) * in;
+}
+
 /// Stores y[n, row] = v + b[row], and the gated product when the projection has a gate.
 template <class W>
 __device__ inline float gemv_store(const Projection<W>& p, int n, int row, float v) {
   v += p.b ? p.b[row] : 0.f;
   p.y[n * p.ldy + row] = v;
-  if (p.gate) p.gated[n * p.ldgated + row] = rodimus::detail::sigmoid(v) * p.gate[n * p.ldgate + row];
+  if (p.gate)
+    p.gated[n * p.ldgated + row] = rodimus::detail::sigmoid(v) * p.gate[n * p.ldgate + row];
   return v;
 }
 
 /// What a wide GEMV kernel does besides y = x W^T + b (a template parameter, so the plain
 /// kernel carries no epilogue registers): the SwiGLU input, or the RoPE / ShortConv epilogue of
 /// the launch's projections that set one (the others of the launch stay plain).
-enum class GemvMode { Plain, Glu, Rope, Conv };
+enum class GemvMode { Plain, Glu, Rope, Conv, GluOut };
 
 /// The operands a thread's epilogue item needs besides its sums, loaded before the wait for the
 /// kernel before, which does not write them: a pair's rotation (the positions are uploaded
@@ -183,8 +208,7 @@ __device__ inline GemvEpilogueInputs gemv_epilogue_inputs(const Projection<W>& p
   if constexpr (M == GemvMode::Rope) {
     const RopeEpilogue& q = p.rope;
     const int r = 2 * (i / N), n = i % N, row = row0 + r;
-    if (!q.inv_freq || i >= RB / 2 * N || row >= p.out || row % q.head_dim >= 2 * q.half)
-      return e;
+    if (!q.inv_freq || i >= RB / 2 * N || row >= p.out || row % q.head_dim >= 2 * q.half) return e;
     // the generic rope's operations
     const int s = q.token_seq[n];
     const float pos = static_cast<float>(q.pos0[s] + (n - q.offsets[s]));
@@ -228,6 +252,26 @@ __device__ inline void gemv_store_conv(const Projection<W>& p, int n, int row, f
   c.xs[n * c.ldxs + row] = rodimus::detail::silu(acc);
 }
 
+/// The epilogue of a block whose projection forms SwiGLU's product: rows r, r + 1 (r even) are
+/// feature i = (row0 + r) / 2 of the up-projection a and of the gate g; y[n, i] = silu(g) * a,
+/// the swiglu kernel's operations on the sums the plain kernel would store.
+template <class W, int N, int RB>
+__device__ inline void gemv_store_glu(const Projection<W>& p, int row0,
+                                      const float (&part)[kGemvWarps][RB * N]) {
+  const int i = threadIdx.x;
+  const int r = 2 * (i / N), n = i % N, row = row0 + r;
+  if (i >= RB / 2 * N || row >= gemv_rows(p)) return;
+  const int f = row / 2;
+  float sa = 0.f, sg = 0.f;
+#pragma unroll
+  for (int k = 0; k < kGemvWarps; ++k) {
+    sa += part[k][r * N + n];
+    sg += part[k][(r + 1) * N + n];
+  }
+  const float a = sa + (p.b ? p.b[f] : 0.f), g = sg + (p.glu_b ? p.glu_b[f] : 0.f);
+  p.y[n * p.ldy + f] = rodimus::detail::silu(g) * a;
+}
+
 /// The epilogue of a block whose projection rotates its output: rows r, r + 1 (r even) are the
 /// pair (i, i + half) of one head, or two unrotated dims past 2 half; part: the warps' sums.
 template <class W, int N, int RB>
@@ -259,15 +303,19 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
                 const __grid_constant__ GemvLaunch<W> launch, int in) {
   int local = 0;
   const Projection<W>& p = launch.p[launch.projection_of(int(blockIdx.x), local)];
+  if (p.x) {  // the projection's own input
+    x = p.x;
+    ldx = p.ldx;
+  }
   const int row0 = local * RB;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int groups = in / 8;  // 8 weights per 16-byte load
-  const uint4* wrow[RB];       // the block's weight rows (permuted under a RopeEpilogue)
+  const uint4* wrow[RB];      // the block's weight rows (permuted under a RopeEpilogue)
 #pragma unroll
   for (int r = 0; r < RB; ++r)
-    wrow[r] = row0 + r < p.out ? reinterpret_cast<const uint4*>(
-                                     p.w + std::int64_t(gemv_feature(p, row0 + r)) * in)
-                               : nullptr;
+    wrow[r] = row0 + r < gemv_rows(p)
+                  ? reinterpret_cast<const uint4*>(gemv_weight_row(p, row0 + r, in))
+                  : nullptr;
   float acc[RB][N] = {};
   uint4 raw[S][RB];
   auto load = [&](int g) {
@@ -276,7 +324,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 #pragma unroll
       for (int r = 0; r < RB; ++r)
         raw[s][r] = wrow[r] && g + s * kGemvSlice < groups ? __ldg(wrow[r] + g + s * kGemvSlice)
-                                                          : make_uint4(0, 0, 0, 0);
+                                                           : make_uint4(0, 0, 0, 0);
   };
   int g = warp * 32 + lane;
   // the first slices' weights are in flight before the wait for the kernel that writes x (a
@@ -289,8 +337,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 #pragma unroll
     for (int s = 0; s < S; ++s)
       if (g + s * kGemvSlice < groups)
-        gemv_accumulate<W, N, RB, M == GemvMode::Glu>(raw[s], x, ldx, g + s * kGemvSlice, acc, launch.xg,
-                                       launch.ldxg);
+        gemv_accumulate<W, N, RB, M == GemvMode::Glu>(raw[s], x, ldx, g + s * kGemvSlice, acc,
+                                                      launch.xg, launch.ldxg);
     g += S * kGemvSlice;
     if (g < groups) load(g);
   }
@@ -306,6 +354,9 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   __syncthreads();
   if constexpr (M == GemvMode::Rope && RB % 2 == 0) {
     if (p.rope.inv_freq) return gemv_store_rotated<W, N, RB>(p, row0, part, epi);
+  }
+  if constexpr (M == GemvMode::GluOut && RB % 2 == 0) {
+    if (p.glu_w) return gemv_store_glu<W, N, RB>(p, row0, part);
   }
   static_assert(RB * N <= 32 * kGemvWarps, "one epilogue item per thread");
   const int i = threadIdx.x;
@@ -331,11 +382,16 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   constexpr int kRows = 32 * kGemvWarps / TPR;
   int local = 0;
   const Projection<W>& p = launch.p[launch.projection_of(int(blockIdx.x), local)];
+  if (p.x) {  // the projection's own input
+    x = p.x;
+    ldx = p.ldx;
+  }
   const int row = local * kRows + int(threadIdx.x) / TPR;
   const int g = int(threadIdx.x) % TPR;
   const bool live = row < p.out && g < in / 8;
-  const uint4 raw[1] = {live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
-                             : make_uint4(0, 0, 0, 0)};
+  const uint4 raw[1] = {
+      live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
+           : make_uint4(0, 0, 0, 0)};
   if (launch.trigger) allow_dependents();
   grid_dependency_wait();  // x is written by the kernel before (a dependent launch)
   float acc[1][N] = {};
@@ -367,12 +423,15 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
   if (launch.xg)
     launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Glu>, grid, block, 0, stream,
                      "gemv kernel (SwiGLU input)", x, ldx, launch, in);
-  else if (launch.rotates())
+  else if (launch.rotates)
     launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Rope>, grid, block, 0, stream,
                      "gemv kernel (RoPE epilogue)", x, ldx, launch, in);
-  else if (launch.convolves())
+  else if (launch.convolves)
     launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Conv>, grid, block, 0, stream,
                      "gemv kernel (ShortConv epilogue)", x, ldx, launch, in);
+  else if (launch.glu_out)
+    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::GluOut>, grid, block, 0, stream,
+                     "gemv kernel (SwiGLU epilogue)", x, ldx, launch, in);
   else
     launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Plain>, grid, block, 0, stream,
                      "gemv kernel", x, ldx, launch, in);
@@ -380,14 +439,16 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
 
 // Rows per block and slices in flight: one or two tokens take up to 8 rows (the LM head: fewer,
 // larger blocks) and two slices (up to 4 rows); more tokens hold more accumulators in registers
-// and take at most 2 rows and one slice. Rows per block shrink until there are about two
-// blocks per SM, but not below 2 where a projection rotates its output (a pair per block).
+// and take up to 4 rows (CudaContext::gemv_batch_rows: each block reads all N activation rows
+// from L2, so fewer rows per block multiply that traffic) and one slice. Rows per block shrink
+// until there are about two blocks per SM, but not below 2 where a projection rotates its output (a
+// pair per block).
 template <class W, int N>
 void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, int in,
                  cudaStream_t stream) {
   const int groups = in / 8;
-  const bool pairs = launch.rotates();
-  if (groups <= 32 && !launch.xg && !pairs && !launch.convolves()) {  // short rows
+  const bool pairs = launch.pairs();
+  if (groups <= 32 && !launch.xg && !pairs && !launch.convolves) {  // short rows
     if (groups <= 1) return launch_gemv_thin<W, N, 1>(x, ldx, launch, in, stream);
     if (groups <= 2) return launch_gemv_thin<W, N, 2>(x, ldx, launch, in, stream);
     if (groups <= 4) return launch_gemv_thin<W, N, 4>(x, ldx, launch, in, stream);
@@ -396,7 +457,7 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
     return launch_gemv_thin<W, N, 32>(x, ldx, launch, in, stream);
   }
   long rows = 0;
-  for (int j = 0; j < launch.count; ++j) rows += launch.p[j].out;
+  for (int j = 0; j < launch.count; ++j) rows += launch.p[j].rows();
   const long sms = CudaContext::get().sm_count();
   if constexpr (N <= 2) {
     if (rows / 8 >= 16 * sms) return launch_gemv<W, N, 8, 1>(x, ldx, launch, in, stream);
@@ -404,6 +465,8 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
     if (rows / 2 >= 2 * sms || pairs) return launch_gemv<W, N, 2, 2>(x, ldx, launch, in, stream);
     launch_gemv<W, N, 1, 2>(x, ldx, launch, in, stream);
   } else {
+    if (CudaContext::get().gemv_batch_rows >= 4 && rows / 4 >= 2 * sms)
+      return launch_gemv<W, N, 4, 1>(x, ldx, launch, in, stream);
     if (rows / 2 >= 2 * sms || pairs) return launch_gemv<W, N, 2, 1>(x, ldx, launch, in, stream);
     launch_gemv<W, N, 1, 1>(x, ldx, launch, in, stream);
   }
@@ -417,6 +480,16 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
 inline bool gemv_epilogues_enabled() {
 #if RODIMUS_CUDA_KERNELS
   return detail::CudaContext::get().gemv_epilogues;
+#else
+  return false;
+#endif
+}
+
+/// Whether linear_two_inputs shares one GEMV launch between its inputs
+/// (CudaContext::gemv_two_inputs); false without CUDA kernels.
+inline bool gemv_two_inputs_enabled() {
+#if RODIMUS_CUDA_KERNELS
+  return detail::CudaContext::get().gemv_two_inputs;
 #else
   return false;
 #endif
@@ -451,10 +524,19 @@ void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
       launch.count = std::min(kGemvMaxProjections, count - j0);
       launch.trigger = detail::CudaContext::get().gemv_early_trigger;
       for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
-      if ((launch.rotates() && launch.convolves()) || (xg && (launch.rotates() || launch.convolves())))
-        throw BackendError("gemv: one launch takes one kind of epilogue (SwiGLU input, RoPE or ShortConv)");
+      launch.classify();
+      if (int(xg != nullptr) + launch.rotates + launch.convolves + launch.glu_out > 1)
+        throw BackendError(
+            "gemv: one launch takes one kind of epilogue (SwiGLU input, RoPE, ShortConv or "
+            "SwiGLU product)");
       for (int j = 0; j < launch.count; ++j)
-        if (launch.p[j].conv.w && (launch.p[j].conv.k < 1 || launch.p[j].conv.k > kGemvConvMaxWidth))
+        if (launch.p[j].x && (xg || launch.p[j].ldx % 4 != 0 ||
+                              reinterpret_cast<std::uintptr_t>(launch.p[j].x) % 16 != 0))
+          throw BackendError(
+              "gemv: a projection's own input needs 16-byte aligned rows and no SwiGLU input");
+      for (int j = 0; j < launch.count; ++j)
+        if (launch.p[j].conv.w &&
+            (launch.p[j].conv.k < 1 || launch.p[j].conv.k > kGemvConvMaxWidth))
           throw BackendError("gemv: the ShortConv epilogue takes widths 1 to 4");
       auto run = [&]<int N>() { detail::launch_gemv<W, N>(x, ldx, launch, in, s); };
       switch (n_tokens) {

@@ -27,9 +27,9 @@ struct RopeEpilogue {
 /// operations in the same order as short_conv's step kernel. The GEMV only; inactive while w is
 /// null.
 struct ConvEpilogue {
-  const float* w = nullptr;  // [out, k]
-  const float* b = nullptr;  // [out]
-  float* state = nullptr;    // [S, k - 1, out]
+  const float* w = nullptr;   // [out, k]
+  const float* b = nullptr;   // [out]
+  float* state = nullptr;     // [S, k - 1, out]
   const int* slot = nullptr;  // [N]
   float* xs = nullptr;        // [N, out], row stride ldxs
   std::int64_t ldxs = 0;
@@ -39,8 +39,8 @@ struct ConvEpilogue {
 /// w: [out, in] dense, b: [out] or null, y: [N, out] with leading dimension ldy.
 /// gate (or null): gated[n, j] = sigmoid(y[n, j]) * gate[n, j] as well, the channel gate of
 /// SPEC 2 step 4 in the projection's epilogue (the GEMV's, or cuBLAS's bias pass).
-/// rope / conv: the GEMV's other epilogues (cuBLAS rejects them); at most one of gate, rope and
-/// conv per projection.
+/// rope / conv / glu_w: the GEMV's other epilogues (cuBLAS rejects them); at most one of gate,
+/// rope, conv and glu_w per projection.
 template <StorageType W>
 struct Projection {
   const W* w = nullptr;
@@ -53,9 +53,25 @@ struct Projection {
   std::int64_t ldgate = 0, ldgated = 0;
   RopeEpilogue rope;
   ConvEpilogue conv;
+  /// The projection's own input in place of the launch's (the GEMV only; null: the launch's):
+  /// [N, in] with row stride ldx, the launch's `in` features, 16-byte aligned rows. Projections
+  /// of two inputs of one width then share a launch (the channel gate's down-projection of x
+  /// beside the DDTS projections of xs).
+  const float* x = nullptr;
+  std::int64_t ldx = 0;
+  /// SwiGLU's product in the GEMV's epilogue (SPEC 4; the GEMV only; inactive while glu_w is
+  /// null): w is the up-projection a and glu_w the gate g ([out, in] each, glu_b g's bias or
+  /// null); the launch's rows are their rows in pairs (a_i, g_i), so both land in one block,
+  /// which stores y[n, i] = silu(g_i) * a_i.
+  const W* glu_w = nullptr;
+  const float* glu_b = nullptr;
 
-  /// Whether an epilogue only the GEMV runs is set.
-  bool gemv_only() const { return rope.inv_freq != nullptr || conv.w != nullptr; }
+  /// Rows of the launch's layout: the output features, or twice that for a SwiGLU pair.
+  int rows() const { return glu_w ? 2 * out : out; }
+  /// Whether an epilogue or an input only the GEMV takes is set.
+  bool gemv_only() const {
+    return rope.inv_freq != nullptr || conv.w != nullptr || x != nullptr || glu_w != nullptr;
+  }
 };
 
 }  // namespace rodimus::backend::cuda
