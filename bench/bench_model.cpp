@@ -196,7 +196,8 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 /// attention's CTAs per SM (0: the default), the GEMV's early trigger and the dependent norm
 /// launches (CudaContext::gemv_early_trigger, dependent_norms), the GEMV's RoPE / ShortConv
 /// epilogues (gemv_epilogues), the two-input GEMV launch (gemv_two_inputs), the GEMV's rows per
-/// block at 3-8 tokens (gemv_batch_rows, 0: the default); all on by default.
+/// block at 3-8 tokens (gemv_batch_rows, 0: the default), the decode scan as a dependent launch
+/// (dependent_scan); all on by default.
 struct DecodeKnobs {
   int attention_ctas_per_sm = 0;
   bool gemv_early_trigger = true;
@@ -204,6 +205,7 @@ struct DecodeKnobs {
   bool gemv_epilogues = true;
   bool gemv_two_inputs = true;
   int gemv_batch_rows = 0;
+  bool dependent_scan = true;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -217,6 +219,7 @@ struct KnobScope {
     ctx.gemv_epilogues = k->gemv_epilogues;
     ctx.gemv_two_inputs = k->gemv_two_inputs;
     if (k->gemv_batch_rows > 0) ctx.gemv_batch_rows = k->gemv_batch_rows;
+    ctx.dependent_scan = k->dependent_scan;
     if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
   }
   backend::cuda::detail::DecodeSettingsScope scope;
@@ -372,12 +375,14 @@ void register_shape(const Shape& s) {
       DecodeKnobs knobs;
       std::vector<int> batches;
     };
-    const std::vector<Variant> variants = {{"attn_ctas:4", {4, true, true, true, true}, {16, 128}},
-                                           {"pdl:off", {0, false, false, true, true}, {1, 4, 16}},
-                                           {"epilogues:off", {0, true, true, false, true}, {1, 4}},
-                                           {"two_inputs:off", {0, true, true, true, false}, {1, 4}},
-                                           {"batch_rows:2", {0, true, true, true, true, 2}, {4}},
-                                           {"defaults", {}, {4}}};
+    const std::vector<Variant> variants = {
+        {"attn_ctas:4", {4, true, true, true, true}, {16, 128}},
+        {"pdl:off", {0, false, false, true, true}, {1, 4, 16}},
+        {"epilogues:off", {0, true, true, false, true}, {1, 4}},
+        {"two_inputs:off", {0, true, true, true, false}, {1, 4}},
+        {"batch_rows:2", {0, true, true, true, true, 2}, {4}},
+        {"scan_pdl:off", {0, true, true, true, true, 0, false}, {1}},
+        {"defaults", {}, {4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {
         auto* b = benchmark::RegisterBenchmark(

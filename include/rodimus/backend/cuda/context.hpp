@@ -82,6 +82,16 @@ struct CudaContext {
   /// input from L2, N tokens x 4 bytes per input feature against its RB rows x 2 bytes of
   /// weights: at 4 tokens and 2 rows the L2 traffic of the activations is 4x the weights'.
   int gemv_batch_rows = 4;
+  /// The decode scan (ddts_gla_scan's recurrent kernel) as a programmatic dependent launch that
+  /// loads its states before waiting for the kernel before. Off: a normal launch (for A/B
+  /// benchmarks).
+  bool dependent_scan = true;
+  /// The stream whose latest rodimus kernel wrote recurrent states (the decode scan), if any
+  /// (state_stream_set): the next scan on it reads those states, so it is launched normally
+  /// instead of as a dependent that loads them before waiting. Any other dependent launch on
+  /// that stream clears it (launch_dependent).
+  cudaStream_t state_stream = nullptr;
+  bool state_stream_set = false;
   /// cuBLAS's workspace (32 MiB, NVIDIA's figure for Hopper).
   static constexpr std::size_t kCublasWorkspaceBytes = std::size_t(32) << 20;
   void* cublas_workspace = nullptr;
@@ -186,8 +196,8 @@ class OperandPrecisionScope {
 
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
 /// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
-/// gemv_two_inputs, gemv_batch_rows) and restores them at the end of the scope: tests and
-/// benchmarks change them inside one.
+/// gemv_two_inputs, gemv_batch_rows, dependent_scan) and restores them at the end of the scope:
+/// tests and benchmarks change them inside one.
 class DecodeSettingsScope {
  public:
   DecodeSettingsScope()
@@ -198,7 +208,8 @@ class DecodeSettingsScope {
         norms_(ctx_.dependent_norms),
         epilogues_(ctx_.gemv_epilogues),
         two_inputs_(ctx_.gemv_two_inputs),
-        batch_rows_(ctx_.gemv_batch_rows) {}
+        batch_rows_(ctx_.gemv_batch_rows),
+        scan_(ctx_.dependent_scan) {}
   ~DecodeSettingsScope() {
     ctx_.one_kernel_decode_attention = one_kernel_;
     ctx_.decode_attention_ctas_per_sm = ctas_;
@@ -207,6 +218,7 @@ class DecodeSettingsScope {
     ctx_.gemv_epilogues = epilogues_;
     ctx_.gemv_two_inputs = two_inputs_;
     ctx_.gemv_batch_rows = batch_rows_;
+    ctx_.dependent_scan = scan_;
   }
   DecodeSettingsScope(const DecodeSettingsScope&) = delete;
   DecodeSettingsScope& operator=(const DecodeSettingsScope&) = delete;
@@ -218,6 +230,7 @@ class DecodeSettingsScope {
   int ctas_;
   bool trigger_, norms_, epilogues_, two_inputs_;
   int batch_rows_;
+  bool scan_;
 };
 
 }  // namespace rodimus::backend::cuda::detail

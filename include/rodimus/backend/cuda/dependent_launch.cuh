@@ -10,22 +10,9 @@
 #include <cuda_runtime.h>
 
 #include "rodimus/backend/cuda/context.hpp"
+#include "rodimus/backend/cuda/grid_dependency.cuh"
 
 namespace rodimus::backend::cuda::detail {
-
-/// Waits until the grid this kernel depends on has completed and its memory is visible.
-__device__ __forceinline__ void grid_dependency_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-
-/// Lets the next kernel of the stream, if launched with launch_dependent(), start now.
-__device__ __forceinline__ void allow_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
 
 /// Launches kernel<<<grid, block, shared, stream>>>(args...) as a programmatic dependent of the
 /// stream's previous kernel where the device supports it (a plain launch elsewhere); the
@@ -42,7 +29,9 @@ void launch_dependent(void (*kernel)(KArgs...), dim3 grid, dim3 block, std::size
   cudaLaunchAttribute attr[1]{};
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
-  if (CudaContext::get().dependent_launch()) {
+  auto& ctx = CudaContext::get();
+  if (ctx.state_stream_set && ctx.state_stream == stream) ctx.state_stream_set = false;
+  if (ctx.dependent_launch()) {
     cfg.attrs = attr;
     cfg.numAttrs = 1;
   }

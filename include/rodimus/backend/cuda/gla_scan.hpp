@@ -11,6 +11,7 @@
 
 #if RODIMUS_CUDA_KERNELS
 #include "rodimus/backend/cuda/context.hpp"
+#include "rodimus/backend/cuda/dependent_launch.cuh"
 #include "rodimus/backend/cuda/gla_chunk_scan.cuh"
 #endif
 
@@ -78,10 +79,13 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
                                             o.data(), B, 0, n, E, stream, batch.offsets.data(),
                                             opts);
     };
-    if (detail::CudaContext::get().operands == OperandPrecision::Bf16)
+    auto& ctx = detail::CudaContext::get();
+    if (ctx.operands == OperandPrecision::Bf16)
       go.template operator()<ScanPrecision::Bf16>();
     else
       go.template operator()<ScanPrecision::Split>();
+    ctx.state_stream = stream;  // the states are written: a decode scan next waits for them
+    ctx.state_stream_set = true;
     Kokkos::Profiling::popRegion();
     return true;
   }
@@ -121,7 +125,25 @@ bool ddts_gla_scan_cuda([[maybe_unused]] const Space& space,
         st(state, 0) != std::int64_t(n) * e ||
         std::int64_t(batch.num_tokens) > std::int64_t(detail::kRecurrentTokens) * B)
       return false;
-    const detail::CudaLaunch launch{space.cuda_stream(), "rodimus::backend::cuda::ddts_gla_scan"};
+    // A programmatic dependent launch: the state loads overlap the kernel before (the GEMV,
+    // which lets its dependents start early). The kernel itself lets its successor start only
+    // as it ends. Right after a kernel that wrote recurrent states on this stream (two scans
+    // in a row), a normal launch: those states are read only once that kernel's writes are
+    // visible.
+    auto& ctx = detail::CudaContext::get();
+    const cudaStream_t stream = space.cuda_stream();
+    const bool after_writer =
+        (ctx.state_stream_set && ctx.state_stream == stream) || !ctx.dependent_scan;
+    const detail::CudaLaunch plain{stream, "rodimus::backend::cuda::ddts_gla_scan"};
+    auto launch = [&](auto kernel, dim3 grid, dim3 block, int shared, const auto&... args) {
+      if (after_writer)
+        plain(kernel, grid, block, shared, args...);
+      else
+        detail::launch_dependent(kernel, grid, block, static_cast<std::size_t>(shared), stream,
+                                 "rodimus::backend::cuda::ddts_gla_scan", args...);
+      ctx.state_stream = stream;
+      ctx.state_stream_set = true;
+    };
     const int groups = detail::recurrent_row_groups(B, E, detail::multiprocessors());
     auto go = [&]<int N>() {
       const detail::DdtsRecurrentInputs<N> in{q.data(), k.data(), s_raw.data(), tau_raw.data(),
