@@ -17,9 +17,14 @@ TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst_a = 0, worst_k = 0;
-  for (auto [n_tok, n] : std::vector<std::pair<int, int>>{
-           {1, 1}, {1, 64}, {9, 16}, {31, 33}, {40, 100}, {5, 257},
-           {rng.integer(1, 50), rng.integer(2, 130)}}) {
+  for (auto [n_tok, n] :
+       std::vector<std::pair<int, int>>{{1, 1},
+                                        {1, 64},
+                                        {9, 16},
+                                        {31, 33},
+                                        {40, 100},
+                                        {5, 257},
+                                        {rng.integer(1, 50), rng.integer(2, 130)}}) {
     for (bool in_place : {false, true}) {
       INFO("N=" << n_tok << " n=" << n << " in place " << in_place);
       const float eps = 1e-12f;
@@ -104,9 +109,13 @@ TEST_CASE("channel_gate with bf16 weights keeps the pre-activation it gates",
   // its gate.
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [n_tok, e, r] : std::vector<std::tuple<int, int, int>>{
-           {1, 64, 32}, {3, 200, 16}, {8, 96, 8}, {9, 40, 32}, {rng.integer(1, 12), 72, 24},
-           {rng.integer(256, 300), 48, 16}}) {
+  for (auto [n_tok, e, r] :
+       std::vector<std::tuple<int, int, int>>{{1, 64, 32},
+                                              {3, 200, 16},
+                                              {8, 96, 8},
+                                              {9, 40, 32},
+                                              {rng.integer(1, 12), 72, 24},
+                                              {rng.integer(256, 300), 48, 16}}) {
     INFO("N=" << n_tok << " E=" << e << " R=" << r);
     const auto x = rng.vec(std::size_t(n_tok) * e, -2, 2);
     const auto w1 = rng.vec(std::size_t(r) * e);
@@ -155,7 +164,8 @@ TEST_CASE("ddts_gate and channel_gate reject wrong extents", "[ops][ddts_gate][e
   });
 }
 
-TEST_CASE("ddts_gate with strong gate inputs (saturated softplus and sigmoid)", "[ops][ddts_gate]") {
+TEST_CASE("ddts_gate with strong gate inputs (saturated softplus and sigmoid)",
+          "[ops][ddts_gate]") {
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst_a = 0, worst_k = 0;
@@ -182,8 +192,8 @@ TEST_CASE("ddts_gate with strong gate inputs (saturated softplus and sigmoid)", 
       const double ea = test::rel_err(test::download2(a), gates.a);
       double ek = 0;
       for (int t = 0; t < n_tok; ++t)
-        ek = std::max(
-            ek, test::rel_err(test::rows_of(got_k, t, 1, n), test::rows_of(ref_k, t, 1, n)));
+        ek = std::max(ek,
+                      test::rel_err(test::rows_of(got_k, t, 1, n), test::rows_of(ref_k, t, 1, n)));
       worst_a = std::max(worst_a, ea);
       worst_k = std::max(worst_k, ek);
       CHECK(ea <= kTol);
@@ -204,11 +214,11 @@ TEST_CASE("ddts_gla_scan equals ddts_gate then gla_scan", "[ops][ddts_gate][gla_
     std::vector<int> lengths;
   };
   const std::vector<Case> cases = {
-      {64, 192, {1, 1, 1}},                          // batch 3 of decode tokens
-      {32, 128, {2, 4, 1}},                          // a few tokens per sequence
-      {64, 4096, {1, 1, 1}},                         // the 1.6B width: one thread per column
-      {128, 256, {1, rng.integer(1, 4)}},            // n = 128
-      {64, 128, {rng.integer(9, 40), 3}},            // longer: the parts
+      {64, 192, {1, 1, 1}},                // batch 3 of decode tokens
+      {32, 128, {2, 4, 1}},                // a few tokens per sequence
+      {64, 4096, {1, 1, 1}},               // the 1.6B width: one thread per column
+      {128, 256, {1, rng.integer(1, 4)}},  // n = 128
+      {64, 128, {rng.integer(9, 40), 3}},  // longer: the parts
   };
   for (const auto& c : cases) {
     const int B = static_cast<int>(c.lengths.size()), n = c.n, E = c.E;
@@ -254,4 +264,69 @@ TEST_CASE("ddts_gla_scan equals ddts_gate then gla_scan", "[ops][ddts_gate][gla_
       CHECK(test::rel_err(s_f, s0) > 1e-3);  // the state moved
     });
   }
+}
+
+TEST_CASE("ddts_gla_scan: decode steps in a row carry the state as the parts do",
+          "[ops][ddts_gate][gla_scan]") {
+  // Three decode steps of batch 3 on one state. On Kokkos::Cuda the fused kernel is a dependent
+  // launch that loads the state before waiting for the kernel before it, except right after a
+  // kernel that wrote recurrent states (step 2 follows step 1 directly); step 3 comes after a
+  // decode GEMV (linear), so it takes the dependent launch with the state written two kernels
+  // back. Each step's output and the final state against ddts_gate + gla_scan step by step.
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  const int n = 64, E = 4096, B = 3, steps = 3, in = 64;
+  const auto slots = test::shuffled_slots(rng, B, B + 1);
+  const float eps = 1e-6f, scale = 0.125f;
+  std::vector<std::vector<double>> q, k, sr, tr, u;
+  for (int s = 0; s < steps; ++s) {
+    q.push_back(rng.vec(std::size_t(B) * n, -1, 1));
+    k.push_back(rng.vec(std::size_t(B) * n, -2, 2));
+    sr.push_back(rng.vec(std::size_t(B) * n, -6, 6));
+    tr.push_back(rng.vec(std::size_t(B) * n, -4, 4));
+    u.push_back(rng.vec(std::size_t(B) * E, -1, 1));
+  }
+  const auto s0 = rng.vec(std::size_t(B + 1) * n * E, -1, 1);
+  const auto xw = rng.vec(std::size_t(B) * in), ww = rng.vec(std::size_t(E) * in);
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    LinearWeights<bf16, Space> lw;
+    lw.w = test::upload2<bf16, Space>(ww, E, in);
+    const CV lx = test::upload2<float, Space>(xw, B, in);
+    auto run = [&](bool fused) {
+      auto state = test::upload3<Space>(s0, B + 1, n, E);
+      auto ly = test::upload2<float, Space>({}, B, E);
+      std::vector<std::vector<double>> outs;
+      GlaScanWorkspace<Space, float> ws;
+      for (int s = 0; s < steps; ++s) {
+        test::Batch<Space> batch(std::vector<int>(B, 1), std::vector<int>(B, 7 + s), slots);
+        auto dq = test::upload2<float, Space>(q[s], B, n);
+        auto dk = test::upload2<float, Space>(k[s], B, n);
+        auto ds = test::upload2<float, Space>(sr[s], B, n);
+        auto dt = test::upload2<float, Space>(tr[s], B, n);
+        auto du = test::upload2<float, Space>(u[s], B, E);
+        auto da = test::upload2<float, Space>({}, B, n);
+        auto dout = test::upload2<float, Space>({}, B, E);
+        if (s == 2) linear(Space{}, lx, lw, ly, B);  // a GEMV launch between steps 2 and 3
+        if (fused) {
+          ddts_gla_scan<RecurrentScan>(Space{}, CV(dq), CV(ds), CV(dt), dk, da, CV(du), state,
+                                       batch.seq, dout, scale, eps, ws);
+        } else {
+          ddts_gate(Space{}, CV(ds), CV(dt), CV(dk), da, dk, B, eps);
+          gla_scan<RecurrentScan>(Space{}, CV(dq), CV(dk), CV(da), CV(du), state, batch.seq, dout,
+                                  scale, ws);
+        }
+        outs.push_back(test::download2(dout));
+      }
+      outs.push_back(test::download3(state));
+      return outs;
+    };
+    const auto f = run(true), p = run(false);
+    for (int s = 0; s <= steps; ++s) {
+      INFO((s < steps ? "output of step " : "final state, after step ") << s);
+      CHECK(test::rel_err(f[s], p[s]) <= 1e-5);
+    }
+    CHECK(test::rel_err(f[steps], s0) > 1e-3);
+  });
 }
