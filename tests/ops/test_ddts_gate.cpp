@@ -330,3 +330,95 @@ TEST_CASE("ddts_gla_scan: decode steps in a row carry the state as the parts do"
     CHECK(test::rel_err(f[steps], s0) > 1e-3);
   });
 }
+
+TEST_CASE("ddts_gla_scan_gated equals channel_gate_up then ddts_gla_scan",
+          "[ops][ddts_gate][gla_scan]") {
+  // On Kokkos::Cuda decode-sized calls with bf16 / fp16 gate weights compute u inside the scan
+  // kernel (the short-row GEMV's operations in its order), elsewhere the op is its parts.
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  struct Case {
+    int n, E, R;
+    std::vector<int> lengths;
+  };
+  const std::vector<Case> cases = {
+      {64, 4096, 32, {1}},                     // the 1.6B shape at batch 1
+      {64, 256, 16, {1, 1, 1}},                // R = 16 (two groups of 8)
+      {32, 128, 24, {2, 4, 1}},                // three groups: a butterfly over 4 lanes, one empty
+      {128, 256, 64, {1, 3}},                  // R = 64, the most the fused kernel takes
+      {64, 128, 32, {rng.integer(9, 30), 1}},  // longer: the parts
+  };
+  for (const auto& c : cases) {
+    const int B = static_cast<int>(c.lengths.size()), n = c.n, E = c.E, R = c.R;
+    const auto slots = test::shuffled_slots(rng, B, B + 1);
+    int nt = 0;
+    for (int l : c.lengths) nt += l;
+    INFO("n=" << n << " E=" << E << " R=" << R << " tokens " << nt);
+    const auto q = rng.vec(std::size_t(nt) * n, -1, 1), k = rng.vec(std::size_t(nt) * n, -2, 2);
+    const auto s_raw = rng.vec(std::size_t(nt) * n, -6, 6);
+    const auto tau_raw = rng.vec(std::size_t(nt) * n, -4, 4);
+    const auto x = rng.vec(std::size_t(nt) * E, -1, 1), zr = rng.vec(std::size_t(nt) * R, -1, 1);
+    const auto w2 = rng.vec(std::size_t(E) * R, -1, 1), b2 = rng.vec(E, -1, 1);
+    const auto s0 = rng.vec(std::size_t(B + 1) * n * E, -1, 1);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      using CV = View2<const float, Space>;
+      test::Batch<Space> batch(c.lengths, std::vector<int>(B, 3), slots);
+      ChannelGateWeights<bf16, Space> cw;
+      cw.up.w = test::upload2<bf16, Space>(w2, E, R);
+      cw.up.b = test::upload1<Space>(b2);
+      const CV dx = test::upload2<float, Space>(x, nt, E);
+      const CV dzr = test::upload2<float, Space>(zr, nt, R);
+      auto run = [&](bool fused) {
+        auto dq = test::upload2<float, Space>(q, nt, n);
+        auto dk = test::upload2<float, Space>(k, nt, n);
+        auto ds = test::upload2<float, Space>(s_raw, nt, n);
+        auto dt = test::upload2<float, Space>(tau_raw, nt, n);
+        auto da = test::upload2<float, Space>({}, nt, n);
+        auto dze = test::upload2<float, Space>({}, nt, E);
+        auto du = test::upload2<float, Space>({}, nt, E);
+        auto dout = test::upload2<float, Space>({}, nt, E);
+        auto state = test::upload3<Space>(s0, B + 1, n, E);
+        GlaScanWorkspace<Space, float> ws;
+        const float scale = 0.2f, eps = 1e-6f;
+        if (fused) {
+          ddts_gla_scan_gated<RecurrentScan>(Space{}, CV(dq), CV(ds), CV(dt), dk, da, dx, cw, dzr,
+                                             dze, du, state, batch.seq, dout, scale, eps, ws);
+        } else {
+          channel_gate_up(Space{}, dx, cw, dzr, dze, du, nt);
+          ddts_gla_scan<RecurrentScan>(Space{}, CV(dq), CV(ds), CV(dt), dk, da, CV(du), state,
+                                       batch.seq, dout, scale, eps, ws);
+        }
+        return std::pair{test::download2(dout), test::download3(state)};
+      };
+      const auto [o_f, s_f] = run(true);
+      const auto [o_p, s_p] = run(false);
+      CHECK(test::rel_err(o_f, o_p) <= 1e-6);
+      CHECK(test::rel_err(s_f, s_p) <= 1e-6);
+      CHECK(test::rel_err(s_f, s0) > 1e-3);
+    });
+  }
+}
+
+TEST_CASE("ddts_gla_scan_gated rejects wrong extents", "[ops][ddts_gate][errors]") {
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    using CV = View2<const float, Space>;
+    const int n = 32, E = 128, R = 16, nt = 2;
+    test::Batch<Space> batch({1, 1}, {0, 0}, {0, 1});
+    ChannelGateWeights<bf16, Space> cw;
+    cw.up.w = test::upload2<bf16, Space>(std::vector<double>(E * R, 0.1), E, R);
+    auto v = [](int r, int c) { return test::upload2<float, Space>({}, r, c, 0.5); };
+    auto q = v(nt, n), k = v(nt, n), a = v(nt, n), x = v(nt, E), ze = v(nt, E), u = v(nt, E);
+    auto o = v(nt, E), zr = v(nt, R), zr_bad = v(nt, R + 8);
+    auto state = test::upload3<Space>(std::vector<double>(2 * n * E, 0.0), 2, n, E);
+    GlaScanWorkspace<Space, float> ws;
+    auto call = [&](const View2<float, Space>& zrv, const View2<float, Space>& uv) {
+      ddts_gla_scan_gated<RecurrentScan>(Space{}, CV(q), CV(q), CV(q), k, a, CV(x), cw, CV(zrv), ze,
+                                         uv, state, batch.seq, o, 0.1f, 1e-6f, ws);
+    };
+    CHECK_NOTHROW(call(zr, u));
+    CHECK_THROWS_AS(call(zr_bad, u), ArgumentError);         // z_r wider than W2's R
+    CHECK_THROWS_AS(call(zr, v(nt, E + 4)), ArgumentError);  // u narrower / wider than x
+  });
+}

@@ -58,12 +58,12 @@ void rodimus_mixer(const Space& space, const ModelConfig& cfg, const MixerWeight
                     std::array{ws.q, ws.k, ws.sr, ws.tr}, CV(ws.x), std::array{&mw.ch_gate.down},
                     std::array{ws.zr}, nt);
   // 4. u = sigmoid(z_r W2^T + b2) * x                            [N, E]
-  channel_gate_up(space, CV(ws.x), mw.ch_gate, CV(ws.zr), ws.ze, ws.u, nt);
   // 5-7. DDTS gates a = -tau * s, k' = s^tau * k / ||k||, and the scan o_t = q_t S_t / sqrt(n)
-  //      (one kernel for a CUDA decode step)                     [N, n], [N, E]
-  ddts_gla_scan<Scan>(space, CV(ws.q), CV(ws.sr), CV(ws.tr), ws.k, ws.a, CV(ws.u), gla_state, batch,
-                      ws.o, static_cast<float>(1.0 / std::sqrt(double(cfg.mem_size()))),
-                      static_cast<float>(cfg.mixer.normalize_epsilon), ws.scan);
+  //      (one kernel for a CUDA decode step, u computed in it)   [N, n], [N, E]
+  ddts_gla_scan_gated<Scan>(space, CV(ws.q), CV(ws.sr), CV(ws.tr), ws.k, ws.a, CV(ws.x), mw.ch_gate,
+                            CV(ws.zr), ws.ze, ws.u, gla_state, batch, ws.o,
+                            static_cast<float>(1.0 / std::sqrt(double(cfg.mem_size()))),
+                            static_cast<float>(cfg.mixer.normalize_epsilon), ws.scan);
   // 8-9. y = rmsnorm((o + xs * w_res) * silu(g)) * w             [N, E]
   gated_rms_norm(space, CV(ws.o), CV(ws.xs), mw.w_res, CV(ws.g), mw.act_norm, ws.ze, nt,
                  static_cast<float>(cfg.norm_epsilon));

@@ -86,6 +86,10 @@ struct CudaContext {
   /// loads its states before waiting for the kernel before. Off: a normal launch (for A/B
   /// benchmarks).
   bool dependent_scan = true;
+  /// The decode scan computes the channel gate's up-projection and product itself
+  /// (ddts_gla_scan_gated: u from z_r, no launch of its own). Off: the GEMV with the product as
+  /// epilogue, then the scan (for A/B benchmarks).
+  bool scan_channel_gate = true;
   /// The stream whose latest rodimus kernel wrote recurrent states (the decode scan), if any
   /// (state_stream_set): the next scan on it reads those states, so it is launched normally
   /// instead of as a dependent that loads them before waiting. Any other dependent launch on
@@ -196,8 +200,8 @@ class OperandPrecisionScope {
 
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
 /// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
-/// gemv_two_inputs, gemv_batch_rows, dependent_scan) and restores them at the end of the scope:
-/// tests and benchmarks change them inside one.
+/// gemv_two_inputs, gemv_batch_rows, dependent_scan, scan_channel_gate) and restores them at the
+/// end of the scope: tests and benchmarks change them inside one.
 class DecodeSettingsScope {
  public:
   DecodeSettingsScope()
@@ -209,7 +213,8 @@ class DecodeSettingsScope {
         epilogues_(ctx_.gemv_epilogues),
         two_inputs_(ctx_.gemv_two_inputs),
         batch_rows_(ctx_.gemv_batch_rows),
-        scan_(ctx_.dependent_scan) {}
+        scan_(ctx_.dependent_scan),
+        scan_gate_(ctx_.scan_channel_gate) {}
   ~DecodeSettingsScope() {
     ctx_.one_kernel_decode_attention = one_kernel_;
     ctx_.decode_attention_ctas_per_sm = ctas_;
@@ -219,6 +224,7 @@ class DecodeSettingsScope {
     ctx_.gemv_two_inputs = two_inputs_;
     ctx_.gemv_batch_rows = batch_rows_;
     ctx_.dependent_scan = scan_;
+    ctx_.scan_channel_gate = scan_gate_;
   }
   DecodeSettingsScope(const DecodeSettingsScope&) = delete;
   DecodeSettingsScope& operator=(const DecodeSettingsScope&) = delete;
@@ -230,7 +236,7 @@ class DecodeSettingsScope {
   int ctas_;
   bool trigger_, norms_, epilogues_, two_inputs_;
   int batch_rows_;
-  bool scan_;
+  bool scan_, scan_gate_;
 };
 
 }  // namespace rodimus::backend::cuda::detail

@@ -808,21 +808,42 @@ struct DdtsRecurrentInputs {
   }
 };
 
+/// The recurrent kernel's u: element (r, e) of a [tokens, E] input. A u policy is copied into
+/// the kernel, prefetch(e, col) runs before the kernel waits for the one before it (operands
+/// that are no earlier kernel's output), stage(r, su) puts token r's shared operands into su
+/// (kShared floats; called by every thread) and operator() gives u of token r, column e.
+template <class Tin>
+struct RecurrentU {
+  static constexpr int kShared = 0;
+  const Tin* u;
+  __device__ void prefetch(int, bool) {}
+  __device__ void stage(std::int64_t, float*) const {}
+  __device__ float operator()(std::int64_t r, int e, int E, const float*) const {
+    return to_f32(u[r * E + e]);
+  }
+};
+
+/// Shared floats the recurrent kernel keeps for its u policy (RecurrentU::kShared and the
+/// others' must fit).
+inline constexpr int kRecurrentUShared = 64;
+
 /// The recurrent schedule (decode-sized calls: a few tokens per sequence): the recurrence token
 /// by token in fp32, S_t = diag(exp(a_t)) S_{t-1} + k_t^T u_t, o_t = scale q_t S_t. Grid
 /// (ceil(E / (128 / RG)), B), block 128: a group of RG threads owns one column e of the state,
 /// each thread N / RG of its entries in registers (state rows are read and written once,
 /// coalesced across the block); q, k and the decays of each token go through shared memory
-/// (dynamic: 3 N + 160 floats, see recurrent_shared_bytes), put there by `in`
-/// (RecurrentInputs, or DdtsRecurrentInputs with the gates fused). RG = 4 when one sequence's
+/// (dynamic: 3 N + 224 floats, see recurrent_shared_bytes), put there by `in`
+/// (RecurrentInputs, or DdtsRecurrentInputs with the gates fused); u comes from the policy UIn
+/// (RecurrentU, or the channel gate computed on the way). RG = 4 when one sequence's
 /// 128-column CTAs would leave most SMs idle (a decode step at batch 1: 128 CTAs instead of
 /// 32); the RG partial dot products of a column are summed in shared memory.
-template <int N, int RG, class Inputs, class Tin, class Tout>
+template <int N, int RG, class Inputs, class UIn, class Tout>
 __global__ void __launch_bounds__(128)
-    gla_recurrent_kernel(const Inputs in, const Tin* __restrict__ u, float* __restrict__ state,
-                         Tout* __restrict__ o, const int* __restrict__ offsets,
-                         const int* __restrict__ slots, int T, int E, float scale) {
+    gla_recurrent_kernel(const Inputs in, UIn uin, float* __restrict__ state, Tout* __restrict__ o,
+                         const int* __restrict__ offsets, const int* __restrict__ slots, int T,
+                         int E, float scale) {
   static_assert(RG >= 1 && 128 % RG == 0 && N % RG == 0);
+  static_assert(UIn::kShared <= kRecurrentUShared);
   constexpr int CW = 128 / RG, NR = N / RG;  // columns per CTA, state rows per thread
   extern __shared__ __align__(16) unsigned char smem[];
   float* sq = reinterpret_cast<float*>(smem);
@@ -830,6 +851,7 @@ __global__ void __launch_bounds__(128)
   float* sd = sk + N;
   float* red = sd + N;         // RG > 1: 128 partial dot products
   float* scratch = red + 128;  // 32 floats for `in`
+  float* su = scratch + 32;    // kRecurrentUShared floats for `uin`
   const int tid = static_cast<int>(threadIdx.x);
   const int cl = tid % CW, g = tid / CW, i0 = g * NR;
   const int b = static_cast<int>(blockIdx.y);
@@ -845,15 +867,17 @@ __global__ void __launch_bounds__(128)
   // rows above load while the kernel before still runs: they are no earlier kernel's output
   // but this kernel's (its previous launch, which lets no successor start before it ends).
   // The inputs come after the wait.
+  uin.prefetch(e, col);
   grid_dependency_wait();
   for (int t = 0; t < len; ++t) {
     const std::int64_t r = row0 + t;
     __syncthreads();  // the previous token's q, k, d and partial sums are read
     in(r, sq, sk, sd, scratch);
+    uin.stage(r, su);
     __syncthreads();
     float acc = 0.f;
     if (col) {
-      const float uu = to_f32(u[r * E + e]);
+      const float uu = uin(r, e, E, su);
 #pragma unroll
       for (int i = 0; i < NR; ++i) {
         s[i] = sd[i0 + i] * s[i] + sk[i0 + i] * uu;
@@ -882,7 +906,7 @@ __global__ void __launch_bounds__(128)
 
 /// Dynamic shared memory of gla_recurrent_kernel<N, ...>.
 constexpr int recurrent_shared_bytes(int n) {
-  return (3 * n + 128 + 32) * static_cast<int>(sizeof(float));
+  return (3 * n + 128 + 32 + kRecurrentUShared) * static_cast<int>(sizeof(float));
 }
 
 /// Threads per state column of the recurrent kernel: 4 while the batch's 128-column CTAs would
@@ -892,18 +916,18 @@ inline int recurrent_row_groups(int B, int E, int sms) {
 }
 
 /// Launches the recurrent kernel for B sequences (grid and shared memory as it needs).
-template <int N, class Inputs, class Tin, class Tout, class Launch>
-void launch_recurrent(const Launch& launch, int row_groups, const Inputs& in, const Tin* u,
+template <int N, class Inputs, class UIn, class Tout, class Launch>
+void launch_recurrent(const Launch& launch, int row_groups, const Inputs& in, const UIn& uin,
                       float* state, Tout* o, const int* offsets, const int* slots, int B, int T,
                       int E, float scale) {
   if (row_groups == 4)
-    launch(gla_recurrent_kernel<N, 4, Inputs, Tin, Tout>,
+    launch(gla_recurrent_kernel<N, 4, Inputs, UIn, Tout>,
            dim3(static_cast<unsigned>((E + 31) / 32), static_cast<unsigned>(B)), dim3(128),
-           recurrent_shared_bytes(N), in, u, state, o, offsets, slots, T, E, scale);
+           recurrent_shared_bytes(N), in, uin, state, o, offsets, slots, T, E, scale);
   else
-    launch(gla_recurrent_kernel<N, 1, Inputs, Tin, Tout>,
+    launch(gla_recurrent_kernel<N, 1, Inputs, UIn, Tout>,
            dim3(static_cast<unsigned>((E + 127) / 128), static_cast<unsigned>(B)), dim3(128),
-           recurrent_shared_bytes(N), in, u, state, o, offsets, slots, T, E, scale);
+           recurrent_shared_bytes(N), in, uin, state, o, offsets, slots, T, E, scale);
 }
 
 // ---- The split schedule (long sequences) -------------------------------------------------
@@ -1291,8 +1315,8 @@ void launch_plan(const Launch& launch, const GlaChunkScanPlan& plan, const Tin* 
                  const float* a, const Tin* u, float* state, Tout* o, const int* offsets,
                  const int* slots, int B, int T, int E, float scale, void* workspace) {
   if (plan.recurrent) {
-    launch_recurrent<N>(launch, plan.row_groups, RecurrentInputs<N, Tin>{q, k, a}, u, state, o,
-                        offsets, slots, B, T, E, scale);
+    launch_recurrent<N>(launch, plan.row_groups, RecurrentInputs<N, Tin>{q, k, a},
+                        RecurrentU<Tin>{u}, state, o, offsets, slots, B, T, E, scale);
   } else if (plan.split) {
     if (plan.column_tile == 128)
       launch_split<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale, plan,

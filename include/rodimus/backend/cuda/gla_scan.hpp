@@ -4,8 +4,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
+#include "rodimus/backend/cuda/gemv.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/core/dtype.hpp"
 #include "rodimus/core/seq_batch.hpp"
 #include "rodimus/core/views.hpp"
 
@@ -93,6 +96,124 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
   return false;
 }
 
+#if RODIMUS_CUDA_KERNELS
+namespace detail {
+
+/// The recurrent kernel's u as the channel gate of the mixer (SPEC 2 step 4) from its
+/// down-projection z_r = x W1^T: u[r, e] = sigmoid(z_r[r] . W2[e] + b2[e]) * x[r, e], with the
+/// operations (and their order) of the decode GEMV's short-row kernel with the sigmoid
+/// product as epilogue (gemv.hpp, gemv_thin_kernel): per 8-wide group an fmaf chain, the
+/// groups summed by the butterfly of that kernel's shuffles, the bias added last. Row e of
+/// W2 (R <= 64 weights) is loaded before the kernel waits; z_r of each token goes through
+/// shared memory.
+template <class W>
+struct ChannelGateU {
+  static constexpr int kShared = 64;
+  static constexpr int kMaxGroups = kShared / 8;
+  const W* w;       // [E, R]
+  const float* b;   // [E] or null
+  const float* zr;  // [tokens, R], row stride ldzr
+  std::int64_t ldzr;
+  const float* x;  // [tokens, E], row stride ldx
+  std::int64_t ldx;
+  int r;  // R, a multiple of 8 up to kShared
+  uint4 wr[kMaxGroups] = {};
+  float be = 0.f;
+
+  __device__ void prefetch(int e, bool col) {
+    if (!col) return;
+#pragma unroll
+    for (int g = 0; g < kMaxGroups; ++g)
+      if (g < r / 8) wr[g] = __ldg(reinterpret_cast<const uint4*>(w + std::int64_t(e) * r) + g);
+    be = b ? b[e] : 0.f;
+  }
+  __device__ void stage(std::int64_t t, float* su) const {
+    for (int i = static_cast<int>(threadIdx.x); i < r; i += 128) su[i] = zr[t * ldzr + i];
+  }
+  __device__ float operator()(std::int64_t t, int e, int, const float* su) const {
+    const int groups = r / 8;
+    int tpr = 1;
+    while (tpr < groups) tpr *= 2;
+    float v[kMaxGroups];
+#pragma unroll
+    for (int g = 0; g < kMaxGroups; ++g) {
+      float acc = 0.f;
+      if (g < groups) {
+        float wf[8];
+        widen8<W>(wr[g], wf);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc = fmaf(wf[i], su[8 * g + i], acc);
+      }
+      v[g] = acc;
+    }
+    // lane 0 of the short-row kernel's shuffle reduction over tpr lanes
+#pragma unroll
+    for (int o = kMaxGroups / 2; o > 0; o /= 2)
+      if (o < tpr)
+#pragma unroll
+        for (int l = 0; l < o; ++l) v[l] = v[l] + v[l + o];
+    const float z = v[0] + be;
+    return rodimus::detail::sigmoid(z) * x[t * ldx + e];
+  }
+};
+
+/// ddts_gla_scan_cuda's launch with the u policy `uin` (the checks of q, k, the gates, o and the
+/// state done here; the policy's operands checked by the caller).
+template <class Space, class UIn>
+bool ddts_gla_scan_launch(const Space& space, const View2<const float, Space>& q,
+                          const View2<const float, Space>& k,
+                          const View2<const float, Space>& s_raw,
+                          const View2<const float, Space>& tau_raw, const UIn& uin,
+                          const View3<float, Space>& state, const SeqBatch<Space>& batch,
+                          const View2<float, Space>& o, float scale, float eps) {
+  const int n = static_cast<int>(q.extent(1));
+  const auto e = static_cast<std::int64_t>(o.extent(1));
+  auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
+  auto dense = [&](const auto& v) {
+    return st(v, 1) == 1 && st(v, 0) == static_cast<std::int64_t>(v.extent(1));
+  };
+  const int B = batch.num_seqs, E = static_cast<int>(e);
+  if (!gla_chunk_scan_supports(n, e) || !dense(q) || !dense(k) || !dense(s_raw) ||
+      !dense(tau_raw) || !dense(o) || st(state, 2) != 1 || st(state, 1) != e ||
+      st(state, 0) != std::int64_t(n) * e ||
+      std::int64_t(batch.num_tokens) > std::int64_t(kRecurrentTokens) * B)
+    return false;
+  // A programmatic dependent launch: the state loads overlap the kernel before (the GEMV,
+  // which lets its dependents start early). The kernel itself lets its successor start only
+  // as it ends. Right after a kernel that wrote recurrent states on this stream (two scans
+  // in a row), a normal launch: those states are read only once that kernel's writes are
+  // visible.
+  auto& ctx = CudaContext::get();
+  const cudaStream_t stream = space.cuda_stream();
+  const bool after_writer =
+      (ctx.state_stream_set && ctx.state_stream == stream) || !ctx.dependent_scan;
+  const CudaLaunch plain{stream, "rodimus::backend::cuda::ddts_gla_scan"};
+  auto launch = [&](auto kernel, dim3 grid, dim3 block, int shared, const auto&... args) {
+    if (after_writer)
+      plain(kernel, grid, block, shared, args...);
+    else
+      launch_dependent(kernel, grid, block, static_cast<std::size_t>(shared), stream,
+                       "rodimus::backend::cuda::ddts_gla_scan", args...);
+    ctx.state_stream = stream;
+    ctx.state_stream_set = true;
+  };
+  const int groups = recurrent_row_groups(B, E, multiprocessors());
+  auto go = [&]<int N>() {
+    const DdtsRecurrentInputs<N> in{q.data(), k.data(), s_raw.data(), tau_raw.data(), eps};
+    launch_recurrent<N>(launch, groups, in, uin, state.data(), o.data(), batch.offsets.data(),
+                        batch.slot.data(), B, 0, E, scale);
+  };
+  Kokkos::Profiling::pushRegion("rodimus::ddts_gla_scan.cuda_recurrent");  // for profilers
+  if (n == 32) go.template operator()<32>();
+  if (n == 64) go.template operator()<64>();
+  if (n == 128) go.template operator()<128>();
+  Kokkos::Profiling::popRegion();
+  return true;
+}
+
+}  // namespace detail
+#endif
+
 /// The DDTS gates and the scan in one kernel for decode-sized calls (up to 4 tokens per
 /// sequence, the calls the recurrent schedule takes): the recurrent kernel computes each
 /// token's decays and gated, normalised key from s_raw, tau_raw and k (ops/ddts_gate.hpp's
@@ -113,50 +234,52 @@ bool ddts_gla_scan_cuda([[maybe_unused]] const Space& space,
                         [[maybe_unused]] float eps) {
 #if RODIMUS_CUDA_KERNELS
   if constexpr (is_cuda_space_v<Space>) {
-    const int n = static_cast<int>(q.extent(1));
-    const auto e = static_cast<std::int64_t>(u.extent(1));
-    auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
-    auto dense = [&](const auto& v) {
-      return st(v, 1) == 1 && st(v, 0) == static_cast<std::int64_t>(v.extent(1));
-    };
-    const int B = batch.num_seqs, E = static_cast<int>(e);
-    if (!gla_chunk_scan_supports(n, e) || !dense(q) || !dense(k) || !dense(s_raw) ||
-        !dense(tau_raw) || !dense(u) || !dense(o) || st(state, 2) != 1 || st(state, 1) != e ||
-        st(state, 0) != std::int64_t(n) * e ||
-        std::int64_t(batch.num_tokens) > std::int64_t(detail::kRecurrentTokens) * B)
+    if (u.stride(1) != 1 || u.stride(0) != u.extent(1)) return false;
+    return detail::ddts_gla_scan_launch(space, q, k, s_raw, tau_raw,
+                                        detail::RecurrentU<float>{u.data()}, state, batch, o, scale,
+                                        eps);
+  }
+#endif
+  return false;
+}
+
+/// ddts_gla_scan_cuda with u = sigmoid(z_r W2^T + b2) * x, the channel gate's up-projection and
+/// product computed in the recurrent kernel (ChannelGateU): bf16 / fp16 W2 of R <= 64 (R % 8
+/// == 0), CudaContext::scan_channel_gate on. False (nothing done) otherwise.
+// x: [>=N, E]; z_r: [>=N, R]; w2: [E, R]; b2: [E] or empty
+template <class Space, StorageType W>
+bool ddts_gla_scan_gated_cuda([[maybe_unused]] const Space& space,
+                              [[maybe_unused]] const View2<const float, Space>& q,
+                              [[maybe_unused]] const View2<const float, Space>& k,
+                              [[maybe_unused]] const View2<const float, Space>& s_raw,
+                              [[maybe_unused]] const View2<const float, Space>& tau_raw,
+                              [[maybe_unused]] const View2<const float, Space>& x,
+                              [[maybe_unused]] const View2<const float, Space>& z_r,
+                              [[maybe_unused]] const View2<const W, Space>& w2,
+                              [[maybe_unused]] const View1<const float, Space>& b2,
+                              [[maybe_unused]] const View3<float, Space>& state,
+                              [[maybe_unused]] const SeqBatch<Space>& batch,
+                              [[maybe_unused]] const View2<float, Space>& o,
+                              [[maybe_unused]] float scale, [[maybe_unused]] float eps) {
+#if RODIMUS_CUDA_KERNELS
+  if constexpr (is_cuda_space_v<Space> && !std::is_same_v<W, float>) {
+    const auto r = static_cast<std::int64_t>(w2.extent(1));
+    if (!detail::CudaContext::get().scan_channel_gate || r % 8 != 0 ||
+        r > detail::ChannelGateU<W>::kShared || x.stride(1) != 1 || z_r.stride(1) != 1 ||
+        w2.stride(1) != 1 || w2.stride(0) != static_cast<std::size_t>(r) ||
+        (b2.extent(0) > 0 && b2.stride(0) != 1) ||
+        reinterpret_cast<std::uintptr_t>(w2.data()) % 16 != 0)
       return false;
-    // A programmatic dependent launch: the state loads overlap the kernel before (the GEMV,
-    // which lets its dependents start early). The kernel itself lets its successor start only
-    // as it ends. Right after a kernel that wrote recurrent states on this stream (two scans
-    // in a row), a normal launch: those states are read only once that kernel's writes are
-    // visible.
-    auto& ctx = detail::CudaContext::get();
-    const cudaStream_t stream = space.cuda_stream();
-    const bool after_writer =
-        (ctx.state_stream_set && ctx.state_stream == stream) || !ctx.dependent_scan;
-    const detail::CudaLaunch plain{stream, "rodimus::backend::cuda::ddts_gla_scan"};
-    auto launch = [&](auto kernel, dim3 grid, dim3 block, int shared, const auto&... args) {
-      if (after_writer)
-        plain(kernel, grid, block, shared, args...);
-      else
-        detail::launch_dependent(kernel, grid, block, static_cast<std::size_t>(shared), stream,
-                                 "rodimus::backend::cuda::ddts_gla_scan", args...);
-      ctx.state_stream = stream;
-      ctx.state_stream_set = true;
-    };
-    const int groups = detail::recurrent_row_groups(B, E, detail::multiprocessors());
-    auto go = [&]<int N>() {
-      const detail::DdtsRecurrentInputs<N> in{q.data(), k.data(), s_raw.data(), tau_raw.data(),
-                                              eps};
-      detail::launch_recurrent<N>(launch, groups, in, u.data(), state.data(), o.data(),
-                                  batch.offsets.data(), batch.slot.data(), B, 0, E, scale);
-    };
-    Kokkos::Profiling::pushRegion("rodimus::ddts_gla_scan.cuda_recurrent");  // for profilers
-    if (n == 32) go.template operator()<32>();
-    if (n == 64) go.template operator()<64>();
-    if (n == 128) go.template operator()<128>();
-    Kokkos::Profiling::popRegion();
-    return true;
+    detail::ChannelGateU<W> uin{};
+    uin.w = w2.data();
+    uin.b = b2.extent(0) > 0 ? b2.data() : nullptr;
+    uin.zr = z_r.data();
+    uin.ldzr = static_cast<std::int64_t>(z_r.stride(0));
+    uin.x = x.data();
+    uin.ldx = static_cast<std::int64_t>(x.stride(0));
+    uin.r = static_cast<int>(r);
+    return detail::ddts_gla_scan_launch(space, q, k, s_raw, tau_raw, uin, state, batch, o, scale,
+                                        eps);
   }
 #endif
   return false;
