@@ -197,8 +197,8 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 /// launches (CudaContext::gemv_early_trigger, dependent_norms), the GEMV's RoPE / ShortConv
 /// epilogues (gemv_epilogues), the two-input GEMV launch (gemv_two_inputs), the GEMV's rows per
 /// block at 3-8 tokens (gemv_batch_rows, 0: the default), the decode scan as a dependent launch
-/// (dependent_scan), the channel gate inside the decode scan (scan_channel_gate); all on by
-/// default.
+/// (dependent_scan), the channel gate inside the decode scan (scan_channel_gate), the norms in
+/// the output projections' GEMV (gemv_norm_after); all on by default.
 struct DecodeKnobs {
   int attention_ctas_per_sm = 0;
   bool gemv_early_trigger = true;
@@ -208,6 +208,7 @@ struct DecodeKnobs {
   int gemv_batch_rows = 0;
   bool dependent_scan = true;
   bool scan_channel_gate = true;
+  bool gemv_norm_after = true;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -223,6 +224,7 @@ struct KnobScope {
     if (k->gemv_batch_rows > 0) ctx.gemv_batch_rows = k->gemv_batch_rows;
     ctx.dependent_scan = k->dependent_scan;
     ctx.scan_channel_gate = k->scan_channel_gate;
+    ctx.gemv_norm_after = k->gemv_norm_after;
     if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
   }
   backend::cuda::detail::DecodeSettingsScope scope;
@@ -386,6 +388,7 @@ void register_shape(const Shape& s) {
         {"batch_rows:2", {0, true, true, true, true, 2}, {4}},
         {"scan_pdl:off", {0, true, true, true, true, 0, false, true}, {1}},
         {"chgate:off", {0, true, true, true, true, 0, true, false}, {1, 4}},
+        {"norm_after:off", {0, true, true, true, true, 0, true, true, false}, {1, 4}},
         {"defaults", {}, {4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {

@@ -212,8 +212,10 @@ TEST_CASE(
   // On Kokkos::Cuda a decode step of <= 8 sequences runs q / k's RoPE and the mixer's ShortConv
   // (with its state shift) in the projections' GEMV (CudaContext::gemv_epilogues), and the
   // channel gate's down-projection in the DDTS projections' launch (gemv_two_inputs) and the
-  // scan as a dependent launch (dependent_scan); with the knobs off the ops run their own
-  // kernels, the scan a normal launch. The same steps both ways: logits equal to fp32
+  // scan as a dependent launch (dependent_scan) with the channel gate in it
+  // (scan_channel_gate), the norms after the output projections in their GEMV
+  // (gemv_norm_after); with the knobs off the ops run their own kernels, the scan a normal
+  // launch. The same steps both ways: logits equal to fp32
   // rounding, and the carried states stay in step (checked by the later steps' logits).
   // Elsewhere the knobs do not exist and both runs are the same code.
   const unsigned seed = std::random_device{}();
@@ -248,6 +250,8 @@ TEST_CASE(
         scope.context().gemv_epilogues = epilogues;
         scope.context().gemv_two_inputs = epilogues;
         scope.context().dependent_scan = epilogues;
+        scope.context().scan_channel_gate = epilogues;
+        scope.context().gemv_norm_after = epilogues;
 #else
         (void)epilogues;
 #endif

@@ -4,6 +4,7 @@
 #include "op_test_util.hpp"
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/ops/linear.hpp"
+#include "rodimus/ops/linear_residual_norm.hpp"
 #include "rodimus/reference/linear.hpp"
 
 using namespace rodimus;
@@ -382,4 +383,73 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
   });
   WARN("host bf16 operands: max rel err "
        << worst << " (avx512_bf16: " << backend::host::host_has_avx512_bf16() << ")");
+}
+
+TEST_CASE("linear_residual_norm matches linear then add_rms_norm", "[ops][linear][rms_norm]") {
+  // On Kokkos::Cuda a decode-sized call with D % 4 == 0 runs the norm in the GEMV's last block
+  // with the norm kernel's operations: bit-identical outputs and residual stream. Other calls
+  // are the two ops. Every residual mode; D = 130 and 40 tokens take the two ops everywhere.
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  struct Case {
+    int n, in, d;
+  };
+  const std::vector<Case> cases = {{1, 256, 2048}, {3, 64, 64},  {8, 136, 260},
+                                   {2, 64, 130},   {40, 32, 64}, {rng.integer(1, 8), 512, 1024}};
+  for (const auto& c : cases)
+    for (const auto mode : {ResidualMode::Start, ResidualMode::Add, ResidualMode::AddNoStore}) {
+      INFO("N=" << c.n << " in=" << c.in << " D=" << c.d << " mode " << int(mode));
+      const auto x = rng.vec(std::size_t(c.n) * c.in), w = rng.vec(std::size_t(c.d) * c.in);
+      const auto b = rng.vec(c.d), r0 = rng.vec(std::size_t(c.n + 1) * c.d);
+      const auto nw = rng.vec(c.d, 0.5, 1.5);
+      test::for_each_space([&]<class Space>() {
+        INFO("backend " << Space::name());
+        LinearWeights<bf16, Space> lw;
+        lw.w = test::upload2<bf16, Space>(w, c.d, c.in);
+        lw.b = test::upload1<Space>(b);
+        const View2<const float, Space> dx = test::upload2<float, Space>(x, c.n, c.in);
+        const View1<const float, Space> dnw = test::upload1<Space>(nw);
+        auto run = [&](bool fused) {
+          auto y = test::upload2<float, Space>({}, c.n + 1, c.d, 5.0);
+          auto r = test::upload2<float, Space>(r0, c.n + 1, c.d);
+          auto out = test::upload2<float, Space>({}, c.n + 1, c.d, 5.0);
+          if (fused) {
+            linear_residual_norm(Space{}, dx, lw, y, ResidualNorm<Space>{r, dnw, out, 1e-5f, mode},
+                                 c.n);
+          } else {
+            linear(Space{}, dx, lw, y, c.n);
+            add_rms_norm(Space{}, View2<const float, Space>(y), r, dnw, out, c.n, 1e-5f, mode);
+          }
+          return std::array{test::download2(y), test::download2(r), test::download2(out)};
+        };
+        const auto f = run(true), p = run(false);
+        for (int i = 0; i < 3; ++i) {
+          INFO("y, r, out: " << i);
+          int differ = 0;
+          for (std::size_t j = 0; j < f[i].size(); ++j) differ += f[i][j] != p[i][j];
+          CHECK(differ == 0);
+        }
+        // the norm happened: out is not y, and r moved unless the mode leaves it
+        CHECK(test::rel_err(f[2], f[0]) > 1e-3);
+        CHECK((test::rel_err(f[1], r0) > 1e-3) == (mode != ResidualMode::AddNoStore));
+      });
+    }
+}
+
+TEST_CASE("linear_residual_norm rejects wrong extents", "[ops][linear][rms_norm][errors]") {
+  test::for_each_space([&]<class Space>() {
+    INFO("backend " << Space::name());
+    LinearWeights<bf16, Space> lw;
+    lw.w = test::upload2<bf16, Space>(std::vector<double>(8 * 16, 0.5), 8, 16);
+    const View2<const float, Space> x = test::upload2<float, Space>({}, 2, 16, 1.0);
+    auto y = test::upload2<float, Space>({}, 2, 8), r = test::upload2<float, Space>({}, 2, 8);
+    auto out = test::upload2<float, Space>({}, 2, 8);
+    const View1<const float, Space> w8 = test::upload1<Space>(std::vector<double>(8, 1.0));
+    const View1<const float, Space> w6 = test::upload1<Space>(std::vector<double>(6, 1.0));
+    CHECK_NOTHROW(linear_residual_norm(Space{}, x, lw, y, ResidualNorm<Space>{r, w8, out}, 2));
+    CHECK_THROWS_AS(linear_residual_norm(Space{}, x, lw, y, ResidualNorm<Space>{r, w6, out}, 2),
+                    ArgumentError);  // norm weight of 6 for 8 outputs
+    CHECK_THROWS_AS(linear_residual_norm(Space{}, x, lw, y, ResidualNorm<Space>{r, w8, out}, 3),
+                    ArgumentError);  // more tokens than rows
+  });
 }

@@ -18,12 +18,13 @@ void rodimus_plus_block(const Space& space, const ModelConfig& cfg,
   using CV = View2<const float, Space>;
   const int nt = batch.num_tokens;
   const float eps = static_cast<float>(cfg.norm_epsilon);
-  rodimus_block<Scan>(space, cfg, lw, layer, h, r, st, batch, ws, trace);
-  add_rms_norm(space, CV(h), r, lw.attn_norm, ws.hn, nt, eps, ResidualMode::Add);
-  ska_attention(space, cfg, lw.attn, inv_freq, CV(ws.hn), st.k_cache, st.v_cache, batch, ws.attn,
-                h);
+  // each norm in the output projection before it (linear_residual_norm)
+  const ResidualNorm<Space> attn_norm{r, lw.attn_norm, ws.hn, eps, ResidualMode::Add};
+  const ResidualNorm<Space> ffn_norm{r, lw.ffn_norm, ws.hn, eps, ResidualMode::AddNoStore};
+  rodimus_block<Scan>(space, cfg, lw, layer, h, r, st, batch, ws, trace, &attn_norm);
+  ska_attention(space, cfg, lw.attn, inv_freq, CV(ws.hn), st.k_cache, st.v_cache, batch, ws.attn, h,
+                &ffn_norm);
   if (trace) trace(layer, "attn_out", CV(h), nt);
-  add_rms_norm(space, CV(h), r, lw.ffn_norm, ws.hn, nt, eps, ResidualMode::AddNoStore);
   swiglu_ffn(space, CV(ws.hn), lw.ffn, ws.ffn_a, ws.ffn_g, h, nt);
   if (trace) trace(layer, "ffn_out", CV(h), nt);
 }

@@ -7,6 +7,7 @@
 #include "rodimus/model/config.hpp"
 #include "rodimus/model/weights.hpp"
 #include "rodimus/ops/linear.hpp"
+#include "rodimus/ops/linear_residual_norm.hpp"
 #include "rodimus/ops/linear_rope.hpp"
 #include "rodimus/ops/sliding_window_attention.hpp"
 
@@ -40,14 +41,16 @@ inline AttentionShape attention_shape(const ModelConfig& cfg) {
   return s;
 }
 
-/// out = SW-SKA(h), continuing and updating the K/V caches of the batch's slots.
+/// out = SW-SKA(h), continuing and updating the K/V caches of the batch's slots; with `next`,
+/// then the residual add + RMSNorm of out that follows (linear_residual_norm: in the output
+/// projection's launch on a GPU).
 // h: [>=N, D] (normalised); out: [>=N, D]; caches: [S, Wc, Hk*hd], [S, Wc, Hv*hd]
 template <class Space, StorageType W>
 void ska_attention(const Space& space, const ModelConfig& cfg, const AttentionWeights<W, Space>& aw,
                    const View1<const float, Space>& inv_freq, const View2<const float, Space>& h,
                    const View3<float, Space>& k_cache, const View3<float, Space>& v_cache,
                    const SeqBatch<Space>& batch, AttentionWorkspace<Space>& ws,
-                   const View2<float, Space>& out) {
+                   const View2<float, Space>& out, const ResidualNorm<Space>* next = nullptr) {
   using CV = View2<const float, Space>;
   const int nt = batch.num_tokens;
   ws.reserve(cfg, nt);
@@ -57,7 +60,10 @@ void ska_attention(const Space& space, const ModelConfig& cfg, const AttentionWe
               std::array{true, true, false}, cfg.head_dim(), inv_freq, cfg.rotary_dim(), batch);
   sliding_window_attention(space, CV(ws.q), CV(ws.k), CV(ws.v), k_cache, v_cache, batch, ws.o,
                            attention_shape(cfg));
-  linear(space, CV(ws.o), aw.o, out, nt);  // [N, H*hd] -> [N, D]
+  if (next)  // [N, H*hd] -> [N, D], then the next sublayer's norm
+    linear_residual_norm(space, CV(ws.o), aw.o, out, *next, nt);
+  else
+    linear(space, CV(ws.o), aw.o, out, nt);
 }
 
 }  // namespace rodimus

@@ -157,19 +157,20 @@ CudaProjections<W, K> cuda_projections(const View2<const float, Space>& x,
 
 /// The decode GEMV (decode-sized N) or cuBLAS on `count` projections of the input x (row stride
 /// ldx) with `in` features, inside a profiler region naming the path. xg: SwiGLU's gate input
-/// (the GEMV, or cuBLAS's operand pass, forms silu(xg) * x).
+/// (the GEMV, or cuBLAS's operand pass, forms silu(xg) * x); norm: the GEMV's RMSNorm epilogue.
 template <class Space, StorageType W>
 void cuda_linear_launch([[maybe_unused]] const Space& space, [[maybe_unused]] bool gemv,
                         [[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
                         [[maybe_unused]] const backend::cuda::Projection<W>* proj,
                         [[maybe_unused]] int count, [[maybe_unused]] int n_tokens,
                         [[maybe_unused]] int in, [[maybe_unused]] const float* xg = nullptr,
-                        [[maybe_unused]] std::int64_t ldxg = 0) {
+                        [[maybe_unused]] std::int64_t ldxg = 0,
+                        [[maybe_unused]] const backend::RmsNormArgs* norm = nullptr) {
   if constexpr (is_cuda_space_v<Space>) {
     namespace bc = backend::cuda;
     Kokkos::Profiling::pushRegion(gemv ? "rodimus::linear.gemv" : "rodimus::linear.cublas");
     if (gemv)
-      bc::gemv<W>(x, ldx, proj, count, n_tokens, in, space.cuda_stream(), xg, ldxg);
+      bc::gemv<W>(x, ldx, proj, count, n_tokens, in, space.cuda_stream(), xg, ldxg, norm);
     else
       bc::cublas_linear_shared<W>(x, ldx, proj, count, n_tokens, in, space.cuda_stream(), xg, ldxg);
     Kokkos::Profiling::popRegion();

@@ -38,6 +38,7 @@ enum ScratchSlot : int {
   kScratchAttnKeys,      // keys and values gathered for the flash attention (window_attention)
   kScratchAttnPartials,  // split-key partial results
   kScratchAttnCounters,  // the decode attention's completion counters (zero between launches)
+  kScratchGemvCounter,   // the GEMV's RMSNorm epilogue: blocks done (zero between launches)
   kScratchSlots
 };
 
@@ -78,6 +79,10 @@ struct CudaContext {
   /// Rodimus mixer: the channel gate's down-projection beside the DDTS projections): one launch
   /// fewer per mixer. Off: one launch per input (for A/B benchmarks).
   bool gemv_two_inputs = true;
+  /// The residual add + RMSNorm after a projection (linear_residual_norm: the mixer's and the
+  /// attention's output projections) in the decode GEMV's last block: one launch fewer each.
+  /// Off: the norm's own kernel (for A/B benchmarks).
+  bool gemv_norm_after = true;
   /// Rows per block of the decode GEMV at 3-8 tokens (2 or 4). Every block reads the whole
   /// input from L2, N tokens x 4 bytes per input feature against its RB rows x 2 bytes of
   /// weights: at 4 tokens and 2 rows the L2 traffic of the activations is 4x the weights'.
@@ -200,7 +205,8 @@ class OperandPrecisionScope {
 
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
 /// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
-/// gemv_two_inputs, gemv_batch_rows, dependent_scan, scan_channel_gate) and restores them at the
+/// gemv_two_inputs, gemv_norm_after, gemv_batch_rows, dependent_scan, scan_channel_gate) and
+/// restores them at the
 /// end of the scope: tests and benchmarks change them inside one.
 class DecodeSettingsScope {
  public:
@@ -212,6 +218,7 @@ class DecodeSettingsScope {
         norms_(ctx_.dependent_norms),
         epilogues_(ctx_.gemv_epilogues),
         two_inputs_(ctx_.gemv_two_inputs),
+        norm_after_(ctx_.gemv_norm_after),
         batch_rows_(ctx_.gemv_batch_rows),
         scan_(ctx_.dependent_scan),
         scan_gate_(ctx_.scan_channel_gate) {}
@@ -222,6 +229,7 @@ class DecodeSettingsScope {
     ctx_.dependent_norms = norms_;
     ctx_.gemv_epilogues = epilogues_;
     ctx_.gemv_two_inputs = two_inputs_;
+    ctx_.gemv_norm_after = norm_after_;
     ctx_.gemv_batch_rows = batch_rows_;
     ctx_.dependent_scan = scan_;
     ctx_.scan_channel_gate = scan_gate_;
@@ -234,7 +242,7 @@ class DecodeSettingsScope {
   CudaContext& ctx_;
   bool one_kernel_;
   int ctas_;
-  bool trigger_, norms_, epilogues_, two_inputs_;
+  bool trigger_, norms_, epilogues_, two_inputs_, norm_after_;
   int batch_rows_;
   bool scan_, scan_gate_;
 };

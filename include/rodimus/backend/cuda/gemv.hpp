@@ -38,7 +38,9 @@
 
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/cuda/projection.hpp"
+#include "rodimus/backend/cuda/rms_norm.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
+#include "rodimus/backend/norm_args.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
 
@@ -92,6 +94,11 @@ struct GemvLaunch {
   /// Set: every block lets the next kernel of the stream start (allow_dependents) once its
   /// first weights are in flight, so a dependent GEMV's loads fill this one's last wave.
   bool trigger = false;
+  /// Set (norm.w non-null; one projection, no other epilogue): the residual add + RMSNorm of
+  /// the output, rows of norm.d floats (norm.h is the projection's y), run by the block that
+  /// finishes last (done: a counter at zero between launches, reset by that block).
+  RmsNormArgs norm;
+  unsigned* done = nullptr;
 
   /// Whether a projection rotates its output (RopeEpilogue: needs pairs of rows per block) /
   /// has a ShortConv epilogue / forms SwiGLU's product (pairs of rows too): set once by
@@ -189,7 +196,7 @@ __device__ inline float gemv_store(const Projection<W>& p, int n, int row, float
 /// What a wide GEMV kernel does besides y = x W^T + b (a template parameter, so the plain
 /// kernel carries no epilogue registers): the SwiGLU input, or the RoPE / ShortConv epilogue of
 /// the launch's projections that set one (the others of the launch stay plain).
-enum class GemvMode { Plain, Glu, Rope, Conv, GluOut };
+enum class GemvMode { Plain, Glu, Rope, Conv, GluOut, NormAfter };
 
 /// The operands a thread's epilogue item needs besides its sums, loaded before the wait for the
 /// kernel before, which does not write them: a pair's rotation (the positions are uploaded
@@ -294,6 +301,58 @@ __device__ inline void gemv_store_rotated(const Projection<W>& p, int row0,
   p.y[n * p.ldy + f1] = x2 * e.c + x1 * e.sn;
 }
 
+/// The residual add + RMSNorm of the launch's N output rows by the block that finishes last
+/// (GemvMode::NormAfter): each block counts itself done after its stores; the last one reads
+/// the rows through L2 and runs rms_norm_kernel's operations (float4 vectors, thread i the
+/// vectors i, i + 256, ..., the same block reduction), so the results are the separate
+/// kernel's. Two passes over each row (sum of squares, then the scaled stores) keep the GEMV's
+/// registers as they are.
+template <int N>
+__device__ inline void gemv_norm_after(const RmsNormArgs& a, unsigned* done) {
+  __shared__ unsigned s_last;
+  __shared__ float red[kNormThreads / 32];
+  __threadfence();  // this block's outputs are visible device-wide before it counts itself
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    s_last = atomicAdd(done, 1u) == gridDim.x - 1;
+    if (s_last) *done = 0u;  // every block has counted: at rest for the next launch
+  }
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const int nvec = a.d / 4;
+  for (int t = 0; t < N; ++t) {
+    const float* h = a.h + t * a.ldh;
+    float* r = a.r ? a.r + t * a.ldr : nullptr;
+    float* out = a.out + t * a.ldo;
+    auto row = [&](int c, float(&z)[4]) {
+      const float4 hv = __ldcg(reinterpret_cast<const float4*>(h + c));
+      z[0] = hv.x, z[1] = hv.y, z[2] = hv.z, z[3] = hv.w;
+      if (a.mode != 0) {
+        const float4 rv = __ldcg(reinterpret_cast<const float4*>(r + c));
+        z[0] += rv.x, z[1] += rv.y, z[2] += rv.z, z[3] += rv.w;
+      }
+    };
+    float ss = 0.f;
+    for (int c = 4 * static_cast<int>(threadIdx.x); c < 4 * nvec; c += 4 * kNormThreads) {
+      float z[4];
+      row(c, z);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) ss += z[j] * z[j];
+    }
+    const float inv = 1.f / sqrtf(norm_block_sum(ss, red) / float(a.d) + a.eps);
+    for (int c = 4 * static_cast<int>(threadIdx.x); c < 4 * nvec; c += 4 * kNormThreads) {
+      float z[4];
+      row(c, z);
+      const float4 w = *reinterpret_cast<const float4*>(a.w + c);
+      *reinterpret_cast<float4*>(out + c) =
+          make_float4(z[0] * inv * w.x, z[1] * inv * w.y, z[2] * inv * w.z, z[3] * inv * w.w);
+      if (r && a.mode != 2) *reinterpret_cast<float4*>(r + c) = make_float4(z[0], z[1], z[2], z[3]);
+    }
+    __syncthreads();  // red is reused by the next row
+  }
+}
+
 // grid (total blocks of all projections), block 32 * kGemvWarps; S slices' loads in flight.
 // M: Glu: the input is silu(launch.xg) * x; Rope / Conv: the epilogues of the projections that
 // set one.
@@ -361,14 +420,16 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   static_assert(RB * N <= 32 * kGemvWarps, "one epilogue item per thread");
   const int i = threadIdx.x;
   const int r = i / N, n = i % N, row = row0 + r;
-  if (i >= RB * N || row >= p.out) return;
-  float v = 0.f;
+  if (i < RB * N && row < p.out) {
+    float v = 0.f;
 #pragma unroll
-  for (int k = 0; k < kGemvWarps; ++k) v += part[k][i];
-  v = gemv_store(p, n, row, v);
-  if constexpr (M == GemvMode::Conv) {
-    if (p.conv.w) gemv_store_conv(p, n, row, v, epi);
+    for (int k = 0; k < kGemvWarps; ++k) v += part[k][i];
+    v = gemv_store(p, n, row, v);
+    if constexpr (M == GemvMode::Conv) {
+      if (p.conv.w) gemv_store_conv(p, n, row, v, epi);
+    }
   }
+  if constexpr (M == GemvMode::NormAfter) gemv_norm_after<N>(launch.norm, launch.done);
 }
 
 // Short rows (in <= 256: at most 32 16-byte groups, the channel gate's [E, 32] up-projection):
@@ -432,6 +493,9 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
   else if (launch.glu_out)
     launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::GluOut>, grid, block, 0, stream,
                      "gemv kernel (SwiGLU epilogue)", x, ldx, launch, in);
+  else if (launch.norm.w)
+    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::NormAfter>, grid, block, 0, stream,
+                     "gemv kernel (RMSNorm after)", x, ldx, launch, in);
   else
     launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Plain>, grid, block, 0, stream,
                      "gemv kernel", x, ldx, launch, in);
@@ -448,7 +512,7 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
                  cudaStream_t stream) {
   const int groups = in / 8;
   const bool pairs = launch.pairs();
-  if (groups <= 32 && !launch.xg && !pairs && !launch.convolves) {  // short rows
+  if (groups <= 32 && !launch.xg && !pairs && !launch.convolves && !launch.norm.w) {  // short rows
     if (groups <= 1) return launch_gemv_thin<W, N, 1>(x, ldx, launch, in, stream);
     if (groups <= 2) return launch_gemv_thin<W, N, 2>(x, ldx, launch, in, stream);
     if (groups <= 4) return launch_gemv_thin<W, N, 4>(x, ldx, launch, in, stream);
@@ -495,6 +559,26 @@ inline bool gemv_two_inputs_enabled() {
 #endif
 }
 
+/// Whether the decode GEMV runs the RMSNorm after a projection in its last block
+/// (CudaContext::gemv_norm_after); false without CUDA kernels.
+inline bool gemv_norm_after_enabled() {
+#if RODIMUS_CUDA_KERNELS
+  return detail::CudaContext::get().gemv_norm_after;
+#else
+  return false;
+#endif
+}
+
+/// Whether gemv()'s RMSNorm epilogue takes the norm `a` after projection p (a.h and a.ldh are
+/// p's output): a plain projection of d outputs, d % 4 == 0 up to 8192, 16-byte aligned rows.
+template <class W>
+bool gemv_norm_after_takes(const RmsNormArgs& a, const Projection<W>& p) {
+  auto aligned = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
+  return !p.gate && !p.x && !p.gemv_only() && a.d == p.out && a.d % 4 == 0 && a.d <= 4 * 256 * 8 &&
+         a.w && a.out && (a.mode == 0 || a.r) && p.ldy % 4 == 0 && a.ldo % 4 == 0 &&
+         a.ldr % 4 == 0 && aligned(p.y) && aligned(a.w) && aligned(a.out) && (!a.r || aligned(a.r));
+}
+
 /// True when gemv() takes these shapes: 1..kGemvMaxTokens tokens, bf16 or fp16 weights, `in` a
 /// multiple of 8, 16-byte aligned weight and activation rows.
 template <class W>
@@ -509,26 +593,45 @@ bool gemv_supports(int n_tokens, int in, const void* x, std::int64_t ldx, const 
 /// for every projection.
 /// With xg (the SwiGLU down-projection): the input is silu(xg) * x, xg: [N, in] (row stride
 /// ldxg, 16-byte aligned rows), formed as the activations are loaded.
+/// With norm (one projection, no other epilogue; norm->h and ldh are set from its output): the
+/// residual add + RMSNorm of the N output rows in the launch's last block (GemvMode::NormAfter:
+/// rows of d % 4 == 0 floats up to 8192, 16-byte aligned rows of r, w and out).
 template <StorageType W>
 void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
           [[maybe_unused]] const Projection<W>* proj, [[maybe_unused]] int count,
           [[maybe_unused]] int n_tokens, [[maybe_unused]] int in, [[maybe_unused]] void* stream,
-          [[maybe_unused]] const float* xg = nullptr, [[maybe_unused]] std::int64_t ldxg = 0) {
+          [[maybe_unused]] const float* xg = nullptr, [[maybe_unused]] std::int64_t ldxg = 0,
+          [[maybe_unused]] const RmsNormArgs* norm = nullptr) {
 #if RODIMUS_CUDA_KERNELS
   if constexpr (!std::is_same_v<W, float>) {
     const auto s = static_cast<cudaStream_t>(stream);
+    auto& ctx = detail::CudaContext::get();
     for (int j0 = 0; j0 < count; j0 += kGemvMaxProjections) {
       detail::GemvLaunch<W> launch{};
       launch.xg = xg;
       launch.ldxg = ldxg;
       launch.count = std::min(kGemvMaxProjections, count - j0);
-      launch.trigger = detail::CudaContext::get().gemv_early_trigger;
+      launch.trigger = ctx.gemv_early_trigger;
       for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
       launch.classify();
-      if (int(xg != nullptr) + launch.rotates + launch.convolves + launch.glu_out > 1)
+      if (int(xg != nullptr) + launch.rotates + launch.convolves + launch.glu_out +
+              (norm != nullptr) >
+          1)
         throw BackendError(
-            "gemv: one launch takes one kind of epilogue (SwiGLU input, RoPE, ShortConv or "
-            "SwiGLU product)");
+            "gemv: one launch takes one kind of epilogue (SwiGLU input, RoPE, ShortConv, "
+            "SwiGLU product or RMSNorm)");
+      if (norm) {
+        const Projection<W>& p = launch.p[0];
+        if (count != 1 || !gemv_norm_after_takes(*norm, p))
+          throw BackendError(
+              "gemv: the RMSNorm epilogue takes one plain projection of d % 4 == 0 "
+              "<= 8192 outputs and 16-byte aligned rows");
+        launch.norm = *norm;
+        launch.norm.h = p.y;
+        launch.norm.ldh = p.ldy;
+        launch.done = static_cast<unsigned*>(
+            ctx.scratch_zeroed(detail::kScratchGemvCounter, sizeof(unsigned), s));
+      }
       for (int j = 0; j < launch.count; ++j)
         if (launch.p[j].x && (xg || launch.p[j].ldx % 4 != 0 ||
                               reinterpret_cast<std::uintptr_t>(launch.p[j].x) % 16 != 0))
