@@ -247,10 +247,9 @@ void check_two_inputs(TestRng& rng, int n_tok, int in1, int in2) {
     const View2<const float, Space> x2 =
         test::upload2<float, Space>(rng.vec(std::size_t(n_tok + 3) * in2), n_tok + 3, in2);
     auto run = [&] {
-      using CL = const LinearWeights<W, Space>*;
-      linear_two_inputs(Space{}, x1, std::array<CL, 2>{&lw[0], &lw[1]},
-                        std::array{both[0], both[1]}, x2, std::array<CL, 2>{&lw[2], &lw[3]},
-                        std::array{both[2], both[3]}, n_tok);
+      // pointers to mutable weights (the overload that forwards to the const one)
+      linear_two_inputs(Space{}, x1, std::array{&lw[0], &lw[1]}, std::array{both[0], both[1]}, x2,
+                        std::array{&lw[2], &lw[3]}, std::array{both[2], both[3]}, n_tok);
       for (int i = 0; i < 4; ++i) linear(Space{}, i < 2 ? x1 : x2, lw[i], single[i], n_tok);
       for (int i = 0; i < 4; ++i) {
         INFO("projection " << i);

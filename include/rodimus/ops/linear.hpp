@@ -526,4 +526,19 @@ void linear_two_inputs(const Space& space, const View2<const float, Space>& x1,
   detail::linear_shared_input_checked(space, x2, lw2, y2, n_tokens);
 }
 
+/// linear_two_inputs with pointers to mutable weights.
+template <class Space, StorageType W, std::size_t K1, std::size_t K2>
+void linear_two_inputs(const Space& space, const View2<const float, Space>& x1,
+                       const std::array<LinearWeights<W, Space>*, K1>& lw1,
+                       const std::array<View2<float, Space>, K1>& y1,
+                       const View2<const float, Space>& x2,
+                       const std::array<LinearWeights<W, Space>*, K2>& lw2,
+                       const std::array<View2<float, Space>, K2>& y2, int n_tokens) {
+  std::array<const LinearWeights<W, Space>*, K1> c1;
+  std::array<const LinearWeights<W, Space>*, K2> c2;
+  for (std::size_t i = 0; i < K1; ++i) c1[i] = lw1[i];
+  for (std::size_t i = 0; i < K2; ++i) c2[i] = lw2[i];
+  linear_two_inputs(space, x1, c1, y1, x2, c2, y2, n_tokens);
+}
+
 }  // namespace rodimus
