@@ -192,23 +192,26 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
   bs.counters["gemm_peak_gflops"] = peak / 1e9;
 }
 
-/// CUDA decode settings an A/B variant changes for one benchmark (CudaContext): the decode
-/// attention's CTAs per SM (0: the default), the GEMV's early trigger and the dependent norm
-/// launches (CudaContext::gemv_early_trigger, dependent_norms), the GEMV's RoPE / ShortConv
-/// epilogues (gemv_epilogues), the two-input GEMV launch (gemv_two_inputs), the GEMV's rows per
-/// block at 3-8 tokens (gemv_batch_rows, 0: the default), the decode scan as a dependent launch
-/// (dependent_scan), the channel gate inside the decode scan (scan_channel_gate), the norms in
-/// the output projections' GEMV (gemv_norm_after); all on by default.
+/// CUDA decode settings an A/B variant changes for one benchmark (CudaContext), each at its
+/// CudaContext default unless a variant sets it: the decode attention's CTAs per SM (0: the
+/// default), the GEMV's early trigger and the dependent norm launches (gemv_early_trigger,
+/// dependent_norms), the GEMV's RoPE / ShortConv epilogues (gemv_epilogues); and the fusions
+/// of session 24, off by default until a GPU run verifies them: SwiGLU's product in the gate /
+/// up GEMV (gemv_swiglu_epilogue), the two-input GEMV launch (gemv_two_inputs), the GEMV's rows
+/// per block at 3-8 tokens (gemv_batch_rows, 0: the default), the decode scan as a dependent
+/// launch (dependent_scan), the channel gate inside the decode scan (scan_channel_gate), the
+/// norms in the output projections' GEMV (gemv_norm_after).
 struct DecodeKnobs {
   int attention_ctas_per_sm = 0;
   bool gemv_early_trigger = true;
   bool dependent_norms = true;
   bool gemv_epilogues = true;
-  bool gemv_two_inputs = true;
+  bool gemv_swiglu_epilogue = false;
+  bool gemv_two_inputs = false;
   int gemv_batch_rows = 0;
-  bool dependent_scan = true;
-  bool scan_channel_gate = true;
-  bool gemv_norm_after = true;
+  bool dependent_scan = false;
+  bool scan_channel_gate = false;
+  bool gemv_norm_after = false;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -220,6 +223,7 @@ struct KnobScope {
     ctx.gemv_early_trigger = k->gemv_early_trigger;
     ctx.dependent_norms = k->dependent_norms;
     ctx.gemv_epilogues = k->gemv_epilogues;
+    ctx.gemv_swiglu_epilogue = k->gemv_swiglu_epilogue;
     ctx.gemv_two_inputs = k->gemv_two_inputs;
     if (k->gemv_batch_rows > 0) ctx.gemv_batch_rows = k->gemv_batch_rows;
     ctx.dependent_scan = k->dependent_scan;
@@ -381,14 +385,16 @@ void register_shape(const Shape& s) {
       std::vector<int> batches;
     };
     const std::vector<Variant> variants = {
-        {"attn_ctas:4", {4, true, true, true, true}, {16, 128}},
-        {"pdl:off", {0, false, false, true, true}, {1, 4, 16}},
-        {"epilogues:off", {0, true, true, false, true}, {1, 4}},
-        {"two_inputs:off", {0, true, true, true, false}, {1, 4}},
-        {"batch_rows:2", {0, true, true, true, true, 2}, {4}},
-        {"scan_pdl:off", {0, true, true, true, true, 0, false, true}, {1}},
-        {"chgate:off", {0, true, true, true, true, 0, true, false}, {1, 4}},
-        {"norm_after:off", {0, true, true, true, true, 0, true, true, false}, {1, 4}},
+        {"attn_ctas:4", {4}, {16, 128}},
+        {"pdl:off", {0, false, false}, {1, 4, 16}},
+        {"epilogues:off", {0, true, true, false}, {1, 4}},
+        {"swiglu_epi:on", {0, true, true, true, true}, {1, 4}},
+        {"two_inputs:on", {0, true, true, true, false, true}, {1, 4}},
+        {"batch_rows:4", {0, true, true, true, false, false, 4}, {4}},
+        {"scan_pdl:on", {0, true, true, true, false, false, 0, true}, {1}},
+        {"chgate:on", {0, true, true, true, false, false, 0, false, true}, {1, 4}},
+        {"norm_after:on", {0, true, true, true, false, false, 0, false, false, true}, {1, 4}},
+        {"fusions:on", {0, true, true, true, true, true, 4, true, true, true}, {1, 4, 16}},
         {"defaults", {}, {4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {

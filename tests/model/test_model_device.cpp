@@ -248,6 +248,7 @@ TEST_CASE(
 #if RODIMUS_CUDA_KERNELS
         backend::cuda::detail::DecodeSettingsScope scope;
         scope.context().gemv_epilogues = epilogues;
+        scope.context().gemv_swiglu_epilogue = epilogues;
         scope.context().gemv_two_inputs = epilogues;
         scope.context().dependent_scan = epilogues;
         scope.context().scan_channel_gate = epilogues;

@@ -244,6 +244,26 @@ void for_each_gemv_epilogue_mode(F&& fn) {
   fn(true);
 }
 
+/// Runs fn() with the decode fusions of session 24 switched on on a CUDA space (they are off by
+/// default until a GPU run has verified them: CudaContext::gemv_two_inputs, gemv_norm_after,
+/// gemv_swiglu_epilogue, scan_channel_gate, dependent_scan, gemv_batch_rows = 4); elsewhere
+/// fn() as it is.
+template <class Space, class F>
+void with_decode_fusions(F&& fn) {
+#if RODIMUS_CUDA_KERNELS
+  if constexpr (is_cuda_space_v<Space>) {
+    backend::cuda::detail::DecodeSettingsScope scope;
+    auto& c = scope.context();
+    c.gemv_two_inputs = c.gemv_norm_after = c.gemv_swiglu_epilogue = true;
+    c.scan_channel_gate = c.dependent_scan = true;
+    c.gemv_batch_rows = 4;
+    fn();
+    return;
+  }
+#endif
+  fn();
+}
+
 /// A random permutation of 0..n-1 (slot assignments that differ from the sequence order).
 inline std::vector<int> shuffled_slots(TestRng& rng, int n, int slots) {
   std::vector<int> all(slots);

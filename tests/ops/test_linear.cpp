@@ -47,7 +47,9 @@ void check_linear(TestRng& rng, int n_tok, int in, int out, bool bias, double& w
     if (bias) lw.b = test::upload1<Space>(b);
     const auto dx = test::upload2<float, Space>(x, rows, in, 3.0);
     auto dy = test::upload2<float, Space>({}, rows, out, 7.0);
-    linear(Space{}, View2<const float, Space>(dx), lw, dy, n_tok);
+    // (on a GPU with 4 rows per GEMV block at 3-8 tokens, the session-24 setting)
+    test::with_decode_fusions<Space>(
+        [&] { linear(Space{}, View2<const float, Space>(dx), lw, dy, n_tok); });
     const auto got = test::download2(dy);
     const double e = test::rel_err(test::slice(got, 0, std::size_t(n_tok) * out), ref);
     worst = std::max(worst, e);
@@ -264,10 +266,10 @@ void check_two_inputs(TestRng& rng, int n_tok, int in1, int in2) {
         CHECK(untouched == 0);
       }
     };
-    run();
+    test::with_decode_fusions<Space>(run);
     if constexpr (is_cuda_space_v<Space>) {
       const backend::cuda::detail::OperandPrecisionScope bf16_operands(OperandPrecision::Bf16);
-      run();
+      test::with_decode_fusions<Space>(run);
     }
   });
 }
@@ -421,7 +423,9 @@ TEST_CASE("linear_residual_norm matches linear then add_rms_norm", "[ops][linear
           }
           return std::array{test::download2(y), test::download2(r), test::download2(out)};
         };
-        const auto f = run(true), p = run(false);
+        std::array<std::vector<double>, 3> f;
+        test::with_decode_fusions<Space>([&] { f = run(true); });
+        const auto p = run(false);
         for (int i = 0; i < 3; ++i) {
           INFO("y, r, out: " << i);
           int differ = 0;

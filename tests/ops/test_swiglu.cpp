@@ -70,6 +70,10 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
       const double e = test::rel_err(test::download2(y), ref);
       worst = std::max(worst, e);
       CHECK(e <= tol);
+      // on a GPU also with SwiGLU's product in the gate / up GEMV (off by default)
+      test::with_decode_fusions<Space>(
+          [&] { swiglu_ffn(Space{}, View2<const float, Space>(dh), fw, a, g, y, n); });
+      CHECK(test::rel_err(test::download2(y), ref) <= tol);
       if constexpr (is_cuda_space_v<Space> && !std::is_same_v<W, float>) {
         // cuBLAS's operand pass forms the product without writing it: `a` keeps the
         // up-projection. With activations rounded once to bf16 operands the product is good to

@@ -75,26 +75,34 @@ struct CudaContext {
   /// (linear_rope: RoPE of q and k; linear_short_conv: a decode step's ShortConv): one launch
   /// fewer each. Off: the ops run their own kernels after the GEMV (for A/B benchmarks).
   bool gemv_epilogues = true;
+  /// SwiGLU's product in the gate / up GEMV's epilogue (swiglu_ffn; Projection::glu_w). Off
+  /// until a GPU run has verified it (session 24 could not run one): the product formed on the
+  /// down-projection's input loads.
+  bool gemv_swiglu_epilogue = false;
+  /// The session-24 decode fusions below (gemv_swiglu_epilogue above, gemv_two_inputs,
+  /// gemv_norm_after, gemv_batch_rows = 4, dependent_scan, scan_channel_gate) are compiled for
+  /// sm_90 and host-tested, and their op tests switch them on, but no GPU run has checked them
+  /// yet (none could be had in session 24): they stay off (gemv_batch_rows 2) until one has.
   /// linear_two_inputs runs the projections of both its inputs in one decode GEMV launch (the
   /// Rodimus mixer: the channel gate's down-projection beside the DDTS projections): one launch
   /// fewer per mixer. Off: one launch per input (for A/B benchmarks).
-  bool gemv_two_inputs = true;
+  bool gemv_two_inputs = false;
   /// The residual add + RMSNorm after a projection (linear_residual_norm: the mixer's and the
   /// attention's output projections) in the decode GEMV's last block: one launch fewer each.
   /// Off: the norm's own kernel (for A/B benchmarks).
-  bool gemv_norm_after = true;
+  bool gemv_norm_after = false;
   /// Rows per block of the decode GEMV at 3-8 tokens (2 or 4). Every block reads the whole
   /// input from L2, N tokens x 4 bytes per input feature against its RB rows x 2 bytes of
   /// weights: at 4 tokens and 2 rows the L2 traffic of the activations is 4x the weights'.
-  int gemv_batch_rows = 4;
+  int gemv_batch_rows = 2;
   /// The decode scan (ddts_gla_scan's recurrent kernel) as a programmatic dependent launch that
   /// loads its states before waiting for the kernel before. Off: a normal launch (for A/B
   /// benchmarks).
-  bool dependent_scan = true;
+  bool dependent_scan = false;
   /// The decode scan computes the channel gate's up-projection and product itself
   /// (ddts_gla_scan_gated: u from z_r, no launch of its own). Off: the GEMV with the product as
   /// epilogue, then the scan (for A/B benchmarks).
-  bool scan_channel_gate = true;
+  bool scan_channel_gate = false;
   /// The stream whose latest rodimus kernel wrote recurrent states (the decode scan), if any
   /// (state_stream_set): the next scan on it reads those states, so it is launched normally
   /// instead of as a dependent that loads them before waiting. Any other dependent launch on
@@ -217,6 +225,7 @@ class DecodeSettingsScope {
         trigger_(ctx_.gemv_early_trigger),
         norms_(ctx_.dependent_norms),
         epilogues_(ctx_.gemv_epilogues),
+        swiglu_(ctx_.gemv_swiglu_epilogue),
         two_inputs_(ctx_.gemv_two_inputs),
         norm_after_(ctx_.gemv_norm_after),
         batch_rows_(ctx_.gemv_batch_rows),
@@ -228,6 +237,7 @@ class DecodeSettingsScope {
     ctx_.gemv_early_trigger = trigger_;
     ctx_.dependent_norms = norms_;
     ctx_.gemv_epilogues = epilogues_;
+    ctx_.gemv_swiglu_epilogue = swiglu_;
     ctx_.gemv_two_inputs = two_inputs_;
     ctx_.gemv_norm_after = norm_after_;
     ctx_.gemv_batch_rows = batch_rows_;
@@ -242,7 +252,7 @@ class DecodeSettingsScope {
   CudaContext& ctx_;
   bool one_kernel_;
   int ctas_;
-  bool trigger_, norms_, epilogues_, two_inputs_, norm_after_;
+  bool trigger_, norms_, epilogues_, swiglu_, two_inputs_, norm_after_;
   int batch_rows_;
   bool scan_, scan_gate_;
 };

@@ -4,26 +4,18 @@
 //
 // grid (splits, H, N), 128 threads: CTA (sp, h, t) takes chunks sp C .. sp C + C - 1 of 32 keys
 // of token t's window for query head h, C = ceil(chunks / splits) for the token's own chunks
-// (1 for small grids; more when the batch would otherwise launch many waves of CTAs). For each
-// chunk, each of its 4 warps holds 8 key rows and their 8 value rows in registers (lanes over the
-// head dimension in float4s), all loaded at once: a decode step's attention reads little and is
-// bound by how many dependent memory round trips it takes, so the kernel takes few. Per warp:
-// scores (shuffle sums) and a running max, exp sum and weighted value sum; the 4 warps merge in
-// shared memory. A token whose window fits one split writes its output at once; otherwise every
-// split writes (max, sum, acc[hd]) and counts itself done on an atomic counter, and the split that
-// finishes last merges them all (the counter goes back to zero for the next launch). No second
-// kernel, so no second launch.
+// (1 for small grids; more when the batch would otherwise launch many waves of CTAs). For each chunk, each of its 4 warps holds
+// 8 key rows and their 8 value rows in registers (lanes over the head dimension in float4s),
+// all loaded at once: a decode step's attention reads little and is bound by how many
+// dependent memory round trips it takes, so the kernel takes few. Per warp: scores (shuffle
+// sums) and a running max, exp sum and weighted value sum; the 4 warps merge in shared memory. A token whose window fits one split
+// writes its output at once; otherwise every split writes (max, sum, acc[hd]) and counts
+// itself done on an atomic counter, and the split that finishes last merges them all (the
+// counter goes back to zero for the next launch). No second kernel, so no second launch.
 //
 // With a cache to write (one token per sequence), the CTA that completes a token's last head
 // writes its key and value rows into the token's cache row after every read of that token
 // has been done (a second counter, per token), which saves the separate cache-update kernel.
-// (The model's cache has exactly window_back rows, so the row a token overwrites, position p -
-// window_back, is one its own heads read: the write must come last.)
-//
-// The merge of a token's splits is latency work: the split that finishes last loads the
-// splits' (max, sum) once into shared memory (up to kDecodeStatCache of them) and then their
-// partial outputs kDecodeMergeBatch at a time, so the merge takes a few dependent round trips
-// to L2 instead of one per split a thread owns.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -42,19 +34,15 @@ inline constexpr int kDecodeKeys = kDecodeWarps * kDecodeRows;  // keys per CTA
 inline constexpr int kDecodeThreads = 32 * kDecodeWarps;
 /// Largest head dimension of attn_decode_kernel (two float4s per lane).
 inline constexpr int kDecodeMaxHeadDim = 256;
-/// Splits whose (max, sum) the merge keeps in shared memory; later ones are read from L2 again.
-inline constexpr int kDecodeStatCache = 256;
-/// Partial outputs a merging thread has in flight at once.
-inline constexpr int kDecodeMergeBatch = 8;
 
 /// Scratch of attn_decode_kernel (device pointers).
 struct DecodeScratch {
-  float* acc = nullptr;      // [N, H, splits, hd]: unnormalised partial outputs
-  float2* stat = nullptr;    // [N, H, splits]: their (max, sum of exp)
-  unsigned* done = nullptr;  // [N * H] splits finished, then [N] heads finished; zero at rest
-  float* k_cache = nullptr;  // non-null: write each token's key and value rows into its
-  float* v_cache = nullptr;  // cache row (only with one token per sequence)
-  int splits = 0;            // CTAs per (token, head) in the grid
+  float* acc = nullptr;       // [N, H, splits, hd]: unnormalised partial outputs
+  float2* stat = nullptr;     // [N, H, splits]: their (max, sum of exp)
+  unsigned* done = nullptr;   // [N * H] splits finished, then [N] heads finished; zero at rest
+  float* k_cache = nullptr;   // non-null: write each token's key and value rows into its
+  float* v_cache = nullptr;   // cache row (only with one token per sequence)
+  int splits = 0;  // CTAs per (token, head) in the grid
 };
 
 __device__ __forceinline__ float4 ldg4(const float* p) {
@@ -106,7 +94,6 @@ __global__ void __launch_bounds__(kDecodeThreads)
   constexpr int R = kDecodeRows, W = kDecodeWarps;
   __shared__ float4 s_acc[W][32 * NV];
   __shared__ float s_m[W], s_l[W];
-  __shared__ float2 s_st[kDecodeStatCache];
   __shared__ int s_flag;
   grid_dependency_wait();  // q, k, v and the caches come from the kernels before
   allow_dependents();      // the output projection may start loading its weights
@@ -245,37 +232,20 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const float2* st = d.stat + th * d.splits;
   const float4* pa = reinterpret_cast<const float4*>(d.acc + th * d.splits * hd);
   float mx = -FLT_MAX;
-  for (int i = tid; i < nsp; i += kDecodeThreads) {
-    const float2 ml = __ldcg(st + i);
-    if (i < kDecodeStatCache) s_st[i] = ml;
-    mx = fmaxf(mx, ml.x);
-  }
+  for (int i = tid; i < nsp; i += kDecodeThreads) mx = fmaxf(mx, __ldcg(st + i).x);
   mx = warp_max(mx);
-  __syncthreads();  // s_m, s_l and s_acc are reused below; s_st is complete
+  __syncthreads();  // s_m, s_l and s_acc are reused below
   if (lane == 0) s_m[warp] = mx;
   __syncthreads();
 #pragma unroll
   for (int w = 0; w < W; ++w) mx = fmaxf(mx, s_m[w]);
   float4 om = zero;
   float lm = 0.f;
-  // this thread's splits g, g + G, ... in increasing order (the sums of the one-at-a-time
-  // loop), kDecodeMergeBatch partial loads in flight
-  for (int i0 = g; i0 < nsp; i0 += kDecodeMergeBatch * G) {
-    float4 pv[kDecodeMergeBatch];
-#pragma unroll
-    for (int u = 0; u < kDecodeMergeBatch; ++u) {
-      const int i = i0 + u * G;
-      pv[u] = i < nsp && c4 < h4 ? __ldcg(pa + std::int64_t(i) * h4 + c4) : zero;
-    }
-#pragma unroll
-    for (int u = 0; u < kDecodeMergeBatch; ++u) {
-      const int i = i0 + u * G;
-      if (i >= nsp) break;
-      const float2 ml = i < kDecodeStatCache ? s_st[i] : __ldcg(st + i);
-      const float wgt = __expf(ml.x - mx);
-      lm += wgt * ml.y;
-      if (c4 < h4) fma4(om, wgt, pv[u]);
-    }
+  for (int i = g; i < nsp; i += G) {
+    const float2 ml = __ldcg(st + i);
+    const float wgt = __expf(ml.x - mx);
+    lm += wgt * ml.y;
+    if (c4 < h4) fma4(om, wgt, __ldcg(pa + std::int64_t(i) * h4 + c4));
   }
   s_acc[g][c4] = om;
   if (c4 == 0) s_l[g] = lm;

@@ -549,6 +549,16 @@ inline bool gemv_epilogues_enabled() {
 #endif
 }
 
+/// Whether swiglu_ffn forms SwiGLU's product in the gate / up GEMV's epilogue
+/// (CudaContext::gemv_swiglu_epilogue, with gemv_epilogues); false without CUDA kernels.
+inline bool gemv_swiglu_epilogue_enabled() {
+#if RODIMUS_CUDA_KERNELS
+  return detail::CudaContext::get().gemv_swiglu_epilogue;
+#else
+  return false;
+#endif
+}
+
 /// Whether linear_two_inputs shares one GEMV launch between its inputs
 /// (CudaContext::gemv_two_inputs); false without CUDA kernels.
 inline bool gemv_two_inputs_enabled() {
