@@ -17,14 +17,9 @@ TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst_a = 0, worst_k = 0;
-  for (auto [n_tok, n] :
-       std::vector<std::pair<int, int>>{{1, 1},
-                                        {1, 64},
-                                        {9, 16},
-                                        {31, 33},
-                                        {40, 100},
-                                        {5, 257},
-                                        {rng.integer(1, 50), rng.integer(2, 130)}}) {
+  for (auto [n_tok, n] : std::vector<std::pair<int, int>>{
+           {1, 1}, {1, 64}, {9, 16}, {31, 33}, {40, 100}, {5, 257},
+           {rng.integer(1, 50), rng.integer(2, 130)}}) {
     for (bool in_place : {false, true}) {
       INFO("N=" << n_tok << " n=" << n << " in place " << in_place);
       const float eps = 1e-12f;
@@ -109,13 +104,9 @@ TEST_CASE("channel_gate with bf16 weights keeps the pre-activation it gates",
   // its gate.
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
-  for (auto [n_tok, e, r] :
-       std::vector<std::tuple<int, int, int>>{{1, 64, 32},
-                                              {3, 200, 16},
-                                              {8, 96, 8},
-                                              {9, 40, 32},
-                                              {rng.integer(1, 12), 72, 24},
-                                              {rng.integer(256, 300), 48, 16}}) {
+  for (auto [n_tok, e, r] : std::vector<std::tuple<int, int, int>>{
+           {1, 64, 32}, {3, 200, 16}, {8, 96, 8}, {9, 40, 32}, {rng.integer(1, 12), 72, 24},
+           {rng.integer(256, 300), 48, 16}}) {
     INFO("N=" << n_tok << " E=" << e << " R=" << r);
     const auto x = rng.vec(std::size_t(n_tok) * e, -2, 2);
     const auto w1 = rng.vec(std::size_t(r) * e);
@@ -164,8 +155,7 @@ TEST_CASE("ddts_gate and channel_gate reject wrong extents", "[ops][ddts_gate][e
   });
 }
 
-TEST_CASE("ddts_gate with strong gate inputs (saturated softplus and sigmoid)",
-          "[ops][ddts_gate]") {
+TEST_CASE("ddts_gate with strong gate inputs (saturated softplus and sigmoid)", "[ops][ddts_gate]") {
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
   double worst_a = 0, worst_k = 0;
@@ -192,8 +182,8 @@ TEST_CASE("ddts_gate with strong gate inputs (saturated softplus and sigmoid)",
       const double ea = test::rel_err(test::download2(a), gates.a);
       double ek = 0;
       for (int t = 0; t < n_tok; ++t)
-        ek = std::max(ek,
-                      test::rel_err(test::rows_of(got_k, t, 1, n), test::rows_of(ref_k, t, 1, n)));
+        ek = std::max(
+            ek, test::rel_err(test::rows_of(got_k, t, 1, n), test::rows_of(ref_k, t, 1, n)));
       worst_a = std::max(worst_a, ea);
       worst_k = std::max(worst_k, ek);
       CHECK(ea <= kTol);
@@ -214,11 +204,11 @@ TEST_CASE("ddts_gla_scan equals ddts_gate then gla_scan", "[ops][ddts_gate][gla_
     std::vector<int> lengths;
   };
   const std::vector<Case> cases = {
-      {64, 192, {1, 1, 1}},                // batch 3 of decode tokens
-      {32, 128, {2, 4, 1}},                // a few tokens per sequence
-      {64, 4096, {1, 1, 1}},               // the 1.6B width: one thread per column
-      {128, 256, {1, rng.integer(1, 4)}},  // n = 128
-      {64, 128, {rng.integer(9, 40), 3}},  // longer: the parts
+      {64, 192, {1, 1, 1}},                          // batch 3 of decode tokens
+      {32, 128, {2, 4, 1}},                          // a few tokens per sequence
+      {64, 4096, {1, 1, 1}},                         // the 1.6B width: one thread per column
+      {128, 256, {1, rng.integer(1, 4)}},            // n = 128
+      {64, 128, {rng.integer(9, 40), 3}},            // longer: the parts
   };
   for (const auto& c : cases) {
     const int B = static_cast<int>(c.lengths.size()), n = c.n, E = c.E;

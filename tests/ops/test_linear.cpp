@@ -320,7 +320,7 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
     int n, in, out;
   };
   // tails of every kind: tokens % 6, outputs % 64 and % 16, inputs odd / past one 512 block
-  std::vector<Shape> shapes = {{17, 1, 1},    {23, 33, 65},   {50, 1030, 130},
+  std::vector<Shape> shapes = {{17, 1, 1},   {23, 33, 65},   {50, 1030, 130},
                                {97, 513, 64}, {200, 96, 200}, {18, 2049, 17}};
   shapes.push_back({rng.integer(17, 300), rng.integer(1, 1100), rng.integer(1, 300)});
   double worst = 0;
@@ -353,8 +353,8 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
         worst = std::max(worst, e);
         CHECK(e <= 2e-5);
         // the rounding took effect: 8-bit activations move the result far beyond fp32 error
-        if (s.in >= 8)
-          CHECK(test::rel_err(test::slice(got, 0, std::size_t(s.n) * s.out), ref_fp32x) > 1e-4);
+        if (s.in >= 8) CHECK(test::rel_err(test::slice(got, 0, std::size_t(s.n) * s.out),
+                                           ref_fp32x) > 1e-4);
         int touched = 0;
         for (std::size_t i = std::size_t(s.n) * s.out; i < got.size(); ++i)
           touched += got[i] != 7.0;
@@ -382,8 +382,8 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
       CHECK(test::rel_err(test::download2(dy), ref) <= kTol);
     }
   });
-  WARN("host bf16 operands: max rel err "
-       << worst << " (avx512_bf16: " << backend::host::host_has_avx512_bf16() << ")");
+  WARN("host bf16 operands: max rel err " << worst << " (avx512_bf16: "
+                                          << backend::host::host_has_avx512_bf16() << ")");
 }
 
 TEST_CASE("linear_residual_norm matches linear then add_rms_norm", "[ops][linear][rms_norm]") {

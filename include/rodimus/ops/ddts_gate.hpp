@@ -32,7 +32,8 @@ void ddts_gate(const Space& space, const View2<const std::type_identity_t<Real>,
   detail::check_extent_at_least(k_out, 0, n_tokens, "ddts_gate: k_out");
   if (n_tokens <= 0) return;
   if constexpr (std::is_same_v<Real, float>)
-    if (detail::ddts_gate_host(space, s_raw, tau_raw, k, a, k_out, n_tokens, normalize_eps)) return;
+    if (detail::ddts_gate_host(space, s_raw, tau_raw, k, a, k_out, n_tokens, normalize_eps))
+      return;
   detail::ddts_gate_generic<Space, Real>(space, s_raw, tau_raw, k, a, k_out, n_tokens,
                                          normalize_eps);
 }
@@ -44,6 +45,28 @@ struct ChannelGateWeights {
   LinearWeights<W, Space> up;    ///< W2: [E, R], b2: [E]
 };
 
+namespace detail {
+/// channel_gate_up after its argument checks (ddts_gla_scan_gated's fallback calls it).
+template <class Space, WeightType W>
+void channel_gate_up_checked(const Space& space, const View2<const compute_t<W>, Space>& x,
+                             const ChannelGateWeights<W, Space>& cw,
+                             const View2<const compute_t<W>, Space>& z_r,
+                             const View2<compute_t<W>, Space>& z_e,
+                             const View2<compute_t<W>, Space>& u, int n_tokens) {
+  using C = compute_t<W>;
+  if (n_tokens <= 0) return;
+  if constexpr (StorageType<W>) {  // CUDA: the product in the GEMV's epilogue or the bias pass
+    if (cuda_linear_gated(space, z_r, cw.up, z_e, x, u, n_tokens)) return;
+  }
+  linear_checked(space, z_r, cw.up, z_e, n_tokens);
+  if constexpr (std::is_same_v<C, float>)
+    if (gate_product_host<backend::host::GateProduct::Sigmoid>(space, View2<const C, Space>(z_e),
+                                                               x, u, n_tokens))
+      return;
+  sigmoid_gate_generic<Space, C>(space, View2<const C, Space>(z_e), x, u, n_tokens);
+}
+}  // namespace detail
+
 /// The channel gate after its down-projection: u = sigmoid(z_r W2^T + b2) * x with z_r = x W1^T
 /// given (the Rodimus mixer computes z_r in the launch of its DDTS projections). x, u: [>=N, E];
 /// z_r: [>=N, R]; z_e: [>=N, E] scratch (on return z_r W2^T + b2, what the backward reads).
@@ -53,21 +76,11 @@ void channel_gate_up(const Space& space, const View2<const compute_t<W>, Space>&
                      const View2<const compute_t<W>, Space>& z_r,
                      const View2<compute_t<W>, Space>& z_e, const View2<compute_t<W>, Space>& u,
                      int n_tokens) {
-  using C = compute_t<W>;
   detail::check_extent(u, 1, x.extent(1), "channel_gate: u");
   detail::check_extent_at_least(u, 0, n_tokens, "channel_gate: u");
   detail::check_extent_at_least(x, 0, n_tokens, "channel_gate: x");
   detail::check_linear_args<Space, W>(z_r, cw.up, z_e, n_tokens);
-  if (n_tokens <= 0) return;
-  if constexpr (StorageType<W>) {  // CUDA: the product in the GEMV's epilogue or the bias pass
-    if (detail::cuda_linear_gated(space, z_r, cw.up, z_e, x, u, n_tokens)) return;
-  }
-  detail::linear_checked(space, z_r, cw.up, z_e, n_tokens);
-  if constexpr (std::is_same_v<C, float>)
-    if (detail::gate_product_host<backend::host::GateProduct::Sigmoid>(
-            space, View2<const C, Space>(z_e), x, u, n_tokens))
-      return;
-  detail::sigmoid_gate_generic<Space, C>(space, View2<const C, Space>(z_e), x, u, n_tokens);
+  detail::channel_gate_up_checked(space, x, cw, z_r, z_e, u, n_tokens);
 }
 
 /// u = sigmoid((x W1^T) W2^T + b2) * x.   x, u: [>=N, E]; z_r: [>=N, R], z_e: [>=N, E] scratch

@@ -31,6 +31,25 @@ void check_ddts_gla_scan_args(const View2<const float, Space>& q,
   for (auto* v : {&q, &s_raw, &tau_raw}) check_extent_at_least(*v, 0, nt, "ddts_gla_scan: input");
   for (auto* v : {&k, &a, &o}) check_extent_at_least(*v, 0, nt, "ddts_gla_scan: k, a, o");
 }
+
+/// ddts_gla_scan after its argument checks (ddts_gla_scan_gated's fallback calls it).
+template <ScanAlgorithm Algo, class Space>
+void ddts_gla_scan_checked(const Space& space, const View2<const float, Space>& q,
+                           const View2<const float, Space>& s_raw,
+                           const View2<const float, Space>& tau_raw, const View2<float, Space>& k,
+                           const View2<float, Space>& a, const View2<const float, Space>& u,
+                           const View3<float, Space>& state, const SeqBatch<Space>& batch,
+                           const View2<float, Space>& o, float scale, float normalize_eps,
+                           GlaScanWorkspace<Space, float>& ws) {
+  using CV = View2<const float, Space>;
+  const int nt = batch.num_tokens;
+  if (nt == 0) return;
+  if (backend::cuda::ddts_gla_scan_cuda(space, q, CV(k), s_raw, tau_raw, u, state, batch, o,
+                                        scale, normalize_eps))
+    return;
+  ddts_gate(space, s_raw, tau_raw, CV(k), a, k, nt, normalize_eps);
+  gla_scan<Algo>(space, q, CV(k), CV(a), u, state, batch, o, scale, ws);
+}
 }  // namespace detail
 
 /// o = gla_scan<Algo>(q, k', a, u) with a = -tau s and k' = s^tau k / max(||k||, eps) the DDTS
@@ -42,21 +61,17 @@ void check_ddts_gla_scan_args(const View2<const float, Space>& q,
 // state: [S, n, E]
 template <ScanAlgorithm Algo, class Space>
 void ddts_gla_scan(const Space& space, const View2<const float, Space>& q,
-                   const View2<const float, Space>& s_raw, const View2<const float, Space>& tau_raw,
-                   const View2<float, Space>& k, const View2<float, Space>& a,
-                   const View2<const float, Space>& u, const View3<float, Space>& state,
-                   const SeqBatch<Space>& batch, const View2<float, Space>& o, float scale,
-                   float normalize_eps, GlaScanWorkspace<Space, float>& ws) {
-  using CV = View2<const float, Space>;
+                   const View2<const float, Space>& s_raw,
+                   const View2<const float, Space>& tau_raw, const View2<float, Space>& k,
+                   const View2<float, Space>& a, const View2<const float, Space>& u,
+                   const View3<float, Space>& state, const SeqBatch<Space>& batch,
+                   const View2<float, Space>& o, float scale, float normalize_eps,
+                   GlaScanWorkspace<Space, float>& ws) {
   const int nt = batch.num_tokens;
   detail::check_ddts_gla_scan_args(q, s_raw, tau_raw, k, a, state, batch, o, u.extent(1));
   detail::check_extent_at_least(u, 0, nt, "ddts_gla_scan: u");
-  if (nt == 0) return;
-  if (backend::cuda::ddts_gla_scan_cuda(space, q, CV(k), s_raw, tau_raw, u, state, batch, o, scale,
-                                        normalize_eps))
-    return;
-  ddts_gate(space, s_raw, tau_raw, CV(k), a, k, nt, normalize_eps);
-  gla_scan<Algo>(space, q, CV(k), CV(a), u, state, batch, o, scale, ws);
+  detail::ddts_gla_scan_checked<Algo>(space, q, s_raw, tau_raw, k, a, u, state, batch, o, scale,
+                                      normalize_eps, ws);
 }
 
 /// ddts_gla_scan with u = sigmoid(z_r W2^T + b2) * x, the channel gate after its
@@ -87,9 +102,9 @@ void ddts_gla_scan_gated(const Space& space, const View2<const float, Space>& q,
   if (backend::cuda::ddts_gla_scan_gated_cuda(space, q, CV(k), s_raw, tau_raw, x, z_r, cw.up.w,
                                               cw.up.b, state, batch, o, scale, normalize_eps))
     return;
-  channel_gate_up(space, x, cw, z_r, z_e, u, nt);
-  ddts_gla_scan<Algo>(space, q, s_raw, tau_raw, k, a, CV(u), state, batch, o, scale, normalize_eps,
-                      ws);
+  detail::channel_gate_up_checked(space, x, cw, z_r, z_e, u, nt);
+  detail::ddts_gla_scan_checked<Algo>(space, q, s_raw, tau_raw, k, a, CV(u), state, batch, o,
+                                      scale, normalize_eps, ws);
 }
 
 }  // namespace rodimus

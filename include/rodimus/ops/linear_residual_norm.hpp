@@ -66,8 +66,8 @@ void linear_residual_norm(const Space& space, const View2<const float, Space>& x
     }
   }
   detail::linear_checked(space, x, lw, y, n_tokens);
-  add_rms_norm(space, View2<const float, Space>(y), norm.r, norm.w, norm.out, n_tokens, norm.eps,
-               norm.mode);
+  detail::add_rms_norm_checked<float>(space, View2<const float, Space>(y), norm.r, norm.w,
+                                      norm.out, n_tokens, norm.eps, norm.mode);
 }
 
 }  // namespace rodimus

@@ -80,6 +80,20 @@ void rms_norm(const Space& space, const View2<const std::type_identity_t<Real>, 
   detail::rms_norm_generic<Space, Real>(space, x, w, out, n_tokens, eps);
 }
 
+namespace detail {
+/// add_rms_norm after its argument checks (linear_residual_norm's fallback calls it).
+template <class Real, class Space>
+void add_rms_norm_checked(const Space& space, const View2<const Real, Space>& h,
+                          const View2<Real, Space>& r, const View1<const Real, Space>& w,
+                          const View2<Real, Space>& out, int n_tokens, Real eps,
+                          ResidualMode mode) {
+  if (n_tokens <= 0) return;
+  if constexpr (std::is_same_v<Real, float>)
+    if (rms_norm_fast(space, h, r, w, out, n_tokens, eps, static_cast<int>(mode))) return;
+  add_rms_norm_generic<Space, Real>(space, h, r, w, out, n_tokens, eps, static_cast<int>(mode));
+}
+}  // namespace detail
+
 /// Pre-norm residual add: r = h + r (per `mode`), out = RMSNorm(r) * w (Real as rms_norm).
 // h: [>=N, D], r: [>=N, D] fp32 residual stream, w: [D], out: [>=N, D]
 template <class Real = float, class Space>
@@ -95,11 +109,7 @@ void add_rms_norm(const Space& space, const View2<const std::type_identity_t<Rea
   detail::check_extent_at_least(h, 0, n_tokens, "add_rms_norm: h");
   detail::check_extent_at_least(r, 0, n_tokens, "add_rms_norm: r");
   detail::check_extent_at_least(out, 0, n_tokens, "add_rms_norm: out");
-  if (n_tokens <= 0) return;
-  if constexpr (std::is_same_v<Real, float>)
-    if (detail::rms_norm_fast(space, h, r, w, out, n_tokens, eps, static_cast<int>(mode))) return;
-  detail::add_rms_norm_generic<Space, Real>(space, h, r, w, out, n_tokens, eps,
-                                            static_cast<int>(mode));
+  detail::add_rms_norm_checked<Real>(space, h, r, w, out, n_tokens, eps, mode);
 }
 
 }  // namespace rodimus

@@ -58,6 +58,9 @@ namespace rodimus::backend::cuda {
 inline constexpr int kGemvMaxTokens = 8;
 /// Most projections one GEMV launch serves (gemv() splits longer lists).
 inline constexpr int kGemvMaxProjections = 8;
+/// Widest row the GEMV's RMSNorm epilogue takes (the norm kernel's, rms_norm.hpp: 8 float4s per
+/// thread of 256).
+inline constexpr int kGemvNormMaxWidth = 8192;
 /// Widest ShortConv the GEMV's ConvEpilogue takes (its weights and state held in registers).
 inline constexpr int kGemvConvMaxWidth = 4;
 
@@ -169,12 +172,6 @@ __device__ inline int gemv_feature(const Projection<W>& p, int row) {
   return j < 2 * p.rope.half ? row - j + j / 2 + (j % 2) * p.rope.half : row;
 }
 
-/// Projection::rows() in device code.
-template <class W>
-__device__ inline int gemv_rows(const Projection<W>& p) {
-  return p.glu_w ? 2 * p.out : p.out;
-}
-
 /// The weight row of a block's row `row`: gemv_feature's, or of a SwiGLU pair row 2i the
 /// up-projection's row i and row 2i + 1 the gate's.
 template <class W>
@@ -188,8 +185,7 @@ template <class W>
 __device__ inline float gemv_store(const Projection<W>& p, int n, int row, float v) {
   v += p.b ? p.b[row] : 0.f;
   p.y[n * p.ldy + row] = v;
-  if (p.gate)
-    p.gated[n * p.ldgated + row] = rodimus::detail::sigmoid(v) * p.gate[n * p.ldgate + row];
+  if (p.gate) p.gated[n * p.ldgated + row] = rodimus::detail::sigmoid(v) * p.gate[n * p.ldgate + row];
   return v;
 }
 
@@ -215,7 +211,8 @@ __device__ inline GemvEpilogueInputs gemv_epilogue_inputs(const Projection<W>& p
   if constexpr (M == GemvMode::Rope) {
     const RopeEpilogue& q = p.rope;
     const int r = 2 * (i / N), n = i % N, row = row0 + r;
-    if (!q.inv_freq || i >= RB / 2 * N || row >= p.out || row % q.head_dim >= 2 * q.half) return e;
+    if (!q.inv_freq || i >= RB / 2 * N || row >= p.out || row % q.head_dim >= 2 * q.half)
+      return e;
     // the generic rope's operations
     const int s = q.token_seq[n];
     const float pos = static_cast<float>(q.pos0[s] + (n - q.offsets[s]));
@@ -267,7 +264,7 @@ __device__ inline void gemv_store_glu(const Projection<W>& p, int row0,
                                       const float (&part)[kGemvWarps][RB * N]) {
   const int i = threadIdx.x;
   const int r = 2 * (i / N), n = i % N, row = row0 + r;
-  if (i >= RB / 2 * N || row >= gemv_rows(p)) return;
+  if (i >= RB / 2 * N || row >= p.rows()) return;
   const int f = row / 2;
   float sa = 0.f, sg = 0.f;
 #pragma unroll
@@ -369,10 +366,10 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   const int row0 = local * RB;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int groups = in / 8;  // 8 weights per 16-byte load
-  const uint4* wrow[RB];      // the block's weight rows (permuted under a RopeEpilogue)
+  const uint4* wrow[RB];       // the block's weight rows (permuted under a RopeEpilogue)
 #pragma unroll
   for (int r = 0; r < RB; ++r)
-    wrow[r] = row0 + r < gemv_rows(p)
+    wrow[r] = row0 + r < p.rows()
                   ? reinterpret_cast<const uint4*>(gemv_weight_row(p, row0 + r, in))
                   : nullptr;
   float acc[RB][N] = {};
@@ -383,7 +380,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 #pragma unroll
       for (int r = 0; r < RB; ++r)
         raw[s][r] = wrow[r] && g + s * kGemvSlice < groups ? __ldg(wrow[r] + g + s * kGemvSlice)
-                                                           : make_uint4(0, 0, 0, 0);
+                                                          : make_uint4(0, 0, 0, 0);
   };
   int g = warp * 32 + lane;
   // the first slices' weights are in flight before the wait for the kernel that writes x (a
@@ -396,8 +393,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 #pragma unroll
     for (int s = 0; s < S; ++s)
       if (g + s * kGemvSlice < groups)
-        gemv_accumulate<W, N, RB, M == GemvMode::Glu>(raw[s], x, ldx, g + s * kGemvSlice, acc,
-                                                      launch.xg, launch.ldxg);
+        gemv_accumulate<W, N, RB, M == GemvMode::Glu>(raw[s], x, ldx, g + s * kGemvSlice, acc, launch.xg,
+                                       launch.ldxg);
     g += S * kGemvSlice;
     if (g < groups) load(g);
   }
@@ -450,9 +447,8 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   const int row = local * kRows + int(threadIdx.x) / TPR;
   const int g = int(threadIdx.x) % TPR;
   const bool live = row < p.out && g < in / 8;
-  const uint4 raw[1] = {
-      live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
-           : make_uint4(0, 0, 0, 0)};
+  const uint4 raw[1] = {live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
+                             : make_uint4(0, 0, 0, 0)};
   if (launch.trigger) allow_dependents();
   grid_dependency_wait();  // x is written by the kernel before (a dependent launch)
   float acc[1][N] = {};
@@ -584,9 +580,10 @@ inline bool gemv_norm_after_enabled() {
 template <class W>
 bool gemv_norm_after_takes(const RmsNormArgs& a, const Projection<W>& p) {
   auto aligned = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
-  return !p.gate && !p.x && !p.gemv_only() && a.d == p.out && a.d % 4 == 0 && a.d <= 4 * 256 * 8 &&
-         a.w && a.out && (a.mode == 0 || a.r) && p.ldy % 4 == 0 && a.ldo % 4 == 0 &&
-         a.ldr % 4 == 0 && aligned(p.y) && aligned(a.w) && aligned(a.out) && (!a.r || aligned(a.r));
+  return !p.gate && !p.gemv_only() && a.d == p.out && a.d % 4 == 0 &&
+         a.d <= kGemvNormMaxWidth && a.w && a.out && (a.mode == 0 || a.r) && p.ldy % 4 == 0 &&
+         a.ldo % 4 == 0 && a.ldr % 4 == 0 && aligned(p.y) && aligned(a.w) && aligned(a.out) &&
+         (!a.r || aligned(a.r));
 }
 
 /// True when gemv() takes these shapes: 1..kGemvMaxTokens tokens, bf16 or fp16 weights, `in` a

@@ -155,8 +155,8 @@ struct ScanShape : OperandShape<N, C, SplitU ? 4 : 2> {
   static constexpr int kWarps = TE / 16;  // warp w owns columns 16w .. 16w+15 of the tile
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kIn = SplitU ? 4 : 2;
-  static constexpr int u_hi = Base::end;                                 // bf16 [TE][kBC] u^T
-  static constexpr int u_lo = u_hi + 2 * TE * Base::kBC;                 // (fp32 inputs only)
+  static constexpr int u_hi = Base::end;                              // bf16 [TE][kBC] u^T
+  static constexpr int u_lo = u_hi + 2 * TE * Base::kBC;              // (fp32 inputs only)
   static constexpr int st_u = u_lo + (SplitU ? 2 * TE * Base::kBC : 0);  // Tin [C][TE]
   static constexpr int bytes = st_u + kIn * C * TE;
 };
@@ -173,14 +173,14 @@ struct PrepShape : OperandShape<N, C, kIn> {
 /// bf16 pairs, then the chunk decay.
 template <int N, int C>
 struct ChunkOps {
-  static constexpr int qt_hi = 0;                  // [C][N / 2]
-  static constexpr int qt_lo = qt_hi + C * N / 2;  //
-  static constexpr int kt_hi = qt_lo + C * N / 2;  // [N][C / 2]
-  static constexpr int kt_lo = kt_hi + N * C / 2;  //
-  static constexpr int a_hi = kt_lo + N * C / 2;   // [C][C / 2]
-  static constexpr int a_lo = a_hi + C * C / 2;    //
-  static constexpr int decay = a_lo + C * C / 2;   // float [N]
-  static constexpr int words = decay + N;          // a multiple of 4 (16-byte chunks)
+  static constexpr int qt_hi = 0;                    // [C][N / 2]
+  static constexpr int qt_lo = qt_hi + C * N / 2;    //
+  static constexpr int kt_hi = qt_lo + C * N / 2;    // [N][C / 2]
+  static constexpr int kt_lo = kt_hi + N * C / 2;    //
+  static constexpr int a_hi = kt_lo + N * C / 2;     // [C][C / 2]
+  static constexpr int a_lo = a_hi + C * C / 2;      //
+  static constexpr int decay = a_lo + C * C / 2;     // float [N]
+  static constexpr int words = decay + N;            // a multiple of 4 (16-byte chunks)
   static_assert(words % 4 == 0);
 };
 
@@ -198,11 +198,11 @@ struct ColumnShape : PaddedRows<N, C> {
   static constexpr int kIn = SplitU ? 4 : 2;
   static constexpr bool kLo = P == ScanPrecision::Split;
   static constexpr int kQA = StateOnly ? 0 : 1;
-  static constexpr int qt_hi = 0;  // bf16 [C][kBN]
+  static constexpr int qt_hi = 0;                                  // bf16 [C][kBN]
   static constexpr int qt_lo = qt_hi + (kLo ? kQA * 2 * C * kBN : 0);
-  static constexpr int kt_hi = qt_lo + kQA * 2 * C * kBN;  // bf16 [N][kBC]
+  static constexpr int kt_hi = qt_lo + kQA * 2 * C * kBN;          // bf16 [N][kBC]
   static constexpr int kt_lo = kt_hi + (kLo ? 2 * N * kBC : 0);
-  static constexpr int a_hi = kt_lo + 2 * N * kBC;  // bf16 [C][kBC]
+  static constexpr int a_hi = kt_lo + 2 * N * kBC;                 // bf16 [C][kBC]
   static constexpr int a_lo = a_hi + (kLo ? kQA * 2 * C * kBC : 0);
   static constexpr int decay = a_lo + kQA * 2 * C * kBC;           // float [N]
   static constexpr int st_u = decay + 4 * N;                       // Tin [C][TE]
@@ -403,7 +403,8 @@ __device__ __forceinline__ void chunk_operands(unsigned char* smem, int len, flo
       const float2 fqj = *reinterpret_cast<const float2*>(fq + J * N + 2 * ip);
       const float2 fkj = *reinterpret_cast<const float2*>(fk + J * N + 2 * ip);
       const float2 qv = make_float2(qr.x * exp2_approx(c.x), qr.y * exp2_approx(c.y));
-      const float2 kv = make_float2(kr.x * exp2_approx(tj.x - c.x), kr.y * exp2_approx(tj.y - c.y));
+      const float2 kv =
+          make_float2(kr.x * exp2_approx(tj.x - c.x), kr.y * exp2_approx(tj.y - c.y));
       *reinterpret_cast<float2*>(qo + t * F + 2 * ip) = qv;
       *reinterpret_cast<float2*>(ko + t * F + 2 * ip) = kv;
       qt[dt][0] = qv.x * fqj.x;
@@ -460,8 +461,10 @@ __device__ __forceinline__ void chunk_operands(unsigned char* smem, int len, flo
     for (int c = 0; c < 4; ++c) acc[c] += acc2[c];
     // acc: (t_lo, s0), (t_lo, s0 + 1), (t_hi, s0), (t_hi, s0 + 1), s0 = 8 J + 2 qd
     const int sw = (kSubChunk * J + 2 * qd) / 2;
-    if (pm_lo) split2(scale * acc[0], scale * acc[1], a_hi[t_lo * BC2 + sw], a_lo[t_lo * BC2 + sw]);
-    if (pm_hi) split2(scale * acc[2], scale * acc[3], a_hi[t_hi * BC2 + sw], a_lo[t_hi * BC2 + sw]);
+    if (pm_lo)
+      split2(scale * acc[0], scale * acc[1], a_hi[t_lo * BC2 + sw], a_lo[t_lo * BC2 + sw]);
+    if (pm_hi)
+      split2(scale * acc[2], scale * acc[3], a_hi[t_hi * BC2 + sw], a_lo[t_hi * BC2 + sw]);
   }
 
   // 4b. Diagonal blocks, pairwise in log space: lane (r, part) sums slots i = 16 j + 4 part
@@ -531,9 +534,9 @@ __device__ __forceinline__ void chunk_columns(
     const std::uint32_t* qt_hi, [[maybe_unused]] const std::uint32_t* qt_lo,
     const std::uint32_t* a_hi, [[maybe_unused]] const std::uint32_t* a_lo,
     const std::uint32_t* kt_hi, [[maybe_unused]] const std::uint32_t* kt_lo, const float* decay,
-    const std::uint32_t* u_hi, [[maybe_unused]] const std::uint32_t* u_lo, float (&sreg)[N / 8][4],
-    [[maybe_unused]] Tout* o, [[maybe_unused]] int E, [[maybe_unused]] int e0, int ew, int len,
-    int lane) {
+    const std::uint32_t* u_hi, [[maybe_unused]] const std::uint32_t* u_lo,
+    float (&sreg)[N / 8][4], [[maybe_unused]] Tout* o, [[maybe_unused]] int E,
+    [[maybe_unused]] int e0, int ew, int len, int lane) {
   constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
   constexpr bool kSplit = P == ScanPrecision::Split;
   constexpr int BN2 = (N + 8) / 2;
@@ -736,8 +739,8 @@ __global__ void __launch_bounds__(
         reinterpret_cast<const std::uint32_t*>(smem + Sh::a_lo),
         reinterpret_cast<const std::uint32_t*>(smem + Sh::kt_hi),
         reinterpret_cast<const std::uint32_t*>(smem + Sh::kt_lo),
-        reinterpret_cast<const float*>(smem + Sh::decay), u_hi, u_lo, sreg, o + (row0 + c0) * E, E,
-        e0, 16 * warp, len, lane);
+        reinterpret_cast<const float*>(smem + Sh::decay), u_hi, u_lo, sreg, o + (row0 + c0) * E,
+        E, e0, 16 * warp, len, lane);
     __syncthreads();  // shared buffers are refilled by the next chunk
   }
   store_state<N>(sreg, st, E, lane);
@@ -790,7 +793,7 @@ struct DdtsRecurrentInputs {
       const float kr = k[r * N + i], z = s_raw[r * N + i], zt = tau_raw[r * N + i];
       const float az = z < 0.f ? -z : z;
       const float sp = (z > 0.f ? z : 0.f) + log1pf(expf(-az));  // softplus, overflow-safe
-      const float tau = 1.f / (1.f + expf(-zt));                 // sigmoid
+      const float tau = 1.f / (1.f + expf(-zt));                  // sigmoid
       sd[i] = exp2_approx(-tau * sp * kLog2e);
       sq[i] = q[r * N + i];
       kb = expf(tau * logf(sp)) * kr;
@@ -1117,7 +1120,8 @@ __global__ void __launch_bounds__(
   }
   if constexpr (StateOnly) {
     store_state<N>(sreg, gst + e0 + 16 * warp, E, lane);
-    if (blockIdx.x == 0 && tid < N) gdecay[(std::int64_t(b) * (G - 1) + grp) * N + tid] = dprod;
+    if (blockIdx.x == 0 && tid < N)
+      gdecay[(std::int64_t(b) * (G - 1) + grp) * N + tid] = dprod;
   } else {
     if (grp == G - 1) store_state<N>(sreg, slot, E, lane);
   }
@@ -1127,8 +1131,9 @@ __global__ void __launch_bounds__(
 /// G - 1, each written over dS_{g-1}; S_in(0) is the slot's state.
 template <int N>
 __global__ void __launch_bounds__(256)
-    gla_chunk_combine_kernel(const float* __restrict__ state, const int* __restrict__ slots, int E,
-                             int G, float* __restrict__ gstate, const float* __restrict__ gdecay) {
+    gla_chunk_combine_kernel(const float* __restrict__ state, const int* __restrict__ slots,
+                             int E, int G, float* __restrict__ gstate,
+                             const float* __restrict__ gdecay) {
   const std::int64_t NE = std::int64_t(N) * E;
   const std::int64_t idx = std::int64_t(blockIdx.x) * 256 + threadIdx.x;
   const int b = static_cast<int>(blockIdx.y);
@@ -1160,11 +1165,11 @@ enum class ScanSchedule { Auto, Fused, Split, Recurrent };
 /// Column tile of one CTA: 0 picks 128 when that still gives one CTA per multiprocessor,
 /// else 64 (fused), 128 when E allows it (split).
 struct GlaChunkScanOptions {
-  int column_tile = 0;         // 0 (auto), 64 or 128
-  const int* slots = nullptr;  // [B] device array: state slot of each sequence; null: slot b
-  float scale = 0.f;           // o = scale q S; 0 means 1 / sqrt(n)
+  int column_tile = 0;          // 0 (auto), 64 or 128
+  const int* slots = nullptr;   // [B] device array: state slot of each sequence; null: slot b
+  float scale = 0.f;            // o = scale q S; 0 means 1 / sqrt(n)
   ScanSchedule schedule = ScanSchedule::Auto;
-  void* workspace = nullptr;  // device memory for the split schedule (16-byte aligned)
+  void* workspace = nullptr;    // device memory for the split schedule (16-byte aligned)
   std::size_t workspace_bytes = 0;
   std::int64_t total_tokens = 0;  // with offsets: offsets[B] (sizes the split schedule)
   int groups = 0;                 // split: chunk groups per sequence (0: auto)
@@ -1250,16 +1255,15 @@ int column_ctas_per_sm(int n, int E, const GlaChunkScanOptions& opts) {
     return tile == 128 ? ColumnShape<N, C, 128, kSplitU, false, P>::kMinBlocks
                        : ColumnShape<N, C, 64, kSplitU, false, P>::kMinBlocks;
   };
-  return n == 32   ? pick.template operator()<32>()
-         : n == 64 ? pick.template operator()<64>()
-                   : pick.template operator()<128>();
+  return n == 32 ? pick.template operator()<32>()
+                 : n == 64 ? pick.template operator()<64>() : pick.template operator()<128>();
 }
 
 /// The fused schedule, through `launch(kernel, grid, block, shared bytes, args...)`.
 template <int N, int C, int TE, ScanPrecision P, class Tin, class Tout, class Launch>
 void launch_fused(const Launch& launch, const Tin* q, const Tin* k, const float* a, const Tin* u,
-                  float* state, Tout* o, const int* offsets, const int* slots, int B, int T, int E,
-                  float scale) {
+                  float* state, Tout* o, const int* offsets, const int* slots, int B, int T,
+                  int E, float scale) {
   using Sh = ScanShape<N, C, TE, !std::is_same_v<Tin, __nv_bfloat16>>;
   launch(gla_chunk_scan_kernel<N, C, TE, Tin, Tout, P>,
          dim3(static_cast<unsigned>(E / TE), static_cast<unsigned>(B)), dim3(Sh::kThreads),
@@ -1268,9 +1272,10 @@ void launch_fused(const Launch& launch, const Tin* q, const Tin* k, const float*
 
 /// The split schedule (see the kernels above), through `launch`.
 template <int N, int C, int TE, ScanPrecision P, class Tin, class Tout, class Launch>
-void launch_split(const Launch& launch, const Tin* q, const Tin* k, const float* a, const Tin* u,
-                  float* state, Tout* o, const int* offsets, const int* slots, int B, int T, int E,
-                  float scale, const GlaChunkScanPlan& plan, void* workspace) {
+void launch_split(const Launch& launch, const Tin* q, const Tin* k, const float* a,
+                  const Tin* u, float* state, Tout* o, const int* offsets, const int* slots,
+                  int B, int T, int E, float scale, const GlaChunkScanPlan& plan,
+                  void* workspace) {
   constexpr bool kSplitU = !std::is_same_v<Tin, __nv_bfloat16>;
   using Prep = PrepShape<N, C, static_cast<int>(sizeof(Tin))>;
   using Col = ColumnShape<N, C, TE, kSplitU, false, P>;
@@ -1295,9 +1300,8 @@ void launch_split(const Launch& launch, const Tin* q, const Tin* k, const float*
   if (G > 1) {
     launch(gla_chunk_column_kernel<N, C, TE, Tin, Tout, P, true>,
            dim3(tiles, static_cast<unsigned>(G - 1), static_cast<unsigned>(B)),
-           dim3(ColState::kThreads), ColState::bytes, u, state, o, offsets, slots, T, E, G,
-           static_cast<const int*>(chunk_base), static_cast<const std::uint32_t*>(ops), gstate,
-           gdecay);
+           dim3(ColState::kThreads), ColState::bytes, u, state, o, offsets, slots, T, E, G, static_cast<const int*>(chunk_base),
+           static_cast<const std::uint32_t*>(ops), gstate, gdecay);
     launch(gla_chunk_combine_kernel<N>,
            dim3(static_cast<unsigned>((std::int64_t(N) * E + 255) / 256), static_cast<unsigned>(B)),
            dim3(256), 0, static_cast<const float*>(state), slots, E, G, gstate,
@@ -1319,11 +1323,11 @@ void launch_plan(const Launch& launch, const GlaChunkScanPlan& plan, const Tin* 
                         RecurrentU<Tin>{u}, state, o, offsets, slots, B, T, E, scale);
   } else if (plan.split) {
     if (plan.column_tile == 128)
-      launch_split<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale, plan,
-                                 workspace);
+      launch_split<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale,
+                                 plan, workspace);
     else
-      launch_split<N, C, 64, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale, plan,
-                                workspace);
+      launch_split<N, C, 64, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale,
+                                plan, workspace);
   } else {
     if (plan.column_tile == 128)
       launch_fused<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale);
@@ -1416,17 +1420,14 @@ void gla_chunk_scan(const Tin* q, const Tin* k, const float* a, const Tin* u, fl
                 "gla_chunk_scan: the output is __nv_bfloat16 or float");
   detail::check_arguments(q, k, a, u, B, T, n, E, offsets != nullptr, opts);
   if (B == 0 || (!offsets && T == 0)) return;
-  const GlaChunkScanPlan plan =
-      gla_chunk_scan_plan<C, P, Tin>(B, T, n, E, offsets != nullptr, opts);
+  const GlaChunkScanPlan plan = gla_chunk_scan_plan<C, P, Tin>(B, T, n, E, offsets != nullptr, opts);
   if (opts.schedule == ScanSchedule::Split && !plan.split)
-    throw ArgumentError(
-        "rodimus::backend::cuda::gla_chunk_scan: the split schedule needs a "
-        "workspace of " +
-        std::to_string(plan.workspace_bytes) + " bytes (given " +
-        std::to_string(opts.workspace ? opts.workspace_bytes : 0) + ")");
-  detail::launch_any_n<C, P>(detail::CudaLaunch{stream, "rodimus::backend::cuda::gla_chunk_scan"},
-                             plan, q, k, a, u, state, o, offsets, opts.slots, B, T, n, E,
-                             detail::scan_scale(opts, n), opts.workspace);
+    throw ArgumentError("rodimus::backend::cuda::gla_chunk_scan: the split schedule needs a "
+                        "workspace of " + std::to_string(plan.workspace_bytes) +
+                        " bytes (given " +
+                        std::to_string(opts.workspace ? opts.workspace_bytes : 0) + ")");
+  detail::launch_any_n<C, P>(detail::CudaLaunch{stream, "rodimus::backend::cuda::gla_chunk_scan"}, plan, q, k, a, u, state, o, offsets,
+                             opts.slots, B, T, n, E, detail::scan_scale(opts, n), opts.workspace);
 }
 
 #endif  // RODIMUS_CUDA_HOST_EMULATION

@@ -116,7 +116,8 @@ struct ChannelGateU {
   std::int64_t ldzr;
   const float* x;  // [tokens, E], row stride ldx
   std::int64_t ldx;
-  int r;  // R, a multiple of 8 up to kShared
+  int r;    // R, a multiple of 8 up to kShared
+  int tpr;  // lanes of the short-row kernel's reduction: the power of two covering r / 8
   uint4 wr[kMaxGroups] = {};
   float be = 0.f;
 
@@ -132,8 +133,6 @@ struct ChannelGateU {
   }
   __device__ float operator()(std::int64_t t, int e, int, const float* su) const {
     const int groups = r / 8;
-    int tpr = 1;
-    while (tpr < groups) tpr *= 2;
     float v[kMaxGroups];
 #pragma unroll
     for (int g = 0; g < kMaxGroups; ++g) {
@@ -278,6 +277,8 @@ bool ddts_gla_scan_gated_cuda([[maybe_unused]] const Space& space,
     uin.x = x.data();
     uin.ldx = static_cast<std::int64_t>(x.stride(0));
     uin.r = static_cast<int>(r);
+    uin.tpr = 1;
+    while (uin.tpr < uin.r / 8) uin.tpr *= 2;
     return detail::ddts_gla_scan_launch(space, q, k, s_raw, tau_raw, uin, state, batch, o, scale,
                                         eps);
   }

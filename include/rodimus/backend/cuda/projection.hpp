@@ -27,9 +27,9 @@ struct RopeEpilogue {
 /// operations in the same order as short_conv's step kernel. The GEMV only; inactive while w is
 /// null.
 struct ConvEpilogue {
-  const float* w = nullptr;   // [out, k]
-  const float* b = nullptr;   // [out]
-  float* state = nullptr;     // [S, k - 1, out]
+  const float* w = nullptr;  // [out, k]
+  const float* b = nullptr;  // [out]
+  float* state = nullptr;    // [S, k - 1, out]
   const int* slot = nullptr;  // [N]
   float* xs = nullptr;        // [N, out], row stride ldxs
   std::int64_t ldxs = 0;
@@ -67,7 +67,7 @@ struct Projection {
   const float* glu_b = nullptr;
 
   /// Rows of the launch's layout: the output features, or twice that for a SwiGLU pair.
-  int rows() const { return glu_w ? 2 * out : out; }
+  RODIMUS_INLINE int rows() const { return glu_w ? 2 * out : out; }
   /// Whether an epilogue or an input only the GEMV takes is set.
   bool gemv_only() const {
     return rope.inv_freq != nullptr || conv.w != nullptr || x != nullptr || glu_w != nullptr;
