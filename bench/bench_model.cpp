@@ -21,6 +21,8 @@
 // prefill_bf16ops/..., decode_bf16ops/... (GPU, bf16 weights: OperandPrecision::Bf16),
 // prefill_bf16ops/<model>/bf16/T:<tokens> on the host (Workspace::host_operands = Bf16: the
 // projections on vdpbf16ps where the CPU has AVX512_BF16),
+// decode_variant/<model>/bf16/(gemv_seq:off|defaults)/ctx:1024/B:1 on the host: the one-token
+// GEMV kernel A/B (row-blocked against sequential-rows, backend/host/gemv.hpp),
 // B: 1, 4, 16 on the host, 1, 16, 128 on a GPU (Kokkos::DefaultExecutionSpace),
 // state_memory/<model>/ctx:<C>. Threads: the process's (OMP_NUM_THREADS / --kokkos-threads).
 //
@@ -357,6 +359,20 @@ void register_shape(const Shape& s) {
       auto* b = benchmark::RegisterBenchmark(
           ("prefill_bf16ops/" + base + "/T:" + std::to_string(t)).c_str(),
           [s, t](benchmark::State& st) { BM_prefill<W>(st, s, t, OperandPrecision::Bf16); });
+      b->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+    // A/B of the one-token GEMV kernel in one process (gemv.hpp): gemv_seq:off is the
+    // row-blocked kernel, defaults the sequential-rows one; the same step as decode/.../ctx:1024
+    for (const bool seq : {false, true}) {
+      auto* b = benchmark::RegisterBenchmark(
+          ("decode_variant/" + base + (seq ? "/defaults" : "/gemv_seq:off") + "/ctx:1024/B:1")
+              .c_str(),
+          [s, seq](benchmark::State& st) {
+            const bool saved = backend::host::gemv_one_token_sequential();
+            backend::host::set_gemv_one_token_sequential(seq);
+            BM_decode<W>(st, s, 1024, 1, false);
+            backend::host::set_gemv_one_token_sequential(saved);
+          });
       b->Unit(benchmark::kMillisecond)->UseRealTime();
     }
   }

@@ -1,5 +1,5 @@
 // The host GEMV (decode linear layer) in every build this CPU can run (generic, AVX2, AVX-512
-// row-blocked and row-wise) against a double-precision sum, for fp32 / bf16 / fp16 weights,
+// row-blocked and sequential-rows, the dispatcher with either one-token kernel) against a double-precision sum, for fp32 / bf16 / fp16 weights,
 // every token count 1..kGemvMaxTokens, widths with and without tails of fewer than 16 / 32
 // columns, row ranges that leave every remainder of the 4-row blocks (out % 4 = 0..3, also
 // from a row range that starts inside a block), with and without bias, strided inputs and
@@ -79,7 +79,7 @@ struct Case {
 template <class W>
 void check_all_isas(std::mt19937& rng) {
   for (int n = 1; n <= hb::kGemvMaxTokens; ++n) {
-    for (int in : {1, 16, 31, 32, 37, 64, 77, 128, 300, 1000}) {
+    for (int in : {1, 16, 31, 32, 37, 64, 77, 128, 300, 1000, 2048}) {
       // (out, first call's rows): remainders 0..3 of 4-row blocks, also after a split inside
       // a block
       for (auto [out, mid] :
@@ -93,9 +93,13 @@ void check_all_isas(std::mt19937& rng) {
           if (isa >= hb::HostIsa::Avx512) {
             c.check(hb::detail::gemv_rows_avx512<W>, "avx512", mid);
             c.check(hb::detail::gemv_rows_avx512_blocked<W>, "avx512 row-blocked", mid);
+            c.check(hb::detail::gemv_rows_avx512_sequential<W>, "avx512 sequential", mid);
           }
 #endif
           c.check(hb::gemv_rows<W>, "dispatched", mid);
+          hb::set_gemv_one_token_sequential(!hb::gemv_one_token_sequential());
+          c.check(hb::gemv_rows<W>, "dispatched, other one-token kernel", mid);
+          hb::set_gemv_one_token_sequential(!hb::gemv_one_token_sequential());
         }
       }
     }

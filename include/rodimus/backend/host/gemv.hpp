@@ -3,14 +3,16 @@
 // Memory-bound by design: its floor is (weight bytes) / (memory bandwidth).
 //
 // Three builds of the same loop, chosen at run time by host_isa() (cpu_features.hpp):
-//   avx512   explicit intrinsics: 4 rows per pass, 32 columns per step, up to 4 tokens per
-//            register block, one transpose-add reduction per token and 4 rows; bf16 widened
-//            even/odd by a shift and a mask, fp16 by vcvtph2ps, masked tails (one token too:
-//            the one-row-at-a-time kernel it replaced streamed slower, see gemv_rows_avx512)
+//   avx512   explicit intrinsics. One token: the 4 rows of a block read one after the other
+//            (one forward stream), unmasked loads, natural-order bf16 widening. More tokens:
+//            4 rows per pass, 32 columns per step, up to 4 tokens per register block; bf16
+//            widened even/odd by a shift and a mask, fp16 by vcvtph2ps, masked steps. Both
+//            sum 4 rows of a token in one transpose-add reduction (see gemv_rows_avx512)
 //   avx2     the portable loop compiled for AVX2 + FMA
 //   generic  the portable loop for the build's baseline ISA (any CPU, any compiler)
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "rodimus/backend/host/cpu_features.hpp"
@@ -29,6 +31,24 @@ inline constexpr int kGemvLanes = 16;
 /// (2026-12-02, AMD EPYC Zen 5 VM, 1 thread: 2048 as fast as any of 1024..6144; without
 /// software prefetch the bf16 kernel streams at about half the rate).
 inline constexpr int kGemvPrefetchBytes = 2048;
+namespace detail {
+inline std::atomic<bool>& gemv_one_token_sequential_slot() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+}  // namespace detail
+
+/// Whether the AVX-512 build gives one token the sequential-rows kernel (the default) or the
+/// row-blocked one. Process-wide (the GEMV runs on the pool's threads): a switch for A/B
+/// benchmarks (bench_model's decode_host_variant) and for machines where the other streams
+/// faster; set it between calls, not during one.
+inline bool gemv_one_token_sequential() {
+  return detail::gemv_one_token_sequential_slot().load(std::memory_order_relaxed);
+}
+inline void set_gemv_one_token_sequential(bool on) {
+  detail::gemv_one_token_sequential_slot().store(on, std::memory_order_relaxed);
+}
+
 namespace detail {
 
 // The portable loop: rows [o_begin, o_end), tokens [0, n) in blocks of kGemvTokens, lanes of
@@ -280,7 +300,173 @@ RODIMUS_TARGET_AVX512 void gemv_rows_avx512_blocked(const float* x, int ldx, con
   }
 }
 
-// The AVX-512 build: the row-blocked kernel for every token count. Until session 20 one token
+// --- The sequential-rows AVX-512 kernel (one token) -----------------------------------------
+// The rows of a 4-row block are read one after the other, so memory sees one forward stream
+// instead of four interleaved ones; the 4 rows' accumulators still share one transposing
+// reduction. bf16 weights are widened in their natural order (zero-extend + shift) so the
+// activations need no even / odd permute. The main loop's loads are unmasked: on the Zen 5 VM
+// a masked load that misses the caches streamed at a quarter of the rate (a scratch kernel: 5.5
+// against 23 GB/s at 1 thread), so only a row's last step of a width no multiple of 32 is
+// masked, and a software prefetch kGemvSeqPrefetchBytes ahead (past the row's end into the next
+// row, which is where the stream goes) keeps the lines in L1 before the loads.
+// Measured against the row-blocked kernel (2026-12-07, Zen 5 VM, bf16, one token, 512 MiB of
+// weights, GB/s): 1 thread in = 1024 / 2048 / 4096: 24.7-28.5 / 26.8-28.3 / 26.2-27.4 against
+// 22.0-23.9 / 25.5-27.4 / 24.2-27.0; 2 threads: 50.4-57.3 / 48.5-51.8 / 44.1-51.2 against
+// 45.5-46.9 / 43.9-51.3 / 48.8-52.1. From two tokens on the activations' loads per weight
+// make it compute-bound and slower than the row-blocked kernel (4 tokens, 1 thread, in = 1024:
+// 13 against 19.6 GB/s), so it serves one token only.
+
+/// Distance of the sequential kernel's software prefetch ahead of its weight loads.
+inline constexpr int kGemvSeqPrefetchBytes = 4096;
+
+// 32 weights from column i of a row, in column order, as two fp32 halves; unmasked (kFull) or
+// masked by m (the columns of 32 that exist).
+template <StorageType W, bool kFull>
+[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void load32_natural_avx512(const W* wr, int i,
+                                                                               __mmask32 m,
+                                                                               __m512& h0,
+                                                                               __m512& h1) {
+  const __mmask16 m0 = static_cast<__mmask16>(m), m1 = static_cast<__mmask16>(m >> 16);
+  if constexpr (std::is_same_v<W, float>) {
+    h0 = kFull ? _mm512_loadu_ps(wr + i) : _mm512_maskz_loadu_ps(m0, wr + i);
+    h1 = kFull ? _mm512_loadu_ps(wr + i + 16) : _mm512_maskz_loadu_ps(m1, wr + i + 16);
+  } else {
+    const auto* p = reinterpret_cast<const std::uint16_t*>(wr + i);
+    const __m256i a = kFull ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                            : _mm256_maskz_loadu_epi16(m0, p);
+    const __m256i b = kFull ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16))
+                            : _mm256_maskz_loadu_epi16(m1, p + 16);
+    const __mmask16 all = 0xffff;  // maskz forms: GCC 12 warns about the plain ones' source
+    if constexpr (std::is_same_v<W, bf16>) {
+      h0 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, a), 16));
+      h1 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, b), 16));
+    } else {
+      h0 = _mm512_maskz_cvtph_ps(all, a);
+      h1 = _mm512_maskz_cvtph_ps(all, b);
+    }
+  }
+}
+
+// One step of 32 columns of one row for NT tokens (P accumulators per token).
+template <StorageType W, int NT, int P, bool kFull>
+[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void gemv_seq_step_avx512(
+    const float* x, int ldx, const W* wr, int i, __mmask32 m, __m512 (&acc)[NT][P]) {
+  __m512 w0, w1;
+  load32_natural_avx512<W, kFull>(wr, i, m, w0, w1);
+  RODIMUS_HOST_UNROLL(4)
+  for (int t = 0; t < NT; ++t) {
+    const float* xr = x + std::int64_t(t) * ldx + i;
+    const __m512 x0 =
+        kFull ? _mm512_loadu_ps(xr) : _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), xr);
+    const __m512 x1 = kFull ? _mm512_loadu_ps(xr + 16)
+                            : _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), xr + 16);
+    acc[t][0] = _mm512_fmadd_ps(x0, w0, acc[t][0]);
+    acc[t][P - 1] = _mm512_fmadd_ps(x1, w1, acc[t][P - 1]);
+  }
+}
+
+// One row for NT tokens: out[t] holds the row's 16 partial sums of token t.
+template <StorageType W, int NT>
+[[gnu::always_inline]] RODIMUS_TARGET_AVX512 inline void gemv_seq_row_avx512(const float* x,
+                                                                             int ldx, const W* wr,
+                                                                             int in,
+                                                                             __m512 (&out)[NT]) {
+  constexpr int P = NT <= 2 ? 2 : 1;
+  constexpr int kLineBytes = 64;
+  constexpr int kStepBytes = 32 * int(sizeof(W));
+  __m512 acc[NT][P];
+  RODIMUS_HOST_UNROLL(4)
+  for (int t = 0; t < NT; ++t) RODIMUS_HOST_UNROLL(2)
+  for (int p = 0; p < P; ++p) acc[t][p] = _mm512_setzero_ps();
+  const char* pf = reinterpret_cast<const char*>(wr) + kGemvSeqPrefetchBytes;
+  const int in_main = in / 32 * 32;
+  for (int i = 0; i < in_main; i += 32) {
+    RODIMUS_HOST_UNROLL(2)
+    for (int b = 0; b < kStepBytes; b += kLineBytes)
+      _mm_prefetch(pf + std::int64_t(i) * std::int64_t(sizeof(W)) + b, _MM_HINT_T0);
+    gemv_seq_step_avx512<W, NT, P, true>(x, ldx, wr, i, ~__mmask32(0), acc);
+  }
+  if (in_main < in)
+    gemv_seq_step_avx512<W, NT, P, false>(
+        x, ldx, wr, in_main, static_cast<__mmask32>((std::uint64_t(1) << (in - in_main)) - 1u),
+        acc);
+  RODIMUS_HOST_UNROLL(4)
+  for (int t = 0; t < NT; ++t)
+    out[t] = P == 2 ? _mm512_add_ps(acc[t][0], acc[t][P - 1]) : acc[t][0];
+}
+
+// Rows [o, o+R) (R <= kGemvRowBlock) one after the other, tokens [0, NT) (NT <= 4).
+template <StorageType W, int R, int NT>
+RODIMUS_TARGET_AVX512 inline void gemv_seq_block_avx512(const float* x, int ldx, const W* w,
+                                                        const float* bias, float* y, int ldy,
+                                                        int in, int o) {
+  __m512 s[kGemvRowBlock][NT];
+  RODIMUS_HOST_UNROLL(4)
+  for (int r = 0; r < kGemvRowBlock; ++r) {
+    if (r < R) {
+      gemv_seq_row_avx512<W, NT>(x, ldx, w + std::int64_t(o + r) * in, in, s[r]);
+    } else {
+      RODIMUS_HOST_UNROLL(4)
+      for (int t = 0; t < NT; ++t) s[r][t] = _mm512_setzero_ps();
+    }
+  }
+  const __mmask8 rows = static_cast<__mmask8>((1u << R) - 1u);
+  const __m128 b = bias ? _mm_maskz_loadu_ps(rows, bias + o) : _mm_setzero_ps();
+  RODIMUS_HOST_UNROLL(4)
+  for (int t = 0; t < NT; ++t)
+    _mm_mask_storeu_ps(y + std::int64_t(t) * ldy + o, rows,
+                       _mm_add_ps(hsum4_avx512(s[0][t], s[1][t], s[2][t], s[3][t]), b));
+}
+
+template <StorageType W, int R>
+RODIMUS_TARGET_AVX512 inline void gemv_seq_rowblock_avx512(const float* x, int ldx, const W* w,
+                                                           const float* bias, float* y, int ldy,
+                                                           int n, int in, int o) {
+  for (int t0 = 0; t0 < n; t0 += 4) {
+    const float* xt = x + std::int64_t(t0) * ldx;
+    float* yt = y + std::int64_t(t0) * ldy;
+    switch (n - t0 < 4 ? n - t0 : 4) {
+      case 1:
+        gemv_seq_block_avx512<W, R, 1>(xt, ldx, w, bias, yt, ldy, in, o);
+        break;
+      case 2:
+        gemv_seq_block_avx512<W, R, 2>(xt, ldx, w, bias, yt, ldy, in, o);
+        break;
+      case 3:
+        gemv_seq_block_avx512<W, R, 3>(xt, ldx, w, bias, yt, ldy, in, o);
+        break;
+      default:
+        gemv_seq_block_avx512<W, R, 4>(xt, ldx, w, bias, yt, ldy, in, o);
+        break;
+    }
+  }
+}
+
+/// The sequential-rows kernel for any token count (the dispatcher gives it one token).
+template <StorageType W>
+RODIMUS_TARGET_AVX512 void gemv_rows_avx512_sequential(const float* x, int ldx, const W* w,
+                                                       const float* bias, float* y, int ldy,
+                                                       int n, int in, int o_begin, int o_end) {
+  int o = o_begin;
+  for (; o + kGemvRowBlock <= o_end; o += kGemvRowBlock)
+    gemv_seq_rowblock_avx512<W, kGemvRowBlock>(x, ldx, w, bias, y, ldy, n, in, o);
+  switch (o_end - o) {
+    case 1:
+      gemv_seq_rowblock_avx512<W, 1>(x, ldx, w, bias, y, ldy, n, in, o);
+      break;
+    case 2:
+      gemv_seq_rowblock_avx512<W, 2>(x, ldx, w, bias, y, ldy, n, in, o);
+      break;
+    case 3:
+      gemv_seq_rowblock_avx512<W, 3>(x, ldx, w, bias, y, ldy, n, in, o);
+      break;
+    default:
+      break;
+  }
+}
+
+// The AVX-512 build: one token takes the sequential-rows kernel (gemv_one_token_sequential(),
+// session 25), more tokens the row-blocked kernel. Until session 20 one token
 // took a row-by-row kernel (one horizontal sum per row, software prefetch 2 KiB ahead), chosen
 // on 2026-12-02 at 1 thread (23.3 / 22.0 GB/s row-wise / blocked at in = 1024). Session 20
 // (Zen 5 VM, bench_linear bf16 N:1, 3 alternated runs, GB/s of weights, row-wise / blocked):
@@ -293,7 +479,10 @@ template <StorageType W>
 RODIMUS_TARGET_AVX512 void gemv_rows_avx512(const float* x, int ldx, const W* w, const float* bias,
                                             float* y, int ldy, int n, int in, int o_begin,
                                             int o_end) {
-  gemv_rows_avx512_blocked<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
+  if (n == 1 && gemv_one_token_sequential())
+    gemv_rows_avx512_sequential<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
+  else
+    gemv_rows_avx512_blocked<W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
 }
 
 #endif  // RODIMUS_HAVE_X86_DISPATCH
