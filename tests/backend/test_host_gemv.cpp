@@ -1,9 +1,9 @@
 // The host GEMV (decode linear layer) in every build this CPU can run (generic, AVX2, AVX-512
-// row-blocked and sequential-rows, the dispatcher with either one-token kernel) against a double-precision sum, for fp32 / bf16 / fp16 weights,
-// every token count 1..kGemvMaxTokens, widths with and without tails of fewer than 16 / 32
-// columns, row ranges that leave every remainder of the 4-row blocks (out % 4 = 0..3, also
-// from a row range that starts inside a block), with and without bias, strided inputs and
-// outputs. The seed is fresh each run and printed.
+// row-blocked and sequential-rows, the dispatcher with either one-token kernel) against a
+// double-precision sum, for fp32 / bf16 / fp16 weights, every token count 1..kGemvMaxTokens, widths
+// with and without tails of fewer than 16 / 32 columns, row ranges that leave every remainder of
+// the 4-row blocks (out % 4 = 0..3, also from a row range that starts inside a block), with and
+// without bias, strided inputs and outputs. The seed is fresh each run and printed.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>

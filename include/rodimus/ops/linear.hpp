@@ -210,7 +210,7 @@ bool cuda_gemv_with([[maybe_unused]] const Space& space,
                     [[maybe_unused]] const std::array<View2<float, Space>, K>& y,
                     [[maybe_unused]] int n_tokens, [[maybe_unused]] Decorate&& decorate) {
   if constexpr (is_cuda_space_v<Space>) {
-    if (!backend::cuda::gemv_epilogues_enabled()) return false;
+    if (!backend::cuda::gemv_fusion_enabled(backend::cuda::GemvFusion::Epilogues)) return false;
     auto ps = cuda_projections(x, lw, y, n_tokens);
     if (ps.dense != K || ps.gemv != K) return false;
     decorate(ps.proj);
@@ -505,8 +505,8 @@ void linear_two_inputs(const Space& space, const View2<const float, Space>& x1,
       // both inputs' projections on the GEMV: the second input's named per projection
       auto p1 = detail::cuda_projections(x1, lw1, y1, n_tokens);
       auto p2 = detail::cuda_projections(x2, lw2, y2, n_tokens);
-      if (backend::cuda::gemv_two_inputs_enabled() && p1.dense + p2.dense == K &&
-          p1.gemv + p2.gemv == K) {
+      if (backend::cuda::gemv_fusion_enabled(backend::cuda::GemvFusion::TwoInputs) &&
+          p1.dense + p2.dense == K && p1.gemv + p2.gemv == K) {
         std::array<backend::cuda::Projection<W>, K> proj;
         for (std::size_t i = 0; i < K; ++i) {
           proj[i] = i < K1 ? p1.proj[i] : p2.proj[i - K1];

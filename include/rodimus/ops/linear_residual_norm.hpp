@@ -42,7 +42,7 @@ void linear_residual_norm(const Space& space, const View2<const float, Space>& x
   if (n_tokens <= 0) return;
   if constexpr (is_cuda_space_v<Space>) {
     namespace bc = backend::cuda;
-    if (bc::gemv_norm_after_enabled()) {
+    if (bc::gemv_fusion_enabled(bc::GemvFusion::NormAfter)) {
       const auto ps = detail::cuda_projections(x, std::array{&lw}, std::array{y}, n_tokens);
       auto st = [](const auto& v, int dim) { return static_cast<std::int64_t>(v.stride(dim)); };
       if (ps.dense == 1 && ps.gemv == 1 && st(norm.r, 1) == 1 && st(norm.out, 1) == 1 &&

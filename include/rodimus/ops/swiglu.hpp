@@ -53,7 +53,8 @@ void swiglu_ffn(const Space& space, const View2<const float, Space>& h,
   if constexpr (is_cuda_space_v<Space>) {
     // A decode step: the product in the up-projections' GEMV epilogue (gate and up rows paired
     // in its blocks; `a` receives silu(g) * a, g is not written), then a plain GEMV.
-    if (backend::cuda::gemv_swiglu_epilogue_enabled() && detail::cuda_dense(h, fw.fc_g, g) &&
+    if (backend::cuda::gemv_fusion_enabled(backend::cuda::GemvFusion::SwigluEpilogue) &&
+        detail::cuda_dense(h, fw.fc_g, g) &&
         backend::cuda::gemv_supports<W>(n_tokens, fw.fc_g.in_features(), h.data(),
                                         static_cast<std::int64_t>(h.stride(0)), fw.fc_g.w.data()) &&
         detail::cuda_gemv_with(space, h, std::array{&fw.fc_a}, std::array{a}, n_tokens,

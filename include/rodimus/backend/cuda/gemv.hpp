@@ -535,44 +535,30 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
 }  // namespace detail
 #endif  // RODIMUS_CUDA_KERNELS
 
-/// Whether the GEMV's element-wise epilogues (RopeEpilogue, ConvEpilogue) are on
-/// (CudaContext::gemv_epilogues); false without CUDA kernels.
-inline bool gemv_epilogues_enabled() {
-#if RODIMUS_CUDA_KERNELS
-  return detail::CudaContext::get().gemv_epilogues;
-#else
-  return false;
-#endif
-}
+/// The decode GEMV's optional fusions, each switched by a CudaContext member:
+///   Epilogues       RopeEpilogue / ConvEpilogue in the GEMV (gemv_epilogues)
+///   SwigluEpilogue  swiglu_ffn's product in the gate / up GEMV's epilogue (gemv_swiglu_epilogue,
+///                   with gemv_epilogues)
+///   TwoInputs       linear_two_inputs shares one GEMV launch between its inputs (gemv_two_inputs)
+///   NormAfter       the RMSNorm after a projection in the GEMV's last block (gemv_norm_after)
+enum class GemvFusion { Epilogues, SwigluEpilogue, TwoInputs, NormAfter };
 
-/// Whether swiglu_ffn forms SwiGLU's product in the gate / up GEMV's epilogue
-/// (CudaContext::gemv_swiglu_epilogue, with gemv_epilogues); false without CUDA kernels.
-inline bool gemv_swiglu_epilogue_enabled() {
+/// Whether fusion f is on for the calling thread's CUDA context; false without CUDA kernels.
+inline bool gemv_fusion_enabled([[maybe_unused]] GemvFusion f) {
 #if RODIMUS_CUDA_KERNELS
-  return detail::CudaContext::get().gemv_swiglu_epilogue;
-#else
-  return false;
+  const auto& ctx = detail::CudaContext::get();
+  switch (f) {
+    case GemvFusion::Epilogues:
+      return ctx.gemv_epilogues;
+    case GemvFusion::SwigluEpilogue:
+      return ctx.gemv_swiglu_epilogue;
+    case GemvFusion::TwoInputs:
+      return ctx.gemv_two_inputs;
+    case GemvFusion::NormAfter:
+      return ctx.gemv_norm_after;
+  }
 #endif
-}
-
-/// Whether linear_two_inputs shares one GEMV launch between its inputs
-/// (CudaContext::gemv_two_inputs); false without CUDA kernels.
-inline bool gemv_two_inputs_enabled() {
-#if RODIMUS_CUDA_KERNELS
-  return detail::CudaContext::get().gemv_two_inputs;
-#else
   return false;
-#endif
-}
-
-/// Whether the decode GEMV runs the RMSNorm after a projection in its last block
-/// (CudaContext::gemv_norm_after); false without CUDA kernels.
-inline bool gemv_norm_after_enabled() {
-#if RODIMUS_CUDA_KERNELS
-  return detail::CudaContext::get().gemv_norm_after;
-#else
-  return false;
-#endif
 }
 
 /// Whether gemv()'s RMSNorm epilogue takes the norm `a` after projection p (a.h and a.ldh are

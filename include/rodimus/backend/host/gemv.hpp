@@ -338,8 +338,10 @@ template <StorageType W, bool kFull>
                             : _mm256_maskz_loadu_epi16(m1, p + 16);
     const __mmask16 all = 0xffff;  // maskz forms: GCC 12 warns about the plain ones' source
     if constexpr (std::is_same_v<W, bf16>) {
-      h0 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, a), 16));
-      h1 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, b), 16));
+      h0 = _mm512_castsi512_ps(
+          _mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, a), 16));
+      h1 = _mm512_castsi512_ps(
+          _mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, b), 16));
     } else {
       h0 = _mm512_maskz_cvtph_ps(all, a);
       h1 = _mm512_maskz_cvtph_ps(all, b);
@@ -445,8 +447,8 @@ RODIMUS_TARGET_AVX512 inline void gemv_seq_rowblock_avx512(const float* x, int l
 /// The sequential-rows kernel for any token count (the dispatcher gives it one token).
 template <StorageType W>
 RODIMUS_TARGET_AVX512 void gemv_rows_avx512_sequential(const float* x, int ldx, const W* w,
-                                                       const float* bias, float* y, int ldy,
-                                                       int n, int in, int o_begin, int o_end) {
+                                                       const float* bias, float* y, int ldy, int n,
+                                                       int in, int o_begin, int o_end) {
   int o = o_begin;
   for (; o + kGemvRowBlock <= o_end; o += kGemvRowBlock)
     gemv_seq_rowblock_avx512<W, kGemvRowBlock>(x, ldx, w, bias, y, ldy, n, in, o);
