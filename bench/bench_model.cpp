@@ -198,7 +198,8 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 /// CudaContext default unless a variant sets it: the decode attention's CTAs per SM (0: the
 /// default), the GEMV's early trigger and the dependent norm launches (gemv_early_trigger,
 /// dependent_norms), the GEMV's RoPE / ShortConv epilogues (gemv_epilogues); and the fusions
-/// of session 24, off by default until a GPU run verifies them: SwiGLU's product in the gate /
+/// of session 24 (on by default since session 25's GPU run, except gemv_norm_after): SwiGLU's
+/// product in the gate /
 /// up GEMV (gemv_swiglu_epilogue), the two-input GEMV launch (gemv_two_inputs), the GEMV's rows
 /// per block at 3-8 tokens (gemv_batch_rows, 0: the default), the decode scan as a dependent
 /// launch (dependent_scan), the channel gate inside the decode scan (scan_channel_gate), the
@@ -208,11 +209,11 @@ struct DecodeKnobs {
   bool gemv_early_trigger = true;
   bool dependent_norms = true;
   bool gemv_epilogues = true;
-  bool gemv_swiglu_epilogue = false;
-  bool gemv_two_inputs = false;
+  bool gemv_swiglu_epilogue = true;
+  bool gemv_two_inputs = true;
   int gemv_batch_rows = 0;
-  bool dependent_scan = false;
-  bool scan_channel_gate = false;
+  bool dependent_scan = true;
+  bool scan_channel_gate = true;
   bool gemv_norm_after = false;
 };
 
@@ -404,13 +405,13 @@ void register_shape(const Shape& s) {
         {"attn_ctas:4", {4}, {16, 128}},
         {"pdl:off", {0, false, false}, {1, 4, 16}},
         {"epilogues:off", {0, true, true, false}, {1, 4}},
-        {"swiglu_epi:on", {0, true, true, true, true}, {1, 4}},
-        {"two_inputs:on", {0, true, true, true, false, true}, {1, 4}},
-        {"batch_rows:4", {0, true, true, true, false, false, 4}, {4}},
-        {"scan_pdl:on", {0, true, true, true, false, false, 0, true}, {1}},
-        {"chgate:on", {0, true, true, true, false, false, 0, false, true}, {1, 4}},
-        {"norm_after:on", {0, true, true, true, false, false, 0, false, false, true}, {1, 4}},
-        {"fusions:on", {0, true, true, true, true, true, 4, true, true, true}, {1, 4, 16}},
+        {"swiglu_epi:off", {0, true, true, true, false}, {1, 4}},
+        {"two_inputs:off", {0, true, true, true, true, false}, {1, 4}},
+        {"batch_rows:2", {0, true, true, true, true, true, 2}, {4}},
+        {"scan_pdl:off", {0, true, true, true, true, true, 0, false}, {1}},
+        {"chgate:off", {0, true, true, true, true, true, 0, true, false}, {1, 4}},
+        {"norm_after:on", {0, true, true, true, true, true, 0, true, true, true}, {1, 4}},
+        {"fusions:off", {0, true, true, true, false, false, 2, false, false, false}, {1, 4, 16}},
         {"defaults", {}, {4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {

@@ -75,34 +75,37 @@ struct CudaContext {
   /// (linear_rope: RoPE of q and k; linear_short_conv: a decode step's ShortConv): one launch
   /// fewer each. Off: the ops run their own kernels after the GEMV (for A/B benchmarks).
   bool gemv_epilogues = true;
-  /// SwiGLU's product in the gate / up GEMV's epilogue (swiglu_ffn; Projection::glu_w). Off
-  /// until a GPU run has verified it (session 24 could not run one): the product formed on the
-  /// down-projection's input loads.
-  bool gemv_swiglu_epilogue = false;
-  /// The session-24 decode fusions below (gemv_swiglu_epilogue above, gemv_two_inputs,
-  /// gemv_norm_after, gemv_batch_rows = 4, dependent_scan, scan_channel_gate) are compiled for
-  /// sm_90 and host-tested, and their op tests switch them on, but no GPU run has checked them
-  /// yet (none could be had in session 24): they stay off (gemv_batch_rows 2) until one has.
+  /// The session-24 decode fusions below were verified and measured on an H100 in session 25
+  /// (test_ops / test_model with them on; bench_model decode_variant, plus-1.6b bf16 ctx 1024,
+  /// ms per step at B = 1 / 4 against 2.176 / 4.05 with all off): gemv_swiglu_epilogue 2.094 /
+  /// 3.56, gemv_two_inputs 2.134 / 3.98, gemv_batch_rows 4 - / 3.76, dependent_scan 2.138 / -,
+  /// scan_channel_gate 2.149 / 3.99: on; gemv_norm_after 2.244 / 4.41 (slower): off.
+  ///
+  /// SwiGLU's product in the gate / up GEMV's epilogue (swiglu_ffn; Projection::glu_w): gate and
+  /// up rows paired in one block, silu once per feature, the down-projection a plain GEMV. Off:
+  /// the product formed on the down-projection's input loads (for A/B benchmarks).
+  bool gemv_swiglu_epilogue = true;
   /// linear_two_inputs runs the projections of both its inputs in one decode GEMV launch (the
   /// Rodimus mixer: the channel gate's down-projection beside the DDTS projections): one launch
   /// fewer per mixer. Off: one launch per input (for A/B benchmarks).
-  bool gemv_two_inputs = false;
+  bool gemv_two_inputs = true;
   /// The residual add + RMSNorm after a projection (linear_residual_norm: the mixer's and the
-  /// attention's output projections) in the decode GEMV's last block: one launch fewer each.
-  /// Off: the norm's own kernel (for A/B benchmarks).
+  /// attention's output projections) in the decode GEMV's last block: one launch fewer each,
+  /// but the last block's serial norm costs more than the launch it saves (session 25: +3 % at
+  /// B = 1, +9 % at B = 4). Off (the default): the norm's own kernel.
   bool gemv_norm_after = false;
   /// Rows per block of the decode GEMV at 3-8 tokens (2 or 4). Every block reads the whole
   /// input from L2, N tokens x 4 bytes per input feature against its RB rows x 2 bytes of
   /// weights: at 4 tokens and 2 rows the L2 traffic of the activations is 4x the weights'.
-  int gemv_batch_rows = 2;
+  int gemv_batch_rows = 4;
   /// The decode scan (ddts_gla_scan's recurrent kernel) as a programmatic dependent launch that
   /// loads its states before waiting for the kernel before. Off: a normal launch (for A/B
   /// benchmarks).
-  bool dependent_scan = false;
+  bool dependent_scan = true;
   /// The decode scan computes the channel gate's up-projection and product itself
   /// (ddts_gla_scan_gated: u from z_r, no launch of its own). Off: the GEMV with the product as
   /// epilogue, then the scan (for A/B benchmarks).
-  bool scan_channel_gate = false;
+  bool scan_channel_gate = true;
   /// The stream whose latest rodimus kernel wrote recurrent states (the decode scan), if any
   /// (state_stream_set): the next scan on it reads those states, so it is launched normally
   /// instead of as a dependent that loads them before waiting. Any other dependent launch on
