@@ -114,9 +114,7 @@ class Workspace {
   /// The host's counterpart: Split (default) keeps the projections' activations in fp32; Bf16
   /// rounds them once to bf16 for the bf16-weight projections of more than 16 tokens (prefill),
   /// which then run on AVX512_BF16's vdpbf16ps where the CPU has it (backend/host/bf16_gemm.hpp,
-  /// twice the rate of the fp32 GEMM), and, on such CPUs, those of 2-16 tokens (batch decode)
-  /// for the bf16 GEMV (backend/host/bf16_gemv.hpp). One-token projections keep fp32
-  /// activations (memory-bound: nothing to gain).
+  /// twice the rate of the fp32 GEMM). Decode steps (the GEMV) keep fp32 activations.
   OperandPrecision host_operands = OperandPrecision::Split;
   backend::cuda::StepGraph graph;
 };

@@ -12,7 +12,6 @@
 #include "rodimus/backend/cuda/gemv.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
 #include "rodimus/backend/host/bf16_gemm.hpp"
-#include "rodimus/backend/host/bf16_gemv.hpp"
 #include "rodimus/backend/host/blas_linear.hpp"
 #include "rodimus/backend/host/gemv.hpp"
 #include "rodimus/backend/host/operands.hpp"
@@ -290,16 +289,13 @@ bool cuda_linear_glu([[maybe_unused]] const Space& space,
   return false;
 }
 
-/// Whether the host's bf16-operand products take the call: host_operands() ==
-/// OperandPrecision::Bf16 (set by the model from its Workspace), dense rows, and either more
-/// tokens than the GEMV serves (the GEMM) or 2..kGemvMaxTokens tokens on a CPU with AVX512_BF16
-/// (the bf16 GEMV, bf16_gemv.hpp; one token keeps the fp32 GEMV, which is bound by memory).
+/// Whether the host's bf16-operand GEMM takes the call: more tokens than the GEMV serves,
+/// host_operands() == OperandPrecision::Bf16 (set by the model from its Workspace), dense rows.
 template <class Space, std::size_t K>
 bool host_bf16_operands_take(const std::array<const LinearWeights<bf16, Space>*, K>& lw,
                              int n_tokens) {
-  if (backend::host::host_operands() != OperandPrecision::Bf16) return false;
-  if (n_tokens <= backend::host::kGemvMaxTokens &&
-      (n_tokens < 2 || !backend::host::host_has_avx512_bf16()))
+  if (n_tokens <= backend::host::kGemvMaxTokens ||
+      backend::host::host_operands() != OperandPrecision::Bf16)
     return false;
   for (const auto* l : lw)
     if (l->w.stride(0) != std::size_t(l->in_features())) return false;
@@ -354,40 +350,6 @@ void host_bf16_linear(const Space& space, const View2<const float, Space>& x,
                            const int r1 = r0 + kRows < n_tokens ? r0 + kRows : n_tokens;
                            hb::round_rows_bf16(xp, ldx, in, xb, ldxb, r0, r1);
                          });
-  if (n_tokens <= hb::kGemvMaxTokens) {  // the bf16 GEMV: items of kRowsPerItem rows
-    constexpr int kRowsPerItem = 16;
-    struct Part {
-      const bf16* w;
-      const float* b;
-      float* y;
-      std::int64_t ldy;
-      int out, item0;
-    };
-    std::array<Part, K> parts;
-    int items = 0;
-    for (std::size_t i = 0; i < K; ++i) {
-      const auto& l = *lw[i];
-      parts[i] = {l.w.data(),
-                  l.has_bias() ? l.b.data() : nullptr,
-                  y[i].data(),
-                  static_cast<std::int64_t>(y[i].stride(0)),
-                  l.out_features(),
-                  items};
-      items += (l.out_features() + kRowsPerItem - 1) / kRowsPerItem;
-    }
-    detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::linear.bf16_gemv"), items,
-                           [=](const int item) {
-                             std::size_t j = K - 1;
-                             while (item < parts[j].item0) --j;
-                             const Part& p = parts[j];
-                             const int o0 = (item - p.item0) * kRowsPerItem;
-                             const int o1 = o0 + kRowsPerItem < p.out ? o0 + kRowsPerItem : p.out;
-                             hb::bf16_gemv_rows(xb, ldxb, p.w, p.b, p.y, p.ldy, n_tokens, in, o0,
-                                                o1);
-                           });
-    space.fence();
-    return;
-  }
   std::array<hb::Bf16GemmArgs, K> args;
   std::array<int, K + 1> item0{};
   for (std::size_t i = 0; i < K; ++i) {
@@ -458,11 +420,11 @@ void linear_shared_input_checked(const Space& space, const View2<const compute_t
                                  const std::array<const LinearWeights<W, Space>*, K>& lw,
                                  const std::array<View2<compute_t<W>, Space>, K>& y, int n_tokens) {
   if (n_tokens <= 0) return;
-  if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>) {
-    if (host_bf16_operands_take(lw, n_tokens)) return host_bf16_linear(space, x, lw, y, n_tokens);
-  }
   if constexpr (is_host_space_v<Space> && StorageType<W>) {
     if (host_gemv_takes<W>(n_tokens)) return host_gemv(space, x, lw, y, n_tokens);
+  }
+  if constexpr (is_host_space_v<Space> && std::is_same_v<W, bf16>) {
+    if (host_bf16_operands_take(lw, n_tokens)) return host_bf16_linear(space, x, lw, y, n_tokens);
   }
   if constexpr (StorageType<W>) {
     if (cuda_linear(space, x, lw, y, n_tokens)) return;
@@ -537,11 +499,7 @@ void linear_two_inputs(const Space& space, const View2<const float, Space>& x1,
       y[i] = i < K1 ? y1[i] : y2[i - K1];
     }
     if constexpr (is_host_space_v<Space>) {
-      bool bf16_operands = false;  // then each input's projections on the bf16 GEMV, below
-      if constexpr (std::is_same_v<W, bf16>)
-        bf16_operands = detail::host_bf16_operands_take(lw, n_tokens);
-      if (!bf16_operands && detail::host_gemv_takes<W>(n_tokens))
-        return detail::host_gemv(space, x, lw, y, n_tokens);
+      if (detail::host_gemv_takes<W>(n_tokens)) return detail::host_gemv(space, x, lw, y, n_tokens);
     }
     if constexpr (is_cuda_space_v<Space>) {
       // both inputs' projections on the GEMV: the second input's named per projection
