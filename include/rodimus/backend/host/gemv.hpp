@@ -252,54 +252,6 @@ RODIMUS_TARGET_AVX512 inline void gemv_block_avx512(const float* x, int ldx, con
   }
 }
 
-// Rows [o, o+R), all n tokens in blocks of 4 (the block's rows stay in L1/L2 between token
-// blocks, so memory sees them once).
-template <StorageType W, int R>
-RODIMUS_TARGET_AVX512 inline void gemv_rowblock_avx512(const float* x, int ldx, const W* w,
-                                                       const float* bias, float* y, int ldy, int n,
-                                                       int in, int o) {
-  for (int t0 = 0; t0 < n; t0 += 4) {
-    const float* xt = x + std::int64_t(t0) * ldx;
-    float* yt = y + std::int64_t(t0) * ldy;
-    switch (n - t0 < 4 ? n - t0 : 4) {
-      case 1:
-        gemv_block_avx512<W, R, 1>(xt, ldx, w, bias, yt, ldy, in, o);
-        break;
-      case 2:
-        gemv_block_avx512<W, R, 2>(xt, ldx, w, bias, yt, ldy, in, o);
-        break;
-      case 3:
-        gemv_block_avx512<W, R, 3>(xt, ldx, w, bias, yt, ldy, in, o);
-        break;
-      default:
-        gemv_block_avx512<W, R, 4>(xt, ldx, w, bias, yt, ldy, in, o);
-        break;
-    }
-  }
-}
-
-template <StorageType W>
-RODIMUS_TARGET_AVX512 void gemv_rows_avx512_blocked(const float* x, int ldx, const W* w,
-                                                    const float* bias, float* y, int ldy, int n,
-                                                    int in, int o_begin, int o_end) {
-  int o = o_begin;
-  for (; o + kGemvRowBlock <= o_end; o += kGemvRowBlock)
-    gemv_rowblock_avx512<W, kGemvRowBlock>(x, ldx, w, bias, y, ldy, n, in, o);
-  switch (o_end - o) {
-    case 1:
-      gemv_rowblock_avx512<W, 1>(x, ldx, w, bias, y, ldy, n, in, o);
-      break;
-    case 2:
-      gemv_rowblock_avx512<W, 2>(x, ldx, w, bias, y, ldy, n, in, o);
-      break;
-    case 3:
-      gemv_rowblock_avx512<W, 3>(x, ldx, w, bias, y, ldy, n, in, o);
-      break;
-    default:
-      break;
-  }
-}
-
 // --- The sequential-rows AVX-512 kernel (one token) -----------------------------------------
 // The rows of a 4-row block are read one after the other, so memory sees one forward stream
 // instead of four interleaved ones; the 4 rows' accumulators still share one transposing
@@ -420,28 +372,80 @@ RODIMUS_TARGET_AVX512 inline void gemv_seq_block_avx512(const float* x, int ldx,
                        _mm_add_ps(hsum4_avx512(s[0][t], s[1][t], s[2][t], s[3][t]), b));
 }
 
-template <StorageType W, int R>
-RODIMUS_TARGET_AVX512 inline void gemv_seq_rowblock_avx512(const float* x, int ldx, const W* w,
-                                                           const float* bias, float* y, int ldy,
-                                                           int n, int in, int o) {
+// --- Both kernels' row and token blocking -------------------------------------------------
+// Block kernels as types: Block::run<W, R, NT> computes rows [o, o+R), tokens [0, NT).
+struct GemvInterleavedBlock {
+  template <StorageType W, int R, int NT>
+  [[gnu::always_inline]] RODIMUS_TARGET_AVX512 static void run(const float* x, int ldx,
+                                                               const W* w, const float* bias,
+                                                               float* y, int ldy, int in, int o) {
+    gemv_block_avx512<W, R, NT>(x, ldx, w, bias, y, ldy, in, o);
+  }
+};
+struct GemvSequentialBlock {
+  template <StorageType W, int R, int NT>
+  [[gnu::always_inline]] RODIMUS_TARGET_AVX512 static void run(const float* x, int ldx,
+                                                               const W* w, const float* bias,
+                                                               float* y, int ldy, int in, int o) {
+    gemv_seq_block_avx512<W, R, NT>(x, ldx, w, bias, y, ldy, in, o);
+  }
+};
+
+// Rows [o, o+R), all n tokens in blocks of 4 (the block's rows stay in L1/L2 between token
+// blocks, so memory sees them once).
+template <class Block, StorageType W, int R>
+RODIMUS_TARGET_AVX512 inline void gemv_rowblock_avx512(const float* x, int ldx, const W* w,
+                                                       const float* bias, float* y, int ldy, int n,
+                                                       int in, int o) {
   for (int t0 = 0; t0 < n; t0 += 4) {
     const float* xt = x + std::int64_t(t0) * ldx;
     float* yt = y + std::int64_t(t0) * ldy;
     switch (n - t0 < 4 ? n - t0 : 4) {
       case 1:
-        gemv_seq_block_avx512<W, R, 1>(xt, ldx, w, bias, yt, ldy, in, o);
+        Block::template run<W, R, 1>(xt, ldx, w, bias, yt, ldy, in, o);
         break;
       case 2:
-        gemv_seq_block_avx512<W, R, 2>(xt, ldx, w, bias, yt, ldy, in, o);
+        Block::template run<W, R, 2>(xt, ldx, w, bias, yt, ldy, in, o);
         break;
       case 3:
-        gemv_seq_block_avx512<W, R, 3>(xt, ldx, w, bias, yt, ldy, in, o);
+        Block::template run<W, R, 3>(xt, ldx, w, bias, yt, ldy, in, o);
         break;
       default:
-        gemv_seq_block_avx512<W, R, 4>(xt, ldx, w, bias, yt, ldy, in, o);
+        Block::template run<W, R, 4>(xt, ldx, w, bias, yt, ldy, in, o);
         break;
     }
   }
+}
+
+// Rows [o_begin, o_end) in blocks of kGemvRowBlock, the remainder of 1-3 rows as one block.
+template <class Block, StorageType W>
+RODIMUS_TARGET_AVX512 void gemv_rows_avx512_with(const float* x, int ldx, const W* w,
+                                                 const float* bias, float* y, int ldy, int n,
+                                                 int in, int o_begin, int o_end) {
+  int o = o_begin;
+  for (; o + kGemvRowBlock <= o_end; o += kGemvRowBlock)
+    gemv_rowblock_avx512<Block, W, kGemvRowBlock>(x, ldx, w, bias, y, ldy, n, in, o);
+  switch (o_end - o) {
+    case 1:
+      gemv_rowblock_avx512<Block, W, 1>(x, ldx, w, bias, y, ldy, n, in, o);
+      break;
+    case 2:
+      gemv_rowblock_avx512<Block, W, 2>(x, ldx, w, bias, y, ldy, n, in, o);
+      break;
+    case 3:
+      gemv_rowblock_avx512<Block, W, 3>(x, ldx, w, bias, y, ldy, n, in, o);
+      break;
+    default:
+      break;
+  }
+}
+
+/// The row-blocked kernel (4 rows walked together) for any token count.
+template <StorageType W>
+RODIMUS_TARGET_AVX512 void gemv_rows_avx512_blocked(const float* x, int ldx, const W* w,
+                                                    const float* bias, float* y, int ldy, int n,
+                                                    int in, int o_begin, int o_end) {
+  gemv_rows_avx512_with<GemvInterleavedBlock, W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
 }
 
 /// The sequential-rows kernel for any token count (the dispatcher gives it one token).
@@ -449,22 +453,7 @@ template <StorageType W>
 RODIMUS_TARGET_AVX512 void gemv_rows_avx512_sequential(const float* x, int ldx, const W* w,
                                                        const float* bias, float* y, int ldy, int n,
                                                        int in, int o_begin, int o_end) {
-  int o = o_begin;
-  for (; o + kGemvRowBlock <= o_end; o += kGemvRowBlock)
-    gemv_seq_rowblock_avx512<W, kGemvRowBlock>(x, ldx, w, bias, y, ldy, n, in, o);
-  switch (o_end - o) {
-    case 1:
-      gemv_seq_rowblock_avx512<W, 1>(x, ldx, w, bias, y, ldy, n, in, o);
-      break;
-    case 2:
-      gemv_seq_rowblock_avx512<W, 2>(x, ldx, w, bias, y, ldy, n, in, o);
-      break;
-    case 3:
-      gemv_seq_rowblock_avx512<W, 3>(x, ldx, w, bias, y, ldy, n, in, o);
-      break;
-    default:
-      break;
-  }
+  gemv_rows_avx512_with<GemvSequentialBlock, W>(x, ldx, w, bias, y, ldy, n, in, o_begin, o_end);
 }
 
 // The AVX-512 build: one token takes the sequential-rows kernel (gemv_one_token_sequential(),
