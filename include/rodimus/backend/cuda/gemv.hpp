@@ -561,15 +561,17 @@ inline bool gemv_fusion_enabled([[maybe_unused]] GemvFusion f) {
   return false;
 }
 
+/// Whether q is 16-byte aligned (the GEMV's and the scan's vector loads need it).
+inline bool aligned16(const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; }
+
 /// Whether gemv()'s RMSNorm epilogue takes the norm `a` after projection p (a.h and a.ldh are
 /// p's output): a plain projection of d outputs, d % 4 == 0 up to 8192, 16-byte aligned rows.
 template <class W>
 bool gemv_norm_after_takes(const RmsNormArgs& a, const Projection<W>& p) {
-  auto aligned = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
-  return !p.gate && !p.gemv_only() && a.d == p.out && a.d % 4 == 0 &&
-         a.d <= kGemvNormMaxWidth && a.w && a.out && (a.mode == 0 || a.r) && p.ldy % 4 == 0 &&
-         a.ldo % 4 == 0 && a.ldr % 4 == 0 && aligned(p.y) && aligned(a.w) && aligned(a.out) &&
-         (!a.r || aligned(a.r));
+  return !p.gate && !p.gemv_only() && a.d == p.out && a.d % 4 == 0 && a.d <= kGemvNormMaxWidth &&
+         a.w && a.out && (a.mode == 0 || a.r) && p.ldy % 4 == 0 && a.ldo % 4 == 0 &&
+         a.ldr % 4 == 0 && aligned16(p.y) && aligned16(a.w) && aligned16(a.out) &&
+         (!a.r || aligned16(a.r));
 }
 
 /// True when gemv() takes these shapes: 1..kGemvMaxTokens tokens, bf16 or fp16 weights, `in` a
@@ -577,8 +579,7 @@ bool gemv_norm_after_takes(const RmsNormArgs& a, const Projection<W>& p) {
 template <class W>
 bool gemv_supports(int n_tokens, int in, const void* x, std::int64_t ldx, const void* w) {
   return !std::is_same_v<W, float> && n_tokens >= 1 && n_tokens <= kGemvMaxTokens && in % 8 == 0 &&
-         ldx % 4 == 0 && reinterpret_cast<std::uintptr_t>(x) % 16 == 0 &&
-         reinterpret_cast<std::uintptr_t>(w) % 16 == 0;
+         ldx % 4 == 0 && aligned16(x) && aligned16(w);
 }
 
 /// y_j[0:N] = x[0:N] W_j^T + b_j for `count` projections of one input on `stream` (see the file
@@ -626,8 +627,7 @@ void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
             ctx.scratch_zeroed(detail::kScratchGemvCounter, sizeof(unsigned), s));
       }
       for (int j = 0; j < launch.count; ++j)
-        if (launch.p[j].x && (xg || launch.p[j].ldx % 4 != 0 ||
-                              reinterpret_cast<std::uintptr_t>(launch.p[j].x) % 16 != 0))
+        if (launch.p[j].x && (xg || launch.p[j].ldx % 4 != 0 || !aligned16(launch.p[j].x)))
           throw BackendError(
               "gemv: a projection's own input needs 16-byte aligned rows and no SwiGLU input");
       for (int j = 0; j < launch.count; ++j)

@@ -266,8 +266,7 @@ bool ddts_gla_scan_gated_cuda([[maybe_unused]] const Space& space,
     if (!detail::CudaContext::get().scan_channel_gate || r % 8 != 0 ||
         r > detail::ChannelGateU<W>::kShared || x.stride(1) != 1 || z_r.stride(1) != 1 ||
         w2.stride(1) != 1 || w2.stride(0) != static_cast<std::size_t>(r) ||
-        (b2.extent(0) > 0 && b2.stride(0) != 1) ||
-        reinterpret_cast<std::uintptr_t>(w2.data()) % 16 != 0)
+        (b2.extent(0) > 0 && b2.stride(0) != 1) || !aligned16(w2.data()))
       return false;
     detail::ChannelGateU<W> uin{};
     uin.w = w2.data();
