@@ -376,17 +376,17 @@ RODIMUS_TARGET_AVX512 inline void gemv_seq_block_avx512(const float* x, int ldx,
 // Block kernels as types: Block::run<W, R, NT> computes rows [o, o+R), tokens [0, NT).
 struct GemvInterleavedBlock {
   template <StorageType W, int R, int NT>
-  [[gnu::always_inline]] RODIMUS_TARGET_AVX512 static void run(const float* x, int ldx,
-                                                               const W* w, const float* bias,
-                                                               float* y, int ldy, int in, int o) {
+  [[gnu::always_inline]] RODIMUS_TARGET_AVX512 static void run(const float* x, int ldx, const W* w,
+                                                               const float* bias, float* y, int ldy,
+                                                               int in, int o) {
     gemv_block_avx512<W, R, NT>(x, ldx, w, bias, y, ldy, in, o);
   }
 };
 struct GemvSequentialBlock {
   template <StorageType W, int R, int NT>
-  [[gnu::always_inline]] RODIMUS_TARGET_AVX512 static void run(const float* x, int ldx,
-                                                               const W* w, const float* bias,
-                                                               float* y, int ldy, int in, int o) {
+  [[gnu::always_inline]] RODIMUS_TARGET_AVX512 static void run(const float* x, int ldx, const W* w,
+                                                               const float* bias, float* y, int ldy,
+                                                               int in, int o) {
     gemv_seq_block_avx512<W, R, NT>(x, ldx, w, bias, y, ldy, in, o);
   }
 };
