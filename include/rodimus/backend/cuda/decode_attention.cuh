@@ -65,9 +65,9 @@ __device__ inline void decode_write_cache(const AttnDev& a, const DecodeScratch&
   const std::int64_t row = std::int64_t(slot) * a.wc + p % a.wc;
   const float* kr = a.k + std::int64_t(t) * a.ldk;
   const float* vr = a.v + std::int64_t(t) * a.ldv;
-  for (std::int64_t c = threadIdx.x; c < kd / 4; c += kDecodeThreads)
+  for (std::int64_t c = threadIdx.x; c < kd / 4; c += blockDim.x)
     reinterpret_cast<float4*>(d.k_cache + row * kd)[c] = ldg4(kr + 4 * c);
-  for (std::int64_t c = threadIdx.x; c < vd / 4; c += kDecodeThreads)
+  for (std::int64_t c = threadIdx.x; c < vd / 4; c += blockDim.x)
     reinterpret_cast<float4*>(d.v_cache + row * vd)[c] = ldg4(vr + 4 * c);
 }
 

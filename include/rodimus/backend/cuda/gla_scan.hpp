@@ -87,8 +87,8 @@ bool gla_scan_cuda([[maybe_unused]] const Space& space,
       go.template operator()<ScanPrecision::Bf16>();
     else
       go.template operator()<ScanPrecision::Split>();
-    ctx.state_stream = stream;  // the states are written: a decode scan next waits for them
-    ctx.state_stream_set = true;
+    // plain launches that write the states: a decode scan next reads them after its wait
+    ctx.launches.launched(stream, detail::LaunchOrder::NeverTriggers, {state.data()});
     Kokkos::Profiling::popRegion();
     return true;
   }
@@ -179,22 +179,23 @@ bool ddts_gla_scan_launch(const Space& space, const View2<const float, Space>& q
     return false;
   // A programmatic dependent launch: the state loads overlap the kernel before (the GEMV,
   // which lets its dependents start early). The kernel itself lets its successor start only
-  // as it ends. Right after a kernel that wrote recurrent states on this stream (two scans
-  // in a row), a normal launch: those states are read only once that kernel's writes are
+  // as it ends. Where a kernel may still be writing these states (the launch record: two
+  // scans in a row), a normal launch: the states are read only once that kernel's writes are
   // visible.
   auto& ctx = CudaContext::get();
   const cudaStream_t stream = space.cuda_stream();
-  const bool after_writer =
-      (ctx.state_stream_set && ctx.state_stream == stream) || !ctx.dependent_scan;
+  const bool after_writer = !ctx.launches.settled(stream, state.data()) || !ctx.dependent_scan;
   const CudaLaunch plain{stream, "rodimus::backend::cuda::ddts_gla_scan"};
   auto launch = [&](auto kernel, dim3 grid, dim3 block, int shared, const auto&... args) {
-    if (after_writer)
+    if (after_writer) {
       plain(kernel, grid, block, shared, args...);
-    else
+      ctx.launches.launched(stream, LaunchOrder::NeverTriggers, {state.data()});
+    } else {
       launch_dependent(kernel, grid, block, static_cast<std::size_t>(shared), stream,
-                       "rodimus::backend::cuda::ddts_gla_scan", args...);
-    ctx.state_stream = stream;
-    ctx.state_stream_set = true;
+                       DependentLaunch("rodimus::backend::cuda::ddts_gla_scan",
+                                       LaunchOrder::NeverTriggers, {state.data()}),
+                       args...);
+    }
   };
   const int groups = recurrent_row_groups(B, E, multiprocessors());
   auto go = [&]<int N>() {
