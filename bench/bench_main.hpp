@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "rodimus/backend/host/blas_threads.hpp"
 #include "rodimus/config.hpp"
 
 /// Callbacks run before Kokkos::finalize (benchmarks that cache Kokkos objects register here).
@@ -17,6 +18,7 @@ inline std::vector<std::function<void()>>& bench_cleanups() {
 
 #define RODIMUS_BENCHMARK_MAIN()                                      \
   int main(int argc, char** argv) {                                   \
+    rodimus::backend::host::reexec_with_quiet_blas_threads(argv);     \
     setenv("OMP_PROC_BIND", "false", 0);                              \
     Kokkos::ScopeGuard guard(argc, argv);                             \
     benchmark::Initialize(&argc, argv);                               \

@@ -112,6 +112,7 @@ int profile_run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rodimus::backend::host::reexec_with_quiet_blas_threads(argv);  // and the BLAS's not against ours
   setenv("OMP_PROC_BIND", "false", 0);
   setenv("OMP_WAIT_POLICY", "passive", 0);  // OpenMP threads must not spin against the BLAS's
   Kokkos::ScopeGuard guard(argc, argv);

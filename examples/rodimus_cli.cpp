@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <rodimus/backend/host/blas_threads.hpp>
 #include <rodimus/rodimus.hpp>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ int flushed(int status) {
 }  // namespace
 
 int main(int argc, char* argv[]) {
+  // OpenBLAS's threads must not spin on the cores the prefill's Kokkos kernels need next
+  rodimus::backend::host::reexec_with_quiet_blas_threads(argv);
   namespace cli = rodimus::cli;
   // --kokkos-* arguments go to Kokkos, the rest to our parser; Kokkos never sees --help.
   std::vector<std::string> args;
