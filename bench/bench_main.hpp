@@ -18,7 +18,7 @@ inline std::vector<std::function<void()>>& bench_cleanups() {
 
 #define RODIMUS_BENCHMARK_MAIN()                                      \
   int main(int argc, char** argv) {                                   \
-    rodimus::backend::host::reexec_with_quiet_blas_threads(argv);     \
+    rodimus::backend::host::reexec_with_quiet_idle_threads(argv);     \
     setenv("OMP_PROC_BIND", "false", 0);                              \
     Kokkos::ScopeGuard guard(argc, argv);                             \
     benchmark::Initialize(&argc, argv);                               \

@@ -496,7 +496,7 @@ int profile_run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  rodimus::backend::host::reexec_with_quiet_blas_threads(argv);  // see blas_threads.hpp
+  rodimus::backend::host::reexec_with_quiet_idle_threads(argv);  // see blas_threads.hpp
   setenv("OMP_PROC_BIND", "false", 0);
   Kokkos::ScopeGuard guard(argc, argv);
   if (std::getenv("RODIMUS_PROFILE")) {

@@ -112,9 +112,10 @@ int profile_run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  rodimus::backend::host::reexec_with_quiet_blas_threads(argv);  // and the BLAS's not against ours
+  // OpenMP's idle threads and the BLAS's must not spin against each other (blas_threads.hpp);
+  // libgomp reads its variables as it loads, so a setenv of OMP_WAIT_POLICY here would be too late
+  rodimus::backend::host::reexec_with_quiet_idle_threads(argv);
   setenv("OMP_PROC_BIND", "false", 0);
-  setenv("OMP_WAIT_POLICY", "passive", 0);  // OpenMP threads must not spin against the BLAS's
   Kokkos::ScopeGuard guard(argc, argv);
   if (std::getenv("RODIMUS_PROFILE")) return profile_run();
   benchmark::Initialize(&argc, argv);

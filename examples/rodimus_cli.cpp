@@ -35,7 +35,7 @@ int flushed(int status) {
 
 int main(int argc, char* argv[]) {
   // OpenBLAS's threads must not spin on the cores the prefill's Kokkos kernels need next
-  rodimus::backend::host::reexec_with_quiet_blas_threads(argv);
+  rodimus::backend::host::reexec_with_quiet_idle_threads(argv);
   namespace cli = rodimus::cli;
   // --kokkos-* arguments go to Kokkos, the rest to our parser; Kokkos never sees --help.
   std::vector<std::string> args;

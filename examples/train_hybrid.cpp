@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <rodimus/backend/host/blas_threads.hpp>
 #include <rodimus/rodimus.hpp>
 #include <string>
 #include <vector>
@@ -250,8 +251,10 @@ double gradient_check(const ModelConfig& cfg, bool verbose) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenMP's idle threads and OpenBLAS's must not spin against each other (the variables are
+  // read as the libraries load, so this re-executes the program once with them set)
+  rodimus::backend::host::reexec_with_quiet_idle_threads(argv);
   setenv("OMP_PROC_BIND", "false", 0);
-  setenv("OMP_WAIT_POLICY", "passive", 0);
   Kokkos::ScopeGuard guard(argc, argv);
   std::int64_t steps = 300;
   bool verbose = false;
