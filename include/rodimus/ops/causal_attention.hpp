@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "rodimus/backend/host/causal_decode.hpp"
 #include "rodimus/ops/impl/causal_attention_kernel.hpp"
 
 namespace rodimus {
@@ -78,6 +79,47 @@ void causal_attention(const Space& space, const View2<const float, Space>& q,
   }
   if (batch.num_tokens == 0) return;
   detail::kv_append_generic<Space>(space, k, v, k_cache, v_cache, batch);
+  if constexpr (is_host_space_v<Space>) {
+    // decode (one token per sequence) on a row-major cache: backend/host/causal_decode.hpp
+    if (batch.max_len == 1 && batch.num_tokens == batch.num_seqs && k_cache.stride(2) == 1 &&
+        v_cache.stride(0) == k_cache.stride(0) && v_cache.stride(1) == k_cache.stride(1) &&
+        v_cache.stride(2) == 1 && q.stride(1) == 1 && out.stride(1) == 1 &&
+        shape.heads <= backend::host::detail::kCausalDecodeMaxHeads) {
+      namespace hb = backend::host;
+      const hb::CausalDecodeArgs a{q.data(),
+                                   k_cache.data(),
+                                   v_cache.data(),
+                                   out.data(),
+                                   static_cast<std::int64_t>(q.stride(0)),
+                                   static_cast<std::int64_t>(out.stride(0)),
+                                   static_cast<std::int64_t>(k_cache.stride(0)),
+                                   static_cast<std::int64_t>(k_cache.stride(1)),
+                                   shape.heads,
+                                   shape.kv_heads,
+                                   shape.head_dim,
+                                   shape.scale,
+                                   batch.h_offsets.data(),
+                                   batch.h_pos0.data(),
+                                   batch.h_slot.data(),
+                                   batch.num_seqs};
+      const auto plan = hb::causal_decode_plan(a, space.concurrency());
+      auto& partials = hb::causal_decode_buffer();
+      const std::size_t floats =
+          std::size_t(plan.items(a)) * hb::CausalDecodePlan::partial_floats(a);
+      if (partials.size() < floats) partials.resize(floats);
+      float* parts = partials.data();
+      space.fence();  // the appended rows
+      detail::host_items_for(
+          space, RODIMUS_KERNEL_LABEL("rodimus::causal_attention.host_decode"), plan.items(a),
+          [=](const std::int64_t item) { hb::causal_decode_item(a, plan, item, parts); });
+      detail::host_items_for(space, RODIMUS_KERNEL_LABEL("rodimus::causal_attention.host_merge"),
+                             std::int64_t(batch.num_seqs) * shape.heads, [=](const std::int64_t i) {
+                               hb::causal_decode_merge(a, plan, i, parts);
+                             });
+      space.fence();
+      return;
+    }
+  }
   detail::causal_attention_generic<Space>(space, q, k_cache, v_cache, batch, out, shape.heads,
                                           shape.kv_heads, shape.head_dim, shape.scale);
 }
