@@ -6,8 +6,9 @@
 #include <cstring>
 
 /// Lets the compiler reassociate the sum into `v` in the loop that follows (an OpenMP SIMD
-/// reduction: vector partial sums), in builds with OpenMP; a plain loop otherwise.
-#if defined(_OPENMP)
+/// reduction: vector partial sums), in builds with OpenMP; a plain loop otherwise, and in
+/// translation units nvcc compiles (its front end warns on the pragma, as RODIMUS_HOST_UNROLL's).
+#if defined(_OPENMP) && !defined(__CUDACC__)
 #define RODIMUS_PRAGMA_(x) _Pragma(#x)
 #define RODIMUS_SIMD_SUM(v) RODIMUS_PRAGMA_(omp simd reduction(+ : v))
 #else
