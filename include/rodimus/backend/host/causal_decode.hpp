@@ -9,7 +9,8 @@
 // second pass merges the key ranges of each (sequence, query head):
 // o = sum_k e^(m_k - M) acc_k / sum_k e^(m_k - M) l_k. Each float of the caches is read once per
 // step, by one item. (Items of one KV head instead read rows a row stride apart, often a page or
-// more, which the hardware prefetchers do not follow: 4x slower at 64k tokens on the Zen 5 VM.)
+// more, which the hardware prefetchers do not follow: 1.5-2x slower at 64k tokens on the Zen 5
+// VM, software prefetches included.)
 #pragma once
 
 #include <algorithm>
