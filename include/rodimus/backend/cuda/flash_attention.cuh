@@ -352,9 +352,7 @@ void check_flash_arguments(const FlashAttentionArgs<Tq, Tout>& a, AttnPrecision 
     throw ArgumentError(who + "a row stride is shorter than its row");
   if (a.ldk % 8 != 0 || a.ldv % 8 != 0 || a.ldq % 2 != 0 || a.ldo % 2 != 0)
     throw ArgumentError(who + "key / value row strides must be multiples of 8, q / out even");
-  const auto misaligned = [](const void* p) {
-    return p && reinterpret_cast<std::uintptr_t>(p) % 16 != 0;
-  };
+  const auto misaligned = [](const void* p) { return p && !aligned16(p); };
   if (misaligned(a.k_hi) || misaligned(a.k_lo) || misaligned(a.v_hi) || misaligned(a.v_lo))
     throw ArgumentError(who + "keys and values must be 16-byte aligned");
 }

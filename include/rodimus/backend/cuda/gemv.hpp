@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "rodimus/backend/cuda/aligned.hpp"
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/cuda/projection.hpp"
 #include "rodimus/backend/cuda/rms_norm.hpp"
@@ -560,9 +561,6 @@ inline bool gemv_fusion_enabled([[maybe_unused]] GemvFusion f) {
 #endif
   return false;
 }
-
-/// Whether q is 16-byte aligned (the GEMV's and the scan's vector loads need it).
-inline bool aligned16(const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; }
 
 /// Whether gemv()'s RMSNorm epilogue takes the norm `a` after projection p (a.h and a.ldh are
 /// p's output): a plain projection of d outputs, d % 4 == 0 up to 8192, 16-byte aligned rows.

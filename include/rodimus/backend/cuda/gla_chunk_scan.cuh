@@ -1351,9 +1351,7 @@ inline void check_arguments(const void* q, const void* k, const void* a, const v
     throw ArgumentError(who + "column_tile 128 needs E % 128 == 0");
   if (opts.groups < 0 || opts.groups > kMaxGroups)
     throw ArgumentError(who + "groups must be 0 (auto) to " + std::to_string(kMaxGroups));
-  const auto misaligned = [](const void* p) {
-    return reinterpret_cast<std::uintptr_t>(p) % 16 != 0;
-  };
+  const auto misaligned = [](const void* p) { return !aligned16(p); };
   if (misaligned(q) || misaligned(k) || misaligned(a) || misaligned(u))
     throw ArgumentError(who + "q, k, a and u must be 16-byte aligned");
   if (opts.workspace && misaligned(opts.workspace))

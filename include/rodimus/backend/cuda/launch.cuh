@@ -13,12 +13,12 @@
 #include <cstdint>
 #include <string>
 
+#include "rodimus/backend/cuda/aligned.hpp"
 #include "rodimus/core/error.hpp"
 
 namespace rodimus::backend::cuda::detail {
 
-/// Whether p may be read and written in 16-byte vectors.
-inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+using cuda::aligned16;  // backend/cuda/aligned.hpp
 
 inline void check_cuda(cudaError_t err, const char* who, const char* what) {
   if (err != cudaSuccess)
