@@ -58,6 +58,7 @@
 #include <string>
 #include <type_traits>
 
+#include "rodimus/backend/cuda/aligned.hpp"
 #include "rodimus/backend/cuda/grid_dependency.cuh"
 #include "rodimus/backend/cuda/launch.cuh"
 #include "rodimus/backend/cuda/mma.cuh"
