@@ -215,8 +215,6 @@ struct DecodeKnobs {
   bool dependent_scan = true;
   bool scan_channel_gate = true;
   bool gemv_norm_after = false;
-  int attention_cluster = -1;  // CudaContext::decode_attention_cluster (-1: the default)
-  bool attention_prefetch = true;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -235,8 +233,6 @@ struct KnobScope {
     ctx.scan_channel_gate = k->scan_channel_gate;
     ctx.gemv_norm_after = k->gemv_norm_after;
     if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
-    if (k->attention_cluster >= 0) ctx.decode_attention_cluster = k->attention_cluster;
-    ctx.decode_attention_prefetch = k->attention_prefetch;
   }
   backend::cuda::detail::DecodeSettingsScope scope;
 #else
@@ -416,11 +412,6 @@ void register_shape(const Shape& s) {
         {"chgate:off", {0, true, true, true, true, true, 0, true, false}, {1, 4}},
         {"norm_after:on", {0, true, true, true, true, true, 0, true, true, true}, {1, 4}},
         {"fusions:off", {0, true, true, true, false, false, 2, false, false, false}, {1, 4, 16}},
-        // the decode attention as thread-block clusters (decode_attention_cluster.cuh)
-        {"attn_cluster:8", {.attention_cluster = 8}, {1, 4}},
-        {"attn_cluster:4", {.attention_cluster = 4}, {1}},
-        {"attn_cluster:off", {.attention_cluster = 0}, {1, 4}},
-        {"attn_prefetch:off", {.attention_cluster = 8, .attention_prefetch = false}, {1}},
         {"defaults", {}, {4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {

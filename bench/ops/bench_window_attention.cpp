@@ -11,8 +11,7 @@
 // with C keys in its cache slot (fp32): bandwidth work, every key and value row of the window
 // read once per token ((C + 1) x (1 + 16) x 128 floats). `roofline_fraction` is those bytes
 // per second over the triad bandwidth measured in this binary. On CUDA also
-// window_attention_decode_two_kernels: the same steps through the two-kernel split-key path,
-// and window_attention_decode_cluster/.../cluster:c: through the cluster kernel (c > 0).
+// window_attention_decode_two_kernels: the same steps through the two-kernel split-key path.
 #include <algorithm>
 #include <cstdint>
 #include <random>
@@ -213,19 +212,6 @@ BENCHMARK(BM_window_attention_decode_ctas)
     ->Name("window_attention_decode_ctas/H:16/hd:128/window_back:2048")
     ->ArgNames({"ctx", "B", "ctas_per_sm"})
     ->ArgsProduct({{1024}, {16, 128}, {2, 4, 16, 32}})
-    ->Unit(benchmark::kMicrosecond)
-    ->UseRealTime();
-// The cluster decode kernel (decode_attention_cluster.cuh; cluster 0: the split-key kernel).
-// Back-to-back calls on the same caches: the launch record keeps its cache loads after the wait.
-void BM_window_attention_decode_cluster(benchmark::State& st) {
-  const backend::cuda::detail::DecodeSettingsScope scope;
-  scope.context().decode_attention_cluster = static_cast<int>(st.range(2));
-  window_attention_decode(st);
-}
-BENCHMARK(BM_window_attention_decode_cluster)
-    ->Name("window_attention_decode_cluster/H:16/hd:128/window_back:2048")
-    ->ArgNames({"ctx", "B", "cluster"})
-    ->ArgsProduct({{1024, 2047}, {1, 4, 8}, {0, 8}})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 #endif

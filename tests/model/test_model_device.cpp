@@ -214,9 +214,8 @@ TEST_CASE(
   // channel gate's down-projection in the DDTS projections' launch (gemv_two_inputs) and the
   // scan as a dependent launch (dependent_scan) with the channel gate in it
   // (scan_channel_gate), the norms after the output projections in their GEMV
-  // (gemv_norm_after), and the attention as thread-block clusters that load their cache rows
-  // before the wait (decode_attention_cluster); with the knobs off the ops run their own
-  // kernels, the scan a normal launch, the attention the split-key kernel. The same steps both ways: logits equal to fp32
+  // (gemv_norm_after); with the knobs off the ops run their own kernels, the scan a normal
+  // launch. The same steps both ways: logits equal to fp32
   // rounding, and the carried states stay in step (checked by the later steps' logits).
   // Elsewhere the knobs do not exist and both runs are the same code.
   const unsigned seed = std::random_device{}();
@@ -254,7 +253,6 @@ TEST_CASE(
         scope.context().dependent_scan = epilogues;
         scope.context().scan_channel_gate = epilogues;
         scope.context().gemv_norm_after = epilogues;
-        scope.context().decode_attention_cluster = epilogues ? 8 : 0;
 #else
         (void)epilogues;
 #endif

@@ -242,18 +242,14 @@ TEST_CASE("sliding_window_attention of a decode step matches the fp64 reference"
 #if RODIMUS_CUDA_KERNELS
       if constexpr (is_cuda_space_v<Space>) {
         // the GPU's other decode schedules: each CTA walking several chunks of keys (a grid
-        // of one CTA per SM), the two-kernel split-key path, and the cluster kernel with
-        // clusters of up to 8 and of 2 CTAs (several stages of keys per CTA)
-        const char* names[] = {"several chunks per CTA", "two-kernel path", "clusters of 8",
-                               "clusters of 2"};
-        for (int variant = 0; variant < 4; ++variant) {
+        // of one CTA per SM) and the two-kernel split-key path
+        const char* names[] = {"several chunks per CTA", "two-kernel path"};
+        for (int variant = 0; variant < 2; ++variant) {
           INFO(names[variant]);
           const auto rv = [&] {  // the settings changed for this run only
             const backend::cuda::detail::DecodeSettingsScope scope;
             if (variant == 0) scope.context().decode_attention_ctas_per_sm = 1;
             if (variant == 1) scope.context().one_kernel_decode_attention = false;
-            if (variant == 2) scope.context().decode_attention_cluster = 8;
-            if (variant == 3) scope.context().decode_attention_cluster = 2;
             return run_attn<Space>(c);
           }();
           CHECK(test::rel_err(rv.out, ref) <= attn_tol<Space>);

@@ -62,15 +62,6 @@ struct CudaContext {
   /// CTAs per SM the decode attention's grid aims at before each CTA walks several chunks of
   /// keys (decode_attention.cuh); tests lower it to force the multi-chunk walk.
   int decode_attention_ctas_per_sm = 8;
-  /// The decode attention of a small grid (tokens x heads at most the SM count) as thread-block
-  /// clusters of up to this many CTAs per (token, head) (attn_decode_cluster_kernel, sm_90):
-  /// each CTA streams its range of keys through shared memory (cp.async, three stages in
-  /// flight) and the cluster merges its partial softmax results through distributed shared
-  /// memory instead of global partials and counters. 0: the split-key kernel.
-  int decode_attention_cluster = 0;
-  /// The cluster kernel issues its cache rows' loads before it waits for the kernel before
-  /// (q, k, v of the step) where the launch record says no kernel may still be writing them.
-  bool decode_attention_prefetch = true;
   /// Programmatic dependent launch beyond the GEMV's own wait (dependent_launch.cuh): the
   /// GEMV kernels let the next dependent kernel start once all their blocks are running
   /// (gemv_early_trigger), and the RMS norms are launched as dependents that load their
@@ -223,8 +214,7 @@ class OperandPrecisionScope {
 };
 
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
-/// decode_attention_ctas_per_sm, decode_attention_cluster, decode_attention_prefetch,
-/// gemv_early_trigger, dependent_norms, gemv_epilogues,
+/// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
 /// gemv_two_inputs, gemv_norm_after, gemv_batch_rows, dependent_scan, scan_channel_gate) and
 /// restores them at the
 /// end of the scope: tests and benchmarks change them inside one.
@@ -234,8 +224,6 @@ class DecodeSettingsScope {
       : ctx_(CudaContext::get()),
         one_kernel_(ctx_.one_kernel_decode_attention),
         ctas_(ctx_.decode_attention_ctas_per_sm),
-        cluster_(ctx_.decode_attention_cluster),
-        prefetch_(ctx_.decode_attention_prefetch),
         trigger_(ctx_.gemv_early_trigger),
         norms_(ctx_.dependent_norms),
         epilogues_(ctx_.gemv_epilogues),
@@ -248,8 +236,6 @@ class DecodeSettingsScope {
   ~DecodeSettingsScope() {
     ctx_.one_kernel_decode_attention = one_kernel_;
     ctx_.decode_attention_ctas_per_sm = ctas_;
-    ctx_.decode_attention_cluster = cluster_;
-    ctx_.decode_attention_prefetch = prefetch_;
     ctx_.gemv_early_trigger = trigger_;
     ctx_.dependent_norms = norms_;
     ctx_.gemv_epilogues = epilogues_;
@@ -267,8 +253,8 @@ class DecodeSettingsScope {
  private:
   CudaContext& ctx_;
   bool one_kernel_;
-  int ctas_, cluster_;
-  bool prefetch_, trigger_, norms_, epilogues_, swiglu_, two_inputs_, norm_after_;
+  int ctas_;
+  bool trigger_, norms_, epilogues_, swiglu_, two_inputs_, norm_after_;
   int batch_rows_;
   bool scan_, scan_gate_;
 };

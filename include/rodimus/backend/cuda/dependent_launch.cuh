@@ -19,13 +19,11 @@
 namespace rodimus::backend::cuda::detail {
 
 /// How a kernel is launched by launch_dependent(): its name for errors, how it lets its successor
-/// start and what it writes that later kernels read before their wait (launch_order.hpp), and
-/// the CTAs per thread-block cluster along x (1: no clusters).
+/// start and what it writes that later kernels read before their wait (launch_order.hpp).
 struct DependentLaunch {
   DependentLaunch(const char* w) : what(w) {}  // NOLINT(google-explicit-constructor): a name
-  DependentLaunch(const char* w, LaunchOrder o, std::initializer_list<const void*> wr = {},
-                  unsigned cx = 1)
-      : what(w), order(o), cluster_x(cx) {
+  DependentLaunch(const char* w, LaunchOrder o, std::initializer_list<const void*> wr = {})
+      : what(w), order(o) {
     std::size_t i = 0;
     for (const void* p : wr)
       if (i < writes.size()) writes[i++] = p;
@@ -33,7 +31,6 @@ struct DependentLaunch {
   const char* what;
   LaunchOrder order = LaunchOrder::TriggersFirst;
   std::array<const void*, 2> writes{};
-  unsigned cluster_x = 1;
 };
 
 /// Launches kernel<<<grid, block, shared, stream>>>(args...) as a programmatic dependent of the
@@ -49,20 +46,13 @@ void launch_dependent(void (*kernel)(KArgs...), dim3 grid, dim3 block, std::size
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = shared;
   cfg.stream = stream;
-  cudaLaunchAttribute attr[2]{};
+  cudaLaunchAttribute attr[1]{};
   unsigned n = 0;
   auto& ctx = CudaContext::get();
   const bool dependent = ctx.dependent_launch();
   if (dependent) {
     attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[n].val.programmaticStreamSerializationAllowed = 1;
-    ++n;
-  }
-  if (how.cluster_x > 1) {
-    attr[n].id = cudaLaunchAttributeClusterDimension;
-    attr[n].val.clusterDim.x = how.cluster_x;
-    attr[n].val.clusterDim.y = 1;
-    attr[n].val.clusterDim.z = 1;
     ++n;
   }
   cfg.attrs = n ? attr : nullptr;

@@ -2,11 +2,11 @@
 // before its grid_dependency_wait() (programmatic dependent launch, dependent_launch.cuh).
 //
 // A dependent kernel may start while the kernels before it still run, and must wait before it
-// reads what they write. Two decode kernels read data before that wait that was written long
-// before, by earlier launches: the recurrent scan its states (written by the previous step's
-// scan of the layer) and the decode attention its K / V cache rows (written by the previous
-// step's attention of the layer). That is safe only when the writer has finished, which
-// depends on how each kernel in between lets its successor start:
+// reads what they write. The recurrent decode scan reads data before that wait that was
+// written long before, by an earlier launch: its states (written by the previous step's scan
+// of the layer). That is safe only when the writer has finished, which depends on how each
+// kernel in between lets its successor start (the decode attention records its cache rows
+// too, for any kernel that would read them early):
 //   TriggersFirst  lets its successor start before it waits itself (the GEMVs, the norms):
 //                  nothing launched before it need have finished when its successor starts;
 //   WaitsFirst     waits, then lets its successor start (the decode attention): every kernel

@@ -10,10 +10,7 @@
 //   every other token (decode steps, short prompts), head_dim a multiple of 4 up to 256 and
 //     16-byte aligned rows: the decode kernel of decode_attention.cuh (split-key flash
 //     decoding, the splits merged in the same kernel; with one token per sequence it can also
-//     write the caches), or, where CudaContext::decode_attention_cluster asks for it and
-//     tokens x heads fit the SMs once, the cluster kernel of decode_attention_cluster.cuh (a
-//     thread-block cluster per token and head, keys streamed through shared memory, the
-//     partials merged through distributed shared memory).
+//     write the caches).
 //   the same tokens otherwise: split-key flash decoding in two kernels. One CTA per (token,
 //     head, split of kSplitKeys keys) scores its keys (a warp per key row, lanes over head dims,
 //     shuffle reduction), takes their softmax statistics and P V in registers, and writes
@@ -36,7 +33,6 @@
 
 #include "rodimus/backend/cuda/attention_rows.cuh"
 #include "rodimus/backend/cuda/decode_attention.cuh"
-#include "rodimus/backend/cuda/decode_attention_cluster.cuh"
 #include "rodimus/backend/cuda/flash_attention.cuh"
 #include "rodimus/backend/cuda/launch.cuh"
 #endif
@@ -399,50 +395,6 @@ inline void attn_decode(const WindowAttentionArgs& w, const AttnDev& dev, int ma
     launch_dependent(attn_decode_kernel<2>, grid, dim3(kDecodeThreads), 0, stream, how, dev, d);
 }
 
-/// The cluster decode path (attn_decode_cluster_kernel) where CudaContext::decode_attention_cluster
-/// asks for it and the grid is small: tokens x heads at most the SM count, compute capability 9
-/// or later. Same requirements as attn_decode. Returns false where it does not apply.
-inline bool attn_decode_cluster(const WindowAttentionArgs& w, const AttnDev& dev,
-                                cudaStream_t stream) {
-  auto& ctx = CudaContext::get();
-  const long pairs = long(w.num_tokens) * w.heads;
-  const int most = std::min(ctx.decode_attention_cluster, kClusterMaxCtas);
-  if (most < 1 || !ctx.dependent_launch() || pairs > ctx.sm_count()) return false;
-  // CTAs per (token, head): as many as fill the SMs once, at most `most`.
-  const int cs = static_cast<int>(std::clamp(ctx.sm_count() / pairs, 1L, long(most)));
-  DecodeScratch d;
-  d.done = static_cast<unsigned*>(ctx.scratch_zeroed(
-      kScratchAttnCounters, std::size_t(w.num_tokens) * (w.heads + 1) * sizeof(unsigned), stream));
-  d.k_cache = w.k_cache_w;
-  d.v_cache = w.v_cache_w;
-  d.splits = cs;
-  // Its cache rows may load before the wait unless a kernel may still be writing them.
-  const bool prefetch = ctx.decode_attention_prefetch && ctx.launches.settled(stream, w.k_cache) &&
-                        ctx.launches.settled(stream, w.v_cache);
-  const dim3 grid(static_cast<unsigned>(cs), static_cast<unsigned>(w.heads),
-                  static_cast<unsigned>(w.num_tokens));
-  const DependentLaunch how("attention decode cluster kernel", LaunchOrder::WaitsFirst,
-                            {d.k_cache, d.v_cache}, static_cast<unsigned>(cs));
-  auto go = [&]<int NV>() {
-    // once per kernel: the shared memory of its largest head (128 NV floats)
-    static const bool optin = [] {
-      check_cuda_call(cudaFuncSetAttribute(attn_decode_cluster_kernel<NV>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(cluster_smem_bytes(NV, 128 * NV))),
-                      "cudaFuncSetAttribute of the attention decode cluster kernel");
-      return true;
-    }();
-    (void)optin;
-    launch_dependent(attn_decode_cluster_kernel<NV>, grid, dim3(kClusterThreads),
-                     cluster_smem_bytes(NV, w.hd), stream, how, dev, d, prefetch);
-  };
-  if (w.hd <= 128)
-    go.template operator()<1>();
-  else
-    go.template operator()<2>();
-  return true;
-}
-
 }  // namespace detail
 #endif  // RODIMUS_CUDA_KERNELS
 
@@ -490,7 +442,7 @@ inline WindowAttentionDone window_attention([[maybe_unused]] const WindowAttenti
                         w.ldo % 4 == 0 && aligned16(w.q) && aligned16(w.k) && aligned16(w.v) &&
                         aligned16(w.k_cache) && aligned16(w.v_cache) && aligned16(w.out);
     if (rows16 && w.hd <= detail::kDecodeMaxHeadDim && ctx.one_kernel_decode_attention) {
-      if (!detail::attn_decode_cluster(w, dev, stream)) detail::attn_decode(w, dev, max_keys, stream);
+      detail::attn_decode(w, dev, max_keys, stream);
       done.cache = w.k_cache_w != nullptr;
     } else {
       detail::attn_split(w, dev, max_keys, stream);
