@@ -99,7 +99,13 @@ TEST_CASE("linear matches the fp64 reference (fp32, bf16, fp16 weights)", "[ops]
                                // one token on the host: rows shorter than 512 take the
                                // row-blocked kernel, longer ones the row-wise kernel
                                {1, 511, 7},
-                               {1, 512, 6}};
+                               {1, 512, 6},
+                               // the CUDA tensor-core path (> 8 tokens) with rows of 4-float
+                               // vectors (the vectorised conversion and bias passes), stacked
+                               // halves (< 256 tokens) and two GEMMs (>= 256)
+                               {12, 64, 40},
+                               {40, 256, 132},
+                               {300, 128, 36}};
   for (int i = 0; i < 3; ++i)
     shapes.push_back({rng.integer(1, 40), rng.integer(1, 300), rng.integer(1, 150)});
   double worst_f32 = 0, worst_bf16 = 0, worst_f16 = 0;

@@ -10,6 +10,7 @@
 #include <string>
 #include <type_traits>
 
+#include "rodimus/backend/cuda/aligned.hpp"
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/cuda/projection.hpp"
 #include "rodimus/backend/cuda/split_operands.hpp"
@@ -57,6 +58,59 @@ __global__ void operand_rows(const float* __restrict__ x, std::int64_t ldx, T* _
   }
 }
 
+/// Four consecutive operands (one 8-byte store for bf16 / fp16).
+template <class T>
+struct alignas(4 * sizeof(T)) Operand4 {
+  T v[4];
+};
+
+/// operand_rows four columns per thread: float4 loads and 4-operand stores, the same values.
+/// Requires cols % 4 == 0 and 16-byte aligned rows of x (and xg): ldx (ldxg) % 4 == 0.
+template <class T, bool Split>
+__global__ void operand_rows4(const float* __restrict__ x, std::int64_t ldx, T* __restrict__ xs,
+                              std::int64_t rows, std::int64_t cols,
+                              const float* __restrict__ xg = nullptr, std::int64_t ldxg = 0) {
+  const std::int64_t c4 = cols / 4, n4 = rows * c4, n = rows * cols;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n4;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(c4));
+    const std::int64_t r = rc.row, c = 4 * std::int64_t(rc.col);
+    const float4 xv = *reinterpret_cast<const float4*>(x + r * ldx + c);
+    float v[4] = {xv.x, xv.y, xv.z, xv.w};
+    if (xg) {
+      const float4 gv = *reinterpret_cast<const float4*>(xg + r * ldxg + c);
+      const float g[4] = {gv.x, gv.y, gv.z, gv.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) v[j] = ::rodimus::detail::silu(g[j]) * v[j];
+    }
+    Operand4<T> hi, lo;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      if constexpr (Split) {
+        split_halves(v[j], hi.v[j], lo.v[j]);
+      } else {
+        hi.v[j] = from_f32<T>(v[j]);
+      }
+    }
+    reinterpret_cast<Operand4<T>*>(xs)[i] = hi;
+    if constexpr (Split) reinterpret_cast<Operand4<T>*>(xs + n)[i] = lo;
+  }
+}
+
+/// Converts x (and xg) to the operands xs on stream s: operand_rows4 where the rows allow
+/// (the same values), operand_rows otherwise.
+template <class T, bool Split>
+void launch_operand_rows(const float* x, std::int64_t ldx, T* xs, std::int64_t rows,
+                         std::int64_t cols, const float* xg, std::int64_t ldxg, cudaStream_t s) {
+  const std::int64_t n = rows * cols;
+  const bool vec4 = cols % 4 == 0 && ldx % 4 == 0 && aligned16(x) &&
+                    (!xg || (ldxg % 4 == 0 && aligned16(xg)));
+  if (vec4)
+    operand_rows4<T, Split><<<grid_for(n / 4), 256, 0, s>>>(x, ldx, xs, rows, cols, xg, ldxg);
+  else
+    operand_rows<T, Split><<<grid_for(n), 256, 0, s>>>(x, ldx, xs, rows, cols, xg, ldxg);
+}
+
 /// y[r * ldy + c] = ys[r, c] + ys[rows + r, c] (+ b[c]); ys dense [2 rows, cols].
 template <class T>
 __global__ void sum_halves(T* __restrict__ y, std::int64_t ldy, const T* __restrict__ ys,
@@ -94,6 +148,39 @@ __global__ void add_bias_rows(T* __restrict__ y, std::int64_t ldy, const T* __re
       y[r * ldy + c] = v;
     }
     if (gate) gated[r * ldgated + c] = ::rodimus::detail::sigmoid(v) * gate[r * ldgate + c];
+  }
+}
+
+/// add_bias_rows four columns per thread (float4 loads and stores), the same values. Requires
+/// cols % 4 == 0 and 16-byte aligned rows of y, b, gate and gated (leading dimensions % 4 == 0).
+/// (A template, as every kernel of a header: one instance however many units include it.)
+template <class T>
+__global__ void add_bias_rows4(float* __restrict__ y, std::int64_t ldy, const float* __restrict__ b,
+                               std::int64_t rows, std::int64_t cols,
+                               const float* __restrict__ gate = nullptr, std::int64_t ldgate = 0,
+                               float* __restrict__ gated = nullptr, std::int64_t ldgated = 0) {
+  static_assert(std::is_same_v<T, float>, "add_bias_rows4: fp32 rows");
+  const std::int64_t c4 = cols / 4, n4 = rows * c4;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n4;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(c4));
+    const std::int64_t r = rc.row, c = 4 * std::int64_t(rc.col);
+    float4 v = *reinterpret_cast<const float4*>(y + r * ldy + c);
+    if (b) {
+      const float4 bv = *reinterpret_cast<const float4*>(b + c);
+      v.x += bv.x;
+      v.y += bv.y;
+      v.z += bv.z;
+      v.w += bv.w;
+      *reinterpret_cast<float4*>(y + r * ldy + c) = v;
+    }
+    if (gate) {
+      const float4 g = *reinterpret_cast<const float4*>(gate + r * ldgate + c);
+      using ::rodimus::detail::sigmoid;
+      *reinterpret_cast<float4*>(gated + r * ldgated + c) =
+          make_float4(sigmoid(v.x) * g.x, sigmoid(v.y) * g.y, sigmoid(v.z) * g.z,
+                      sigmoid(v.w) * g.w);
+    }
   }
 }
 
@@ -174,8 +261,16 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
     const float* b = bias_added ? nullptr : p.b;
     if (!b && !p.gate) return;
     const std::int64_t ny = std::int64_t(n_tokens) * p.out;
-    detail::add_bias_rows<float><<<detail::grid_for(ny), 256, 0, s>>>(
-        p.y, p.ldy, b, n_tokens, p.out, p.gate, p.ldgate, p.gated, p.ldgated);
+    const bool vec4 = p.out % 4 == 0 && p.ldy % 4 == 0 && aligned16(p.y) &&
+                      (!b || aligned16(b)) &&
+                      (!p.gate || (p.ldgate % 4 == 0 && p.ldgated % 4 == 0 &&
+                                   aligned16(p.gate) && aligned16(p.gated)));
+    if (vec4)
+      detail::add_bias_rows4<float><<<detail::grid_for(ny / 4), 256, 0, s>>>(
+          p.y, p.ldy, b, n_tokens, p.out, p.gate, p.ldgate, p.gated, p.ldgated);
+    else
+      detail::add_bias_rows<float><<<detail::grid_for(ny), 256, 0, s>>>(
+          p.y, p.ldy, b, n_tokens, p.out, p.gate, p.ldgate, p.gated, p.ldgated);
     detail::check_cuda_call(cudaGetLastError(), "adding the bias");
   };
   // Column-major view: y^T [out, N] = W [in, out]^T x^T [in, N].
@@ -204,8 +299,7 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
     };
     if (ctx.operands == OperandPrecision::Bf16) {
       auto* xr = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, nx * sizeof(T)));
-      detail::operand_rows<T, false>
-          <<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xr, n_tokens, in, xg, ldxg);
+      detail::launch_operand_rows<T, false>(x, ldx, xr, n_tokens, in, xg, ldxg, s);
       detail::check_cuda_call(cudaGetLastError(), "rounding the activations");
       for (int i = 0; i < count; ++i) {
         gemm(proj[i], xr, n_tokens, &zero, proj[i].y, proj[i].ldy);
@@ -214,8 +308,7 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
       return;
     }
     auto* xs = static_cast<T*>(ctx.scratch(detail::kScratchLinearInput, 2 * nx * sizeof(T)));
-    detail::operand_rows<T, true>
-        <<<detail::grid_for(nx), 256, 0, s>>>(x, ldx, xs, n_tokens, in, xg, ldxg);
+    detail::launch_operand_rows<T, true>(x, ldx, xs, n_tokens, in, xg, ldxg, s);
     detail::check_cuda_call(cudaGetLastError(), "splitting the activations");
     for (int i = 0; i < count; ++i) {
       const auto& p = proj[i];
