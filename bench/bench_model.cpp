@@ -198,12 +198,12 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 /// CudaContext default unless a variant sets it: the decode attention's CTAs per SM (0: the
 /// default), the GEMV's early trigger and the dependent norm launches (gemv_early_trigger,
 /// dependent_norms), the GEMV's RoPE / ShortConv epilogues (gemv_epilogues); and the fusions
-/// of session 24 (on by default since session 25's GPU run, except gemv_norm_after): SwiGLU's
-/// product in the gate /
+/// of session 24 (on by default since session 25's GPU run): SwiGLU's product in the gate /
 /// up GEMV (gemv_swiglu_epilogue), the two-input GEMV launch (gemv_two_inputs), the GEMV's rows
 /// per block at 3-8 tokens (gemv_batch_rows, 0: the default), the decode scan as a dependent
 /// launch (dependent_scan), the channel gate inside the decode scan (scan_channel_gate), the
-/// norms in the output projections' GEMV (gemv_norm_after).
+/// norms between sublayers in the GEMVs around them (gemv_norm_in, session 28), the GEMV's rows
+/// per block at 1-2 tokens (gemv_token_rows, 0: the default).
 struct DecodeKnobs {
   int attention_ctas_per_sm = 0;
   bool gemv_early_trigger = true;
@@ -214,7 +214,8 @@ struct DecodeKnobs {
   int gemv_batch_rows = 0;
   bool dependent_scan = true;
   bool scan_channel_gate = true;
-  bool gemv_norm_after = false;
+  bool gemv_norm_in = false;
+  int gemv_token_rows = 0;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -231,7 +232,8 @@ struct KnobScope {
     if (k->gemv_batch_rows > 0) ctx.gemv_batch_rows = k->gemv_batch_rows;
     ctx.dependent_scan = k->dependent_scan;
     ctx.scan_channel_gate = k->scan_channel_gate;
-    ctx.gemv_norm_after = k->gemv_norm_after;
+    ctx.gemv_norm_in = k->gemv_norm_in;
+    if (k->gemv_token_rows > 0) ctx.gemv_token_rows = k->gemv_token_rows;
     if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
   }
   backend::cuda::detail::DecodeSettingsScope scope;
@@ -410,9 +412,11 @@ void register_shape(const Shape& s) {
         {"batch_rows:2", {0, true, true, true, true, true, 2}, {4}},
         {"scan_pdl:off", {0, true, true, true, true, true, 0, false}, {1}},
         {"chgate:off", {0, true, true, true, true, true, 0, true, false}, {1, 4}},
-        {"norm_after:on", {0, true, true, true, true, true, 0, true, true, true}, {1, 4}},
+        {"norm_in:on", {0, true, true, true, true, true, 0, true, true, true}, {1, 2}},
+        {"rows:8", {0, true, true, true, true, true, 0, true, true, false, 8}, {1, 2}},
+        {"norm_in:on,rows:8", {0, true, true, true, true, true, 0, true, true, true, 8}, {1, 2}},
         {"fusions:off", {0, true, true, true, false, false, 2, false, false, false}, {1, 4, 16}},
-        {"defaults", {}, {4}}};
+        {"defaults", {}, {1, 2, 4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {
         auto* b = benchmark::RegisterBenchmark(

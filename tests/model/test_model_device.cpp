@@ -213,8 +213,8 @@ TEST_CASE(
   // (with its state shift) in the projections' GEMV (CudaContext::gemv_epilogues), and the
   // channel gate's down-projection in the DDTS projections' launch (gemv_two_inputs) and the
   // scan as a dependent launch (dependent_scan) with the channel gate in it
-  // (scan_channel_gate), the norms after the output projections in their GEMV
-  // (gemv_norm_after); with the knobs off the ops run their own kernels, the scan a normal
+  // (scan_channel_gate), the norms between sublayers in the GEMVs around them at 1 to 2 tokens
+  // (gemv_norm_in); with the knobs off the ops run their own kernels, the scan a normal
   // launch. The same steps both ways: logits equal to fp32
   // rounding, and the carried states stay in step (checked by the later steps' logits).
   // Elsewhere the knobs do not exist and both runs are the same code.
@@ -252,7 +252,7 @@ TEST_CASE(
         scope.context().gemv_two_inputs = epilogues;
         scope.context().dependent_scan = epilogues;
         scope.context().scan_channel_gate = epilogues;
-        scope.context().gemv_norm_after = epilogues;
+        scope.context().gemv_norm_in = epilogues;
 #else
         (void)epilogues;
 #endif
@@ -272,6 +272,83 @@ TEST_CASE(
                          << err / scale);
       CHECK(scale > 0);
       CHECK(err <= 1e-5 * scale);
+    }
+  }
+}
+
+TEST_CASE("default execution space: norms left to the next GEMV match the norm kernels",
+          "[model][device][epilogues]") {
+  // Models of d_model 512 (the GEMV takes a pending norm of more than 256 features): on
+  // Kokkos::Cuda a decode step of 1 to 2 sequences leaves each residual add + RMSNorm between
+  // sublayers to the GEMVs around it (CudaContext::gemv_norm_in: the output projection adds
+  // the residual stream, the next projection normalises its input as it reads it). The same
+  // steps with it off run the norm kernels: logits equal to fp32 rounding, the carried states
+  // in step. Elsewhere both runs are the same code.
+  const unsigned seed = std::random_device{}();
+  INFO("space " << Space::name() << ", seed " << seed);
+  std::mt19937 rng(seed);
+  for (const auto block : {BlockType::RodimusPlus, BlockType::Rodimus}) {
+    ModelConfig cfg;
+    cfg.block_type = block;
+    cfg.d_model = 512;
+    cfg.n_layer = 3;
+    cfg.vocab_size = 300;
+    cfg.mixer.mem_size = 32;  // E = 1024
+    cfg.attn.num_heads = 4;   // head size 128, one shared key head
+    cfg.attn.num_heads_k = 1;
+    cfg.attn.num_heads_v = 4;
+    cfg.attn.window_size = 16;
+    INFO("block " << (block == BlockType::Rodimus ? "Rodimus" : "Rodimus+"));
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("rodimus_norm_in_test_" + std::to_string(seed));
+    io::write_random_checkpoint(cfg, dir, seed, io::StDType::BF16);
+    const auto model = Model<Space, bf16>::load(dir);
+    std::filesystem::remove_all(dir);
+    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
+    auto ids = [&](int n) {
+      std::vector<std::int32_t> v(n);
+      for (auto& x : v) x = tok(rng);
+      return v;
+    };
+    TokenBatch prompt;
+    for (int s = 0; s < 2; ++s) {
+      const auto p = ids(5 + 7 * s);
+      prompt.ids.insert(prompt.ids.end(), p.begin(), p.end());
+      prompt.lengths.push_back(static_cast<int>(p.size()));
+      prompt.slots.push_back(s);
+    }
+    // the "on" runs also at 8 rows per GEMV block (CudaContext::gemv_token_rows)
+    for (const int rows : {0, 8}) {
+      INFO("GEMV rows per block " << rows);
+      auto st_on = model.make_state(2), st_off = model.make_state(2);
+      Workspace<Space> ws_on, ws_off;
+      model.forward(st_on, ws_on, prompt, LogitsMode::None);
+      model.forward(st_off, ws_off, prompt, LogitsMode::None);
+      auto decode = [&](bool on, auto& st, auto& ws, const std::vector<std::int32_t>& next) {
+#if RODIMUS_CUDA_KERNELS
+        backend::cuda::detail::DecodeSettingsScope scope;
+        scope.context().gemv_norm_in = on;
+        scope.context().gemv_token_rows = on ? rows : 0;
+#else
+        (void)on;
+#endif
+        return to_host(model.decode(st, ws, next));
+      };
+      double scale = 0, err = 0;
+      for (int i = 0; i < 8; ++i) {
+        const auto next = ids(i < 4 ? 2 : 1);  // B = 2 (slots 0, 1), then B = 1 (slot 0)
+        const auto lon = decode(true, st_on, ws_on, next);
+        const auto loff = decode(false, st_off, ws_off, next);
+        for (std::size_t r = 0; r < lon.extent(0); ++r)
+          for (std::size_t c = 0; c < lon.extent(1); ++c) {
+            scale = std::max(scale, double(std::fabs(loff(r, c))));
+            err = std::max(err, std::fabs(double(lon(r, c)) - double(loff(r, c))));
+          }
+      }
+      WARN(Space::name() << " norm in the GEMVs on vs off (rows " << rows << "): max err / scale "
+                         << err / scale);
+      CHECK(scale > 0);
+      CHECK(err <= 1e-4 * scale);
     }
   }
 }

@@ -17,6 +17,8 @@
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/seq_batch.hpp"
 #include "rodimus/core/views.hpp"
+#include "rodimus/ops/normed_rows.hpp"
+#include "rodimus/reference/rms_norm.hpp"
 
 namespace rodimus::test {
 
@@ -236,6 +238,7 @@ void for_each_gemv_epilogue_mode(F&& fn) {
     for (const bool on : {true, false}) {
       backend::cuda::detail::DecodeSettingsScope scope;
       scope.context().gemv_epilogues = on;
+      scope.context().gemv_norm_in = on;  // a pending input norm in the GEMV (off by default)
       fn(on);
     }
     return;
@@ -245,7 +248,7 @@ void for_each_gemv_epilogue_mode(F&& fn) {
 }
 
 /// Runs fn() with the decode fusions of session 24 switched on on a CUDA space (they are off by
-/// default until a GPU run has verified them: CudaContext::gemv_two_inputs, gemv_norm_after,
+/// default until a GPU run has verified them: CudaContext::gemv_two_inputs, gemv_norm_in,
 /// gemv_swiglu_epilogue, scan_channel_gate, dependent_scan, gemv_batch_rows = 4); elsewhere
 /// fn() as it is.
 template <class Space, class F>
@@ -254,7 +257,7 @@ void with_decode_fusions(F&& fn) {
   if constexpr (is_cuda_space_v<Space>) {
     backend::cuda::detail::DecodeSettingsScope scope;
     auto& c = scope.context();
-    c.gemv_two_inputs = c.gemv_norm_after = c.gemv_swiglu_epilogue = true;
+    c.gemv_two_inputs = c.gemv_norm_in = c.gemv_swiglu_epilogue = true;
     c.scan_channel_gate = c.dependent_scan = true;
     c.gemv_batch_rows = 4;
     fn();
@@ -327,4 +330,24 @@ void for_each_space(F&& f) {
 template <class Space>
 inline constexpr double split_tol = is_gpu_space_v<Space> ? 1e-6 : 0.0;
 
+/// Rows that still owe their pre-norm (NormedRows): raw rows, the norm's weight, and the fp64
+/// RMSNorm(raw) * w a consumer must see. `normed` is the input of an op's reference; pending()
+/// uploads the other two for the op.
+struct PendingNorm {
+  std::vector<double> raw, w, normed;
+  static constexpr float kEps = 1e-5f;
+
+  PendingNorm(TestRng& rng, int n, int d)
+      : raw(rng.vec(std::size_t(n) * d, -2.0, 2.0)), w(rng.vec(d, 0.5, 1.5)) {
+    normed = reference::rms_norm(raw, w, kEps, n, d);
+  }
+  /// NormedRows over the raw rows in `rows` rows (rows past n filled with 3, as the ops' spare
+  /// rows are) with a scratch output for consumers that cannot fuse the norm.
+  template <class Space>
+  NormedRows<Space> pending(int rows, int d) const {
+    return NormedRows<Space>(View2<const float, Space>(upload2<float, Space>(raw, rows, d, 3.0)),
+                             View1<const float, Space>(upload1<Space>(w)), kEps,
+                             upload2<float, Space>({}, rows, d, 9.0));
+  }
+};
 }  // namespace rodimus::test

@@ -5,6 +5,7 @@
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/ops/linear.hpp"
 #include "rodimus/ops/linear_residual_norm.hpp"
+#include "rodimus/ops/swiglu.hpp"
 #include "rodimus/reference/linear.hpp"
 
 using namespace rodimus;
@@ -326,7 +327,7 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
     int n, in, out;
   };
   // tails of every kind: tokens % 6, outputs % 64 and % 16, inputs odd / past one 512 block
-  std::vector<Shape> shapes = {{17, 1, 1},   {23, 33, 65},   {50, 1030, 130},
+  std::vector<Shape> shapes = {{17, 1, 1},    {23, 33, 65},   {50, 1030, 130},
                                {97, 513, 64}, {200, 96, 200}, {18, 2049, 17}};
   shapes.push_back({rng.integer(17, 300), rng.integer(1, 1100), rng.integer(1, 300)});
   double worst = 0;
@@ -359,8 +360,8 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
         worst = std::max(worst, e);
         CHECK(e <= 2e-5);
         // the rounding took effect: 8-bit activations move the result far beyond fp32 error
-        if (s.in >= 8) CHECK(test::rel_err(test::slice(got, 0, std::size_t(s.n) * s.out),
-                                           ref_fp32x) > 1e-4);
+        if (s.in >= 8)
+          CHECK(test::rel_err(test::slice(got, 0, std::size_t(s.n) * s.out), ref_fp32x) > 1e-4);
         int touched = 0;
         for (std::size_t i = std::size_t(s.n) * s.out; i < got.size(); ++i)
           touched += got[i] != 7.0;
@@ -388,14 +389,13 @@ TEST_CASE("host bf16 operands: linear and linear_shared_input round the activati
       CHECK(test::rel_err(test::download2(dy), ref) <= kTol);
     }
   });
-  WARN("host bf16 operands: max rel err " << worst << " (avx512_bf16: "
-                                          << backend::host::host_has_avx512_bf16() << ")");
+  WARN("host bf16 operands: max rel err "
+       << worst << " (avx512_bf16: " << backend::host::host_has_avx512_bf16() << ")");
 }
 
 TEST_CASE("linear_residual_norm matches linear then add_rms_norm", "[ops][linear][rms_norm]") {
-  // On Kokkos::Cuda a decode-sized call with D % 4 == 0 runs the norm in the GEMV's last block
-  // with the norm kernel's operations: bit-identical outputs and residual stream. Other calls
-  // are the two ops. Every residual mode; D = 130 and 40 tokens take the two ops everywhere.
+  // Without ResidualNorm::defer the call is the two ops everywhere: bit-identical outputs and
+  // residual stream (the deferred norm: the next test case). Every residual mode.
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
   struct Case {
@@ -441,6 +441,64 @@ TEST_CASE("linear_residual_norm matches linear then add_rms_norm", "[ops][linear
         // the norm happened: out is not y, and r moved unless the mode leaves it
         CHECK(test::rel_err(f[2], f[0]) > 1e-3);
         CHECK((test::rel_err(f[1], r0) > 1e-3) == (mode != ResidualMode::AddNoStore));
+      });
+    }
+}
+
+TEST_CASE("a deferred residual norm reaches the next sublayer's projections",
+          "[ops][linear][rms_norm]") {
+  // With ResidualNorm::defer, on Kokkos::Cuda at 1 to 2 tokens of D > 256 features, the
+  // projection's GEMV writes z = y + r (to r for Add, to out for AddNoStore) and the norm stays
+  // pending for the consumer's GEMV (here the FFN's gate / up projection). Elsewhere the call
+  // is the two ops. Either way the consumer sees RMSNorm(y + r) * w and r ends as add_rms_norm
+  // leaves it.
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  struct Case {
+    int n, in, d, f;
+  };
+  const std::vector<Case> cases = {
+      {1, 256, 512, 96}, {2, 384, 264, 40}, {rng.integer(1, 2), 320, 1032, 64}, {3, 128, 512, 40}};
+  for (const auto& c : cases)
+    for (const auto mode : {ResidualMode::Add, ResidualMode::AddNoStore}) {
+      INFO("N=" << c.n << " in=" << c.in << " D=" << c.d << " mode " << int(mode));
+      const auto x = rng.vec(std::size_t(c.n) * c.in), w = rng.vec(std::size_t(c.d) * c.in);
+      const auto b = rng.vec(c.d), r0 = rng.vec(std::size_t(c.n + 1) * c.d);
+      const auto nw = rng.vec(c.d, 0.5, 1.5);
+      const auto wa = rng.vec(std::size_t(c.f) * c.d), wg = rng.vec(std::size_t(c.f) * c.d);
+      const auto wo = rng.vec(std::size_t(c.d) * c.f);
+      test::for_each_space([&]<class Space>() {
+        INFO("backend " << Space::name());
+        LinearWeights<bf16, Space> lw;
+        lw.w = test::upload2<bf16, Space>(w, c.d, c.in);
+        lw.b = test::upload1<Space>(b);
+        SwigluWeights<bf16, Space> fw;
+        fw.fc_a.w = test::upload2<bf16, Space>(wa, c.f, c.d);
+        fw.fc_g.w = test::upload2<bf16, Space>(wg, c.f, c.d);
+        fw.out.w = test::upload2<bf16, Space>(wo, c.d, c.f);
+        const View2<const float, Space> dx = test::upload2<float, Space>(x, c.n, c.in);
+        const View1<const float, Space> dnw = test::upload1<Space>(nw);
+        bool was_pending = false;
+        auto run = [&](bool defer) {
+          auto y = test::upload2<float, Space>({}, c.n + 1, c.d, 5.0);
+          auto r = test::upload2<float, Space>(r0, c.n + 1, c.d);
+          auto out = test::upload2<float, Space>({}, c.n + 1, c.d, 5.0);
+          auto a = test::upload2<float, Space>({}, c.n, c.f),
+               g = test::upload2<float, Space>({}, c.n, c.f);
+          auto f = test::upload2<float, Space>({}, c.n, c.d);
+          const NormedRows<Space> next = linear_residual_norm(
+              Space{}, dx, lw, y, ResidualNorm<Space>{r, dnw, out, 1e-5f, mode, defer}, c.n);
+          if (defer) was_pending = next.pending();
+          swiglu_ffn(Space{}, next, fw, a, g, f, c.n);
+          return std::array{test::download2(f), test::download2(r)};
+        };
+        std::array<std::vector<double>, 2> got;
+        test::with_decode_fusions<Space>([&] { got = run(true); });
+        const auto want = run(false);
+        CHECK(was_pending == (is_cuda_space_v<Space> && c.n <= 2));
+        CHECK(test::rel_err(got[0], want[0]) <= 1e-5);
+        CHECK(test::rel_err(got[1], want[1]) <= 1e-6);
+        CHECK((test::rel_err(got[1], r0) > 1e-3) == (mode != ResidualMode::AddNoStore));
       });
     }
 }

@@ -254,7 +254,9 @@ void check_linear_short_conv(TestRng& rng, const std::vector<int>& lengths, int 
   const auto slot = test::shuffled_slots(rng, nseq, slots);
   std::vector<int> pos0(nseq);
   for (auto& p : pos0) p = rng.integer(k, 500);
-  const auto h = rng.vec(std::size_t(n) * d);
+  // h = RMSNorm(raw) * w: the op also runs on the raw rows with the norm pending (NormedRows)
+  const test::PendingNorm pn(rng, n, d);
+  const auto& h = pn.normed;
   const auto wx = test::dequantised<W>(rng.vec(std::size_t(e) * d));
   const auto wg = test::dequantised<W>(rng.vec(std::size_t(g_out) * d));
   const auto bx = rng.vec(e, -0.5, 0.5);
@@ -285,25 +287,28 @@ void check_linear_short_conv(TestRng& rng, const std::vector<int>& lengths, int 
     const auto dh = test::upload2<float, Space>(h, n + 1, d, 3.0);
     const auto dcw = test::upload2<float, Space>(cw, e, k);
     const auto dcb = test::upload1<Space>(cb);
+    const auto pending = pn.pending<Space>(n + 1, d);
     test::for_each_gemv_epilogue_mode<Space>([&](bool epilogues) {
-      INFO("GEMV epilogues " << epilogues);
-      auto x = test::upload2<float, Space>({}, n + 1, e, 5.0);
-      auto g = test::upload2<float, Space>({}, n + 1, g_out, 5.0);
-      auto xs = test::upload2<float, Space>({}, n + 1, e, 7.0);
-      auto state = test::upload3<Space>(state0, slots, k - 1, e);
-      linear_short_conv(Space{}, CV(dh), std::array{&std::as_const(lx), &std::as_const(lg)},
-                        std::array{x, g}, CV(dcw), View1<const float, Space>(dcb), state, batch.seq,
-                        xs);
-      const auto gx = test::download2(x), gg = test::download2(g), gxs = test::download2(xs);
-      CHECK(test::rel_err(test::rows_of(gx, 0, n, e), ref_x) <= tol);
-      CHECK(test::rel_err(test::rows_of(gg, 0, n, g_out), ref_g) <= tol);
-      CHECK(test::rel_err(test::rows_of(gxs, 0, n, e), ref_xs) <= tol);
-      // the state now holds the projection's last inputs (fp32 values of ref_x); other slots as
-      // they were
-      CHECK(test::rel_err(test::download3(state), ref_state) <= tol);
-      CHECK(test::rows_of(gx, n, 1, e) == std::vector<double>(e, 5.0));
-      CHECK(test::rows_of(gg, n, 1, g_out) == std::vector<double>(g_out, 5.0));
-      CHECK(test::rows_of(gxs, n, 1, e) == std::vector<double>(e, 7.0));
+      for (const bool pend : {false, true}) {
+        INFO("GEMV epilogues " << epilogues << ", norm pending " << pend);
+        auto x = test::upload2<float, Space>({}, n + 1, e, 5.0);
+        auto g = test::upload2<float, Space>({}, n + 1, g_out, 5.0);
+        auto xs = test::upload2<float, Space>({}, n + 1, e, 7.0);
+        auto state = test::upload3<Space>(state0, slots, k - 1, e);
+        linear_short_conv(Space{}, pend ? pending : NormedRows<Space>(CV(dh)),
+                          std::array{&std::as_const(lx), &std::as_const(lg)}, std::array{x, g},
+                          CV(dcw), View1<const float, Space>(dcb), state, batch.seq, xs);
+        const auto gx = test::download2(x), gg = test::download2(g), gxs = test::download2(xs);
+        CHECK(test::rel_err(test::rows_of(gx, 0, n, e), ref_x) <= tol);
+        CHECK(test::rel_err(test::rows_of(gg, 0, n, g_out), ref_g) <= tol);
+        CHECK(test::rel_err(test::rows_of(gxs, 0, n, e), ref_xs) <= tol);
+        // the state now holds the projection's last inputs (fp32 values of ref_x); other slots as
+        // they were
+        CHECK(test::rel_err(test::download3(state), ref_state) <= tol);
+        CHECK(test::rows_of(gx, n, 1, e) == std::vector<double>(e, 5.0));
+        CHECK(test::rows_of(gg, n, 1, g_out) == std::vector<double>(g_out, 5.0));
+        CHECK(test::rows_of(gxs, n, 1, e) == std::vector<double>(e, 7.0));
+      }
     });
   });
 }
@@ -319,6 +324,10 @@ TEST_CASE("linear_short_conv equals the projections then the conv, decode steps 
   check_linear_short_conv<fp16>(rng, {1, 1, 1}, 56, 33, 3, true);
   check_linear_short_conv<bf16>(rng, {1, 1}, 24, 20, 4, false);    // short rows
   check_linear_short_conv<bf16>(rng, {1, 1, 1}, 32, 24, 5, true);  // wider than the GEMV's conv
+  // inputs wider than 256: the GPU's GEMV takes a pending norm at 1 to 2 tokens
+  check_linear_short_conv<bf16>(rng, {1}, 512, 96, 4, false);
+  check_linear_short_conv<bf16>(rng, {1, 1}, 264, 40, 4, true);
+  check_linear_short_conv<bf16>(rng, {1, 1, 1}, 320, 40, 3, true);
   // no state (K = 1), fp32 weights, more sequences than the GEMV serves, a prefill, a width
   // the GEMV does not take: the two ops in turn
   check_linear_short_conv<bf16>(rng, {1, 1}, 32, 17, 1, true);

@@ -47,7 +47,9 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
   double worst = 0;
   auto check = [&]<class W>(int n, int d, int f) {
     INFO("weights " << dtype_traits<W>::name << " N=" << n << " D=" << d << " F=" << f);
-    const auto h = rng.vec(std::size_t(n) * d);
+    // h = RMSNorm(raw) * w: the FFN also runs on the raw rows with the norm pending
+    const test::PendingNorm pn(rng, n, d);
+    const auto& h = pn.normed;
     const auto w_fc =
         test::dequantised<W>(rng.vec(std::size_t(2 * f) * d));  // [2F, D]: a rows, then g rows
     const auto w_out = test::dequantised<W>(rng.vec(std::size_t(d) * f));
@@ -74,6 +76,18 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
       test::with_decode_fusions<Space>(
           [&] { swiglu_ffn(Space{}, View2<const float, Space>(dh), fw, a, g, y, n); });
       CHECK(test::rel_err(test::download2(y), ref) <= tol);
+      // the norm pending (NormedRows): in the gate / up GEMV on a GPU at 1 to 2 tokens of more
+      // than 256 features, else rms_norm first
+      for (const bool fusions : {false, true}) {
+        INFO("norm pending, decode fusions " << fusions);
+        const auto pending = pn.pending<Space>(n, d);
+        auto run = [&] { swiglu_ffn(Space{}, pending, fw, a, g, y, n); };
+        if (fusions)
+          test::with_decode_fusions<Space>(run);
+        else
+          run();
+        CHECK(test::rel_err(test::download2(y), ref) <= tol);
+      }
       if constexpr (is_cuda_space_v<Space> && !std::is_same_v<W, float>) {
         // cuBLAS's operand pass forms the product without writing it: `a` keeps the
         // up-projection. With activations rounded once to bf16 operands the product is good to
@@ -98,6 +112,9 @@ TEST_CASE("swiglu_ffn matches the fp64 reference (fp32 and bf16 weights)", "[ops
   // paired rows: 4 at 3-8 tokens on a GPU of 132 SMs)
   check.operator()<bf16>(rng.integer(3, 8), 64, 600);
   check.operator()<fp16>(2, 24, 36);
+  // inputs wider than 256 at 1 to 2 tokens (a GPU's gate / up GEMV takes a pending norm)
+  check.operator()<bf16>(1, 512, 264);
+  check.operator()<bf16>(2, 320, 96);
   check.operator()<float>(rng.integer(1, 20), rng.integer(1, 100), rng.integer(1, 140));
   // more tokens than the GEMV serves (CUDA: cuBLAS, the product formed by the pass converting
   // the input to tensor-core operands; split halves stacked below 256 tokens, two GEMMs from

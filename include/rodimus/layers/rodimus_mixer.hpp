@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cmath>
+#include <type_traits>
 
 #include "rodimus/model/config.hpp"
 #include "rodimus/model/weights.hpp"
@@ -38,14 +39,18 @@ struct MixerWorkspace {
 
 /// out = RodimusFlow(h) for every token of `batch`, continuing and updating the conv and GLA
 /// states of the batch's slots; with `next`, then the residual add + RMSNorm of out that
-/// follows (linear_residual_norm).  Scan is the GLA scan algorithm tag.
-// h: [>=N, D] (already normalised), out: [>=N, D]; conv: [S, K-1, E]; gla: [S, n, E]
+/// follows (linear_residual_norm). Returns the rows the next sublayer reads: {out}, or
+/// linear_residual_norm's. h may owe its norm (NormedRows: the first projection's GEMV takes
+/// it on a GPU). Scan is the GLA scan algorithm tag.
+// h: [>=N, D] (normalised, or pending), out: [>=N, D]; conv: [S, K-1, E]; gla: [S, n, E]
 template <ScanAlgorithm Scan, class Space, StorageType W>
-void rodimus_mixer(const Space& space, const ModelConfig& cfg, const MixerWeights<W, Space>& mw,
-                   const View2<const float, Space>& h, const View3<float, Space>& conv_state,
-                   const View3<float, Space>& gla_state, const SeqBatch<Space>& batch,
-                   MixerWorkspace<Space>& ws, const View2<float, Space>& out,
-                   const ResidualNorm<Space>* next = nullptr) {
+NormedRows<Space> rodimus_mixer(const Space& space, const ModelConfig& cfg,
+                                const MixerWeights<W, Space>& mw,
+                                const std::type_identity_t<NormedRows<Space>>& h,
+                                const View3<float, Space>& conv_state,
+                                const View3<float, Space>& gla_state, const SeqBatch<Space>& batch,
+                                MixerWorkspace<Space>& ws, const View2<float, Space>& out,
+                                const ResidualNorm<Space>* next = nullptr) {
   using CV = View2<const float, Space>;
   const int nt = batch.num_tokens;
   ws.reserve(cfg, nt);
@@ -71,10 +76,9 @@ void rodimus_mixer(const Space& space, const ModelConfig& cfg, const MixerWeight
   gated_rms_norm(space, CV(ws.o), CV(ws.xs), mw.w_res, CV(ws.g), mw.act_norm, ws.ze, nt,
                  static_cast<float>(cfg.norm_epsilon));
   // 10. out = y W_out^T                                          [N, E] -> [N, D]
-  if (next)
-    linear_residual_norm(space, CV(ws.ze), mw.out, out, *next, nt);
-  else
-    linear(space, CV(ws.ze), mw.out, out, nt);
+  if (next) return linear_residual_norm(space, CV(ws.ze), mw.out, out, *next, nt);
+  linear(space, CV(ws.ze), mw.out, out, nt);
+  return NormedRows<Space>(CV(out));
 }
 
 }  // namespace rodimus

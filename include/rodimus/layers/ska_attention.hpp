@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <type_traits>
 
 #include "rodimus/model/config.hpp"
 #include "rodimus/model/weights.hpp"
@@ -42,15 +43,19 @@ inline AttentionShape attention_shape(const ModelConfig& cfg) {
 }
 
 /// out = SW-SKA(h), continuing and updating the K/V caches of the batch's slots; with `next`,
-/// then the residual add + RMSNorm of out that follows (linear_residual_norm: in the output
-/// projection's launch on a GPU).
-// h: [>=N, D] (normalised); out: [>=N, D]; caches: [S, Wc, Hk*hd], [S, Wc, Hv*hd]
+/// then the residual add + RMSNorm of out that follows (linear_residual_norm). Returns the rows
+/// the next sublayer reads: {out}, or linear_residual_norm's. h may owe its norm (NormedRows:
+/// the q / k / v GEMV takes it on a GPU).
+// h: [>=N, D] (normalised, or pending); out: [>=N, D]; caches: [S, Wc, Hk*hd], [S, Wc, Hv*hd]
 template <class Space, StorageType W>
-void ska_attention(const Space& space, const ModelConfig& cfg, const AttentionWeights<W, Space>& aw,
-                   const View1<const float, Space>& inv_freq, const View2<const float, Space>& h,
-                   const View3<float, Space>& k_cache, const View3<float, Space>& v_cache,
-                   const SeqBatch<Space>& batch, AttentionWorkspace<Space>& ws,
-                   const View2<float, Space>& out, const ResidualNorm<Space>* next = nullptr) {
+NormedRows<Space> ska_attention(const Space& space, const ModelConfig& cfg,
+                                const AttentionWeights<W, Space>& aw,
+                                const View1<const float, Space>& inv_freq,
+                                const std::type_identity_t<NormedRows<Space>>& h,
+                                const View3<float, Space>& k_cache,
+                                const View3<float, Space>& v_cache, const SeqBatch<Space>& batch,
+                                AttentionWorkspace<Space>& ws, const View2<float, Space>& out,
+                                const ResidualNorm<Space>* next = nullptr) {
   using CV = View2<const float, Space>;
   const int nt = batch.num_tokens;
   ws.reserve(cfg, nt);
@@ -61,9 +66,9 @@ void ska_attention(const Space& space, const ModelConfig& cfg, const AttentionWe
   sliding_window_attention(space, CV(ws.q), CV(ws.k), CV(ws.v), k_cache, v_cache, batch, ws.o,
                            attention_shape(cfg));
   if (next)  // [N, H*hd] -> [N, D], then the next sublayer's norm
-    linear_residual_norm(space, CV(ws.o), aw.o, out, *next, nt);
-  else
-    linear(space, CV(ws.o), aw.o, out, nt);
+    return linear_residual_norm(space, CV(ws.o), aw.o, out, *next, nt);
+  linear(space, CV(ws.o), aw.o, out, nt);
+  return NormedRows<Space>(CV(out));
 }
 
 }  // namespace rodimus

@@ -218,14 +218,28 @@ class Model {
     if (cfg_.use_norm_embedding) rms_norm(space, CV(ws.h), weights_.embed_norm, ws.h, nt, eps);
     // no blocks (n_layer = 0, a bigram model): the residual stream the final norm adds is zero
     if (cfg_.n_layer == 0) Kokkos::deep_copy(space, ws.r, 0.f);
+    // Each layer but the last ends with the next one's residual add + norm (its output
+    // projection's linear_residual_norm): on a GPU at 1 to 2 tokens the norm then runs in the
+    // next layer's first GEMV (NormedRows).
+    NormedRows<Space> carried;
     for (int l = 0; l < cfg_.n_layer; ++l) {
       const auto& st = state.layer(l);
+      const bool chain = l + 1 < cfg_.n_layer;
+      const ResidualNorm<Space> next{
+          ws.r,
+          chain ? weights_.layers[l + 1].mixer_norm : View1<const float, Space>(),
+          ws.blocks.hn,
+          eps,
+          ResidualMode::Add,
+          !trace};
+      const NormedRows<Space>* in = l > 0 ? &carried : nullptr;
       if (cfg_.is_plus()) {
-        rodimus_plus_block<Scan>(space, cfg_, weights_.layers[l], weights_.rope_inv_freq, l, ws.h,
-                                 ws.r, st, batch, ws.blocks, trace);
+        carried = rodimus_plus_block<Scan>(space, cfg_, weights_.layers[l], weights_.rope_inv_freq,
+                                           l, ws.h, ws.r, st, batch, ws.blocks, trace,
+                                           chain ? &next : nullptr, in);
       } else {
-        rodimus_block<Scan>(space, cfg_, weights_.layers[l], l, ws.h, ws.r, st, batch, ws.blocks,
-                            trace);
+        carried = rodimus_block<Scan>(space, cfg_, weights_.layers[l], l, ws.h, ws.r, st, batch,
+                                      ws.blocks, trace, chain ? &next : nullptr, in);
       }
     }
   }
@@ -300,10 +314,10 @@ class Model {
 // unit then leaves the whole forward pass of the instances below to the one that compiles them.
 template <ExecutionSpace Space, StorageType W, ModelPolicy Policy>
 View2<const float, Space> Model<Space, W, Policy>::forward(State<Space>& state,
-                                                          Workspace<Space>& ws,
-                                                          const TokenBatch& tokens,
-                                                          LogitsMode mode,
-                                                          const TraceFn<Space>& trace) const {
+                                                           Workspace<Space>& ws,
+                                                           const TokenBatch& tokens,
+                                                           LogitsMode mode,
+                                                           const TraceFn<Space>& trace) const {
   validate(state, ws, tokens);
   require_launch_thread<Space>("Model::forward");
   std::unique_lock<std::mutex> lock(dispatch_mutex(), std::defer_lock);

@@ -157,7 +157,7 @@ CudaProjections<W, K> cuda_projections(const View2<const float, Space>& x,
 
 /// The decode GEMV (decode-sized N) or cuBLAS on `count` projections of the input x (row stride
 /// ldx) with `in` features, inside a profiler region naming the path. xg: SwiGLU's gate input
-/// (the GEMV, or cuBLAS's operand pass, forms silu(xg) * x); norm: the GEMV's RMSNorm epilogue.
+/// (the GEMV, or cuBLAS's operand pass, forms silu(xg) * x); in_norm: the GEMV's input norm.
 template <class Space, StorageType W>
 void cuda_linear_launch([[maybe_unused]] const Space& space, [[maybe_unused]] bool gemv,
                         [[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
@@ -165,12 +165,12 @@ void cuda_linear_launch([[maybe_unused]] const Space& space, [[maybe_unused]] bo
                         [[maybe_unused]] int count, [[maybe_unused]] int n_tokens,
                         [[maybe_unused]] int in, [[maybe_unused]] const float* xg = nullptr,
                         [[maybe_unused]] std::int64_t ldxg = 0,
-                        [[maybe_unused]] const backend::RmsNormArgs* norm = nullptr) {
+                        [[maybe_unused]] const backend::cuda::InputNorm* in_norm = nullptr) {
   if constexpr (is_cuda_space_v<Space>) {
     namespace bc = backend::cuda;
     Kokkos::Profiling::pushRegion(gemv ? "rodimus::linear.gemv" : "rodimus::linear.cublas");
     if (gemv)
-      bc::gemv<W>(x, ldx, proj, count, n_tokens, in, space.cuda_stream(), xg, ldxg, norm);
+      bc::gemv<W>(x, ldx, proj, count, n_tokens, in, space.cuda_stream(), xg, ldxg, in_norm);
     else
       bc::cublas_linear_shared<W>(x, ldx, proj, count, n_tokens, in, space.cuda_stream(), xg, ldxg);
     Kokkos::Profiling::popRegion();
@@ -202,13 +202,15 @@ bool cuda_linear([[maybe_unused]] const Space& space,
 /// the projections (std::array<backend::cuda::Projection<W>, K>&) before the launch. False,
 /// having done nothing, off Kokkos::Cuda, for strided operands, where the GEMV does not take
 /// the shapes, or with CudaContext::gemv_epilogues off: the caller then runs the linear layers
-/// and the epilogue's own op.
+/// and the epilogue's own op. in_norm (w set): the input is RMSNorm(x) * in_norm->w (the caller
+/// checked gemv_input_norm_takes).
 template <class Space, StorageType W, std::size_t K, class Decorate>
 bool cuda_gemv_with([[maybe_unused]] const Space& space,
                     [[maybe_unused]] const View2<const float, Space>& x,
                     [[maybe_unused]] const std::array<const LinearWeights<W, Space>*, K>& lw,
                     [[maybe_unused]] const std::array<View2<float, Space>, K>& y,
-                    [[maybe_unused]] int n_tokens, [[maybe_unused]] Decorate&& decorate) {
+                    [[maybe_unused]] int n_tokens, [[maybe_unused]] Decorate&& decorate,
+                    [[maybe_unused]] const backend::cuda::InputNorm* in_norm = nullptr) {
   if constexpr (is_cuda_space_v<Space>) {
     if (!backend::cuda::gemv_fusion_enabled(backend::cuda::GemvFusion::Epilogues)) return false;
     auto ps = cuda_projections(x, lw, y, n_tokens);
@@ -216,7 +218,8 @@ bool cuda_gemv_with([[maybe_unused]] const Space& space,
     decorate(ps.proj);
     cuda_linear_launch<Space, W>(space, true, x.data(), static_cast<std::int64_t>(x.stride(0)),
                                  ps.proj.data(), static_cast<int>(K), n_tokens,
-                                 lw[0]->in_features());
+                                 lw[0]->in_features(), nullptr, 0,
+                                 in_norm && in_norm->w ? in_norm : nullptr);
     return true;
   }
   return false;

@@ -1,12 +1,15 @@
 // A projection followed by the pre-norm residual add + RMSNorm of its output (SPEC 5: a layer's
-// output projection, then the next sublayer's norm). On a CUDA GPU a decode-sized call is one
-// GEMV launch whose last block runs the norm: one kernel fewer per sublayer.
+// output projection, then the next sublayer's norm). On a CUDA GPU at 1 to 2 tokens the norm
+// is left to the consumer: the projection's GEMV adds the residual stream, and the next
+// sublayer's GEMV normalises its input as it reads it (NormedRows): no norm kernel.
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 #include "rodimus/ops/linear.hpp"
+#include "rodimus/ops/normed_rows.hpp"
 #include "rodimus/ops/rms_norm.hpp"
 
 namespace rodimus {
@@ -20,54 +23,67 @@ struct ResidualNorm {
   View2<float, Space> out;      ///< [>=N, D]
   float eps = 0.f;
   ResidualMode mode = ResidualMode::Add;
+  /// The caller reads the result only through the returned NormedRows (not y, nor out): the
+  /// norm may then be left pending for the consumer.
+  bool defer = false;
 };
 
+namespace detail {
+/// Checks a ResidualNorm's operands against rows of d features and N tokens.
+template <class Space>
+void check_residual_norm(const ResidualNorm<Space>& norm, std::size_t d, int n_tokens) {
+  const auto dd = static_cast<std::int64_t>(d);
+  check_extent(norm.w, 0, dd, "linear_residual_norm: w");
+  check_extent(norm.r, 1, dd, "linear_residual_norm: r");
+  check_extent(norm.out, 1, dd, "linear_residual_norm: out");
+  check_extent_at_least(norm.r, 0, n_tokens, "linear_residual_norm: r");
+  check_extent_at_least(norm.out, 0, n_tokens, "linear_residual_norm: out");
+}
+}  // namespace detail
+
 /// y = x W^T + b (linear), then add_rms_norm(y, norm.r, norm.w, norm.out, n_tokens, norm.eps,
-/// norm.mode): the same results as those two calls. On Kokkos::Cuda a call of at most
-/// backend::cuda::kGemvMaxTokens tokens with bf16 / fp16 weights, dense operands and 16-byte
-/// aligned rows of D % 4 == 0 floats (D <= 8192) is one GEMV launch that runs the norm in its
-/// last block (CudaContext::gemv_norm_after); otherwise the two calls run in turn.
+/// norm.mode); returns the rows the next sublayer reads, {out} (normalised).
+/// With norm.defer, on Kokkos::Cuda, at 1 to 2 tokens (backend::cuda::kGemvNormInMaxTokens),
+/// modes Add and AddNoStore, bf16 / fp16 weights, dense operands, 16-byte aligned rows and
+/// CudaContext::gemv_norm_in on: one GEMV launch that writes z = y + r (to r for Add, to out for
+/// AddNoStore; y is not written), returning {z, norm.w, norm.eps, norm.out} with the norm
+/// pending: the consumer's GEMV takes it, or writes it to out (detail::materialize).
 // x: [>=N, in]; y: [>=N, D]
 template <class Space, StorageType W>
-void linear_residual_norm(const Space& space, const View2<const float, Space>& x,
-                          const LinearWeights<W, Space>& lw, const View2<float, Space>& y,
-                          const ResidualNorm<Space>& norm, int n_tokens) {
+NormedRows<Space> linear_residual_norm(const Space& space, const View2<const float, Space>& x,
+                                       const LinearWeights<W, Space>& lw,
+                                       const View2<float, Space>& y,
+                                       const ResidualNorm<Space>& norm, int n_tokens) {
   detail::check_linear_args<Space, W>(x, lw, y, n_tokens);
   const auto d = norm.w.extent(0);
   detail::check_extent(y, 1, d, "linear_residual_norm: y");
-  detail::check_extent(norm.r, 1, d, "linear_residual_norm: r");
-  detail::check_extent(norm.out, 1, d, "linear_residual_norm: out");
-  detail::check_extent_at_least(norm.r, 0, n_tokens, "linear_residual_norm: r");
-  detail::check_extent_at_least(norm.out, 0, n_tokens, "linear_residual_norm: out");
-  if (n_tokens <= 0) return;
+  detail::check_residual_norm(norm, d, n_tokens);
+  using CV = View2<const float, Space>;
+  if (n_tokens <= 0) return NormedRows<Space>(CV(norm.out));
   if constexpr (is_cuda_space_v<Space>) {
     namespace bc = backend::cuda;
-    if (bc::gemv_fusion_enabled(bc::GemvFusion::NormAfter)) {
-      const auto ps = detail::cuda_projections(x, std::array{&lw}, std::array{y}, n_tokens);
-      auto st = [](const auto& v, int dim) { return static_cast<std::int64_t>(v.stride(dim)); };
-      if (ps.dense == 1 && ps.gemv == 1 && st(norm.r, 1) == 1 && st(norm.out, 1) == 1 &&
-          st(norm.w, 0) == 1) {
-        backend::RmsNormArgs a;
-        a.r = norm.r.data();
-        a.w = norm.w.data();
-        a.out = norm.out.data();
-        a.ldr = st(norm.r, 0);
-        a.ldo = st(norm.out, 0);
-        a.d = static_cast<int>(d);
-        a.eps = norm.eps;
-        a.mode = static_cast<int>(norm.mode);
-        if (bc::gemv_norm_after_takes(a, ps.proj[0])) {
-          detail::cuda_linear_launch<Space, W>(
-              space, true, x.data(), static_cast<std::int64_t>(x.stride(0)), ps.proj.data(), 1,
-              n_tokens, lw.in_features(), nullptr, 0, &a);
-          return;
-        }
+    const bool add = norm.mode == ResidualMode::Add;
+    if (norm.defer && (add || norm.mode == ResidualMode::AddNoStore) &&
+        n_tokens <= bc::kGemvNormInMaxTokens && bc::gemv_fusion_enabled(bc::GemvFusion::NormIn)) {
+      const auto z = add ? norm.r : norm.out;
+      auto ps = detail::cuda_projections(x, std::array{&lw}, std::array{z}, n_tokens);
+      const NormedRows<Space> pending(CV(z), norm.w, norm.eps, norm.out);
+      const bc::InputNorm in_norm = detail::cuda_input_norm(pending, static_cast<int>(d), n_tokens);
+      if (ps.dense == 1 && ps.gemv == 1 && norm.r.stride(1) == 1 && in_norm.w &&
+          z.stride(0) % 4 == 0 && bc::aligned16(z.data())) {
+        ps.proj[0].res = norm.r.data();
+        ps.proj[0].ldres = static_cast<std::int64_t>(norm.r.stride(0));
+        detail::cuda_linear_launch<Space, W>(space, true, x.data(),
+                                             static_cast<std::int64_t>(x.stride(0)), ps.proj.data(),
+                                             1, n_tokens, lw.in_features());
+        return pending;
       }
     }
   }
   detail::linear_checked(space, x, lw, y, n_tokens);
-  detail::add_rms_norm_checked<float>(space, View2<const float, Space>(y), norm.r, norm.w,
-                                      norm.out, n_tokens, norm.eps, norm.mode);
+  detail::add_rms_norm_checked<float>(space, CV(y), norm.r, norm.w, norm.out, n_tokens, norm.eps,
+                                      norm.mode);
+  return NormedRows<Space>(CV(norm.out));
 }
 
 }  // namespace rodimus

@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "rodimus/ops/linear.hpp"
+#include "rodimus/ops/normed_rows.hpp"
 #include "rodimus/ops/rope.hpp"
 
 namespace rodimus {
@@ -15,17 +16,19 @@ namespace rodimus {
 /// rotate[i], rope of y[i] (heads of head_dim, the first rotary_dim dims of each rotated at the
 /// positions of `batch`): the same results as those calls. On Kokkos::Cuda a call of at most
 /// backend::cuda::kGemvMaxTokens tokens with bf16 / fp16 weights and dense operands is one GEMV
-/// launch with the rotation in its epilogue; otherwise the calls run in turn.
+/// launch with the rotation in its epilogue; otherwise the calls run in turn. A pending norm of
+/// the input (NormedRows) runs in that GEMV where it takes it, else first (rms_norm).
 // x: [>=N, in]; y[i]: [>=N, heads_i * head_dim] where rotated; inv_freq: [>= rotary_dim / 2]
 template <class Space, StorageType W, std::size_t K>
-void linear_rope(const Space& space, const View2<const float, Space>& x,
+void linear_rope(const Space& space, const std::type_identity_t<NormedRows<Space>>& in,
                  const std::array<const LinearWeights<W, Space>*, K>& lw,
                  const std::array<View2<float, Space>, K>& y, const std::array<bool, K>& rotate,
                  int head_dim, const View1<const float, Space>& inv_freq, int rotary_dim,
                  const SeqBatch<Space>& batch) {
   static_assert(K > 0, "linear_rope: no projection");
   const int nt = batch.num_tokens;
-  for (std::size_t i = 0; i < K; ++i) detail::check_linear_args<Space, W>(x, *lw[i], y[i], nt);
+  for (std::size_t i = 0; i < K; ++i) detail::check_linear_args<Space, W>(in.x, *lw[i], y[i], nt);
+  detail::check_normed_rows(in, in.x.extent(1), nt, "linear_rope: x");
   if (head_dim <= 0) throw ArgumentError("linear_rope: head_dim must be positive");
   std::array<int, K> heads{};
   for (std::size_t i = 0; i < K; ++i) {
@@ -39,21 +42,26 @@ void linear_rope(const Space& space, const View2<const float, Space>& x,
     throw ArgumentError("linear_rope: inv_freq is shorter than rotary_dim / 2");
   if (nt == 0) return;
   if constexpr (is_cuda_space_v<Space>) {
-    if (rotary_dim > 0 && inv_freq.stride(0) == 1 &&
-        detail::cuda_gemv_with(space, x, lw, y, nt, [&](auto& proj) {
-          for (std::size_t i = 0; i < K; ++i) {
-            if (!rotate[i]) continue;
-            auto& r = proj[i].rope;
-            r.inv_freq = inv_freq.data();
-            r.head_dim = head_dim;
-            r.half = rotary_dim / 2;
-            r.offsets = batch.offsets.data();
-            r.pos0 = batch.pos0.data();
-            r.token_seq = batch.token_seq.data();
-          }
-        }))
+    const auto in_norm = detail::cuda_input_norm(in, lw[0]->in_features(), nt);
+    if (rotary_dim > 0 && inv_freq.stride(0) == 1 && (!in.pending() || in_norm.w) &&
+        detail::cuda_gemv_with(
+            space, in.x, lw, y, nt,
+            [&](auto& proj) {
+              for (std::size_t i = 0; i < K; ++i) {
+                if (!rotate[i]) continue;
+                auto& r = proj[i].rope;
+                r.inv_freq = inv_freq.data();
+                r.head_dim = head_dim;
+                r.half = rotary_dim / 2;
+                r.offsets = batch.offsets.data();
+                r.pos0 = batch.pos0.data();
+                r.token_seq = batch.token_seq.data();
+              }
+            },
+            &in_norm))
       return;
   }
+  const auto x = detail::materialize(space, in, nt);
   detail::linear_shared_input_checked(space, x, lw, y, nt);
   if (rotary_dim == 0) return;
   // the rotated outputs two at a time (one launch for a layer's q and k)

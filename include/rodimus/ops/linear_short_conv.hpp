@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "rodimus/ops/linear.hpp"
+#include "rodimus/ops/normed_rows.hpp"
 #include "rodimus/ops/short_conv.hpp"
 
 namespace rodimus {
@@ -16,11 +17,12 @@ namespace rodimus {
 /// results as those two calls. On Kokkos::Cuda, a decode step (one token per sequence) of at
 /// most backend::cuda::kGemvMaxTokens sequences with bf16 / fp16 weights, dense operands and a
 /// conv of width 2 to 4 is one GEMV launch with the conv in its epilogue; otherwise the two
-/// calls run in turn.
+/// calls run in turn. A pending norm of the input (NormedRows) runs in that GEMV where it takes
+/// it, else first (rms_norm).
 // x: [>=N, in]; y[i]: [>=N, out_i]; conv_w: [E, K], conv_b: [E] with E = out_0;
 // conv_state: [S, K-1, E]; xs: [>=N, E]
 template <class Space, StorageType W, std::size_t K>
-void linear_short_conv(const Space& space, const View2<const float, Space>& x,
+void linear_short_conv(const Space& space, const std::type_identity_t<NormedRows<Space>>& in,
                        const std::array<const LinearWeights<W, Space>*, K>& lw,
                        const std::array<View2<float, Space>, K>& y,
                        const View2<const float, Space>& conv_w,
@@ -29,7 +31,8 @@ void linear_short_conv(const Space& space, const View2<const float, Space>& x,
                        const View2<float, Space>& xs) {
   static_assert(K > 0, "linear_short_conv: no projection");
   const int nt = batch.num_tokens;
-  for (std::size_t i = 0; i < K; ++i) detail::check_linear_args<Space, W>(x, *lw[i], y[i], nt);
+  for (std::size_t i = 0; i < K; ++i) detail::check_linear_args<Space, W>(in.x, *lw[i], y[i], nt);
+  detail::check_normed_rows(in, in.x.extent(1), nt, "linear_short_conv: x");
   detail::check_short_conv_args<float, Space>(View2<const float, Space>(y[0]), conv_w, conv_b,
                                               conv_state, batch, xs);
   if (nt == 0) return;
@@ -39,20 +42,25 @@ void linear_short_conv(const Space& space, const View2<const float, Space>& x,
     const bool dense = conv_w.stride(1) == 1 && conv_w.stride(0) == k && conv_b.stride(0) == 1 &&
                        xs.stride(1) == 1 && conv_state.stride(2) == 1 &&
                        conv_state.stride(1) == e && conv_state.stride(0) == (k - 1) * e;
+    const auto in_norm = detail::cuda_input_norm(in, lw[0]->in_features(), nt);
     if (dense && k <= static_cast<std::size_t>(backend::cuda::kGemvConvMaxWidth) &&
-        detail::short_conv_is_step(batch, k, true) &&
-        detail::cuda_gemv_with(space, x, lw, y, nt, [&](auto& proj) {
-          auto& c = proj[0].conv;
-          c.w = conv_w.data();
-          c.b = conv_b.data();
-          c.state = conv_state.data();
-          c.slot = batch.slot.data();
-          c.xs = xs.data();
-          c.ldxs = static_cast<std::int64_t>(xs.stride(0));
-          c.k = static_cast<int>(k);
-        }))
+        (!in.pending() || in_norm.w) && detail::short_conv_is_step(batch, k, true) &&
+        detail::cuda_gemv_with(
+            space, in.x, lw, y, nt,
+            [&](auto& proj) {
+              auto& c = proj[0].conv;
+              c.w = conv_w.data();
+              c.b = conv_b.data();
+              c.state = conv_state.data();
+              c.slot = batch.slot.data();
+              c.xs = xs.data();
+              c.ldxs = static_cast<std::int64_t>(xs.stride(0));
+              c.k = static_cast<int>(k);
+            },
+            &in_norm))
       return;
   }
+  const auto x = detail::materialize(space, in, nt);
   detail::linear_shared_input_checked(space, x, lw, y, nt);
   detail::short_conv_checked<float>(space, View2<const float, Space>(y[0]), conv_w, conv_b,
                                     conv_state, batch, xs, true);

@@ -39,7 +39,6 @@ enum ScratchSlot : int {
   kScratchAttnKeys,      // keys and values gathered for the flash attention (window_attention)
   kScratchAttnPartials,  // split-key partial results
   kScratchAttnCounters,  // the decode attention's completion counters (zero between launches)
-  kScratchGemvCounter,   // the GEMV's RMSNorm epilogue: blocks done (zero between launches)
   kScratchSlots
 };
 
@@ -80,7 +79,8 @@ struct CudaContext {
   /// (test_ops / test_model with them on; bench_model decode_variant, plus-1.6b bf16 ctx 1024,
   /// ms per step at B = 1 / 4 against 2.176 / 4.05 with all off): gemv_swiglu_epilogue 2.094 /
   /// 3.56, gemv_two_inputs 2.134 / 3.98, gemv_batch_rows 4 - / 3.76, dependent_scan 2.138 / -,
-  /// scan_channel_gate 2.149 / 3.99: on; gemv_norm_after 2.244 / 4.41 (slower): off.
+  /// scan_channel_gate 2.149 / 3.99: on; gemv_norm_after (the norm in the output projection's
+  /// last block) 2.244 / 4.41 (slower): removed in session 28 for gemv_norm_in.
   ///
   /// SwiGLU's product in the gate / up GEMV's epilogue (swiglu_ffn; Projection::glu_w): gate and
   /// up rows paired in one block, silu once per feature, the down-projection a plain GEMV. Off:
@@ -90,15 +90,23 @@ struct CudaContext {
   /// Rodimus mixer: the channel gate's down-projection beside the DDTS projections): one launch
   /// fewer per mixer. Off: one launch per input (for A/B benchmarks).
   bool gemv_two_inputs = true;
-  /// The residual add + RMSNorm after a projection (linear_residual_norm: the mixer's and the
-  /// attention's output projections) in the decode GEMV's last block: one launch fewer each,
-  /// but the last block's serial norm costs more than the launch it saves (session 25: +3 % at
-  /// B = 1, +9 % at B = 4). Off (the default): the norm's own kernel.
-  bool gemv_norm_after = false;
+  /// The residual add + RMSNorm between sublayers left to the projections around it
+  /// (linear_residual_norm returns NormedRows): the output projection's GEMV adds the residual
+  /// stream (Projection::res), and the next sublayer's GEMV normalises its input as it reads it
+  /// (InputNorm): no norm kernel, at 1 to 2 tokens. Off (the default): the norm's own kernel.
+  /// Session 28, H200: correct, but slower (1.6B decode B = 1 1.95 vs 1.81 ms, B = 2 2.60 vs
+  /// 2.41; 1.4B B = 1 1.84 vs 1.60).
+  bool gemv_norm_in = false;
   /// Rows per block of the decode GEMV at 3-8 tokens (2 or 4). Every block reads the whole
   /// input from L2, N tokens x 4 bytes per input feature against its RB rows x 2 bytes of
   /// weights: at 4 tokens and 2 rows the L2 traffic of the activations is 4x the weights'.
   int gemv_batch_rows = 4;
+  /// Rows per block of the decode GEMV at 1-2 tokens for projections of at least 2 x 8 rows
+  /// per SM: 0, the rule of launch_gemv (8 rows only for the LM head, else 4 rows and two
+  /// slices in flight); 8: 8 rows and one slice (as many weight loads in flight per thread as
+  /// 4 x 2 where the input spans two slices, twice as many where it spans one, e.g. 2048
+  /// features; half the blocks, so half the activation reads from L2). For A/B benchmarks.
+  int gemv_token_rows = 0;
   /// The decode scan (ddts_gla_scan's recurrent kernel) as a programmatic dependent launch that
   /// loads its states before waiting for the kernel before. Off: a normal launch (for A/B
   /// benchmarks).
@@ -215,9 +223,9 @@ class OperandPrecisionScope {
 
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
 /// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
-/// gemv_two_inputs, gemv_norm_after, gemv_batch_rows, dependent_scan, scan_channel_gate) and
-/// restores them at the
-/// end of the scope: tests and benchmarks change them inside one.
+/// gemv_two_inputs, gemv_norm_in, gemv_batch_rows, gemv_token_rows, dependent_scan,
+/// scan_channel_gate) and restores them at the end of the scope: tests and benchmarks change them
+/// inside one.
 class DecodeSettingsScope {
  public:
   DecodeSettingsScope()
@@ -229,8 +237,9 @@ class DecodeSettingsScope {
         epilogues_(ctx_.gemv_epilogues),
         swiglu_(ctx_.gemv_swiglu_epilogue),
         two_inputs_(ctx_.gemv_two_inputs),
-        norm_after_(ctx_.gemv_norm_after),
+        norm_in_(ctx_.gemv_norm_in),
         batch_rows_(ctx_.gemv_batch_rows),
+        token_rows_(ctx_.gemv_token_rows),
         scan_(ctx_.dependent_scan),
         scan_gate_(ctx_.scan_channel_gate) {}
   ~DecodeSettingsScope() {
@@ -241,8 +250,9 @@ class DecodeSettingsScope {
     ctx_.gemv_epilogues = epilogues_;
     ctx_.gemv_swiglu_epilogue = swiglu_;
     ctx_.gemv_two_inputs = two_inputs_;
-    ctx_.gemv_norm_after = norm_after_;
+    ctx_.gemv_norm_in = norm_in_;
     ctx_.gemv_batch_rows = batch_rows_;
+    ctx_.gemv_token_rows = token_rows_;
     ctx_.dependent_scan = scan_;
     ctx_.scan_channel_gate = scan_gate_;
   }
@@ -254,8 +264,8 @@ class DecodeSettingsScope {
   CudaContext& ctx_;
   bool one_kernel_;
   int ctas_;
-  bool trigger_, norms_, epilogues_, swiglu_, two_inputs_, norm_after_;
-  int batch_rows_;
+  bool trigger_, norms_, epilogues_, swiglu_, two_inputs_, norm_in_;
+  int batch_rows_, token_rows_;
   bool scan_, scan_gate_;
 };
 

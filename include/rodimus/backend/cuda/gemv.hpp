@@ -55,13 +55,22 @@
 
 namespace rodimus::backend::cuda {
 
+/// The decode GEMV's input as RMSNorm(x) * w (SPEC 5's pre-norm, folded into the projections
+/// that read it): every block reads the whole of each input row anyway, so it sums the squares
+/// as it loads them, multiplies each input by w, and scales its sums by 1 / sqrt(mean + eps)
+/// before the bias: no norm kernel and no normalised copy of x. Inactive while w is null.
+struct InputNorm {
+  const float* w = nullptr;  ///< [in], 16-byte aligned
+  float eps = 0.f;
+};
+
 /// Most tokens the GEMV kernel serves (larger batches go to the tensor-core GEMM).
 inline constexpr int kGemvMaxTokens = 8;
 /// Most projections one GEMV launch serves (gemv() splits longer lists).
 inline constexpr int kGemvMaxProjections = 8;
-/// Widest row the GEMV's RMSNorm epilogue takes (the norm kernel's, rms_norm.hpp: 8 float4s per
-/// thread of 256).
-inline constexpr int kGemvNormMaxWidth = 8192;
+/// Most tokens the GEMV's input norm (InputNorm) serves: each token adds a sum of squares to
+/// every thread's registers and a value to the block's reduction.
+inline constexpr int kGemvNormInMaxTokens = 2;
 /// Widest ShortConv the GEMV's ConvEpilogue takes (its weights and state held in registers).
 inline constexpr int kGemvConvMaxWidth = 4;
 
@@ -98,11 +107,9 @@ struct GemvLaunch {
   /// Set: every block lets the next kernel of the stream start (allow_dependents) once its
   /// first weights are in flight, so a dependent GEMV's loads fill this one's last wave.
   bool trigger = false;
-  /// Set (norm.w non-null; one projection, no other epilogue): the residual add + RMSNorm of
-  /// the output, rows of norm.d floats (norm.h is the projection's y), run by the block that
-  /// finishes last (done: a counter at zero between launches, reset by that block).
-  RmsNormArgs norm;
-  unsigned* done = nullptr;
+  /// Set (in_norm.w non-null): the input is RMSNorm(x) * in_norm.w (the wide kernel only, at
+  /// most kGemvNormInMaxTokens tokens, no projection with its own input).
+  InputNorm in_norm;
 
   /// Whether a projection rotates its output (RopeEpilogue: needs pairs of rows per block) /
   /// has a ShortConv epilogue / forms SwiGLU's product (pairs of rows too): set once by
@@ -135,15 +142,26 @@ struct GemvLaunch {
 };
 
 // acc[r][n] += dot(8 weights of raw[r], the 8 activations of group g of token n); Glu: the
-// activations are silu(xg) * x
-template <class W, int N, int RB, bool Glu = false>
+// activations are silu(xg) * x; NI: ss[n] += their squares, then they are multiplied by the
+// norm's weights nw (InputNorm)
+template <class W, int N, int RB, bool Glu = false, bool NI = false>
 __device__ inline void gemv_accumulate(const uint4 (&raw)[RB], const float* __restrict__ x,
                                        std::int64_t ldx, int g, float (&acc)[RB][N],
                                        const float* __restrict__ xg = nullptr,
-                                       std::int64_t ldxg = 0) {
+                                       std::int64_t ldxg = 0,
+                                       const float* __restrict__ nw = nullptr,
+                                       float* ss = nullptr) {
   float wf[RB][8];
 #pragma unroll
   for (int r = 0; r < RB; ++r) widen8<W>(raw[r], wf[r]);
+  [[maybe_unused]] float nv[8];
+  if constexpr (NI) {
+    const float4* np = reinterpret_cast<const float4*>(nw) + 2 * g;
+    const float4 a = __ldg(np), c = __ldg(np + 1);
+    const float v[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) nv[i] = v[i];
+  }
 #pragma unroll
   for (int n = 0; n < N; ++n) {
     const float4* xp = reinterpret_cast<const float4*>(x + n * ldx) + 2 * g;
@@ -155,6 +173,13 @@ __device__ inline void gemv_accumulate(const uint4 (&raw)[RB], const float* __re
       const float gv[8] = {ga.x, ga.y, ga.z, ga.w, gc.x, gc.y, gc.z, gc.w};
 #pragma unroll
       for (int i = 0; i < 8; ++i) xv[i] = rodimus::detail::silu(gv[i]) * xv[i];
+    }
+    if constexpr (NI) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        ss[n] = fmaf(xv[i], xv[i], ss[n]);
+        xv[i] *= nv[i];
+      }
     }
 #pragma unroll
     for (int r = 0; r < RB; ++r)
@@ -181,19 +206,22 @@ __device__ inline const W* gemv_weight_row(const Projection<W>& p, int row, int 
   return p.w + std::int64_t(gemv_feature(p, row)) * in;
 }
 
-/// Stores y[n, row] = v + b[row], and the gated product when the projection has a gate.
+/// Stores y[n, row] = v + b[row] (+ res[n, row]), and the gated product when the projection
+/// has a gate.
 template <class W>
 __device__ inline float gemv_store(const Projection<W>& p, int n, int row, float v) {
   v += p.b ? p.b[row] : 0.f;
+  if (p.res) v += p.res[n * p.ldres + row];  // the residual stream's add (h + r)
   p.y[n * p.ldy + row] = v;
-  if (p.gate) p.gated[n * p.ldgated + row] = rodimus::detail::sigmoid(v) * p.gate[n * p.ldgate + row];
+  if (p.gate)
+    p.gated[n * p.ldgated + row] = rodimus::detail::sigmoid(v) * p.gate[n * p.ldgate + row];
   return v;
 }
 
 /// What a wide GEMV kernel does besides y = x W^T + b (a template parameter, so the plain
 /// kernel carries no epilogue registers): the SwiGLU input, or the RoPE / ShortConv epilogue of
 /// the launch's projections that set one (the others of the launch stay plain).
-enum class GemvMode { Plain, Glu, Rope, Conv, GluOut, NormAfter };
+enum class GemvMode { Plain, Glu, Rope, Conv, GluOut };
 
 /// The operands a thread's epilogue item needs besides its sums, loaded before the wait for the
 /// kernel before, which does not write them: a pair's rotation (the positions are uploaded
@@ -212,8 +240,7 @@ __device__ inline GemvEpilogueInputs gemv_epilogue_inputs(const Projection<W>& p
   if constexpr (M == GemvMode::Rope) {
     const RopeEpilogue& q = p.rope;
     const int r = 2 * (i / N), n = i % N, row = row0 + r;
-    if (!q.inv_freq || i >= RB / 2 * N || row >= p.out || row % q.head_dim >= 2 * q.half)
-      return e;
+    if (!q.inv_freq || i >= RB / 2 * N || row >= p.out || row % q.head_dim >= 2 * q.half) return e;
     // the generic rope's operations
     const int s = q.token_seq[n];
     const float pos = static_cast<float>(q.pos0[s] + (n - q.offsets[s]));
@@ -299,62 +326,36 @@ __device__ inline void gemv_store_rotated(const Projection<W>& p, int row0,
   p.y[n * p.ldy + f1] = x2 * e.c + x1 * e.sn;
 }
 
-/// The residual add + RMSNorm of the launch's N output rows by the block that finishes last
-/// (GemvMode::NormAfter): each block counts itself done after its stores; the last one reads
-/// the rows through L2 and runs rms_norm_kernel's operations (float4 vectors, thread i the
-/// vectors i, i + 256, ..., the same block reduction), so the results are the separate
-/// kernel's. Two passes over each row (sum of squares, then the scaled stores) keep the GEMV's
-/// registers as they are.
-template <int N>
-__device__ inline void gemv_norm_after(const RmsNormArgs& a, unsigned* done) {
-  __shared__ unsigned s_last;
-  __shared__ float red[kNormThreads / 32];
-  __threadfence();  // this block's outputs are visible device-wide before it counts itself
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    s_last = atomicAdd(done, 1u) == gridDim.x - 1;
-    if (s_last) *done = 0u;  // every block has counted: at rest for the next launch
+/// InputNorm's scale of the block's sums: the threads' sums of squares ss[n] reduced over the
+/// block in a fixed order (every thread gets the same totals), then acc[r][n] *= 1 / sqrt(total /
+/// in + eps), the rms_norm kernel's formula.
+template <int N, int RB>
+__device__ inline void gemv_input_norm_scale(float (&acc)[RB][N], float (&ss)[N], int in,
+                                             float eps) {
+  __shared__ float red[kGemvWarps][N];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    float v = ss[n];
+    for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) red[warp][n] = v;
   }
   __syncthreads();
-  if (!s_last) return;
-  __threadfence();
-  const int nvec = a.d / 4;
-  for (int t = 0; t < N; ++t) {
-    const float* h = a.h + t * a.ldh;
-    float* r = a.r ? a.r + t * a.ldr : nullptr;
-    float* out = a.out + t * a.ldo;
-    auto row = [&](int c, float(&z)[4]) {
-      const float4 hv = __ldcg(reinterpret_cast<const float4*>(h + c));
-      z[0] = hv.x, z[1] = hv.y, z[2] = hv.z, z[3] = hv.w;
-      if (a.mode != 0) {
-        const float4 rv = __ldcg(reinterpret_cast<const float4*>(r + c));
-        z[0] += rv.x, z[1] += rv.y, z[2] += rv.z, z[3] += rv.w;
-      }
-    };
-    float ss = 0.f;
-    for (int c = 4 * static_cast<int>(threadIdx.x); c < 4 * nvec; c += 4 * kNormThreads) {
-      float z[4];
-      row(c, z);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) ss += z[j] * z[j];
-    }
-    const float inv = 1.f / sqrtf(norm_block_sum(ss, red) / float(a.d) + a.eps);
-    for (int c = 4 * static_cast<int>(threadIdx.x); c < 4 * nvec; c += 4 * kNormThreads) {
-      float z[4];
-      row(c, z);
-      const float4 w = *reinterpret_cast<const float4*>(a.w + c);
-      *reinterpret_cast<float4*>(out + c) =
-          make_float4(z[0] * inv * w.x, z[1] * inv * w.y, z[2] * inv * w.z, z[3] * inv * w.w);
-      if (r && a.mode != 2) *reinterpret_cast<float4*>(r + c) = make_float4(z[0], z[1], z[2], z[3]);
-    }
-    __syncthreads();  // red is reused by the next row
+  for (int n = 0; n < N; ++n) {
+    float t = 0.f;
+#pragma unroll
+    for (int k = 0; k < kGemvWarps; ++k) t += red[k][n];
+    const float inv = 1.f / sqrtf(t / float(in) + eps);
+#pragma unroll
+    for (int r = 0; r < RB; ++r) acc[r][n] *= inv;
   }
 }
 
 // grid (total blocks of all projections), block 32 * kGemvWarps; S slices' loads in flight.
 // M: Glu: the input is silu(launch.xg) * x; Rope / Conv: the epilogues of the projections that
-// set one.
-template <class W, int N, int RB, int S, GemvMode M>
+// set one. NI: the input is RMSNorm(x) * launch.in_norm.w.
+template <class W, int N, int RB, int S, GemvMode M, bool NI = false>
 __global__ void __launch_bounds__(32 * kGemvWarps)
     gemv_kernel(const float* __restrict__ x, std::int64_t ldx,
                 const __grid_constant__ GemvLaunch<W> launch, int in) {
@@ -367,13 +368,13 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   const int row0 = local * RB;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int groups = in / 8;  // 8 weights per 16-byte load
-  const uint4* wrow[RB];       // the block's weight rows (permuted under a RopeEpilogue)
+  const uint4* wrow[RB];      // the block's weight rows (permuted under a RopeEpilogue)
 #pragma unroll
   for (int r = 0; r < RB; ++r)
-    wrow[r] = row0 + r < p.rows()
-                  ? reinterpret_cast<const uint4*>(gemv_weight_row(p, row0 + r, in))
-                  : nullptr;
+    wrow[r] = row0 + r < p.rows() ? reinterpret_cast<const uint4*>(gemv_weight_row(p, row0 + r, in))
+                                  : nullptr;
   float acc[RB][N] = {};
+  [[maybe_unused]] float ss[N] = {};
   uint4 raw[S][RB];
   auto load = [&](int g) {
 #pragma unroll
@@ -381,7 +382,7 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 #pragma unroll
       for (int r = 0; r < RB; ++r)
         raw[s][r] = wrow[r] && g + s * kGemvSlice < groups ? __ldg(wrow[r] + g + s * kGemvSlice)
-                                                          : make_uint4(0, 0, 0, 0);
+                                                           : make_uint4(0, 0, 0, 0);
   };
   int g = warp * 32 + lane;
   // the first slices' weights are in flight before the wait for the kernel that writes x (a
@@ -394,11 +395,12 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
 #pragma unroll
     for (int s = 0; s < S; ++s)
       if (g + s * kGemvSlice < groups)
-        gemv_accumulate<W, N, RB, M == GemvMode::Glu>(raw[s], x, ldx, g + s * kGemvSlice, acc, launch.xg,
-                                       launch.ldxg);
+        gemv_accumulate<W, N, RB, M == GemvMode::Glu, NI>(
+            raw[s], x, ldx, g + s * kGemvSlice, acc, launch.xg, launch.ldxg, launch.in_norm.w, ss);
     g += S * kGemvSlice;
     if (g < groups) load(g);
   }
+  if constexpr (NI) gemv_input_norm_scale<N, RB>(acc, ss, in, launch.in_norm.eps);
   __shared__ float part[kGemvWarps][RB * N];
 #pragma unroll
   for (int r = 0; r < RB; ++r)
@@ -427,7 +429,6 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
       if (p.conv.w) gemv_store_conv(p, n, row, v, epi);
     }
   }
-  if constexpr (M == GemvMode::NormAfter) gemv_norm_after<N>(launch.norm, launch.done);
 }
 
 // Short rows (in <= 256: at most 32 16-byte groups, the channel gate's [E, 32] up-projection):
@@ -448,8 +449,9 @@ __global__ void __launch_bounds__(32 * kGemvWarps)
   const int row = local * kRows + int(threadIdx.x) / TPR;
   const int g = int(threadIdx.x) % TPR;
   const bool live = row < p.out && g < in / 8;
-  const uint4 raw[1] = {live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
-                             : make_uint4(0, 0, 0, 0)};
+  const uint4 raw[1] = {
+      live ? __ldg(reinterpret_cast<const uint4*>(p.w + std::int64_t(row) * in) + g)
+           : make_uint4(0, 0, 0, 0)};
   if (launch.trigger) allow_dependents();
   grid_dependency_wait();  // x is written by the kernel before (a dependent launch)
   float acc[1][N] = {};
@@ -478,24 +480,25 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
   const int blocks = launch.layout(RB);
   if (blocks == 0) return;  // no output rows (an empty grid is a launch error)
   const dim3 grid(blocks), block(32 * kGemvWarps);
+  // the kernel of mode M, with the input norm where the launch has one
+  auto go = [&]<GemvMode M>(const char* what) {
+    if constexpr (N <= kGemvNormInMaxTokens && M != GemvMode::Glu) {
+      if (launch.in_norm.w)
+        return launch_dependent(gemv_kernel<W, N, RB, S, M, true>, grid, block, 0, stream, what, x,
+                                ldx, launch, in);
+    }
+    launch_dependent(gemv_kernel<W, N, RB, S, M>, grid, block, 0, stream, what, x, ldx, launch, in);
+  };
   if (launch.xg)
-    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Glu>, grid, block, 0, stream,
-                     "gemv kernel (SwiGLU input)", x, ldx, launch, in);
+    go.template operator()<GemvMode::Glu>("gemv kernel (SwiGLU input)");
   else if (launch.rotates)
-    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Rope>, grid, block, 0, stream,
-                     "gemv kernel (RoPE epilogue)", x, ldx, launch, in);
+    go.template operator()<GemvMode::Rope>("gemv kernel (RoPE epilogue)");
   else if (launch.convolves)
-    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Conv>, grid, block, 0, stream,
-                     "gemv kernel (ShortConv epilogue)", x, ldx, launch, in);
+    go.template operator()<GemvMode::Conv>("gemv kernel (ShortConv epilogue)");
   else if (launch.glu_out)
-    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::GluOut>, grid, block, 0, stream,
-                     "gemv kernel (SwiGLU epilogue)", x, ldx, launch, in);
-  else if (launch.norm.w)
-    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::NormAfter>, grid, block, 0, stream,
-                     "gemv kernel (RMSNorm after)", x, ldx, launch, in);
+    go.template operator()<GemvMode::GluOut>("gemv kernel (SwiGLU epilogue)");
   else
-    launch_dependent(gemv_kernel<W, N, RB, S, GemvMode::Plain>, grid, block, 0, stream,
-                     "gemv kernel", x, ldx, launch, in);
+    go.template operator()<GemvMode::Plain>("gemv kernel");
 }
 
 // Rows per block and slices in flight: one or two tokens take up to 8 rows (the LM head: fewer,
@@ -509,7 +512,8 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
                  cudaStream_t stream) {
   const int groups = in / 8;
   const bool pairs = launch.pairs();
-  if (groups <= 32 && !launch.xg && !pairs && !launch.convolves && !launch.norm.w) {  // short rows
+  if (groups <= 32 && !launch.xg && !pairs && !launch.convolves &&
+      !launch.in_norm.w) {  // short rows
     if (groups <= 1) return launch_gemv_thin<W, N, 1>(x, ldx, launch, in, stream);
     if (groups <= 2) return launch_gemv_thin<W, N, 2>(x, ldx, launch, in, stream);
     if (groups <= 4) return launch_gemv_thin<W, N, 4>(x, ldx, launch, in, stream);
@@ -521,7 +525,8 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
   for (int j = 0; j < launch.count; ++j) rows += launch.p[j].rows();
   const long sms = CudaContext::get().sm_count();
   if constexpr (N <= 2) {
-    if (rows / 8 >= 16 * sms) return launch_gemv<W, N, 8, 1>(x, ldx, launch, in, stream);
+    const bool rows8 = CudaContext::get().gemv_token_rows >= 8 && rows / 8 >= 2 * sms;
+    if (rows / 8 >= 16 * sms || rows8) return launch_gemv<W, N, 8, 1>(x, ldx, launch, in, stream);
     if (rows / 4 >= 2 * sms) return launch_gemv<W, N, 4, 2>(x, ldx, launch, in, stream);
     if (rows / 2 >= 2 * sms || pairs) return launch_gemv<W, N, 2, 2>(x, ldx, launch, in, stream);
     launch_gemv<W, N, 1, 2>(x, ldx, launch, in, stream);
@@ -541,8 +546,9 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
 ///   SwigluEpilogue  swiglu_ffn's product in the gate / up GEMV's epilogue (gemv_swiglu_epilogue,
 ///                   with gemv_epilogues)
 ///   TwoInputs       linear_two_inputs shares one GEMV launch between its inputs (gemv_two_inputs)
-///   NormAfter       the RMSNorm after a projection in the GEMV's last block (gemv_norm_after)
-enum class GemvFusion { Epilogues, SwigluEpilogue, TwoInputs, NormAfter };
+///   NormIn          the pre-norm of a projection's input in its GEMV (InputNorm), the residual
+///                   add in the GEMV before it (Projection::res) (gemv_norm_in)
+enum class GemvFusion { Epilogues, SwigluEpilogue, TwoInputs, NormIn };
 
 /// Whether fusion f is on for the calling thread's CUDA context; false without CUDA kernels.
 inline bool gemv_fusion_enabled([[maybe_unused]] GemvFusion f) {
@@ -555,21 +561,19 @@ inline bool gemv_fusion_enabled([[maybe_unused]] GemvFusion f) {
       return ctx.gemv_swiglu_epilogue;
     case GemvFusion::TwoInputs:
       return ctx.gemv_two_inputs;
-    case GemvFusion::NormAfter:
-      return ctx.gemv_norm_after;
+    case GemvFusion::NormIn:
+      return ctx.gemv_norm_in;
   }
 #endif
   return false;
 }
 
-/// Whether gemv()'s RMSNorm epilogue takes the norm `a` after projection p (a.h and a.ldh are
-/// p's output): a plain projection of d outputs, d % 4 == 0 up to 8192, 16-byte aligned rows.
-template <class W>
-bool gemv_norm_after_takes(const RmsNormArgs& a, const Projection<W>& p) {
-  return !p.gate && !p.gemv_only() && a.d == p.out && a.d % 4 == 0 && a.d <= kGemvNormMaxWidth &&
-         a.w && a.out && (a.mode == 0 || a.r) && p.ldy % 4 == 0 && a.ldo % 4 == 0 &&
-         a.ldr % 4 == 0 && aligned16(p.y) && aligned16(a.w) && aligned16(a.out) &&
-         (!a.r || aligned16(a.r));
+/// Whether gemv() takes InputNorm n on inputs of `in` features at n_tokens tokens: 1 to
+/// kGemvNormInMaxTokens tokens, rows of more than 256 features (the wide kernel), a 16-byte
+/// aligned weight vector.
+inline bool gemv_input_norm_takes(const InputNorm& n, int n_tokens, int in) {
+  return n.w && n_tokens >= 1 && n_tokens <= kGemvNormInMaxTokens && in > 256 && in % 8 == 0 &&
+         aligned16(n.w);
 }
 
 /// True when gemv() takes these shapes: 1..kGemvMaxTokens tokens, bf16 or fp16 weights, `in` a
@@ -585,15 +589,14 @@ bool gemv_supports(int n_tokens, int in, const void* x, std::int64_t ldx, const 
 /// for every projection.
 /// With xg (the SwiGLU down-projection): the input is silu(xg) * x, xg: [N, in] (row stride
 /// ldxg, 16-byte aligned rows), formed as the activations are loaded.
-/// With norm (one projection, no other epilogue; norm->h and ldh are set from its output): the
-/// residual add + RMSNorm of the N output rows in the launch's last block (GemvMode::NormAfter:
-/// rows of d % 4 == 0 floats up to 8192, 16-byte aligned rows of r, w and out).
+/// With in_norm (where gemv_input_norm_takes; no SwiGLU input, no projection with its own
+/// input): the input is RMSNorm(x) * in_norm->w.
 template <StorageType W>
 void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
           [[maybe_unused]] const Projection<W>* proj, [[maybe_unused]] int count,
           [[maybe_unused]] int n_tokens, [[maybe_unused]] int in, [[maybe_unused]] void* stream,
           [[maybe_unused]] const float* xg = nullptr, [[maybe_unused]] std::int64_t ldxg = 0,
-          [[maybe_unused]] const RmsNormArgs* norm = nullptr) {
+          [[maybe_unused]] const InputNorm* in_norm = nullptr) {
 #if RODIMUS_CUDA_KERNELS
   if constexpr (!std::is_same_v<W, float>) {
     const auto s = static_cast<cudaStream_t>(stream);
@@ -606,24 +609,23 @@ void gemv([[maybe_unused]] const float* x, [[maybe_unused]] std::int64_t ldx,
       launch.trigger = ctx.gemv_early_trigger;
       for (int j = 0; j < launch.count; ++j) launch.p[j] = proj[j0 + j];
       launch.classify();
-      if (int(xg != nullptr) + launch.rotates + launch.convolves + launch.glu_out +
-              (norm != nullptr) >
-          1)
+      if (int(xg != nullptr) + launch.rotates + launch.convolves + launch.glu_out > 1)
         throw BackendError(
-            "gemv: one launch takes one kind of epilogue (SwiGLU input, RoPE, ShortConv, "
-            "SwiGLU product or RMSNorm)");
-      if (norm) {
-        const Projection<W>& p = launch.p[0];
-        if (count != 1 || !gemv_norm_after_takes(*norm, p))
+            "gemv: one launch takes one kind of epilogue (SwiGLU input, RoPE, ShortConv or "
+            "SwiGLU product)");
+      if (in_norm) {
+        bool own_input = false;
+        for (int j = 0; j < launch.count; ++j) own_input = own_input || launch.p[j].x;
+        if (!gemv_input_norm_takes(*in_norm, n_tokens, in) || xg || own_input)
           throw BackendError(
-              "gemv: the RMSNorm epilogue takes one plain projection of d % 4 == 0 "
-              "<= 8192 outputs and 16-byte aligned rows");
-        launch.norm = *norm;
-        launch.norm.h = p.y;
-        launch.norm.ldh = p.ldy;
-        launch.done = static_cast<unsigned*>(
-            ctx.scratch_zeroed(detail::kScratchGemvCounter, sizeof(unsigned), s));
+              "gemv: the input norm takes 1 to 2 tokens of more than 256 features (a multiple "
+              "of 8), a 16-byte aligned weight vector, no SwiGLU input and one input for all "
+              "projections");
+        launch.in_norm = *in_norm;
       }
+      for (int j = 0; j < launch.count; ++j)
+        if (launch.p[j].res && (launch.p[j].rope.inv_freq || launch.p[j].glu_w))
+          throw BackendError("gemv: the residual add takes projections without RoPE or SwiGLU");
       for (int j = 0; j < launch.count; ++j)
         if (launch.p[j].x && (xg || launch.p[j].ldx % 4 != 0 || !aligned16(launch.p[j].x)))
           throw BackendError(

@@ -27,9 +27,9 @@ struct RopeEpilogue {
 /// operations in the same order as short_conv's step kernel. The GEMV only; inactive while w is
 /// null.
 struct ConvEpilogue {
-  const float* w = nullptr;  // [out, k]
-  const float* b = nullptr;  // [out]
-  float* state = nullptr;    // [S, k - 1, out]
+  const float* w = nullptr;   // [out, k]
+  const float* b = nullptr;   // [out]
+  float* state = nullptr;     // [S, k - 1, out]
   const int* slot = nullptr;  // [N]
   float* xs = nullptr;        // [N, out], row stride ldxs
   std::int64_t ldxs = 0;
@@ -65,12 +65,18 @@ struct Projection {
   /// which stores y[n, i] = silu(g_i) * a_i.
   const W* glu_w = nullptr;
   const float* glu_b = nullptr;
+  /// The residual add (the GEMV only; inactive while null): y[n, j] = x W^T + b + res[n, j],
+  /// res: [N, out] with row stride ldres; it may be y itself (each element is read and then
+  /// written by one thread). Not with rope or glu_w.
+  const float* res = nullptr;
+  std::int64_t ldres = 0;
 
   /// Rows of the launch's layout: the output features, or twice that for a SwiGLU pair.
   RODIMUS_INLINE int rows() const { return glu_w ? 2 * out : out; }
   /// Whether an epilogue or an input only the GEMV takes is set.
   bool gemv_only() const {
-    return rope.inv_freq != nullptr || conv.w != nullptr || x != nullptr || glu_w != nullptr;
+    return rope.inv_freq != nullptr || conv.w != nullptr || x != nullptr || glu_w != nullptr ||
+           res != nullptr;
   }
 };
 
