@@ -203,7 +203,7 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 /// per block at 3-8 tokens (gemv_batch_rows, 0: the default), the decode scan as a dependent
 /// launch (dependent_scan), the channel gate inside the decode scan (scan_channel_gate), the
 /// norms between sublayers in the GEMVs around them (gemv_norm_in, session 28), the GEMV's rows
-/// per block at 1-2 tokens (gemv_token_rows, 0: the default).
+/// per block at 1-2 tokens (gemv_token_rows, -1: the default; 0: the earlier rule).
 struct DecodeKnobs {
   int attention_ctas_per_sm = 0;
   bool gemv_early_trigger = true;
@@ -214,8 +214,8 @@ struct DecodeKnobs {
   int gemv_batch_rows = 0;
   bool dependent_scan = true;
   bool scan_channel_gate = true;
-  bool gemv_norm_in = false;
-  int gemv_token_rows = 0;
+  bool gemv_norm_in = true;
+  int gemv_token_rows = -1;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -233,7 +233,7 @@ struct KnobScope {
     ctx.dependent_scan = k->dependent_scan;
     ctx.scan_channel_gate = k->scan_channel_gate;
     ctx.gemv_norm_in = k->gemv_norm_in;
-    if (k->gemv_token_rows > 0) ctx.gemv_token_rows = k->gemv_token_rows;
+    if (k->gemv_token_rows >= 0) ctx.gemv_token_rows = k->gemv_token_rows;
     if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
   }
   backend::cuda::detail::DecodeSettingsScope scope;
@@ -412,10 +412,10 @@ void register_shape(const Shape& s) {
         {"batch_rows:2", {0, true, true, true, true, true, 2}, {4}},
         {"scan_pdl:off", {0, true, true, true, true, true, 0, false}, {1}},
         {"chgate:off", {0, true, true, true, true, true, 0, true, false}, {1, 4}},
-        {"norm_in:on", {0, true, true, true, true, true, 0, true, true, true}, {1, 2}},
-        {"rows:8", {0, true, true, true, true, true, 0, true, true, false, 8}, {1, 2}},
-        {"norm_in:on,rows:8", {0, true, true, true, true, true, 0, true, true, true, 8}, {1, 2}},
-        {"fusions:off", {0, true, true, true, false, false, 2, false, false, false}, {1, 4, 16}},
+        {"norm_in:off", {0, true, true, true, true, true, 0, true, true, false}, {1, 2}},
+        {"rows:4", {0, true, true, true, true, true, 0, true, true, true, 0}, {1, 2}},
+        {"norm_in:off,rows:4", {0, true, true, true, true, true, 0, true, true, false, 0}, {1, 2}},
+        {"fusions:off", {0, true, true, true, false, false, 2, false, false, false, 0}, {1, 4, 16}},
         {"defaults", {}, {1, 2, 4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {

@@ -93,20 +93,23 @@ struct CudaContext {
   /// The residual add + RMSNorm between sublayers left to the projections around it
   /// (linear_residual_norm returns NormedRows): the output projection's GEMV adds the residual
   /// stream (Projection::res), and the next sublayer's GEMV normalises its input as it reads it
-  /// (InputNorm): no norm kernel, at 1 to 2 tokens. Off (the default): the norm's own kernel.
-  /// Session 28, H200: correct, but slower (1.6B decode B = 1 1.95 vs 1.81 ms, B = 2 2.60 vs
-  /// 2.41; 1.4B B = 1 1.84 vs 1.60).
-  bool gemv_norm_in = false;
+  /// (InputNorm): no norm kernel, at 1 to 2 tokens. Off: the norm's own kernel. On by default
+  /// with gemv_token_rows = 8 since session 28 (H100, ms per decode step, ctx 1024, against
+  /// both off / 4 rows: 1.6B B = 1 2.02 vs 2.02, B = 2 2.48 vs 2.57; 1.4B B = 1 1.78 vs 1.81,
+  /// B = 2 2.11 vs 2.30). With 4 rows per block it was slower (1.6B B = 1 2.13; 1.4B 2.05): each
+  /// block also reads the 8 KiB norm weight, and the mixer's first projection has 2048 blocks.
+  bool gemv_norm_in = true;
   /// Rows per block of the decode GEMV at 3-8 tokens (2 or 4). Every block reads the whole
   /// input from L2, N tokens x 4 bytes per input feature against its RB rows x 2 bytes of
   /// weights: at 4 tokens and 2 rows the L2 traffic of the activations is 4x the weights'.
   int gemv_batch_rows = 4;
   /// Rows per block of the decode GEMV at 1-2 tokens for projections of at least 2 x 8 rows
-  /// per SM: 0, the rule of launch_gemv (8 rows only for the LM head, else 4 rows and two
-  /// slices in flight); 8: 8 rows and one slice (as many weight loads in flight per thread as
-  /// 4 x 2 where the input spans two slices, twice as many where it spans one, e.g. 2048
-  /// features; half the blocks, so half the activation reads from L2). For A/B benchmarks.
-  int gemv_token_rows = 0;
+  /// per SM: 8 (the default since session 28, see gemv_norm_in): 8 rows and one slice (as many
+  /// weight loads in flight per thread as 4 x 2 where the input spans two slices, twice as many
+  /// where it spans one, e.g. 2048 features; half the blocks, so half the activation reads from
+  /// L2); 0: the earlier rule of launch_gemv (8 rows only for the LM head, else 4 rows and two
+  /// slices in flight), for A/B benchmarks.
+  int gemv_token_rows = 8;
   /// The decode scan (ddts_gla_scan's recurrent kernel) as a programmatic dependent launch that
   /// loads its states before waiting for the kernel before. Off: a normal launch (for A/B
   /// benchmarks).
