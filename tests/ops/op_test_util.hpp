@@ -229,8 +229,9 @@ struct Batch {
   int tokens() const { return seq.num_tokens; }
 };
 
-/// Runs fn(epilogues) with CudaContext::gemv_epilogues set each way on a CUDA space (the decode
-/// GEMV's fused RoPE / ShortConv epilogues, then the separate kernels), once (true) elsewhere.
+/// Runs fn(epilogues) with CudaContext::gemv_epilogues and gemv_norm_in set each way on a CUDA
+/// space (the decode GEMV's fused RoPE / ShortConv epilogues and input norm, then the separate
+/// kernels), once (true) elsewhere.
 template <class Space, class F>
 void for_each_gemv_epilogue_mode(F&& fn) {
 #if RODIMUS_CUDA_KERNELS

@@ -39,9 +39,7 @@
 #include "rodimus/backend/cuda/aligned.hpp"
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/cuda/projection.hpp"
-#include "rodimus/backend/cuda/rms_norm.hpp"
 #include "rodimus/backend/exec_space_traits.hpp"
-#include "rodimus/backend/norm_args.hpp"
 #include "rodimus/core/dtype.hpp"
 #include "rodimus/core/error.hpp"
 
