@@ -1,6 +1,7 @@
 // The model on Kokkos::DefaultExecutionSpace (Cuda in a CUDA build, else the host): golden
 // logits in fp32 for prefill and decode with views in that space's memory, bf16 weights against
 // the fp32 result, and the GPU's bf16 tensor-core operands against the split ones.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -23,6 +24,16 @@ auto to_host(const V& v) {
   auto h = Kokkos::create_mirror(Kokkos::HostSpace(), v);
   Kokkos::deep_copy(h, v);
   return h;
+}
+
+// Folds max |got - want| into err and max |want| into scale over two host logit tables.
+template <class A, class B>
+void fold_max_diff(const A& got, const B& want, double& scale, double& err) {
+  for (std::size_t r = 0; r < got.extent(0); ++r)
+    for (std::size_t c = 0; c < got.extent(1); ++c) {
+      scale = std::max(scale, double(std::fabs(want(r, c))));
+      err = std::max(err, std::fabs(double(got(r, c)) - double(want(r, c))));
+    }
 }
 
 // The relative 2-norm difference of two host logit tables.
@@ -261,12 +272,7 @@ TEST_CASE(
       for (int i = 0; i < 10; ++i) {
         const auto next = ids(i < 6 ? slots : 1);  // B = 5, then B = 1 (slot 0)
         const auto lon = decode(true, st_on, ws_on, next);
-        const auto loff = decode(false, st_off, ws_off, next);
-        for (std::size_t r = 0; r < lon.extent(0); ++r)
-          for (std::size_t c = 0; c < lon.extent(1); ++c) {
-            scale = std::max(scale, double(std::fabs(loff(r, c))));
-            err = std::max(err, std::fabs(double(lon(r, c)) - double(loff(r, c))));
-          }
+        fold_max_diff(lon, decode(false, st_off, ws_off, next), scale, err);
       }
       WARN(Space::name() << " " << name << " GEMV epilogues on vs off: max err / scale "
                          << err / scale);
@@ -338,12 +344,7 @@ TEST_CASE("default execution space: norms left to the next GEMV match the norm k
       for (int i = 0; i < 8; ++i) {
         const auto next = ids(i < 4 ? 2 : 1);  // B = 2 (slots 0, 1), then B = 1 (slot 0)
         const auto lon = decode(true, st_on, ws_on, next);
-        const auto loff = decode(false, st_off, ws_off, next);
-        for (std::size_t r = 0; r < lon.extent(0); ++r)
-          for (std::size_t c = 0; c < lon.extent(1); ++c) {
-            scale = std::max(scale, double(std::fabs(loff(r, c))));
-            err = std::max(err, std::fabs(double(lon(r, c)) - double(loff(r, c))));
-          }
+        fold_max_diff(lon, decode(false, st_off, ws_off, next), scale, err);
       }
       WARN(Space::name() << " norm in the GEMVs on vs off (rows " << rows << "): max err / scale "
                          << err / scale);
