@@ -39,6 +39,15 @@ void check_residual_norm(const ResidualNorm<Space>& norm, std::size_t d, int n_t
   check_extent_at_least(norm.r, 0, n_tokens, "linear_residual_norm: r");
   check_extent_at_least(norm.out, 0, n_tokens, "linear_residual_norm: out");
 }
+
+/// The residual add + RMSNorm `norm` after a projection's output rows y (add_rms_norm), after
+/// the argument checks; returns the normalised rows {norm.out}.
+template <class Space>
+NormedRows<Space> residual_norm_checked(const Space& space, const View2<const float, Space>& y,
+                                        const ResidualNorm<Space>& norm, int n_tokens) {
+  add_rms_norm_checked<float>(space, y, norm.r, norm.w, norm.out, n_tokens, norm.eps, norm.mode);
+  return NormedRows<Space>(View2<const float, Space>(norm.out));
+}
 }  // namespace detail
 
 /// y = x W^T + b (linear), then add_rms_norm(y, norm.r, norm.w, norm.out, n_tokens, norm.eps,
@@ -81,9 +90,7 @@ NormedRows<Space> linear_residual_norm(const Space& space, const View2<const flo
     }
   }
   detail::linear_checked(space, x, lw, y, n_tokens);
-  detail::add_rms_norm_checked<float>(space, CV(y), norm.r, norm.w, norm.out, n_tokens, norm.eps,
-                                      norm.mode);
-  return NormedRows<Space>(CV(norm.out));
+  return detail::residual_norm_checked(space, CV(y), norm, n_tokens);
 }
 
 }  // namespace rodimus

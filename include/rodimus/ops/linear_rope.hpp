@@ -42,23 +42,19 @@ void linear_rope(const Space& space, const std::type_identity_t<NormedRows<Space
     throw ArgumentError("linear_rope: inv_freq is shorter than rotary_dim / 2");
   if (nt == 0) return;
   if constexpr (is_cuda_space_v<Space>) {
-    const auto in_norm = detail::cuda_input_norm(in, lw[0]->in_features(), nt);
-    if (rotary_dim > 0 && inv_freq.stride(0) == 1 && (!in.pending() || in_norm.w) &&
-        detail::cuda_gemv_with(
-            space, in.x, lw, y, nt,
-            [&](auto& proj) {
-              for (std::size_t i = 0; i < K; ++i) {
-                if (!rotate[i]) continue;
-                auto& r = proj[i].rope;
-                r.inv_freq = inv_freq.data();
-                r.head_dim = head_dim;
-                r.half = rotary_dim / 2;
-                r.offsets = batch.offsets.data();
-                r.pos0 = batch.pos0.data();
-                r.token_seq = batch.token_seq.data();
-              }
-            },
-            &in_norm))
+    if (rotary_dim > 0 && inv_freq.stride(0) == 1 &&
+        detail::cuda_gemv_normed(space, in, lw, y, nt, [&](auto& proj) {
+          for (std::size_t i = 0; i < K; ++i) {
+            if (!rotate[i]) continue;
+            auto& r = proj[i].rope;
+            r.inv_freq = inv_freq.data();
+            r.head_dim = head_dim;
+            r.half = rotary_dim / 2;
+            r.offsets = batch.offsets.data();
+            r.pos0 = batch.pos0.data();
+            r.token_seq = batch.token_seq.data();
+          }
+        }))
       return;
   }
   const auto x = detail::materialize(space, in, nt);

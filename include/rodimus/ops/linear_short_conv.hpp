@@ -42,22 +42,18 @@ void linear_short_conv(const Space& space, const std::type_identity_t<NormedRows
     const bool dense = conv_w.stride(1) == 1 && conv_w.stride(0) == k && conv_b.stride(0) == 1 &&
                        xs.stride(1) == 1 && conv_state.stride(2) == 1 &&
                        conv_state.stride(1) == e && conv_state.stride(0) == (k - 1) * e;
-    const auto in_norm = detail::cuda_input_norm(in, lw[0]->in_features(), nt);
     if (dense && k <= static_cast<std::size_t>(backend::cuda::kGemvConvMaxWidth) &&
-        (!in.pending() || in_norm.w) && detail::short_conv_is_step(batch, k, true) &&
-        detail::cuda_gemv_with(
-            space, in.x, lw, y, nt,
-            [&](auto& proj) {
-              auto& c = proj[0].conv;
-              c.w = conv_w.data();
-              c.b = conv_b.data();
-              c.state = conv_state.data();
-              c.slot = batch.slot.data();
-              c.xs = xs.data();
-              c.ldxs = static_cast<std::int64_t>(xs.stride(0));
-              c.k = static_cast<int>(k);
-            },
-            &in_norm))
+        detail::short_conv_is_step(batch, k, true) &&
+        detail::cuda_gemv_normed(space, in, lw, y, nt, [&](auto& proj) {
+          auto& c = proj[0].conv;
+          c.w = conv_w.data();
+          c.b = conv_b.data();
+          c.state = conv_state.data();
+          c.slot = batch.slot.data();
+          c.xs = xs.data();
+          c.ldxs = static_cast<std::int64_t>(xs.stride(0));
+          c.k = static_cast<int>(k);
+        }))
       return;
   }
   const auto x = detail::materialize(space, in, nt);

@@ -5,6 +5,7 @@
 // two sublayers. Anywhere else the consumer first writes the norm to `out` (rms_norm).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -12,6 +13,7 @@
 #include <utility>
 
 #include "rodimus/backend/cuda/gemv.hpp"
+#include "rodimus/ops/linear.hpp"
 #include "rodimus/ops/rms_norm.hpp"
 
 namespace rodimus {
@@ -63,6 +65,19 @@ backend::cuda::InputNorm cuda_input_norm(const NormedRows<Space>& in, int in_fea
   n.eps = in.eps;
   if (!backend::cuda::gemv_input_norm_takes(n, n_tokens, in_features)) n.w = nullptr;
   return n;
+}
+
+/// cuda_gemv_with on rows that may owe their norm: the GEMV normalises a pending input as it
+/// reads it (InputNorm). False, having done nothing, where cuda_gemv_with is, or where the input
+/// is pending and the GEMV cannot take its norm: the caller then materializes it.
+template <class Space, StorageType W, std::size_t K, class Decorate>
+bool cuda_gemv_normed(const Space& space, const NormedRows<Space>& in,
+                      const std::array<const LinearWeights<W, Space>*, K>& lw,
+                      const std::array<View2<float, Space>, K>& y, int n_tokens,
+                      Decorate&& decorate) {
+  const backend::cuda::InputNorm in_norm = cuda_input_norm(in, lw[0]->in_features(), n_tokens);
+  if (in.pending() && !in_norm.w) return false;
+  return cuda_gemv_with(space, in.x, lw, y, n_tokens, std::forward<Decorate>(decorate), &in_norm);
 }
 
 /// Checks a pending norm's operands against the rows' width d and N tokens.

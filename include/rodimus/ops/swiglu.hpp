@@ -68,18 +68,15 @@ NormedRows<Space> swiglu_ffn(const Space& space, const std::type_identity_t<Norm
   if constexpr (is_cuda_space_v<Space>) {
     // A decode step: the product in the up-projections' GEMV epilogue (gate and up rows paired
     // in its blocks; `a` receives silu(g) * a, g is not written), then a plain GEMV.
-    const auto in_norm = detail::cuda_input_norm(in, fw.fc_g.in_features(), n_tokens);
     if (backend::cuda::gemv_fusion_enabled(backend::cuda::GemvFusion::SwigluEpilogue) &&
-        (!in.pending() || in_norm.w) && detail::cuda_dense(h, fw.fc_g, g) &&
+        detail::cuda_dense(h, fw.fc_g, g) &&
         backend::cuda::gemv_supports<W>(n_tokens, fw.fc_g.in_features(), h.data(),
                                         static_cast<std::int64_t>(h.stride(0)), fw.fc_g.w.data()) &&
-        detail::cuda_gemv_with(
-            space, h, std::array{&fw.fc_a}, std::array{a}, n_tokens,
-            [&](auto& proj) {
-              proj[0].glu_w = fw.fc_g.w.data();
-              proj[0].glu_b = fw.fc_g.has_bias() ? fw.fc_g.b.data() : nullptr;
-            },
-            &in_norm))
+        detail::cuda_gemv_normed(space, in, std::array{&fw.fc_a}, std::array{a}, n_tokens,
+                                 [&](auto& proj) {
+                                   proj[0].glu_w = fw.fc_g.w.data();
+                                   proj[0].glu_b = fw.fc_g.has_bias() ? fw.fc_g.b.data() : nullptr;
+                                 }))
       return down(CV(a));
   }
   const auto x = detail::materialize(space, in, n_tokens);
@@ -91,9 +88,7 @@ NormedRows<Space> swiglu_ffn(const Space& space, const std::type_identity_t<Norm
   if constexpr (is_cuda_space_v<Space>) {
     if (detail::cuda_linear_glu(space, CV(a), CV(g), fw.out, y, n_tokens)) {
       if (!next) return NormedRows<Space>(CV(y));
-      detail::add_rms_norm_checked<float>(space, CV(y), next->r, next->w, next->out, n_tokens,
-                                          next->eps, next->mode);
-      return NormedRows<Space>(CV(next->out));
+      return detail::residual_norm_checked(space, CV(y), *next, n_tokens);
     }
   }
   swiglu(space, CV(a), CV(g), a, n_tokens);
