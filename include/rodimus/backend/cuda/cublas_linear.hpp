@@ -26,6 +26,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "rodimus/backend/cuda/float_vec.cuh"
 #include "rodimus/core/math.hpp"
 #endif
 
@@ -34,71 +35,53 @@ namespace rodimus::backend::cuda {
 #if RODIMUS_CUDA_KERNELS
 namespace detail {
 
+/// V consecutive operands (one store of 2 V bytes for bf16 / fp16).
+template <class T, int V>
+struct alignas(V * sizeof(T)) OperandVec {
+  T v[V];
+};
+
 /// The activations x [rows, cols] (leading dimension ldx) as tensor-core operands in T, xs
 /// dense: Split: x = hi + lo with hi = T(x), lo = T(x - hi) (~16 bits of mantissa), xs[r] = hi
 /// of row r, xs[rows + r] = its lo; else xs[r] = T(x[r]) (rounded to nearest). With xg (leading
 /// dimension ldxg; SwiGLU's down-projection) the activations are silu(xg) * x, the swiglu
-/// kernel's product, formed here instead of in a pass of its own.
-template <class T, bool Split>
+/// kernel's product, formed here instead of in a pass of its own. V columns per thread
+/// (FloatVec): V = 4 requires cols % 4 == 0 and 16-byte aligned rows of x (and xg), ldx (ldxg)
+/// % 4 == 0; the values do not depend on V.
+template <class T, bool Split, int V>
 __global__ void operand_rows(const float* __restrict__ x, std::int64_t ldx, T* __restrict__ xs,
                              std::int64_t rows, std::int64_t cols,
                              const float* __restrict__ xg = nullptr, std::int64_t ldxg = 0) {
-  const std::int64_t n = rows * cols;
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+  using Vec = FloatVec<V>;
+  const std::int64_t cv = cols / V, nv = rows * cv, n = rows * cols;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < nv;
        i += std::int64_t(gridDim.x) * blockDim.x) {
-    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(cols));
-    const std::int64_t r = rc.row, c = rc.col;
-    float v = x[r * ldx + c];
-    if (xg) v = ::rodimus::detail::silu(xg[r * ldxg + c]) * v;
-    if constexpr (Split) {
-      split_halves(v, xs[i], xs[n + i]);
-    } else {
-      xs[i] = from_f32<T>(v);
-    }
-  }
-}
-
-/// Four consecutive operands (one 8-byte store for bf16 / fp16).
-template <class T>
-struct alignas(4 * sizeof(T)) Operand4 {
-  T v[4];
-};
-
-/// operand_rows four columns per thread: float4 loads and 4-operand stores, the same values.
-/// Requires cols % 4 == 0 and 16-byte aligned rows of x (and xg): ldx (ldxg) % 4 == 0.
-template <class T, bool Split>
-__global__ void operand_rows4(const float* __restrict__ x, std::int64_t ldx, T* __restrict__ xs,
-                              std::int64_t rows, std::int64_t cols,
-                              const float* __restrict__ xg = nullptr, std::int64_t ldxg = 0) {
-  const std::int64_t c4 = cols / 4, n4 = rows * c4, n = rows * cols;
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n4;
-       i += std::int64_t(gridDim.x) * blockDim.x) {
-    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(c4));
-    const std::int64_t r = rc.row, c = 4 * std::int64_t(rc.col);
-    const float4 xv = *reinterpret_cast<const float4*>(x + r * ldx + c);
-    float v[4] = {xv.x, xv.y, xv.z, xv.w};
+    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(cv));
+    const std::int64_t r = rc.row, c = V * std::int64_t(rc.col);
+    float v[V];
+    Vec::get(x + r * ldx + c, v);
     if (xg) {
-      const float4 gv = *reinterpret_cast<const float4*>(xg + r * ldxg + c);
-      const float g[4] = {gv.x, gv.y, gv.z, gv.w};
+      float g[V];
+      Vec::get(xg + r * ldxg + c, g);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) v[j] = ::rodimus::detail::silu(g[j]) * v[j];
+      for (int j = 0; j < V; ++j) v[j] = ::rodimus::detail::silu(g[j]) * v[j];
     }
-    Operand4<T> hi, lo;
+    OperandVec<T, V> hi, lo;
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < V; ++j) {
       if constexpr (Split) {
         split_halves(v[j], hi.v[j], lo.v[j]);
       } else {
         hi.v[j] = from_f32<T>(v[j]);
       }
     }
-    reinterpret_cast<Operand4<T>*>(xs)[i] = hi;
-    if constexpr (Split) reinterpret_cast<Operand4<T>*>(xs + n)[i] = lo;
+    reinterpret_cast<OperandVec<T, V>*>(xs)[i] = hi;
+    if constexpr (Split) reinterpret_cast<OperandVec<T, V>*>(xs + n)[i] = lo;
   }
 }
 
-/// Converts x (and xg) to the operands xs on stream s: operand_rows4 where the rows allow
-/// (the same values), operand_rows otherwise.
+/// Converts x (and xg) to the operands xs on stream s: four columns per thread where the rows
+/// allow (the same values), one otherwise.
 template <class T, bool Split>
 void launch_operand_rows(const float* x, std::int64_t ldx, T* xs, std::int64_t rows,
                          std::int64_t cols, const float* xg, std::int64_t ldxg, cudaStream_t s) {
@@ -106,9 +89,9 @@ void launch_operand_rows(const float* x, std::int64_t ldx, T* xs, std::int64_t r
   const bool vec4 = cols % 4 == 0 && ldx % 4 == 0 && aligned16(x) &&
                     (!xg || (ldxg % 4 == 0 && aligned16(xg)));
   if (vec4)
-    operand_rows4<T, Split><<<grid_for(n / 4), 256, 0, s>>>(x, ldx, xs, rows, cols, xg, ldxg);
+    operand_rows<T, Split, 4><<<grid_for(n / 4), 256, 0, s>>>(x, ldx, xs, rows, cols, xg, ldxg);
   else
-    operand_rows<T, Split><<<grid_for(n), 256, 0, s>>>(x, ldx, xs, rows, cols, xg, ldxg);
+    operand_rows<T, Split, 1><<<grid_for(n), 256, 0, s>>>(x, ldx, xs, rows, cols, xg, ldxg);
 }
 
 /// y[r * ldy + c] = ys[r, c] + ys[rows + r, c] (+ b[c]); ys dense [2 rows, cols].
@@ -131,55 +114,36 @@ inline constexpr int kStackedHalvesMaxTokens = 256;
 
 /// y[r * ldy + c] += b[c] (b may be null when gate is set); with gate (the channel gate's
 /// up-projection) also gated[r, c] = sigmoid(y[r, c]) * gate[r, c]: the bias and the gate's
-/// product in one pass over y instead of two.
-template <class T>
-__global__ void add_bias_rows(T* __restrict__ y, std::int64_t ldy, const T* __restrict__ b,
+/// product in one pass over y instead of two. V columns per thread (FloatVec): V = 4 requires
+/// cols % 4 == 0 and 16-byte aligned rows of y, b, gate and gated (leading dimensions % 4 ==
+/// 0); the values do not depend on V. (A template, as every kernel of a header: one instance
+/// however many units include it.)
+template <int V>
+__global__ void add_bias_rows(float* __restrict__ y, std::int64_t ldy, const float* __restrict__ b,
                               std::int64_t rows, std::int64_t cols,
-                              const T* __restrict__ gate = nullptr, std::int64_t ldgate = 0,
-                              T* __restrict__ gated = nullptr, std::int64_t ldgated = 0) {
-  const std::int64_t n = rows * cols;
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+                              const float* __restrict__ gate = nullptr, std::int64_t ldgate = 0,
+                              float* __restrict__ gated = nullptr, std::int64_t ldgated = 0) {
+  using Vec = FloatVec<V>;
+  const std::int64_t cv = cols / V, nv = rows * cv;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < nv;
        i += std::int64_t(gridDim.x) * blockDim.x) {
-    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(cols));
-    const std::int64_t r = rc.row, c = rc.col;
-    T v = y[r * ldy + c];
+    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(cv));
+    const std::int64_t r = rc.row, c = V * std::int64_t(rc.col);
+    float v[V];
+    Vec::get(y + r * ldy + c, v);
     if (b) {
-      v += b[c];
-      y[r * ldy + c] = v;
-    }
-    if (gate) gated[r * ldgated + c] = ::rodimus::detail::sigmoid(v) * gate[r * ldgate + c];
-  }
-}
-
-/// add_bias_rows four columns per thread (float4 loads and stores), the same values. Requires
-/// cols % 4 == 0 and 16-byte aligned rows of y, b, gate and gated (leading dimensions % 4 == 0).
-/// (A template, as every kernel of a header: one instance however many units include it.)
-template <class T>
-__global__ void add_bias_rows4(float* __restrict__ y, std::int64_t ldy, const float* __restrict__ b,
-                               std::int64_t rows, std::int64_t cols,
-                               const float* __restrict__ gate = nullptr, std::int64_t ldgate = 0,
-                               float* __restrict__ gated = nullptr, std::int64_t ldgated = 0) {
-  static_assert(std::is_same_v<T, float>, "add_bias_rows4: fp32 rows");
-  const std::int64_t c4 = cols / 4, n4 = rows * c4;
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n4;
-       i += std::int64_t(gridDim.x) * blockDim.x) {
-    const auto rc = ::rodimus::detail::split_index(i, static_cast<int>(c4));
-    const std::int64_t r = rc.row, c = 4 * std::int64_t(rc.col);
-    float4 v = *reinterpret_cast<const float4*>(y + r * ldy + c);
-    if (b) {
-      const float4 bv = *reinterpret_cast<const float4*>(b + c);
-      v.x += bv.x;
-      v.y += bv.y;
-      v.z += bv.z;
-      v.w += bv.w;
-      *reinterpret_cast<float4*>(y + r * ldy + c) = v;
+      float bv[V];
+      Vec::get(b + c, bv);
+#pragma unroll
+      for (int j = 0; j < V; ++j) v[j] += bv[j];
+      Vec::put(y + r * ldy + c, v);
     }
     if (gate) {
-      const float4 g = *reinterpret_cast<const float4*>(gate + r * ldgate + c);
-      using ::rodimus::detail::sigmoid;
-      *reinterpret_cast<float4*>(gated + r * ldgated + c) =
-          make_float4(sigmoid(v.x) * g.x, sigmoid(v.y) * g.y, sigmoid(v.z) * g.z,
-                      sigmoid(v.w) * g.w);
+      float g[V];
+      Vec::get(gate + r * ldgate + c, g);
+#pragma unroll
+      for (int j = 0; j < V; ++j) g[j] = ::rodimus::detail::sigmoid(v[j]) * g[j];
+      Vec::put(gated + r * ldgated + c, g);
     }
   }
 }
@@ -266,10 +230,10 @@ void cublas_linear_shared([[maybe_unused]] const float* x, [[maybe_unused]] std:
                       (!p.gate || (p.ldgate % 4 == 0 && p.ldgated % 4 == 0 &&
                                    aligned16(p.gate) && aligned16(p.gated)));
     if (vec4)
-      detail::add_bias_rows4<float><<<detail::grid_for(ny / 4), 256, 0, s>>>(
+      detail::add_bias_rows<4><<<detail::grid_for(ny / 4), 256, 0, s>>>(
           p.y, p.ldy, b, n_tokens, p.out, p.gate, p.ldgate, p.gated, p.ldgated);
     else
-      detail::add_bias_rows<float><<<detail::grid_for(ny), 256, 0, s>>>(
+      detail::add_bias_rows<1><<<detail::grid_for(ny), 256, 0, s>>>(
           p.y, p.ldy, b, n_tokens, p.out, p.gate, p.ldgate, p.gated, p.ldgated);
     detail::check_cuda_call(cudaGetLastError(), "adding the bias");
   };

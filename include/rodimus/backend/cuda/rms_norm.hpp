@@ -16,6 +16,7 @@
 
 #include "rodimus/backend/cuda/context.hpp"
 #include "rodimus/backend/cuda/dependent_launch.cuh"
+#include "rodimus/backend/cuda/float_vec.cuh"
 #include "rodimus/backend/cuda/launch.cuh"
 #include "rodimus/core/math.hpp"
 #endif
@@ -27,26 +28,6 @@ namespace detail {
 
 inline constexpr int kNormThreads = 256;
 inline constexpr int kNormMaxVecs = 8;  // vectors per thread: rows up to 8192 floats (float4)
-
-template <int V>
-struct NormVec;
-template <>
-struct NormVec<1> {
-  using type = float;
-  __device__ static void get(const float* p, float (&x)[1]) { x[0] = *p; }
-  __device__ static void put(float* p, const float (&x)[1]) { *p = x[0]; }
-};
-template <>
-struct NormVec<4> {
-  using type = float4;
-  __device__ static void get(const float* p, float (&x)[4]) {
-    const float4 v = *reinterpret_cast<const float4*>(p);
-    x[0] = v.x, x[1] = v.y, x[2] = v.z, x[3] = v.w;
-  }
-  __device__ static void put(float* p, const float (&x)[4]) {
-    *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]);
-  }
-};
 
 /// Sum over the CTA (kNormThreads threads) through `red` (one float per warp).
 __device__ inline float norm_block_sum(float x, float* red) {
@@ -64,7 +45,7 @@ template <int V, int NV>
 __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(RmsNormArgs a) {
   allow_dependents();  // the projection after the norm may start loading its weights
   __shared__ float red[kNormThreads / 32];
-  using Vec = NormVec<V>;
+  using Vec = FloatVec<V>;
   const std::int64_t t = blockIdx.x;
   const float* h = a.h + t * a.ldh;
   float* r = a.r ? a.r + t * a.ldr : nullptr;
@@ -112,7 +93,7 @@ template <int V, int NV>
 __global__ void __launch_bounds__(kNormThreads) gated_rms_norm_kernel(GatedRmsNormArgs a) {
   allow_dependents();  // the projection after the norm may start loading its weights
   __shared__ float red[kNormThreads / 32];
-  using Vec = NormVec<V>;
+  using Vec = FloatVec<V>;
   const std::int64_t t = blockIdx.x;
   const float* o = a.o + t * a.ldo;
   const float* xs = a.xs ? a.xs + t * a.ldxs : nullptr;
