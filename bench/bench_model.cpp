@@ -203,7 +203,9 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 /// per block at 3-8 tokens (gemv_batch_rows, 0: the default), the decode scan as a dependent
 /// launch (dependent_scan), the channel gate inside the decode scan (scan_channel_gate), the
 /// norms between sublayers in the GEMVs around them (gemv_norm_in, session 28), the GEMV's rows
-/// per block at 1-2 tokens (gemv_token_rows, -1: the default; 0: the earlier rule).
+/// per block at 1-2 tokens (gemv_token_rows, -1: the default; 0: the earlier rule), the gated
+/// norm's gate in the decode scan and its norm in the output projection (scan_output_gate,
+/// session 29).
 struct DecodeKnobs {
   int attention_ctas_per_sm = 0;
   bool gemv_early_trigger = true;
@@ -216,6 +218,7 @@ struct DecodeKnobs {
   bool scan_channel_gate = true;
   bool gemv_norm_in = true;
   int gemv_token_rows = -1;
+  bool scan_output_gate = true;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -234,6 +237,7 @@ struct KnobScope {
     ctx.scan_channel_gate = k->scan_channel_gate;
     ctx.gemv_norm_in = k->gemv_norm_in;
     if (k->gemv_token_rows >= 0) ctx.gemv_token_rows = k->gemv_token_rows;
+    ctx.scan_output_gate = k->scan_output_gate;
     if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
   }
   backend::cuda::detail::DecodeSettingsScope scope;
@@ -415,7 +419,10 @@ void register_shape(const Shape& s) {
         {"norm_in:off", {0, true, true, true, true, true, 0, true, true, false}, {1, 2}},
         {"rows:4", {0, true, true, true, true, true, 0, true, true, true, 0}, {1, 2}},
         {"norm_in:off,rows:4", {0, true, true, true, true, true, 0, true, true, false, 0}, {1, 2}},
-        {"fusions:off", {0, true, true, true, false, false, 2, false, false, false, 0}, {1, 4, 16}},
+        {"out_gate:off", {0, true, true, true, true, true, 0, true, true, true, -1, false}, {1, 2}},
+        {"fusions:off",
+         {0, true, true, true, false, false, 2, false, false, false, 0, false},
+         {1, 4, 16}},
         {"defaults", {}, {1, 2, 4}}};
     for (const auto& v : variants)
       for (int nb : v.batches) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "golden_fixture.hpp"
@@ -323,9 +324,12 @@ TEST_CASE("default execution space: norms left to the next GEMV match the norm k
       prompt.lengths.push_back(static_cast<int>(p.size()));
       prompt.slots.push_back(s);
     }
-    // the "on" runs also at 8 rows per GEMV block (CudaContext::gemv_token_rows)
-    for (const int rows : {0, 8}) {
-      INFO("GEMV rows per block " << rows);
+    // the "on" runs also at 8 rows per GEMV block (CudaContext::gemv_token_rows), and with the
+    // mixer's gated norm in its own kernel (scan_output_gate off)
+    for (const auto& mode : {std::pair{0, true}, {8, true}, {8, false}}) {
+      const int rows = mode.first;
+      const bool out_gate = mode.second;
+      INFO("GEMV rows per block " << rows << ", gated norm's gate in the scan " << out_gate);
       auto st_on = model.make_state(2), st_off = model.make_state(2);
       Workspace<Space> ws_on, ws_off;
       model.forward(st_on, ws_on, prompt, LogitsMode::None);
@@ -335,6 +339,7 @@ TEST_CASE("default execution space: norms left to the next GEMV match the norm k
         backend::cuda::detail::DecodeSettingsScope scope;
         scope.context().gemv_norm_in = on;
         scope.context().gemv_token_rows = on ? rows : 0;
+        scope.context().scan_output_gate = out_gate;
 #else
         (void)on;
 #endif
@@ -346,8 +351,8 @@ TEST_CASE("default execution space: norms left to the next GEMV match the norm k
         const auto lon = decode(true, st_on, ws_on, next);
         fold_max_diff(lon, decode(false, st_off, ws_off, next), scale, err);
       }
-      WARN(Space::name() << " norm in the GEMVs on vs off (rows " << rows << "): max err / scale "
-                         << err / scale);
+      WARN(Space::name() << " norm in the GEMVs on vs off (rows " << rows << ", out gate "
+                         << out_gate << "): max err / scale " << err / scale);
       CHECK(scale > 0);
       CHECK(err <= 1e-4 * scale);
     }

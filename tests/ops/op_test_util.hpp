@@ -239,7 +239,7 @@ void for_each_gemv_epilogue_mode(F&& fn) {
     for (const bool on : {true, false}) {
       backend::cuda::detail::DecodeSettingsScope scope;
       scope.context().gemv_epilogues = on;
-      scope.context().gemv_norm_in = on;  // a pending input norm in the GEMV (off by default)
+      scope.context().gemv_norm_in = on;  // a pending input norm in the GEMV
       fn(on);
     }
     return;
@@ -248,10 +248,9 @@ void for_each_gemv_epilogue_mode(F&& fn) {
   fn(true);
 }
 
-/// Runs fn() with the decode fusions of session 24 switched on on a CUDA space (they are off by
-/// default until a GPU run has verified them: CudaContext::gemv_two_inputs, gemv_norm_in,
-/// gemv_swiglu_epilogue, scan_channel_gate, dependent_scan, gemv_batch_rows = 4); elsewhere
-/// fn() as it is.
+/// Runs fn() with the decode fusions switched on on a CUDA space, whatever an enclosing scope set
+/// (CudaContext::gemv_two_inputs, gemv_norm_in, gemv_swiglu_epilogue, scan_channel_gate,
+/// dependent_scan, scan_output_gate, gemv_batch_rows = 4); elsewhere fn() as it is.
 template <class Space, class F>
 void with_decode_fusions(F&& fn) {
 #if RODIMUS_CUDA_KERNELS
@@ -259,7 +258,7 @@ void with_decode_fusions(F&& fn) {
     backend::cuda::detail::DecodeSettingsScope scope;
     auto& c = scope.context();
     c.gemv_two_inputs = c.gemv_norm_in = c.gemv_swiglu_epilogue = true;
-    c.scan_channel_gate = c.dependent_scan = true;
+    c.scan_channel_gate = c.dependent_scan = c.scan_output_gate = true;
     c.gemv_batch_rows = 4;
     fn();
     return;

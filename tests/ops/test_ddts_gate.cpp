@@ -394,6 +394,99 @@ TEST_CASE("ddts_gla_scan_gated equals channel_gate_up then ddts_gla_scan",
   }
 }
 
+TEST_CASE("ddts_gla_scan_gated_norm equals ddts_gla_scan_gated then gated_rms_norm",
+          "[ops][ddts_gate][gla_scan][rms_norm]") {
+  // With GatedNorm::defer, on Kokkos::Cuda at 1 to 2 tokens, the fused decode kernel applies
+  // the gated norm's gate to its output and leaves the norm pending (NormedRows over o, for the
+  // output projection's GEMV); elsewhere the op is its parts. Read through the returned rows
+  // (written out where pending), y = RMSNorm((o + xs w_res) silu(g)) * w either way.
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  struct Case {
+    int n, E, R;
+    std::vector<int> lengths;
+    bool res;  // the residual term xs * w_res
+  };
+  const std::vector<Case> cases = {
+      {64, 4096, 32, {1}, true},                  // the 1.6B shape at batch 1
+      {64, 512, 16, {1, 1}, true},                // two sequences
+      {32, 384, 24, {2}, false},                  // two tokens of one sequence, no w_res
+      {64, 256, 32, {1, 2}, true},                // three tokens: the norm's own kernel
+      {64, 128, 32, {rng.integer(9, 30)}, true},  // longer: the parts
+  };
+  for (const auto& c : cases) {
+    const int B = static_cast<int>(c.lengths.size()), n = c.n, E = c.E, R = c.R;
+    int nt = 0;
+    for (int l : c.lengths) nt += l;
+    INFO("n=" << n << " E=" << E << " R=" << R << " tokens " << nt << " w_res " << c.res);
+    const auto q = rng.vec(std::size_t(nt) * n, -1, 1), k = rng.vec(std::size_t(nt) * n, -2, 2);
+    const auto s_raw = rng.vec(std::size_t(nt) * n, -6, 6);
+    const auto tau_raw = rng.vec(std::size_t(nt) * n, -4, 4);
+    const auto x = rng.vec(std::size_t(nt) * E, -1, 1), zr = rng.vec(std::size_t(nt) * R, -1, 1);
+    const auto w2 = rng.vec(std::size_t(E) * R, -1, 1), b2 = rng.vec(E, -1, 1);
+    const auto xs = rng.vec(std::size_t(nt) * E, -1, 1), g = rng.vec(std::size_t(nt) * E, -3, 3);
+    const auto w_res = rng.vec(E, -1, 1), w = rng.vec(E, 0.5, 1.5);
+    const auto s0 = rng.vec(std::size_t(B) * n * E, -1, 1);
+    const auto slots = test::shuffled_slots(rng, B, B);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      using CV = View2<const float, Space>;
+      test::Batch<Space> batch(c.lengths, std::vector<int>(B, 3), slots);
+      ChannelGateWeights<bf16, Space> cw;
+      cw.up.w = test::upload2<bf16, Space>(w2, E, R);
+      cw.up.b = test::upload1<Space>(b2);
+      const CV dx = test::upload2<float, Space>(x, nt, E);
+      const CV dzr = test::upload2<float, Space>(zr, nt, R);
+      const CV dxs = test::upload2<float, Space>(xs, nt, E);
+      const CV dg = test::upload2<float, Space>(g, nt, E);
+      const View1<const float, Space> dwr =
+          c.res ? test::upload1<Space>(w_res) : View1<const float, Space>();
+      const View1<const float, Space> dw = test::upload1<Space>(w);
+      bool was_pending = false;
+      auto run = [&](int mode) {  // 0: the parts, 1: the op, 2: the op, deferred
+        auto dq = test::upload2<float, Space>(q, nt, n);
+        auto dk = test::upload2<float, Space>(k, nt, n);
+        auto ds = test::upload2<float, Space>(s_raw, nt, n);
+        auto dt = test::upload2<float, Space>(tau_raw, nt, n);
+        auto da = test::upload2<float, Space>({}, nt, n);
+        auto dze = test::upload2<float, Space>({}, nt, E);
+        auto du = test::upload2<float, Space>({}, nt, E);
+        auto dout = test::upload2<float, Space>({}, nt, E);
+        auto dy = test::upload2<float, Space>({}, nt, E, 7.0);
+        auto state = test::upload3<Space>(s0, B, n, E);
+        GlaScanWorkspace<Space, float> ws;
+        const float scale = 0.125f, eps = 1e-6f, norm_eps = 1e-5f;
+        View2<const float, Space> y;
+        if (mode == 0) {
+          ddts_gla_scan_gated<RecurrentScan>(Space{}, CV(dq), CV(ds), CV(dt), dk, da, dx, cw, dzr,
+                                             dze, du, state, batch.seq, dout, scale, eps, ws);
+          gated_rms_norm(Space{}, CV(dout), dxs, dwr, dg, dw, dy, nt, norm_eps);
+          y = dy;
+        } else {
+          const NormedRows<Space> rows = ddts_gla_scan_gated_norm<RecurrentScan>(
+              Space{}, CV(dq), CV(ds), CV(dt), dk, da, dx, cw, dzr, dze, du, state, batch.seq,
+              dout, scale, eps, ws,
+              GatedNorm<Space>{dxs, dwr, dg, dw, dy, norm_eps, mode == 2});
+          if (mode == 2) was_pending = rows.pending();
+          CHECK((rows.pending() || rows.x.data() == dy.data()));
+          y = detail::materialize(Space{}, rows, nt);
+        }
+        return std::pair{test::download2(y), test::download3(state)};
+      };
+      const auto [y_p, s_p] = run(0);
+      CHECK(test::rel_err(s_p, s0) > 1e-3);
+      for (const int mode : {1, 2}) {
+        INFO("deferred " << (mode == 2));
+        std::pair<std::vector<double>, std::vector<double>> got;
+        test::with_decode_fusions<Space>([&] { got = run(mode); });
+        CHECK(test::rel_err(got.first, y_p) <= 1e-5);
+        CHECK(test::rel_err(got.second, s_p) <= 1e-6);
+      }
+      CHECK(was_pending == (is_cuda_space_v<Space> && nt <= 2));
+    });
+  }
+}
+
 TEST_CASE("ddts_gla_scan_gated rejects wrong extents", "[ops][ddts_gate][errors]") {
   test::for_each_space([&]<class Space>() {
     INFO("backend " << Space::name());

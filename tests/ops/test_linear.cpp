@@ -451,7 +451,8 @@ TEST_CASE("a deferred residual norm reaches the next sublayer's projections",
   // projection's GEMV writes z = y + r (to r for Add, to out for AddNoStore) and the norm stays
   // pending for the consumer's GEMV (here the FFN's gate / up projection). Elsewhere the call
   // is the two ops. Either way the consumer sees RMSNorm(y + r) * w and r ends as add_rms_norm
-  // leaves it.
+  // leaves it. The input x may owe its own norm (the mixer's gated norm): the same GEMV takes
+  // it (in > 256), or it is written first; the results equal those from the normalised rows.
   TestRng rng;
   RODIMUS_SEED_INFO(rng);
   struct Case {
@@ -462,7 +463,8 @@ TEST_CASE("a deferred residual norm reaches the next sublayer's projections",
   for (const auto& c : cases)
     for (const auto mode : {ResidualMode::Add, ResidualMode::AddNoStore}) {
       INFO("N=" << c.n << " in=" << c.in << " D=" << c.d << " mode " << int(mode));
-      const auto x = rng.vec(std::size_t(c.n) * c.in), w = rng.vec(std::size_t(c.d) * c.in);
+      const test::PendingNorm xn(rng, c.n, c.in);
+      const auto w = rng.vec(std::size_t(c.d) * c.in);
       const auto b = rng.vec(c.d), r0 = rng.vec(std::size_t(c.n + 1) * c.d);
       const auto nw = rng.vec(c.d, 0.5, 1.5);
       const auto wa = rng.vec(std::size_t(c.f) * c.d), wg = rng.vec(std::size_t(c.f) * c.d);
@@ -476,10 +478,12 @@ TEST_CASE("a deferred residual norm reaches the next sublayer's projections",
         fw.fc_a.w = test::upload2<bf16, Space>(wa, c.f, c.d);
         fw.fc_g.w = test::upload2<bf16, Space>(wg, c.f, c.d);
         fw.out.w = test::upload2<bf16, Space>(wo, c.d, c.f);
-        const View2<const float, Space> dx = test::upload2<float, Space>(x, c.n, c.in);
+        const View2<const float, Space> dx = test::upload2<float, Space>(xn.normed, c.n, c.in);
         const View1<const float, Space> dnw = test::upload1<Space>(nw);
         bool was_pending = false;
-        auto run = [&](bool defer) {
+        auto run = [&](bool defer, bool x_pending) {
+          const NormedRows<Space> xin = x_pending ? xn.template pending<Space>(c.n, c.in)
+                                                  : NormedRows<Space>(dx);
           auto y = test::upload2<float, Space>({}, c.n + 1, c.d, 5.0);
           auto r = test::upload2<float, Space>(r0, c.n + 1, c.d);
           auto out = test::upload2<float, Space>({}, c.n + 1, c.d, 5.0);
@@ -487,18 +491,24 @@ TEST_CASE("a deferred residual norm reaches the next sublayer's projections",
                g = test::upload2<float, Space>({}, c.n, c.f);
           auto f = test::upload2<float, Space>({}, c.n, c.d);
           const NormedRows<Space> next = linear_residual_norm(
-              Space{}, dx, lw, y, ResidualNorm<Space>{r, dnw, out, 1e-5f, mode, defer}, c.n);
+              Space{}, xin, lw, y, ResidualNorm<Space>{r, dnw, out, 1e-5f, mode, defer}, c.n);
           if (defer) was_pending = next.pending();
           swiglu_ffn(Space{}, next, fw, a, g, f, c.n);
           return std::array{test::download2(f), test::download2(r)};
         };
-        std::array<std::vector<double>, 2> got;
-        test::with_decode_fusions<Space>([&] { got = run(true); });
-        const auto want = run(false);
-        CHECK(was_pending == (is_cuda_space_v<Space> && c.n <= 2));
-        CHECK(test::rel_err(got[0], want[0]) <= 1e-5);
-        CHECK(test::rel_err(got[1], want[1]) <= 1e-6);
-        CHECK((test::rel_err(got[1], r0) > 1e-3) == (mode != ResidualMode::AddNoStore));
+        const auto want = run(false, false);
+        CHECK((test::rel_err(want[1], r0) > 1e-3) == (mode != ResidualMode::AddNoStore));
+        for (const bool x_pending : {false, true}) {
+          INFO("x owes its norm " << x_pending);
+          std::array<std::vector<double>, 2> got;
+          test::with_decode_fusions<Space>([&] { got = run(true, x_pending); });
+          CHECK(was_pending == (is_cuda_space_v<Space> && c.n <= 2));
+          CHECK(test::rel_err(got[0], want[0]) <= 1e-5);
+          CHECK(test::rel_err(got[1], want[1]) <= (x_pending ? 1e-5 : 1e-6));
+        }
+        const auto eager = run(false, true);  // the pending input written first
+        CHECK(test::rel_err(eager[0], want[0]) <= 1e-5);
+        CHECK(test::rel_err(eager[1], want[1]) <= 1e-5);
       });
     }
 }

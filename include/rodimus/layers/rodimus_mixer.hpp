@@ -68,16 +68,17 @@ NormedRows<Space> rodimus_mixer(const Space& space, const ModelConfig& cfg,
   // 4. u = sigmoid(z_r W2^T + b2) * x                            [N, E]
   // 5-7. DDTS gates a = -tau * s, k' = s^tau * k / ||k||, and the scan o_t = q_t S_t / sqrt(n)
   //      (one kernel for a CUDA decode step, u computed in it)   [N, n], [N, E]
-  ddts_gla_scan_gated<Scan>(space, CV(ws.q), CV(ws.sr), CV(ws.tr), ws.k, ws.a, CV(ws.x), mw.ch_gate,
-                            CV(ws.zr), ws.ze, ws.u, gla_state, batch, ws.o,
-                            static_cast<float>(1.0 / std::sqrt(double(cfg.mem_size()))),
-                            static_cast<float>(cfg.mixer.normalize_epsilon), ws.scan);
   // 8-9. y = rmsnorm((o + xs * w_res) * silu(g)) * w             [N, E]
-  gated_rms_norm(space, CV(ws.o), CV(ws.xs), mw.w_res, CV(ws.g), mw.act_norm, ws.ze, nt,
-                 static_cast<float>(cfg.norm_epsilon));
+  //      (a CUDA decode step: the gate in the scan kernel, the norm in step 10's GEMV)
+  GatedNorm<Space> gated{CV(ws.xs), mw.w_res, CV(ws.g), mw.act_norm, ws.ze,
+                         static_cast<float>(cfg.norm_epsilon), next && next->defer};
+  const NormedRows<Space> y = ddts_gla_scan_gated_norm<Scan>(
+      space, CV(ws.q), CV(ws.sr), CV(ws.tr), ws.k, ws.a, CV(ws.x), mw.ch_gate, CV(ws.zr), ws.ze,
+      ws.u, gla_state, batch, ws.o, static_cast<float>(1.0 / std::sqrt(double(cfg.mem_size()))),
+      static_cast<float>(cfg.mixer.normalize_epsilon), ws.scan, gated);
   // 10. out = y W_out^T                                          [N, E] -> [N, D]
-  if (next) return linear_residual_norm(space, CV(ws.ze), mw.out, out, *next, nt);
-  linear(space, CV(ws.ze), mw.out, out, nt);
+  if (next) return linear_residual_norm(space, y, mw.out, out, *next, nt);
+  linear(space, detail::materialize(space, y, nt), mw.out, out, nt);
   return NormedRows<Space>(CV(out));
 }
 

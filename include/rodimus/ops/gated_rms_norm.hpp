@@ -59,6 +59,29 @@ bool gated_rms_norm_fast(const Space& space, const View2<const float, Space>& o,
 }
 }  // namespace detail
 
+namespace detail {
+/// gated_rms_norm's checks of its operands against E = w's extent and N tokens.
+template <class Real, class Space>
+void check_gated_rms_norm_args(const View2<const Real, Space>& o,
+                               const View2<const Real, Space>& xs,
+                               const View1<const Real, Space>& w_res,
+                               const View2<const Real, Space>& g, const View1<const Real, Space>& w,
+                               const View2<Real, Space>& y, int n_tokens) {
+  const auto e = w.extent(0);
+  check_extent(o, 1, e, "gated_rms_norm: o");
+  check_extent(g, 1, e, "gated_rms_norm: g");
+  check_extent(y, 1, e, "gated_rms_norm: y");
+  if (w_res.extent(0) > 0) {
+    check_extent(w_res, 0, e, "gated_rms_norm: w_res");
+    check_extent(xs, 1, e, "gated_rms_norm: xs");
+    check_extent_at_least(xs, 0, n_tokens, "gated_rms_norm: xs");
+  }
+  check_extent_at_least(o, 0, n_tokens, "gated_rms_norm: o");
+  check_extent_at_least(g, 0, n_tokens, "gated_rms_norm: g");
+  check_extent_at_least(y, 0, n_tokens, "gated_rms_norm: y");
+}
+}  // namespace detail
+
 /// y = z / rms(z) * w with z = (o + xs * w_res) * silu(g).  Pass an empty `w_res` to skip the
 /// residual term. Real: float, or double (`gated_rms_norm<double>`).
 // o, xs, g, y: [>=N, E]; w_res, w: [E]
@@ -70,18 +93,7 @@ void gated_rms_norm(const Space& space, const View2<const std::type_identity_t<R
                     const View1<const std::type_identity_t<Real>, Space>& w,
                     const View2<std::type_identity_t<Real>, Space>& y, int n_tokens,
                     std::type_identity_t<Real> eps) {
-  const auto e = w.extent(0);
-  detail::check_extent(o, 1, e, "gated_rms_norm: o");
-  detail::check_extent(g, 1, e, "gated_rms_norm: g");
-  detail::check_extent(y, 1, e, "gated_rms_norm: y");
-  if (w_res.extent(0) > 0) {
-    detail::check_extent(w_res, 0, e, "gated_rms_norm: w_res");
-    detail::check_extent(xs, 1, e, "gated_rms_norm: xs");
-    detail::check_extent_at_least(xs, 0, n_tokens, "gated_rms_norm: xs");
-  }
-  detail::check_extent_at_least(o, 0, n_tokens, "gated_rms_norm: o");
-  detail::check_extent_at_least(g, 0, n_tokens, "gated_rms_norm: g");
-  detail::check_extent_at_least(y, 0, n_tokens, "gated_rms_norm: y");
+  detail::check_gated_rms_norm_args<Real, Space>(o, xs, w_res, g, w, y, n_tokens);
   if (n_tokens <= 0) return;
   if constexpr (std::is_same_v<Real, float>)
     if (detail::gated_rms_norm_fast(space, o, xs, w_res, g, w, y, n_tokens, eps)) return;

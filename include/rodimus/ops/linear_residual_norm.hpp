@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "rodimus/ops/linear.hpp"
 #include "rodimus/ops/normed_rows.hpp"
@@ -51,7 +52,9 @@ NormedRows<Space> residual_norm_checked(const Space& space, const View2<const fl
 }  // namespace detail
 
 /// y = x W^T + b (linear), then add_rms_norm(y, norm.r, norm.w, norm.out, n_tokens, norm.eps,
-/// norm.mode); returns the rows the next sublayer reads, {out} (normalised).
+/// norm.mode); returns the rows the next sublayer reads, {out} (normalised). x may owe its own
+/// norm (NormedRows: the mixer's gated norm, ddts_gla_scan_gated_norm): the GEMV below takes
+/// it, or it is written to x.out first.
 /// With norm.defer, on Kokkos::Cuda, at 1 to 2 tokens (backend::cuda::kGemvNormInMaxTokens),
 /// modes Add and AddNoStore, bf16 / fp16 weights, dense operands, 16-byte aligned rows and
 /// CudaContext::gemv_norm_in on: one GEMV launch that writes z = y + r (to r for Add, to out for
@@ -59,37 +62,44 @@ NormedRows<Space> residual_norm_checked(const Space& space, const View2<const fl
 /// pending: the consumer's GEMV takes it, or writes it to out (detail::materialize).
 // x: [>=N, in]; y: [>=N, D]
 template <class Space, StorageType W>
-NormedRows<Space> linear_residual_norm(const Space& space, const View2<const float, Space>& x,
+NormedRows<Space> linear_residual_norm(const Space& space,
+                                       const std::type_identity_t<NormedRows<Space>>& x,
                                        const LinearWeights<W, Space>& lw,
                                        const View2<float, Space>& y,
                                        const ResidualNorm<Space>& norm, int n_tokens) {
-  detail::check_linear_args<Space, W>(x, lw, y, n_tokens);
+  detail::check_linear_args<Space, W>(x.x, lw, y, n_tokens);
+  detail::check_normed_rows(x, lw.in_features(), n_tokens, "linear_residual_norm: x");
   const auto d = norm.w.extent(0);
   detail::check_extent(y, 1, d, "linear_residual_norm: y");
   detail::check_residual_norm(norm, d, n_tokens);
   using CV = View2<const float, Space>;
   if (n_tokens <= 0) return NormedRows<Space>(CV(norm.out));
+  // an input norm no GEMV here can take is written first
+  const NormedRows<Space> xr = detail::cuda_input_norm(x, lw.in_features(), n_tokens).w
+                                   ? x
+                                   : NormedRows<Space>(detail::materialize(space, x, n_tokens));
   if constexpr (is_cuda_space_v<Space>) {
     namespace bc = backend::cuda;
     const bool add = norm.mode == ResidualMode::Add;
     if (norm.defer && (add || norm.mode == ResidualMode::AddNoStore) &&
         n_tokens <= bc::kGemvNormInMaxTokens && bc::gemv_fusion_enabled(bc::GemvFusion::NormIn)) {
       const auto z = add ? norm.r : norm.out;
-      auto ps = detail::cuda_projections(x, std::array{&lw}, std::array{z}, n_tokens);
+      auto ps = detail::cuda_projections(xr.x, std::array{&lw}, std::array{z}, n_tokens);
       const NormedRows<Space> pending(CV(z), norm.w, norm.eps, norm.out);
       const bc::InputNorm in_norm = detail::cuda_input_norm(pending, static_cast<int>(d), n_tokens);
+      const bc::InputNorm x_norm = detail::cuda_input_norm(xr, lw.in_features(), n_tokens);
       if (ps.dense == 1 && ps.gemv == 1 && norm.r.stride(1) == 1 && in_norm.w &&
           z.stride(0) % 4 == 0 && bc::aligned16(z.data())) {
         ps.proj[0].res = norm.r.data();
         ps.proj[0].ldres = static_cast<std::int64_t>(norm.r.stride(0));
-        detail::cuda_linear_launch<Space, W>(space, true, x.data(),
-                                             static_cast<std::int64_t>(x.stride(0)), ps.proj.data(),
-                                             1, n_tokens, lw.in_features());
+        detail::cuda_linear_launch<Space, W>(
+            space, true, xr.x.data(), static_cast<std::int64_t>(xr.x.stride(0)), ps.proj.data(), 1,
+            n_tokens, lw.in_features(), nullptr, 0, x_norm.w ? &x_norm : nullptr);
         return pending;
       }
     }
   }
-  detail::linear_checked(space, x, lw, y, n_tokens);
+  detail::linear_checked(space, detail::materialize(space, xr, n_tokens), lw, y, n_tokens);
   return detail::residual_norm_checked(space, CV(y), norm, n_tokens);
 }
 

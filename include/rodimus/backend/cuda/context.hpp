@@ -118,6 +118,11 @@ struct CudaContext {
   /// (ddts_gla_scan_gated: u from z_r, no launch of its own). Off: the GEMV with the product as
   /// epilogue, then the scan (for A/B benchmarks).
   bool scan_channel_gate = true;
+  /// The decode scan applies the gate of the mixer's gated RMSNorm to its output, and the
+  /// output projection's GEMV the norm (ddts_gla_scan_gated with a GatedNorm to defer): no
+  /// gated-norm kernel (one CTA per token) at 1 to 2 tokens, with gemv_norm_in. Off: the
+  /// gated-norm kernel (for A/B benchmarks).
+  bool scan_output_gate = true;
   /// What the kernels launched on each stream wrote that a kernel launched next may not read
   /// before its wait (launch_order.hpp): the decode scan's states, the decode attention's cache
   /// rows. launch_dependent() records every dependent launch.
@@ -227,7 +232,7 @@ class OperandPrecisionScope {
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
 /// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
 /// gemv_two_inputs, gemv_norm_in, gemv_batch_rows, gemv_token_rows, dependent_scan,
-/// scan_channel_gate) and restores them at the end of the scope: tests and benchmarks change them
+/// scan_channel_gate, scan_output_gate) and restores them at the end of the scope: tests and benchmarks change them
 /// inside one.
 class DecodeSettingsScope {
  public:
@@ -244,7 +249,8 @@ class DecodeSettingsScope {
         batch_rows_(ctx_.gemv_batch_rows),
         token_rows_(ctx_.gemv_token_rows),
         scan_(ctx_.dependent_scan),
-        scan_gate_(ctx_.scan_channel_gate) {}
+        scan_gate_(ctx_.scan_channel_gate),
+        out_gate_(ctx_.scan_output_gate) {}
   ~DecodeSettingsScope() {
     ctx_.one_kernel_decode_attention = one_kernel_;
     ctx_.decode_attention_ctas_per_sm = ctas_;
@@ -258,6 +264,7 @@ class DecodeSettingsScope {
     ctx_.gemv_token_rows = token_rows_;
     ctx_.dependent_scan = scan_;
     ctx_.scan_channel_gate = scan_gate_;
+    ctx_.scan_output_gate = out_gate_;
   }
   DecodeSettingsScope(const DecodeSettingsScope&) = delete;
   DecodeSettingsScope& operator=(const DecodeSettingsScope&) = delete;
@@ -269,7 +276,7 @@ class DecodeSettingsScope {
   int ctas_;
   bool trigger_, norms_, epilogues_, swiglu_, two_inputs_, norm_in_;
   int batch_rows_, token_rows_;
-  bool scan_, scan_gate_;
+  bool scan_, scan_gate_, out_gate_;
 };
 
 }  // namespace rodimus::backend::cuda::detail

@@ -546,7 +546,9 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
 ///   TwoInputs       linear_two_inputs shares one GEMV launch between its inputs (gemv_two_inputs)
 ///   NormIn          the pre-norm of a projection's input in its GEMV (InputNorm), the residual
 ///                   add in the GEMV before it (Projection::res) (gemv_norm_in)
-enum class GemvFusion { Epilogues, SwigluEpilogue, TwoInputs, NormIn };
+///   GatedNormIn     NormIn for the Rodimus mixer's gated norm too: its gate applied by the
+///                   decode scan (ScanOutputGate) (gemv_norm_in and scan_output_gate)
+enum class GemvFusion { Epilogues, SwigluEpilogue, TwoInputs, NormIn, GatedNormIn };
 
 /// Whether fusion f is on for the calling thread's CUDA context; false without CUDA kernels.
 inline bool gemv_fusion_enabled([[maybe_unused]] GemvFusion f) {
@@ -561,6 +563,8 @@ inline bool gemv_fusion_enabled([[maybe_unused]] GemvFusion f) {
       return ctx.gemv_two_inputs;
     case GemvFusion::NormIn:
       return ctx.gemv_norm_in;
+    case GemvFusion::GatedNormIn:
+      return ctx.gemv_norm_in && ctx.scan_output_gate;
   }
 #endif
   return false;

@@ -827,6 +827,22 @@ struct RecurrentU {
   }
 };
 
+/// The recurrent kernel's output: o[r, e] = v, the scaled product scale q_t S_t, as Tout. An
+/// output policy is copied into the kernel; prefetch(e, col) runs before the kernel waits for
+/// the one before it (operands that are no earlier kernel's output) and operator() stores
+/// token r's value of column e (called by one thread per column).
+template <class Tout>
+struct RecurrentOut {
+  Tout* o;
+  __device__ void prefetch(int, bool) {}
+  __device__ void operator()(std::int64_t r, int e, int E, float v) const {
+    if constexpr (std::is_same_v<Tout, float>)
+      o[r * E + e] = v;
+    else
+      o[r * E + e] = __float2bfloat16_rn(v);
+  }
+};
+
 /// Shared floats the recurrent kernel keeps for its u policy (RecurrentU::kShared and the
 /// others' must fit).
 inline constexpr int kRecurrentUShared = 64;
@@ -838,12 +854,13 @@ inline constexpr int kRecurrentUShared = 64;
 /// coalesced across the block); q, k and the decays of each token go through shared memory
 /// (dynamic: 3 N + 224 floats, see recurrent_shared_bytes), put there by `in`
 /// (RecurrentInputs, or DdtsRecurrentInputs with the gates fused); u comes from the policy UIn
-/// (RecurrentU, or the channel gate computed on the way). RG = 4 when one sequence's
+/// (RecurrentU, or the channel gate computed on the way); the output goes through the policy Out
+/// (RecurrentOut, or the gated norm's gate applied on the way). RG = 4 when one sequence's
 /// 128-column CTAs would leave most SMs idle (a decode step at batch 1: 128 CTAs instead of
 /// 32); the RG partial dot products of a column are summed in shared memory.
-template <int N, int RG, class Inputs, class UIn, class Tout>
+template <int N, int RG, class Inputs, class UIn, class Out>
 __global__ void __launch_bounds__(128)
-    gla_recurrent_kernel(const Inputs in, UIn uin, float* __restrict__ state, Tout* __restrict__ o,
+    gla_recurrent_kernel(const Inputs in, UIn uin, float* __restrict__ state, Out out,
                          const int* __restrict__ offsets, const int* __restrict__ slots, int T,
                          int E, float scale) {
   static_assert(RG >= 1 && 128 % RG == 0 && N % RG == 0);
@@ -872,6 +889,7 @@ __global__ void __launch_bounds__(128)
   // but this kernel's (its previous launch, which lets no successor start before it ends).
   // The inputs come after the wait.
   uin.prefetch(e, col);
+  out.prefetch(e, col);
   grid_dependency_wait();
   for (int t = 0; t < len; ++t) {
     const std::int64_t r = row0 + t;
@@ -895,12 +913,7 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
       for (int gg = 0; gg < RG; ++gg) acc += red[gg * CW + cl];
     }
-    if (col && g == 0) {
-      if constexpr (std::is_same_v<Tout, float>)
-        o[r * E + e] = scale * acc;
-      else
-        o[r * E + e] = __float2bfloat16_rn(scale * acc);
-    }
+    if (col && g == 0) out(r, e, E, scale * acc);
   }
   if (col) {
 #pragma unroll
@@ -920,18 +933,18 @@ inline int recurrent_row_groups(int B, int E, int sms) {
 }
 
 /// Launches the recurrent kernel for B sequences (grid and shared memory as it needs).
-template <int N, class Inputs, class UIn, class Tout, class Launch>
+template <int N, class Inputs, class UIn, class Out, class Launch>
 void launch_recurrent(const Launch& launch, int row_groups, const Inputs& in, const UIn& uin,
-                      float* state, Tout* o, const int* offsets, const int* slots, int B, int T,
-                      int E, float scale) {
+                      float* state, const Out& out, const int* offsets, const int* slots, int B,
+                      int T, int E, float scale) {
   if (row_groups == 4)
-    launch(gla_recurrent_kernel<N, 4, Inputs, UIn, Tout>,
+    launch(gla_recurrent_kernel<N, 4, Inputs, UIn, Out>,
            dim3(static_cast<unsigned>((E + 31) / 32), static_cast<unsigned>(B)), dim3(128),
-           recurrent_shared_bytes(N), in, uin, state, o, offsets, slots, T, E, scale);
+           recurrent_shared_bytes(N), in, uin, state, out, offsets, slots, T, E, scale);
   else
-    launch(gla_recurrent_kernel<N, 1, Inputs, UIn, Tout>,
+    launch(gla_recurrent_kernel<N, 1, Inputs, UIn, Out>,
            dim3(static_cast<unsigned>((E + 127) / 128), static_cast<unsigned>(B)), dim3(128),
-           recurrent_shared_bytes(N), in, uin, state, o, offsets, slots, T, E, scale);
+           recurrent_shared_bytes(N), in, uin, state, out, offsets, slots, T, E, scale);
 }
 
 // ---- The split schedule (long sequences) -------------------------------------------------
@@ -1321,7 +1334,8 @@ void launch_plan(const Launch& launch, const GlaChunkScanPlan& plan, const Tin* 
                  const int* slots, int B, int T, int E, float scale, void* workspace) {
   if (plan.recurrent) {
     launch_recurrent<N>(launch, plan.row_groups, RecurrentInputs<N, Tin>{q, k, a},
-                        RecurrentU<Tin>{u}, state, o, offsets, slots, B, T, E, scale);
+                        RecurrentU<Tin>{u}, state, RecurrentOut<Tout>{o}, offsets, slots, B, T,
+                        E, scale);
   } else if (plan.split) {
     if (plan.column_tile == 128)
       launch_split<N, C, 128, P>(launch, q, k, a, u, state, o, offsets, slots, B, T, E, scale,

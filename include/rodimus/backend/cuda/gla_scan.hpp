@@ -20,6 +20,16 @@
 
 namespace rodimus::backend::cuda {
 
+/// The gate of the Rodimus mixer's gated RMSNorm (SPEC 2 step 8) for the decode scan to apply
+/// to its output: o becomes z = (o + xs * w_res) * silu(g), the norm's input.
+// xs, g: [>=N, E]; w_res: [E] (empty: no residual term)
+template <class Space>
+struct ScanOutputGate {
+  View2<const float, Space> xs;
+  View1<const float, Space> w_res;
+  View2<const float, Space> g;
+};
+
 /// True when the tensor-core kernel takes a state of height `n` and width `e`.
 inline bool gla_chunk_scan_supports(int n, std::int64_t e) {
   return (n == 32 || n == 64 || n == 128) && e > 0 && e % 64 == 0;
@@ -156,15 +166,40 @@ struct ChannelGateU {
   }
 };
 
-/// ddts_gla_scan_cuda's launch with the u policy `uin` (the checks of q, k, the gates, o and the
-/// state done here; the policy's operands checked by the caller).
-template <class Space, class UIn>
+/// The recurrent kernel's output with the gate of the mixer's gated RMSNorm applied (SPEC 2
+/// step 8): o[r, e] = (v + xs[r, e] w_res[e]) silu(g[r, e]), gated_rms_norm's z (rms_norm.hpp's
+/// kernel: the same operations), the norm itself left to the output projection's GEMV. w_res
+/// (when the model has it) is loaded before the kernel waits.
+struct GatedOut {
+  float* o;  // [tokens, E]
+  const float* xs;  // [tokens, E], row stride ldxs; null: no residual term
+  std::int64_t ldxs;
+  const float* w_res;  // [E]
+  const float* g;      // [tokens, E], row stride ldg
+  std::int64_t ldg;
+  float wr = 0.f;
+
+  __device__ void prefetch(int e, bool col) {
+    if (col && xs) wr = w_res[e];
+  }
+  __device__ void operator()(std::int64_t r, int e, int E, float v) const {
+    float z = v;
+    if (xs) z += xs[r * ldxs + e] * wr;
+    o[r * E + e] = z * rodimus::detail::silu(g[r * ldg + e]);
+  }
+};
+
+/// ddts_gla_scan_cuda's launch with the u policy `uin` and the output policy `out` writing
+/// o's rows (the checks of q, k, the gates, o and the state done here; the policies' other
+/// operands checked by the caller).
+template <class Space, class UIn, class Out = RecurrentOut<float>>
 bool ddts_gla_scan_launch(const Space& space, const View2<const float, Space>& q,
                           const View2<const float, Space>& k,
                           const View2<const float, Space>& s_raw,
                           const View2<const float, Space>& tau_raw, const UIn& uin,
                           const View3<float, Space>& state, const SeqBatch<Space>& batch,
-                          const View2<float, Space>& o, float scale, float eps) {
+                          const View2<float, Space>& o, float scale, float eps,
+                          Out out = {nullptr}) {
   const int n = static_cast<int>(q.extent(1));
   const auto e = static_cast<std::int64_t>(o.extent(1));
   auto st = [](const auto& v, int d) { return static_cast<std::int64_t>(v.stride(d)); };
@@ -172,6 +207,7 @@ bool ddts_gla_scan_launch(const Space& space, const View2<const float, Space>& q
     return st(v, 1) == 1 && st(v, 0) == static_cast<std::int64_t>(v.extent(1));
   };
   const int B = batch.num_seqs, E = static_cast<int>(e);
+  out.o = o.data();
   if (!gla_chunk_scan_supports(n, e) || !dense(q) || !dense(k) || !dense(s_raw) ||
       !dense(tau_raw) || !dense(o) || st(state, 2) != 1 || st(state, 1) != e ||
       st(state, 0) != std::int64_t(n) * e ||
@@ -200,7 +236,7 @@ bool ddts_gla_scan_launch(const Space& space, const View2<const float, Space>& q
   const int groups = recurrent_row_groups(B, E, multiprocessors());
   auto go = [&]<int N>() {
     const DdtsRecurrentInputs<N> in{q.data(), k.data(), s_raw.data(), tau_raw.data(), eps};
-    launch_recurrent<N>(launch, groups, in, uin, state.data(), o.data(), batch.offsets.data(),
+    launch_recurrent<N>(launch, groups, in, uin, state.data(), out, batch.offsets.data(),
                         batch.slot.data(), B, 0, E, scale);
   };
   Kokkos::Profiling::pushRegion("rodimus::ddts_gla_scan.cuda_recurrent");  // for profilers
@@ -245,7 +281,9 @@ bool ddts_gla_scan_cuda([[maybe_unused]] const Space& space,
 
 /// ddts_gla_scan_cuda with u = sigmoid(z_r W2^T + b2) * x, the channel gate's up-projection and
 /// product computed in the recurrent kernel (ChannelGateU): bf16 / fp16 W2 of R <= 64 (R % 8
-/// == 0), CudaContext::scan_channel_gate on. False (nothing done) otherwise.
+/// == 0), CudaContext::scan_channel_gate on. With `gate`, o gets the gated norm's input
+/// z = (o + xs * w_res) * silu(g) instead (GatedOut; unit-stride rows of xs, g and w_res).
+/// False (nothing done) otherwise.
 // x: [>=N, E]; z_r: [>=N, R]; w2: [E, R]; b2: [E] or empty
 template <class Space, StorageType W>
 bool ddts_gla_scan_gated_cuda([[maybe_unused]] const Space& space,
@@ -260,7 +298,8 @@ bool ddts_gla_scan_gated_cuda([[maybe_unused]] const Space& space,
                               [[maybe_unused]] const View3<float, Space>& state,
                               [[maybe_unused]] const SeqBatch<Space>& batch,
                               [[maybe_unused]] const View2<float, Space>& o,
-                              [[maybe_unused]] float scale, [[maybe_unused]] float eps) {
+                              [[maybe_unused]] float scale, [[maybe_unused]] float eps,
+                              [[maybe_unused]] const ScanOutputGate<Space>* gate = nullptr) {
 #if RODIMUS_CUDA_KERNELS
   if constexpr (is_cuda_space_v<Space> && !std::is_same_v<W, float>) {
     const auto r = static_cast<std::int64_t>(w2.extent(1));
@@ -279,8 +318,20 @@ bool ddts_gla_scan_gated_cuda([[maybe_unused]] const Space& space,
     uin.r = static_cast<int>(r);
     uin.tpr = 1;
     while (uin.tpr < uin.r / 8) uin.tpr *= 2;
+    if (!gate)
+      return detail::ddts_gla_scan_launch(space, q, k, s_raw, tau_raw, uin, state, batch, o,
+                                          scale, eps);
+    const bool res = gate->w_res.extent(0) > 0;
+    if (gate->g.stride(1) != 1 || (res && (gate->xs.stride(1) != 1 || gate->w_res.stride(0) != 1)))
+      return false;
+    detail::GatedOut out{};
+    out.xs = res ? gate->xs.data() : nullptr;
+    out.ldxs = res ? static_cast<std::int64_t>(gate->xs.stride(0)) : 0;
+    out.w_res = res ? gate->w_res.data() : nullptr;
+    out.g = gate->g.data();
+    out.ldg = static_cast<std::int64_t>(gate->g.stride(0));
     return detail::ddts_gla_scan_launch(space, q, k, s_raw, tau_raw, uin, state, batch, o, scale,
-                                        eps);
+                                        eps, out);
   }
 #endif
   return false;
