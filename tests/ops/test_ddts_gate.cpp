@@ -11,6 +11,46 @@ namespace {
 // softplus / sigmoid / exp(tau log s) / the L2 norm: each a few fp32 roundings (the pow form
 // amplifies log's rounding by tau < 1, so no loss there).
 constexpr double kTol = 1e-5;
+
+/// Random operands of ddts_gla_scan_gated for nt tokens of state height n, width E and channel
+/// gate rank R.
+struct GatedScanInputs {
+  int n, E, R, nt;
+  std::vector<double> q, k, s_raw, tau_raw, x, zr, w2, b2;
+
+  GatedScanInputs(TestRng& rng, int n_, int E_, int R_, int nt_)
+      : n(n_), E(E_), R(R_), nt(nt_) {
+    const auto tn = std::size_t(nt) * n, te = std::size_t(nt) * E;
+    q = rng.vec(tn, -1, 1), k = rng.vec(tn, -2, 2);
+    s_raw = rng.vec(tn, -6, 6), tau_raw = rng.vec(tn, -4, 4);
+    x = rng.vec(te, -1, 1), zr = rng.vec(std::size_t(nt) * R, -1, 1);
+    w2 = rng.vec(std::size_t(E) * R, -1, 1), b2 = rng.vec(E, -1, 1);
+  }
+
+  /// The operands on Space (fresh: the parts overwrite k), with zeroed a, z_e, u and o.
+  template <class Space>
+  struct OnSpace {
+    ChannelGateWeights<bf16, Space> cw;
+    View2<float, Space> q, k, s_raw, tau_raw, a, x, zr, ze, u, o;
+  };
+  template <class Space>
+  OnSpace<Space> upload() const {
+    OnSpace<Space> d;
+    d.cw.up.w = test::upload2<bf16, Space>(w2, E, R);
+    d.cw.up.b = test::upload1<Space>(b2);
+    d.q = test::upload2<float, Space>(q, nt, n);
+    d.k = test::upload2<float, Space>(k, nt, n);
+    d.s_raw = test::upload2<float, Space>(s_raw, nt, n);
+    d.tau_raw = test::upload2<float, Space>(tau_raw, nt, n);
+    d.a = test::upload2<float, Space>({}, nt, n);
+    d.x = test::upload2<float, Space>(x, nt, E);
+    d.zr = test::upload2<float, Space>(zr, nt, R);
+    d.ze = test::upload2<float, Space>({}, nt, E);
+    d.u = test::upload2<float, Space>({}, nt, E);
+    d.o = test::upload2<float, Space>({}, nt, E);
+    return d;
+  }
+};
 }  // namespace
 
 TEST_CASE("ddts_gate matches the fp64 reference", "[ops][ddts_gate]") {
@@ -346,42 +386,27 @@ TEST_CASE("ddts_gla_scan_gated equals channel_gate_up then ddts_gla_scan",
     int nt = 0;
     for (int l : c.lengths) nt += l;
     INFO("n=" << n << " E=" << E << " R=" << R << " tokens " << nt);
-    const auto q = rng.vec(std::size_t(nt) * n, -1, 1), k = rng.vec(std::size_t(nt) * n, -2, 2);
-    const auto s_raw = rng.vec(std::size_t(nt) * n, -6, 6);
-    const auto tau_raw = rng.vec(std::size_t(nt) * n, -4, 4);
-    const auto x = rng.vec(std::size_t(nt) * E, -1, 1), zr = rng.vec(std::size_t(nt) * R, -1, 1);
-    const auto w2 = rng.vec(std::size_t(E) * R, -1, 1), b2 = rng.vec(E, -1, 1);
+    const GatedScanInputs in(rng, n, E, R, nt);
     const auto s0 = rng.vec(std::size_t(B + 1) * n * E, -1, 1);
     test::for_each_space([&]<class Space>() {
       INFO("backend " << Space::name());
       using CV = View2<const float, Space>;
       test::Batch<Space> batch(c.lengths, std::vector<int>(B, 3), slots);
-      ChannelGateWeights<bf16, Space> cw;
-      cw.up.w = test::upload2<bf16, Space>(w2, E, R);
-      cw.up.b = test::upload1<Space>(b2);
-      const CV dx = test::upload2<float, Space>(x, nt, E);
-      const CV dzr = test::upload2<float, Space>(zr, nt, R);
       auto run = [&](bool fused) {
-        auto dq = test::upload2<float, Space>(q, nt, n);
-        auto dk = test::upload2<float, Space>(k, nt, n);
-        auto ds = test::upload2<float, Space>(s_raw, nt, n);
-        auto dt = test::upload2<float, Space>(tau_raw, nt, n);
-        auto da = test::upload2<float, Space>({}, nt, n);
-        auto dze = test::upload2<float, Space>({}, nt, E);
-        auto du = test::upload2<float, Space>({}, nt, E);
-        auto dout = test::upload2<float, Space>({}, nt, E);
+        auto d = in.upload<Space>();
         auto state = test::upload3<Space>(s0, B + 1, n, E);
         GlaScanWorkspace<Space, float> ws;
         const float scale = 0.2f, eps = 1e-6f;
         if (fused) {
-          ddts_gla_scan_gated<RecurrentScan>(Space{}, CV(dq), CV(ds), CV(dt), dk, da, dx, cw, dzr,
-                                             dze, du, state, batch.seq, dout, scale, eps, ws);
+          ddts_gla_scan_gated<RecurrentScan>(Space{}, CV(d.q), CV(d.s_raw), CV(d.tau_raw), d.k,
+                                             d.a, CV(d.x), d.cw, CV(d.zr), d.ze, d.u, state,
+                                             batch.seq, d.o, scale, eps, ws);
         } else {
-          channel_gate_up(Space{}, dx, cw, dzr, dze, du, nt);
-          ddts_gla_scan<RecurrentScan>(Space{}, CV(dq), CV(ds), CV(dt), dk, da, CV(du), state,
-                                       batch.seq, dout, scale, eps, ws);
+          channel_gate_up(Space{}, CV(d.x), d.cw, CV(d.zr), d.ze, d.u, nt);
+          ddts_gla_scan<RecurrentScan>(Space{}, CV(d.q), CV(d.s_raw), CV(d.tau_raw), d.k, d.a,
+                                       CV(d.u), state, batch.seq, d.o, scale, eps, ws);
         }
-        return std::pair{test::download2(dout), test::download3(state)};
+        return std::pair{test::download2(d.o), test::download3(state)};
       };
       std::pair<std::vector<double>, std::vector<double>> fused;
       test::with_decode_fusions<Space>([&] { fused = run(true); });
@@ -419,11 +444,7 @@ TEST_CASE("ddts_gla_scan_gated_norm equals ddts_gla_scan_gated then gated_rms_no
     int nt = 0;
     for (int l : c.lengths) nt += l;
     INFO("n=" << n << " E=" << E << " R=" << R << " tokens " << nt << " w_res " << c.res);
-    const auto q = rng.vec(std::size_t(nt) * n, -1, 1), k = rng.vec(std::size_t(nt) * n, -2, 2);
-    const auto s_raw = rng.vec(std::size_t(nt) * n, -6, 6);
-    const auto tau_raw = rng.vec(std::size_t(nt) * n, -4, 4);
-    const auto x = rng.vec(std::size_t(nt) * E, -1, 1), zr = rng.vec(std::size_t(nt) * R, -1, 1);
-    const auto w2 = rng.vec(std::size_t(E) * R, -1, 1), b2 = rng.vec(E, -1, 1);
+    const GatedScanInputs in(rng, n, E, R, nt);
     const auto xs = rng.vec(std::size_t(nt) * E, -1, 1), g = rng.vec(std::size_t(nt) * E, -3, 3);
     const auto w_res = rng.vec(E, -1, 1), w = rng.vec(E, 0.5, 1.5);
     const auto s0 = rng.vec(std::size_t(B) * n * E, -1, 1);
@@ -432,11 +453,6 @@ TEST_CASE("ddts_gla_scan_gated_norm equals ddts_gla_scan_gated then gated_rms_no
       INFO("backend " << Space::name());
       using CV = View2<const float, Space>;
       test::Batch<Space> batch(c.lengths, std::vector<int>(B, 3), slots);
-      ChannelGateWeights<bf16, Space> cw;
-      cw.up.w = test::upload2<bf16, Space>(w2, E, R);
-      cw.up.b = test::upload1<Space>(b2);
-      const CV dx = test::upload2<float, Space>(x, nt, E);
-      const CV dzr = test::upload2<float, Space>(zr, nt, R);
       const CV dxs = test::upload2<float, Space>(xs, nt, E);
       const CV dg = test::upload2<float, Space>(g, nt, E);
       const View1<const float, Space> dwr =
@@ -444,28 +460,22 @@ TEST_CASE("ddts_gla_scan_gated_norm equals ddts_gla_scan_gated then gated_rms_no
       const View1<const float, Space> dw = test::upload1<Space>(w);
       bool was_pending = false;
       auto run = [&](int mode) {  // 0: the parts, 1: the op, 2: the op, deferred
-        auto dq = test::upload2<float, Space>(q, nt, n);
-        auto dk = test::upload2<float, Space>(k, nt, n);
-        auto ds = test::upload2<float, Space>(s_raw, nt, n);
-        auto dt = test::upload2<float, Space>(tau_raw, nt, n);
-        auto da = test::upload2<float, Space>({}, nt, n);
-        auto dze = test::upload2<float, Space>({}, nt, E);
-        auto du = test::upload2<float, Space>({}, nt, E);
-        auto dout = test::upload2<float, Space>({}, nt, E);
+        auto d = in.upload<Space>();
         auto dy = test::upload2<float, Space>({}, nt, E, 7.0);
         auto state = test::upload3<Space>(s0, B, n, E);
         GlaScanWorkspace<Space, float> ws;
         const float scale = 0.125f, eps = 1e-6f, norm_eps = 1e-5f;
         View2<const float, Space> y;
         if (mode == 0) {
-          ddts_gla_scan_gated<RecurrentScan>(Space{}, CV(dq), CV(ds), CV(dt), dk, da, dx, cw, dzr,
-                                             dze, du, state, batch.seq, dout, scale, eps, ws);
-          gated_rms_norm(Space{}, CV(dout), dxs, dwr, dg, dw, dy, nt, norm_eps);
+          ddts_gla_scan_gated<RecurrentScan>(Space{}, CV(d.q), CV(d.s_raw), CV(d.tau_raw), d.k,
+                                             d.a, CV(d.x), d.cw, CV(d.zr), d.ze, d.u, state,
+                                             batch.seq, d.o, scale, eps, ws);
+          gated_rms_norm(Space{}, CV(d.o), dxs, dwr, dg, dw, dy, nt, norm_eps);
           y = dy;
         } else {
           const NormedRows<Space> rows = ddts_gla_scan_gated_norm<RecurrentScan>(
-              Space{}, CV(dq), CV(ds), CV(dt), dk, da, dx, cw, dzr, dze, du, state, batch.seq,
-              dout, scale, eps, ws,
+              Space{}, CV(d.q), CV(d.s_raw), CV(d.tau_raw), d.k, d.a, CV(d.x), d.cw, CV(d.zr),
+              d.ze, d.u, state, batch.seq, d.o, scale, eps, ws,
               GatedNorm<Space>{dxs, dwr, dg, dw, dy, norm_eps, mode == 2});
           if (mode == 2) was_pending = rows.pending();
           CHECK((rows.pending() || rows.x.data() == dy.data()));
