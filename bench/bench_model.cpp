@@ -205,7 +205,8 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 /// norms between sublayers in the GEMVs around them (gemv_norm_in, session 28), the GEMV's rows
 /// per block at 1-2 tokens (gemv_token_rows, -1: the default; 0: the earlier rule), the gated
 /// norm's gate in the decode scan and its norm in the output projection (scan_output_gate,
-/// session 29).
+/// session 29), 8 rows per block for GEMVs with an input norm down to one block per SM
+/// (gemv_norm_in_rows8, session 29).
 struct DecodeKnobs {
   int attention_ctas_per_sm = 0;
   bool gemv_early_trigger = true;
@@ -219,6 +220,7 @@ struct DecodeKnobs {
   bool gemv_norm_in = true;
   int gemv_token_rows = -1;
   bool scan_output_gate = true;
+  bool gemv_norm_in_rows8 = true;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -238,6 +240,7 @@ struct KnobScope {
     ctx.gemv_norm_in = k->gemv_norm_in;
     if (k->gemv_token_rows >= 0) ctx.gemv_token_rows = k->gemv_token_rows;
     ctx.scan_output_gate = k->scan_output_gate;
+    ctx.gemv_norm_in_rows8 = k->gemv_norm_in_rows8;
     if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
   }
   backend::cuda::detail::DecodeSettingsScope scope;
@@ -420,6 +423,9 @@ void register_shape(const Shape& s) {
         {"rows:4", {0, true, true, true, true, true, 0, true, true, true, 0}, {1, 2}},
         {"norm_in:off,rows:4", {0, true, true, true, true, true, 0, true, true, false, 0}, {1, 2}},
         {"out_gate:off", {0, true, true, true, true, true, 0, true, true, true, -1, false}, {1, 2}},
+        {"norm_rows8:off",
+         {0, true, true, true, true, true, 0, true, true, true, -1, true, false},
+         {1, 2}},
         {"fusions:off",
          {0, true, true, true, false, false, 2, false, false, false, 0, false},
          {1, 4, 16}},

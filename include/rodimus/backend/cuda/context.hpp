@@ -110,6 +110,11 @@ struct CudaContext {
   /// L2); 0: the earlier rule of launch_gemv (8 rows only for the LM head, else 4 rows and two
   /// slices in flight), for A/B benchmarks.
   int gemv_token_rows = 8;
+  /// With gemv_token_rows = 8, a GEMV that takes an input norm keeps 8 rows per block down to one
+  /// block per SM (not two): its blocks also read the input and the norm weight from L2, which
+  /// 4 rows would double (the mixer's output projection: 2048 rows of 4096 inputs). Off: the
+  /// plain rule (for A/B benchmarks).
+  bool gemv_norm_in_rows8 = true;
   /// The decode scan (ddts_gla_scan's recurrent kernel) as a programmatic dependent launch that
   /// loads its states before waiting for the kernel before. Off: a normal launch (for A/B
   /// benchmarks).
@@ -231,8 +236,8 @@ class OperandPrecisionScope {
 
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
 /// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
-/// gemv_two_inputs, gemv_norm_in, gemv_batch_rows, gemv_token_rows, dependent_scan,
-/// scan_channel_gate, scan_output_gate) and restores them at the end of the scope: tests and benchmarks change them
+/// gemv_two_inputs, gemv_norm_in, gemv_batch_rows, gemv_token_rows, gemv_norm_in_rows8,
+/// dependent_scan, scan_channel_gate, scan_output_gate) and restores them at the end of the scope: tests and benchmarks change them
 /// inside one.
 class DecodeSettingsScope {
  public:
@@ -248,6 +253,7 @@ class DecodeSettingsScope {
         norm_in_(ctx_.gemv_norm_in),
         batch_rows_(ctx_.gemv_batch_rows),
         token_rows_(ctx_.gemv_token_rows),
+        norm_rows8_(ctx_.gemv_norm_in_rows8),
         scan_(ctx_.dependent_scan),
         scan_gate_(ctx_.scan_channel_gate),
         out_gate_(ctx_.scan_output_gate) {}
@@ -262,6 +268,7 @@ class DecodeSettingsScope {
     ctx_.gemv_norm_in = norm_in_;
     ctx_.gemv_batch_rows = batch_rows_;
     ctx_.gemv_token_rows = token_rows_;
+    ctx_.gemv_norm_in_rows8 = norm_rows8_;
     ctx_.dependent_scan = scan_;
     ctx_.scan_channel_gate = scan_gate_;
     ctx_.scan_output_gate = out_gate_;
@@ -276,7 +283,7 @@ class DecodeSettingsScope {
   int ctas_;
   bool trigger_, norms_, epilogues_, swiglu_, two_inputs_, norm_in_;
   int batch_rows_, token_rows_;
-  bool scan_, scan_gate_, out_gate_;
+  bool norm_rows8_, scan_, scan_gate_, out_gate_;
 };
 
 }  // namespace rodimus::backend::cuda::detail

@@ -504,7 +504,9 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
 // and take up to 4 rows (CudaContext::gemv_batch_rows: each block reads all N activation rows
 // from L2, so fewer rows per block multiply that traffic) and one slice. Rows per block shrink
 // until there are about two blocks per SM, but not below 2 where a projection rotates its output (a
-// pair per block).
+// pair per block). With an input norm (every block reads the input and the norm's weight from L2
+// as well as its rows of weights) 8 rows down to one block per SM
+// (CudaContext::gemv_norm_in_rows8: the mixer's output projection, 2048 rows).
 template <class W, int N>
 void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, int in,
                  cudaStream_t stream) {
@@ -523,7 +525,10 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
   for (int j = 0; j < launch.count; ++j) rows += launch.p[j].rows();
   const long sms = CudaContext::get().sm_count();
   if constexpr (N <= 2) {
-    const bool rows8 = CudaContext::get().gemv_token_rows >= 8 && rows / 8 >= 2 * sms;
+    const auto& ctx = CudaContext::get();
+    const bool rows8 = ctx.gemv_token_rows >= 8 &&
+                       (rows / 8 >= 2 * sms ||
+                        (launch.in_norm.w && ctx.gemv_norm_in_rows8 && rows / 8 >= sms));
     if (rows / 8 >= 16 * sms || rows8) return launch_gemv<W, N, 8, 1>(x, ldx, launch, in, stream);
     if (rows / 4 >= 2 * sms) return launch_gemv<W, N, 4, 2>(x, ldx, launch, in, stream);
     if (rows / 2 >= 2 * sms || pairs) return launch_gemv<W, N, 2, 2>(x, ldx, launch, in, stream);

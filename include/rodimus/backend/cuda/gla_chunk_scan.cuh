@@ -829,12 +829,14 @@ struct RecurrentU {
 
 /// The recurrent kernel's output: o[r, e] = v, the scaled product scale q_t S_t, as Tout. An
 /// output policy is copied into the kernel; prefetch(e, col) runs before the kernel waits for
-/// the one before it (operands that are no earlier kernel's output) and operator() stores
-/// token r's value of column e (called by one thread per column).
+/// the one before it (operands that are no earlier kernel's output), fetch(r, e) at the start
+/// of token r (its other operands, loading while the token's inputs are staged) and operator()
+/// stores token r's value of column e (both called by one thread per column).
 template <class Tout>
 struct RecurrentOut {
   Tout* o;
   __device__ void prefetch(int, bool) {}
+  __device__ void fetch(std::int64_t, int) {}
   __device__ void operator()(std::int64_t r, int e, int E, float v) const {
     if constexpr (std::is_same_v<Tout, float>)
       o[r * E + e] = v;
@@ -893,6 +895,7 @@ __global__ void __launch_bounds__(128)
   grid_dependency_wait();
   for (int t = 0; t < len; ++t) {
     const std::int64_t r = row0 + t;
+    if (col && g == 0) out.fetch(r, e);
     __syncthreads();  // the previous token's q, k, d and partial sums are read
     in(r, sq, sk, sd, scratch);
     uin.stage(r, su);

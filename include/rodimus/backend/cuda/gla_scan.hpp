@@ -169,7 +169,8 @@ struct ChannelGateU {
 /// The recurrent kernel's output with the gate of the mixer's gated RMSNorm applied (SPEC 2
 /// step 8): o[r, e] = (v + xs[r, e] w_res[e]) silu(g[r, e]), gated_rms_norm's z (rms_norm.hpp's
 /// kernel: the same operations), the norm itself left to the output projection's GEMV. w_res
-/// (when the model has it) is loaded before the kernel waits.
+/// (when the model has it) is loaded before the kernel waits, xs and g of each token as the
+/// token starts.
 struct GatedOut {
   float* o;  // [tokens, E]
   const float* xs;  // [tokens, E], row stride ldxs; null: no residual term
@@ -177,15 +178,19 @@ struct GatedOut {
   const float* w_res;  // [E]
   const float* g;      // [tokens, E], row stride ldg
   std::int64_t ldg;
-  float wr = 0.f;
+  float wr = 0.f, xv = 0.f, gv = 0.f;
 
   __device__ void prefetch(int e, bool col) {
     if (col && xs) wr = w_res[e];
   }
+  __device__ void fetch(std::int64_t r, int e) {
+    if (xs) xv = xs[r * ldxs + e];
+    gv = g[r * ldg + e];
+  }
   __device__ void operator()(std::int64_t r, int e, int E, float v) const {
     float z = v;
-    if (xs) z += xs[r * ldxs + e] * wr;
-    o[r * E + e] = z * rodimus::detail::silu(g[r * ldg + e]);
+    if (xs) z += xv * wr;
+    o[r * E + e] = z * rodimus::detail::silu(gv);
   }
 };
 
