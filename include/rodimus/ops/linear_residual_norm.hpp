@@ -75,9 +75,9 @@ NormedRows<Space> linear_residual_norm(const Space& space,
   using CV = View2<const float, Space>;
   if (n_tokens <= 0) return NormedRows<Space>(CV(norm.out));
   // an input norm no GEMV here can take is written first
-  const NormedRows<Space> xr = detail::cuda_input_norm(x, lw.in_features(), n_tokens).w
-                                   ? x
-                                   : NormedRows<Space>(detail::materialize(space, x, n_tokens));
+  const auto x_norm = detail::cuda_input_norm(x, lw.in_features(), n_tokens);
+  const NormedRows<Space> xr =
+      x_norm.w ? x : NormedRows<Space>(detail::materialize(space, x, n_tokens));
   if constexpr (is_cuda_space_v<Space>) {
     namespace bc = backend::cuda;
     const bool add = norm.mode == ResidualMode::Add;
@@ -87,7 +87,6 @@ NormedRows<Space> linear_residual_norm(const Space& space,
       auto ps = detail::cuda_projections(xr.x, std::array{&lw}, std::array{z}, n_tokens);
       const NormedRows<Space> pending(CV(z), norm.w, norm.eps, norm.out);
       const bc::InputNorm in_norm = detail::cuda_input_norm(pending, static_cast<int>(d), n_tokens);
-      const bc::InputNorm x_norm = detail::cuda_input_norm(xr, lw.in_features(), n_tokens);
       if (ps.dense == 1 && ps.gemv == 1 && norm.r.stride(1) == 1 && in_norm.w &&
           z.stride(0) % 4 == 0 && bc::aligned16(z.data())) {
         ps.proj[0].res = norm.r.data();

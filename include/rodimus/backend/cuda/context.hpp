@@ -241,8 +241,8 @@ class OperandPrecisionScope {
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
 /// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
 /// gemv_two_inputs, gemv_norm_in, gemv_batch_rows, gemv_token_rows, gemv_norm_in_rows8,
-/// dependent_scan, scan_channel_gate, scan_output_gate) and restores them at the end of the scope: tests and benchmarks change them
-/// inside one.
+/// dependent_scan, scan_channel_gate, scan_output_gate) and restores them at the end of the
+/// scope: tests and benchmarks change them inside one.
 class DecodeSettingsScope {
  public:
   DecodeSettingsScope()
