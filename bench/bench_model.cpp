@@ -221,6 +221,9 @@ struct DecodeKnobs {
   int gemv_token_rows = -1;
   bool scan_output_gate = true;
   bool gemv_norm_in_rows8 = true;
+  int gemv_rows8_blocks_per_sm = 0;  // 0: CudaContext's default
+  int gemv_rows8_slices = 0;         // 0: CudaContext's default
+  bool decode_attention_early_loads = true;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -241,6 +244,9 @@ struct KnobScope {
     if (k->gemv_token_rows >= 0) ctx.gemv_token_rows = k->gemv_token_rows;
     ctx.scan_output_gate = k->scan_output_gate;
     ctx.gemv_norm_in_rows8 = k->gemv_norm_in_rows8;
+    if (k->gemv_rows8_blocks_per_sm > 0) ctx.gemv_rows8_blocks_per_sm = k->gemv_rows8_blocks_per_sm;
+    if (k->gemv_rows8_slices > 0) ctx.gemv_rows8_slices = k->gemv_rows8_slices;
+    ctx.decode_attention_early_loads = k->decode_attention_early_loads;
     if (k->attention_ctas_per_sm > 0) ctx.decode_attention_ctas_per_sm = k->attention_ctas_per_sm;
   }
   backend::cuda::detail::DecodeSettingsScope scope;
@@ -425,6 +431,24 @@ void register_shape(const Shape& s) {
         {"out_gate:off", {0, true, true, true, true, true, 0, true, true, true, -1, false}, {1, 2}},
         {"norm_rows8:off",
          {0, true, true, true, true, true, 0, true, true, true, -1, true, false},
+         {1, 2}},
+        {"rows8_sm:1",
+         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 1},
+         {1, 2}},
+        {"rows8_sm:2",
+         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 2},
+         {1, 2}},
+        {"rows8_slices:1",
+         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 0, 1},
+         {1, 2}},
+        {"rows8_slices:2",
+         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 0, 2},
+         {1, 2}},
+        {"rows8_sm:1,slices:2",
+         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 1, 2},
+         {1, 2}},
+        {"attn_early:off",
+         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 0, 0, false},
          {1, 2}},
         {"fusions:off",
          {0, true, true, true, false, false, 2, false, false, false, 0, false},

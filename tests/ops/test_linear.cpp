@@ -482,8 +482,8 @@ TEST_CASE("a deferred residual norm reaches the next sublayer's projections",
         const View1<const float, Space> dnw = test::upload1<Space>(nw);
         bool was_pending = false;
         auto run = [&](bool defer, bool x_pending) {
-          const NormedRows<Space> xin = x_pending ? xn.template pending<Space>(c.n, c.in)
-                                                  : NormedRows<Space>(dx);
+          const NormedRows<Space> xin =
+              x_pending ? xn.template pending<Space>(c.n, c.in) : NormedRows<Space>(dx);
           auto y = test::upload2<float, Space>({}, c.n + 1, c.d, 5.0);
           auto r = test::upload2<float, Space>(r0, c.n + 1, c.d);
           auto out = test::upload2<float, Space>({}, c.n + 1, c.d, 5.0);
@@ -511,6 +511,92 @@ TEST_CASE("a deferred residual norm reaches the next sublayer's projections",
         CHECK(test::rel_err(eager[1], want[1]) <= 1e-5);
       });
     }
+}
+
+TEST_CASE("the decode GEMV's row blockings give identical outputs", "[ops][linear]") {
+  // On Kokkos::Cuda at 1-2 tokens the GEMV's rows per block and slices in flight follow
+  // CudaContext (gemv_token_rows, gemv_rows8_blocks_per_sm, gemv_rows8_slices,
+  // gemv_norm_in_rows8). Every thread reads the same 16-byte groups of its rows in the same
+  // order under each of them, so the outputs are bit-identical, with an input norm in the GEMV
+  // (a pending input) or without, and match the fp64 reference. The shapes take 8 rows per
+  // block under some settings and 4 under others on 132 SMs (H100 / H200): 2048 and 1100 rows,
+  // inputs of one slice (2048), a partial second slice (2736), two (4096) and more (8200).
+  TestRng rng;
+  RODIMUS_SEED_INFO(rng);
+  struct Case {
+    int n, in, out;
+  };
+  const std::vector<Case> cases = {{1, 2048, 2048},
+                                   {2, 2736, 2048},
+                                   {1, 4096, 1100},
+                                   {2, 8200, 1056},
+                                   {rng.integer(1, 2), 4096, 2048}};
+  struct Setting {
+    int token_rows, blocks_per_sm, slices;
+    bool norm_rows8;
+  };
+  const std::vector<Setting> settings = {
+      {8, 2, 1, true}, {8, 1, 1, true}, {8, 1, 2, true}, {8, 2, 2, false}, {0, 2, 1, false}};
+  for (const auto& c : cases) {
+    INFO("N=" << c.n << " in=" << c.in << " out=" << c.out);
+    const test::PendingNorm xn(rng, c.n, c.in);
+    const auto w = rng.vec(std::size_t(c.out) * c.in);
+    const auto b = rng.vec(c.out);
+    const auto r0 = rng.vec(std::size_t(c.n + 1) * c.out);
+    const auto nw = rng.vec(c.out, 0.5, 1.5);
+    const auto wq = test::dequantised<bf16>(w);
+    const auto ref = reference::linear(xn.raw, wq, c.n, c.in, c.out, &b);
+    const auto ref_normed = reference::linear(xn.normed, wq, c.n, c.in, c.out, &b);
+    test::for_each_space([&]<class Space>() {
+      INFO("backend " << Space::name());
+      LinearWeights<bf16, Space> lw;
+      lw.w = test::upload2<bf16, Space>(w, c.out, c.in);
+      lw.b = test::upload1<Space>(b);
+      const View2<const float, Space> dx = test::upload2<float, Space>(xn.raw, c.n + 1, c.in, 3.0);
+      const View1<const float, Space> dnw = test::upload1<Space>(nw);
+      // y = x W^T + b, and y of the pending input's normalised rows (linear_residual_norm)
+      auto run = [&] {
+        auto y = test::upload2<float, Space>({}, c.n + 1, c.out, 7.0);
+        linear(Space{}, dx, lw, y, c.n);
+        auto yn = test::upload2<float, Space>({}, c.n + 1, c.out, 7.0);
+        auto r = test::upload2<float, Space>(r0, c.n + 1, c.out);
+        auto out = test::upload2<float, Space>({}, c.n + 1, c.out, 5.0);
+        linear_residual_norm(Space{}, xn.template pending<Space>(c.n + 1, c.in), lw, yn,
+                             ResidualNorm<Space>{r, dnw, out, 1e-5f, ResidualMode::Add}, c.n);
+        return std::array{test::download2(y), test::download2(yn)};
+      };
+      std::vector<std::array<std::vector<double>, 2>> got;
+#if RODIMUS_CUDA_KERNELS
+      if constexpr (is_cuda_space_v<Space>) {
+        for (const auto& st : settings) {
+          backend::cuda::detail::DecodeSettingsScope scope;
+          auto& ctx = scope.context();
+          ctx.gemv_norm_in = true;
+          ctx.gemv_token_rows = st.token_rows;
+          ctx.gemv_rows8_blocks_per_sm = st.blocks_per_sm;
+          ctx.gemv_rows8_slices = st.slices;
+          ctx.gemv_norm_in_rows8 = st.norm_rows8;
+          got.push_back(run());
+        }
+      }
+#endif
+      if (got.empty()) got.push_back(run());
+      for (std::size_t k = 0; k < got.size(); ++k) {
+        INFO("setting " << k);
+        const std::size_t m = std::size_t(c.n) * c.out;
+        CHECK(test::rel_err(test::slice(got[k][0], 0, m), ref) <= 3e-5);
+        CHECK(test::rel_err(test::slice(got[k][1], 0, m), ref_normed) <= 3e-5);
+        int untouched = 0;
+        for (std::size_t i = m; i < got[k][0].size(); ++i) untouched += got[k][0][i] == 7.0;
+        CHECK(untouched == c.out);
+        for (int j = 0; j < 2; ++j) {
+          int differ = 0;
+          for (std::size_t i = 0; i < m; ++i) differ += got[k][j][i] != got[0][j][i];
+          CHECK(differ == 0);
+        }
+      }
+    });
+  }
 }
 
 TEST_CASE("linear_residual_norm rejects wrong extents", "[ops][linear][rms_norm][errors]") {

@@ -242,19 +242,34 @@ TEST_CASE("sliding_window_attention of a decode step matches the fp64 reference"
 #if RODIMUS_CUDA_KERNELS
       if constexpr (is_cuda_space_v<Space>) {
         // the GPU's other decode schedules: each CTA walking several chunks of keys (a grid
-        // of one CTA per SM) and the two-kernel split-key path
-        const char* names[] = {"several chunks per CTA", "two-kernel path"};
-        for (int variant = 0; variant < 2; ++variant) {
+        // of one CTA per SM), the two-kernel split-key path; the one-kernel path with the
+        // caches settled (the launch record cleared after a fence: the first chunk's cache rows
+        // loaded before the wait, also with several chunks per CTA) and with those loads after
+        // the wait, which must give the same bits
+        const char* names[] = {"several chunks per CTA", "two-kernel path",
+                               "cache rows before the wait", "the same, several chunks per CTA",
+                               "every load after the wait"};
+        std::vector<std::vector<double>> outs;
+        for (int variant = 0; variant < 5; ++variant) {
           INFO(names[variant]);
           const auto rv = [&] {  // the settings changed for this run only
             const backend::cuda::detail::DecodeSettingsScope scope;
-            if (variant == 0) scope.context().decode_attention_ctas_per_sm = 1;
-            if (variant == 1) scope.context().one_kernel_decode_attention = false;
+            auto& ctx = scope.context();
+            if (variant == 0 || variant == 3) ctx.decode_attention_ctas_per_sm = 1;
+            if (variant == 1) ctx.one_kernel_decode_attention = false;
+            ctx.decode_attention_early_loads = variant != 4;
+            if (variant >= 2) {
+              Kokkos::fence();
+              ctx.launches.clear();
+            }
             return run_attn<Space>(c);
           }();
           CHECK(test::rel_err(rv.out, ref) <= attn_tol<Space>);
           check_caches(c, rv);
+          outs.push_back(rv.out);
         }
+        CHECK(outs[2] == outs[4]);  // early or late loads: the same arithmetic
+        CHECK(outs[3] == outs[0]);
       }
 #endif
     });

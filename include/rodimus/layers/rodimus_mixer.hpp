@@ -69,15 +69,20 @@ NormedRows<Space> rodimus_mixer(const Space& space, const ModelConfig& cfg,
   // 5-7. DDTS gates a = -tau * s, k' = s^tau * k / ||k||, and the scan o_t = q_t S_t / sqrt(n)
   //      (one kernel for a CUDA decode step, u computed in it)   [N, n], [N, E]
   // 8-9. y = rmsnorm((o + xs * w_res) * silu(g)) * w             [N, E]
-  //      (a CUDA decode step: the gate in the scan kernel, the norm in step 10's GEMV)
+  //      (a CUDA decode step: the gate in the scan kernel, the norm in step 10's GEMV; y feeds
+  //      only step 10, which takes a pending norm, so the norm may always be deferred)
   GatedNorm<Space> gated{CV(ws.xs), mw.w_res, CV(ws.g), mw.act_norm, ws.ze,
-                         static_cast<float>(cfg.norm_epsilon), next && next->defer};
+                         static_cast<float>(cfg.norm_epsilon), true};
   const NormedRows<Space> y = ddts_gla_scan_gated_norm<Scan>(
       space, CV(ws.q), CV(ws.sr), CV(ws.tr), ws.k, ws.a, CV(ws.x), mw.ch_gate, CV(ws.zr), ws.ze,
       ws.u, gla_state, batch, ws.o, static_cast<float>(1.0 / std::sqrt(double(cfg.mem_size()))),
       static_cast<float>(cfg.mixer.normalize_epsilon), ws.scan, gated);
   // 10. out = y W_out^T                                          [N, E] -> [N, D]
   if (next) return linear_residual_norm(space, y, mw.out, out, *next, nt);
+  // (the last layer: no norm follows, but the GEMV still takes y's pending norm)
+  if (y.pending() &&
+      detail::cuda_gemv_normed(space, y, std::array{&mw.out}, std::array{out}, nt, [](auto&) {}))
+    return NormedRows<Space>(CV(out));
   linear(space, detail::materialize(space, y, nt), mw.out, out, nt);
   return NormedRows<Space>(CV(out));
 }

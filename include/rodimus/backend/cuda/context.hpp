@@ -117,6 +117,20 @@ struct CudaContext {
   /// off: 1.6B B = 1 1.915 vs 1.989, B = 2 2.355 vs 2.423; 1.4B B = 1 1.662 vs 1.770, B = 2
   /// 1.948 vs 2.020.
   bool gemv_norm_in_rows8 = true;
+  /// With gemv_token_rows = 8, the fewest 8-row blocks per SM for which a GEMV without an input
+  /// norm (1-2 tokens) takes 8 rows per block; below, 4 rows and two slices. 2: the rule of
+  /// session 28; 1 also gives 8 rows to the 2048-row projections (the attention's o, the FFN's
+  /// down projection of the 1.6B / 1.4B shapes: 256 blocks).
+  int gemv_rows8_blocks_per_sm = 2;
+  /// Slices of the input in flight per thread at 8 rows per block (1 or 2); 2 only matters where
+  /// the input spans more than one slice (more than 2048 features: the FFN's down projection,
+  /// the mixer's output projection): 16 loads in flight per thread.
+  int gemv_rows8_slices = 1;
+  /// The one-kernel decode attention loads its first chunk's cache rows before it waits for the
+  /// q / k / v projection, where the launch record calls the caches settled (no kernel that may
+  /// still run writes them: in a model, a scan or another attention ran since this layer's
+  /// attention of the step before). Off: every load after the wait (for A/B benchmarks).
+  bool decode_attention_early_loads = true;
   /// The decode scan (ddts_gla_scan's recurrent kernel) as a programmatic dependent launch that
   /// loads its states before waiting for the kernel before. Off: a normal launch (for A/B
   /// benchmarks).
@@ -239,16 +253,18 @@ class OperandPrecisionScope {
 };
 
 /// Saves CudaContext's A/B decode settings (one_kernel_decode_attention,
-/// decode_attention_ctas_per_sm, gemv_early_trigger, dependent_norms, gemv_epilogues,
-/// gemv_two_inputs, gemv_norm_in, gemv_batch_rows, gemv_token_rows, gemv_norm_in_rows8,
-/// dependent_scan, scan_channel_gate, scan_output_gate) and restores them at the end of the
-/// scope: tests and benchmarks change them inside one.
+/// decode_attention_ctas_per_sm, decode_attention_early_loads, gemv_early_trigger, dependent_norms,
+/// gemv_epilogues, gemv_two_inputs, gemv_norm_in, gemv_batch_rows, gemv_token_rows,
+/// gemv_norm_in_rows8, gemv_rows8_blocks_per_sm, gemv_rows8_slices, dependent_scan,
+/// scan_channel_gate, scan_output_gate) and restores them at the end of the scope: tests and
+/// benchmarks change them inside one.
 class DecodeSettingsScope {
  public:
   DecodeSettingsScope()
       : ctx_(CudaContext::get()),
         one_kernel_(ctx_.one_kernel_decode_attention),
         ctas_(ctx_.decode_attention_ctas_per_sm),
+        attn_early_(ctx_.decode_attention_early_loads),
         trigger_(ctx_.gemv_early_trigger),
         norms_(ctx_.dependent_norms),
         epilogues_(ctx_.gemv_epilogues),
@@ -258,12 +274,15 @@ class DecodeSettingsScope {
         batch_rows_(ctx_.gemv_batch_rows),
         token_rows_(ctx_.gemv_token_rows),
         norm_rows8_(ctx_.gemv_norm_in_rows8),
+        rows8_blocks_(ctx_.gemv_rows8_blocks_per_sm),
+        rows8_slices_(ctx_.gemv_rows8_slices),
         scan_(ctx_.dependent_scan),
         scan_gate_(ctx_.scan_channel_gate),
         out_gate_(ctx_.scan_output_gate) {}
   ~DecodeSettingsScope() {
     ctx_.one_kernel_decode_attention = one_kernel_;
     ctx_.decode_attention_ctas_per_sm = ctas_;
+    ctx_.decode_attention_early_loads = attn_early_;
     ctx_.gemv_early_trigger = trigger_;
     ctx_.dependent_norms = norms_;
     ctx_.gemv_epilogues = epilogues_;
@@ -273,6 +292,8 @@ class DecodeSettingsScope {
     ctx_.gemv_batch_rows = batch_rows_;
     ctx_.gemv_token_rows = token_rows_;
     ctx_.gemv_norm_in_rows8 = norm_rows8_;
+    ctx_.gemv_rows8_blocks_per_sm = rows8_blocks_;
+    ctx_.gemv_rows8_slices = rows8_slices_;
     ctx_.dependent_scan = scan_;
     ctx_.scan_channel_gate = scan_gate_;
     ctx_.scan_output_gate = out_gate_;
@@ -285,8 +306,10 @@ class DecodeSettingsScope {
   CudaContext& ctx_;
   bool one_kernel_;
   int ctas_;
+  bool attn_early_;
   bool trigger_, norms_, epilogues_, swiglu_, two_inputs_, norm_in_;
   int batch_rows_, token_rows_;
+  int rows8_blocks_, rows8_slices_;
   bool norm_rows8_, scan_, scan_gate_, out_gate_;
 };
 

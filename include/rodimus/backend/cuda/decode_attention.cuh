@@ -16,6 +16,11 @@
 // With a cache to write (one token per sequence), the CTA that completes a token's last head
 // writes its key and value rows into the token's cache row after every read of that token
 // has been done (a second counter, per token), which saves the separate cache-update kernel.
+//
+// With DecodeScratch::early (the caches settled: no kernel that may still run writes them,
+// launch_order.hpp), a CTA loads the cache rows of its first chunk before it waits for the
+// kernel before (the q / k / v projection), and only q and the call's own key and value rows
+// after: the cache reads, most of the kernel's traffic, overlap that kernel's tail.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -43,6 +48,7 @@ struct DecodeScratch {
   float* k_cache = nullptr;   // non-null: write each token's key and value rows into its
   float* v_cache = nullptr;   // cache row (only with one token per sequence)
   int splits = 0;  // CTAs per (token, head) in the grid
+  bool early = false;  // the first chunk's cache rows loaded before the wait
 };
 
 __device__ __forceinline__ float4 ldg4(const float* p) {
@@ -95,8 +101,11 @@ __global__ void __launch_bounds__(kDecodeThreads)
   __shared__ float4 s_acc[W][32 * NV];
   __shared__ float s_m[W], s_l[W];
   __shared__ int s_flag;
-  grid_dependency_wait();  // q, k, v and the caches come from the kernels before
-  allow_dependents();      // the output projection may start loading its weights
+  if (!d.early) {
+    grid_dependency_wait();  // q, k, v and the caches come from the kernels before
+    allow_dependents();      // the output projection may start loading its weights
+  }
+  // (before the wait with d.early: the batch's indices, as the decode scan reads them)
   const int sp = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int s = a.token_seq[t];
@@ -115,30 +124,18 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const int kcol = (h % a.heads_k) * hd, vcol = (h % a.heads_v) * hd;
   const std::int64_t kd = std::int64_t(a.heads_k) * hd, vd = std::int64_t(a.heads_v) * hd;
   const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
-  float4 q4[NV];
-  const float* qrow = a.q + std::int64_t(t) * a.ldq + std::int64_t(h) * hd;
-#pragma unroll
-  for (int n = 0; n < NV; ++n) {
-    const int c4 = n * 32 + lane;
-    q4[n] = c4 < h4 ? ldg4(qrow + 4 * c4) : zero;
-  }
-  // This warp's running max, exp sum and weighted value sum over the CTA's chunks.
-  float mw = -FLT_MAX, lw = 0.f;
-  float4 acc[NV];
-#pragma unroll
-  for (int n = 0; n < NV; ++n) acc[n] = zero;
-#pragma unroll 1
-  for (int c = sp * cpc; c < c_end; ++c) {
-    const int j0 = lo + c * kDecodeKeys;
-    const int nk = min(kDecodeKeys, p + 1 - j0);
-    if (warp * R >= nk) break;  // this warp's rows of the (last) chunk are past the token
-    // Every load of a chunk at once: 8 key and 8 value rows per warp.
-    float4 k4[R][NV], v4[R][NV];
+  // The key and value rows of keys j0 .. j0 + nk - 1 of this warp (zeros past nk): those of
+  // the caches (j < p0: Rows::Cache), of this call (j >= p0: Rows::Call), or both.
+  enum class Rows { Cache, Call, All };
+  float4 k4[R][NV], v4[R][NV];
+  auto load = [&](int j0, int nk, Rows which) {
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const int i = warp * R + r, j = j0 + i;
+      const bool call = j >= p0;
+      if ((which == Rows::Cache && call) || (which == Rows::Call && !call)) continue;
       const float *kr, *vr;
-      if (j >= p0) {
+      if (call) {
         const std::int64_t row = off + (j - p0);
         kr = a.k + row * a.ldk + kcol;
         vr = a.v + row * a.ldv + vcol;
@@ -155,6 +152,35 @@ __global__ void __launch_bounds__(kDecodeThreads)
         v4[r][n] = in ? ldg4(vr + 4 * c4) : zero;
       }
     }
+  };
+  const int c0 = sp * cpc;
+  if (d.early) {
+    const int j0 = lo + c0 * kDecodeKeys, nk = min(kDecodeKeys, p + 1 - j0);
+    if (warp * R < nk) load(j0, nk, Rows::Cache);
+    grid_dependency_wait();  // q, k, v of this call come from the projection before
+    allow_dependents();
+    if (warp * R < nk) load(j0, nk, Rows::Call);
+  }
+  float4 q4[NV];
+  const float* qrow = a.q + std::int64_t(t) * a.ldq + std::int64_t(h) * hd;
+#pragma unroll
+  for (int n = 0; n < NV; ++n) {
+    const int c4 = n * 32 + lane;
+    q4[n] = c4 < h4 ? ldg4(qrow + 4 * c4) : zero;
+  }
+  // This warp's running max, exp sum and weighted value sum over the CTA's chunks.
+  float mw = -FLT_MAX, lw = 0.f;
+  float4 acc[NV];
+#pragma unroll
+  for (int n = 0; n < NV; ++n) acc[n] = zero;
+#pragma unroll 1
+  for (int c = c0; c < c_end; ++c) {
+    const int j0 = lo + c * kDecodeKeys;
+    const int nk = min(kDecodeKeys, p + 1 - j0);
+    if (warp * R >= nk) break;  // this warp's rows of the (last) chunk are past the token
+    // Every load of a chunk at once: 8 key and 8 value rows per warp (the first chunk's
+    // already, with d.early).
+    if (!d.early || c != c0) load(j0, nk, Rows::All);
     float sc[R], cm = -FLT_MAX;
 #pragma unroll
     for (int r = 0; r < R; ++r) {

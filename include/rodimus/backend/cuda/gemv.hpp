@@ -506,7 +506,9 @@ void launch_gemv(const float* x, std::int64_t ldx, GemvLaunch<W> launch, int in,
 // until there are about two blocks per SM, but not below 2 where a projection rotates its output (a
 // pair per block). With an input norm (every block reads the input and the norm's weight from L2
 // as well as its rows of weights) 8 rows down to one block per SM
-// (CudaContext::gemv_norm_in_rows8: the mixer's output projection, 2048 rows).
+// (CudaContext::gemv_norm_in_rows8: the mixer's output projection, 2048 rows); without one, down
+// to CudaContext::gemv_rows8_blocks_per_sm blocks per SM. At 8 rows an input of more than one
+// slice keeps CudaContext::gemv_rows8_slices slices in flight.
 template <class W, int N>
 void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, int in,
                  cudaStream_t stream) {
@@ -526,10 +528,14 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
   const long sms = CudaContext::get().sm_count();
   if constexpr (N <= 2) {
     const auto& ctx = CudaContext::get();
-    const bool rows8 = ctx.gemv_token_rows >= 8 &&
-                       (rows / 8 >= 2 * sms ||
-                        (launch.in_norm.w && ctx.gemv_norm_in_rows8 && rows / 8 >= sms));
-    if (rows / 8 >= 16 * sms || rows8) return launch_gemv<W, N, 8, 1>(x, ldx, launch, in, stream);
+    const long min_blocks =
+        launch.in_norm.w && ctx.gemv_norm_in_rows8 ? 1 : std::max(1, ctx.gemv_rows8_blocks_per_sm);
+    const bool rows8 = ctx.gemv_token_rows >= 8 && rows / 8 >= min_blocks * sms;
+    if (rows / 8 >= 16 * sms || rows8) {
+      if (ctx.gemv_rows8_slices >= 2 && groups > kGemvSlice)
+        return launch_gemv<W, N, 8, 2>(x, ldx, launch, in, stream);
+      return launch_gemv<W, N, 8, 1>(x, ldx, launch, in, stream);
+    }
     if (rows / 4 >= 2 * sms) return launch_gemv<W, N, 4, 2>(x, ldx, launch, in, stream);
     if (rows / 2 >= 2 * sms || pairs) return launch_gemv<W, N, 2, 2>(x, ldx, launch, in, stream);
     launch_gemv<W, N, 1, 2>(x, ldx, launch, in, stream);

@@ -2,11 +2,11 @@
 // before its grid_dependency_wait() (programmatic dependent launch, dependent_launch.cuh).
 //
 // A dependent kernel may start while the kernels before it still run, and must wait before it
-// reads what they write. The recurrent decode scan reads data before that wait that was
-// written long before, by an earlier launch: its states (written by the previous step's scan
-// of the layer). That is safe only when the writer has finished, which depends on how each
-// kernel in between lets its successor start (the decode attention records its cache rows
-// too, for any kernel that would read them early):
+// reads what they write. Two kernels read data before that wait that was written long before,
+// by an earlier launch: the recurrent decode scan its states (written by the previous step's
+// scan of the layer), the one-kernel decode attention the cache rows of its first chunk
+// (written by the previous steps' attention of the layer). That is safe only when the writer
+// has finished, which depends on how each kernel in between lets its successor start:
 //   TriggersFirst  lets its successor start before it waits itself (the GEMVs, the norms):
 //                  nothing launched before it need have finished when its successor starts;
 //   WaitsFirst     waits, then lets its successor start (the decode attention): every kernel

@@ -384,6 +384,9 @@ inline void attn_decode(const WindowAttentionArgs& w, const AttnDev& dev, int ma
       kScratchAttnCounters, std::size_t(w.num_tokens) * (w.heads + 1) * sizeof(unsigned), stream));
   d.k_cache = w.k_cache_w;
   d.v_cache = w.v_cache_w;
+  // the cache rows loaded before the wait where no kernel that may still run writes them
+  d.early = ctx.decode_attention_early_loads && ctx.launches.settled(stream, w.k_cache) &&
+            ctx.launches.settled(stream, w.v_cache);
   const dim3 grid(static_cast<unsigned>(d.splits), static_cast<unsigned>(w.heads),
                   static_cast<unsigned>(w.num_tokens));
   // waits, then lets the output projection start; writes the caches after that
