@@ -223,7 +223,7 @@ struct DecodeKnobs {
   bool gemv_norm_in_rows8 = true;
   int gemv_rows8_blocks_per_sm = 0;  // 0: CudaContext's default
   int gemv_rows8_slices = 0;         // 0: CudaContext's default
-  bool decode_attention_early_loads = true;
+  bool decode_attention_early_loads = false;
 };
 
 /// Applies DecodeKnobs for a scope (null: the defaults) and restores the defaults.
@@ -447,8 +447,8 @@ void register_shape(const Shape& s) {
         {"rows8_sm:1,slices:2",
          {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 1, 2},
          {1, 2}},
-        {"attn_early:off",
-         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 0, 0, false},
+        {"attn_early:on",
+         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 0, 0, true},
          {1, 2}},
         {"fusions:off",
          {0, true, true, true, false, false, 2, false, false, false, 0, false},

@@ -129,8 +129,10 @@ struct CudaContext {
   /// The one-kernel decode attention loads its first chunk's cache rows before it waits for the
   /// q / k / v projection, where the launch record calls the caches settled (no kernel that may
   /// still run writes them: in a model, a scan or another attention ran since this layer's
-  /// attention of the step before). Off: every load after the wait (for A/B benchmarks).
-  bool decode_attention_early_loads = true;
+  /// attention of the step before). Off: every load after the wait. Off by default until a GPU
+  /// run has verified and measured it (written in session 30, when no device was lent; the
+  /// tests run both; bench variant attn_early:on).
+  bool decode_attention_early_loads = false;
   /// The decode scan (ddts_gla_scan's recurrent kernel) as a programmatic dependent launch that
   /// loads its states before waiting for the kernel before. Off: a normal launch (for A/B
   /// benchmarks).
