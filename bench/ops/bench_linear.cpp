@@ -12,9 +12,15 @@
 //   linear/<shape>/<W>/N:n                 one projection (n = 1, 4, 16 tokens)
 //   linear_group/<group>/<W>/N:n/<mode>    projections of one input: mode 0 one linear() each,
 //                                          mode 1 one linear_shared_input() for all of them
+//   linear_prefill/<shape>/<W>/N:n         one projection of a prefill-sized block (n = 512,
+//                                          2048): compute-bound, `roofline_fraction` against
+//                                          the sgemm peak measured in this binary (on the host
+//                                          bf16 weights are widened to fp32 for the BLAS: the
+//                                          bf16 / f32 gap is that widening)
 #include <array>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bench_main.hpp"
@@ -114,6 +120,33 @@ void run_linear(benchmark::State& st, const std::array<int, K>& outs, int in, in
   st.counters["triad_gbs"] = bw * 1e-9;
 }
 
+/// One projection [out, in] on n tokens, the weights of one set reused (a prefill's GEMM reads
+/// them once per call from memory, a negligible part of its time).
+template <class W>
+void run_prefill(benchmark::State& st, int out, int in, int n) {
+  View2<W, Space> w("w", out, in);
+  fill_weights(w, 7u);
+  LinearWeights<W, Space> lw;
+  lw.w = w;
+  std::mt19937 rng(13);
+  View2<float, Space> x("x", n, in), y("y", n, out);
+  bench::fill_random(x, rng);
+  Space space;
+  const View2<const float, Space> cx(x);
+  linear(space, cx, lw, y, n);  // warm-up
+  space.fence();
+  for (auto _ : st) {
+    linear(space, cx, lw, y, n);
+    space.fence();
+  }
+  const double flops = 2.0 * n * double(out) * in * double(st.iterations());
+  st.counters["gflops"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsRate);
+  st.counters["roofline_fraction"] =
+      benchmark::Counter(flops / bench::sgemm_peak(), benchmark::Counter::kIsRate);
+  st.counters["tokens_per_s"] =
+      benchmark::Counter(double(n) * st.iterations(), benchmark::Counter::kIsRate);
+}
+
 template <class W, std::size_t K>
 void add(const std::string& name, std::array<int, K> outs, int in, bool group) {
   for (int n : {1, 4, 16}) {
@@ -144,6 +177,16 @@ void register_type() {
   add<W, 4>("mixer_in:64,64,32,32x4096", {64, 64, 32, 32}, 4096, true);
   add<W, 3>("attn_qkv:2048,128,2048x2048", {2048, 128, 2048}, 2048, true);
   add<W, 2>("ffn_in:2x2736x2048", {2736, 2736}, 2048, true);
+  for (int n : {512, 2048})
+    for (const auto& [name, out, in] : {std::tuple{"fc_x:4096x2048", 4096, 2048},
+                                        std::tuple{"out:2048x4096", 2048, 4096}})
+      benchmark::RegisterBenchmark(("linear_prefill/" + std::string(name) + "/" + wname<W>() +
+                                    "/N:" + std::to_string(n))
+                                       .c_str(),
+                                   [=](benchmark::State& st) { run_prefill<W>(st, out, in, n); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MinTime(0.5);
 }
 
 const bool registered = [] {
