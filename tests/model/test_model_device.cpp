@@ -51,6 +51,32 @@ double rel_2norm(const A& a, const B& b) {
   return std::sqrt(d2 / r2);
 }
 
+// Random token ids below a vocabulary size, drawn from the test's generator.
+struct RandomTokens {
+  std::mt19937& rng;
+  std::uniform_int_distribution<int> tok;
+  RandomTokens(std::mt19937& r, int vocab) : rng(r), tok(0, vocab - 1) {}
+
+  std::vector<std::int32_t> operator()(int n) {
+    std::vector<std::int32_t> v(n);
+    for (auto& x : v) x = tok(rng);
+    return v;
+  }
+
+  /// A prompt of `seqs` sequences in slots 0 .. seqs - 1, sequence s of length(s) tokens.
+  template <class Length>
+  TokenBatch prompt(int seqs, Length&& length) {
+    TokenBatch b;
+    for (int s = 0; s < seqs; ++s) {
+      const auto p = (*this)(length(s));
+      b.ids.insert(b.ids.end(), p.begin(), p.end());
+      b.lengths.push_back(static_cast<int>(p.size()));
+      b.slots.push_back(s);
+    }
+    return b;
+  }
+};
+
 // CudaContext's programmatic-launch knobs (gemv_early_trigger, dependent_norms) set for a
 // scope; nothing off CUDA.
 struct PdlKnobs {
@@ -142,25 +168,13 @@ TEST_CASE("default execution space: decode steps replayed as a CUDA graph match 
         const PdlKnobs knobs(pdl);
         INFO("programmatic-launch knobs " << (pdl ? "on" : "off"));
         const auto model = Model<Space, bf16>::load(test::golden_dir(name));
-        const int vocab = model.config().vocab_size;
-        std::uniform_int_distribution<int> tok(0, vocab - 1);
-        auto ids = [&](int n) {
-          std::vector<std::int32_t> v(n);
-          for (auto& x : v) x = tok(rng);
-          return v;
-        };
+        RandomTokens ids(rng, model.config().vocab_size);
         const int slots = 12;  // decode runs B = 3, 1 (decode GEMV) and 12 (cuBLAS) of them
         auto st_graph = model.make_state(slots), st_direct = model.make_state(slots);
         Workspace<Space> ws_graph, ws_direct;
         ws_direct.cuda_graphs = false;
         // prompts of different lengths in every slot
-        TokenBatch prompt;
-        for (int s = 0; s < slots; ++s) {
-          const auto p = ids(5 + 7 * (s % 3));
-          prompt.ids.insert(prompt.ids.end(), p.begin(), p.end());
-          prompt.lengths.push_back(static_cast<int>(p.size()));
-          prompt.slots.push_back(s);
-        }
+        const TokenBatch prompt = ids.prompt(slots, [](int s) { return 5 + 7 * (s % 3); });
         model.forward(st_graph, ws_graph, prompt, LogitsMode::None);
         model.forward(st_direct, ws_direct, prompt, LogitsMode::None);
         double scale = 0, err = 0;
@@ -236,22 +250,11 @@ TEST_CASE(
   for (const char* name : {"tiny_rodimus_plus", "tiny_rodimus"}) {
     SECTION(name) {
       const auto model = Model<Space, bf16>::load(test::golden_dir(name));
-      std::uniform_int_distribution<int> tok(0, model.config().vocab_size - 1);
-      auto ids = [&](int n) {
-        std::vector<std::int32_t> v(n);
-        for (auto& x : v) x = tok(rng);
-        return v;
-      };
+      RandomTokens ids(rng, model.config().vocab_size);
       const int slots = 5;
       auto st_on = model.make_state(slots), st_off = model.make_state(slots);
       Workspace<Space> ws_on, ws_off;
-      TokenBatch prompt;
-      for (int s = 0; s < slots; ++s) {
-        const auto p = ids(3 + 4 * s);
-        prompt.ids.insert(prompt.ids.end(), p.begin(), p.end());
-        prompt.lengths.push_back(static_cast<int>(p.size()));
-        prompt.slots.push_back(s);
-      }
+      const TokenBatch prompt = ids.prompt(slots, [](int s) { return 3 + 4 * s; });
       model.forward(st_on, ws_on, prompt, LogitsMode::None);
       model.forward(st_off, ws_off, prompt, LogitsMode::None);
       double scale = 0, err = 0;
@@ -311,21 +314,11 @@ TEST_CASE("default execution space: norms left to the next GEMV match the norm k
     io::write_random_checkpoint(cfg, dir, seed, io::StDType::BF16);
     const auto model = Model<Space, bf16>::load(dir);
     std::filesystem::remove_all(dir);
-    std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
-    auto ids = [&](int n) {
-      std::vector<std::int32_t> v(n);
-      for (auto& x : v) x = tok(rng);
-      return v;
-    };
-    TokenBatch prompt;
-    for (int s = 0; s < 2; ++s) {
-      const auto p = ids(5 + 7 * s);
-      prompt.ids.insert(prompt.ids.end(), p.begin(), p.end());
-      prompt.lengths.push_back(static_cast<int>(p.size()));
-      prompt.slots.push_back(s);
-    }
+    RandomTokens ids(rng, cfg.vocab_size);
+    const TokenBatch prompt = ids.prompt(2, [](int s) { return 5 + 7 * s; });
     // the "on" runs also at 8 rows per GEMV block (CudaContext::gemv_token_rows), and with the
-    // mixer's gated norm in its own kernel (scan_output_gate off)
+    // mixer's gated norm in its own kernel (scan_output_gate off); they load the attention's
+    // cache rows before its wait (decode_attention_early_loads), the "off" runs after it
     for (const auto& mode : {std::pair{0, true}, {8, true}, {8, false}}) {
       const int rows = mode.first;
       const bool out_gate = mode.second;
@@ -340,6 +333,7 @@ TEST_CASE("default execution space: norms left to the next GEMV match the norm k
         scope.context().gemv_norm_in = on;
         scope.context().gemv_token_rows = on ? rows : 0;
         scope.context().scan_output_gate = out_gate;
+        scope.context().decode_attention_early_loads = on;
 #else
         (void)on;
 #endif
