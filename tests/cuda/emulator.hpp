@@ -3,7 +3,7 @@
 // fragment layouts, barriers and algebra on machines without a GPU (CI); speed and the real
 // tensor cores are the GPU tests' business. Include this first, then the kernel header.
 //
-// What is emulated: threadIdx/blockIdx (thread-local), __syncthreads (a std::barrier per
+// What is emulated: threadIdx/blockIdx/blockDim/gridDim (thread-local), __syncthreads (a std::barrier per
 // block), __shfl_xor_sync, ldmatrix.x4 (plain and .trans) and mma.sync.m16n8k16 bf16 (a
 // std::barrier per warp and an exchange buffer; the product is formed from the PTX fragment
 // layouts of all 32 lanes, fp32 accumulate), ex2.approx.ftz (exp2f with denormals flushed),
@@ -47,6 +47,8 @@ struct Warp {
 
 thread_local uint3 thread_idx;
 thread_local uint3 block_idx;
+thread_local dim3 block_dim;
+thread_local dim3 grid_dim;
 std::barrier<>* block_sync = nullptr;
 std::vector<std::unique_ptr<Warp>> warps;
 
@@ -70,6 +72,8 @@ inline float bf16_hi(std::uint32_t x) {
 
 #define threadIdx emu::thread_idx
 #define blockIdx emu::block_idx
+#define blockDim emu::block_dim
+#define gridDim emu::grid_dim
 
 inline void __syncthreads() { emu::block_sync->arrive_and_wait(); }
 
@@ -205,6 +209,8 @@ struct EmuLaunch {
             threads.emplace_back([&, t] {
               emu::thread_idx = uint3{unsigned(t), 0u, 0u};
               emu::block_idx = uint3{bx, by, bz};
+              emu::block_dim = block;
+              emu::grid_dim = grid;
               kernel(static_cast<KArgs>(args)...);
             });
           for (auto& th : threads) th.join();

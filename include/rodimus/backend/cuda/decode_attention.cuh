@@ -12,6 +12,8 @@
 // writes its output at once; otherwise every split writes (max, sum, acc[hd]) and counts
 // itself done on an atomic counter, and the split that finishes last merges them all (the
 // counter goes back to zero for the next launch). No second kernel, so no second launch.
+// The kernel source alone (no launcher, no Kokkos): the host emulation compiles it too
+// (tests/cuda/emulate_decode_attention.cpp).
 //
 // With a cache to write (one token per sequence), the CTA that completes a token's last head
 // writes its key and value rows into the token's cache row after every read of that token
@@ -29,7 +31,7 @@
 #include <cstdint>
 
 #include "rodimus/backend/cuda/attention_rows.cuh"
-#include "rodimus/backend/cuda/dependent_launch.cuh"
+#include "rodimus/backend/cuda/grid_dependency.cuh"
 
 namespace rodimus::backend::cuda::detail {
 

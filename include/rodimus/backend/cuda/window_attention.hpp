@@ -33,6 +33,7 @@
 
 #include "rodimus/backend/cuda/attention_rows.cuh"
 #include "rodimus/backend/cuda/decode_attention.cuh"
+#include "rodimus/backend/cuda/dependent_launch.cuh"
 #include "rodimus/backend/cuda/flash_attention.cuh"
 #include "rodimus/backend/cuda/launch.cuh"
 #endif
