@@ -206,7 +206,10 @@ void BM_prefill(benchmark::State& bs, const Shape& s, int t,
 /// per block at 1-2 tokens (gemv_token_rows, -1: the default; 0: the earlier rule), the gated
 /// norm's gate in the decode scan and its norm in the output projection (scan_output_gate,
 /// session 29), 8 rows per block for GEMVs with an input norm down to one block per SM
-/// (gemv_norm_in_rows8, session 29).
+/// (gemv_norm_in_rows8, session 29), the 8-row rule's blocks per SM and slices
+/// (gemv_rows8_blocks_per_sm, gemv_rows8_slices, 0: the default) and the decode attention's
+/// early cache loads (decode_attention_early_loads; session 30). Variants name only the fields
+/// they change (designated initializers).
 struct DecodeKnobs {
   int attention_ctas_per_sm = 0;
   bool gemv_early_trigger = true;
@@ -417,41 +420,34 @@ void register_shape(const Shape& s) {
       std::vector<int> batches;
     };
     const std::vector<Variant> variants = {
-        {"attn_ctas:4", {4}, {16, 128}},
-        {"pdl:off", {0, false, false}, {1, 4, 16}},
-        {"epilogues:off", {0, true, true, false}, {1, 4}},
-        {"swiglu_epi:off", {0, true, true, true, false}, {1, 4}},
-        {"two_inputs:off", {0, true, true, true, true, false}, {1, 4}},
-        {"batch_rows:2", {0, true, true, true, true, true, 2}, {4}},
-        {"scan_pdl:off", {0, true, true, true, true, true, 0, false}, {1}},
-        {"chgate:off", {0, true, true, true, true, true, 0, true, false}, {1, 4}},
-        {"norm_in:off", {0, true, true, true, true, true, 0, true, true, false}, {1, 2}},
-        {"rows:4", {0, true, true, true, true, true, 0, true, true, true, 0}, {1, 2}},
-        {"norm_in:off,rows:4", {0, true, true, true, true, true, 0, true, true, false, 0}, {1, 2}},
-        {"out_gate:off", {0, true, true, true, true, true, 0, true, true, true, -1, false}, {1, 2}},
-        {"norm_rows8:off",
-         {0, true, true, true, true, true, 0, true, true, true, -1, true, false},
-         {1, 2}},
-        {"rows8_sm:1",
-         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 1},
-         {1, 2}},
-        {"rows8_sm:2",
-         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 2},
-         {1, 2}},
-        {"rows8_slices:1",
-         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 0, 1},
-         {1, 2}},
-        {"rows8_slices:2",
-         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 0, 2},
-         {1, 2}},
-        {"rows8_sm:1,slices:2",
-         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 1, 2},
-         {1, 2}},
-        {"attn_early:on",
-         {0, true, true, true, true, true, 0, true, true, true, -1, true, true, 0, 0, true},
-         {1, 2}},
+        {"attn_ctas:4", {.attention_ctas_per_sm = 4}, {16, 128}},
+        {"pdl:off", {.gemv_early_trigger = false, .dependent_norms = false}, {1, 4, 16}},
+        {"epilogues:off", {.gemv_epilogues = false}, {1, 4}},
+        {"swiglu_epi:off", {.gemv_swiglu_epilogue = false}, {1, 4}},
+        {"two_inputs:off", {.gemv_two_inputs = false}, {1, 4}},
+        {"batch_rows:2", {.gemv_batch_rows = 2}, {4}},
+        {"scan_pdl:off", {.dependent_scan = false}, {1}},
+        {"chgate:off", {.scan_channel_gate = false}, {1, 4}},
+        {"norm_in:off", {.gemv_norm_in = false}, {1, 2}},
+        {"rows:4", {.gemv_token_rows = 0}, {1, 2}},
+        {"norm_in:off,rows:4", {.gemv_norm_in = false, .gemv_token_rows = 0}, {1, 2}},
+        {"out_gate:off", {.scan_output_gate = false}, {1, 2}},
+        {"norm_rows8:off", {.gemv_norm_in_rows8 = false}, {1, 2}},
+        {"rows8_sm:1", {.gemv_rows8_blocks_per_sm = 1}, {1, 2}},
+        {"rows8_sm:2", {.gemv_rows8_blocks_per_sm = 2}, {1, 2}},
+        {"rows8_slices:1", {.gemv_rows8_slices = 1}, {1, 2}},
+        {"rows8_slices:2", {.gemv_rows8_slices = 2}, {1, 2}},
+        {"rows8_sm:1,slices:2", {.gemv_rows8_blocks_per_sm = 1, .gemv_rows8_slices = 2}, {1, 2}},
+        {"attn_early:on", {.decode_attention_early_loads = true}, {1, 2}},
         {"fusions:off",
-         {0, true, true, true, false, false, 2, false, false, false, 0, false},
+         {.gemv_swiglu_epilogue = false,
+          .gemv_two_inputs = false,
+          .gemv_batch_rows = 2,
+          .dependent_scan = false,
+          .scan_channel_gate = false,
+          .gemv_norm_in = false,
+          .gemv_token_rows = 0,
+          .scan_output_gate = false},
          {1, 4, 16}},
         {"defaults", {}, {1, 2, 4}}};
     for (const auto& v : variants)

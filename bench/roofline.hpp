@@ -108,7 +108,8 @@ inline double triad_bandwidth() {
 
 /// FLOP/s of the best matrix product for weights of type W, measured once per W:
 /// host: a 2048^3 sgemm through the CBLAS, best of 5 after a warm-up (0 without one; bf16
-/// weights are widened to fp32 there, so the same rate); GPU: an 8192^3 cuBLAS GEMM in W (tensor cores for bf16).
+/// weights are widened to fp32 there, so the same rate); GPU: an 8192^3 cuBLAS GEMM in W
+/// (tensor cores for bf16).
 template <class W>
 double gemm_peak() {
   static const double peak = detail::measure_gemm<W>();

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "emulator.hpp"
+#include "rodimus/reference/sliding_window_attention.hpp"
 
 // What the decode kernel uses beyond the emulator's set: read-only and L2 loads, the
 // completion counters' atomics and fences, the fast exponential.
@@ -89,38 +90,31 @@ bool run(const Case& c, std::mt19937_64& rng) {
   const bool step = nt == B;  // one token per sequence: the kernel writes the caches
   const float scale = 1.f / std::sqrt(float(c.hd));
 
-  // fp64 reference: token t at position p attends to keys max(0, p - window_back) .. p
+  // fp64 reference (reference::sliding_window_attention) over each sequence's whole history:
+  // positions before pos0 from its cache rows (j % wc; those outside every window of the call
+  // are never attended), its own tokens' rows after; earlier queries zero, their outputs unused
   std::vector<double> ref(std::size_t(nt) * qd);
-  for (int t = 0; t < nt; ++t) {
-    const int s = token_seq[t], p = pos0[s] + t - offsets[s];
-    const int lo = c.window_back < 0 || p < c.window_back ? 0 : p - c.window_back;
-    auto key = [&](int j, int h) -> const float* {
-      const int hk = h % c.heads_k;
-      if (j >= pos0[s]) return &k[std::size_t(offsets[s] + j - pos0[s]) * kd + hk * c.hd];
-      return &kc0[(std::size_t(slot[s]) * c.wc + j % c.wc) * kd + hk * c.hd];
-    };
-    auto val = [&](int j, int h) -> const float* {
-      const int hv = h % c.heads_v;
-      if (j >= pos0[s]) return &v[std::size_t(offsets[s] + j - pos0[s]) * vd + hv * c.hd];
-      return &vc0[(std::size_t(slot[s]) * c.wc + j % c.wc) * vd + hv * c.hd];
-    };
-    for (int h = 0; h < c.heads; ++h) {
-      std::vector<double> sc(p + 1 - lo);
-      double mx = -1e300;
-      for (int j = lo; j <= p; ++j) {
-        double d = 0;
-        for (int x = 0; x < c.hd; ++x) d += double(q[std::size_t(t) * qd + h * c.hd + x]) * key(j, h)[x];
-        sc[j - lo] = d * scale;
-        mx = std::max(mx, sc[j - lo]);
-      }
-      double l = 0;
-      for (auto& e : sc) l += (e = std::exp(e - mx));
-      for (int x = 0; x < c.hd; ++x) {
-        double o = 0;
-        for (int j = lo; j <= p; ++j) o += sc[j - lo] * val(j, h)[x];
-        ref[std::size_t(t) * qd + h * c.hd + x] = o / l;
-      }
+  for (int s = 0; s < B; ++s) {
+    const int T = pos0[s] + c.seqs[s].len;
+    std::vector<double> hq(std::size_t(T) * qd, 0.0), hk(std::size_t(T) * kd),
+        hv(std::size_t(T) * vd);
+    for (int j = 0; j < T; ++j) {
+      const bool call = j >= pos0[s];
+      const std::size_t kr = call ? std::size_t(offsets[s] + j - pos0[s]) * kd
+                                  : (std::size_t(slot[s]) * c.wc + j % c.wc) * kd;
+      const std::size_t vr = call ? std::size_t(offsets[s] + j - pos0[s]) * vd
+                                  : (std::size_t(slot[s]) * c.wc + j % c.wc) * vd;
+      for (int x = 0; x < kd; ++x) hk[std::size_t(j) * kd + x] = (call ? k : kc0)[kr + x];
+      for (int x = 0; x < vd; ++x) hv[std::size_t(j) * vd + x] = (call ? v : vc0)[vr + x];
+      if (call)
+        for (int x = 0; x < qd; ++x)
+          hq[std::size_t(j) * qd + x] = q[std::size_t(offsets[s] + j - pos0[s]) * qd + x];
     }
+    const auto o = rodimus::reference::sliding_window_attention(
+        hq, hk, hv, T, c.heads, c.heads_k, c.heads_v, c.hd, c.window_back, scale);
+    for (int t = offsets[s]; t < offsets[s + 1]; ++t)
+      for (int x = 0; x < qd; ++x)
+        ref[std::size_t(t) * qd + x] = o[std::size_t(pos0[s] + t - offsets[s]) * qd + x];
   }
 
   bool ok = true;
@@ -128,9 +122,13 @@ bool run(const Case& c, std::mt19937_64& rng) {
   for (const bool early : {false, true}) {
     auto kc = kc0, vc = vc0;
     std::vector<float> out(std::size_t(nt) * qd, NAN);
-    rd::AttnDev a{q.data(), k.data(), v.data(), kc.data(), vc.data(), out.data(),
-                  qd, kd, vd, qd, c.heads, c.heads_k, c.heads_v, c.hd, c.window_back, c.wc,
-                  scale, offsets.data(), pos0.data(), slot.data(), token_seq.data(),
+    rd::AttnDev a{q.data(),    k.data(),    v.data(),
+                  kc.data(),   vc.data(),   out.data(),
+                  qd,          kd,          vd,
+                  qd,          c.heads,     c.heads_k,
+                  c.heads_v,   c.hd,        c.window_back,
+                  c.wc,        scale,       offsets.data(),
+                  pos0.data(), slot.data(), token_seq.data(),
                   1 << 30};
     const std::size_t parts = std::size_t(nt) * c.heads * c.splits;
     std::vector<float> acc(parts * c.hd, NAN);
@@ -188,17 +186,39 @@ int main() {
   const std::vector<Case> cases = {
       // decode steps: one token per sequence, caches written; splits of one chunk each, and
       // more splits than a short token has chunks
-      {"step, 3 seqs, window 40, hd 64, 4 splits", {{1, 70, 2}, {1, 5, 0}, {1, pick(rng), 1}},
-       4, 1, 4, 64, 40, 48, 3, 4},
-      {"step, window inside a chunk, 2 splits walk 2", {{1, 100, 1}, {1, 130, 0}}, 2, 1, 2, 128,
-       75, 80, 2, 2},
-      {"step, no window, hd 256, Hk = Hv = 2", {{1, 50, 0}, {1, 0, 1}}, 4, 2, 2, 256, -1, 64, 2,
-       3},
-      {"step, one split: direct output", {{1, 20, 0}, {1, pick(rng), 1}}, 2, 1, 2, 64, 100, 128,
-       2, 1},
+      {"step, 3 seqs, window 40, hd 64, 4 splits",
+       {{1, 70, 2}, {1, 5, 0}, {1, pick(rng), 1}},
+       4,
+       1,
+       4,
+       64,
+       40,
+       48,
+       3,
+       4},
+      {"step, window inside a chunk, 2 splits walk 2",
+       {{1, 100, 1}, {1, 130, 0}},
+       2,
+       1,
+       2,
+       128,
+       75,
+       80,
+       2,
+       2},
+      {"step, no window, hd 256, Hk = Hv = 2", {{1, 50, 0}, {1, 0, 1}}, 4, 2, 2, 256, -1, 64, 2, 3},
+      {"step, one split: direct output",
+       {{1, 20, 0}, {1, pick(rng), 1}},
+       2,
+       1,
+       2,
+       64,
+       100,
+       128,
+       2,
+       1},
       // several tokens of a sequence (a short prompt continuing a cache): no cache write
-      {"prompt of 5 and 3 tokens, window 33", {{5, 60, 1}, {3, 2, 0}}, 2, 1, 2, 64, 33, 40, 2,
-       3},
+      {"prompt of 5 and 3 tokens, window 33", {{5, 60, 1}, {3, 2, 0}}, 2, 1, 2, 64, 33, 40, 2, 3},
   };
   int failed = 0;
   for (const auto& c : cases) {

@@ -525,9 +525,9 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
   }
   long rows = 0;
   for (int j = 0; j < launch.count; ++j) rows += launch.p[j].rows();
-  const long sms = CudaContext::get().sm_count();
+  auto& ctx = CudaContext::get();  // (sm_count caches the device's count)
+  const long sms = ctx.sm_count();
   if constexpr (N <= 2) {
-    const auto& ctx = CudaContext::get();
     const long min_blocks =
         launch.in_norm.w && ctx.gemv_norm_in_rows8 ? 1 : std::max(1, ctx.gemv_rows8_blocks_per_sm);
     const bool rows8 = ctx.gemv_token_rows >= 8 && rows / 8 >= min_blocks * sms;
@@ -540,7 +540,7 @@ void launch_gemv(const float* x, std::int64_t ldx, const GemvLaunch<W>& launch, 
     if (rows / 2 >= 2 * sms || pairs) return launch_gemv<W, N, 2, 2>(x, ldx, launch, in, stream);
     launch_gemv<W, N, 1, 2>(x, ldx, launch, in, stream);
   } else {
-    if (CudaContext::get().gemv_batch_rows >= 4 && rows / 4 >= 2 * sms)
+    if (ctx.gemv_batch_rows >= 4 && rows / 4 >= 2 * sms)
       return launch_gemv<W, N, 4, 1>(x, ldx, launch, in, stream);
     if (rows / 2 >= 2 * sms || pairs) return launch_gemv<W, N, 2, 1>(x, ldx, launch, in, stream);
     launch_gemv<W, N, 1, 1>(x, ldx, launch, in, stream);
