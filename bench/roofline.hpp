@@ -85,7 +85,7 @@ double measure_gemm() {
     std::vector<float> a(std::size_t(n) * n, 1.f), b(std::size_t(n) * n, 0.5f),
         c(std::size_t(n) * n);
     // best of 5 after a warm-up (the first call also faults c's pages in and wakes the BLAS's
-    // threads: session 30 saw one process measure 275 GFLOP/s against 344-364 in others)
+    // threads: session 30 saw one process measure 275 GFLOP/s against 344-363 in others)
     double best = 0;
     for (int rep = 0; rep < 6; ++rep) {
       const auto t0 = std::chrono::steady_clock::now();
